@@ -1,0 +1,248 @@
+"""Social care involvement: relationships, episodes, referrals, assessments, plans, costs."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from pydantic import Field, model_validator
+
+from hub.model.base import ApprovalStatus, Canonical, Frequency, ServiceArea
+from hub.model.validators import end_not_before_start
+
+_WEEKS_PER = {
+    Frequency.WEEKLY: Decimal(1),
+    Frequency.FOUR_WEEKLY: Decimal(4),
+    Frequency.MONTHLY: Decimal(52) / Decimal(12),
+    Frequency.ANNUAL: Decimal(52),
+}
+
+
+class Relationship(Canonical):
+    """A tie from the person to another person: parent, sibling, carer, foster carer..."""
+
+    related_person_id: str | None = Field(default=None, description="The other person, if known to the hub.")
+    related_name: str | None = Field(default=None, description="Their name when they are not a hub person.")
+    kind: str = Field(description="parent, child, sibling, carer, foster_carer, guardian, spouse, other.")
+    is_next_of_kin: bool = False
+    has_parental_responsibility: bool | None = None
+    start: date | None = None
+    end: date | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Relationship:
+        end_not_before_start(self.start, self.end)
+        return self
+
+
+class Episode(Canonical):
+    """A period in which a children's or adults' team works with the person (case/involvement)."""
+
+    service_area: ServiceArea = Field(description="childrens or adults.")
+    kind: str = Field(description="CIN, CP, LAC, care_leaver, long_term_support, safeguarding, ...")
+    start: date = Field(description="Date the episode opened.")
+    end: date | None = Field(default=None, description="Date it closed; empty while open.")
+    team: str | None = Field(default=None, description="Responsible team.")
+    allocated_worker: str | None = Field(default=None, description="Allocated worker's name or id.")
+    closure_reason: str | None = None
+    legal_status: str | None = Field(default=None, description="e.g. C2 (s31 care order) for a looked-after child.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Episode:
+        end_not_before_start(self.start, self.end)
+        return self
+
+    @property
+    def is_open(self) -> bool:
+        """True while the episode has no end date."""
+        return self.end is None
+
+
+class Referral(Canonical):
+    """A contact screened as needing intervention (children) or a request for support (adults)."""
+
+    service_area: ServiceArea
+    received: date = Field(description="Date the contact or referral was received.")
+    source: str | None = Field(default=None, description="Who referred: school, police, GP, self...")
+    reason: str | None = Field(default=None, description="Primary need or presenting reason.")
+    outcome: str | None = Field(default=None, description="assessment, NFA, signposted...")
+    decided: date | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Referral:
+        end_not_before_start(self.received, self.decided)
+        return self
+
+
+class Assessment(Canonical):
+    """A social work assessment: children's single assessment, Care Act needs assessment, carer's..."""
+
+    service_area: ServiceArea
+    kind: str = Field(description="single, needs, carers, financial, mca, s58_transition...")
+    start: date
+    completed: date | None = None
+    authorised: date | None = Field(default=None, description="Manager authorisation date.")
+    outcome: str | None = None
+    eligible_needs: bool | None = Field(default=None, description="Care Act eligibility met.")
+    factors: list[str] = Field(default_factory=list, description="Assessment factors (CIN census codes).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Assessment:
+        end_not_before_start(self.start, self.completed)
+        end_not_before_start(self.start, self.authorised)
+        return self
+
+
+class CarePlan(Canonical):
+    """A CIN/CP/care/support plan: what will be done to meet the person's needs."""
+
+    service_area: ServiceArea
+    kind: str = Field(description="cin_plan, cp_plan, care_plan, support_plan, pathway_plan...")
+    start: date
+    end: date | None = None
+    status: ApprovalStatus = ApprovalStatus.DRAFT
+    approved_by: str | None = None
+    approved_on: date | None = None
+    personal_budget: Decimal | None = Field(default=None, ge=0, decimal_places=2, description="Annual budget, pounds.")
+    category_of_abuse: str | None = Field(default=None, description="For a CP plan: neglect, physical, ...")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CarePlan:
+        end_not_before_start(self.start, self.end)
+        if self.status == ApprovalStatus.APPROVED and not self.approved_on:
+            raise ValueError("an approved plan needs an approval date")
+        return self
+
+
+class Commitment(Canonical):
+    """A service commissioned under a care plan: provider, unit cost, units, dates (CLD service event)."""
+
+    care_plan_id: str | None = Field(default=None, description="The plan this service delivers.")
+    service_type: str = Field(description="home_care, residential, nursing, day_care, direct_payment, ...")
+    service_component: str | None = None
+    delivery_mechanism: str | None = Field(default=None, description="CASSR managed, direct payment, ...")
+    provider_id: str | None = Field(default=None, description="Provider's hub id or code.")
+    provider_name: str | None = None
+    unit_cost: Decimal = Field(ge=0, decimal_places=2, description="Cost of one unit, pounds.")
+    unit: str = Field(default="hour", description="hour, day, week, night, item.")
+    frequency: Frequency = Field(default=Frequency.WEEKLY, description="Cost frequency unit type.")
+    units_per_week: Decimal = Field(ge=0, decimal_places=2, description="Planned units per week.")
+    start: date
+    end: date | None = None
+    status: ApprovalStatus = ApprovalStatus.DRAFT
+    approved_by: str | None = None
+    approved_on: date | None = None
+    client_contribution_weekly: Decimal | None = Field(default=None, ge=0, decimal_places=2)
+    funding: str | None = Field(default=None, description="Client funding status: LA, CHC, self, joint.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Commitment:
+        end_not_before_start(self.start, self.end)
+        return self
+
+    @property
+    def weekly_cost(self) -> Decimal:
+        """Gross weekly cost: unit cost x planned units per week, to the penny."""
+        return (self.unit_cost * self.units_per_week).quantize(Decimal("0.01"))
+
+
+class Flag(Canonical):
+    """An alert on the record: risk to staff, safeguarding, sealed record, key safe..."""
+
+    category: str = Field(description="risk_to_staff, safeguarding, medical, communication, other.")
+    text: str = Field(description="What the worker needs to know.")
+    start: date
+    end: date | None = None
+    raised_by: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Flag:
+        end_not_before_start(self.start, self.end)
+        return self
+
+
+class Consent(Canonical):
+    """A consent decision, e.g. share the record with health: yes or no, with the reason."""
+
+    scope: str = Field(description="share_with_health, share_with_education, research ...")
+    decision: bool = Field(description="True when the person agreed.")
+    recorded: date
+    reason: str | None = None
+    recorded_by: str | None = None
+    expires: date | None = None
+
+
+class Seal(Canonical):
+    """A restriction that hides the record except from the roles and teams it names."""
+
+    kind: str = Field(description="adoption, witness_protection, staff_member, other.")
+    allowed_roles: list[str] = Field(default_factory=list)
+    allowed_teams: list[str] = Field(default_factory=list)
+    reason: str | None = None
+    since: date
+
+
+class DocumentLink(Canonical):
+    """A document held in the EDRMS, linked to the person (and maybe a case)."""
+
+    document_id: str = Field(description="The EDRMS object id.")
+    title: str
+    document_type: str | None = None
+    episode_id: str | None = None
+    created: datetime | None = None
+    record_class: str | None = Field(default=None, description="Retention class, e.g. looked_after_child.")
+    retain_until: date | None = None
+
+
+class HealthEvent(Canonical):
+    """An encounter in health: admission, transfer, discharge, attendance (from ADT or FHIR)."""
+
+    kind: str = Field(description="admission, transfer, discharge, registration, attendance.")
+    status: str = Field(default="in-progress", description="planned, in-progress, finished, cancelled.")
+    patient_class: str | None = Field(default=None, description="I inpatient, O outpatient, E emergency.")
+    facility: str | None = Field(default=None, description="Site or trust ODS code.")
+    ward: str | None = None
+    bed: str | None = None
+    consultant: str | None = None
+    visit_number: str | None = None
+    admitted: datetime | None = None
+    discharged: datetime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HealthEvent:
+        end_not_before_start(self.admitted, self.discharged)
+        return self
+
+
+class Transition(Canonical):
+    """The move of a young person's case from children's to adults' services (Care Act ss58-66)."""
+
+    stage: str = Field(description="identified, s58_requested, assessed, handed_over, closed.")
+    identified: date
+    s58_assessment_id: str | None = None
+    adults_episode_id: str | None = None
+    lead_worker: str | None = None
+    notes: str | None = None
+
+
+class Provider(Canonical):
+    """A care provider the council commissions from (CQC location, ODS or ledger code)."""
+
+    belongs_to_person = False
+
+    name: str
+    cqc_location_id: str | None = None
+    ledger_code: str | None = None
+    address: str | None = None
+
+
+class Worker(Canonical):
+    """A social worker, practitioner or manager, with their team."""
+
+    belongs_to_person = False
+
+    name: str
+    team: str | None = None
+    role: str | None = None
+    email: str | None = None
+    registration: str | None = Field(default=None, description="Social Work England number.")

@@ -1,0 +1,73 @@
+"""Checks the canonical model applies at the edge: NHS number, postcode, dates.
+
+Each check raises ``ValueError`` with a short message (pydantic turns it into a
+validation error) so the pipeline can quarantine the record with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+
+_NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+
+# The shape of a UK postcode (BS7666 / Royal Mail): outward code, a space, inward code.
+_POSTCODE = re.compile(
+    r"^(GIR 0AA|[A-PR-UWYZ](\d[\dA-HJKPSTUW]?|[A-HK-Y]\d[\dABEHMNPRV-Y]?) \d[ABD-HJLNP-UW-Z]{2})$"
+)
+
+
+def nhs_number_check_digit(first_nine: str) -> int | None:
+    """Return the modulus-11 check digit for nine digits, or None if none is valid."""
+    total = sum(int(d) * w for d, w in zip(first_nine, _NHS_WEIGHTS, strict=True))
+    check = 11 - (total % 11)
+    if check == 11:
+        return 0
+    if check == 10:
+        return None
+    return check
+
+
+def is_valid_nhs_number(value: str) -> bool:
+    """True when ``value`` is ten digits whose last is the modulus-11 check digit."""
+    if len(value) != 10 or not value.isdigit():
+        return False
+    return nhs_number_check_digit(value[:9]) == int(value[9])
+
+
+def normalise_nhs_number(value: str) -> str:
+    """Strip spaces and dashes; raise ValueError unless a valid NHS number remains."""
+    digits = re.sub(r"[\s-]", "", value)
+    if len(digits) != 10 or not digits.isdigit():
+        raise ValueError("NHS number must be ten digits")
+    if not is_valid_nhs_number(digits):
+        raise ValueError("NHS number fails the modulus-11 check digit")
+    return digits
+
+
+def normalise_postcode(value: str) -> str:
+    """Upper-case, single space before the inward code; raise ValueError if not a UK shape."""
+    compact = re.sub(r"\s+", "", value).upper()
+    if len(compact) < 5 or len(compact) > 7:
+        raise ValueError("postcode is not a UK postcode shape")
+    formatted = f"{compact[:-3]} {compact[-3:]}"
+    if not _POSTCODE.match(formatted):
+        raise ValueError("postcode is not a UK postcode shape")
+    return formatted
+
+
+def not_in_future(value: date, what: str) -> date:
+    """Raise ValueError when ``value`` is after today (UTC)."""
+    if value > datetime.now(UTC).date():
+        raise ValueError(f"{what} is in the future")
+    return value
+
+
+def end_not_before_start(start: date | datetime | None, end: date | datetime | None) -> None:
+    """Raise ValueError when both are given and end is before start."""
+    if start is not None and end is not None and _as_date(end) < _as_date(start):
+        raise ValueError("end is before start")
+
+
+def _as_date(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value

@@ -1,0 +1,94 @@
+"""One typed settings object for the whole hub.
+
+Read from ``config/hub.toml`` (or the file named by ``CAREHUB_CONFIG``), then
+overridden by ``CAREHUB_*`` environment variables, ``__`` separating nested
+keys (``CAREHUB_DATABASE_URL``, ``CAREHUB_SOURCES__LEGACY_ESCR__ENABLED``).
+Every problem is reported at start-up, all at once.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from hub.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def config_dir() -> Path:
+    """The folder holding hub.toml, the policy and the survivorship rules."""
+    explicit = os.environ.get("CAREHUB_CONFIG")
+    if explicit:
+        return Path(explicit).resolve().parent
+    local = Path.cwd() / "config"
+    return local if (local / "hub.toml").exists() else PROJECT_ROOT / "config"
+
+
+class SourceSettings(BaseModel):
+    """One source system the hub pulls from (or pushes to)."""
+
+    adapter: str = Field(description="Import path of the adapter class, 'package.module:Class'.")
+    enabled: bool = True
+    mapping: str | None = Field(default=None, description="Mapping file name under mappings/.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific settings.")
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
+
+
+class Settings(BaseSettings):
+    """Care Hub settings; see config/hub.toml for every key with a comment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CAREHUB_", env_nested_delimiter="__", extra="forbid", case_sensitive=False,
+    )
+
+    database_url: str = Field(default="sqlite:///var/carehub.db", description="SQLAlchemy URL of the store.")
+    data_dir: Path = Field(default=Path("var"), description="Where the demo keeps its files.")
+    sql_echo: bool = False
+    log_level: str = "INFO"
+    survivorship_file: str = "survivorship.toml"
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("CAREHUB_CONFIG") or config_dir() / "hub.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Load settings once; raise ConfigError listing every problem."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"configuration is invalid: {problems}") from exc
+
+
+def reload_settings() -> Settings:
+    """Forget cached settings (after the environment changed) and load them again."""
+    get_settings.cache_clear()
+    return get_settings()
