@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from hub.store.db import Store, normalise_url
 from hub.store.migrate import upgrade
-from hub.store.tables import Base
+from hub.store.schema import Base
 
 PG_URL = os.environ.get("CAREHUB_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
