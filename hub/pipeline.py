@@ -321,7 +321,8 @@ class Pipeline:
             if item.link is not None:
                 item.entity_id = item.link.entity_id
             elif isinstance(item.model, Person):
-                candidates.append((item, PersonCandidate(source, item.record.stream, item.record.source_id, item.model)))
+                candidate = PersonCandidate(source, item.record.stream, item.record.source_id, item.model)
+                candidates.append((item, candidate))
             else:
                 item.entity_id = entity_id_for(source, item.record.stream, item.record.source_id)
         if candidates:

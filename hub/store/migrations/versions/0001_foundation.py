@@ -14,7 +14,6 @@ from alembic import op
 
 import hub.store.tables
 
-
 revision: str = '0001_foundation'
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -161,7 +160,9 @@ def upgrade() -> None:
     sa.Column('history', sa.JSON(), nullable=False),
     sa.Column('created_at', hub.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', hub.store.tables.UtcDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['raw_record_id'], ['raw_records.id'], name=op.f('fk_quarantine_raw_record_id_raw_records')),
+    sa.ForeignKeyConstraint(
+        ['raw_record_id'], ['raw_records.id'], name=op.f('fk_quarantine_raw_record_id_raw_records')
+    ),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_quarantine')),
     sa.UniqueConstraint('raw_record_id', name=op.f('uq_quarantine_raw_record_id'))
     )
