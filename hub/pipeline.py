@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hub.contract import MappedRecord, SourceRecord, StreamCursor
@@ -98,7 +98,7 @@ class BatchResult:
         }
 
 
-@dataclass
+@dataclass(eq=False)
 class _Item:
     """One record on its way through a batch."""
 
@@ -222,37 +222,23 @@ class Pipeline:
     def _attach_existing(
         session: Session, source: str, items: list[_Item], retry: dict[tuple[str, str], int]
     ) -> None:
-        for chunk in _chunks(items, _CHUNK):
-            keys = [(i.record.stream, i.record.source_id) for i in chunk]
-            links = {
-                (link.stream, link.source_id): link
-                for link in session.scalars(
-                    select(SourceLink).where(
-                        SourceLink.source == source,
-                        tuple_(SourceLink.stream, SourceLink.source_id).in_(keys),
-                    )
-                )
-            }
-            raws = {
-                (r.stream, r.source_id, r.content_hash): r
-                for r in session.execute(
-                    select(RawRecord.id, RawRecord.stream, RawRecord.source_id, RawRecord.content_hash,
-                           RawRecord.status).where(
-                        RawRecord.source == source,
-                        tuple_(RawRecord.stream, RawRecord.source_id).in_(keys),
-                    )
-                )
-            }
-            for item in chunk:
-                key = (item.record.stream, item.record.source_id)
-                item.link = links.get(key)
-                raw = raws.get((*key, item.hash))
-                if key in retry:
-                    item.raw_id = retry[key]
-                elif raw is not None:
-                    item.raw_id = raw.id
-                    if raw.status == "quarantined":
-                        item.error = QuarantineError("ALREADY_QUARANTINED", "kept earlier; retry it explicitly")
+        keys = [(i.record.stream, i.record.source_id) for i in items]
+        link_cols = (SourceLink.id, SourceLink.stream, SourceLink.source_id, SourceLink.entity_id,
+                     SourceLink.content_hash, SourceLink.version)
+        links = {(r.stream, r.source_id): r for r in _by_stream_key(session, link_cols, SourceLink, source, keys)}
+        raw_cols = (RawRecord.id, RawRecord.stream, RawRecord.source_id, RawRecord.content_hash, RawRecord.status)
+        raws = {(r.stream, r.source_id, r.content_hash): r
+                for r in _by_stream_key(session, raw_cols, RawRecord, source, keys)}
+        for item in items:
+            key = (item.record.stream, item.record.source_id)
+            item.link = links.get(key)
+            raw = raws.get((*key, item.hash))
+            if key in retry:
+                item.raw_id = retry[key]
+            elif raw is not None:
+                item.raw_id = raw.id
+                if raw.status == "quarantined":
+                    item.error = QuarantineError("ALREADY_QUARANTINED", "kept earlier; retry it explicitly")
 
     @staticmethod
     def _needs_work(item: _Item, result: BatchResult, retry: dict[tuple[str, str], int] | None) -> bool:
@@ -280,15 +266,9 @@ class Pipeline:
         for item in items:
             if item.mapped is not None:
                 wanted.update(item.mapped.references.values())
-        found: dict[tuple[str, str], str] = {}
-        wanted_list = sorted(wanted)
-        for chunk in _chunks(wanted_list, _CHUNK):
-            rows = session.execute(
-                select(SourceLink.stream, SourceLink.source_id, SourceLink.entity_id).where(
-                    SourceLink.source == source, tuple_(SourceLink.stream, SourceLink.source_id).in_(chunk)
-                )
-            )
-            found.update({(s, sid): eid for s, sid, eid in rows})
+        cols = (SourceLink.stream, SourceLink.source_id, SourceLink.entity_id)
+        found = {(r.stream, r.source_id): r.entity_id
+                 for r in _by_stream_key(session, cols, SourceLink, source, sorted(wanted))}
         for item in items:
             if item.mapped is None:
                 continue
@@ -346,6 +326,7 @@ class Pipeline:
     @staticmethod
     def _keep_raw(session: Session, source: str, items: list[_Item], now: datetime) -> None:
         fresh = [i for i in items if i.raw_id is None]
+        again = [i for i in items if i.raw_id is not None]
         if fresh:
             rows = [
                 {
@@ -356,17 +337,13 @@ class Pipeline:
                 }
                 for i in fresh
             ]
-            ids = session.scalars(
-                insert(RawRecord).returning(RawRecord.id, sort_by_parameter_order=True), rows
-            ).all()
-            for item, raw_id in zip(fresh, ids, strict=True):
-                item.raw_id = raw_id
-        again = [i for i in items if i.raw_id is not None and i not in fresh]
+            bulk_insert(session, RawRecord, rows)
+            ids = _raw_ids(session, source, fresh)
+            for item in fresh:
+                item.raw_id = ids[(item.record.stream, item.record.source_id, item.hash)]
         if again:
-            session.execute(
-                update(RawRecord),
-                [{"id": i.raw_id, "status": "quarantined" if i.error else "accepted"} for i in again],
-            )
+            bulk_update(session, RawRecord, [
+                {"id": i.raw_id, "status": "quarantined" if i.error else "accepted"} for i in again])
 
     @staticmethod
     def _quarantine(session: Session, source: str, items: list[_Item], now: datetime, result: BatchResult) -> None:
@@ -422,9 +399,9 @@ class Pipeline:
                     "raw_record_id": item.raw_id, "version": item.link.version + 1, "last_seen": now,
                 })
         if new_links:
-            session.execute(insert(SourceLink), new_links)
+            bulk_insert(session, SourceLink, new_links)
         if changed_links:
-            session.execute(update(SourceLink), changed_links)
+            bulk_update(session, SourceLink, changed_links)
 
         by_entity: dict[str, list[_Item]] = defaultdict(list)
         for item in items:
@@ -482,13 +459,13 @@ class Pipeline:
                 "payload": dumps({"id": eid, "person_id": person_id, **golden}).decode(),
             })
         if inserts:
-            session.execute(insert(Entity), inserts)
+            bulk_insert(session, Entity, inserts)
         if updates:
-            session.execute(update(Entity), updates)
+            bulk_update(session, Entity, updates)
         if persons:
             write_person_index(session, persons)
         if events:
-            session.execute(insert(OutboxEvent), events)
+            bulk_insert(session, OutboxEvent, events)
             result.events += len(events)
 
 
@@ -507,16 +484,16 @@ def write_person_index(session: Session, persons: Iterable[tuple[str, dict[str, 
                 seen.add(key)
                 identifiers.append({"person_id": pid, "system": key[0], "value": key[1]})
     if index_new:
-        session.execute(insert(PersonIndex), index_new)
+        bulk_insert(session, PersonIndex, index_new)
     if index_changed:
-        session.execute(update(PersonIndex), index_changed)
+        bulk_update(session, PersonIndex, index_changed)
     for chunk in _chunks(changed_ids, _CHUNK):
         session.execute(delete(PersonIdentifier).where(PersonIdentifier.person_id.in_(chunk)))
     if identifiers:
         taken = _taken_identifiers(session, identifiers)
         free = [i for i in identifiers if (i["system"], i["value"]) not in taken]
         if free:
-            session.execute(insert(PersonIdentifier), free)
+            bulk_insert(session, PersonIdentifier, free)
 
 
 def _taken_identifiers(session: Session, identifiers: list[dict[str, str]]) -> set[tuple[str, str]]:
@@ -556,6 +533,84 @@ def search_key(name: str | None) -> str | None:
     if not name:
         return None
     return re.sub(r"[^A-Z]", "", name.upper()) or None
+
+
+def bulk_insert(session: Session, entity: Any, rows: list[dict[str, Any]]) -> None:
+    """executemany INSERT straight to the driver, values prepared by each column's own type.
+
+    The ORM's and Core's per-row parameter handling cost more than the write itself
+    at migration volumes; the column types' bind processors keep values identical
+    to what the ORM would store.
+    """
+    if not rows:
+        return
+    table = entity.__table__
+    columns = list(rows[0])
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({_marks(session, len(columns))})"
+    _executemany(session, sql, [table.c[c] for c in columns], [[row[c] for c in columns] for row in rows])
+
+
+def bulk_update(session: Session, entity: Any, rows: list[dict[str, Any]]) -> None:
+    """executemany UPDATE by primary key straight to the driver; each row names its key and new values."""
+    if not rows:
+        return
+    table = entity.__table__
+    (pk,) = table.primary_key.columns
+    columns = [c for c in rows[0] if c != pk.name]
+    mark = _marks(session, 1)
+    sql = f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} WHERE {pk.name} = {mark}"
+    _executemany(session, sql, [*(table.c[c] for c in columns), pk],
+                 [[*(row[c] for c in columns), row[pk.name]] for row in rows])
+
+
+def _marks(session: Session, n: int) -> str:
+    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([mark] * n)
+
+
+def _executemany(session: Session, sql: str, columns: list[Any], rows: list[list[Any]]) -> None:
+    conn = session.connection()
+    processors = [c.type.bind_processor(conn.dialect) for c in columns]
+    for i, proc in enumerate(processors):
+        if proc is None:
+            continue
+        memo: dict[Any, Any] = {}  # a batch's rows share their timestamps: convert each once
+        for row in rows:
+            value = row[i]
+            if isinstance(value, datetime):
+                if value not in memo:
+                    memo[value] = proc(value)
+                row[i] = memo[value]
+            else:
+                row[i] = proc(value)
+    conn.exec_driver_sql(sql, [tuple(row) for row in rows])
+
+
+def _raw_ids(session: Session, source: str, items: list[_Item]) -> dict[tuple[str, str, str], int]:
+    """Ids of the raw rows just written, by (stream, source id, hash)."""
+    cols = (RawRecord.id, RawRecord.stream, RawRecord.source_id, RawRecord.content_hash)
+    keys = [(i.record.stream, i.record.source_id) for i in items]
+    return {(r.stream, r.source_id, r.content_hash): r.id
+            for r in _by_stream_key(session, cols, RawRecord, source, keys)}
+
+
+def _by_stream_key(
+    session: Session, columns: tuple[Any, ...], entity: Any, source: str, keys: Sequence[tuple[str, str]]
+) -> Iterable[Any]:
+    """Rows of ``entity`` for (stream, source id) keys of one source, looked up stream by stream.
+
+    A plain ``IN`` per stream uses the (source, stream, source_id) index and a cached
+    statement, where a row-value ``IN`` would compile anew for every batch.
+    """
+    by_stream: dict[str, list[str]] = defaultdict(list)
+    for stream, source_id in keys:
+        by_stream[stream].append(source_id)
+    for stream, ids in by_stream.items():
+        for chunk in _chunks(ids, _CHUNK):
+            yield from session.execute(
+                select(*columns).where(entity.source == source, entity.stream == stream,
+                                       entity.source_id.in_(chunk))
+            )
 
 
 def _resolve_quarantine(session: Session, raw_ids: list[int | None], now: datetime) -> None:
