@@ -378,7 +378,7 @@ class Pipeline:
         if not items:
             return
         result.accepted += len(items)
-        _resolve_quarantine(session, [i.raw_id for i in items if i.raw_id is not None], now)
+        _settle_quarantine(session, source, items, now)
         for item in items:
             assert item.model is not None
             item.document = item.model.model_dump(mode="json", exclude_none=True, exclude={"id"})
@@ -595,7 +595,8 @@ def _raw_ids(session: Session, source: str, items: list[_Item]) -> dict[tuple[st
 
 
 def _by_stream_key(
-    session: Session, columns: tuple[Any, ...], entity: Any, source: str, keys: Sequence[tuple[str, str]]
+    session: Session, columns: tuple[Any, ...], entity: Any, source: str, keys: Sequence[tuple[str, str]],
+    *criteria: Any,
 ) -> Iterable[Any]:
     """Rows of ``entity`` for (stream, source id) keys of one source, looked up stream by stream.
 
@@ -609,16 +610,24 @@ def _by_stream_key(
         for chunk in _chunks(ids, _CHUNK):
             yield from session.execute(
                 select(*columns).where(entity.source == source, entity.stream == stream,
-                                       entity.source_id.in_(chunk))
+                                       entity.source_id.in_(chunk), *criteria)
             )
 
 
-def _resolve_quarantine(session: Session, raw_ids: list[int | None], now: datetime) -> None:
-    ids = [r for r in raw_ids if r is not None]
-    for chunk in _chunks(ids, _CHUNK):
+def _settle_quarantine(session: Session, source: str, items: list[_Item], now: datetime) -> None:
+    """Accepted records close their open quarantine entries: their own raw row's as resolved,
+    an older version's of the same source record as superseded."""
+    cols = (Quarantine.id, Quarantine.stream, Quarantine.source_id, Quarantine.raw_record_id)
+    keys = [(i.record.stream, i.record.source_id) for i in items]
+    open_entries = list(_by_stream_key(session, cols, Quarantine, source, keys, Quarantine.status == "open"))
+    if not open_entries:
+        return
+    accepted_raw = {(i.record.stream, i.record.source_id): i.raw_id for i in items}
+    for entry in open_entries:
+        own = accepted_raw.get((entry.stream, entry.source_id)) == entry.raw_record_id
         session.execute(
-            update(Quarantine).where(Quarantine.raw_record_id.in_(chunk), Quarantine.status == "open")
-            .values(status="resolved", updated_at=now)
+            update(Quarantine).where(Quarantine.id == entry.id).values(
+                status="resolved" if own else "superseded", updated_at=now)
         )
 
 

@@ -65,3 +65,45 @@ def test_golden_person_merges_both_sources_identifiers(store: Store, tmp_path: P
         docs = [d for (d,) in s.execute(select(Entity.document).where(Entity.entity_type == "Person"))]
     ann = next(d for d in docs if '"943' in d)
     assert '"value":"1"' in ann and '"value":"3"' in ann
+
+
+def test_incremental_sync_reads_only_changed_rows_and_emits_updates(store: Store, tmp_path: Path) -> None:
+    adapter = tiny_adapter(tmp_path)
+    sync_source(store, adapter, Pipeline(), batch_size=3)
+    with adapter.engine.begin() as conn:
+        conn.execute(text("UPDATE CLIENT SET SURNAME = 'Hale-Brown', LAST_UPDATED = '2024-02-01 09:00:00' "
+                          "WHERE CLIENT_ID = 2"))
+    result = sync_source(store, adapter, Pipeline(), batch_size=3)
+    assert result.received == 1 and result.accepted == 1 and result.updated == 1 and result.events == 1
+    with store.session() as s:
+        kinds = [k for (k,) in s.execute(select(OutboxEvent.kind).order_by(OutboxEvent.id))]
+    assert kinds[-1] == "updated"
+
+
+def test_quarantine_retry_after_fixes(store: Store, tmp_path: Path) -> None:
+    from hub.quarantine import QuarantineFilter, retry
+
+    adapter = tiny_adapter(tmp_path)
+    sync_source(store, adapter, Pipeline(), batch_size=3)
+    # the source corrects client 4's impossible birth date: the next sync accepts it
+    with adapter.engine.begin() as conn:
+        conn.execute(text("UPDATE CLIENT SET DOB = '28/02/2010', LAST_UPDATED = '2024-02-01 09:00:00' "
+                          "WHERE CLIENT_ID = 4"))
+    sync_source(store, adapter, Pipeline(), batch_size=3)
+    with store.session() as s:
+        states = {sid: st for sid, st in s.execute(select(Quarantine.source_id, Quarantine.status))}
+    assert states["4"] == "superseded"
+    # the episode that pointed at client 4 now resolves when retried, keeping its history
+    result = retry(store, Pipeline(), lambda _name: adapter, flt=QuarantineFilter(reason="UNRESOLVED_REFERENCE"))
+    assert result.accepted == 1
+    with store.session() as s:
+        entry = s.scalar(select(Quarantine).where(Quarantine.source_id == "12"))
+        assert entry is not None and entry.status == "resolved"
+        status = hub_status(s)["sources"]["tiny"]
+    assert status["raw"] == status["accepted"] + status["quarantined"]
+    # a retry that still fails keeps the entry open and counts the attempt
+    again = retry(store, Pipeline(), lambda _name: adapter, flt=QuarantineFilter(reason="CODE_UNMAPPED"))
+    assert again.quarantined == 1
+    with store.session() as s:
+        entry = s.scalar(select(Quarantine).where(Quarantine.source_id == "7"))
+        assert entry is not None and entry.status == "open" and entry.attempts == 2 and len(entry.history) == 2

@@ -168,7 +168,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quarantine_reason'), ['reason'], unique=False)
-        batch_op.create_index(batch_op.f('ix_quarantine_source'), ['source'], unique=False)
+        batch_op.create_index('ix_quarantine_key', ['source', 'stream', 'source_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_quarantine_status'), ['status'], unique=False)
 
 
@@ -176,7 +176,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quarantine_status'))
-        batch_op.drop_index(batch_op.f('ix_quarantine_source'))
+        batch_op.drop_index('ix_quarantine_key')
         batch_op.drop_index(batch_op.f('ix_quarantine_reason'))
 
     op.drop_table('quarantine')
