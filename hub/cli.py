@@ -15,7 +15,7 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hub.contract import Adapter
@@ -44,9 +44,10 @@ def open_store() -> Store:
     return Store(settings.database_url, echo=settings.sql_echo)
 
 
-def build_pipeline(settings: Settings) -> Pipeline:
-    """The pipeline with the configured survivorship rules."""
-    return Pipeline(Survivorship.load(config_dir() / settings.survivorship_file))
+def build_pipeline(settings: Settings, store: Store) -> Pipeline:
+    """The pipeline with the configured survivorship rules and enrichers."""
+    enrichers = [load_object(path)(store) for path in settings.pipeline.enrichers]
+    return Pipeline(Survivorship.load(config_dir() / settings.survivorship_file), enrichers=enrichers)
 
 
 @db_app.command("upgrade")
@@ -61,16 +62,16 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 def run_sync(store: Store, settings: Settings, sources: list[str]) -> dict[str, BatchResult]:
     """Sync the named sources (all enabled ones when empty) with a progress bar each."""
     names = sources or enabled_sources(settings)
-    pipeline = build_pipeline(settings)
+    pipeline = build_pipeline(settings, store)
     results: dict[str, BatchResult] = {}
     for name in names:
         adapter = load_adapter(settings, name)
         batch_size = settings.sources[name].batch_size
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=False) as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
-            def advance(stream: str, n: int, bar: Progress = bar, tasks: dict[str, int] = tasks,
+            def advance(stream: str, n: int, bar: Progress = bar, tasks: dict[str, TaskID] = tasks,
                         source: str = name) -> None:
                 if stream not in tasks:
                     tasks[stream] = bar.add_task(f"{source}.{stream}", total=None)
@@ -150,7 +151,7 @@ def quarantine_list(
     for col in ("id", "source", "stream", "source id", "reason", "message", "status"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["id"]), r["source"], r["stream"], r["source_id"], r["reason"], r["message"], r["status"])
+        table.add_row(*(str(r[k]) for k in ("id", "source", "stream", "source_id", "reason", "message", "status")))
     Console(width=200).print(table)
 
 
@@ -181,7 +182,7 @@ def quarantine_retry(
             adapters[name] = load_adapter(settings, name)
         return adapters[name]
 
-    result = retry(store, build_pipeline(settings), adapter_for, ids=ids or None,
+    result = retry(store, build_pipeline(settings, store), adapter_for, ids=ids or None,
                    flt=QuarantineFilter(source=source, reason=reason))
     typer.echo(f"retried {result.received}: {result.accepted} accepted, {result.quarantined} still quarantined")
     store.dispose()

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -47,6 +47,18 @@ ID_NAMESPACE = uuid.UUID("6f1c2a52-3c1e-4f0e-9a57-2f4d8e1b7c10")
 _CHUNK = 500
 
 Mapper = Callable[[SourceRecord], MappedRecord]
+
+
+class Enricher(Protocol):
+    """Adds what the hub knows to validated records before they are stored (a UPRN for an address).
+
+    An enricher never overwrites what the source said; it returns the models in the
+    order given, changed or not. Enrichers are named in config (``[pipeline] enrichers``).
+    """
+
+    def enrich(self, models: Sequence[Canonical]) -> Sequence[Canonical]:
+        """The same models, in order, with the hub's additions."""
+        ...
 
 
 def entity_id_for(source: str, stream: str, source_id: str) -> str:
@@ -150,9 +162,15 @@ def quarantine_reason(exc: ValidationError) -> QuarantineError:
 class Pipeline:
     """Applies batches of source records to the canonical store."""
 
-    def __init__(self, survivorship: Survivorship | None = None, resolver: PersonResolver | None = None) -> None:
+    def __init__(
+        self,
+        survivorship: Survivorship | None = None,
+        resolver: PersonResolver | None = None,
+        enrichers: Sequence[Enricher] = (),
+    ) -> None:
         self.survivorship = survivorship or Survivorship()
         self.resolver: PersonResolver = resolver or ExactResolver()
+        self.enrichers = list(enrichers)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -181,6 +199,7 @@ class Pipeline:
             self._map(item, mapper)
         self._resolve_references(session, source, work)
         self._validate(work)
+        self._enrich(work)
         self._assign_entities(session, source, work)
         self._keep_raw(session, source, work, now)
         accepted = [i for i in work if i.error is None]
@@ -281,6 +300,13 @@ class Pipeline:
                     )
                     break
                 item.mapped.document[target] = entity_id
+
+    def _enrich(self, items: list[_Item]) -> None:
+        for enricher in self.enrichers:
+            live = [i for i in items if i.model is not None and i.error is None]
+            if live:
+                for item, model in zip(live, enricher.enrich([i.model for i in live if i.model]), strict=True):
+                    item.model = model
 
     @staticmethod
     def _validate(items: list[_Item]) -> None:
@@ -471,7 +497,10 @@ class Pipeline:
 
 def write_person_index(session: Session, persons: Iterable[tuple[str, dict[str, Any], str]]) -> None:
     """Keep the typed search columns and identifiers of golden persons in step with their documents."""
-    index_new, index_changed, identifiers, changed_ids = [], [], [], []
+    index_new: list[dict[str, Any]] = []
+    index_changed: list[dict[str, Any]] = []
+    identifiers: list[dict[str, str]] = []
+    changed_ids: list[str] = []
     for pid, doc, kind in persons:
         row = person_index_row(pid, doc)
         (index_new if kind == "created" else index_changed).append(row)

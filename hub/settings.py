@@ -54,6 +54,15 @@ class DemoSettings(BaseModel):
     people: int = Field(default=2000, ge=1, description="How many synthetic people the seeders make.")
 
 
+class PipelineSettings(BaseModel):
+    """What the ingest pipeline adds to every record."""
+
+    enrichers: list[str] = Field(
+        default_factory=list,
+        description="Import paths 'module:factory'; each factory(store) returns an object with enrich(models).",
+    )
+
+
 class Settings(BaseSettings):
     """Care Hub settings; see config/hub.toml for every key with a comment."""
 
@@ -68,6 +77,7 @@ class Settings(BaseSettings):
     survivorship_file: str = "survivorship.toml"
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -42,7 +42,7 @@ class _LineLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
     mapping = loader.construct_mapping(node, deep=True)
     lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
-    return _LinedDict(mapping, lines)
+    return _LinedDict({str(k): v for k, v in mapping.items()}, lines)
 
 
 class _LinedDict(dict[str, Any]):
