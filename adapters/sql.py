@@ -43,10 +43,13 @@ from hub.settings import SourceSettings
 from mappings.engine import StreamMapping
 
 _CHILD_CHUNK = 500
+_PLAIN = (str, int, float, bool)
 
 
 def json_value(value: Any) -> Any:
     """A database value as JSON keeps it: ISO dates, exact decimals as strings."""
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Decimal):

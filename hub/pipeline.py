@@ -599,7 +599,7 @@ def _marks(session: Session, n: int) -> str:
 
 def _executemany(session: Session, sql: str, columns: list[Any], rows: list[list[Any]]) -> None:
     conn = session.connection()
-    processors = [c.type.bind_processor(conn.dialect) for c in columns]
+    processors = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
     for i, proc in enumerate(processors):
         if proc is None:
             continue
