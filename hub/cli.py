@@ -1,24 +1,41 @@
 """`carehub`: the command line for operators and for the demo.
 
 Links add their own sub-commands through the ``carehub.commands`` entry-point
-group (name -> a Typer app), so this module imports none of them.
+group (name -> a Typer app), so this module imports none of them. Every command
+reads the store from CAREHUB_DATABASE_URL (or config/hub.toml).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from importlib.metadata import entry_points
+from typing import Annotated
 
+import click
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from hub.contract import Adapter
 from hub.errors import HubError
-from hub.settings import get_settings
+from hub.pipeline import BatchResult, Pipeline
+from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry
+from hub.registry import enabled_sources, load_adapter, load_object
+from hub.settings import Settings, config_dir, get_settings
+from hub.status import hub_status
 from hub.store.db import Store
 from hub.store.migrate import upgrade
+from hub.survivorship import Survivorship
+from hub.sync import sync_source
 
 app = typer.Typer(help="Care Hub: one shared care record from every system.", no_args_is_help=True)
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Records that could not be accepted.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(quarantine_app, name="quarantine")
+console = Console(stderr=True)
 
 
 def open_store() -> Store:
@@ -27,12 +44,186 @@ def open_store() -> Store:
     return Store(settings.database_url, echo=settings.sql_echo)
 
 
+def build_pipeline(settings: Settings, store: Store) -> Pipeline:
+    """The pipeline with the configured survivorship rules and enrichers."""
+    enrichers = [load_object(path)(store) for path in settings.pipeline.enrichers]
+    return Pipeline(Survivorship.load(config_dir() / settings.survivorship_file), enrichers=enrichers)
+
+
 @db_app.command("upgrade")
-def db_upgrade(revision: str = typer.Argument("heads", help="Target revision.")) -> None:
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "heads") -> None:
     """Apply every Alembic migration the store has not had yet."""
     store = open_store()
     upgrade(store.engine, revision)
     typer.echo(f"store is at {revision} ({store.engine.dialect.name})")
+    store.dispose()
+
+
+def run_sync(store: Store, settings: Settings, sources: list[str]) -> dict[str, BatchResult]:
+    """Sync the named sources (all enabled ones when empty) with a progress bar each."""
+    names = sources or enabled_sources(settings)
+    pipeline = build_pipeline(settings, store)
+    results: dict[str, BatchResult] = {}
+    for name in names:
+        adapter = load_adapter(settings, name)
+        batch_size = settings.sources[name].batch_size
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=False) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def advance(stream: str, n: int, bar: Progress = bar, tasks: dict[str, TaskID] = tasks,
+                        source: str = name) -> None:
+                if stream not in tasks:
+                    tasks[stream] = bar.add_task(f"{source}.{stream}", total=None)
+                bar.advance(tasks[stream], n)
+
+            try:
+                results[name] = sync_source(store, adapter, pipeline, batch_size=batch_size, progress=advance)
+            finally:
+                close = getattr(adapter, "close", None)
+                if close:
+                    close()
+    return results
+
+
+@app.command()
+def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources to sync; all enabled if none.")] = None
+         ) -> None:
+    """Pull every enabled source (or the named ones) into the hub."""
+    settings = get_settings()
+    store = open_store()
+    upgrade(store.engine)
+    results = run_sync(store, settings, sources or [])
+    for name, r in results.items():
+        typer.echo(f"{name}: {r.received} read, {r.accepted} accepted, {r.quarantined} quarantined, "
+                   f"{r.unchanged} unchanged, {r.created} created, {r.updated} updated, {r.events} events")
+    store.dispose()
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """What the hub holds: per source raw = accepted + quarantined, canonical counts, outbox."""
+    store = open_store()
+    with store.session() as session:
+        data = hub_status(session)
+    store.dispose()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    out = Console()
+    table = Table(title="Sources")
+    for col in ("source", "raw", "accepted", "quarantined", "open quarantine", "last sync"):
+        table.add_column(col)
+    for name, s in data["sources"].items():
+        last = s.get("last_sync", {})
+        table.add_row(name, str(s["raw"]), str(s["accepted"]), str(s["quarantined"]),
+                      str(s.get("open_quarantine", 0)), f"{last.get('outcome', '-')} {last.get('finished') or ''}")
+    out.print(table)
+    canon = Table(title="Canonical records")
+    canon.add_column("entity")
+    canon.add_column("count", justify="right")
+    for etype, n in data["canonical"].items():
+        canon.add_row(etype, str(n))
+    out.print(canon)
+    out.print("Outbox: " + ", ".join(f"{k} {v}" for k, v in data["outbox"].items()))
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,
+    state: Annotated[str, typer.Option("--status", help="open, resolved, superseded or all.")] = "open",
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List quarantined records with their reasons (newest first)."""
+    store = open_store()
+    with store.session() as session:
+        entries = list_entries(session, QuarantineFilter(source, reason, None if state == "all" else state), limit)
+        rows = [{"id": q.id, "source": q.source, "stream": q.stream, "source_id": q.source_id,
+                 "reason": q.reason, "message": q.message, "status": q.status, "attempts": q.attempts}
+                for q in entries]
+    store.dispose()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"Quarantine ({len(rows)})")
+    for col in ("id", "source", "stream", "source id", "reason", "message", "status"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[k]) for k in ("id", "source", "stream", "source_id", "reason", "message", "status")))
+    Console(width=200).print(table)
+
+
+@quarantine_app.command("show")
+def quarantine_show(entry_id: int) -> None:
+    """One quarantined record: its reason, its history and the raw record as kept."""
+    store = open_store()
+    with store.session() as session:
+        typer.echo(json.dumps(show_entry(session, entry_id), indent=2, default=str))
+    store.dispose()
+
+
+@quarantine_app.command("retry")
+def quarantine_retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="Entry ids; or use --reason/--source.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Retry every open entry with this reason.")] = None,
+    source: Annotated[str | None, typer.Option(help="Retry every open entry of this source.")] = None,
+) -> None:
+    """Re-run quarantined records through the pipeline after a fix (mapping, reference, data)."""
+    if not ids and not reason and not source:
+        raise typer.BadParameter("name entry ids, --reason or --source")
+    settings = get_settings()
+    store = open_store()
+    adapters: dict[str, Adapter] = {}
+
+    def adapter_for(name: str) -> Adapter:
+        if name not in adapters:
+            adapters[name] = load_adapter(settings, name)
+        return adapters[name]
+
+    result = retry(store, build_pipeline(settings, store), adapter_for, ids=ids or None,
+                   flt=QuarantineFilter(source=source, reason=reason))
+    typer.echo(f"retried {result.received}: {result.accepted} accepted, {result.quarantined} still quarantined")
+    store.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the hub's API and pages."""
+    import uvicorn
+
+    if workers > 1:
+        uvicorn.run("hub.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    else:
+        from hub.api.app import create_app
+
+        uvicorn.run(create_app(), host=host, port=port)
+
+
+@app.command()
+def demo(
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed and sync, then stop.")] = False,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Seed the synthetic sources, sync them, print a summary, then serve on 127.0.0.1:8000."""
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store()
+    upgrade(store.engine)
+    for path in settings.demo.seeders:
+        typer.echo(load_object(path)(settings))
+    run_sync(store, settings, [])
+    store.dispose()
+    status(as_json=False)
+    if not no_serve:
+        typer.echo(f"serving Care Hub on http://{host}:{port}/ (Ctrl-C to stop)")
+        serve(host=host, port=port, workers=1)
 
 
 def _load_link_commands() -> None:
@@ -48,14 +239,11 @@ def main() -> None:
     except HubError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except typer.Exit as exc:
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
         sys.exit(exc.exit_code)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

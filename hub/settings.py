@@ -45,6 +45,24 @@ class SourceSettings(BaseModel):
     batch_size: int = Field(default=2000, ge=1, le=100_000)
 
 
+class DemoSettings(BaseModel):
+    """What `carehub demo` seeds before it syncs."""
+
+    seeders: list[str] = Field(
+        default_factory=list, description="Import paths 'module:function' called with the settings."
+    )
+    people: int = Field(default=2000, ge=1, description="How many synthetic people the seeders make.")
+
+
+class PipelineSettings(BaseModel):
+    """What the ingest pipeline adds to every record."""
+
+    enrichers: list[str] = Field(
+        default_factory=list,
+        description="Import paths 'module:factory'; each factory(store) returns an object with enrich(models).",
+    )
+
+
 class Settings(BaseSettings):
     """Care Hub settings; see config/hub.toml for every key with a comment."""
 
@@ -58,6 +76,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     survivorship_file: str = "survivorship.toml"
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
 
     @classmethod
     def settings_customise_sources(

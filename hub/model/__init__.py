@@ -11,6 +11,7 @@ from hub.model.base import (
     Canonical,
     Frequency,
     Period,
+    PersonRecord,
     ServiceArea,
 )
 from hub.model.care import (
@@ -50,6 +51,6 @@ ENTITIES: dict[str, type[Canonical]] = {
 __all__ = [
     "ENTITIES", "Address", "ApprovalStatus", "Assessment", "CarePlan", "Canonical",
     "Commitment", "Consent", "DocumentLink", "Episode", "Flag", "Frequency", "HealthEvent",
-    "Identifier", "NameUse", "NhsNumberStatus", "Period", "Person", "PersonName", "Provider",
+    "Identifier", "NameUse", "NhsNumberStatus", "Period", "Person", "PersonRecord", "PersonName", "Provider",
     "Referral", "Relationship", "Seal", "ServiceArea", "Sex", "Transition", "Worker",
 ]

@@ -23,7 +23,6 @@ class Canonical(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, use_enum_values=True)
 
     entity_type: ClassVar[str] = ""
-    belongs_to_person: ClassVar[bool] = True
 
     id: str | None = Field(default=None, description="The hub's identifier for this entity.")
 
@@ -74,3 +73,9 @@ class Frequency(StrEnum):
     MONTHLY = "monthly"
     ANNUAL = "annual"
     ONE_OFF = "one_off"
+
+
+class PersonRecord(Canonical):
+    """A canonical entity that belongs to one person's record."""
+
+    person_id: str | None = Field(default=None, description="The golden Person this belongs to.")

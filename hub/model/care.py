@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import Field, model_validator
 
-from hub.model.base import ApprovalStatus, Canonical, Frequency, ServiceArea
+from hub.model.base import ApprovalStatus, Canonical, Frequency, PersonRecord, ServiceArea
 from hub.model.validators import end_not_before_start
 
 _WEEKS_PER = {
@@ -18,7 +18,7 @@ _WEEKS_PER = {
 }
 
 
-class Relationship(Canonical):
+class Relationship(PersonRecord):
     """A tie from the person to another person: parent, sibling, carer, foster carer..."""
 
     related_person_id: str | None = Field(default=None, description="The other person, if known to the hub.")
@@ -35,7 +35,7 @@ class Relationship(Canonical):
         return self
 
 
-class Episode(Canonical):
+class Episode(PersonRecord):
     """A period in which a children's or adults' team works with the person (case/involvement)."""
 
     service_area: ServiceArea = Field(description="childrens or adults.")
@@ -58,7 +58,7 @@ class Episode(Canonical):
         return self.end is None
 
 
-class Referral(Canonical):
+class Referral(PersonRecord):
     """A contact screened as needing intervention (children) or a request for support (adults)."""
 
     service_area: ServiceArea
@@ -74,7 +74,7 @@ class Referral(Canonical):
         return self
 
 
-class Assessment(Canonical):
+class Assessment(PersonRecord):
     """A social work assessment: children's single assessment, Care Act needs assessment, carer's..."""
 
     service_area: ServiceArea
@@ -93,7 +93,7 @@ class Assessment(Canonical):
         return self
 
 
-class CarePlan(Canonical):
+class CarePlan(PersonRecord):
     """A CIN/CP/care/support plan: what will be done to meet the person's needs."""
 
     service_area: ServiceArea
@@ -114,7 +114,7 @@ class CarePlan(Canonical):
         return self
 
 
-class Commitment(Canonical):
+class Commitment(PersonRecord):
     """A service commissioned under a care plan: provider, unit cost, units, dates (CLD service event)."""
 
     care_plan_id: str | None = Field(default=None, description="The plan this service delivers.")
@@ -146,7 +146,7 @@ class Commitment(Canonical):
         return (self.unit_cost * self.units_per_week).quantize(Decimal("0.01"))
 
 
-class Flag(Canonical):
+class Flag(PersonRecord):
     """An alert on the record: risk to staff, safeguarding, sealed record, key safe..."""
 
     category: str = Field(description="risk_to_staff, safeguarding, medical, communication, other.")
@@ -161,7 +161,7 @@ class Flag(Canonical):
         return self
 
 
-class Consent(Canonical):
+class Consent(PersonRecord):
     """A consent decision, e.g. share the record with health: yes or no, with the reason."""
 
     scope: str = Field(description="share_with_health, share_with_education, research ...")
@@ -172,7 +172,7 @@ class Consent(Canonical):
     expires: date | None = None
 
 
-class Seal(Canonical):
+class Seal(PersonRecord):
     """A restriction that hides the record except from the roles and teams it names."""
 
     kind: str = Field(description="adoption, witness_protection, staff_member, other.")
@@ -182,7 +182,7 @@ class Seal(Canonical):
     since: date
 
 
-class DocumentLink(Canonical):
+class DocumentLink(PersonRecord):
     """A document held in the EDRMS, linked to the person (and maybe a case)."""
 
     document_id: str = Field(description="The EDRMS object id.")
@@ -194,7 +194,7 @@ class DocumentLink(Canonical):
     retain_until: date | None = None
 
 
-class HealthEvent(Canonical):
+class HealthEvent(PersonRecord):
     """An encounter in health: admission, transfer, discharge, attendance (from ADT or FHIR)."""
 
     kind: str = Field(description="admission, transfer, discharge, registration, attendance.")
@@ -214,7 +214,7 @@ class HealthEvent(Canonical):
         return self
 
 
-class Transition(Canonical):
+class Transition(PersonRecord):
     """The move of a young person's case from children's to adults' services (Care Act ss58-66)."""
 
     stage: str = Field(description="identified, s58_requested, assessed, handed_over, closed.")
@@ -228,8 +228,6 @@ class Transition(Canonical):
 class Provider(Canonical):
     """A care provider the council commissions from (CQC location, ODS or ledger code)."""
 
-    belongs_to_person = False
-
     name: str
     cqc_location_id: str | None = None
     ledger_code: str | None = None
@@ -238,8 +236,6 @@ class Provider(Canonical):
 
 class Worker(Canonical):
     """A social worker, practitioner or manager, with their team."""
-
-    belongs_to_person = False
 
     name: str
     team: str | None = None

@@ -116,8 +116,6 @@ class Address(BaseModel):
 class Person(Canonical):
     """A child or adult known to social care: the golden record the hub keeps for them."""
 
-    belongs_to_person = False
-
     names: list[PersonName] = Field(min_length=1, description="Current name first, then former names.")
     birth_date: date | None = Field(default=None, description="Date of birth.")
     sex: Sex = Field(default=Sex.UNKNOWN, description="Administrative gender.")

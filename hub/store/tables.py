@@ -97,10 +97,11 @@ class Quarantine(Base):
     """A raw record that could not be accepted, with a stable reason and a readable message."""
 
     __tablename__ = "quarantine"
+    __table_args__ = (Index("ix_quarantine_key", "source", "stream", "source_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     raw_record_id: Mapped[int] = mapped_column(ForeignKey("raw_records.id"), unique=True)
-    source: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(64))
     stream: Mapped[str] = mapped_column(String(64))
     source_id: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(String(64), index=True)

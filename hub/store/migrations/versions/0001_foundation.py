@@ -14,7 +14,6 @@ from alembic import op
 
 import hub.store.tables
 
-
 revision: str = '0001_foundation'
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -161,13 +160,15 @@ def upgrade() -> None:
     sa.Column('history', sa.JSON(), nullable=False),
     sa.Column('created_at', hub.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', hub.store.tables.UtcDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['raw_record_id'], ['raw_records.id'], name=op.f('fk_quarantine_raw_record_id_raw_records')),
+    sa.ForeignKeyConstraint(
+        ['raw_record_id'], ['raw_records.id'], name=op.f('fk_quarantine_raw_record_id_raw_records')
+    ),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_quarantine')),
     sa.UniqueConstraint('raw_record_id', name=op.f('uq_quarantine_raw_record_id'))
     )
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quarantine_reason'), ['reason'], unique=False)
-        batch_op.create_index(batch_op.f('ix_quarantine_source'), ['source'], unique=False)
+        batch_op.create_index('ix_quarantine_key', ['source', 'stream', 'source_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_quarantine_status'), ['status'], unique=False)
 
 
@@ -175,7 +176,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quarantine_status'))
-        batch_op.drop_index(batch_op.f('ix_quarantine_source'))
+        batch_op.drop_index('ix_quarantine_key')
         batch_op.drop_index(batch_op.f('ix_quarantine_reason'))
 
     op.drop_table('quarantine')

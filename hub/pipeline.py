@@ -1,0 +1,665 @@
+"""The ingest pipeline: raw record -> mapped -> validated -> identity -> upsert -> change event.
+
+:meth:`Pipeline.ingest` takes one batch of source records and, in the caller's
+transaction, keeps every new raw record verbatim, maps and validates it, parks a
+bad one in quarantine with its reason, resolves which golden person it concerns,
+merges it into the canonical entity by the survivorship rules, and writes a
+change event to the outbox for every entity whose golden document changed.
+The same record twice changes nothing the second time (content hash), and every
+id the pipeline makes is derived from the source's own key, so a batch that was
+rolled back and run again leaves exactly the state of a single run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from hub.contract import MappedRecord, SourceRecord, StreamCursor
+from hub.errors import QuarantineError
+from hub.identity.exact import ExactResolver, PersonCandidate, PersonResolver
+from hub.model import ENTITIES, Canonical, Person
+from hub.store.tables import (
+    Cursor,
+    Entity,
+    OutboxEvent,
+    PersonIdentifier,
+    PersonIndex,
+    Quarantine,
+    RawRecord,
+    SourceLink,
+    utcnow,
+)
+from hub.survivorship import Contribution, Survivorship
+
+ID_NAMESPACE = uuid.UUID("6f1c2a52-3c1e-4f0e-9a57-2f4d8e1b7c10")
+_CHUNK = 500
+
+Mapper = Callable[[SourceRecord], MappedRecord]
+
+
+class Enricher(Protocol):
+    """Adds what the hub knows to validated records before they are stored (a UPRN for an address).
+
+    An enricher never overwrites what the source said; it returns the models in the
+    order given, changed or not. Enrichers are named in config (``[pipeline] enrichers``).
+    """
+
+    def enrich(self, models: Sequence[Canonical]) -> Sequence[Canonical]:
+        """The same models, in order, with the hub's additions."""
+        ...
+
+
+def entity_id_for(source: str, stream: str, source_id: str) -> str:
+    """The hub's id for the entity a source record first created (stable across runs)."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{source}/{stream}/{source_id}"))
+
+
+def event_id_for(entity_id: str, version: int, kind: str) -> str:
+    """A change event's id: the same change always gets the same id."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"event/{entity_id}/{version}/{kind}"))
+
+
+def dumps(value: Any) -> bytes:
+    """Canonical JSON: sorted keys, so equal content hashes equally."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
+
+
+def content_hash(data: bytes) -> str:
+    """SHA-256 of the bytes, hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class BatchResult:
+    """What one batch did, by outcome."""
+
+    received: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    unchanged: int = 0
+    created: int = 0
+    updated: int = 0
+    events: int = 0
+    reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, other: BatchResult) -> None:
+        """Fold another batch's counts into this one."""
+        for name in ("received", "accepted", "quarantined", "unchanged", "created", "updated", "events"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for reason, n in other.reasons.items():
+            self.reasons[reason] += n
+
+    def as_dict(self) -> dict[str, Any]:
+        """Counts as plain JSON."""
+        return {
+            "received": self.received, "accepted": self.accepted, "quarantined": self.quarantined,
+            "unchanged": self.unchanged, "created": self.created, "updated": self.updated,
+            "events": self.events, "reasons": dict(self.reasons),
+        }
+
+
+@dataclass(eq=False)
+class _Item:
+    """One record on its way through a batch."""
+
+    record: SourceRecord
+    payload: bytes
+    hash: str
+    raw_id: int | None = None
+    link: Any = None
+    mapped: MappedRecord | None = None
+    model: Canonical | None = None
+    entity_id: str | None = None
+    person_id: str | None = None
+    document: dict[str, Any] | None = None
+    error: QuarantineError | None = None
+
+
+_REASONS = (
+    ("modulus-11", "NHS_NUMBER_CHECK_DIGIT"),
+    ("NHS number", "NHS_NUMBER_INVALID"),
+    ("postcode", "POSTCODE_INVALID"),
+    ("in the future", "DATE_IN_FUTURE"),
+    ("before start", "DATES_OUT_OF_ORDER"),
+    ("before birth", "DATES_OUT_OF_ORDER"),
+    ("approval date", "APPROVAL_INCOMPLETE"),
+)
+
+
+def quarantine_reason(exc: ValidationError) -> QuarantineError:
+    """Turn a pydantic validation error into a stable reason code and a readable message."""
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    message = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
+    kind = first["type"]
+    if kind == "missing":
+        reason = "MISSING_FIELD"
+    elif kind in ("date_from_datetime_parsing", "date_parsing", "date_from_datetime_inexact", "datetime_parsing"):
+        reason = "DATE_INVALID"
+    elif kind in ("enum", "literal_error"):
+        reason = "CODE_INVALID"
+    else:
+        text = str(first["msg"])
+        reason = next((code for needle, code in _REASONS if needle in text), "INVALID_VALUE")
+    return QuarantineError(reason, message, field=loc or None)
+
+
+class Pipeline:
+    """Applies batches of source records to the canonical store."""
+
+    def __init__(
+        self,
+        survivorship: Survivorship | None = None,
+        resolver: PersonResolver | None = None,
+        enrichers: Sequence[Enricher] = (),
+    ) -> None:
+        self.survivorship = survivorship or Survivorship()
+        self.resolver: PersonResolver = resolver or ExactResolver()
+        self.enrichers = list(enrichers)
+
+    # -- public -------------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        session: Session,
+        source: str,
+        records: Sequence[SourceRecord],
+        mapper: Mapper,
+        *,
+        cursors: dict[str, StreamCursor] | None = None,
+        retry_raw_ids: dict[tuple[str, str], int] | None = None,
+    ) -> BatchResult:
+        """Apply one batch in ``session``'s transaction; the caller commits.
+
+        ``cursors`` are saved in the same transaction, so they move only with the
+        data. ``retry_raw_ids`` (stream, source id) -> raw id re-runs records kept
+        earlier (a quarantine retry) instead of keeping them again.
+        """
+        result = BatchResult(received=len(records))
+        now = utcnow()
+        items = self._prepare(records)
+        self._attach_existing(session, source, items, retry_raw_ids or {})
+        work = [i for i in items if self._needs_work(i, result, retry_raw_ids)]
+        for item in work:
+            self._map(item, mapper)
+        self._resolve_references(session, source, work)
+        self._validate(work)
+        self._enrich(work)
+        self._assign_entities(session, source, work)
+        self._keep_raw(session, source, work, now)
+        accepted = [i for i in work if i.error is None]
+        self._quarantine(session, source, work, now, result)
+        self._upsert(session, source, accepted, now, result)
+        if cursors:
+            self.save_cursors(session, source, cursors, now)
+        return result
+
+    @staticmethod
+    def save_cursors(session: Session, source: str, cursors: dict[str, StreamCursor], now: datetime) -> None:
+        """Upsert each stream's cursor (in the caller's transaction)."""
+        for stream, cursor in cursors.items():
+            updated = session.execute(
+                update(Cursor).where(Cursor.source == source, Cursor.stream == stream)
+                .values(value=cursor.as_json(), updated_at=now)
+            )
+            if updated.rowcount == 0:  # type: ignore[attr-defined]
+                session.add(Cursor(source=source, stream=stream, value=cursor.as_json(), updated_at=now))
+        session.flush()
+
+    @staticmethod
+    def load_cursor(session: Session, source: str, stream: str) -> StreamCursor:
+        """The saved cursor of a stream (empty when never read)."""
+        value = session.scalar(select(Cursor.value).where(Cursor.source == source, Cursor.stream == stream))
+        return StreamCursor.from_json(value)
+
+    # -- steps --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _prepare(records: Sequence[SourceRecord]) -> list[_Item]:
+        latest: dict[tuple[str, str], _Item] = {}
+        for record in records:
+            payload = dumps(record.payload)
+            latest[(record.stream, record.source_id)] = _Item(record, payload, content_hash(payload))
+        return list(latest.values())
+
+    @staticmethod
+    def _attach_existing(
+        session: Session, source: str, items: list[_Item], retry: dict[tuple[str, str], int]
+    ) -> None:
+        keys = [(i.record.stream, i.record.source_id) for i in items]
+        link_cols = (SourceLink.id, SourceLink.stream, SourceLink.source_id, SourceLink.entity_id,
+                     SourceLink.content_hash, SourceLink.version)
+        links = {(r.stream, r.source_id): r for r in _by_stream_key(session, link_cols, SourceLink, source, keys)}
+        raw_cols = (RawRecord.id, RawRecord.stream, RawRecord.source_id, RawRecord.content_hash, RawRecord.status)
+        raws = {(r.stream, r.source_id, r.content_hash): r
+                for r in _by_stream_key(session, raw_cols, RawRecord, source, keys)}
+        for item in items:
+            key = (item.record.stream, item.record.source_id)
+            item.link = links.get(key)
+            raw = raws.get((*key, item.hash))
+            if key in retry:
+                item.raw_id = retry[key]
+            elif raw is not None:
+                item.raw_id = raw.id
+                if raw.status == "quarantined":
+                    item.error = QuarantineError("ALREADY_QUARANTINED", "kept earlier; retry it explicitly")
+
+    @staticmethod
+    def _needs_work(item: _Item, result: BatchResult, retry: dict[tuple[str, str], int] | None) -> bool:
+        key = (item.record.stream, item.record.source_id)
+        if retry and key in retry:
+            return True
+        if item.error is not None:  # the same bad content again: already in quarantine
+            result.unchanged += 1
+            return False
+        if item.link is not None and item.link.content_hash == item.hash:
+            result.unchanged += 1
+            return False
+        return True
+
+    @staticmethod
+    def _map(item: _Item, mapper: Mapper) -> None:
+        try:
+            item.mapped = mapper(item.record)
+        except QuarantineError as exc:
+            item.error = exc
+
+    @staticmethod
+    def _resolve_references(session: Session, source: str, items: list[_Item]) -> None:
+        wanted: set[tuple[str, str]] = set()
+        for item in items:
+            if item.mapped is not None:
+                wanted.update(item.mapped.references.values())
+        cols = (SourceLink.stream, SourceLink.source_id, SourceLink.entity_id)
+        found = {(r.stream, r.source_id): r.entity_id
+                 for r in _by_stream_key(session, cols, SourceLink, source, sorted(wanted))}
+        for item in items:
+            if item.mapped is None:
+                continue
+            for target, ref in item.mapped.references.items():
+                entity_id = found.get(ref)
+                if entity_id is None:
+                    item.error = QuarantineError(
+                        "UNRESOLVED_REFERENCE", f"{target} points at {ref[0]} {ref[1]}, which the hub does not hold",
+                        field=target,
+                    )
+                    break
+                item.mapped.document[target] = entity_id
+
+    def _enrich(self, items: list[_Item]) -> None:
+        for enricher in self.enrichers:
+            live = [i for i in items if i.model is not None and i.error is None]
+            if live:
+                for item, model in zip(live, enricher.enrich([i.model for i in live if i.model]), strict=True):
+                    item.model = model
+
+    @staticmethod
+    def _validate(items: list[_Item]) -> None:
+        for item in items:
+            if item.error is not None or item.mapped is None:
+                continue
+            cls = ENTITIES[item.mapped.entity_type]
+            try:
+                item.model = cls.model_validate(item.mapped.document)
+            except ValidationError as exc:
+                item.error = quarantine_reason(exc)
+
+    def _assign_entities(self, session: Session, source: str, items: list[_Item]) -> None:
+        candidates: list[tuple[_Item, PersonCandidate]] = []
+        for item in items:
+            if item.error is not None or item.model is None:
+                continue
+            if item.link is not None:
+                item.entity_id = item.link.entity_id
+            elif isinstance(item.model, Person):
+                candidate = PersonCandidate(source, item.record.stream, item.record.source_id, item.model)
+                candidates.append((item, candidate))
+            else:
+                item.entity_id = entity_id_for(source, item.record.stream, item.record.source_id)
+        if candidates:
+            resolutions = self.resolver.resolve_batch(session, [c for _, c in candidates])
+            new_by_nhs: dict[str, str] = {}
+            for (item, cand), res in zip(candidates, resolutions, strict=True):
+                number = cand.person.nhs_number if cand.person.nhs_number_verified else None
+                if res.person_id is not None:
+                    item.entity_id = res.person_id
+                elif number and number in new_by_nhs:
+                    item.entity_id = new_by_nhs[number]
+                else:
+                    item.entity_id = entity_id_for(source, item.record.stream, item.record.source_id)
+                    if number:
+                        new_by_nhs[number] = item.entity_id
+        for item in items:
+            if item.model is not None and item.error is None:
+                item.person_id = item.entity_id if isinstance(item.model, Person) else getattr(
+                    item.model, "person_id", None)
+
+    @staticmethod
+    def _keep_raw(session: Session, source: str, items: list[_Item], now: datetime) -> None:
+        fresh = [i for i in items if i.raw_id is None]
+        again = [i for i in items if i.raw_id is not None]
+        if fresh:
+            rows = [
+                {
+                    "source": source, "stream": i.record.stream, "source_id": i.record.source_id,
+                    "content_hash": i.hash, "payload": i.payload.decode(), "received_at": now,
+                    "source_modified": i.record.modified,
+                    "status": "quarantined" if i.error else "accepted",
+                }
+                for i in fresh
+            ]
+            bulk_insert(session, RawRecord, rows)
+            ids = _raw_ids(session, source, fresh)
+            for item in fresh:
+                item.raw_id = ids[(item.record.stream, item.record.source_id, item.hash)]
+        if again:
+            bulk_update(session, RawRecord, [
+                {"id": i.raw_id, "status": "quarantined" if i.error else "accepted"} for i in again])
+
+    @staticmethod
+    def _quarantine(session: Session, source: str, items: list[_Item], now: datetime, result: BatchResult) -> None:
+        bad = [i for i in items if i.error is not None]
+        if not bad:
+            return
+        existing = {
+            q.raw_record_id: q
+            for q in session.scalars(select(Quarantine).where(Quarantine.raw_record_id.in_([i.raw_id for i in bad])))
+        }
+        for item in bad:
+            err = item.error
+            assert err is not None and item.raw_id is not None
+            result.quarantined += 1
+            result.reasons[err.reason] += 1
+            entry = {"at": now.isoformat(), "reason": err.reason, "message": err.message}
+            q = existing.get(item.raw_id)
+            if q is None:
+                session.add(Quarantine(
+                    raw_record_id=item.raw_id, source=source, stream=item.record.stream,
+                    source_id=item.record.source_id, reason=err.reason, message=err.message,
+                    field=err.field, status="open", attempts=1, history=[entry], created_at=now, updated_at=now,
+                ))
+            else:
+                q.reason, q.message, q.field, q.status = err.reason, err.message, err.field, "open"
+                q.attempts += 1
+                q.history = [*q.history, entry]
+                q.updated_at = now
+        session.flush()
+
+    def _upsert(self, session: Session, source: str, items: list[_Item], now: datetime, result: BatchResult) -> None:
+        if not items:
+            return
+        result.accepted += len(items)
+        _settle_quarantine(session, source, items, now)
+        for item in items:
+            assert item.model is not None
+            item.document = item.model.model_dump(mode="json", exclude_none=True, exclude={"id"})
+        # provenance first, so survivorship sees this batch's contributions
+        new_links, changed_links = [], []
+        for item in items:
+            doc_json = dumps(item.document).decode()
+            if item.link is None:
+                new_links.append({
+                    "source": source, "stream": item.record.stream, "source_id": item.record.source_id,
+                    "entity_type": item.model.entity_type if item.model else "", "entity_id": item.entity_id,
+                    "content_hash": item.hash, "document": doc_json, "raw_record_id": item.raw_id,
+                    "version": 1, "first_seen": now, "last_seen": now,
+                })
+            else:
+                changed_links.append({
+                    "id": item.link.id, "content_hash": item.hash, "document": doc_json,
+                    "raw_record_id": item.raw_id, "version": item.link.version + 1, "last_seen": now,
+                })
+        if new_links:
+            bulk_insert(session, SourceLink, new_links)
+        if changed_links:
+            bulk_update(session, SourceLink, changed_links)
+
+        by_entity: dict[str, list[_Item]] = defaultdict(list)
+        for item in items:
+            assert item.entity_id is not None
+            by_entity[item.entity_id].append(item)
+        entity_ids = list(by_entity)
+        existing: dict[str, tuple[int, str]] = {}
+        others: dict[str, list[Contribution]] = defaultdict(list)
+        for chunk in _chunks(entity_ids, _CHUNK):
+            existing.update({
+                eid: (ver, h) for eid, ver, h in session.execute(
+                    select(Entity.id, Entity.version, Entity.content_hash).where(Entity.id.in_(chunk))
+                )
+            })
+        shared = [eid for eid in entity_ids if eid in existing or len(by_entity[eid]) > 1]
+        for chunk in _chunks(shared, _CHUNK):
+            for eid, src, seen, doc in session.execute(
+                select(SourceLink.entity_id, SourceLink.source, SourceLink.last_seen, SourceLink.document)
+                .where(SourceLink.entity_id.in_(chunk))
+            ):
+                others[eid].append(Contribution(src, seen, orjson.loads(doc)))
+
+        inserts, updates, events, persons = [], [], [], []
+        for eid, group in by_entity.items():
+            head = group[-1]
+            assert head.model is not None
+            etype = head.model.entity_type
+            contributions = others.get(eid) or [Contribution(source, now, i.document or {}) for i in group]
+            golden = self.survivorship.merge(etype, contributions) if len(contributions) > 1 else (
+                contributions[0].document)
+            golden_json = dumps(golden)
+            golden_hash = content_hash(golden_json)
+            person_id = eid if etype == "Person" else head.person_id
+            if eid in existing:
+                version, old_hash = existing[eid]
+                if old_hash == golden_hash:
+                    continue
+                version += 1
+                kind = "updated"
+                updates.append({"id": eid, "version": version, "content_hash": golden_hash,
+                                "document": golden_json.decode(), "person_id": person_id, "updated_at": now})
+                result.updated += 1
+            else:
+                version, kind = 1, "created"
+                inserts.append({"id": eid, "entity_type": etype, "person_id": person_id, "version": 1,
+                                "content_hash": golden_hash, "document": golden_json.decode(),
+                                "created_at": now, "updated_at": now})
+                result.created += 1
+            if etype == "Person":
+                persons.append((eid, golden, kind))
+            events.append({
+                "event_id": event_id_for(eid, version, kind), "entity_type": etype, "entity_id": eid,
+                "person_id": person_id, "kind": kind, "version": version,
+                "ordering_key": person_id or eid, "source": source, "created_at": now, "status": "pending",
+                "payload": dumps({"id": eid, "person_id": person_id, **golden}).decode(),
+            })
+        if inserts:
+            bulk_insert(session, Entity, inserts)
+        if updates:
+            bulk_update(session, Entity, updates)
+        if persons:
+            write_person_index(session, persons)
+        if events:
+            bulk_insert(session, OutboxEvent, events)
+            result.events += len(events)
+
+
+def write_person_index(session: Session, persons: Iterable[tuple[str, dict[str, Any], str]]) -> None:
+    """Keep the typed search columns and identifiers of golden persons in step with their documents."""
+    index_new: list[dict[str, Any]] = []
+    index_changed: list[dict[str, Any]] = []
+    identifiers: list[dict[str, str]] = []
+    changed_ids: list[str] = []
+    for pid, doc, kind in persons:
+        row = person_index_row(pid, doc)
+        (index_new if kind == "created" else index_changed).append(row)
+        if kind != "created":
+            changed_ids.append(pid)
+        seen: set[tuple[str, str]] = set()
+        for ident in doc.get("identifiers", []):
+            key = (ident["system"], ident["value"])
+            if key not in seen:
+                seen.add(key)
+                identifiers.append({"person_id": pid, "system": key[0], "value": key[1]})
+    if index_new:
+        bulk_insert(session, PersonIndex, index_new)
+    if index_changed:
+        bulk_update(session, PersonIndex, index_changed)
+    for chunk in _chunks(changed_ids, _CHUNK):
+        session.execute(delete(PersonIdentifier).where(PersonIdentifier.person_id.in_(chunk)))
+    if identifiers:
+        taken = _taken_identifiers(session, identifiers)
+        free = [i for i in identifiers if (i["system"], i["value"]) not in taken]
+        if free:
+            bulk_insert(session, PersonIdentifier, free)
+
+
+def _taken_identifiers(session: Session, identifiers: list[dict[str, str]]) -> set[tuple[str, str]]:
+    """Identifiers already held by another person (a duplicate the identity review will settle)."""
+    taken: set[tuple[str, str]] = set()
+    keys = [(i["system"], i["value"]) for i in identifiers]
+    for chunk in _chunks(keys, _CHUNK):
+        rows = session.execute(
+            select(PersonIdentifier.system, PersonIdentifier.value).where(
+                tuple_(PersonIdentifier.system, PersonIdentifier.value).in_(chunk))
+        )
+        taken.update((system, value) for system, value in rows)
+    return taken
+
+
+def person_index_row(person_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The person_index columns for a golden Person document."""
+    name = (doc.get("names") or [{}])[0]
+    address = (doc.get("addresses") or [{}])[0]
+    birth = doc.get("birth_date")
+    return {
+        "person_id": person_id,
+        "nhs_number": doc.get("nhs_number"),
+        "nhs_verified": bool(doc.get("nhs_number")) and doc.get("nhs_number_status") == "01",
+        "family_name": search_key(name.get("family")),
+        "given_name": search_key((name.get("given") or [None])[0]),
+        "birth_date": datetime.fromisoformat(birth).date() if birth else None,
+        "sex": doc.get("sex"),
+        "postcode": address.get("postcode"),
+        "status": "merged" if doc.get("merged_into") else "active",
+        "merged_into": doc.get("merged_into"),
+    }
+
+
+def search_key(name: str | None) -> str | None:
+    """A name folded for searching: upper case, letters only."""
+    if not name:
+        return None
+    return re.sub(r"[^A-Z]", "", name.upper()) or None
+
+
+def bulk_insert(session: Session, entity: Any, rows: list[dict[str, Any]]) -> None:
+    """executemany INSERT straight to the driver, values prepared by each column's own type.
+
+    The ORM's and Core's per-row parameter handling cost more than the write itself
+    at migration volumes; the column types' bind processors keep values identical
+    to what the ORM would store.
+    """
+    if not rows:
+        return
+    table = entity.__table__
+    columns = list(rows[0])
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({_marks(session, len(columns))})"
+    _executemany(session, sql, [table.c[c] for c in columns], [[row[c] for c in columns] for row in rows])
+
+
+def bulk_update(session: Session, entity: Any, rows: list[dict[str, Any]]) -> None:
+    """executemany UPDATE by primary key straight to the driver; each row names its key and new values."""
+    if not rows:
+        return
+    table = entity.__table__
+    (pk,) = table.primary_key.columns
+    columns = [c for c in rows[0] if c != pk.name]
+    mark = _marks(session, 1)
+    sql = f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} WHERE {pk.name} = {mark}"
+    _executemany(session, sql, [*(table.c[c] for c in columns), pk],
+                 [[*(row[c] for c in columns), row[pk.name]] for row in rows])
+
+
+def _marks(session: Session, n: int) -> str:
+    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([mark] * n)
+
+
+def _executemany(session: Session, sql: str, columns: list[Any], rows: list[list[Any]]) -> None:
+    conn = session.connection()
+    processors = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
+    for i, proc in enumerate(processors):
+        if proc is None:
+            continue
+        memo: dict[Any, Any] = {}  # a batch's rows share their timestamps: convert each once
+        for row in rows:
+            value = row[i]
+            if isinstance(value, datetime):
+                if value not in memo:
+                    memo[value] = proc(value)
+                row[i] = memo[value]
+            else:
+                row[i] = proc(value)
+    conn.exec_driver_sql(sql, [tuple(row) for row in rows])
+
+
+def _raw_ids(session: Session, source: str, items: list[_Item]) -> dict[tuple[str, str, str], int]:
+    """Ids of the raw rows just written, by (stream, source id, hash)."""
+    cols = (RawRecord.id, RawRecord.stream, RawRecord.source_id, RawRecord.content_hash)
+    keys = [(i.record.stream, i.record.source_id) for i in items]
+    return {(r.stream, r.source_id, r.content_hash): r.id
+            for r in _by_stream_key(session, cols, RawRecord, source, keys)}
+
+
+def _by_stream_key(
+    session: Session, columns: tuple[Any, ...], entity: Any, source: str, keys: Sequence[tuple[str, str]],
+    *criteria: Any,
+) -> Iterable[Any]:
+    """Rows of ``entity`` for (stream, source id) keys of one source, looked up stream by stream.
+
+    A plain ``IN`` per stream uses the (source, stream, source_id) index and a cached
+    statement, where a row-value ``IN`` would compile anew for every batch.
+    """
+    by_stream: dict[str, list[str]] = defaultdict(list)
+    for stream, source_id in keys:
+        by_stream[stream].append(source_id)
+    for stream, ids in by_stream.items():
+        for chunk in _chunks(ids, _CHUNK):
+            yield from session.execute(
+                select(*columns).where(entity.source == source, entity.stream == stream,
+                                       entity.source_id.in_(chunk), *criteria)
+            )
+
+
+def _settle_quarantine(session: Session, source: str, items: list[_Item], now: datetime) -> None:
+    """Accepted records close their open quarantine entries: their own raw row's as resolved,
+    an older version's of the same source record as superseded."""
+    cols = (Quarantine.id, Quarantine.stream, Quarantine.source_id, Quarantine.raw_record_id)
+    keys = [(i.record.stream, i.record.source_id) for i in items]
+    open_entries = list(_by_stream_key(session, cols, Quarantine, source, keys, Quarantine.status == "open"))
+    if not open_entries:
+        return
+    accepted_raw = {(i.record.stream, i.record.source_id): i.raw_id for i in items}
+    for entry in open_entries:
+        own = accepted_raw.get((entry.stream, entry.source_id)) == entry.raw_record_id
+        session.execute(
+            update(Quarantine).where(Quarantine.id == entry.id).values(
+                status="resolved" if own else "superseded", updated_at=now)
+        )
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

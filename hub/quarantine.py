@@ -1,0 +1,119 @@
+"""Quarantine: the records that could not be accepted, and re-running them after a fix.
+
+A retry re-maps the raw record exactly as it was kept (so a fixed mapping or a
+now-present reference lets it through) and keeps each attempt in the entry's
+history. A record overtaken by a newer version of the same source record is
+marked superseded rather than applied over the newer data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.contract import Adapter, SourceRecord
+from hub.errors import NotFound
+from hub.pipeline import BatchResult, Pipeline
+from hub.store.db import Store
+from hub.store.tables import Quarantine, RawRecord, SourceLink, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineFilter:
+    """Which entries to list or retry."""
+
+    source: str | None = None
+    reason: str | None = None
+    status: str | None = "open"
+
+
+def list_entries(session: Session, flt: QuarantineFilter, limit: int = 100) -> list[Quarantine]:
+    """Quarantine entries, newest first."""
+    query = select(Quarantine).order_by(Quarantine.id.desc()).limit(limit)
+    if flt.source:
+        query = query.where(Quarantine.source == flt.source)
+    if flt.reason:
+        query = query.where(Quarantine.reason == flt.reason)
+    if flt.status:
+        query = query.where(Quarantine.status == flt.status)
+    return list(session.scalars(query))
+
+
+def show_entry(session: Session, entry_id: int) -> dict[str, Any]:
+    """One entry with its raw record as kept."""
+    q = session.get(Quarantine, entry_id)
+    if q is None:
+        raise NotFound(f"no quarantine entry {entry_id}")
+    raw = session.get(RawRecord, q.raw_record_id)
+    assert raw is not None
+    return {
+        "id": q.id, "source": q.source, "stream": q.stream, "source_id": q.source_id,
+        "reason": q.reason, "message": q.message, "field": q.field, "status": q.status,
+        "attempts": q.attempts, "history": q.history, "created_at": q.created_at.isoformat(),
+        "raw": {"id": raw.id, "received_at": raw.received_at.isoformat(), "sha256": raw.content_hash,
+                "payload": orjson.loads(raw.payload)},
+    }
+
+
+def retry(
+    store: Store,
+    pipeline: Pipeline,
+    adapter_for: Callable[[str], Adapter],
+    *,
+    ids: list[int] | None = None,
+    flt: QuarantineFilter | None = None,
+) -> BatchResult:
+    """Re-run the chosen open entries through the pipeline; returns what happened."""
+    total = BatchResult()
+    with store.session() as session:
+        query = select(Quarantine, RawRecord).join(RawRecord, RawRecord.id == Quarantine.raw_record_id).where(
+            Quarantine.status == "open")
+        if ids:
+            query = query.where(Quarantine.id.in_(ids))
+        if flt and flt.source:
+            query = query.where(Quarantine.source == flt.source)
+        if flt and flt.reason:
+            query = query.where(Quarantine.reason == flt.reason)
+        rows = session.execute(query.order_by(Quarantine.id)).all()
+        if ids and len(rows) < len(set(ids)):
+            found = {q.id for q, _ in rows}
+            missing = sorted(set(ids) - found)
+            raise NotFound(f"no open quarantine entries {missing}")
+        by_source: dict[str, list[tuple[Quarantine, RawRecord]]] = {}
+        for q, raw in rows:
+            by_source.setdefault(q.source, []).append((q, raw))
+        for source, entries in by_source.items():
+            live = _drop_superseded(session, entries)
+            if not live:
+                continue
+            adapter = adapter_for(source)
+            records = [SourceRecord(raw.stream, raw.source_id, orjson.loads(raw.payload), raw.source_modified)
+                       for _, raw in live]
+            retry_ids = {(raw.stream, raw.source_id): raw.id for _, raw in live}
+            total.add(pipeline.ingest(session, source, records, adapter.map, retry_raw_ids=retry_ids))
+    return total
+
+
+def _drop_superseded(
+    session: Session, entries: list[tuple[Quarantine, RawRecord]]
+) -> list[tuple[Quarantine, RawRecord]]:
+    live = []
+    for q, raw in entries:
+        newer = session.scalar(
+            select(SourceLink.raw_record_id).where(
+                SourceLink.source == raw.source, SourceLink.stream == raw.stream,
+                SourceLink.source_id == raw.source_id, SourceLink.raw_record_id > raw.id)
+        )
+        if newer is not None:
+            q.status = "superseded"
+            q.updated_at = utcnow()
+            q.history = [*q.history, {"at": q.updated_at.isoformat(), "reason": "SUPERSEDED",
+                                      "message": f"raw record {newer} is newer and was accepted"}]
+            continue
+        live.append((q, raw))
+    return live

@@ -1,0 +1,45 @@
+"""The one place that knows every adapter: built from the sources in config.
+
+Adapters are named by import path (``package.module:Class``) in config/hub.toml,
+so the hub imports none of them itself.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from hub.contract import Adapter
+from hub.errors import ConfigError
+from hub.settings import Settings
+
+
+def load_object(path: str) -> Any:
+    """Import ``package.module:attribute``."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"{path!r} is not of the form 'package.module:attribute'")
+    try:
+        return getattr(import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load {path!r}: {exc}") from exc
+
+
+def load_adapter(settings: Settings, name: str) -> Adapter:
+    """Build the adapter configured as ``[sources.NAME]``."""
+    if name not in settings.sources:
+        known = ", ".join(sorted(settings.sources)) or "none"
+        raise ConfigError(f"unknown source {name!r} (configured: {known})")
+    source = settings.sources[name]
+    options = {
+        k: v.format(data_dir=settings.data_dir) if isinstance(v, str) else v for k, v in source.options.items()
+    }
+    source = source.model_copy(update={"options": options})
+    cls = load_object(source.adapter)
+    adapter: Adapter = cls(name, source)
+    return adapter
+
+
+def enabled_sources(settings: Settings) -> list[str]:
+    """Names of the sources that are switched on, in config order."""
+    return [name for name, s in settings.sources.items() if s.enabled]

@@ -1,0 +1,491 @@
+"""Declarative source -> canonical mappings, loaded from YAML and applied row by row.
+
+A mapping file names a source and its streams; each stream says which table it
+reads, its key and cursor columns, and a rule for each canonical field (see
+docs/mappings.md). Loading validates the whole file and reports the file, line
+and field of the first problem; applying a stream to one source row yields a
+:class:`hub.contract.MappedRecord` or raises :class:`hub.errors.QuarantineError`
+with a stable reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hub.contract import MappedRecord
+from hub.errors import MappingError, QuarantineError
+from hub.model import ENTITIES
+
+MAPPINGS_DIR = Path(__file__).resolve().parent
+
+_PATH_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
+_RULE_KEYS = {
+    "from", "value", "transform", "null_if", "map", "on_unmapped", "default", "required",
+    "ref", "each", "fields", "join",
+}
+_TRUE = {"Y", "YES", "T", "TRUE", "1"}
+_FALSE = {"N", "NO", "F", "FALSE", "0"}
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers the line of every mapping key."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    return _LinedDict({str(k): v for k, v in mapping.items()}, lines)
+
+
+class _LinedDict(dict[str, Any]):
+    """A dict that knows the YAML line of each key."""
+
+    def __init__(self, data: Mapping[str, Any], lines: dict[str, int]) -> None:
+        super().__init__(data)
+        self.lines = lines
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line(node: Any, key: str) -> int | None:
+    return node.lines.get(key) if isinstance(node, _LinedDict) else None
+
+
+# --- transforms -----------------------------------------------------------------------------
+
+Transform = Callable[[Any], Any]
+
+
+def _day_month_year(text: str) -> datetime:
+    day, month, year = text.split("/")
+    if len(year) != 4:
+        raise ValueError(text)
+    return datetime(int(year), int(month), int(day))
+
+
+def _iso_date(text: str) -> datetime:
+    if len(text) != 10:
+        raise ValueError(text)
+    return datetime.fromisoformat(text)
+
+
+# strptime is slow; the two formats legacy systems use most are parsed directly, just as strictly.
+_FAST_DATES: dict[str, Callable[[str], datetime]] = {"%d/%m/%Y": _day_month_year, "%Y-%m-%d": _iso_date}
+
+
+def _parse_dates(formats: list[str], as_datetime: bool) -> Transform:
+    def apply(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value if as_datetime else value.date()
+        if isinstance(value, date):
+            return value
+        text = str(value).strip()
+        for fmt in formats:
+            try:
+                parsed = _FAST_DATES[fmt](text) if fmt in _FAST_DATES else datetime.strptime(text, fmt)
+            except ValueError:
+                continue
+            return parsed if as_datetime else parsed.date()
+        raise QuarantineError("DATE_INVALID", f"{text!r} is not a date in {', '.join(formats)}")
+
+    return apply
+
+
+def _to_decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value).strip().replace(",", "").lstrip("£"))
+    except InvalidOperation as exc:
+        raise QuarantineError("NUMBER_INVALID", f"{value!r} is not a number") from exc
+
+
+def _to_int(value: Any) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError as exc:
+        raise QuarantineError("NUMBER_INVALID", f"{value!r} is not a whole number") from exc
+
+
+def _to_bool(value: Any) -> bool:
+    text = str(value).strip().upper()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise QuarantineError("BOOLEAN_INVALID", f"{value!r} is not yes or no")
+
+
+def _split_name(part: str) -> Transform:
+    def apply(value: Any) -> Any:
+        text = " ".join(str(value).split())
+        if "," in text:
+            family, _, given = text.partition(",")
+        else:
+            given, _, family = text.rpartition(" ")
+        family, given = family.strip(), given.strip()
+        return family if part == "family" else given.split()
+
+    return apply
+
+
+def _split(sep: str | None) -> Transform:
+    def apply(value: Any) -> Any:
+        return [p.strip() for p in str(value).split(sep) if p.strip()]
+
+    return apply
+
+
+def _each_str(fn: Callable[[str], str]) -> Transform:
+    def apply(value: Any) -> Any:
+        if isinstance(value, list):
+            return [fn(str(v)) for v in value]
+        return fn(str(value))
+
+    return apply
+
+
+_SIMPLE: dict[str, Transform] = {
+    "trim": _each_str(str.strip),
+    "upper": _each_str(str.upper),
+    "lower": _each_str(str.lower),
+    "title": _each_str(lambda s: " ".join(w[:1].upper() + w[1:].lower() for w in s.split(" "))),
+    "string": _each_str(str),
+    "digits_only": _each_str(lambda s: re.sub(r"\D", "", s)),
+    "collapse_spaces": _each_str(lambda s: " ".join(s.split())),
+    "split": _split(None),
+    "decimal": _to_decimal,
+    "pence_to_pounds": lambda v: (_to_decimal(v) / 100).quantize(Decimal("0.01")),
+    "int": _to_int,
+    "bool": _to_bool,
+}
+
+
+def _formats(arg: Any) -> list[str]:
+    return [arg] if isinstance(arg, str) else list(arg)
+
+
+_PARAMETRIC: dict[str, Callable[[Any], Transform]] = {
+    "date": lambda arg: _parse_dates(_formats(arg), as_datetime=False),
+    "datetime": lambda arg: _parse_dates(_formats(arg), as_datetime=True),
+    "split": lambda arg: _split(str(arg)),
+    "split_name": lambda arg: _split_name(str(arg)),
+}
+
+
+def _compile_transform(spec: Any, where: Callable[[str], MappingError]) -> Transform:
+    if isinstance(spec, str):
+        if spec not in _SIMPLE:
+            raise where(f"unknown transform {spec!r}")
+        return _SIMPLE[spec]
+    if isinstance(spec, dict) and len(spec) == 1:
+        name, arg = next(iter(spec.items()))
+        if name not in _PARAMETRIC:
+            raise where(f"unknown transform {name!r}")
+        if name == "split_name" and arg not in ("given", "family"):
+            raise where("split_name takes 'given' or 'family'")
+        return _PARAMETRIC[name](arg)
+    raise where(f"a transform is a name or a one-key mapping, not {spec!r}")
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+@dataclass
+class FieldRule:
+    """How one canonical field is filled from a source row."""
+
+    target: str
+    path: list[tuple[str, int | None]]
+    columns: list[str] = field(default_factory=list)
+    join: str | None = None
+    constant: Any = _MISSING
+    transforms: list[Transform] = field(default_factory=list)
+    null_if: set[str] = field(default_factory=set)
+    value_map: dict[str, Any] | None = None
+    on_unmapped: str = "quarantine"
+    default: Any = None
+    required: bool = False
+    ref: str | None = None
+    each: str | None = None
+    nested: list[FieldRule] = field(default_factory=list)
+
+    def read(self, row: Mapping[str, Any]) -> Any:
+        """The rule's value for ``row``, or None when the source has nothing."""
+        if self.constant is not _MISSING:
+            return self.constant
+        if self.join is not None:
+            parts = [str(row[c]).strip() for c in self.columns if _present(row.get(c))]
+            value: Any = self.join.join(p for p in parts if p) or None
+        else:
+            value = row.get(self.columns[0])
+        if value is None or value == "":
+            return self._missing()
+        if isinstance(value, str) and (not value.strip() or (self.null_if and value.strip() in self.null_if)):
+            return self._missing()
+        for transform in self.transforms:
+            value = transform(value)
+            if not _present(value):
+                return self._missing()
+        if self.value_map is not None:
+            key = str(value)
+            if key in self.value_map:
+                value = self.value_map[key]
+            elif self.on_unmapped == "quarantine":
+                raise QuarantineError(
+                    "CODE_UNMAPPED", f"code {key!r} in {self.columns[0]} has no mapping",
+                    field=self.target,
+                )
+            elif self.on_unmapped == "default":
+                value = self.default
+        return value
+
+    def _missing(self) -> Any:
+        if self.required:
+            raise QuarantineError(
+                "MISSING_FIELD", f"{self.target} is required but {self.columns[0]} is empty",
+                field=self.target,
+            )
+        return self.default
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return value.strip() != ""
+    if isinstance(value, list | dict):
+        return len(value) > 0
+    return True
+
+
+def _parse_path(target: str) -> list[tuple[str, int | None]]:
+    parts = []
+    for piece in target.split("."):
+        m = _PATH_PART.match(piece)
+        if not m:
+            raise ValueError(piece)
+        parts.append((m.group(1), int(m.group(2)) if m.group(2) is not None else None))
+    return parts
+
+
+def _assign(doc: dict[str, Any], path: list[tuple[str, int | None]], value: Any) -> None:
+    node: Any = doc
+    for i, (name, index) in enumerate(path):
+        last = i == len(path) - 1
+        if index is None:
+            if last:
+                node[name] = value
+            else:
+                node = node.setdefault(name, {})
+            continue
+        items = node.setdefault(name, [])
+        while len(items) <= index:
+            items.append({} if not last else None)
+        if last:
+            items[index] = value
+        else:
+            if items[index] is None:
+                items[index] = {}
+            node = items[index]
+
+
+def _prune(value: Any) -> Any:
+    """Drop None values, list elements whose values are all empty, and empty containers."""
+    if isinstance(value, dict):
+        pruned = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if _present(v)}
+    if isinstance(value, list):
+        items = [_prune(v) for v in value]
+        return [v for v in items if _present(v) and not (isinstance(v, dict) and not _meaningful(v))]
+    return value
+
+
+def _meaningful(doc: dict[str, Any]) -> bool:
+    """A list element counts only if it holds something besides constants like `use`."""
+    return any(k not in {"use", "system"} for k in doc)
+
+
+# --- streams and files ----------------------------------------------------------------------
+
+
+@dataclass
+class Join:
+    """A many-to-one lookup: ``alias.COLUMN`` values come from ``table`` where ``on`` matches."""
+
+    table: str
+    alias: str
+    on: dict[str, str]
+
+
+@dataclass
+class Collection:
+    """One-to-many child rows attached to each record as a list under ``name``."""
+
+    name: str
+    table: str
+    foreign_key: str
+    order_by: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StreamMapping:
+    """How one stream of a source is read and mapped onto one canonical entity type."""
+
+    name: str
+    entity: str
+    table: str
+    key: str
+    cursor: str | None
+    where: str | None
+    joins: list[Join]
+    collections: list[Collection]
+    rules: list[FieldRule]
+
+    def apply(self, row: Mapping[str, Any]) -> MappedRecord:
+        """Map one source row (with its join columns and collections) to a canonical record."""
+        doc: dict[str, Any] = {}
+        references: dict[str, tuple[str, str]] = {}
+        for rule in self.rules:
+            if rule.each is not None:
+                children = row.get(rule.each) or []
+                built = []
+                for child in children:
+                    item: dict[str, Any] = {}
+                    for sub in rule.nested:
+                        value = sub.read(child)
+                        if value is not None:
+                            _assign(item, sub.path, value)
+                    built.append(item)
+                _assign(doc, rule.path, built)
+                continue
+            value = rule.read(row)
+            if value is None:
+                continue
+            if rule.ref is not None:
+                references[rule.target] = (rule.ref, str(value))
+                continue
+            _assign(doc, rule.path, value)
+        return MappedRecord(entity_type=self.entity, document=_prune(doc), references=references)
+
+
+@dataclass
+class SourceMapping:
+    """A whole mapping file: the source's name and its streams in read order."""
+
+    source: str
+    description: str
+    streams: dict[str, StreamMapping]
+    file: str
+
+
+def load_mapping(path: str | Path) -> SourceMapping:
+    """Load and validate a mapping file; a problem raises MappingError naming file, line, field."""
+    path = Path(path)
+    if not path.is_absolute() and not path.exists():
+        path = MAPPINGS_DIR / path
+    fname = str(path)
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506
+    except FileNotFoundError as exc:
+        raise MappingError("mapping file not found", file=fname) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise MappingError(f"not valid YAML: {exc}", file=fname,
+                           line=mark.line + 1 if mark else None) from exc
+    if not isinstance(raw, dict) or "source" not in raw or "streams" not in raw:
+        raise MappingError("a mapping needs 'source' and 'streams'", file=fname, line=1)
+    streams: dict[str, StreamMapping] = {}
+    for name, spec in raw["streams"].items():
+        streams[name] = _stream(name, spec, fname, _line(raw["streams"], name))
+    for stream in streams.values():
+        for rule in stream.rules:
+            if rule.ref is not None and rule.ref not in streams:
+                raise MappingError(f"ref to unknown stream {rule.ref!r}", file=fname, field=rule.target)
+    return SourceMapping(source=str(raw["source"]), description=str(raw.get("description", "")),
+                         streams=streams, file=fname)
+
+
+def _stream(name: str, spec: Any, fname: str, line: int | None) -> StreamMapping:
+    def err(msg: str, key: str | None = None, fld: str | None = None) -> MappingError:
+        return MappingError(f"stream {name!r}: {msg}", file=fname,
+                            line=_line(spec, key) if key else line, field=fld)
+
+    if not isinstance(spec, dict):
+        raise err("must be a mapping")
+    for key in ("entity", "table", "key", "fields"):
+        if key not in spec:
+            raise err(f"missing {key!r}")
+    entity = spec["entity"]
+    if entity not in ENTITIES:
+        raise err(f"unknown entity {entity!r} (known: {', '.join(sorted(ENTITIES))})", "entity")
+    joins = [Join(table=j["table"], alias=j["alias"], on=dict(j["on"])) for j in spec.get("joins", [])]
+    collections = [
+        Collection(name=n, table=c["table"], foreign_key=c["foreign_key"], order_by=list(c.get("order_by", [])))
+        for n, c in (spec.get("collections") or {}).items()
+    ]
+    fields_spec = spec["fields"]
+    model_fields = set(ENTITIES[entity].model_fields)
+    rules = []
+    for target, rule_spec in fields_spec.items():
+        top = target.split(".")[0].split("[")[0]
+        if top not in model_fields:
+            raise MappingError(f"stream {name!r}: {entity} has no field {top!r}", file=fname,
+                               line=_line(fields_spec, target), field=target)
+        rules.append(_rule(target, rule_spec, fname, _line(fields_spec, target), {c.name for c in collections}))
+    return StreamMapping(name=name, entity=entity, table=spec["table"], key=spec["key"],
+                         cursor=spec.get("cursor"), where=spec.get("where"), joins=joins,
+                         collections=collections, rules=rules)
+
+
+def _rule(target: str, spec: Any, fname: str, line: int | None, collections: set[str]) -> FieldRule:
+    def err(msg: str) -> MappingError:
+        return MappingError(msg, file=fname, line=line, field=target)
+
+    try:
+        path = _parse_path(target)
+    except ValueError as exc:
+        raise err(f"bad target path part {exc}") from exc
+    if isinstance(spec, str):
+        spec = {"from": spec}
+    if not isinstance(spec, dict):
+        raise err("a rule is a column name or a mapping")
+    unknown = set(spec) - _RULE_KEYS
+    if unknown:
+        raise err(f"unknown rule keys {sorted(unknown)}")
+    rule = FieldRule(target=target, path=path)
+    if "each" in spec:
+        if spec["each"] not in collections:
+            raise err(f"each names unknown collection {spec['each']!r}")
+        rule.each = spec["each"]
+        rule.nested = [_rule(t, s, fname, line, collections) for t, s in (spec.get("fields") or {}).items()]
+        return rule
+    if "value" in spec:
+        rule.constant = spec["value"]
+    elif "from" in spec:
+        src = spec["from"]
+        rule.columns = [src] if isinstance(src, str) else [str(c) for c in src]
+        if len(rule.columns) > 1 or "join" in spec:
+            rule.join = str(spec.get("join", " "))
+    else:
+        raise err("a rule needs 'from', 'value' or 'each'")
+    rule.transforms = [_compile_transform(t, err) for t in spec.get("transform", [])]
+    rule.null_if = {str(v) for v in spec.get("null_if", [])}
+    if "map" in spec:
+        rule.value_map = {str(k): v for k, v in spec["map"].items()}
+    rule.on_unmapped = spec.get("on_unmapped", "quarantine")
+    if rule.on_unmapped not in ("quarantine", "keep", "default"):
+        raise err("on_unmapped is quarantine, keep or default")
+    rule.default = spec.get("default")
+    rule.required = bool(spec.get("required", False))
+    rule.ref = spec.get("ref")
+    return rule

@@ -1,0 +1,66 @@
+"""The quick start as a user runs it: `carehub demo`, `carehub status`, a second sync, the server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from tests.e2e.helpers import CARHUB, carehub, hub_env, status
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_demo_syncs_reconciles_and_a_second_sync_changes_nothing(database_url: str, tmp_path: Path) -> None:
+    env = hub_env(database_url, tmp_path / "var", CAREHUB_DEMO__PEOPLE="400")
+    out = carehub("demo", "--no-serve", env=env)
+    assert "seeded legacy ESCR" in out.stdout
+
+    first = status(env)
+    escr = first["sources"]["legacy_escr"]
+    assert escr["raw"] > 400
+    assert escr["raw"] == escr["accepted"] + escr["quarantined"]
+    assert escr["quarantined"] > 0
+    assert first["canonical"]["Person"] > 300
+    assert first["outbox"]["pending"] > 0
+
+    listed = carehub("quarantine", "list", "--json", env=env).stdout
+    assert '"reason": "' in listed and '"message": "' in listed
+
+    again = carehub("sync", env=env)
+    assert "0 accepted" in again.stdout and "0 created" in again.stdout and "0 events" in again.stdout
+    second = status(env)
+    assert second["canonical"] == first["canonical"]
+    assert second["outbox"] == first["outbox"]
+    for name, src in second["sources"].items():
+        assert src["raw"] == src["accepted"] + src["quarantined"], name
+
+
+def test_serve_answers_health(database_url: str, tmp_path: Path) -> None:
+    env = hub_env(database_url, tmp_path / "var")
+    carehub("db", "upgrade", env=env)
+    port = free_port()
+    server = subprocess.Popen([*CARHUB, "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                reply = requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert reply.status_code == 200
+        assert reply.json()["status"] == "ok"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

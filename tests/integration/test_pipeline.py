@@ -1,0 +1,109 @@
+"""The pipeline end to end on a real store: keep raw, map, validate, link, upsert, outbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+
+from adapters.sql import SqlAdapter
+from hub.pipeline import Pipeline
+from hub.settings import SourceSettings
+from hub.status import hub_status
+from hub.store.db import Store
+from hub.store.tables import Entity, OutboxEvent, Quarantine
+from hub.sync import sync_source
+from tests.integration.small_legacy import MAPPING, make_legacy
+
+
+def tiny_adapter(tmp_path: Path) -> SqlAdapter:
+    mapping = tmp_path / "tiny.yaml"
+    mapping.write_text(MAPPING)
+    url = make_legacy(tmp_path / "legacy.db")
+    return SqlAdapter("tiny", SourceSettings(adapter="adapters.sql:SqlAdapter", mapping=str(mapping),
+                                              options={"url": url}, batch_size=3))
+
+
+def test_sync_accepts_good_rows_quarantines_bad_and_links_verified_duplicates(store: Store, tmp_path: Path) -> None:
+    adapter = tiny_adapter(tmp_path)
+    result = sync_source(store, adapter, Pipeline(), batch_size=3)
+    assert result.received == 11
+    with store.session() as s:
+        status = hub_status(s)
+        reasons = {sid: r for sid, r in s.execute(select(Quarantine.source_id, Quarantine.reason))}
+        persons = s.scalar(select(func.count()).select_from(Entity).where(Entity.entity_type == "Person"))
+        episodes = s.scalar(select(func.count()).select_from(Entity).where(Entity.entity_type == "Episode"))
+    src = status["sources"]["tiny"]
+    assert src["raw"] == src["accepted"] + src["quarantined"] == 11
+    assert reasons == {
+        "4": "DATE_INVALID", "5": "NHS_NUMBER_CHECK_DIGIT", "6": "MISSING_FIELD", "7": "CODE_UNMAPPED",
+        "11": "DATES_OUT_OF_ORDER", "12": "UNRESOLVED_REFERENCE",
+    }
+    # clients 1 and 3 share a verified NHS number: one golden person
+    assert persons == 2
+    assert episodes == 2
+    assert status["canonical"] == {"Episode": 2, "Person": 2}
+
+
+def test_second_sync_changes_nothing(store: Store, tmp_path: Path) -> None:
+    adapter = tiny_adapter(tmp_path)
+    sync_source(store, adapter, Pipeline(), batch_size=3)
+    with store.session() as s:
+        before_events = s.scalar(select(func.count()).select_from(OutboxEvent))
+    with store.session() as s:
+        s.execute(text("DELETE FROM cursors"))
+    again = sync_source(store, adapter, Pipeline(), batch_size=3)
+    assert again.accepted == 0 and again.quarantined == 0 and again.unchanged == 11
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(OutboxEvent)) == before_events
+
+
+def test_golden_person_merges_both_sources_identifiers(store: Store, tmp_path: Path) -> None:
+    adapter = tiny_adapter(tmp_path)
+    sync_source(store, adapter, Pipeline(), batch_size=3)
+    with store.session() as s:
+        docs = [d for (d,) in s.execute(select(Entity.document).where(Entity.entity_type == "Person"))]
+    ann = next(d for d in docs if '"943' in d)
+    assert '"value":"1"' in ann and '"value":"3"' in ann
+
+
+def test_incremental_sync_reads_only_changed_rows_and_emits_updates(store: Store, tmp_path: Path) -> None:
+    adapter = tiny_adapter(tmp_path)
+    sync_source(store, adapter, Pipeline(), batch_size=3)
+    with adapter.engine.begin() as conn:
+        conn.execute(text("UPDATE CLIENT SET SURNAME = 'Hale-Brown', LAST_UPDATED = '2024-02-01 09:00:00' "
+                          "WHERE CLIENT_ID = 2"))
+    result = sync_source(store, adapter, Pipeline(), batch_size=3)
+    assert result.received == 1 and result.accepted == 1 and result.updated == 1 and result.events == 1
+    with store.session() as s:
+        kinds = [k for (k,) in s.execute(select(OutboxEvent.kind).order_by(OutboxEvent.id))]
+    assert kinds[-1] == "updated"
+
+
+def test_quarantine_retry_after_fixes(store: Store, tmp_path: Path) -> None:
+    from hub.quarantine import QuarantineFilter, retry
+
+    adapter = tiny_adapter(tmp_path)
+    sync_source(store, adapter, Pipeline(), batch_size=3)
+    # the source corrects client 4's impossible birth date: the next sync accepts it
+    with adapter.engine.begin() as conn:
+        conn.execute(text("UPDATE CLIENT SET DOB = '28/02/2010', LAST_UPDATED = '2024-02-01 09:00:00' "
+                          "WHERE CLIENT_ID = 4"))
+    sync_source(store, adapter, Pipeline(), batch_size=3)
+    with store.session() as s:
+        states = {sid: st for sid, st in s.execute(select(Quarantine.source_id, Quarantine.status))}
+    assert states["4"] == "superseded"
+    # the episode that pointed at client 4 now resolves when retried, keeping its history
+    result = retry(store, Pipeline(), lambda _name: adapter, flt=QuarantineFilter(reason="UNRESOLVED_REFERENCE"))
+    assert result.accepted == 1
+    with store.session() as s:
+        entry = s.scalar(select(Quarantine).where(Quarantine.source_id == "12"))
+        assert entry is not None and entry.status == "resolved"
+        status = hub_status(s)["sources"]["tiny"]
+    assert status["raw"] == status["accepted"] + status["quarantined"]
+    # a retry that still fails keeps the entry open and counts the attempt
+    again = retry(store, Pipeline(), lambda _name: adapter, flt=QuarantineFilter(reason="CODE_UNMAPPED"))
+    assert again.quarantined == 1
+    with store.session() as s:
+        entry = s.scalar(select(Quarantine).where(Quarantine.source_id == "7"))
+        assert entry is not None and entry.status == "open" and entry.attempts == 2 and len(entry.history) == 2
