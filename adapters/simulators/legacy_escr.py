@@ -25,10 +25,11 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import accumulate
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
@@ -40,11 +41,17 @@ from hub.errors import ConfigError, SourceUnavailable
 from hub.model.validators import is_valid_nhs_number, nhs_number_check_digit
 from hub.store.db import make_engine
 
+if TYPE_CHECKING:
+    from hub.settings import Settings
+
 AS_OF = date(2025, 3, 31)
 """The day the synthetic extract was taken: no clean date in the data is later."""
 
 GO_LIVE = date(2004, 4, 1)
 """The day the legacy ESCR went live; its history starts here."""
+
+LEGACY_TIMEZONE = ZoneInfo("Europe/London")
+"""The legacy system writes LAST_UPDATED as naive local time in this zone."""
 
 DEFAULT_SEED = 20240401
 
@@ -109,10 +116,12 @@ class DirtyRow:
 class GenerationSummary:
     """What :func:`generate` wrote: row counts, and every planted fault by kind.
 
-    ``quarantine_expected`` lists, per table, the source ids a correct sync must
-    quarantine: rows with a quarantining fault, plus the rows that refer to a
-    quarantined client or plan (their reference cannot be resolved). Address rows
-    are not listed: they travel inside their client's record.
+    ``rows`` counts every data table. ``total_rows`` counts the records a full sync
+    of ``mappings/legacy_escr.yaml`` reads: one per stream row (deleted clients are
+    filtered out; addresses travel inside their client's record; providers come
+    from ``LK_PROVIDER``). ``quarantine_expected`` lists, per table, the source ids
+    a correct sync must quarantine: rows with a quarantining fault, plus the rows
+    that refer to a quarantined client or plan (their reference cannot be resolved).
     """
 
     seed: int
@@ -126,14 +135,20 @@ class GenerationSummary:
     nhs_with_spaces: int
 
     @property
-    def total_rows(self) -> int:
+    def table_rows(self) -> int:
         """Rows in the data tables (lookups not counted)."""
         return sum(self.rows.values())
 
     @property
     def related_rows(self) -> int:
-        """Rows in the data tables other than CLIENT."""
-        return self.total_rows - self.rows["CLIENT"]
+        """Rows in the data tables other than CLIENT: addresses, relationships and casework."""
+        return self.table_rows - self.rows["CLIENT"]
+
+    @property
+    def total_rows(self) -> int:
+        """Source records a full sync reads (the hub's raw records after one sync)."""
+        return (self.table_rows - self.rows["CLIENT_ADDRESS"] - len(self.deleted_clients)
+                + self.lookup_rows["LK_PROVIDER"])
 
     @property
     def dirt_counts(self) -> dict[str, int]:
@@ -147,8 +162,8 @@ class GenerationSummary:
 
     @property
     def dirt_rate(self) -> float:
-        """Share of data rows that carry a planted fault."""
-        return self.dirty_rows / self.total_rows if self.total_rows else 0.0
+        """Share of data-table rows that carry a planted fault."""
+        return self.dirty_rows / self.table_rows if self.table_rows else 0.0
 
     def dirt_ids(self, kind: str, table: str | None = None) -> list[str]:
         """Source ids of the rows with fault ``kind`` (optionally only in ``table``)."""
@@ -158,7 +173,8 @@ class GenerationSummary:
         """A JSON-ready digest: counts only, no names or numbers."""
         return {
             "seed": self.seed, "people": self.people, "rows": self.rows,
-            "related_rows": self.related_rows, "dirt": self.dirt_counts,
+            "related_rows": self.related_rows, "source_records": self.total_rows,
+            "dirt": self.dirt_counts,
             "dirt_rate": round(self.dirt_rate, 4), "deleted_clients": len(self.deleted_clients),
             "quarantine_expected": {t: len(ids) for t, ids in self.quarantine_expected.items()},
             "nhs_with_spaces": self.nhs_with_spaces,
@@ -638,10 +654,7 @@ class _Builder:
         if kind == "CP":
             self._assessment(person, service, "S47", decided, min(decided + rng.randint(1, 14), cap),
                              None, "CP", worker)
-        if service == "CSC":
-            asmt_type = "SA"
-        else:
-            asmt_type = {"SG": "SGE", "CS": "CA", "DOL": "MCA"}.get(kind, "NA")
+        asmt_type = "SA" if service == "CSC" else {"SG": "SGE", "CS": "CA", "DOL": "MCA"}.get(kind, "NA")
         completed = decided + rng.randint(5, 45)
         if last and completed > hi and not force:
             self._assessment(person, service, asmt_type, decided, None, None, None, worker)
@@ -1046,7 +1059,8 @@ class _Dirt:
             options.append("nickname")
         if len(given) > 1:
             options.append("middle")
-        if len(surname) >= 5 and "'" not in surname:
+        swaps = [i for i in range(1, len(surname) - 2) if surname[i] != surname[i + 1]]
+        if len(surname) >= 5 and "'" not in surname and swaps:
             options.append("typo")
         choice = rng.choice(options or ["initial"])
         if choice == "nickname":
@@ -1056,7 +1070,7 @@ class _Dirt:
             row["FORENAMES"] = given[0]
             return "FORENAMES"
         if choice == "typo":
-            i = rng.randint(1, len(surname) - 3)
+            i = rng.choice(swaps)
             row["SURNAME"] = surname[:i] + surname[i + 1] + surname[i] + surname[i + 2:]
             return "SURNAME"
         row["FORENAMES"] = given[0][0]
@@ -1253,13 +1267,14 @@ def touch(url: str, *, count: int, seed: int) -> list[str]:
             conn.execute(select(func.max(client.c.LAST_UPDATED))).scalar_one(),
             conn.execute(select(func.max(address.c.LAST_UPDATED))).scalar_one(),
         )
-        stamp = max(datetime.now().replace(microsecond=0), latest + timedelta(seconds=1))
-        today = date.today().toordinal()
+        now = datetime.now(LEGACY_TIMEZONE).replace(tzinfo=None, microsecond=0)
+        stamp = max(now, latest + timedelta(seconds=1))
+        today = now.date().toordinal()
         streets = conn.execute(
             select(address.c.STREET, address.c.LOCALITY, address.c.TOWN, address.c.POSTCODE)
             .where(address.c.HOUSE_NO.is_not(None)).order_by(address.c.ADDRESS_ID).limit(2000)
         ).all()
-        streets = [s for s in streets if s.STREET == s.STREET.strip() and _POSTCODE.match(s.POSTCODE)]
+        streets = [s for s in streets if s.STREET.strip() == s.STREET and _POSTCODE.match(s.POSTCODE)]
         next_address = (conn.execute(select(func.max(address.c.ADDRESS_ID))).scalar_one() or 0) + 1
         for row in chosen:
             if rng.random() < 0.5:
@@ -1281,6 +1296,17 @@ def touch(url: str, *, count: int, seed: int) -> list[str]:
             conn.execute(update(client).where(client.c.CLIENT_ID == row.CLIENT_ID)
                          .values(LAST_UPDATED=stamp))
     return [str(r.CLIENT_ID) for r in chosen]
+
+
+def seed_demo(settings: Settings) -> str:
+    """The `carehub demo` seeder: write the legacy ESCR where the ``legacy_escr`` source reads it."""
+    source = settings.sources.get("legacy_escr")
+    if source is None or "url" not in source.options:
+        raise ConfigError("the demo needs [sources.legacy_escr.options] url to seed the legacy ESCR")
+    url = str(source.options["url"]).format(data_dir=settings.data_dir)
+    summary = generate(url, people=settings.demo.people)
+    return (f"seeded legacy ESCR: {summary.people:,} people, {summary.table_rows:,} rows, "
+            f"{summary.dirty_rows:,} with planted faults")
 
 
 # --- module entry point --------------------------------------------------------------------
