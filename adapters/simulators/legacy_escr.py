@@ -217,6 +217,7 @@ class _Weighted:
         self._cum = list(accumulate(c.weight for c in codes))
 
     def pick(self) -> str:
+        """One code, drawn by weight."""
         return self._codes[bisect.bisect(self._cum, self._rng.random() * self._cum[-1])]
 
 
@@ -230,7 +231,7 @@ class _Street:
     next_flat: int = 0
 
 
-Address = tuple[str | None, str | None, str | None, str, str, str, str]
+_AddressParts = tuple[str | None, str | None, str | None, str, str, str, str]
 
 
 @dataclass(slots=True)
@@ -243,6 +244,7 @@ class _Person:
     row: dict[str, Any]
     died: int | None = None
     active: bool = False
+    address_stamp: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -348,16 +350,10 @@ class _Builder:
                 provider = _Provider(f"P{number:04d}", f"{place} {suffix}", service_type, rate)
                 self.providers.setdefault(service_type, []).append(provider)
                 number += 1
-        for service_type in ("DP", "DAY", "TEL"):
-            low, high = _RATE_PENCE[service_type]
-            if service_type == "DP":
-                self.providers["DP"] = [_Provider("DP00", "Direct payment to client", "DP",
-                                                  rng.randint(low // 100, high // 100) * 100)]
-            elif service_type not in self.providers:
-                self.providers[service_type] = [
-                    _Provider(f"P{number:04d}", f"Ashcombe {service_type.title()} Service", service_type, low)
-                ]
-                number += 1
+        # A direct payment goes to the person, not a provider; the ledger still needs a code.
+        low, high = _RATE_PENCE["DP"]
+        self.providers["DP"] = [_Provider("DP00", "Direct payment to client", "DP",
+                                          rng.randint(low // 100, high // 100) * 100)]
 
     def _build_nhs_numbers(self) -> None:
         # Unique prefixes in the 999 test range; those with no valid check digit are skipped.
@@ -448,7 +444,7 @@ class _Builder:
         self.persons.append(person)
         return person
 
-    def _new_address(self) -> Address:
+    def _new_address(self) -> _AddressParts:
         rng = self.rng
         street = self.streets[rng.randrange(len(self.streets))]
         roll = rng.random()
@@ -466,16 +462,19 @@ class _Builder:
             postcode = street.postcodes[(street.next_no // 40) % len(street.postcodes)]
         return (flat, house_no, house_name, street.name, street.locality, names.TOWN, postcode)
 
-    def _address_row(self, person: _Person, address: Address, start: int, end: int | None) -> None:
+    def _address_row(self, person: _Person, address: _AddressParts, start: int, end: int | None) -> None:
         address_id = self.next_id["CLIENT_ADDRESS"]
         self.next_id["CLIENT_ADDRESS"] = address_id + 1
         flat, house_no, house_name, street, locality, town, postcode = address
+        stamp = self._stamp(end or start)
+        if person.address_stamp is None or stamp > person.address_stamp:
+            person.address_stamp = stamp
         self.rows["CLIENT_ADDRESS"].append({
             "ADDRESS_ID": address_id, "CLIENT_ID": person.client_id, "ADDRESS_TYPE": "H",
             "FLAT": flat, "HOUSE_NO": house_no, "HOUSE_NAME": house_name, "STREET": street,
             "LOCALITY": locality, "TOWN": town, "POSTCODE": postcode,
             "START_DATE": _text_date(start), "END_DATE": _text_date(end) if end else None,
-            "LAST_UPDATED": self._stamp(end or start),
+            "LAST_UPDATED": stamp,
         })
 
     def _house(self, members: list[_Person], earliest: int) -> None:
@@ -848,9 +847,11 @@ class _Builder:
         for person in self.persons:
             row = person.row
             row["RECORD_STATUS"] = "A" if person.active and person.died is None else "C"
-            row["LAST_UPDATED"] = datetime.fromordinal(
-                rng.randint(max(person.born, _GO_LIVE), _AS_OF)
-            ) + timedelta(seconds=rng.randint(8 * 3600, 18 * 3600))
+            # Saving an address saves the client too, so the client's stamp is never older.
+            moved = person.address_stamp or datetime.fromordinal(_GO_LIVE)
+            stamp = datetime.fromordinal(rng.randint(max(person.born, moved.toordinal()), _AS_OF)) \
+                + timedelta(seconds=rng.randint(8 * 3600, 18 * 3600))
+            row["LAST_UPDATED"] = max(stamp, moved)
 
     def add_deleted(self) -> list[str]:
         """Clients 'created in error' and logically deleted (RECORD_STATUS D), each with an address."""
@@ -859,8 +860,9 @@ class _Builder:
             person = self._client(self.rng.choice("MF"), self._born(0, 90), self._surname())
             self.persons.pop()
             person.row["RECORD_STATUS"] = "D"
-            person.row["LAST_UPDATED"] = self._stamp(_GO_LIVE, 7000)
             self._address_row(person, self._new_address(), max(person.born, _GO_LIVE), None)
+            moved = person.address_stamp or datetime.fromordinal(_GO_LIVE)
+            person.row["LAST_UPDATED"] = max(self._stamp(_GO_LIVE, 7000), moved)
             deleted.append(str(person.client_id))
         return deleted
 
@@ -1044,6 +1046,7 @@ class _Dirt:
             b._address_row(copy, (address["FLAT"], address["HOUSE_NO"], address["HOUSE_NAME"],
                                   address["STREET"], address["LOCALITY"], address["TOWN"],
                                   address["POSTCODE"]), start, None)
+            row["LAST_UPDATED"] = max(row["LAST_UPDATED"], copy.address_stamp)
             if rng.random() < 0.5:
                 service = "CSC" if (_AS_OF - original.born) / _YEAR < 18 else "ASC"
                 received = rng.randint(max(start, _AS_OF - 700), _AS_OF - 1)

@@ -165,6 +165,18 @@ def test_counts_match_the_database_with_about_four_related_rows_a_person(
     assert all(summary.rows[t] > 100 for t in summary.rows)
 
 
+def test_a_client_is_stamped_no_earlier_than_its_addresses(escr: tuple[str, GenerationSummary]) -> None:
+    url, _ = escr
+    client, address = schema.CLIENT, schema.CLIENT_ADDRESS
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        older = conn.scalar(
+            select(func.count()).select_from(client.join(address, client.c.CLIENT_ID == address.c.CLIENT_ID))
+            .where(address.c.LAST_UPDATED > client.c.LAST_UPDATED)
+        )
+    assert older == 0
+
+
 def test_related_rows_follow_the_requested_average(tmp_path: Path) -> None:
     summary = generate(f"sqlite:///{tmp_path / 'busy.db'}", people=2000, related_per_person=6.0)
     assert 5.6 <= summary.related_rows / summary.people <= 6.4
