@@ -228,13 +228,15 @@ class FieldRule:
             value: Any = self.join.join(p for p in parts if p) or None
         else:
             value = row.get(self.columns[0])
-        if value is None or value == "":
+        if value is None:
             return self._missing()
-        if isinstance(value, str) and (not value.strip() or (self.null_if and value.strip() in self.null_if)):
-            return self._missing()
+        if type(value) is str:
+            text = value.strip()
+            if not text or text in self.null_if:
+                return self._missing()
         for transform in self.transforms:
             value = transform(value)
-            if not _present(value):
+            if value is None or value == "" or value == []:
                 return self._missing()
         if self.value_map is not None:
             key = str(value)
@@ -301,12 +303,12 @@ def _assign(doc: dict[str, Any], path: list[tuple[str, int | None]], value: Any)
 
 def _prune(value: Any) -> Any:
     """Drop None values, list elements whose values are all empty, and empty containers."""
-    if isinstance(value, dict):
+    if type(value) is dict:
         pruned = {k: _prune(v) for k, v in value.items()}
         return {k: v for k, v in pruned.items() if _present(v)}
-    if isinstance(value, list):
+    if type(value) is list:
         items = [_prune(v) for v in value]
-        return [v for v in items if _present(v) and not (isinstance(v, dict) and not _meaningful(v))]
+        return [v for v in items if _present(v) and not (type(v) is dict and not _meaningful(v))]
     return value
 
 
@@ -375,7 +377,18 @@ class StreamMapping:
                 references[rule.target] = (rule.ref, str(value))
                 continue
             _assign(doc, rule.path, value)
-        return MappedRecord(entity_type=self.entity, document=_prune(doc), references=references)
+        for key in self.list_fields:  # only lists can hold elements left empty by a sparse row
+            if key in doc:
+                doc[key] = _prune(doc[key])
+                if not doc[key]:
+                    del doc[key]
+        return MappedRecord(entity_type=self.entity, document=doc, references=references)
+
+    def __post_init__(self) -> None:
+        # top-level fields built as lists (by index or from a collection)
+        self.list_fields = {
+            r.path[0][0] for r in self.rules if r.each is not None or any(i is not None for _, i in r.path)
+        }
 
 
 @dataclass
