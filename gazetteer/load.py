@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from gazetteer.dtf import LAYOUTS, DtfReader, DtfRecord, FeedRejected, FileType, Layout
+from hub.errors import SourceUnavailable
 from hub.store.addressing import GAZETTEER_TABLES, GazetteerLoad, Property, Successor, applied_load
 from hub.store.db import Store
 from hub.store.tables import utcnow
@@ -107,17 +108,20 @@ def load_file(store: Store, path: Path) -> LoadResult:
     """
     path = Path(path)
     sha = file_sha256(path)
-    with store.session() as session:
-        previous = applied_load(session, sha)
-        if previous is not None:
-            return LoadResult(
-                path.name,
-                sha,
-                "already_loaded",
-                previous.file_type,
-                previous.id,
-                dict(previous.counts),
-            )
+    try:
+        with store.session() as session:
+            previous = applied_load(session, sha)
+    except OperationalError as exc:
+        raise SourceUnavailable(f"the store cannot be reached: {type(exc.orig).__name__}") from exc
+    if previous is not None:
+        return LoadResult(
+            path.name,
+            sha,
+            "already_loaded",
+            previous.file_type,
+            previous.id,
+            dict(previous.counts),
+        )
     try:
         with DtfReader(path) as reader:
             result = LoadResult(
@@ -141,10 +145,15 @@ def load_file(store: Store, path: Path) -> LoadResult:
                     result.load_id = _record(
                         conn, result, "applied", json.dumps(result.report(), default=str)
                     )
+            except OperationalError as exc:
+                raise SourceUnavailable(
+                    f"the store failed during the load: {type(exc.orig).__name__}"
+                ) from exc
             except SQLAlchemyError as exc:
+                cause = getattr(exc, "orig", None) or exc
                 raise FeedRejected(
                     "STORE_REFUSED",
-                    f"the store refused the file: {type(exc.orig or exc).__name__}",
+                    f"the store refused the file: {type(cause).__name__}: {cause}",
                     file=path.name,
                 ) from exc
     except FeedRejected as exc:

@@ -22,6 +22,7 @@ no UPRN is returned and the reason names the candidates.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -612,3 +613,24 @@ def _canonical_text(addr: Address) -> str:
         number = f"{number}-{addr.pao_end_number}"
     parts += [f"{number} {addr.street or ''}".strip(), addr.locality, addr.town]
     return ", ".join(p for p in parts if p)
+
+
+class MatcherCache:
+    """One matcher per store, rebuilt when a gazetteer load has been applied since it was built.
+
+    Checking costs one indexed query; rebuilding happens once per load.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._matcher: AddressMatcher | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> AddressMatcher:
+        """The current matcher, rebuilt first if the gazetteer changed."""
+        with self.store.session() as session:
+            version = latest_applied_load_id(session)
+        with self._lock:
+            if self._matcher is None or self._matcher.version != version:
+                self._matcher = AddressMatcher.from_store(self.store)
+            return self._matcher
