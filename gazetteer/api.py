@@ -14,11 +14,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
-from hub.errors import NotFound
-from hub.store.db import Store
-
 from gazetteer.lookup import property_record
 from gazetteer.matcher import AddressMatcher, MatcherCache
+from hub.errors import NotFound
+from hub.store.db import Store
 
 router = APIRouter(prefix="/api/addresses", tags=["addresses"])
 

@@ -9,12 +9,11 @@ from typing import Annotated
 
 import typer
 
-from hub.cli import open_store
-from hub.errors import HubError
-
 from gazetteer.load import load_file
 from gazetteer.matcher import AddressMatcher
 from gazetteer.pickup import pick_up
+from hub.cli import open_store
+from hub.errors import HubError
 
 app = typer.Typer(
     help="Corporate gazetteer (LLPG): load DTF 7.3 feeds, match addresses to UPRNs.",

@@ -1,4 +1,4 @@
-"""What the gazetteer holds about one property: its status, addresses, street, organisation, successors."""
+"""What the gazetteer holds about one property: status, addresses, street, successors."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from gazetteer.address import AddressableObject, Bs7666Address
 from hub.store.addressing import (
     Property,
     PropertyAddress,
@@ -16,8 +17,6 @@ from hub.store.addressing import (
     successors_of,
 )
 from hub.store.db import Store
-
-from gazetteer.address import AddressableObject, Bs7666Address
 
 LOGICAL_STATUS = {1: "approved", 3: "alternative", 6: "provisional", 8: "historical"}
 BLPU_STATE = {

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.store.db import Store
-
 from gazetteer.dtf import FeedRejected
 from gazetteer.load import LoadResult, load_file
+from hub.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ def waiting_files(drop_folder: Path, min_age_seconds: float = 5.0) -> list[Path]
 
 
 def pick_up(store: Store, drop_folder: Path, min_age_seconds: float = 5.0) -> list[PickedUp]:
-    """Load every waiting file in ``drop_folder`` in name order and move it to processed/ or failed/.
+    """Load each waiting file in ``drop_folder`` in name order; move it to processed/ or failed/.
 
     A rejected file does not stop the files after it. Errors other than a
     rejection (the store is down) propagate and leave the file where it is,
