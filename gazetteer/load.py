@@ -173,9 +173,8 @@ def load_file(store: Store, path: Path) -> LoadResult:
 
 
 def _record(conn: Connection, result: LoadResult, outcome: str, report: str) -> int:
-    table = GazetteerLoad.__table__
     row = conn.execute(
-        insert(table)
+        insert(GazetteerLoad)
         .values(
             file_name=result.file_name[:255],
             sha256=result.sha256,
@@ -185,7 +184,7 @@ def _record(conn: Connection, result: LoadResult, outcome: str, report: str) -> 
             outcome=outcome,
             report=report,
         )
-        .returning(table.c.id)
+        .returning(GazetteerLoad.id)
     ).scalar_one()
     return int(row)
 
@@ -215,7 +214,7 @@ def _apply_full(conn: Connection, reader: DtfReader, result: LoadResult) -> None
     before = _live_uprns(conn)
     if reader.header.volume_number <= 1:
         for model in reversed(GAZETTEER_TABLES):
-            conn.execute(delete(model.__table__))
+            conn.execute(delete(model))
     buffers: dict[str, list[tuple[Any, ...]]] = {name: [] for name in _TABLES}
     seen: dict[str, set[tuple[Any, ...]]] = {name: set() for name in _TABLES}
     live_now: set[int] = set()
@@ -329,7 +328,7 @@ def _note_effect(
             retired[uprn] = RetiredUprn(str(uprn), "historical")
         elif values["end_date"] is not None:
             retired[uprn] = RetiredUprn(str(uprn), "end_dated")
-    elif record.record_type == 30 and record.change_type != "D":
+    elif record.record_type == 30 and record.change_type != "D" and uprn is not None:
         entry = retired.setdefault(uprn, RetiredUprn(str(uprn), "replaced"))
         successor = str(values["successor"])
         if successor not in entry.successors:
