@@ -426,6 +426,11 @@ class AddressMatcher:
             if best_name >= 75:
                 score -= (100 - best_name) / 100 * 1.5
                 notes.append("name agrees" if best_name == 100 else f"name {best_name:.0f}% alike")
+                if _extra_words(name_text, f"{entry.name} {entry.org}"):
+                    # A name found inside longer text often means the rest belongs to
+                    # the street ("HOLLY HOUSE, ALEXADRA WOOD ST" is not on "WOOD ST").
+                    score -= 0.25
+                    notes.append("words beside the name unexplained")
             elif not reading.pao:
                 return 0.0, ""
             elif trailing:
@@ -477,6 +482,15 @@ class AddressMatcher:
         return AddressMatch(
             str(entry.uprn), address.usrn, round(score, 3), address.lines(), why, candidates
         )
+
+
+def _extra_words(query_name: str, held: str) -> bool:
+    """True when the query's name has a word the held name and organisation do not."""
+    held_words = held.split()
+    return any(
+        word not in held_words and max((fuzz.ratio(word, h) for h in held_words), default=0) < 80
+        for word in query_name.split()
+    )
 
 
 def _settled(best: dict[int, tuple[float, Entry, str]]) -> bool:

@@ -250,3 +250,22 @@ def test_successor_in_a_cou_names_the_replacement(store: Store, tmp_path: Path) 
     assert [(r.uprn, r.reason, r.successors) for r in result.retired] == [
         (str(U + 1), "replaced", [str(U + 2)])
     ]
+
+
+def test_a_new_full_supply_retires_what_it_no_longer_holds(
+    store: Store, town_files: TownFiles, tiny_file: Path
+) -> None:
+    load_file(store, town_files.full)
+    result = load_file(store, tiny_file)
+    retired = {r.uprn for r in result.retired}
+    held_before = next(
+        p
+        for p in town_files.town.properties
+        if p.uprn > U + 13
+        and p.logical_status == 1
+        and p.uprn not in town_files.summary.inserted_uprns
+    )
+    assert str(held_before.uprn) in retired
+    assert str(U + 1) not in retired  # the tiny gazetteer reuses the town's first UPRNs
+    assert all(r.reason == "absent_or_historical_in_full_supply" for r in result.retired)
+    assert table_counts(store)["properties"] == 13
