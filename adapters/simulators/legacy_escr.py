@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.schema import CreateTable
 
 from adapters.simulators import legacy_escr_schema as schema
 from adapters.simulators import uk_names as names
@@ -1215,9 +1216,13 @@ def generate(url: str, *, people: int = 2000, seed: int = DEFAULT_SEED, dirt: fl
     ]
     with _legacy_database(url) as engine:
         schema.metadata.drop_all(engine)
-        schema.metadata.create_all(engine)
         with engine.begin() as conn:
+            # Tables bare, rows in, then the indexes: building an index once beats updating it per row.
+            for table in schema.metadata.sorted_tables:
+                conn.execute(CreateTable(table))
             _write(conn, {**lookups, **builder.rows})
+            for index in schema.INDEXES:
+                index.create(conn)
     return GenerationSummary(
         seed=seed, people=people,
         rows={name: len(rows) for name, rows in builder.rows.items()},
@@ -1254,8 +1259,8 @@ def _clean_client(row: Any) -> bool:
 def touch(url: str, *, count: int, seed: int) -> list[str]:
     """Change ``count`` clean clients (a move or a change of surname) and bump their LAST_UPDATED.
 
-    Returns the changed CLIENT_IDs as strings, sorted. The new LAST_UPDATED is
-    now (naive local time, like the legacy system) and later than every stamp
+    Returns the changed CLIENT_IDs as strings, sorted. The new LAST_UPDATED is now
+    in London time (naive, like the legacy system) and later than every stamp
     already in CLIENT and CLIENT_ADDRESS, so an incremental read picks them up.
     """
     rng = random.Random(seed)
@@ -1286,9 +1291,13 @@ def touch(url: str, *, count: int, seed: int) -> list[str]:
                 conn.execute(update(client).where(client.c.CLIENT_ID == row.CLIENT_ID)
                              .values(PREV_SURNAME=old, SURNAME=new, LAST_UPDATED=stamp))
                 continue
-            conn.execute(update(address).where(address.c.CLIENT_ID == row.CLIENT_ID,
-                                               address.c.END_DATE.is_(None))
+            # The old address ends yesterday, or today if the client already moved in today.
+            current = (address.c.CLIENT_ID == row.CLIENT_ID) & address.c.END_DATE.is_(None)
+            moved_today = address.c["START_DATE"] == _text_date(today)
+            conn.execute(update(address).where(current & ~moved_today)
                          .values(END_DATE=_text_date(today - 1), LAST_UPDATED=stamp))
+            conn.execute(update(address).where(current & moved_today)
+                         .values(END_DATE=_text_date(today), LAST_UPDATED=stamp))
             street = rng.choice(streets)
             conn.execute(insert(address).values(
                 ADDRESS_ID=next_address, CLIENT_ID=row.CLIENT_ID, ADDRESS_TYPE="H", FLAT=None,

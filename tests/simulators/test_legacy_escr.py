@@ -316,6 +316,21 @@ def test_touch_changes_clients_and_an_incremental_read_sees_exactly_them(legacy_
         assert moved or renamed
 
 
+def test_touching_a_client_twice_in_a_day_keeps_its_addresses_in_order(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'twice.db'}"
+    generate(url, people=40, seed=6)
+    first = set(touch(url, count=30, seed=1))
+    again = set(touch(url, count=30, seed=1))
+    assert first == again
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema.CLIENT_ADDRESS)).all()
+    for row in rows:
+        if row.END_DATE:
+            begin = datetime.strptime(row.START_DATE, "%d/%m/%Y")
+            assert datetime.strptime(row.END_DATE, "%d/%m/%Y") >= begin
+
+
 def test_touch_picks_the_same_clients_for_the_same_seed(tmp_path: Path) -> None:
     urls = [f"sqlite:///{tmp_path / n}" for n in ("a.db", "b.db")]
     picked = []
