@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from gazetteer.effects import update_people
 from gazetteer.load import load_file
 from gazetteer.matcher import AddressMatcher
 from gazetteer.pickup import pick_up
@@ -34,6 +35,7 @@ def load(
     store = open_store()
     try:
         result = load_file(store, file)
+        effects = update_people(store, result)
     except HubError as exc:
         raise _fail(exc) from exc
     finally:
@@ -47,6 +49,8 @@ def load(
     typer.echo(f"  trailer count: {result.trailer_convention}")
     if result.retired:
         typer.echo(f"  UPRNs retired or replaced: {len(result.retired)}")
+        typer.echo(f"  people moved to a successor UPRN: {len(effects.moved)}; "
+                   f"flagged for data-quality review: {len(effects.flagged)}")
     for warning in result.warnings:
         typer.echo(f"  warning: {warning}")
 
@@ -90,6 +94,9 @@ def watch(
         while True:
             for picked in pick_up(store, folder, min_age):
                 typer.echo(f"{picked.file_name}: {picked.outcome} -> {picked.moved_to}")
+                if picked.effects is not None and (picked.effects.moved or picked.effects.flagged):
+                    typer.echo(f"  people moved to a successor UPRN: {len(picked.effects.moved)}; "
+                               f"flagged for data-quality review: {len(picked.effects.flagged)}")
             if once:
                 return
             time.sleep(interval)

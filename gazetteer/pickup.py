@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from gazetteer.dtf import FeedRejected
+from gazetteer.effects import update_people
 from gazetteer.load import LoadResult, load_file
+from hub.addresses import AddressEffects
 from hub.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class PickedUp:
     moved_to: Path
     report_path: Path
     result: LoadResult | None = None
+    effects: AddressEffects | None = None
     error: str | None = None
 
 
@@ -86,14 +89,17 @@ def pick_up(store: Store, drop_folder: Path, min_age_seconds: float = 5.0) -> li
                 )
             )
             continue
+        effects = update_people(store, result)
+        report = {**result.report(), "people_moved": effects.moved, "people_flagged": effects.flagged}
         target = _move(path, drop / PROCESSED)
         picked.append(
             PickedUp(
                 path.name,
                 result.outcome,
                 target,
-                _write_report(target, result.report()),
+                _write_report(target, report),
                 result=result,
+                effects=effects,
             )
         )
         log.info("gazetteer pickup: load %s %s", result.load_id, result.outcome)

@@ -152,11 +152,22 @@ def _each_str(fn: Callable[[str], str]) -> Transform:
     return apply
 
 
+_NAME_PART = re.compile(r"[^\s'\-]+")
+
+
+def _title_part(match: re.Match[str]) -> str:
+    """Title case that knows British names: O'Brien, Smith-Jones, McDonald."""
+    part = match.group(0)
+    if part.startswith("mc") and len(part) > 2:
+        return "Mc" + part[2:].capitalize()
+    return part.capitalize()
+
+
 _SIMPLE: dict[str, Transform] = {
     "trim": _each_str(str.strip),
     "upper": _each_str(str.upper),
     "lower": _each_str(str.lower),
-    "title": _each_str(lambda s: " ".join(w[:1].upper() + w[1:].lower() for w in s.split(" "))),
+    "title": _each_str(lambda s: _NAME_PART.sub(_title_part, s.lower())),
     "string": _each_str(str),
     "digits_only": _each_str(lambda s: re.sub(r"\D", "", s)),
     "collapse_spaces": _each_str(lambda s: " ".join(s.split())),
@@ -172,11 +183,24 @@ def _formats(arg: Any) -> list[str]:
     return [arg] if isinstance(arg, str) else list(arg)
 
 
+def _regex(pattern: str) -> Transform:
+    compiled = re.compile(pattern)
+
+    def apply(value: Any) -> Any:
+        found = compiled.search(str(value))
+        if found is None:
+            return None
+        return found.group(1) if compiled.groups else found.group(0)
+
+    return apply
+
+
 _PARAMETRIC: dict[str, Callable[[Any], Transform]] = {
     "date": lambda arg: _parse_dates(_formats(arg), as_datetime=False),
     "datetime": lambda arg: _parse_dates(_formats(arg), as_datetime=True),
     "split": lambda arg: _split(str(arg)),
     "split_name": lambda arg: _split_name(str(arg)),
+    "regex": lambda arg: _regex(str(arg)),
 }
 
 
@@ -441,7 +465,9 @@ def _stream(name: str, spec: Any, fname: str, line: int | None) -> StreamMapping
     entity = spec["entity"]
     if entity not in ENTITIES:
         raise err(f"unknown entity {entity!r} (known: {', '.join(sorted(ENTITIES))})", "entity")
-    joins = [Join(table=j["table"], alias=j["alias"], on=dict(j["on"])) for j in spec.get("joins", [])]
+    # YAML 1.1 reads a bare `on:` key as the boolean true; accept it as the `on` it was meant to be
+    joins = [Join(table=j["table"], alias=j["alias"], on=dict(j.get("on", j.get(True, {}))))  # type: ignore[call-overload]
+             for j in spec.get("joins", [])]
     collections = [
         Collection(name=n, table=c["table"], foreign_key=c["foreign_key"], order_by=list(c.get("order_by", [])))
         for n, c in (spec.get("collections") or {}).items()

@@ -40,7 +40,8 @@ from adapters.simulators import uk_names as names
 from adapters.simulators.legacy_escr_schema import Code
 from hub.errors import ConfigError, SourceUnavailable
 from hub.model.validators import is_valid_nhs_number, nhs_number_check_digit
-from hub.store.db import make_engine
+from hub.store.addressing import Property, PropertyAddress, StreetDescriptor
+from hub.store.db import Store, make_engine
 
 if TYPE_CHECKING:
     from hub.settings import Settings
@@ -279,8 +280,11 @@ _TEAMS_FOR = {"CIN": ("CF02", "CF03"), "CP": ("CF04",), "LAC": ("CF05",), "CL": 
 class _Builder:
     """Builds every row in memory from one seeded random stream, then plants the dirt."""
 
-    def __init__(self, seed: int, people: int, activity: float) -> None:
+    def __init__(self, seed: int, people: int, activity: float,
+                 addresses: Sequence[_AddressParts] = ()) -> None:
         self.rng = random.Random(seed)
+        self.address_pool = list(addresses)
+        self.rng.shuffle(self.address_pool)
         self.people = people
         self.activity = activity
         self.rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t, _ in schema.DATA_TABLES}
@@ -446,6 +450,8 @@ class _Builder:
         return person
 
     def _new_address(self) -> _AddressParts:
+        if self.address_pool:  # homes from the council's gazetteer, each household its own
+            return self.address_pool.pop()
         rng = self.rng
         street = self.streets[rng.randrange(len(self.streets))]
         roll = rng.random()
@@ -1184,12 +1190,16 @@ def _write(conn: Connection, table_rows: dict[str, list[dict[str, Any]]]) -> Non
 
 
 def generate(url: str, *, people: int = 2000, seed: int = DEFAULT_SEED, dirt: float = 0.03,
-             related_per_person: float | None = None) -> GenerationSummary:
+             related_per_person: float | None = None,
+             addresses: Sequence[_AddressParts] = ()) -> GenerationSummary:
     """Write a fresh synthetic legacy ESCR of ``people`` people to ``url``; return what was planted.
 
     Existing ESCR tables at ``url`` are dropped first. ``dirt`` is the share of
     rows given a planted fault; ``related_per_person`` (default about 4) sets how
     many address, relationship and casework rows each person has on average.
+    ``addresses`` (flat, house number, house name, street, locality, town,
+    postcode) are homes to use before inventing any: the demo passes the
+    gazetteer's, so people live at addresses the council's LLPG knows.
     """
     if people < 1:
         raise ConfigError("people must be at least 1")
@@ -1197,7 +1207,7 @@ def generate(url: str, *, people: int = 2000, seed: int = DEFAULT_SEED, dirt: fl
         raise ConfigError("dirt is a share of rows between 0 and 0.5")
     target = RELATED_PER_PERSON if related_per_person is None else related_per_person
     activity = max(0.0, (target - _FIXED_PER_PERSON) / _CASEWORK_PER_PERSON)
-    builder = _Builder(seed, people, activity)
+    builder = _Builder(seed, people, activity, addresses)
     builder.populate()
     deleted = builder.add_deleted()
     planter = _Dirt(builder, dirt)
@@ -1311,14 +1321,47 @@ def touch(url: str, *, count: int, seed: int) -> list[str]:
 
 
 def seed_demo(settings: Settings) -> str:
-    """The `carehub demo` seeder: write the legacy ESCR where the ``legacy_escr`` source reads it."""
+    """The `carehub demo` seeder: write the legacy ESCR where the ``legacy_escr`` source reads it.
+
+    When the hub's store already holds a gazetteer (the gazetteer seeder runs
+    first), households live at its residential addresses.
+    """
     source = settings.sources.get("legacy_escr")
     if source is None or "url" not in source.options:
         raise ConfigError("the demo needs [sources.legacy_escr.options] url to seed the legacy ESCR")
     url = str(source.options["url"]).format(data_dir=settings.data_dir)
-    summary = generate(url, people=settings.demo.people)
+    homes = gazetteer_homes(settings.database_url)
+    summary = generate(url, people=settings.demo.people, addresses=homes)
+    where = f", {len(homes):,} gazetteer homes to live in" if homes else ""
     return (f"seeded legacy ESCR: {summary.people:,} people, {summary.table_rows:,} rows, "
-            f"{summary.dirty_rows:,} with planted faults")
+            f"{summary.dirty_rows:,} with planted faults{where}")
+
+
+def gazetteer_homes(database_url: str) -> list[_AddressParts]:
+    """Approved residential addresses of live properties in the hub's gazetteer, as a legacy form would hold them."""
+    store = Store(database_url)
+    lpi, prop, street = PropertyAddress, Property, StreetDescriptor
+    query = (
+        select(lpi.sao_text, lpi.pao_start_number, lpi.pao_start_suffix, lpi.pao_text, street.descriptor,
+               street.locality, street.town, lpi.postcode)
+        .join(prop, prop.uprn == lpi.uprn).join(street, street.usrn == lpi.usrn)
+        .where(lpi.logical_status == 1, prop.logical_status == 1, prop.blpu_class.like("R%"),
+               lpi.end_date.is_(None), lpi.postcode.is_not(None))
+        .order_by(lpi.uprn)
+    )
+    try:
+        with store.session() as session:
+            rows = session.execute(query).all()
+    except SQLAlchemyError:
+        return []  # no gazetteer tables yet: the generator invents its own town
+    finally:
+        store.dispose()
+    homes: list[_AddressParts] = []
+    for sao, number, suffix, pao_text, descriptor, locality, town, postcode in rows:
+        house_no = f"{number}{suffix or ''}" if number is not None else None
+        homes.append((sao.title() if sao else None, house_no, pao_text.title() if pao_text else None,
+                      descriptor.title(), (locality or "").title(), (town or names.TOWN).title(), postcode))
+    return homes
 
 
 # --- module entry point --------------------------------------------------------------------

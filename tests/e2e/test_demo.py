@@ -64,3 +64,30 @@ def test_serve_answers_health(database_url: str, tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_demo_people_carry_uprns_and_a_cou_moves_or_flags_them(database_url: str, tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, func, select
+
+    from hub.store.quality import DataQualityIssue
+    from hub.store.tables import Entity
+
+    env = hub_env(database_url, tmp_path / "var", CAREHUB_DEMO__PEOPLE="300")
+    out = carehub("demo", "--no-serve", env=env)
+    assert "seeded gazetteer" in out.stdout and "gazetteer homes" in out.stdout
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        persons = conn.scalar(select(func.count()).select_from(Entity).where(Entity.entity_type == "Person"))
+        with_uprn = conn.scalar(select(func.count()).select_from(Entity).where(
+            Entity.entity_type == "Person", Entity.document.contains('"uprn":"')))
+    assert persons and with_uprn and with_uprn >= 0.9 * persons
+
+    drop = tmp_path / "var" / "gazetteer" / "drop"
+    watched = carehub("gazetteer", "watch", str(drop), "--once", "--min-age", "0", env=env)
+    assert "applied" in watched.stdout
+    with engine.connect() as conn:
+        flagged = conn.scalar(select(func.count()).select_from(DataQualityIssue))
+    engine.dispose()
+    # the demo COU splits a lived-in house into two flats: its people are flagged for review
+    assert flagged is not None and flagged >= 1, watched.stdout
+    assert "flagged for data-quality review" in watched.stdout
