@@ -366,10 +366,7 @@ class AddressMatcher:
         sao_hint, numbers, names, trailing = _read_prefix(prefix)
         name_text = " ".join(names)
         for reading in _readings(sao_hint, numbers, bool(names)):
-            if reading.pao:
-                pool = self.by_street_pao.get((street, reading.pao), [])
-            else:
-                pool = self.named.get(street, [])
+            pool = self.by_street_pao.get((street, reading.pao), []) if reading.pao else self.named.get(street, [])
             for entry in pool:
                 if entry.sao != reading.sao:
                     continue
