@@ -123,11 +123,14 @@ def is_hidden(facts: PersonFacts, caller: Caller) -> bool:
 
 
 def has_relationship(policy: Policy, facts: PersonFacts, caller: Caller) -> bool:
-    """True when the role needs no relationship, or the caller's team works with the person."""
+    """True when the role needs no relationship, or the caller's team works with the person (an open
+    Episode of the team) or is named by the person's seal (the adoption team on a sealed adoption record)."""
     rule = policy.role(caller.role)
     if rule is None or not rule.requires_relationship:
         return True
-    return caller.team is not None and caller.team in facts.teams
+    if caller.team is None:
+        return False
+    return caller.team in facts.teams or any(caller.team in seal.get("allowed_teams", []) for seal in facts.seals)
 
 
 def decide(policy: Policy, caller: Caller, facts: PersonFacts) -> RecordView:
