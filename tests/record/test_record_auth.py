@@ -37,7 +37,7 @@ def test_bad_tokens_are_refused(hub: Hub, tmp_path: Path) -> None:
     wrong_audience = DemoIssuer(hub.settings.auth.demo_issuer or "", hub.settings.data_dir, "someone-else")
     expired = hub.client.app.state.demo_issuer.issue("sw.owen", "social_worker", "ASC-E", ttl=-600)  # type: ignore[attr-defined]
     hs256 = jwt.encode({"iss": hub.settings.auth.demo_issuer, "aud": "carehub", "sub": "x", "exp": time.time() + 60,
-                        "iat": time.time(), "roles": ["admin"]}, "secret-secret-secret-secret-32b", algorithm="HS256")
+                        "iat": time.time(), "roles": ["admin"]}, "hmac-secret-of-32-bytes-or-more!", algorithm="HS256")
     for token in ("not-a-jwt", good[:-4] + "AAAA", stranger.issue("sw.owen", "social_worker"),
                   wrong_audience.issue("sw.owen", "social_worker"), expired, hs256):
         r = hub.client.get("/api/persons", params={"name": "hale"}, headers={"Authorization": f"Bearer {token}"})
