@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Annotated
 
 import click
@@ -18,8 +20,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hub.access.policy import Policy
+from hub.access.tokens import demo_issuer
+from hub.audit import export_csv
 from hub.contract import Adapter
-from hub.errors import HubError
+from hub.errors import ConfigError, HubError
 from hub.pipeline import BatchResult, Pipeline
 from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry
 from hub.registry import enabled_sources, load_adapter, load_object
@@ -33,8 +38,10 @@ from hub.sync import sync_source
 app = typer.Typer(help="Care Hub: one shared care record from every system.", no_args_is_help=True)
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Records that could not be accepted.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True)
 
 
@@ -186,6 +193,46 @@ def quarantine_retry(
                    flt=QuarantineFilter(source=source, reason=reason))
     typer.echo(f"retried {result.received}: {result.accepted} accepted, {result.quarantined} still quarantined")
     store.dispose()
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option(help="Token subject (the user id).")],
+    role: Annotated[str, typer.Option(help="A role of config/policy.toml.")],
+    team: Annotated[str | None, typer.Option(help="The user's team code.")] = None,
+    ttl: Annotated[int | None, typer.Option(help="Life of the token in seconds.")] = None,
+) -> None:
+    """Print a bearer token from the local demo issuer that the local hub accepts."""
+    settings = get_settings()
+    issuer = demo_issuer(settings)
+    if issuer is None:
+        raise ConfigError("the demo issuer is switched off ([auth] demo_issuer is empty)")
+    if Policy.load(config_dir() / settings.auth.policy_file).role(role) is None:
+        raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role")
+    typer.echo(issuer.issue(user, role, team, ttl=ttl or settings.auth.demo_ttl_seconds))
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not an ISO date or date-time", param_hint=name) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
+    since: Annotated[str | None, typer.Option("--from", help="First moment (ISO date or date-time, UTC).")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Up to, not including (ISO date or date-time).")] = None,
+) -> None:
+    """Write the audit trail of a period as CSV (ids only: no names, addresses or NHS numbers)."""
+    store = open_store()
+    count = export_csv(store, out, _when(since, "--from"), _when(until, "--to"))
+    store.dispose()
+    typer.echo(f"{count} audit events written to {out}")
 
 
 @app.command()

@@ -101,3 +101,20 @@ class Conflict(HubError):
 
     code = "CAREHUB-E409"
     http_status = 409
+
+
+class Unauthenticated(HubError):
+    """No bearer token, or one the hub cannot trust (bad signature, wrong issuer, expired)."""
+
+    code = "CAREHUB-E401"
+    http_status = 401
+
+
+class Forbidden(HubError):
+    """The caller is known but their role, purpose or relationship does not allow this.
+
+    The message says which rule refused, never anything about the record itself.
+    """
+
+    code = "CAREHUB-E403"
+    http_status = 403

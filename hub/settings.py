@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -63,6 +63,51 @@ class PipelineSettings(BaseModel):
     )
 
 
+class IssuerSettings(BaseModel):
+    """One token issuer the hub trusts (an Entra ID tenant, an OIDC provider, the demo issuer)."""
+
+    issuer: str = Field(description="The `iss` claim tokens from this issuer carry.")
+    jwks_uri: str | None = Field(default=None, description="HTTPS address of the issuer's JWKS.")
+    jwks_file: Path | None = Field(default=None, description="A local JWKS file (relative to the config folder).")
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> IssuerSettings:
+        if bool(self.jwks_uri) == bool(self.jwks_file):
+            raise ValueError(f"issuer {self.issuer!r} needs exactly one of jwks_uri or jwks_file")
+        return self
+
+
+class DemoUser(BaseModel):
+    """A user the demo sign-in page offers (tokens from the local demo issuer)."""
+
+    user: str = Field(description="Token subject, e.g. sw.amira.")
+    name: str = Field(description="Name shown on the picker.")
+    role: str
+    team: str | None = None
+
+
+class AuthSettings(BaseModel):
+    """How the hub authenticates callers: OAuth2 bearer JWTs signed RS256."""
+
+    audience: str = Field(default="carehub", description="The `aud` every accepted token must carry.")
+    issuers: list[IssuerSettings] = Field(default_factory=list, description="Trusted issuers besides the demo one.")
+    clock_skew_seconds: int = Field(default=60, ge=0, le=600, description="Leeway on exp/nbf/iat.")
+    jwks_cache_seconds: int = Field(default=300, ge=0, description="How long a fetched JWKS is trusted.")
+    role_claim: str = Field(default="roles", description="Claim holding the caller's roles (a list or a string).")
+    team_claim: str = Field(default="team", description="Claim holding the caller's team code.")
+    demo_issuer: str | None = Field(
+        default="https://carehub.local/demo",
+        description="Issuer of the local demo key (data_dir/keys); empty to switch the demo issuer off.",
+    )
+    demo_ttl_seconds: int = Field(default=3600, ge=60, le=86_400, description="Default life of a demo token.")
+    policy_file: str = Field(default="policy.toml", description="Role policy, under the config folder.")
+    demo_users: list[DemoUser] = Field(default_factory=list, description="Users the demo sign-in page offers.")
+    identifier_base: str = Field(
+        default="https://carehub.example.gov.uk/Id",
+        description="Base URL of the council's own FHIR identifier systems (local ids, EDRMS ids).",
+    )
+
+
 class Settings(BaseSettings):
     """Care Hub settings; see config/hub.toml for every key with a comment."""
 
@@ -78,6 +123,7 @@ class Settings(BaseSettings):
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,7 +1,9 @@
-"""The hub's web application: FastAPI with the routers the links contribute.
+"""The hub's web application: FastAPI with the shared record, the FHIR facade, pages and link routers.
 
 Links add routers through the ``carehub.routers`` entry-point group, so this
-module imports none of them.
+module imports none of them. Every request outside a short list of public paths
+(health, the demo JWKS, static files, the OpenAPI document) is audited by
+:class:`hub.api.middleware.AuditMiddleware`.
 """
 
 from __future__ import annotations
@@ -9,14 +11,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 
 from hub import __version__
-from hub.errors import HubError
-from hub.settings import Settings, get_settings
+from hub.access.policy import Policy
+from hub.access.tokens import TokenVerifier, demo_issuer
+from hub.api import admin, auditing, fhir, ops, pages, persons, problems
+from hub.api.middleware import AuditMiddleware
+from hub.audit import AuditTrail
+from hub.pipeline import Pipeline
+from hub.settings import Settings, config_dir, get_settings
 from hub.store.db import Store
+from hub.survivorship import Survivorship
+
+HERE = Path(__file__).resolve().parent
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -32,18 +45,17 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             the_store.dispose()
 
     app = FastAPI(title="Care Hub", version=__version__, lifespan=lifespan,
-                  description="One shared care record from every system a council runs.")
+                  description="One shared care record from every system a council runs. Every call needs an "
+                              "OAuth2 bearer token and is audited.")
     app.state.store = the_store
     app.state.settings = settings
-
-    @app.exception_handler(HubError)
-    async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
-        return JSONResponse(
-            status_code=exc.http_status,
-            media_type="application/problem+json",
-            content={"type": f"https://carehub.example/errors/{exc.code}", "title": type(exc).__name__,
-                     "status": exc.http_status, "detail": exc.message, "code": exc.code},
-        )
+    app.state.policy = Policy.load(config_dir() / settings.auth.policy_file)
+    app.state.demo_issuer = demo_issuer(settings)
+    app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer)
+    app.state.pipeline = Pipeline(Survivorship.load(config_dir() / settings.survivorship_file))
+    app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.add_middleware(AuditMiddleware, trail=AuditTrail(the_store))
+    problems.install(app)
 
     @app.get("/health", tags=["ops"], summary="Liveness and store reachability")
     def health() -> dict[str, str]:
@@ -51,6 +63,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             conn.exec_driver_sql("SELECT 1")
         return {"status": "ok", "version": __version__, "store": the_store.engine.dialect.name}
 
+    @app.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys of the local demo issuer")
+    def jwks() -> dict[str, Any]:
+        issuer = app.state.demo_issuer
+        return issuer.jwks() if issuer is not None else {"keys": []}
+
+    for module in (persons, admin, ops, auditing, fhir, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for ep in entry_points(group="carehub.routers"):
         app.include_router(ep.load())
     return app

@@ -1,0 +1,114 @@
+"""The role policy, read from ``config/policy.toml``: what each role may read, write and state as purpose.
+
+The policy is data. This module only checks it is coherent (every section names
+known entity types, every role names known sections and purposes) and answers
+questions about it; the rules for consent, seals and relationships that sit on
+top of it live in :mod:`hub.access.rules`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hub.errors import ConfigError
+from hub.model import ENTITIES
+
+# Not canonical entities, but protected like them: the audit trail.
+EXTRA_TYPES = frozenset({"AuditEvent"})
+ROLES = ("social_worker", "clinician", "finance_officer", "records_manager", "transitions_worker", "auditor", "admin")
+
+
+class RolePolicy(BaseModel):
+    """What one role may do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    read: list[str] = Field(default_factory=list, description="Sections the role may read.")
+    write: list[str] = Field(default_factory=list, description="Sections the role may change.")
+    purposes: list[str] = Field(min_length=1, description="Purposes the role may state; the first is the default.")
+    consent_scope: str | None = Field(default=None, description="Consent scope that limits this role to demographics.")
+    requires_relationship: bool = Field(default=False, description="Only people with an Episode of the caller's team.")
+    break_glass: bool = Field(default=False, description="Whether the role may break glass.")
+
+
+class PolicyFile(BaseModel):
+    """The whole policy file, validated for coherence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sections: dict[str, list[str]]
+    purposes: dict[str, str]
+    roles: dict[str, RolePolicy]
+
+    @model_validator(mode="after")
+    def _coherent(self) -> PolicyFile:
+        known = set(ENTITIES) | EXTRA_TYPES
+        problems = [f"section {name!r} names unknown type {t!r}"
+                    for name, types in self.sections.items() for t in types if t not in known]
+        for role, rule in self.roles.items():
+            problems += [f"role {role!r} names unknown section {s!r}"
+                         for s in [*rule.read, *rule.write] if s not in self.sections]
+            problems += [f"role {role!r} names unknown purpose {p!r}" for p in rule.purposes if p not in self.purposes]
+        problems += [f"role {r!r} is missing" for r in ROLES if r not in self.roles]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The loaded policy, with the lookups the access rules make."""
+
+    file: PolicyFile
+
+    @classmethod
+    def load(cls, path: Path) -> Policy:
+        """Read and check the policy file; raise ConfigError naming every problem."""
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the policy: {exc}") from exc
+        try:
+            return cls(PolicyFile.model_validate(raw))
+        except ValidationError as exc:
+            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise ConfigError(f"{path}: policy is invalid: {problems}") from exc
+
+    @property
+    def roles(self) -> list[str]:
+        """Every role the policy knows."""
+        return list(self.file.roles)
+
+    def role(self, name: str) -> RolePolicy | None:
+        """The rules for one role, or None for a role the policy does not know."""
+        return self.file.roles.get(name)
+
+    def section_of(self, entity_type: str) -> str | None:
+        """The section an entity type belongs to."""
+        for name, types in self.file.sections.items():
+            if entity_type in types:
+                return name
+        return None
+
+    def readable_types(self, role: str) -> frozenset[str]:
+        """Entity types the role may read (before consent and seals)."""
+        rule = self.file.roles.get(role)
+        if rule is None:
+            return frozenset()
+        return frozenset(t for s in rule.read for t in self.file.sections[s])
+
+    def writable_types(self, role: str) -> frozenset[str]:
+        """Entity types the role may change."""
+        rule = self.file.roles.get(role)
+        if rule is None:
+            return frozenset()
+        return frozenset(t for s in rule.write for t in self.file.sections[s])
+
+    def purpose_code(self, purpose: str) -> str:
+        """The HL7 v3 ActReason code of a purpose (for AuditEvent.purposeOfEvent)."""
+        return self.file.purposes.get(purpose, "HOPERAT")

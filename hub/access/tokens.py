@@ -1,0 +1,214 @@
+"""OAuth2 bearer tokens: verifying RS256 JWTs from the configured issuers, and the local demo issuer.
+
+Every PyJWT and key-fetching failure becomes :class:`hub.errors.Unauthenticated`
+here and nowhere else. A council points ``[auth]`` at its Entra ID tenant (a
+``jwks_uri``); the demo signs with a key pair made on first use under
+``data_dir/keys`` and serves its public half at ``/.well-known/jwks.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from hub.errors import ConfigError, Unauthenticated
+from hub.settings import AuthSettings, Settings, config_dir
+
+ALGORITHM = "RS256"
+KEY_FILE = "demo-signing-key.pem"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What a verified token says about its bearer."""
+
+    subject: str
+    issuer: str
+    roles: tuple[str, ...]
+    team: str | None
+    name: str | None
+    expires: int
+
+
+class DemoIssuer:
+    """The local demo issuer: an RSA key pair under ``data_dir/keys``, made on first use."""
+
+    def __init__(self, issuer: str, data_dir: Path, audience: str) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.path = data_dir / "keys" / KEY_FILE
+        self._lock = threading.Lock()
+        self._key: rsa.RSAPrivateKey | None = None
+
+    def private_key(self) -> rsa.RSAPrivateKey:
+        """The signing key, generated and saved (mode 0600) the first time it is needed."""
+        with self._lock:
+            if self._key is None:
+                self._key = self._load_or_create()
+            return self._key
+
+    def _load_or_create(self) -> rsa.RSAPrivateKey:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+            try:
+                # O_EXCL: when two processes race to create it, one key wins and both use it.
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(pem)
+        loaded = serialization.load_pem_private_key(self.path.read_bytes(), password=None)
+        if not isinstance(loaded, rsa.RSAPrivateKey):
+            raise ConfigError(f"{self.path} does not hold an RSA private key")
+        return loaded
+
+    @property
+    def kid(self) -> str:
+        """Key id: a stable digest of the public key."""
+        public = self.private_key().public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, public.hex()))[:16]
+
+    def jwks(self) -> dict[str, Any]:
+        """The public key as a JWKS document."""
+        jwk = json.loads(RSAAlgorithm.to_jwk(self.private_key().public_key()))
+        jwk.update({"kid": self.kid, "alg": ALGORITHM, "use": "sig"})
+        return {"keys": [jwk]}
+
+    def issue(self, user: str, role: str, team: str | None = None, ttl: int = 3600,
+              name: str | None = None) -> str:
+        """A signed token for ``user`` in ``role`` (and ``team``), valid for ``ttl`` seconds."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer, "aud": self.audience, "sub": user, "iat": now, "nbf": now, "exp": now + ttl,
+            "jti": str(uuid.uuid4()), "roles": [role], "name": name or user,
+        }
+        if team:
+            claims["team"] = team
+        return jwt.encode(claims, self.private_key(), algorithm=ALGORITHM, headers={"kid": self.kid})
+
+
+class KeySet:
+    """The public keys of one issuer, from a file, a URL (cached) or the demo issuer."""
+
+    def __init__(self, *, uri: str | None = None, file: Path | None = None, demo: DemoIssuer | None = None,
+                 cache_seconds: int = 300) -> None:
+        self.uri, self.file, self.demo, self.cache_seconds = uri, file, demo, cache_seconds
+        self._keys: dict[str, Any] = {}
+        self._fetched = 0.0
+        self._lock = threading.Lock()
+
+    def key(self, kid: str | None) -> Any:
+        """The public key with ``kid`` (refetching a remote set once when the kid is new)."""
+        with self._lock:
+            if not self._keys or self._stale():
+                self._keys = self._load()
+            found = self._keys.get(kid or "") or (next(iter(self._keys.values())) if kid is None else None)
+            if found is None and self.uri and time.monotonic() - self._fetched > 10:
+                # A rotated key: refetch, but at most every ten seconds however many bad kids arrive.
+                self._keys = self._load()
+                found = self._keys.get(kid or "")
+        if found is None:
+            raise Unauthenticated("the token was signed with a key the issuer does not publish")
+        return found
+
+    def _stale(self) -> bool:
+        return self.uri is not None and time.monotonic() - self._fetched > self.cache_seconds
+
+    def _load(self) -> dict[str, Any]:
+        if self.demo is not None:
+            document = self.demo.jwks()
+        elif self.file is not None:
+            try:
+                document = json.loads(self.file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot read JWKS file {self.file}: {exc}") from exc
+        else:
+            assert self.uri is not None
+            try:
+                response = requests.get(self.uri, timeout=10)
+                response.raise_for_status()
+                document = response.json()
+            except (requests.RequestException, ValueError) as exc:
+                raise Unauthenticated("the token issuer's keys could not be fetched") from exc
+            self._fetched = time.monotonic()
+        try:
+            keys = jwt.PyJWKSet.from_dict(document).keys
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("the token issuer publishes no usable keys") from exc
+        return {k.key_id or "": k.key for k in keys}
+
+
+class TokenVerifier:
+    """Checks bearer tokens against the trusted issuers, the audience and the clock."""
+
+    def __init__(self, auth: AuthSettings, demo: DemoIssuer | None) -> None:
+        self.auth = auth
+        self.demo = demo
+        self.keysets: dict[str, KeySet] = {}
+        for issuer in auth.issuers:
+            file = issuer.jwks_file if issuer.jwks_file is None or issuer.jwks_file.is_absolute() else (
+                config_dir() / issuer.jwks_file)
+            self.keysets[issuer.issuer] = KeySet(uri=issuer.jwks_uri, file=file, cache_seconds=auth.jwks_cache_seconds)
+        if demo is not None:
+            self.keysets[demo.issuer] = KeySet(demo=demo)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenVerifier:
+        """The verifier the settings describe (with the demo issuer when it is on)."""
+        return cls(settings.auth, demo_issuer(settings))
+
+    def verify(self, token: str) -> TokenClaims:
+        """The claims of a valid token; Unauthenticated for anything else."""
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("the bearer token is not a well-formed JWT") from exc
+        if header.get("alg") != ALGORITHM:
+            raise Unauthenticated(f"tokens must be signed {ALGORITHM}")
+        issuer = unverified.get("iss")
+        keyset = self.keysets.get(issuer) if isinstance(issuer, str) else None
+        if keyset is None:
+            raise Unauthenticated("the token's issuer is not trusted")
+        key = keyset.key(header.get("kid"))
+        try:
+            claims = jwt.decode(
+                token, key, algorithms=[ALGORITHM], audience=self.auth.audience, issuer=issuer,
+                leeway=self.auth.clock_skew_seconds, options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("the bearer token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the bearer token was refused: {type(exc).__name__}") from exc
+        roles = claims.get(self.auth.role_claim) or []
+        if isinstance(roles, str):
+            roles = [roles]
+        team = claims.get(self.auth.team_claim)
+        return TokenClaims(
+            subject=str(claims["sub"]), issuer=issuer, roles=tuple(str(r) for r in roles),
+            team=str(team) if team else None, name=claims.get("name"), expires=int(claims["exp"]),
+        )
+
+
+def demo_issuer(settings: Settings) -> DemoIssuer | None:
+    """The demo issuer when the settings switch it on."""
+    if not settings.auth.demo_issuer:
+        return None
+    return DemoIssuer(settings.auth.demo_issuer, settings.data_dir, settings.auth.audience)

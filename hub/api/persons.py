@@ -1,0 +1,83 @@
+"""Canonical JSON API for people: search, the whole shared record, the timeline.
+
+Thin routes: parse, call one service function in :mod:`hub.record`, shape the
+answer. The record is serialised straight to JSON bytes (its shape is declared
+by the response model for the OpenAPI document and checked by the tests).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from hub.api.deps import AuditDep, CurrentUser, PolicyDep, StoreDep
+from hub.api.schemas import PersonSearchResult, SharedRecord, Timeline
+from hub.record import RECORD_SECTIONS, LoadedRecord, PersonQuery, open_record, search_people, timeline
+
+router = APIRouter(prefix="/api/persons", tags=["shared record"])
+
+
+def json_response(payload: Any) -> Response:
+    """Pre-serialised JSON (orjson), bypassing response-model re-validation on the hot path."""
+    return Response(orjson.dumps(payload), media_type="application/json")
+
+
+def access_note(record: LoadedRecord, role: str, purpose: str) -> dict[str, Any]:
+    """The access section of a record answer."""
+    return {"role": role, "purpose": purpose, "sealed": record.view.sealed, "break_glass": record.view.break_glass,
+            "consent_withheld": record.view.consent_withheld, "hidden_sections": record.hidden_sections}
+
+
+@router.get("", response_model=PersonSearchResult, summary="Find people")
+def find_people(
+    request: Request, session: StoreDep, policy: PolicyDep, caller: CurrentUser, audit: AuditDep,
+    name: Annotated[str | None, Query(description="Any part of the name: each word matches a given or family "
+                                                  "name prefix.")] = None,
+    family: Annotated[str | None, Query(description="Family name prefix.")] = None,
+    given: Annotated[str | None, Query(description="Given name prefix.")] = None,
+    birth_date: Annotated[date | None, Query(description="Date of birth, YYYY-MM-DD.")] = None,
+    postcode: Annotated[str | None, Query(description="Full postcode or outward code.")] = None,
+    nhs_number: Annotated[str | None, Query(description="Ten-digit NHS number.")] = None,
+    identifier: Annotated[str | None, Query(description="A local id, as 'system|value' or a bare value.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+) -> Response:
+    """People matching every criterion given, that you may know exist, in a stable order."""
+    system, value = (identifier.split("|", 1) if identifier and "|" in identifier else (None, identifier))
+    query = PersonQuery(name=name, family=family, given=given, birth_date=birth_date, postcode=postcode,
+                        nhs_number=nhs_number, identifier=value or None, identifier_system=system or None)
+    page = search_people(session, policy, caller, query, audit, limit=limit, cursor=cursor)
+    next_url = None
+    if page.next_cursor:
+        params = {k: v for k, v in request.query_params.items() if k != "cursor"}
+        next_url = f"{request.url.path}?{urlencode({**params, 'cursor': page.next_cursor})}"
+    return json_response({"items": page.people, "next_cursor": page.next_cursor, "next": next_url})
+
+
+@router.get("/{person_id}/record", response_model=SharedRecord, summary="The whole shared record of one person",
+            responses={403: {"description": "Your role or relationship does not allow it"},
+                       404: {"description": "No such person (or none you may know of)"}})
+def read_record(person_id: str, session: StoreDep, policy: PolicyDep, caller: CurrentUser, audit: AuditDep
+                ) -> Response:
+    """Demographics, relationships, episodes, referrals, assessments, plans, commitments, flags, consents,
+    documents, health events and transitions, each with its source systems and last update."""
+    record = open_record(session, policy, caller, person_id, audit)
+    body: dict[str, Any] = {"id": person_id, "access": access_note(record, caller.role, caller.purpose),
+                            "person": record.person}
+    for etype, key in RECORD_SECTIONS.items():
+        body[key] = record.items.get(etype, [])
+    return json_response(body)
+
+
+@router.get("/{person_id}/timeline", response_model=Timeline, summary="The person's history, newest first")
+def read_timeline(person_id: str, session: StoreDep, policy: PolicyDep, caller: CurrentUser, audit: AuditDep
+                  ) -> Response:
+    """Episodes, referrals, assessments, plans, health events, documents, transitions and alerts by date."""
+    record = open_record(session, policy, caller, person_id, audit, with_provenance=True)
+    return json_response({"id": person_id, "access": access_note(record, caller.role, caller.purpose),
+                          "entries": timeline(record)})

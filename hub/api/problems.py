@@ -1,0 +1,80 @@
+"""Errors at the web edge: problem+json (RFC 9457) on /api, OperationOutcome on /fhir, a page elsewhere.
+
+One handler per kind of failure (hub errors, request validation, Starlette's own
+404/405), each choosing the dialect by path, so every refusal speaks the
+language of the interface it came through and says why without leaking data.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hub.errors import HubError
+
+log = logging.getLogger("carehub.api")
+
+FHIR_JSON = "application/fhir+json"
+ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+               409: "conflict", 422: "invalid", 503: "transient"}
+ERROR_TITLES = {400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 404: "Not found",
+                405: "Method not allowed", 409: "Conflict", 422: "Unprocessable request", 500: "Server error"}
+
+
+def operation_outcome(status: int, diagnostics: str, code: str | None = None) -> dict[str, Any]:
+    """A FHIR R4 OperationOutcome for an error ``status``."""
+    issue: dict[str, Any] = {"severity": "error" if status < 500 else "fatal",
+                             "code": ISSUE_CODES.get(status, "exception"), "diagnostics": diagnostics}
+    if code:
+        issue["details"] = {"coding": [{"system": "https://carehub.example/errors", "code": code}]}
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+def _respond(request: Request, status: int, detail: str, code: str, headers: dict[str, str] | None = None
+             ) -> Response:
+    path = request.url.path
+    if path.startswith("/fhir"):
+        return JSONResponse(operation_outcome(status, detail, code), status_code=status, media_type=FHIR_JSON,
+                            headers=headers)
+    if path.startswith("/api") or not _wants_html(request):
+        return JSONResponse(
+            {"type": f"https://carehub.example/errors/{code}", "title": ERROR_TITLES.get(status, "Error"),
+             "status": status, "detail": detail, "code": code},
+            status_code=status, media_type="application/problem+json", headers=headers)
+    if status == 401:
+        return RedirectResponse("/sign-in", status_code=303)
+    templates = request.app.state.templates
+    return templates.TemplateResponse(request, "error.html", {"status": status, "title": ERROR_TITLES.get(
+        status, "Error"), "detail": detail}, status_code=status)
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "") or request.method == "POST"
+
+
+def install(app: FastAPI) -> None:
+    """Register the error handlers on ``app``."""
+
+    @app.exception_handler(HubError)
+    async def hub_error(request: Request, exc: HubError) -> Response:
+        if exc.http_status >= 500:
+            log.error("%s on %s %s: %s", exc.code, request.method, request.url.path, type(exc).__name__)
+        headers = {"WWW-Authenticate": 'Bearer realm="carehub"'} if exc.http_status == 401 else None
+        return _respond(request, exc.http_status, exc.message, exc.code, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return _respond(request, 422 if not request.url.path.startswith("/fhir") else 400, detail, "CAREHUB-E422")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _respond(request, exc.status_code, str(exc.detail), f"CAREHUB-E{exc.status_code}")
+
+
+__all__ = ["FHIR_JSON", "install", "operation_outcome"]
