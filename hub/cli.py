@@ -25,14 +25,13 @@ from hub.access.tokens import demo_issuer
 from hub.audit import export_csv
 from hub.contract import Adapter
 from hub.errors import ConfigError, HubError
-from hub.pipeline import BatchResult, Pipeline
+from hub.pipeline import BatchResult
 from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry
-from hub.registry import enabled_sources, load_adapter, load_object
+from hub.registry import build_pipeline, enabled_sources, load_adapter, load_object
 from hub.settings import Settings, config_dir, get_settings
 from hub.status import hub_status
 from hub.store.db import Store
 from hub.store.migrate import upgrade
-from hub.survivorship import Survivorship
 from hub.sync import sync_source
 
 app = typer.Typer(help="Care Hub: one shared care record from every system.", no_args_is_help=True)
@@ -49,12 +48,6 @@ def open_store() -> Store:
     """The store named by CAREHUB_DATABASE_URL (or config/hub.toml)."""
     settings = get_settings()
     return Store(settings.database_url, echo=settings.sql_echo)
-
-
-def build_pipeline(settings: Settings, store: Store) -> Pipeline:
-    """The pipeline with the configured survivorship rules and enrichers."""
-    enrichers = [load_object(path)(store) for path in settings.pipeline.enrichers]
-    return Pipeline(Survivorship.load(config_dir() / settings.survivorship_file), enrichers=enrichers)
 
 
 @db_app.command("upgrade")

@@ -11,7 +11,10 @@ from typing import Any
 
 from hub.contract import Adapter
 from hub.errors import ConfigError
-from hub.settings import Settings
+from hub.pipeline import Pipeline
+from hub.settings import Settings, config_dir
+from hub.store.db import Store
+from hub.survivorship import Survivorship
 
 
 def load_object(path: str) -> Any:
@@ -43,3 +46,9 @@ def load_adapter(settings: Settings, name: str) -> Adapter:
 def enabled_sources(settings: Settings) -> list[str]:
     """Names of the sources that are switched on, in config order."""
     return [name for name, s in settings.sources.items() if s.enabled]
+
+
+def build_pipeline(settings: Settings, store: Store) -> Pipeline:
+    """The pipeline with the configured survivorship rules and enrichers."""
+    enrichers = [load_object(path)(store) for path in settings.pipeline.enrichers]
+    return Pipeline(Survivorship.load(config_dir() / settings.survivorship_file), enrichers=enrichers)

@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -22,12 +22,12 @@ from hub import __version__
 from hub.access.policy import Policy
 from hub.access.tokens import TokenVerifier, demo_issuer
 from hub.api import admin, auditing, fhir, ops, pages, persons, problems
+from hub.api.deps import current_caller
 from hub.api.middleware import AuditMiddleware
 from hub.audit import AuditTrail
-from hub.pipeline import Pipeline
+from hub.registry import build_pipeline
 from hub.settings import Settings, config_dir, get_settings
 from hub.store.db import Store
-from hub.survivorship import Survivorship
 
 HERE = Path(__file__).resolve().parent
 
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.policy = Policy.load(config_dir() / settings.auth.policy_file)
     app.state.demo_issuer = demo_issuer(settings)
     app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer)
-    app.state.pipeline = Pipeline(Survivorship.load(config_dir() / settings.survivorship_file))
+    app.state.pipeline = build_pipeline(settings, the_store)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.add_middleware(AuditMiddleware, trail=AuditTrail(the_store))
     problems.install(app)
@@ -71,6 +71,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     for module in (persons, admin, ops, auditing, fhir, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for ep in entry_points(group="carehub.routers"):
-        app.include_router(ep.load())
+    for ep in entry_points(group="carehub.routers"):  # every link's routes need a signed-in caller
+        app.include_router(ep.load(), dependencies=[Depends(current_caller)])
     return app
