@@ -43,7 +43,10 @@ def block_keys(table: RecordTable, encoder: Encoder, key: str) -> IntArray:
         initial = lookup(facts.initial, table.given)
         values, present = table.postcode * 65536 + initial, (table.postcode >= 0) & (initial >= 0)
     elif key == "given_phonetic+family_phonetic":
-        values, present = given_sound * width + family_sound, (given_sound >= 0) & (family_sound >= 0)
+        values, present = (
+            given_sound * width + family_sound,
+            (given_sound >= 0) & (family_sound >= 0),
+        )
     elif key == "given_phonetic+birth_year":
         values, present = given_sound * 10000 + year, (given_sound >= 0) & (year > 0)
     else:
@@ -80,8 +83,11 @@ class Blocker:
     """Plans the blocks of every pass, then yields candidate pairs chunk by chunk."""
 
     def __init__(
-        self, left_keys: list[IntArray], right_keys: list[IntArray] | None,
-        max_block_pairs: int, chunk_pairs: int,
+        self,
+        left_keys: list[IntArray],
+        right_keys: list[IntArray] | None,
+        max_block_pairs: int,
+        chunk_pairs: int,
     ) -> None:
         self.dedupe = right_keys is None
         self.chunk_pairs = chunk_pairs
@@ -98,19 +104,25 @@ class Blocker:
                 il = ir = np.arange(len(keys_l))
             else:
                 rows_r, keys_r, starts_r, counts_r = _sorted_blocks(kr)
-                common, il, ir = np.intersect1d(keys_l, keys_r, assume_unique=True, return_indices=True)
+                common, il, ir = np.intersect1d(
+                    keys_l, keys_r, assume_unique=True, return_indices=True
+                )
                 sizes = counts_l[il] * counts_r[ir]
             keep = (sizes > 0) & (sizes <= max_block_pairs)
             kept = common[keep]
-            self.passes.append(_Pass(
-                _Side(rows_l, starts_l[il][keep], counts_l[il][keep]),
-                _Side(rows_r, starts_r[ir][keep], counts_r[ir][keep]),
-                sizes[keep],
-            ))
-            self.effective.append((
-                np.where(np.isin(kl, kept), kl, MISSING),
-                np.where(np.isin(kr, kept), kr, MISSING),
-            ))
+            self.passes.append(
+                _Pass(
+                    _Side(rows_l, starts_l[il][keep], counts_l[il][keep]),
+                    _Side(rows_r, starts_r[ir][keep], counts_r[ir][keep]),
+                    sizes[keep],
+                )
+            )
+            self.effective.append(
+                (
+                    np.where(np.isin(kl, kept), kl, MISSING),
+                    np.where(np.isin(kr, kept), kr, MISSING),
+                )
+            )
 
     @property
     def planned_pairs(self) -> int:
@@ -124,7 +136,9 @@ class Blocker:
             start = 0
             while start < len(plan.sizes):
                 base = bounds[start - 1] if start else 0
-                stop = max(int(np.searchsorted(bounds, base + self.chunk_pairs, side="right")), start + 1)
+                stop = max(
+                    int(np.searchsorted(bounds, base + self.chunk_pairs, side="right")), start + 1
+                )
                 left_rows, right_rows = self._pairs(plan, start, stop)
                 if self.dedupe:
                     mask = left_rows < right_rows

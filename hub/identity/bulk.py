@@ -13,6 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from hub.errors import QuarantineError
 from hub.identity.blocking import Blocker
 from hub.identity.config import IdentityConfig
@@ -46,26 +49,61 @@ def read_records(path: Path) -> Iterator[MatchRecord]:
         if not reader.fieldnames:
             return
         for number, row in enumerate(reader, start=1):
-            yield MatchRecord.from_row({(k or "").strip().lower(): v for k, v in row.items()}, number)
+            yield MatchRecord.from_row(
+                {(k or "").strip().lower(): v for k, v in row.items()}, number
+            )
 
 
 def link_tables(
-    matcher: Matcher, left: RecordTable, right: RecordTable | None,
-    on_progress: Callable[[int], None] | None = None, blocker: Blocker | None = None,
+    matcher: Matcher,
+    left: RecordTable,
+    right: RecordTable | None,
+    on_progress: Callable[[int], None] | None = None,
+    blocker: Blocker | None = None,
 ) -> Iterator[tuple[str, str, float, str]]:
-    """(left id, right id, score, 'match' or 'review') for every kept pair."""
+    """(left id, right id, score, 'match' or 'review') for every kept pair.
+
+    Reviews are written as they are found; links are held (one small tuple per match)
+    until every pair is scored, because a link is ambiguous if either record also
+    links to someone else, and that can only be known at the end.
+    """
     other = left if right is None else right
+    links: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
     for batch in matcher.link(left, right, on_progress, blocker):
-        for li, ri, score, decision in zip(
-            batch.pairs.left_rows.tolist(), batch.pairs.right_rows.tolist(),
-            batch.probability.tolist(), batch.decisions.tolist(), strict=True,
+        linked = batch.decisions == LINK
+        links.append(
+            (
+                batch.pairs.left_rows[linked],
+                batch.pairs.right_rows[linked],
+                batch.probability[linked],
+            )
+        )
+        for li, ri, score in zip(
+            batch.pairs.left_rows[~linked].tolist(),
+            batch.pairs.right_rows[~linked].tolist(),
+            batch.probability[~linked].tolist(),
+            strict=True,
         ):
-            yield left.ids[li], other.ids[ri], score, "match" if decision == LINK else "review"
+            yield left.ids[li], other.ids[ri], score, "review"
+    if not links:
+        return
+    li_all = np.concatenate([a for a, _, _ in links])
+    ri_all = np.concatenate([b for _, b, _ in links])
+    scores = np.concatenate([p for _, _, p in links])
+    ambiguous = matcher.ambiguous(left, right, li_all, ri_all)
+    for li, ri, score, unsure in zip(
+        li_all.tolist(), ri_all.tolist(), scores.tolist(), ambiguous.tolist(), strict=True
+    ):
+        yield left.ids[li], other.ids[ri], score, "review" if unsure else "match"
 
 
 def match_files(
-    config: IdentityConfig, left_path: Path, right_path: Path | None, out_path: Path,
-    on_plan: Callable[[int], None] | None = None, on_progress: Callable[[int], None] | None = None,
+    config: IdentityConfig,
+    left_path: Path,
+    right_path: Path | None,
+    out_path: Path,
+    on_plan: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
     estimate: bool | None = None,
 ) -> BulkReport:
     """Link ``left_path`` to ``right_path`` (or deduplicate ``left_path`` alone) into ``out_path``.
@@ -94,10 +132,16 @@ def match_files(
     with out_path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(OUTPUT_COLUMNS)
-        for left_id, right_id, score, decision in link_tables(matcher, left, right, progress, blocker):
+        for left_id, right_id, score, decision in link_tables(
+            matcher, left, right, progress, blocker
+        ):
             writer.writerow((left_id, right_id, f"{score:.6f}", decision))
             counts[decision] += 1
     return BulkReport(
-        len(left), len(right) if right is not None else len(left), compared, counts["match"],
-        counts["review"], time.perf_counter() - started,
+        len(left),
+        len(right) if right is not None else len(left),
+        compared,
+        counts["match"],
+        counts["review"],
+        time.perf_counter() - started,
     )

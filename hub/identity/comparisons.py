@@ -26,16 +26,36 @@ from hub.identity.table import MISSING, Encoder, IntArray, RecordTable, lookup
 
 COMPARISONS: dict[str, tuple[str, ...]] = {
     "given_name": (
-        "missing", "exact", "swapped", "nickname", "similar", "phonetic", "close", "initial",
+        "missing",
+        "exact",
+        "swapped",
+        "nickname",
+        "similar",
+        "phonetic",
+        "close",
+        "initial",
         "different",
     ),
     "family_name": (
-        "missing", "exact", "swapped", "similar", "phonetic", "close", "part", "different",
+        "missing",
+        "exact",
+        "swapped",
+        "similar",
+        "phonetic",
+        "close",
+        "part",
+        "different",
     ),
     "birth_date": ("missing", "exact", "transposed", "one_digit", "same_year", "different"),
     "sex": ("missing", "same", "different"),
     "address": (
-        "missing", "uprn", "line_and_postcode", "postcode", "line", "sector", "district",
+        "missing",
+        "uprn",
+        "line_and_postcode",
+        "postcode",
+        "line",
+        "sector",
+        "district",
         "different",
     ),
     "nhs_number": ("missing", "same", "different"),
@@ -51,6 +71,7 @@ PARENT_CHILD_OR_TYPO = 4
 DECEASED = 8
 NHS_VERIFIED_SAME = 16
 NHS_VERIFIED_DIFFERENT = 32
+AMBIGUOUS = 64
 
 # Jaro-Winkler similarity at or above which two names are "similar" / "close".
 SIMILAR = 0.92
@@ -78,7 +99,10 @@ class PairComparison:
 
 
 def _pair_scores(
-    left: IntArray, right: IntArray, values: Sequence[str], mask: npt.NDArray[np.bool_],
+    left: IntArray,
+    right: IntArray,
+    values: Sequence[str],
+    mask: npt.NDArray[np.bool_],
     scorer: Callable[..., Any],
 ) -> npt.NDArray[np.float64]:
     """scorer(values[left], values[right]) where ``mask``, once per distinct pair of codes."""
@@ -96,7 +120,10 @@ def _pair_scores(
 
 
 def _pair_flags(
-    left: IntArray, right: IntArray, mask: npt.NDArray[np.bool_], test: Callable[[int, int], bool],
+    left: IntArray,
+    right: IntArray,
+    mask: npt.NDArray[np.bool_],
+    test: Callable[[int, int], bool],
 ) -> npt.NDArray[np.bool_]:
     """test(left code, right code) where ``mask``, once per distinct pair of codes."""
     out = np.zeros(left.shape, dtype=np.bool_)
@@ -111,7 +138,9 @@ def _pair_flags(
 
 def _select(conditions: list[npt.NDArray[np.bool_]], default: int) -> npt.NDArray[np.int8]:
     """The index (1-based level) of the first true condition, else ``default``."""
-    return np.select(conditions, list(range(1, len(conditions) + 1)), default=default).astype(np.int8)
+    return np.select(conditions, list(range(1, len(conditions) + 1)), default=default).astype(
+        np.int8
+    )
 
 
 def _digits(year: IntArray, month: IntArray, day: IntArray) -> IntArray:
@@ -128,9 +157,18 @@ class Comparer:
         self.guards = guards
 
     def compare(
-        self, left: RecordTable, right: RecordTable, left_rows: IntArray, right_rows: IntArray,
+        self,
+        left: RecordTable,
+        right: RecordTable,
+        left_rows: IntArray,
+        right_rows: IntArray,
+        strict: bool = False,
     ) -> PairComparison:
-        """Levels and guard flags of the pairs (left_rows[k], right_rows[k])."""
+        """Levels and guard flags of the pairs (left_rows[k], right_rows[k]).
+
+        ``strict`` takes no given-name difference for a typo in the twins guard: used
+        when deciding whether two records that both match a third are one person.
+        """
         enc, li, ri = self.encoder, left_rows, right_rows
         facts = enc.name_facts()
         names = enc.names.values
@@ -149,18 +187,24 @@ class Comparer:
         nl, nr = left.nhs[li], right.nhs[ri]
         levels[:, 5] = np.where((nl == 0) | (nr == 0), 0, np.where(nl == nr, 1, 2))
         levels[:, 6] = self._identifiers(left, right, li, ri)
-        guards = self._guards(left, right, li, ri, levels, given_edits, facts)
+        guards = self._guards(left, right, li, ri, levels, given_edits, facts, strict)
         return PairComparison(li, ri, levels, guards)
 
     def _given(
-        self, gl: IntArray, gr: IntArray, facts: Any, names: list[str],
+        self,
+        gl: IntArray,
+        gr: IntArray,
+        facts: Any,
+        names: list[str],
         swapped: npt.NDArray[np.bool_],
     ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
         both = (gl >= 0) & (gr >= 0)
         differ = both & (gl != gr) & ~swapped
         nick_codes = self.encoder.nickname_key()
         nickname = _pair_flags(
-            gl, gr, differ & np.isin(gl, list(nick_codes)) & np.isin(gr, list(nick_codes)),
+            gl,
+            gr,
+            differ & np.isin(gl, list(nick_codes)) & np.isin(gr, list(nick_codes)),
             lambda a, b: bool(nick_codes[a] & nick_codes[b]),
         )
         len_l, len_r = lookup(facts.length, gl), lookup(facts.length, gr)
@@ -171,8 +215,15 @@ class Comparer:
         edits = _pair_scores(gl, gr, names, scored, OSA.distance)
         phonetic = scored & (lookup(facts.metaphone, gl) == lookup(facts.metaphone, gr))
         level = _select(
-            [both & (gl == gr), swapped, nickname, scored & (jw >= SIMILAR), phonetic,
-             scored & (jw >= CLOSE), initial],
+            [
+                both & (gl == gr),
+                swapped,
+                nickname,
+                scored & (jw >= SIMILAR),
+                phonetic,
+                scored & (jw >= CLOSE),
+                initial,
+            ],
             default=COMPARISONS["given_name"].index("different"),
         )
         level[~both & ~swapped] = 0
@@ -182,7 +233,11 @@ class Comparer:
         return level, edits
 
     def _family(
-        self, fl: IntArray, fr: IntArray, facts: Any, names: list[str],
+        self,
+        fl: IntArray,
+        fr: IntArray,
+        facts: Any,
+        names: list[str],
         swapped: npt.NDArray[np.bool_],
     ) -> npt.NDArray[np.int8]:
         both = (fl >= 0) & (fr >= 0)
@@ -190,12 +245,20 @@ class Comparer:
         jw = _pair_scores(fl, fr, names, scored, JaroWinkler.normalized_similarity)
         phonetic = scored & (lookup(facts.metaphone, fl) == lookup(facts.metaphone, fr))
         part = _pair_flags(
-            fl, fr, scored & (np.maximum(lookup(facts.parts, fl), lookup(facts.parts, fr)) > 1),
+            fl,
+            fr,
+            scored & (np.maximum(lookup(facts.parts, fl), lookup(facts.parts, fr)) > 1),
             lambda a, b: bool(set(names[a].split()) & set(names[b].split())),
         )
         level = _select(
-            [both & (fl == fr), swapped, scored & (jw >= SIMILAR), phonetic,
-             scored & (jw >= CLOSE), part],
+            [
+                both & (fl == fr),
+                swapped,
+                scored & (jw >= SIMILAR),
+                phonetic,
+                scored & (jw >= CLOSE),
+                part,
+            ],
             default=COMPARISONS["family_name"].index("different"),
         )
         level[~both & ~swapped] = 0
@@ -203,7 +266,10 @@ class Comparer:
 
     @staticmethod
     def _birth(
-        left: RecordTable, right: RecordTable, li: IntArray, ri: IntArray,
+        left: RecordTable,
+        right: RecordTable,
+        li: IntArray,
+        ri: IntArray,
     ) -> npt.NDArray[np.int8]:
         yl, ml, dl = left.birth_year[li], left.birth_month[li], left.birth_day[li]
         yr, mr, dr = right.birth_year[ri], right.birth_month[ri], right.birth_day[ri]
@@ -220,7 +286,11 @@ class Comparer:
         return level
 
     def _address(
-        self, left: RecordTable, right: RecordTable, li: IntArray, ri: IntArray,
+        self,
+        left: RecordTable,
+        right: RecordTable,
+        li: IntArray,
+        ri: IntArray,
     ) -> npt.NDArray[np.int8]:
         ul, ur = left.uprn[li], right.uprn[ri]
         pl, pr = left.postcode[li], right.postcode[ri]
@@ -228,13 +298,20 @@ class Comparer:
         uprn_both = (ul >= 0) & (ur >= 0)
         pc_both = (pl >= 0) & (pr >= 0)
         line_both = (ll >= 0) & (lr >= 0)
-        ratio = _pair_scores(ll, lr, self.encoder.lines.values, line_both & (ll != lr), fuzz.token_sort_ratio)
+        ratio = _pair_scores(
+            ll, lr, self.encoder.lines.values, line_both & (ll != lr), fuzz.token_sort_ratio
+        )
         same_line = line_both & ((ll == lr) | (ratio >= SAME_LINE))
         same_pc = pc_both & (pl == pr)
         level = _select(
-            [uprn_both & (ul == ur), same_line & same_pc, same_pc & ~uprn_both, same_line & ~uprn_both,
-             pc_both & ~uprn_both & (left.sector[li] == right.sector[ri]),
-             pc_both & ~uprn_both & (left.district[li] == right.district[ri])],
+            [
+                uprn_both & (ul == ur),
+                same_line & same_pc,
+                same_pc & ~uprn_both,
+                same_line & ~uprn_both,
+                pc_both & ~uprn_both & (left.sector[li] == right.sector[ri]),
+                pc_both & ~uprn_both & (left.district[li] == right.district[ri]),
+            ],
             default=COMPARISONS["address"].index("different"),
         )
         level[~(uprn_both | pc_both | line_both)] = 0
@@ -242,7 +319,10 @@ class Comparer:
 
     @staticmethod
     def _identifiers(
-        left: RecordTable, right: RecordTable, li: IntArray, ri: IntArray,
+        left: RecordTable,
+        right: RecordTable,
+        li: IntArray,
+        ri: IntArray,
     ) -> npt.NDArray[np.int8]:
         level = np.zeros(li.shape, dtype=np.int8)
         if not left.identifiers or not right.identifiers:
@@ -257,47 +337,86 @@ class Comparer:
         return level
 
     def _guards(
-        self, left: RecordTable, right: RecordTable, li: IntArray, ri: IntArray,
-        levels: npt.NDArray[np.int8], given_edits: npt.NDArray[np.float64], facts: Any,
+        self,
+        left: RecordTable,
+        right: RecordTable,
+        li: IntArray,
+        ri: IntArray,
+        levels: npt.NDArray[np.int8],
+        given_edits: npt.NDArray[np.float64],
+        facts: Any,
+        strict: bool,
     ) -> npt.NDArray[np.int8]:
         cfg = self.guards
         given, family, birth, address = levels[:, 0], levels[:, 1], levels[:, 2], levels[:, 4]
         # Any likeness of surname counts (a twin's record may carry a mistyped one), and so
         # does a missing one: it cannot tell the twins apart.
         same_family = family != level("family_name", "different")
-        same_address = np.isin(address, [
-            level("address", "uprn"), level("address", "line_and_postcode"), level("address", "postcode"),
-            level("address", "line"),
-        ])
-        longest = np.maximum(lookup(facts.length, left.given[li]), lookup(facts.length, right.given[ri]))
-        typo = (given_edits <= cfg.twin_max_given_edits) & (longest >= cfg.twin_typo_min_length)
-        given_differs = ~np.isin(given, [
-            0, level("given_name", "exact"), level("given_name", "swapped"), level("given_name", "nickname"),
-            level("given_name", "initial"),
-        ])
+        same_address = np.isin(
+            address,
+            [
+                level("address", "uprn"),
+                level("address", "line_and_postcode"),
+                level("address", "postcode"),
+                level("address", "line"),
+            ],
+        )
+        longest = np.maximum(
+            lookup(facts.length, left.given[li]), lookup(facts.length, right.given[ri])
+        )
+        typo = (
+            (given_edits <= cfg.twin_max_given_edits)
+            & (longest >= cfg.twin_typo_min_length)
+            & (not strict)
+        )
+        given_differs = ~np.isin(
+            given,
+            [
+                0,
+                level("given_name", "exact"),
+                level("given_name", "swapped"),
+                level("given_name", "nickname"),
+                level("given_name", "initial"),
+            ],
+        )
         # Twins share a birth date; a record of one may carry it mistyped, so near dates count too.
-        same_birth = np.isin(birth, [
-            level("birth_date", "exact"), level("birth_date", "transposed"), level("birth_date", "one_digit"),
-        ])
+        same_birth = np.isin(
+            birth,
+            [
+                level("birth_date", "exact"),
+                level("birth_date", "transposed"),
+                level("birth_date", "one_digit"),
+            ],
+        )
         # Without a given name to tell them apart, a different sex still tells twins apart.
         sex_differs = levels[:, 3] == level("sex", "different")
         twins = same_birth & same_family & same_address & ((given_differs & ~typo) | sex_differs)
 
-        same_given = np.isin(given, [
-            level("given_name", "exact"), level("given_name", "nickname"), level("given_name", "similar"),
-            level("given_name", "phonetic"), level("given_name", "close"), level("given_name", "initial"),
-        ])
-        years_apart = np.abs(left.birth_year[li] - right.birth_year[ri])
-        generation = (
-            same_given & same_family & same_address & (birth > 0)
-            & (years_apart >= cfg.parent_child_min_years)
+        same_given = np.isin(
+            given,
+            [
+                level("given_name", "exact"),
+                level("given_name", "nickname"),
+                level("given_name", "similar"),
+                level("given_name", "phonetic"),
+                level("given_name", "close"),
+                level("given_name", "initial"),
+            ],
         )
+        years_apart = np.abs(left.birth_year[li] - right.birth_year[ri])
+        household = same_given & same_family & same_address
+        generation = household & (birth > 0) & (years_apart >= cfg.parent_child_min_years)
         one_digit = birth == level("birth_date", "one_digit")
+        # Birth dates that conflict outright, at the same name and address, are a parent and
+        # child or a wrong date: a person decides which.
+        conflict = household & (birth == level("birth_date", "different")) & ~generation
 
         flags = np.zeros(li.shape, dtype=np.int8)
         flags |= np.where(twins, TWINS, 0).astype(np.int8)
         flags |= np.where(generation & ~one_digit, PARENT_CHILD, 0).astype(np.int8)
-        flags |= np.where(generation & one_digit, PARENT_CHILD_OR_TYPO, 0).astype(np.int8)
+        flags |= np.where(
+            (generation & one_digit) | conflict, PARENT_CHILD_OR_TYPO, 0
+        ).astype(np.int8)
         if cfg.deceased_needs_review:
             flags |= np.where(left.deceased[li] != right.deceased[ri], DECEASED, 0).astype(np.int8)
         verified = left.nhs_verified[li] & right.nhs_verified[ri]
@@ -308,7 +427,18 @@ class Comparer:
 
 
 __all__ = [
-    "COMPARISONS", "DECEASED", "FIELDS", "MAX_LEVELS", "MISSING", "NHS_VERIFIED_DIFFERENT",
-    "NHS_VERIFIED_SAME", "PARENT_CHILD", "PARENT_CHILD_OR_TYPO", "TWINS", "Comparer",
-    "PairComparison", "level",
+    "AMBIGUOUS",
+    "COMPARISONS",
+    "DECEASED",
+    "FIELDS",
+    "MAX_LEVELS",
+    "MISSING",
+    "NHS_VERIFIED_DIFFERENT",
+    "NHS_VERIFIED_SAME",
+    "PARENT_CHILD",
+    "PARENT_CHILD_OR_TYPO",
+    "TWINS",
+    "Comparer",
+    "PairComparison",
+    "level",
 ]

@@ -40,25 +40,39 @@ OUTCOMES = (Outcome.NO_LINK, Outcome.REVIEW, Outcome.LINK)
 # Guard bit -> (name, the outcome it caps or forces, the reason shown to a reviewer).
 GUARDS: dict[int, tuple[str, Outcome, str]] = {
     cmp.NHS_VERIFIED_SAME: (
-        "nhs_number_verified", Outcome.LINK, "both records carry the same verified NHS number",
+        "nhs_number_verified",
+        Outcome.LINK,
+        "both records carry the same verified NHS number",
     ),
     cmp.NHS_VERIFIED_DIFFERENT: (
-        "nhs_number_verified", Outcome.NO_LINK, "the records carry different verified NHS numbers",
+        "nhs_number_verified",
+        Outcome.NO_LINK,
+        "the records carry different verified NHS numbers",
     ),
     cmp.TWINS: (
-        "twins", Outcome.REVIEW,
+        "twins",
+        Outcome.REVIEW,
         "same birth date, surname and address but different given names: possibly twins",
     ),
     cmp.PARENT_CHILD: (
-        "parent_child", Outcome.NO_LINK,
+        "parent_child",
+        Outcome.NO_LINK,
         "same name and address but birth dates a generation apart: parent and child",
     ),
     cmp.PARENT_CHILD_OR_TYPO: (
-        "parent_child", Outcome.REVIEW,
-        "same name and address, birth years a generation apart by one digit: parent and child, or a typo",
+        "parent_child",
+        Outcome.REVIEW,
+        "same name and address, birth dates conflict: parent and child, or a mistyped date",
     ),
     cmp.DECEASED: (
-        "deceased", Outcome.REVIEW, "one record is of a person who has died and the other is not",
+        "deceased",
+        Outcome.REVIEW,
+        "one record is of a person who has died and the other is not",
+    ),
+    cmp.AMBIGUOUS: (
+        "ambiguous",
+        Outcome.REVIEW,
+        "the record also matches someone else who is not the same person: twins, or parent and child",
     ),
 }
 
@@ -100,7 +114,8 @@ class Evidence:
             "prior_weight": round(self.prior_weight, 3),
             "outcome": str(self.outcome),
             "fields": [
-                {"field": f.field, "level": f.level, "weight": round(f.weight, 3)} for f in self.fields
+                {"field": f.field, "level": f.level, "weight": round(f.weight, 3)}
+                for f in self.fields
             ],
             "guards": [
                 {"guard": g.guard, "effect": str(g.effect), "reason": g.reason} for g in self.guards
@@ -126,7 +141,10 @@ class ScoredPairs:
         p = self.pairs
         return ScoredPairs(
             PairComparison(p.left_rows[mask], p.right_rows[mask], p.levels[mask], p.guards[mask]),
-            self.weights[mask], self.probability[mask], self.decisions[mask], self.prior_weight,
+            self.weights[mask],
+            self.probability[mask],
+            self.decisions[mask],
+            self.prior_weight,
         )
 
     def outcome(self, k: int) -> Outcome:
@@ -138,7 +156,8 @@ class ScoredPairs:
         levels = self.pairs.levels[k]
         fields = tuple(
             FieldEvidence(name, COMPARISONS[name][int(levels[f])], float(self.weights[k, f]))
-            for f, name in enumerate(FIELDS) if levels[f] > 0
+            for f, name in enumerate(FIELDS)
+            if levels[f] > 0
         )
         flags = int(self.pairs.guards[k])
         guards = tuple(GuardEvidence(*GUARDS[bit]) for bit in GUARDS if flags & bit)
@@ -153,11 +172,16 @@ class ScoredPairs:
 
 
 def decide(
-    probability: npt.NDArray[np.float64], guards: npt.NDArray[np.int8], link: float, review: float,
+    probability: npt.NDArray[np.float64],
+    guards: npt.NDArray[np.int8],
+    link: float,
+    review: float,
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
     """Outcomes from thresholds, then the guards: verified NHS numbers decide, others cap."""
     probability = probability.copy()
-    decisions = np.where(probability >= link, LINK, np.where(probability >= review, REVIEW, NO_LINK))
+    decisions = np.where(
+        probability >= link, LINK, np.where(probability >= review, REVIEW, NO_LINK)
+    )
     same = (guards & cmp.NHS_VERIFIED_SAME) > 0
     different = (guards & cmp.NHS_VERIFIED_DIFFERENT) > 0
     decisions[same], probability[same] = LINK, 1.0
@@ -176,7 +200,10 @@ class Matcher:
     """Scores record pairs with a Fellegi-Sunter model, under the identity configuration."""
 
     def __init__(
-        self, config: IdentityConfig, encoder: Encoder | None = None, model: MatchModel | None = None,
+        self,
+        config: IdentityConfig,
+        encoder: Encoder | None = None,
+        model: MatchModel | None = None,
     ) -> None:
         self.config = config
         self.encoder = encoder or Encoder()
@@ -184,25 +211,35 @@ class Matcher:
         self.comparer = Comparer(self.encoder, config.guards)
 
     def score(
-        self, left: RecordTable, right: RecordTable, left_rows: npt.NDArray[np.int64],
+        self,
+        left: RecordTable,
+        right: RecordTable,
+        left_rows: npt.NDArray[np.int64],
         right_rows: npt.NDArray[np.int64],
+        strict: bool = False,
     ) -> ScoredPairs:
-        """Compare, weigh and decide the pairs (left_rows[k], right_rows[k])."""
-        pairs = self.comparer.compare(left, right, left_rows, right_rows)
+        """Compare, weigh and decide the pairs (left_rows[k], right_rows[k]) (see Comparer.compare)."""
+        pairs = self.comparer.compare(left, right, left_rows, right_rows, strict)
         weights = self.model.field_weights(pairs, left, right)
         probability = self.model.probability(weights.sum(axis=1))
         thresholds = self.config.thresholds
-        decisions, probability = decide(probability, pairs.guards, thresholds.link, thresholds.review)
+        decisions, probability = decide(
+            probability, pairs.guards, thresholds.link, thresholds.review
+        )
         return ScoredPairs(pairs, weights, probability, decisions, self.model.prior_weight)
 
     def blocker(self, left: RecordTable, right: RecordTable | None) -> Blocker:
         """Candidate pairs of two tables (or of one table with itself when ``right`` is None)."""
         cfg = self.config.blocking
         left_keys = [block_keys(left, self.encoder, k) for k in cfg.passes]
-        right_keys = None if right is None else [block_keys(right, self.encoder, k) for k in cfg.passes]
+        right_keys = (
+            None if right is None else [block_keys(right, self.encoder, k) for k in cfg.passes]
+        )
         return Blocker(left_keys, right_keys, cfg.max_block_pairs, cfg.chunk_pairs)
 
-    def estimate(self, left: RecordTable, right: RecordTable | None = None, seed: int = 0) -> MatchModel:
+    def estimate(
+        self, left: RecordTable, right: RecordTable | None = None, seed: int = 0
+    ) -> MatchModel:
         """Estimate u, m, the prior and name frequencies from the tables; the matcher keeps them."""
         cfg = self.config.estimation
         rng = np.random.default_rng(seed)
@@ -210,7 +247,9 @@ class Matcher:
         tables = [left] if right is None else [left, right]
         model = replace(self.model, prior=1.0 / max(len(left), len(other), 2))
         if cfg.term_frequency:
-            model = replace(model, term_frequencies=TermFrequencies.of(tables, len(self.encoder.names)))
+            model = replace(
+                model, term_frequencies=TermFrequencies.of(tables, len(self.encoder.names))
+            )
         count = min(cfg.random_pairs, len(left) * len(other))
         li = rng.integers(0, len(left), count)
         ri = rng.integers(0, len(other), count)
@@ -224,9 +263,11 @@ class Matcher:
             only_sample = np.full_like(k, MISSING)
             only_sample[sample] = k[sample]
             masked.append(only_sample)
-        other_keys = keys if right is None else [
-            block_keys(other, self.encoder, k) for k in self.config.blocking.passes
-        ]
+        other_keys = (
+            keys
+            if right is None
+            else [block_keys(other, self.encoder, k) for k in self.config.blocking.passes]
+        )
         blocker = Blocker(masked, other_keys, self.config.blocking.max_block_pairs, 10**9)
         chunks = [(a, b) for a, b, _ in blocker.chunks()]
         if chunks:
@@ -236,14 +277,78 @@ class Matcher:
             training = self.comparer.compare(left, other, tl[keep], tr[keep])
             total = float(len(sample)) * (len(other) - (1 if right is None else 0))
             model = estimate_m_and_prior(
-                model, training, left, other, total, cfg.high_confidence, cfg.rounds,
+                model,
+                training,
+                left,
+                other,
+                total,
+                cfg.high_confidence,
+                cfg.rounds,
             )
         self.model = model
         return model
 
+    def ambiguous(
+        self,
+        left: RecordTable,
+        right: RecordTable | None,
+        left_rows: npt.NDArray[np.int64],
+        right_rows: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.bool_]:
+        """Which of these linked pairs are ambiguous: one record linked to two that are not one person.
+
+        A record with a missing given name or birth date can score as high against each
+        twin, or against parent and child, as against itself. When a record links to
+        several others, those others are compared with each other; unless they all link
+        too (one person recorded twice), every link of that record is ambiguous.
+        """
+        dedupe = right is None
+        other = left if right is None else right
+        ends: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], RecordTable]] = []
+        if dedupe:
+            ends.append(
+                (
+                    np.concatenate([left_rows, right_rows]),
+                    np.concatenate([right_rows, left_rows]),
+                    left,
+                )
+            )
+        else:
+            ends.append((right_rows, left_rows, left))
+            ends.append((left_rows, right_rows, other))
+        flagged = np.zeros(len(left_rows), dtype=np.bool_)
+        for hub_rows, spoke_rows, spoke_table in ends:
+            order = np.argsort(hub_rows, kind="stable")
+            hubs, starts, counts = np.unique(hub_rows[order], return_index=True, return_counts=True)
+            busy = counts > 1
+            if not busy.any():
+                continue
+            pa: list[int] = []
+            pb: list[int] = []
+            owner: list[int] = []
+            for h, start, count in zip(
+                hubs[busy].tolist(), starts[busy].tolist(), counts[busy].tolist(), strict=True
+            ):
+                spokes = spoke_rows[order[start : start + count]].tolist()
+                for i, a in enumerate(spokes):
+                    for b in spokes[i + 1 :]:
+                        pa.append(a)
+                        pb.append(b)
+                        owner.append(h)
+            scored = self.score(spoke_table, spoke_table, np.array(pa), np.array(pb), strict=True)
+            split = {h for h, d in zip(owner, scored.decisions.tolist(), strict=True) if d != LINK}
+            if split:
+                # In dedupe each pair was listed from both of its ends: fold the two halves.
+                bad = np.isin(hub_rows, list(split))
+                flagged |= bad.reshape(-1, len(left_rows)).any(axis=0)
+        return flagged
+
     def link(
-        self, left: RecordTable, right: RecordTable | None = None,
-        on_progress: Callable[[int], None] | None = None, blocker: Blocker | None = None,
+        self,
+        left: RecordTable,
+        right: RecordTable | None = None,
+        on_progress: Callable[[int], None] | None = None,
+        blocker: Blocker | None = None,
     ) -> Iterator[ScoredPairs]:
         """Every candidate pair at or above the review threshold (or decided by a guard), in batches.
 

@@ -50,7 +50,9 @@ class TermFrequencies:
         """Name frequencies over the given tables (each side counted)."""
 
         def share(columns: list[IntArray]) -> FloatArray:
-            codes = np.concatenate([c[c >= 0] for c in columns]) if columns else np.zeros(0, np.int64)
+            codes = (
+                np.concatenate([c[c >= 0] for c in columns]) if columns else np.zeros(0, np.int64)
+            )
             counts = np.bincount(codes, minlength=vocabulary_size).astype(np.float64)
             return counts / max(len(codes), 1)
 
@@ -92,7 +94,10 @@ class MatchModel:
         return weights
 
     def field_weights(
-        self, pairs: PairComparison, left: RecordTable, right: RecordTable,
+        self,
+        pairs: PairComparison,
+        left: RecordTable,
+        right: RecordTable,
     ) -> npt.NDArray[np.float32]:
         """Each pair's weight per field (pairs x fields), term-frequency adjusted when known."""
         weights = self.level_weights()
@@ -116,10 +121,14 @@ class MatchModel:
         return 1.0 / (1.0 + np.exp2(-(total_weight.astype(np.float64) + self.prior_weight)))
 
 
-def level_shares(column: npt.NDArray[np.int8], f: int, fallback: FloatArray, minimum: int = 20) -> FloatArray:
+def level_shares(
+    column: npt.NDArray[np.int8], f: int, fallback: FloatArray, minimum: int = 20
+) -> FloatArray:
     """Share of each level of field ``f`` among non-missing values, smoothed; ``fallback`` if too few."""
     n_levels = len(COMPARISONS[FIELDS[f]]) - 1
-    counts = np.bincount(column[column > 0], minlength=n_levels + 1)[1 : n_levels + 1].astype(np.float64)
+    counts = np.bincount(column[column > 0], minlength=n_levels + 1)[1 : n_levels + 1].astype(
+        np.float64
+    )
     if counts.sum() < minimum:
         return fallback.copy()
     out = fallback.copy()
@@ -129,15 +138,20 @@ def level_shares(column: npt.NDArray[np.int8], f: int, fallback: FloatArray, min
 
 def estimate_u(model: MatchModel, random_pairs: PairComparison) -> MatchModel:
     """u as the share of random pairs in each level."""
-    u = np.stack([
-        level_shares(random_pairs.levels[:, f], f, model.u[f]) for f in range(len(FIELDS))
-    ])
+    u = np.stack(
+        [level_shares(random_pairs.levels[:, f], f, model.u[f]) for f in range(len(FIELDS))]
+    )
     return replace(model, u=u)
 
 
 def estimate_m_and_prior(
-    model: MatchModel, pairs: PairComparison, left: RecordTable, right: RecordTable,
-    total_pairs: float, high_confidence: float, rounds: int,
+    model: MatchModel,
+    pairs: PairComparison,
+    left: RecordTable,
+    right: RecordTable,
+    total_pairs: float,
+    high_confidence: float,
+    rounds: int,
 ) -> MatchModel:
     """m from high-confidence candidate pairs (leave-one-field-out) and the prior, ``rounds`` times."""
     threshold = float(np.log2(high_confidence / (1 - high_confidence)))

@@ -17,10 +17,28 @@ _TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "rev", "sir"
 _NOT_LETTER = re.compile(r"[^a-z\s-]")
 _SPACES = re.compile(r"\s+")
 _ADDRESS_WORDS = {
-    "rd": "road", "st": "street", "ave": "avenue", "av": "avenue", "ln": "lane", "dr": "drive",
-    "cl": "close", "cres": "crescent", "cresc": "crescent", "ct": "court", "gdns": "gardens",
-    "gdn": "gardens", "pl": "place", "sq": "square", "ter": "terrace", "terr": "terrace",
-    "gr": "grove", "pk": "park", "hse": "house", "apt": "flat", "apartment": "flat", "wy": "way",
+    "rd": "road",
+    "st": "street",
+    "ave": "avenue",
+    "av": "avenue",
+    "ln": "lane",
+    "dr": "drive",
+    "cl": "close",
+    "cres": "crescent",
+    "cresc": "crescent",
+    "ct": "court",
+    "gdns": "gardens",
+    "gdn": "gardens",
+    "pl": "place",
+    "sq": "square",
+    "ter": "terrace",
+    "terr": "terrace",
+    "gr": "grove",
+    "pk": "park",
+    "hse": "house",
+    "apt": "flat",
+    "apartment": "flat",
+    "wy": "way",
 }
 _ISO_DATE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})")
 _UK_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\s*$")

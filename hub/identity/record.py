@@ -16,8 +16,15 @@ from hub.identity.normalise import birth_parts
 from hub.model import Person
 
 CSV_COLUMNS = (
-    "id", "given_name", "family_name", "birth_date", "sex", "address_line", "locality",
-    "postcode", "nhs_number",
+    "id",
+    "given_name",
+    "family_name",
+    "birth_date",
+    "sex",
+    "address_line",
+    "locality",
+    "postcode",
+    "nhs_number",
 )
 
 
@@ -78,11 +85,20 @@ class MatchRecord:
         address = person.addresses[0] if person.addresses else None
         line = None
         if address is not None:
-            line = address.text or " ".join(
-                str(p) for p in (
-                    address.sao_text, address.pao_text, address.pao_start_number, address.street,
-                ) if p
-            ) or None
+            line = (
+                address.text
+                or " ".join(
+                    str(p)
+                    for p in (
+                        address.sao_text,
+                        address.pao_text,
+                        address.pao_start_number,
+                        address.street,
+                    )
+                    if p
+                )
+                or None
+            )
         return cls(
             id=record_id or person.id or "",
             given_name=name.given[0] if name.given else None,

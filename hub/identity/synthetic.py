@@ -19,27 +19,76 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from hub.identity.nicknames import nickname_groups
+from hub.identity.nicknames import are_nicknames, nickname_groups
 from hub.identity.record import CSV_COLUMNS
 from hub.model.validators import nhs_number_check_digit
 
 NAMES_FILE = Path(__file__).resolve().parent / "data" / "synthetic_names.csv"
 _STREET_WORDS = (
-    "High Street", "Church Road", "Station Road", "Park Avenue", "Mill Lane", "Victoria Road",
-    "Green Lane", "Manor Close", "Queens Drive", "Kings Road", "The Crescent", "School Lane",
-    "Oak Grove", "Chapel Street", "Albert Terrace", "Springfield Gardens", "Moor View",
+    "High Street",
+    "Church Road",
+    "Station Road",
+    "Park Avenue",
+    "Mill Lane",
+    "Victoria Road",
+    "Green Lane",
+    "Manor Close",
+    "Queens Drive",
+    "Kings Road",
+    "The Crescent",
+    "School Lane",
+    "Oak Grove",
+    "Chapel Street",
+    "Albert Terrace",
+    "Springfield Gardens",
+    "Moor View",
 )
 _STREET_NAMES = (
-    "Ash", "Beech", "Cedar", "Elm", "Hawthorn", "Holly", "Larch", "Maple", "Rowan", "Willow",
-    "Meadow", "Bank", "Hill", "Brook", "Heath", "Cliff", "Ings", "Carr", "Fold", "Garth",
+    "Ash",
+    "Beech",
+    "Cedar",
+    "Elm",
+    "Hawthorn",
+    "Holly",
+    "Larch",
+    "Maple",
+    "Rowan",
+    "Willow",
+    "Meadow",
+    "Bank",
+    "Hill",
+    "Brook",
+    "Heath",
+    "Cliff",
+    "Ings",
+    "Carr",
+    "Fold",
+    "Garth",
 )
 _TOWNS = {
-    "LS": "Leeds", "BD": "Bradford", "HX": "Halifax", "WF": "Wakefield", "HD": "Huddersfield",
-    "S": "Sheffield", "YO": "York", "HG": "Harrogate", "OL": "Oldham", "M": "Manchester",
+    "LS": "Leeds",
+    "BD": "Bradford",
+    "HX": "Halifax",
+    "WF": "Wakefield",
+    "HD": "Huddersfield",
+    "S": "Sheffield",
+    "YO": "York",
+    "HG": "Harrogate",
+    "OL": "Oldham",
+    "M": "Manchester",
 }
 _INWARD_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
-_ABBREVIATIONS = {"Street": "St", "Road": "Rd", "Avenue": "Ave", "Lane": "Ln", "Close": "Cl",
-                  "Drive": "Dr", "Gardens": "Gdns", "Terrace": "Ter", "Grove": "Gr"}
+_ABBREVIATIONS = {
+    "Street": "St",
+    "Road": "Rd",
+    "Avenue": "Ave",
+    "Lane": "Ln",
+    "Close": "Cl",
+    "Drive": "Dr",
+    "Gardens": "Gdns",
+    "Terrace": "Ter",
+    "Grove": "Gr",
+}
 _KEYBOARD = "qwertyuiopasdfghjklzxcvbnm"
 
 
@@ -106,13 +155,13 @@ def _typo(text: str, rng: random.Random) -> str:
     i = rng.randrange(1, len(text))
     kind = rng.random()
     if kind < 0.3:
-        return text[:i] + rng.choice(_KEYBOARD) + text[i + 1:]
+        return text[:i] + rng.choice(_KEYBOARD) + text[i + 1 :]
     if kind < 0.55:
-        return text[:i] + text[i + 1:]
+        return text[:i] + text[i + 1 :]
     if kind < 0.8:
         return text[:i] + rng.choice(_KEYBOARD) + text[i:]
     if i < len(text) - 1:
-        return text[:i] + text[i + 1] + text[i] + text[i + 2:]
+        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
     return text[:i] + text[i] + text[i:]
 
 
@@ -149,8 +198,10 @@ class Population:
         rng = self.rng
         if not self._postcodes or rng.random() < 0.15:
             area = rng.choice(list(_TOWNS))
-            postcode = (f"{area}{rng.randint(1, 29)} {rng.randint(0, 9)}"
-                        f"{rng.choice(_INWARD_LETTERS)}{rng.choice(_INWARD_LETTERS)}")
+            postcode = (
+                f"{area}{rng.randint(1, 29)} {rng.randint(0, 9)}"
+                f"{rng.choice(_INWARD_LETTERS)}{rng.choice(_INWARD_LETTERS)}"
+            )
             street = f"{rng.choice(_STREET_NAMES)} {rng.choice(_STREET_WORDS).split()[-1]}"
             self._postcodes.append((postcode, street, _TOWNS[area]))
         postcode, street, town = rng.choice(self._postcodes)
@@ -160,7 +211,9 @@ class Population:
         self._serial += 1
         return f"P{self._serial:08d}"
 
-    def people(self, count: int, twin_share: float = 0.01, parent_share: float = 0.01) -> list[SyntheticPerson]:
+    def people(
+        self, count: int, twin_share: float = 0.01, parent_share: float = 0.01
+    ) -> list[SyntheticPerson]:
         """``count`` people; some are twins or parent and child sharing a name and home."""
         rng = self.rng
         out: list[SyntheticPerson] = []
@@ -169,29 +222,49 @@ class Population:
             born = date(1925, 1, 1) + timedelta(days=rng.randrange(0, 365 * 97))
             line, town, postcode = self._address()
             person = SyntheticPerson(
-                self._next_id(), _title(self._name(sex)), _title(self._name("family")), sex, born,
-                line, town, postcode, invented_nhs_number(rng),
+                self._next_id(),
+                _title(self._name(sex)),
+                _title(self._name("family")),
+                sex,
+                born,
+                line,
+                town,
+                postcode,
+                invented_nhs_number(rng),
             )
             out.append(person)
             roll = rng.random()
             if roll < twin_share and len(out) < count:
                 twin_sex = rng.choice(("male", "female"))
                 given = person.given_name
-                while given.lower() == person.given_name.lower() or given.lower() in self.nicknames.get(
-                    person.given_name.lower(), []
+                # Parents do not call twins by two forms of one name (Harry and Henry).
+                while given.lower() == person.given_name.lower() or are_nicknames(
+                    given.lower(), person.given_name.lower()
                 ):
                     given = _title(self._name(twin_sex))
-                out.append(replace(
-                    person, person_id=self._next_id(), given_name=given, sex=twin_sex,
-                    nhs_number=invented_nhs_number(rng), twin_of=person.person_id,
-                ))
+                out.append(
+                    replace(
+                        person,
+                        person_id=self._next_id(),
+                        given_name=given,
+                        sex=twin_sex,
+                        nhs_number=invented_nhs_number(rng),
+                        twin_of=person.person_id,
+                    )
+                )
             elif roll < twin_share + parent_share and len(out) < count and born.year < 1990:
                 child_born = born + timedelta(days=rng.randrange(365 * 18, 365 * 40))
                 if child_born.year < 2022:
-                    out.append(replace(
-                        person, person_id=self._next_id(), birth_date=child_born, sex=person.sex,
-                        nhs_number=invented_nhs_number(rng), parent_of=None,
-                    ))
+                    out.append(
+                        replace(
+                            person,
+                            person_id=self._next_id(),
+                            birth_date=child_born,
+                            sex=person.sex,
+                            nhs_number=invented_nhs_number(rng),
+                            parent_of=None,
+                        )
+                    )
                     out[-2] = replace(person, parent_of=out[-1].person_id)
         return out
 
@@ -252,9 +325,14 @@ class Population:
             if rng.random() < 0.3:
                 family = family.upper()
         return {
-            "id": record_id, "given_name": given, "family_name": family,
-            "birth_date": born.isoformat() if born else "", "sex": sex, "address_line": line,
-            "locality": town, "postcode": postcode if rng.random() > 0.3 else postcode.replace(" ", ""),
+            "id": record_id,
+            "given_name": given,
+            "family_name": family,
+            "birth_date": born.isoformat() if born else "",
+            "sex": sex,
+            "address_line": line,
+            "locality": town,
+            "postcode": postcode if rng.random() > 0.3 else postcode.replace(" ", ""),
             "nhs_number": nhs or "",
         }
 
@@ -264,7 +342,7 @@ def _digit_typo(born: date, rng: random.Random) -> date:
     text = born.strftime("%Y%m%d")
     for _ in range(20):
         i = rng.choice((2, 3, 4, 5, 6, 7))
-        candidate = text[:i] + rng.choice("0123456789") + text[i + 1:]
+        candidate = text[:i] + rng.choice("0123456789") + text[i + 1 :]
         if candidate == text:
             continue
         try:
@@ -285,7 +363,11 @@ class LinkageTask:
 
 
 def linkage_task(
-    left_size: int, right_size: int, overlap: float = 0.6, seed: int = 0, with_nhs: bool = False,
+    left_size: int,
+    right_size: int,
+    overlap: float = 0.6,
+    seed: int = 0,
+    with_nhs: bool = False,
     rates: ErrorRates | None = None,
 ) -> LinkageTask:
     """Two files: ``overlap`` of the right file are noisy copies of people in the left file.
@@ -325,7 +407,10 @@ def linkage_task(
                 kin.setdefault(p.person_id, set()).add(other)
                 kin.setdefault(other, set()).add(p.person_id)
     relatives = {
-        (by_person[k], rid) for rid, pid in right_owner.items() for k in kin.get(pid, ()) if k in by_person
+        (by_person[k], rid)
+        for rid, pid in right_owner.items()
+        for k in kin.get(pid, ())
+        if k in by_person
     }
     return LinkageTask(left, right, truth, relatives)
 
@@ -348,11 +433,13 @@ def dedupe_task(size: int, duplicate_share: float = 0.3, seed: int = 0) -> Linka
         row["id"] = f"D{n:07d}"
         records.append(row)
         owners.setdefault(pid, []).append(row["id"])
-    truth = {(a, b) for ids in owners.values() for i, a in enumerate(ids) for b in ids[i + 1:]}
+    truth = {(a, b) for ids in owners.values() for i, a in enumerate(ids) for b in ids[i + 1 :]}
     return LinkageTask(records, records, truth, set())
 
 
-def write_csv(path: Path, rows: Iterable[dict[str, str]], columns: Sequence[str] = CSV_COLUMNS) -> None:
+def write_csv(
+    path: Path, rows: Iterable[dict[str, str]], columns: Sequence[str] = CSV_COLUMNS
+) -> None:
     """Write records with the bulk commands' input columns."""
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
@@ -387,7 +474,9 @@ class Scores:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def evaluate(predicted: Iterable[tuple[str, str]], truth: set[tuple[str, str]], ordered: bool = True) -> Scores:
+def evaluate(
+    predicted: Iterable[tuple[str, str]], truth: set[tuple[str, str]], ordered: bool = True
+) -> Scores:
     """Compare predicted pairs with the truth; ``ordered=False`` for dedupe (pairs either way round)."""
 
     def key(pair: tuple[str, str]) -> tuple[str, str]:

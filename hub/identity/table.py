@@ -99,10 +99,23 @@ class Encoder:
     def encode(self, records: Iterable[MatchRecord]) -> RecordTable:
         """Encode records (any iterable, read once) into a table."""
         ids: list[str] = []
-        cols = {k: array("q") for k in (
-            "given", "family", "year", "month", "day", "sex", "postcode", "sector", "district",
-            "line", "uprn", "nhs",
-        )}
+        cols = {
+            k: array("q")
+            for k in (
+                "given",
+                "family",
+                "year",
+                "month",
+                "day",
+                "sex",
+                "postcode",
+                "sector",
+                "district",
+                "line",
+                "uprn",
+                "nhs",
+            )
+        }
         verified = array("b")
         deceased = array("b")
         identifiers: dict[int, frozenset[tuple[str, str]]] = {}
@@ -129,15 +142,27 @@ class Encoder:
             if record.identifiers:
                 identifiers[row] = frozenset(record.identifiers)
         self._facts = None
-        as_int = {k: np.frombuffer(v, dtype=np.int64).copy() if len(v) else np.zeros(0, np.int64)
-                  for k, v in cols.items()}
+        as_int = {
+            k: np.frombuffer(v, dtype=np.int64).copy() if len(v) else np.zeros(0, np.int64)
+            for k, v in cols.items()
+        }
         return RecordTable(
-            ids=ids, given=as_int["given"], family=as_int["family"], birth_year=as_int["year"],
-            birth_month=as_int["month"], birth_day=as_int["day"], sex=as_int["sex"],
-            postcode=as_int["postcode"], sector=as_int["sector"], district=as_int["district"],
-            line=as_int["line"], uprn=as_int["uprn"], nhs=as_int["nhs"],
+            ids=ids,
+            given=as_int["given"],
+            family=as_int["family"],
+            birth_year=as_int["year"],
+            birth_month=as_int["month"],
+            birth_day=as_int["day"],
+            sex=as_int["sex"],
+            postcode=as_int["postcode"],
+            sector=as_int["sector"],
+            district=as_int["district"],
+            line=as_int["line"],
+            uprn=as_int["uprn"],
+            nhs=as_int["nhs"],
             nhs_verified=np.array(verified, dtype=np.bool_),
-            deceased=np.array(deceased, dtype=np.bool_), identifiers=identifiers,
+            deceased=np.array(deceased, dtype=np.bool_),
+            identifiers=identifiers,
         )
 
     def name_facts(self) -> NameFacts:
