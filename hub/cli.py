@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 import typer
 
 from hub.errors import HubError
+from hub.identity.cli import dedupe_command, identity_app, match_command
 from hub.settings import get_settings
 from hub.store.db import Store
 from hub.store.migrate import upgrade
@@ -19,6 +20,9 @@ from hub.store.migrate import upgrade
 app = typer.Typer(help="Care Hub: one shared care record from every system.", no_args_is_help=True)
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command("match")(match_command)
+app.command("dedupe")(dedupe_command)
+app.add_typer(identity_app, name="identity")
 
 
 def open_store() -> Store:
