@@ -26,11 +26,19 @@ identity_app = typer.Typer(help="Identity resolution: the review queue.", no_arg
 review_app = typer.Typer(help="Pairs waiting for a person to decide.", no_args_is_help=True)
 identity_app.add_typer(review_app, name="review")
 
-OutOption = Annotated[Path, typer.Option("--out", "-o", help="Where to write left_id,right_id,score,decision.")]
-EstimateOption = Annotated[
-    bool, typer.Option("--estimate/--no-estimate", help="Estimate weights from the files (default) or use config's.")
+OutOption = Annotated[
+    Path, typer.Option("--out", "-o", help="Where to write left_id,right_id,score,decision.")
 ]
-UserOption = Annotated[str, typer.Option("--user", help="Who decides (recorded with the decision).")]
+EstimateOption = Annotated[
+    bool,
+    typer.Option(
+        "--estimate/--no-estimate",
+        help="Estimate weights from the files (default) or use config's.",
+    ),
+]
+UserOption = Annotated[
+    str | None, typer.Option("--user", help="Who decides (recorded); default: the login name.")
+]
 
 
 def _run(left: Path, right: Path | None, out: Path, estimate: bool) -> BulkReport:
@@ -97,38 +105,49 @@ def review_list(
         reviews = open_reviews(session, limit)
         if as_json:
             for r in reviews:
-                typer.echo(json.dumps({"id": r.id, "person_a": r.person_a, "person_b": r.person_b,
-                                       "score": r.score, "evidence": r.evidence}))
+                typer.echo(
+                    json.dumps(
+                        {
+                            "id": r.id,
+                            "person_a": r.person_a,
+                            "person_b": r.person_b,
+                            "score": r.score,
+                            "evidence": r.evidence,
+                        }
+                    )
+                )
             return
         table = Table("id", "person a", "person b", "score", "why")
         for r in reviews:
             fields = ", ".join(f"{f['field']}={f['level']}" for f in r.evidence.get("fields", []))
             guards = "; ".join(g["guard"] for g in r.evidence.get("guards", []))
-            table.add_row(str(r.id), r.person_a, r.person_b, f"{r.score:.3f}", f"{fields} {guards}".strip())
+            table.add_row(
+                str(r.id), r.person_a, r.person_b, f"{r.score:.3f}", f"{fields} {guards}".strip()
+            )
         Console().print(table)
 
 
 @review_app.command("accept")
 def review_accept(
     pair_id: Annotated[int, typer.Argument(help="Review id.")],
-    user: UserOption = getpass.getuser(),
+    user: UserOption = None,
 ) -> None:
     """They are one person: merge them (the longer-known record survives)."""
     from hub.cli import open_store
 
     with open_store().session() as session:
-        review = decide(session, pair_id, True, user)
+        review = decide(session, pair_id, True, user or getpass.getuser())
         typer.echo(f"review {review.id} accepted: merge {review.merge_id}")
 
 
 @review_app.command("reject")
 def review_reject(
     pair_id: Annotated[int, typer.Argument(help="Review id.")],
-    user: UserOption = getpass.getuser(),
+    user: UserOption = None,
 ) -> None:
     """They are two people: keep them apart and never ask again."""
     from hub.cli import open_store
 
     with open_store().session() as session:
-        review = decide(session, pair_id, False, user)
+        review = decide(session, pair_id, False, user or getpass.getuser())
         typer.echo(f"review {review.id} rejected")

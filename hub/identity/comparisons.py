@@ -414,9 +414,9 @@ class Comparer:
         flags = np.zeros(li.shape, dtype=np.int8)
         flags |= np.where(twins, TWINS, 0).astype(np.int8)
         flags |= np.where(generation & ~one_digit, PARENT_CHILD, 0).astype(np.int8)
-        flags |= np.where(
-            (generation & one_digit) | conflict, PARENT_CHILD_OR_TYPO, 0
-        ).astype(np.int8)
+        flags |= np.where((generation & one_digit) | conflict, PARENT_CHILD_OR_TYPO, 0).astype(
+            np.int8
+        )
         if cfg.deceased_needs_review:
             flags |= np.where(left.deceased[li] != right.deceased[ri], DECEASED, 0).astype(np.int8)
         verified = left.nhs_verified[li] & right.nhs_verified[ri]

@@ -124,7 +124,7 @@ class MatchModel:
 def level_shares(
     column: npt.NDArray[np.int8], f: int, fallback: FloatArray, minimum: int = 20
 ) -> FloatArray:
-    """Share of each level of field ``f`` among non-missing values, smoothed; ``fallback`` if too few."""
+    """Share of each level of field ``f`` among non-missing values, smoothed (else ``fallback``)."""
     n_levels = len(COMPARISONS[FIELDS[f]]) - 1
     counts = np.bincount(column[column > 0], minlength=n_levels + 1)[1 : n_levels + 1].astype(
         np.float64
@@ -153,7 +153,7 @@ def estimate_m_and_prior(
     high_confidence: float,
     rounds: int,
 ) -> MatchModel:
-    """m from high-confidence candidate pairs (leave-one-field-out) and the prior, ``rounds`` times."""
+    """m from high-confidence pairs (leaving the field out) and the prior, ``rounds`` times."""
     threshold = float(np.log2(high_confidence / (1 - high_confidence)))
     for _ in range(rounds):
         weights = model.field_weights(pairs, left, right).astype(np.float64)

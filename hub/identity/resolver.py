@@ -99,9 +99,7 @@ class IdentityResolver:
         person_ids = sorted(persons)
         ruled_apart = {
             pair
-            for pair, decision in remembered_decisions(
-                session, [c.id for c in candidates]
-            ).items()
+            for pair, decision in remembered_decisions(session, [c.id for c in candidates]).items()
             if decision == NO_LINK
         }
         active = session.scalar(
@@ -118,14 +116,25 @@ class IdentityResolver:
         ri: list[int] = []
         for row, (record, ids) in enumerate(zip(candidates, found, strict=True)):
             for pid in ids:
-                if pid in column and pid != record.id and ordered_pair(record.id, pid) not in ruled_apart:
+                if (
+                    pid in column
+                    and pid != record.id
+                    and ordered_pair(record.id, pid) not in ruled_apart
+                ):
                     li.append(row)
                     ri.append(column[pid])
-        scored = matcher.score(left, right, np.array(li, dtype=np.int64), np.array(ri, dtype=np.int64))
+        scored = matcher.score(
+            left, right, np.array(li, dtype=np.int64), np.array(ri, dtype=np.int64)
+        )
         per_record: list[list[Candidate]] = [[] for _ in candidates]
         for k, (row, col) in enumerate(zip(li, ri, strict=True)):
             per_record[row].append(
-                Candidate(person_ids[col], float(scored.probability[k]), scored.outcome(k), scored.evidence(k))
+                Candidate(
+                    person_ids[col],
+                    float(scored.probability[k]),
+                    scored.outcome(k),
+                    scored.evidence(k),
+                )
             )
         return [self._answer(sorted(c, key=lambda x: -x.score)) for c in per_record]
 
@@ -146,8 +155,13 @@ class IdentityResolver:
                 (*best.evidence.guards, GuardEvidence(*GUARDS[cmp.AMBIGUOUS])),
             )
             return Resolution(Outcome.REVIEW, best.person_id, best.score, evidence, tuple(ranked))
-        return Resolution(best.outcome, best.person_id if best.outcome != Outcome.NO_LINK else None,
-                          best.score, best.evidence, tuple(ranked))
+        return Resolution(
+            best.outcome,
+            best.person_id if best.outcome != Outcome.NO_LINK else None,
+            best.score,
+            best.evidence,
+            tuple(ranked),
+        )
 
     @staticmethod
     def _candidate_ids(session: Session, records: Sequence[MatchRecord]) -> list[set[str]]:
@@ -190,8 +204,14 @@ class IdentityResolver:
         if conditions:
             rows = session.execute(
                 select(
-                    idx.person_id, idx.nhs_number, idx.birth_date, idx.family_phonetic,
-                    idx.given_phonetic, idx.birth_year, idx.postcode, idx.given_name,
+                    idx.person_id,
+                    idx.nhs_number,
+                    idx.birth_date,
+                    idx.family_phonetic,
+                    idx.given_phonetic,
+                    idx.birth_year,
+                    idx.postcode,
+                    idx.given_name,
                 ).where(idx.status == ACTIVE, or_(*conditions))
             ).all()
         pairs = {(s, v) for k in keys for s, v in k["identifiers"]}
@@ -200,7 +220,10 @@ class IdentityResolver:
             for pid, system, value in session.execute(
                 select(PersonIdentifier.person_id, PersonIdentifier.system, PersonIdentifier.value)
                 .join(idx, idx.person_id == PersonIdentifier.person_id)
-                .where(idx.status == ACTIVE, tuple_(PersonIdentifier.system, PersonIdentifier.value).in_(pairs))
+                .where(
+                    idx.status == ACTIVE,
+                    tuple_(PersonIdentifier.system, PersonIdentifier.value).in_(pairs),
+                )
             ):
                 by_identifier.setdefault((system, value), set()).add(pid)
         out: list[set[str]] = []

@@ -477,7 +477,7 @@ class Scores:
 def evaluate(
     predicted: Iterable[tuple[str, str]], truth: set[tuple[str, str]], ordered: bool = True
 ) -> Scores:
-    """Compare predicted pairs with the truth; ``ordered=False`` for dedupe (pairs either way round)."""
+    """Compare predicted pairs with the truth; ``ordered=False`` for dedupe (either way round)."""
 
     def key(pair: tuple[str, str]) -> tuple[str, str]:
         return pair if ordered else (min(pair), max(pair))

@@ -133,7 +133,7 @@ def record_link(
     decision: str,
     decided_by: str,
 ) -> MatchLink:
-    """Remember a decision about a pair (person-person pairs are ordered); a later one replaces it."""
+    """Remember a decision about a pair (person pairs are ordered); a later one replaces it."""
     if len(person_b) <= 36:
         person_a, person_b = ordered_pair(person_a, person_b)
     link = session.scalar(
@@ -277,9 +277,7 @@ def merge(session: Session, survivor: str, merged: str, user: str) -> PersonMerg
         if json.loads(entity.document).get("merged_into"):
             raise Conflict(f"person {entity.id} has already been merged away")
     records = list(
-        session.scalars(
-            select(Entity).where(Entity.person_id == merged, Entity.id != merged)
-        )
+        session.scalars(select(Entity).where(Entity.person_id == merged, Entity.id != merged))
     )
     links = list(session.scalars(select(SourceLink).where(SourceLink.entity_id == merged)))
     identifiers = list(
@@ -307,9 +305,7 @@ def merge(session: Session, survivor: str, merged: str, user: str) -> PersonMerg
     kept_doc, gone_doc = json.loads(kept.document), json.loads(gone.document)
     known = {(i.get("system"), i.get("value")) for i in kept_doc.get("identifiers", [])}
     extra = [
-        i
-        for i in gone_doc.get("identifiers", [])
-        if (i.get("system"), i.get("value")) not in known
+        i for i in gone_doc.get("identifiers", []) if (i.get("system"), i.get("value")) not in known
     ]
     if extra:
         kept_doc["identifiers"] = [*kept_doc.get("identifiers", []), *extra]

@@ -67,7 +67,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_person_merges")),
     )
     with op.batch_alter_table("person_merges", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_person_merges_survivor_id"), ["survivor_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_person_merges_survivor_id"), ["survivor_id"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_person_merges_merged_id"), ["merged_id"], unique=False)
 
     op.create_table(
