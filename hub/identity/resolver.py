@@ -200,7 +200,7 @@ class IdentityResolver:
             conditions.append(tuple_(idx.given_phonetic, idx.birth_year).in_(given_years))
         if postcodes:
             conditions.append(idx.postcode.in_(postcodes))
-        rows = []
+        rows: Sequence[Any] = []
         if conditions:
             rows = session.execute(
                 select(

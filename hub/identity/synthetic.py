@@ -297,10 +297,11 @@ class Population:
             if rng.random() < r.swapped_names:
                 given, family = family, given
             roll = rng.random()
-            if roll < r.date_transposed and born.day <= 12 and born.day != born.month:
-                born = date(born.year, born.day, born.month)
+            truth = person.birth_date
+            if roll < r.date_transposed and truth.day <= 12 and truth.day != truth.month:
+                born = date(truth.year, truth.day, truth.month)
             elif roll < r.date_transposed + r.date_digit:
-                born = _digit_typo(born, rng)
+                born = _digit_typo(truth, rng)
             elif roll < r.date_transposed + r.date_digit + r.date_missing:
                 born = None
             roll = rng.random()
