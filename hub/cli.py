@@ -25,6 +25,7 @@ from hub.access.tokens import demo_issuer
 from hub.audit import export_csv
 from hub.contract import Adapter
 from hub.errors import ConfigError, HubError
+from hub.identity.cli import dedupe_command, identity_app, match_command
 from hub.pipeline import BatchResult
 from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry
 from hub.registry import build_pipeline, enabled_sources, load_adapter, load_object
@@ -41,6 +42,9 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(audit_app, name="audit")
+app.command("match")(match_command)
+app.command("dedupe")(dedupe_command)
+app.add_typer(identity_app, name="identity")
 console = Console(stderr=True)
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from hub.contract import MappedRecord, SourceRecord, StreamCursor
 from hub.errors import QuarantineError
 from hub.identity.exact import ExactResolver, PersonCandidate, PersonResolver
+from hub.identity.resolver import document_match_keys
 from hub.model import ENTITIES, Canonical, Person
 from hub.store.tables import (
     Cursor,
@@ -554,6 +555,7 @@ def person_index_row(person_id: str, doc: dict[str, Any]) -> dict[str, Any]:
         "postcode": address.get("postcode"),
         "status": "merged" if doc.get("merged_into") else "active",
         "merged_into": doc.get("merged_into"),
+        **document_match_keys(doc),
     }
 
 

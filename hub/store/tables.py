@@ -131,9 +131,17 @@ class Entity(Base):
 
 
 class PersonIndex(Base):
-    """Typed search columns of a golden Person, kept in step with its document."""
+    """Typed search columns of a golden Person, kept in step with its document.
+
+    The phonetic codes and birth year are identity resolution's blocking keys
+    (``hub.identity.match_keys`` computes them from the Person).
+    """
 
     __tablename__ = "person_index"
+    __table_args__ = (
+        Index("ix_person_index_family_phonetic_year", "family_phonetic", "birth_year"),
+        Index("ix_person_index_given_phonetic_year", "given_phonetic", "birth_year"),
+    )
 
     person_id: Mapped[str] = mapped_column(ForeignKey("entities.id"), primary_key=True)
     nhs_number: Mapped[str | None] = mapped_column(String(10), index=True)
@@ -145,6 +153,9 @@ class PersonIndex(Base):
     postcode: Mapped[str | None] = mapped_column(String(8), index=True)
     status: Mapped[str] = mapped_column(String(16), default="active")
     merged_into: Mapped[str | None] = mapped_column(String(36))
+    family_phonetic: Mapped[str | None] = mapped_column(String(8))
+    given_phonetic: Mapped[str | None] = mapped_column(String(8))
+    birth_year: Mapped[int | None] = mapped_column(Integer)
 
 
 class PersonIdentifier(Base):

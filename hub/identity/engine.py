@@ -1,0 +1,378 @@
+"""The matching engine: block, compare, weigh, guard, decide, and say why.
+
+:class:`Matcher` is the one engine behind both the pipeline's resolver and the
+bulk ``carehub match`` / ``carehub dedupe`` commands. It scores pairs of
+encoded records in batches (:class:`ScoredPairs`), and every pair it scores
+can explain itself as :class:`Evidence`: its probability, and each field's
+comparison level and weight, and each guard that overrode the score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hub.identity import comparisons as cmp
+from hub.identity.blocking import Blocker, block_keys
+from hub.identity.comparisons import COMPARISONS, FIELDS, Comparer, PairComparison
+from hub.identity.config import IdentityConfig
+from hub.identity.model import MatchModel, TermFrequencies, estimate_m_and_prior, estimate_u
+from hub.identity.table import MISSING, Encoder, RecordTable
+
+NO_LINK, REVIEW, LINK = 0, 1, 2
+
+
+class Outcome(StrEnum):
+    """What to do with a pair: join the records, ask a person, or keep them apart."""
+
+    LINK = "link"
+    REVIEW = "review"
+    NO_LINK = "no_link"
+
+
+OUTCOMES = (Outcome.NO_LINK, Outcome.REVIEW, Outcome.LINK)
+
+# Guard bit -> (name, the outcome it caps or forces, the reason shown to a reviewer).
+GUARDS: dict[int, tuple[str, Outcome, str]] = {
+    cmp.NHS_VERIFIED_SAME: (
+        "nhs_number_verified",
+        Outcome.LINK,
+        "both records carry the same verified NHS number",
+    ),
+    cmp.NHS_VERIFIED_DIFFERENT: (
+        "nhs_number_verified",
+        Outcome.NO_LINK,
+        "the records carry different verified NHS numbers",
+    ),
+    cmp.TWINS: (
+        "twins",
+        Outcome.REVIEW,
+        "same birth date, surname and address but different given names: possibly twins",
+    ),
+    cmp.PARENT_CHILD: (
+        "parent_child",
+        Outcome.NO_LINK,
+        "same name and address but birth dates a generation apart: parent and child",
+    ),
+    cmp.PARENT_CHILD_OR_TYPO: (
+        "parent_child",
+        Outcome.REVIEW,
+        "same name and address, birth dates conflict: parent and child, or a mistyped date",
+    ),
+    cmp.DECEASED: (
+        "deceased",
+        Outcome.REVIEW,
+        "one record is of a person who has died and the other is not",
+    ),
+    cmp.AMBIGUOUS: (
+        "ambiguous",
+        Outcome.REVIEW,
+        "the record also matches someone who is not the same person: twins, or parent and child",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldEvidence:
+    """How one field compared: its comparison level and the weight (log2 Bayes factor) it added."""
+
+    field: str
+    level: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class GuardEvidence:
+    """A rule that overrode the score, the outcome it imposed, and why."""
+
+    guard: str
+    effect: Outcome
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why a pair got its outcome; ``as_json()`` is kept in the store and shown on the record."""
+
+    score: float
+    match_weight: float
+    prior_weight: float
+    outcome: Outcome
+    fields: tuple[FieldEvidence, ...]
+    guards: tuple[GuardEvidence, ...] = field(default_factory=tuple)
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (no names, dates or numbers of the person: levels and weights only)."""
+        return {
+            "score": round(self.score, 6),
+            "match_weight": round(self.match_weight, 3),
+            "prior_weight": round(self.prior_weight, 3),
+            "outcome": str(self.outcome),
+            "fields": [
+                {"field": f.field, "level": f.level, "weight": round(f.weight, 3)}
+                for f in self.fields
+            ],
+            "guards": [
+                {"guard": g.guard, "effect": str(g.effect), "reason": g.reason} for g in self.guards
+            ],
+        }
+
+
+@dataclass(slots=True)
+class ScoredPairs:
+    """A batch of compared pairs with their field weights, probabilities and decisions."""
+
+    pairs: PairComparison
+    weights: npt.NDArray[np.float32]
+    probability: npt.NDArray[np.float64]
+    decisions: npt.NDArray[np.int8]
+    prior_weight: float
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> ScoredPairs:
+        """The pairs where ``mask`` is true."""
+        p = self.pairs
+        return ScoredPairs(
+            PairComparison(p.left_rows[mask], p.right_rows[mask], p.levels[mask], p.guards[mask]),
+            self.weights[mask],
+            self.probability[mask],
+            self.decisions[mask],
+            self.prior_weight,
+        )
+
+    def outcome(self, k: int) -> Outcome:
+        """The outcome of pair ``k``."""
+        return OUTCOMES[int(self.decisions[k])]
+
+    def evidence(self, k: int) -> Evidence:
+        """Pair ``k``'s score, per-field levels and weights, and guards."""
+        levels = self.pairs.levels[k]
+        fields = tuple(
+            FieldEvidence(name, COMPARISONS[name][int(levels[f])], float(self.weights[k, f]))
+            for f, name in enumerate(FIELDS)
+            if levels[f] > 0
+        )
+        flags = int(self.pairs.guards[k])
+        guards = tuple(GuardEvidence(*GUARDS[bit]) for bit in GUARDS if flags & bit)
+        return Evidence(
+            score=float(self.probability[k]),
+            match_weight=float(self.weights[k].sum()) + self.prior_weight,
+            prior_weight=self.prior_weight,
+            outcome=self.outcome(k),
+            fields=fields,
+            guards=guards,
+        )
+
+
+def decide(
+    probability: npt.NDArray[np.float64],
+    guards: npt.NDArray[np.int8],
+    link: float,
+    review: float,
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
+    """Outcomes from thresholds, then the guards: verified NHS numbers decide, others cap."""
+    probability = probability.copy()
+    decisions = np.where(
+        probability >= link, LINK, np.where(probability >= review, REVIEW, NO_LINK)
+    )
+    same = (guards & cmp.NHS_VERIFIED_SAME) > 0
+    different = (guards & cmp.NHS_VERIFIED_DIFFERENT) > 0
+    decisions[same], probability[same] = LINK, 1.0
+    decisions[different], probability[different] = NO_LINK, 0.0
+    scored = ~same & ~different
+    capped = scored & ((guards & (cmp.TWINS | cmp.PARENT_CHILD_OR_TYPO)) > 0)
+    decisions[capped] = np.minimum(decisions[capped], REVIEW)
+    decisions[scored & ((guards & cmp.PARENT_CHILD) > 0)] = NO_LINK
+    # Even a verified NHS number does not join a dead person's record to a live one unreviewed.
+    deceased = ~different & ((guards & cmp.DECEASED) > 0)
+    decisions[deceased] = np.minimum(decisions[deceased], REVIEW)
+    return decisions.astype(np.int8), probability
+
+
+class Matcher:
+    """Scores record pairs with a Fellegi-Sunter model, under the identity configuration."""
+
+    def __init__(
+        self,
+        config: IdentityConfig,
+        encoder: Encoder | None = None,
+        model: MatchModel | None = None,
+    ) -> None:
+        self.config = config
+        self.encoder = encoder or Encoder()
+        self.model = model or MatchModel.from_config(config)
+        self.comparer = Comparer(self.encoder, config.guards)
+
+    def score(
+        self,
+        left: RecordTable,
+        right: RecordTable,
+        left_rows: npt.NDArray[np.int64],
+        right_rows: npt.NDArray[np.int64],
+        strict: bool = False,
+    ) -> ScoredPairs:
+        """Compare, weigh and decide the pairs (left_rows[k], right_rows[k]); see Comparer."""
+        pairs = self.comparer.compare(left, right, left_rows, right_rows, strict)
+        weights = self.model.field_weights(pairs, left, right)
+        probability = self.model.probability(weights.sum(axis=1))
+        thresholds = self.config.thresholds
+        decisions, probability = decide(
+            probability, pairs.guards, thresholds.link, thresholds.review
+        )
+        return ScoredPairs(pairs, weights, probability, decisions, self.model.prior_weight)
+
+    def blocker(self, left: RecordTable, right: RecordTable | None) -> Blocker:
+        """Candidate pairs of two tables (or of one table with itself when ``right`` is None)."""
+        cfg = self.config.blocking
+        left_keys = [block_keys(left, self.encoder, k) for k in cfg.passes]
+        right_keys = (
+            None if right is None else [block_keys(right, self.encoder, k) for k in cfg.passes]
+        )
+        return Blocker(left_keys, right_keys, cfg.max_block_pairs, cfg.chunk_pairs)
+
+    def estimate(
+        self, left: RecordTable, right: RecordTable | None = None, seed: int = 0
+    ) -> MatchModel:
+        """Estimate u, m, the prior and name frequencies from the tables; the matcher keeps them."""
+        cfg = self.config.estimation
+        rng = np.random.default_rng(seed)
+        other = left if right is None else right
+        tables = [left] if right is None else [left, right]
+        model = replace(self.model, prior=1.0 / max(len(left), len(other), 2))
+        if cfg.term_frequency:
+            model = replace(
+                model, term_frequencies=TermFrequencies.of(tables, len(self.encoder.names))
+            )
+        count = min(cfg.random_pairs, len(left) * len(other))
+        li = rng.integers(0, len(left), count)
+        ri = rng.integers(0, len(other), count)
+        distinct = li != ri if right is None else np.ones(count, dtype=np.bool_)
+        model = estimate_u(model, self.comparer.compare(left, other, li[distinct], ri[distinct]))
+
+        sample = rng.choice(len(left), size=min(cfg.training_records, len(left)), replace=False)
+        keys = [block_keys(left, self.encoder, k) for k in self.config.blocking.passes]
+        masked = []
+        for k in keys:
+            only_sample = np.full_like(k, MISSING)
+            only_sample[sample] = k[sample]
+            masked.append(only_sample)
+        other_keys = (
+            keys
+            if right is None
+            else [block_keys(other, self.encoder, k) for k in self.config.blocking.passes]
+        )
+        blocker = Blocker(masked, other_keys, self.config.blocking.max_block_pairs, 10**9)
+        chunks = [(a, b) for a, b, _ in blocker.chunks()]
+        if chunks:
+            tl = np.concatenate([a for a, _ in chunks])
+            tr = np.concatenate([b for _, b in chunks])
+            keep = tl != tr if right is None else np.ones(len(tl), dtype=np.bool_)
+            training = self.comparer.compare(left, other, tl[keep], tr[keep])
+            total = float(len(sample)) * (len(other) - (1 if right is None else 0))
+            model = estimate_m_and_prior(
+                model,
+                training,
+                left,
+                other,
+                total,
+                cfg.high_confidence,
+                cfg.rounds,
+            )
+        self.model = model
+        return model
+
+    def ambiguous(
+        self,
+        left: RecordTable,
+        right: RecordTable | None,
+        left_rows: npt.NDArray[np.int64],
+        right_rows: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.bool_]:
+        """Which linked pairs are ambiguous: one record linked to two that are not one person.
+
+        A record with a missing given name or birth date can score as high against each
+        twin, or against parent and child, as against itself. When a record links to
+        several others, those others are compared with each other; unless they all link
+        too (one person recorded twice), every link of that record is ambiguous.
+        """
+        dedupe = right is None
+        other = left if right is None else right
+        ends: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], RecordTable]] = []
+        if dedupe:
+            ends.append(
+                (
+                    np.concatenate([left_rows, right_rows]),
+                    np.concatenate([right_rows, left_rows]),
+                    left,
+                )
+            )
+        else:
+            ends.append((right_rows, left_rows, left))
+            ends.append((left_rows, right_rows, other))
+        flagged = np.zeros(len(left_rows), dtype=np.bool_)
+        for hub_rows, spoke_rows, spoke_table in ends:
+            order = np.argsort(hub_rows, kind="stable")
+            hubs, starts, counts = np.unique(hub_rows[order], return_index=True, return_counts=True)
+            busy = counts > 1
+            if not busy.any():
+                continue
+            pa: list[int] = []
+            pb: list[int] = []
+            owner: list[int] = []
+            for h, start, count in zip(
+                hubs[busy].tolist(), starts[busy].tolist(), counts[busy].tolist(), strict=True
+            ):
+                spokes = spoke_rows[order[start : start + count]].tolist()
+                for i, a in enumerate(spokes):
+                    for b in spokes[i + 1 :]:
+                        pa.append(a)
+                        pb.append(b)
+                        owner.append(h)
+            # Two records of one file that both match a third record of the other file are
+            # more likely two people (twins Luca and Lucas) than a typo: judge them strictly.
+            # Within one file being deduplicated, near-identical records are the duplicates.
+            scored = self.score(
+                spoke_table, spoke_table, np.array(pa), np.array(pb), strict=not dedupe
+            )
+            # Spokes are two people when they cannot be one (no link) or a guard says so;
+            # a merely unsure pair of spokes is left to the links' own scores.
+            apart = (scored.decisions == NO_LINK) | (
+                (scored.pairs.guards & (cmp.TWINS | cmp.PARENT_CHILD | cmp.PARENT_CHILD_OR_TYPO))
+                > 0
+            )
+            split = {h for h, a in zip(owner, apart.tolist(), strict=True) if a}
+            if split:
+                # In dedupe each pair was listed from both of its ends: fold the two halves.
+                bad = np.isin(hub_rows, list(split))
+                flagged |= bad.reshape(-1, len(left_rows)).any(axis=0)
+        return flagged
+
+    def link(
+        self,
+        left: RecordTable,
+        right: RecordTable | None = None,
+        on_progress: Callable[[int], None] | None = None,
+        blocker: Blocker | None = None,
+    ) -> Iterator[ScoredPairs]:
+        """Every candidate pair at or above the review threshold (or set by a guard), in batches.
+
+        With ``right`` None the table is deduplicated against itself (each pair once).
+        ``on_progress`` receives the number of pairs generated by each batch; ``blocker``
+        is one already planned by :meth:`blocker` for these tables.
+        """
+        other = left if right is None else right
+        for left_rows, right_rows, generated in (blocker or self.blocker(left, right)).chunks():
+            if len(left_rows):
+                scored = self.score(left, other, left_rows, right_rows)
+                keep = scored.decisions > NO_LINK
+                if keep.any():
+                    yield scored.select(keep)
+            if on_progress is not None:
+                on_progress(generated)

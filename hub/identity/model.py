@@ -1,0 +1,168 @@
+"""The Fellegi-Sunter model: m and u per comparison level, a prior, and their estimation.
+
+For each field a pair falls into a level; the level's weight is
+``log2(m / u)``, where ``m`` is how often true matches fall into it and ``u``
+how often random pairs do. A pair's score is the prior's log-odds plus the sum
+of its field weights, turned into a match probability.
+
+Estimation (the bulk commands) follows Splink's recipe without its EM step:
+
+* **u from random pairs**: among random pairs almost none are matches, so the
+  share of random pairs in each level is ``u``.
+* **m from high-confidence pairs**, field by field: take the candidate pairs
+  whose *other* fields alone give a match probability above
+  ``estimation.high_confidence`` and count their levels of this field. Leaving
+  the field out of the selection keeps its own agreement from biasing ``m``.
+* **prior** (the share of all pairs that match) from the expected number of
+  matches among the candidates, repeated for a few rounds.
+* **term frequency**: an exact match on a name is weighed against how common
+  that name is in the data (``log2(m / frequency)``) rather than the average u.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from hub.identity.comparisons import COMPARISONS, FIELDS, MAX_LEVELS, PairComparison, level
+from hub.identity.config import IdentityConfig
+from hub.identity.table import IntArray, RecordTable
+
+FloatArray = npt.NDArray[np.float64]
+# The rarest a name is taken to be: one in this many records, so one odd spelling
+# cannot outweigh every other field.
+TF_FLOOR = 1e-5
+_GIVEN_EXACT = level("given_name", "exact")
+_FAMILY_EXACT = level("family_name", "exact")
+
+
+@dataclass(frozen=True, slots=True)
+class TermFrequencies:
+    """How common each name (by code) is among the records being matched."""
+
+    given: FloatArray
+    family: FloatArray
+
+    @classmethod
+    def of(cls, tables: list[RecordTable], vocabulary_size: int) -> TermFrequencies:
+        """Name frequencies over the given tables (each side counted)."""
+
+        def share(columns: list[IntArray]) -> FloatArray:
+            codes = (
+                np.concatenate([c[c >= 0] for c in columns]) if columns else np.zeros(0, np.int64)
+            )
+            counts = np.bincount(codes, minlength=vocabulary_size).astype(np.float64)
+            return counts / max(len(codes), 1)
+
+        return cls(share([t.given for t in tables]), share([t.family for t in tables]))
+
+
+@dataclass(frozen=True, slots=True)
+class MatchModel:
+    """m and u per field and level (fields x levels), the prior, and optional name frequencies."""
+
+    m: FloatArray
+    u: FloatArray
+    prior: float
+    term_frequencies: TermFrequencies | None = field(default=None)
+
+    @classmethod
+    def from_config(cls, config: IdentityConfig, prior: float = 1e-4) -> MatchModel:
+        """The shipped default weights of config/identity.toml (levels not listed weigh 0)."""
+        m = np.full((len(FIELDS), MAX_LEVELS), 0.5)
+        u = np.full((len(FIELDS), MAX_LEVELS), 0.5)
+        for f, name in enumerate(FIELDS):
+            weights = config.weights.get(name)
+            if weights is None:
+                continue
+            for lv, level_name in enumerate(COMPARISONS[name]):
+                if level_name in weights.m and level_name in weights.u:
+                    m[f, lv], u[f, lv] = weights.m[level_name], weights.u[level_name]
+        return cls(m=m, u=u, prior=prior)
+
+    @property
+    def prior_weight(self) -> float:
+        """The prior as a log2 odds."""
+        return float(np.log2(self.prior / (1 - self.prior)))
+
+    def level_weights(self) -> FloatArray:
+        """log2(m/u) per field and level; ``missing`` weighs 0."""
+        weights = np.log2(self.m / self.u)
+        weights[:, 0] = 0.0
+        return weights
+
+    def field_weights(
+        self,
+        pairs: PairComparison,
+        left: RecordTable,
+        right: RecordTable,
+    ) -> npt.NDArray[np.float32]:
+        """Each pair's weight per field (pairs x fields), term-frequency adjusted when known."""
+        weights = self.level_weights()
+        cols = np.arange(len(FIELDS))
+        out = weights[cols[None, :], pairs.levels.astype(np.int64)].astype(np.float32)
+        tf = self.term_frequencies
+        if tf is not None:
+            for f, exact, codes, freq in (
+                (0, _GIVEN_EXACT, left.given[pairs.left_rows], tf.given),
+                (1, _FAMILY_EXACT, left.family[pairs.left_rows], tf.family),
+            ):
+                # Names first seen after the frequencies were counted keep the level weight.
+                rows = (pairs.levels[:, f] == exact) & (codes < len(freq))
+                if rows.any():
+                    share = np.maximum(freq[codes[rows]], TF_FLOOR)
+                    out[rows, f] = np.log2(self.m[f, exact] / share).astype(np.float32)
+        return out
+
+    def probability(self, total_weight: npt.NDArray[np.floating]) -> FloatArray:
+        """Match probability from the summed field weights (prior added here)."""
+        return 1.0 / (1.0 + np.exp2(-(total_weight.astype(np.float64) + self.prior_weight)))
+
+
+def level_shares(
+    column: npt.NDArray[np.int8], f: int, fallback: FloatArray, minimum: int = 20
+) -> FloatArray:
+    """Share of each level of field ``f`` among non-missing values, smoothed (else ``fallback``)."""
+    n_levels = len(COMPARISONS[FIELDS[f]]) - 1
+    counts = np.bincount(column[column > 0], minlength=n_levels + 1)[1 : n_levels + 1].astype(
+        np.float64
+    )
+    if counts.sum() < minimum:
+        return fallback.copy()
+    out = fallback.copy()
+    out[1 : n_levels + 1] = (counts + 0.5) / (counts.sum() + 0.5 * n_levels)
+    return out
+
+
+def estimate_u(model: MatchModel, random_pairs: PairComparison) -> MatchModel:
+    """u as the share of random pairs in each level."""
+    u = np.stack(
+        [level_shares(random_pairs.levels[:, f], f, model.u[f]) for f in range(len(FIELDS))]
+    )
+    return replace(model, u=u)
+
+
+def estimate_m_and_prior(
+    model: MatchModel,
+    pairs: PairComparison,
+    left: RecordTable,
+    right: RecordTable,
+    total_pairs: float,
+    high_confidence: float,
+    rounds: int,
+) -> MatchModel:
+    """m from high-confidence pairs (leaving the field out) and the prior, ``rounds`` times."""
+    threshold = float(np.log2(high_confidence / (1 - high_confidence)))
+    for _ in range(rounds):
+        weights = model.field_weights(pairs, left, right).astype(np.float64)
+        total = weights.sum(axis=1)
+        m = model.m.copy()
+        for f in range(len(FIELDS)):
+            confident = (total - weights[:, f] + model.prior_weight) >= threshold
+            m[f] = level_shares(pairs.levels[confident, f], f, model.m[f])
+        expected = float(model.probability(total).sum())
+        prior = min(max(expected / max(total_pairs, 1.0), 1e-12), 0.5)
+        model = replace(model, m=m, prior=prior)
+    return model

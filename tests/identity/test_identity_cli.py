@@ -1,0 +1,168 @@
+"""`carehub match`, `dedupe` and `identity review` on small files and a real store."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hub.cli import app
+from hub.identity.synthetic import dedupe_task, evaluate, linkage_task, write_csv
+from hub.settings import reload_settings
+from hub.store.db import Store
+from hub.store.identity import MatchReview, queue_review
+from tests.identity.test_identity_store import add_person
+
+runner = CliRunner()
+
+
+def read_links(path: Path) -> list[dict[str, str]]:
+    """The rows of an output file, checking its header."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == ["left_id", "right_id", "score", "decision"]
+        return list(reader)
+
+
+def test_match_links_two_files(tmp_path: Path) -> None:
+    task = linkage_task(400, 400, seed=3)
+    write_csv(tmp_path / "left.csv", task.left)
+    write_csv(tmp_path / "right.csv", task.right)
+    result = runner.invoke(
+        app,
+        [
+            "match",
+            str(tmp_path / "left.csv"),
+            str(tmp_path / "right.csv"),
+            "--out",
+            str(tmp_path / "out.csv"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = read_links(tmp_path / "out.csv")
+    assert {r["decision"] for r in rows} <= {"match", "review"}
+    matched = [(r["left_id"], r["right_id"]) for r in rows if r["decision"] == "match"]
+    scores = evaluate(matched, task.truth)
+    assert scores.precision > 0.98 and scores.recall > 0.9
+    assert not set(matched) & task.relatives
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        ("id", "given_name", "family_name", "birth_date"),
+        ("family_name", "postcode", "given_name"),
+        ("id", "birth_date", "postcode", "address_line", "sex"),
+    ],
+)
+def test_match_accepts_any_subset_of_columns(tmp_path: Path, columns: tuple[str, ...]) -> None:
+    task = linkage_task(200, 200, seed=4)
+    write_csv(tmp_path / "left.csv", task.left, columns)
+    write_csv(
+        tmp_path / "right.csv",
+        task.right,
+        ("id", "given_name", "family_name", "birth_date", "postcode"),
+    )
+    out = tmp_path / "out.csv"
+    result = runner.invoke(
+        app, ["match", str(tmp_path / "left.csv"), str(tmp_path / "right.csv"), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    for row in read_links(out):
+        assert 0.0 <= float(row["score"]) <= 1.0
+
+
+def test_dedupe_finds_people_recorded_twice(tmp_path: Path) -> None:
+    task = dedupe_task(600, seed=5)
+    write_csv(tmp_path / "file.csv", task.left)
+    out = tmp_path / "links.csv"
+    result = runner.invoke(app, ["dedupe", str(tmp_path / "file.csv"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = read_links(out)
+    assert all(r["left_id"] != r["right_id"] for r in rows)
+    matched = [(r["left_id"], r["right_id"]) for r in rows if r["decision"] == "match"]
+    scores = evaluate(matched, task.truth, ordered=False)
+    assert scores.precision > 0.97 and scores.recall > 0.8
+
+
+def test_a_record_matching_both_twins_is_left_for_review(tmp_path: Path) -> None:
+    header = "id,given_name,family_name,birth_date,address_line,postcode\n"
+    (tmp_path / "left.csv").write_text(
+        header
+        + "1,Ann,Hawthorne,1941-03-12,12 Rowan Road,LS6 2AB\n"
+        + "2,Anna,Hawthorne,1941-03-12,12 Rowan Road,LS6 2AB\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "right.csv").write_text(
+        header + "9,Ann,Hawthorne,1941-03-12,12 Rowan Rd,LS62AB\n", encoding="utf-8"
+    )
+    out = tmp_path / "out.csv"
+    result = runner.invoke(
+        app,
+        [
+            "match",
+            str(tmp_path / "left.csv"),
+            str(tmp_path / "right.csv"),
+            "-o",
+            str(out),
+            "--no-estimate",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = read_links(out)
+    assert rows and all(r["decision"] == "review" for r in rows)
+
+
+def test_an_empty_file_gives_an_empty_result(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_text("id,given_name\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["dedupe", str(tmp_path / "empty.csv"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert read_links(out) == []
+
+
+@pytest.fixture
+def configured(store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """The CLI pointed at the test store."""
+    monkeypatch.setenv("CAREHUB_DATABASE_URL", database_url)
+    reload_settings()
+    yield store
+    monkeypatch.delenv("CAREHUB_DATABASE_URL")
+    reload_settings()
+
+
+def test_review_list_accept_and_reject(configured: Store) -> None:
+    with configured.session() as session:
+        a = add_person(session, "Margaret", "Hawthorne", date(1941, 3, 12))
+        b = add_person(session, "Peggy", "Hawthorne", date(1941, 3, 12))
+        c = add_person(session, "Mary", "Hawthorne", date(1941, 3, 12))
+        first = queue_review(
+            session,
+            a,
+            b,
+            0.9,
+            {"fields": [{"field": "given_name", "level": "nickname", "weight": 5.1}]},
+        )
+        second = queue_review(session, a, c, 0.6, {"fields": [], "guards": [{"guard": "twins"}]})
+        assert first is not None and second is not None
+        ids = first.id, second.id
+    listed = runner.invoke(app, ["identity", "review", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "given_name=nickname" in listed.output
+    accepted = runner.invoke(
+        app, ["identity", "review", "accept", str(ids[0]), "--user", "dq-officer"]
+    )
+    assert accepted.exit_code == 0, accepted.output
+    rejected = runner.invoke(
+        app, ["identity", "review", "reject", str(ids[1]), "--user", "dq-officer"]
+    )
+    assert rejected.exit_code == 0, rejected.output
+    with configured.session() as session:
+        statuses = {r.id: (r.status, r.decided_by) for r in session.query(MatchReview)}
+    assert statuses == {ids[0]: ("accepted", "dq-officer"), ids[1]: ("rejected", "dq-officer")}
+    empty = runner.invoke(app, ["identity", "review", "list", "--json"])
+    assert empty.exit_code == 0 and empty.output.strip() == ""

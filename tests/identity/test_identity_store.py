@@ -1,0 +1,297 @@
+"""The resolver against a real store, the review queue, merge and unmerge (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.errors import Conflict
+from hub.identity import IdentityResolver, MatchRecord, Outcome, match_keys
+from hub.model import Address, Identifier, Person, PersonName
+from hub.store.db import Store
+from hub.store.identity import (
+    NO_LINK,
+    PersonMerge,
+    decide,
+    merge,
+    queue_review,
+    record_link,
+    unmerge,
+)
+from hub.store.tables import Entity, OutboxEvent, PersonIdentifier, PersonIndex, SourceLink
+
+
+def add_person(
+    session: Session,
+    given: str,
+    family: str,
+    born: date,
+    *,
+    postcode: str = "LS6 2AB",
+    nhs: str | None = None,
+    verified: bool = False,
+    system: str = "legacy_escr",
+) -> str:
+    """Insert a golden person as the pipeline would: entity, index row, identifier, provenance."""
+    person_id = str(uuid.uuid4())
+    person = Person(
+        id=person_id,
+        names=[PersonName(given=[given], family=family)],
+        birth_date=born,
+        sex="female",
+        nhs_number=nhs,
+        nhs_number_status="01" if verified else None,
+        identifiers=[Identifier(system=system, value=person_id[:8])],
+        addresses=[Address(text="12 Rowan Road", town="Leeds", postcode=postcode)],
+    )
+    document = person.model_dump_json()
+    session.add(
+        Entity(
+            id=person_id,
+            entity_type="Person",
+            person_id=None,
+            content_hash=hashlib.sha256(document.encode()).hexdigest(),
+            document=document,
+        )
+    )
+    session.flush()
+    session.add(
+        PersonIndex(
+            person_id=person_id,
+            nhs_number=nhs,
+            nhs_verified=verified,
+            family_name=family,
+            given_name=given,
+            birth_date=born,
+            sex="female",
+            postcode=postcode,
+            **match_keys(person),
+        )
+    )
+    session.add(PersonIdentifier(person_id=person_id, system=system, value=person_id[:8]))
+    session.add(
+        SourceLink(
+            source=system,
+            stream="clients",
+            source_id=person_id[:8],
+            entity_type="Person",
+            entity_id=person_id,
+            content_hash="0" * 64,
+            document=document,
+            raw_record_id=1,
+        )
+    )
+    return person_id
+
+
+def add_episode(session: Session, person_id: str) -> str:
+    """A record belonging to the person (re-pointed by a merge)."""
+    episode_id = str(uuid.uuid4())
+    document = json.dumps({"id": episode_id, "person_id": person_id, "team": "adults"})
+    session.add(
+        Entity(
+            id=episode_id,
+            entity_type="Episode",
+            person_id=person_id,
+            content_hash=hashlib.sha256(document.encode()).hexdigest(),
+            document=document,
+        )
+    )
+    return episode_id
+
+
+def state(session: Session, *ids: str) -> dict[str, Any]:
+    """Everything a merge touches about these persons, for before/after comparison."""
+    out: dict[str, Any] = {}
+    for pid in ids:
+        entity = session.get(Entity, pid)
+        index = session.get(PersonIndex, pid)
+        assert entity is not None and index is not None
+        out[pid] = {
+            "document": entity.document,
+            "hash": entity.content_hash,
+            "index": {c.key: getattr(index, c.key) for c in PersonIndex.__table__.columns},
+            "records": sorted(
+                session.scalars(select(Entity.document).where(Entity.person_id == pid))
+            ),
+            "links": sorted(
+                session.scalars(select(SourceLink.id).where(SourceLink.entity_id == pid))
+            ),
+            "identifiers": sorted(
+                session.scalars(
+                    select(PersonIdentifier.id).where(PersonIdentifier.person_id == pid)
+                )
+            ),
+        }
+    return out
+
+
+def test_resolver_links_peggy_to_margaret_and_explains_why(store: Store) -> None:
+    with store.session() as session:
+        margaret = add_person(session, "Margaret", "Hawthorne", date(1941, 3, 12))
+        add_person(session, "Jane", "Hawthorne", date(1970, 1, 5))
+        add_person(session, "Peter", "Smith", date(1941, 3, 12), postcode="BD1 1AA")
+    with store.session() as session:
+        record = MatchRecord(
+            id="hospital-1",
+            given_name="Peggy",
+            family_name="HAWTHORNE",
+            birth_date="1941-03-12",
+            postcode="LS62AB",
+        )
+        resolution = IdentityResolver().resolve(record, session)
+    assert resolution.outcome == Outcome.LINK
+    assert resolution.person_id == margaret
+    assert resolution.evidence is not None
+    fields = {f["field"]: f["level"] for f in resolution.evidence.as_json()["fields"]}
+    assert fields["given_name"] == "nickname"
+    assert len(resolution.candidates) >= 2
+
+
+def test_resolver_finds_nothing_for_a_stranger_and_uses_identifiers(store: Store) -> None:
+    with store.session() as session:
+        known = add_person(session, "Margaret", "Hawthorne", date(1941, 3, 12))
+    with store.session() as session:
+        resolver = IdentityResolver()
+        stranger = MatchRecord(
+            id="x", given_name="Zara", family_name="Quince", birth_date="2001-01-01"
+        )
+        assert resolver.resolve(stranger, session).outcome == Outcome.NO_LINK
+        by_id = MatchRecord(
+            id="y",
+            given_name="M",
+            family_name="Hawthorne",
+            identifiers=(("legacy_escr", known[:8]),),
+        )
+        resolution = resolver.resolve(by_id, session)
+    assert resolution.outcome == Outcome.LINK
+    assert resolution.person_id == known
+
+
+def test_resolver_sends_a_record_matching_two_people_to_review(store: Store) -> None:
+    with store.session() as session:
+        add_person(session, "Ann", "Hawthorne", date(1941, 3, 12))
+        add_person(session, "Anna", "Hawthorne", date(1941, 3, 12))
+    with store.session() as session:
+        record = MatchRecord(
+            id="r",
+            given_name="Ann",
+            family_name="Hawthorne",
+            birth_date="1941-03-12",
+            postcode="LS6 2AB",
+            address_line="12 Rowan Road",
+        )
+        resolution = IdentityResolver().resolve(record, session)
+    assert resolution.outcome == Outcome.REVIEW
+    assert resolution.evidence is not None
+    assert "ambiguous" in {g.guard for g in resolution.evidence.guards}
+
+
+def test_verified_nhs_number_links_even_with_names_that_disagree(store: Store) -> None:
+    with store.session() as session:
+        known = add_person(
+            session, "Margaret", "Hawthorne", date(1941, 3, 12), nhs="9434765919", verified=True
+        )
+    with store.session() as session:
+        record = MatchRecord(
+            id="h", given_name="M", family_name="Smith", nhs_number="9434765919", nhs_verified=True
+        )
+        resolution = IdentityResolver().resolve(record, session)
+    assert resolution.outcome == Outcome.LINK and resolution.person_id == known
+
+
+def test_review_decisions_are_remembered_and_never_asked_again(store: Store) -> None:
+    with store.session() as session:
+        a = add_person(session, "Margaret", "Hawthorne", date(1941, 3, 12))
+        b = add_person(session, "Mary", "Hawthorne", date(1941, 3, 12))
+        first = queue_review(session, b, a, 0.8, {"fields": []})
+        again = queue_review(session, a, b, 0.9, {"fields": []})
+        assert first is not None and again is not None and again.id == first.id
+        decide(session, first.id, False, "reviewer")
+        with pytest.raises(Conflict):
+            decide(session, first.id, True, "reviewer")
+    with store.session() as session:
+        assert queue_review(session, a, b, 0.7, {}).status == "rejected"  # type: ignore[union-attr]
+        resolution = IdentityResolver().resolve(
+            MatchRecord(
+                id=b,
+                given_name="Mary",
+                family_name="Hawthorne",
+                birth_date="1941-03-12",
+                postcode="LS6 2AB",
+            ),
+            session,
+        )
+        assert a not in {c.person_id for c in resolution.candidates}
+
+
+def test_a_pair_decided_by_link_is_not_queued(store: Store) -> None:
+    with store.session() as session:
+        a = add_person(session, "Margaret", "Hawthorne", date(1941, 3, 12))
+        b = add_person(session, "Mary", "Hawthorne", date(1941, 3, 12))
+        record_link(session, b, a, 0.1, {}, NO_LINK, "reviewer")
+        assert queue_review(session, a, b, 0.8, {}) is None
+
+
+def test_merge_then_unmerge_restores_both_exactly_and_emits_events(store: Store) -> None:
+    with store.session() as session:
+        survivor = add_person(session, "Margaret", "Hawthorne", date(1941, 3, 12))
+        merged = add_person(session, "Peggy", "Hawthorne", date(1941, 3, 12), system="hospital")
+        add_episode(session, merged)
+        add_episode(session, survivor)
+    with store.session() as session:
+        before = state(session, survivor, merged)
+        history = merge(session, survivor, merged, "reviewer")
+        merge_id = history.id
+    with store.session() as session:
+        during = state(session, survivor, merged)
+        assert during[merged]["records"] == [] and during[merged]["links"] == []
+        assert len(during[survivor]["records"]) == 2
+        assert during[merged]["index"]["status"] == "merged"
+        assert during[merged]["index"]["merged_into"] == survivor
+        assert json.loads(during[merged]["document"])["merged_into"] == survivor
+        survivor_doc = Person.model_validate_json(during[survivor]["document"])
+        assert {i.system for i in survivor_doc.identifiers} == {"legacy_escr", "hospital"}
+        with pytest.raises(Conflict):
+            merge(session, survivor, merged, "reviewer")
+    with store.session() as session:
+        unmerge(session, merge_id, "reviewer")
+        with pytest.raises(Conflict):
+            unmerge(session, merge_id, "reviewer")
+    with store.session() as session:
+        assert state(session, survivor, merged) == before
+        assert session.get(PersonMerge, merge_id).status == "unmerged"  # type: ignore[union-attr]
+        events = session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+        assert [(e.kind, e.entity_id) for e in events] == [
+            ("merged", survivor),
+            ("merged", merged),
+            ("unmerged", survivor),
+            ("unmerged", merged),
+        ]
+        assert all(e.entity_type == "Person" and e.ordering_key == e.entity_id for e in events)
+        assert events[0].version < events[2].version
+        assert json.loads(events[0].payload)["merge_id"] == merge_id
+        assert len({e.event_id for e in events}) == 4
+        # Unmerged people are remembered as two: the resolver will not join them again.
+        again = queue_review(session, survivor, merged, 0.99, {})
+        assert again is None
+
+
+def test_accepting_a_review_merges_into_the_longer_known_person(store: Store) -> None:
+    with store.session() as session:
+        older = add_person(session, "Margaret", "Hawthorne", date(1941, 3, 12))
+    with store.session() as session:
+        newer = add_person(session, "Peggy", "Hawthorne", date(1941, 3, 12))
+        review = queue_review(session, newer, older, 0.9, {"fields": []})
+        assert review is not None
+        decided = decide(session, review.id, True, "reviewer")
+        history = session.get(PersonMerge, decided.merge_id)
+        assert history is not None
+        assert (history.survivor_id, history.merged_id) == (older, newer)
