@@ -6,7 +6,7 @@ module is added here in the same commit as its migration.
 
 from __future__ import annotations
 
-from hub.store import tables
+from hub.store import delivery, tables
 from hub.store.tables import Base
 
-__all__ = ["Base", "tables"]
+__all__ = ["Base", "delivery", "tables"]

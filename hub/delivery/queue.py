@@ -1,0 +1,243 @@
+"""The delivery queue in the store: claiming batches in order, recording outcomes, recovering lost claims.
+
+**Ordering.** Within a target, the deliveries of one ordering key go out in
+outbox order, one at a time: a row is claimable only when no older row of its
+key is still undelivered (pending, failed, or dead and not replayed) and no row
+of its key is in flight. A dead letter therefore *blocks its key* until an
+operator replays or cancels it, so a person's later changes never overtake a
+change the target refused. Independent keys flow in parallel, on as many
+workers as run.
+
+**Claiming.** On PostgreSQL a worker picks the oldest claimable rows with
+``SELECT ... FOR UPDATE SKIP LOCKED`` and marks them in flight with a lease and
+a claim id in the same statement, then commits before calling the target, so
+no database transaction is held open across the network. A worker that dies
+leaves its rows in flight; when their lease ends :func:`requeue_lost` makes them
+failed-and-due again (the target's idempotency key makes the second push
+harmless). The outcome of a push is written only if the claim is still the
+worker's own.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from hub.contract import ChangeEvent
+from hub.delivery.config import RetryPolicy
+from hub.delivery.fanout import ROUTED
+from hub.store.delivery import (
+    CLAIMABLE,
+    DEAD,
+    DELIVERED,
+    FAILED,
+    IN_FLIGHT,
+    PENDING,
+    Delivery,
+    DeliveryHistory,
+)
+from hub.store.tables import OutboxEvent, utcnow
+
+_TABLE = Delivery.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery row this worker holds in flight, with the event to push."""
+
+    delivery_id: int
+    attempt: int
+    claim_id: str
+    event: ChangeEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one claimed delivery: delivered, or failed transiently or for good."""
+
+    delivery_id: int
+    result: str  # "delivered", "transient" or "permanent"
+    receipt: str | None = None
+    error_class: str | None = None
+    error: str | None = None
+
+
+def backoff_seconds(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
+    """How long to wait after failed attempt number ``attempt`` (1-based): capped exponential, full jitter."""
+    ceiling = min(policy.max_seconds, policy.base_seconds * (2 ** max(0, attempt - 1)))
+    if policy.jitter == "none":
+        return ceiling
+    return (rng or random).uniform(0, ceiling)
+
+
+def claimable_rows(target: str, now: datetime, limit: int, *, skip_locked: bool) -> Any:
+    """The SELECT of the oldest claimable rows of ``target``, at most one per ordering key."""
+    d = aliased(Delivery, name="d")
+    b = aliased(Delivery, name="b")
+    blocked = exists().where(
+        b.target == d.target, b.ordering_key == d.ordering_key, b.id != d.id,
+        or_(
+            b.status == IN_FLIGHT,
+            and_(b.outbox_id < d.outbox_id,
+                 or_(b.status.in_(CLAIMABLE), and_(b.status == DEAD, b.replayed_by.is_(None)))),
+        ),
+    )
+    query = (
+        select(d.id)
+        .where(d.target == target, d.status.in_(CLAIMABLE), d.next_attempt_at <= now, ~blocked)
+        .order_by(d.outbox_id)
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True, of=d)
+    return query
+
+
+def claim(session: Session, target: str, limit: int, worker: str, lease_seconds: float) -> list[Claimed]:
+    """Take up to ``limit`` deliveries of ``target`` in flight for ``worker``; the caller commits."""
+    now = utcnow()
+    claim_id = uuid.uuid4().hex
+    postgres = session.get_bind().dialect.name == "postgresql"
+    picked = claimable_rows(target, now, limit, skip_locked=postgres).scalar_subquery()
+    rows = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(picked))
+        .values(status=IN_FLIGHT, attempts=Delivery.attempts + 1, claim_id=claim_id, claimed_by=worker,
+                lease_until=now + timedelta(seconds=lease_seconds), updated_at=now)
+        .returning(Delivery.id, Delivery.outbox_id, Delivery.attempts, Delivery.ordering_key)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not rows:
+        return []
+    events = {
+        e.id: e for e in session.execute(
+            select(OutboxEvent.id, OutboxEvent.event_id, OutboxEvent.entity_type, OutboxEvent.entity_id,
+                   OutboxEvent.person_id, OutboxEvent.kind, OutboxEvent.version, OutboxEvent.payload,
+                   OutboxEvent.created_at, OutboxEvent.source)
+            .where(OutboxEvent.id.in_([r.outbox_id for r in rows]))
+        )
+    }
+    claimed = []
+    for r in sorted(rows, key=lambda r: r.outbox_id):
+        e = events[r.outbox_id]
+        event = ChangeEvent(
+            event_id=e.event_id, entity_type=e.entity_type, entity_id=e.entity_id, person_id=e.person_id,
+            kind=e.kind, version=e.version, payload=orjson.loads(e.payload), created_at=e.created_at,
+            source=e.source, ordering_key=r.ordering_key, sequence=e.id,
+        )
+        claimed.append(Claimed(r.id, r.attempts, claim_id, event))
+    return claimed
+
+
+def record_outcomes(
+    session: Session,
+    claimed: Sequence[Claimed],
+    outcomes: Sequence[Outcome],
+    policy: RetryPolicy,
+    worker: str,
+    duration_ms: int,
+) -> dict[str, int]:
+    """Write each outcome (only where the claim is still this worker's) and its history; returns counts."""
+    now = utcnow()
+    by_id = {c.delivery_id: c for c in claimed}
+    changes: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    counts = {DELIVERED: 0, FAILED: 0, DEAD: 0}
+    for o in outcomes:
+        c = by_id[o.delivery_id]
+        row: dict[str, Any] = {
+            "b_id": o.delivery_id, "b_claim": c.claim_id, "receipt": None, "delivered_at": None,
+            "error_class": o.error_class, "last_error": o.error, "next_attempt_at": now,
+        }
+        if o.result == "delivered":
+            status = DELIVERED
+            row.update(receipt=o.receipt, delivered_at=now)
+        elif o.result == "permanent":
+            status = DEAD
+        elif c.attempt >= policy.max_attempts:
+            status = DEAD
+            row["last_error"] = f"retries exhausted after {c.attempt} attempts: {o.error}"
+        else:
+            status = FAILED
+            row["next_attempt_at"] = now + timedelta(seconds=backoff_seconds(policy, c.attempt))
+        row["status"] = status
+        counts[status] += 1
+        changes.append(row)
+        history.append({
+            "delivery_id": o.delivery_id, "at": now, "action": "attempt", "outcome": status, "attempt": c.attempt,
+            "worker": worker, "error_class": o.error_class, "error": row["last_error"], "receipt": o.receipt,
+            "duration_ms": duration_ms,
+        })
+    if changes:
+        session.execute(
+            _TABLE.update()
+            .where(_TABLE.c.id == bindparam("b_id"), _TABLE.c.claim_id == bindparam("b_claim"),
+                   _TABLE.c.status == IN_FLIGHT)
+            .values(status=bindparam("status"), receipt=bindparam("receipt"),
+                    delivered_at=bindparam("delivered_at"), error_class=bindparam("error_class"),
+                    last_error=bindparam("last_error"), next_attempt_at=bindparam("next_attempt_at"),
+                    lease_until=None, claim_id=None, updated_at=now),
+            changes,
+        )
+        session.execute(insert(DeliveryHistory), history)
+    return counts
+
+
+def requeue_lost(session: Session, policies: dict[str, RetryPolicy], default: RetryPolicy) -> int:
+    """Make in-flight rows whose lease ended due again (or dead when out of attempts); returns how many."""
+    now = utcnow()
+    lost = session.execute(
+        select(Delivery.id, Delivery.target, Delivery.attempts, Delivery.claimed_by)
+        .where(Delivery.status == IN_FLIGHT, Delivery.lease_until < now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in lost:
+        policy = policies.get(row.target, default)
+        status = DEAD if row.attempts >= policy.max_attempts else FAILED
+        message = f"worker {row.claimed_by} did not report back before its lease ended"
+        session.execute(
+            update(Delivery).where(Delivery.id == row.id, Delivery.status == IN_FLIGHT)
+            .values(status=status, lease_until=None, claim_id=None, next_attempt_at=now,
+                    error_class="WorkerLost", last_error=message, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        session.add(DeliveryHistory(
+            delivery_id=row.id, at=now, action="requeue", outcome=status, attempt=row.attempts,
+            worker=row.claimed_by, error_class="WorkerLost", error=message,
+        ))
+    return len(lost)
+
+
+def settle_outbox(session: Session, limit: int = 10_000) -> int:
+    """Mark routed outbox events delivered (every delivery done or cancelled) or dead; returns how many."""
+    open_statuses = (PENDING, IN_FLIGHT, FAILED)
+    unsettled = exists().where(
+        Delivery.outbox_id == OutboxEvent.id,
+        or_(Delivery.status.in_(open_statuses), and_(Delivery.status == DEAD, Delivery.replayed_by.is_(None))),
+    )
+    ids = list(session.scalars(
+        select(OutboxEvent.id).where(OutboxEvent.status.in_((ROUTED, "dead")), ~unsettled)
+        .order_by(OutboxEvent.id).limit(limit)
+    ))
+    if ids:
+        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids)).values(status=DELIVERED))
+    dead_ids = list(session.scalars(
+        select(OutboxEvent.id).where(
+            OutboxEvent.status == ROUTED,
+            exists().where(Delivery.outbox_id == OutboxEvent.id, Delivery.status == DEAD,
+                           Delivery.replayed_by.is_(None)),
+            ~exists().where(Delivery.outbox_id == OutboxEvent.id, Delivery.status.in_(open_statuses)),
+        ).limit(limit)
+    ))
+    if dead_ids:
+        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(dead_ids)).values(status=DEAD))
+    return len(ids) + len(dead_ids)
+
