@@ -81,3 +81,17 @@ def store(database_url: str) -> Iterator[Store]:
     s = Store(database_url)
     yield s
     s.dispose()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) tests marked ``postgres`` when CAREHUB_TEST_DATABASE_URL is absent.
+
+    They prove what only PostgreSQL offers (several workers sharing one store,
+    a server restart); everything else runs on SQLite regardless.
+    """
+    if PG_URL:
+        return
+    needs_pg = [item for item in items if item.get_closest_marker("postgres")]
+    if needs_pg:
+        config.hook.pytest_deselected(items=needs_pg)
+        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
