@@ -10,7 +10,8 @@ and not applied again (it is counted as a duplicate).
 For tests and demos it can be told to fail: ``fail_transiently(seconds)`` (503
 to every push for a while), ``fail_keys(keys, reason)`` (422 for those events
 until ``heal``), ``down()`` / ``up()`` (nothing listens on the port, and open
-connections are dropped). ``discard=True`` makes it a no-op target that answers
+connections are dropped), ``hold()`` / ``release()`` (apply what arrives but
+answer nothing until released, so a caller can be caught mid-push). ``discard=True`` makes it a no-op target that answers
 200 without recording, for benchmarks. Run it alone with
 ``python -m adapters.simulators.counting_target --port 8765``.
 """
@@ -54,6 +55,8 @@ class CountingTarget:
         self.failing_status = 503
         self.refused: dict[str, str] = {}
         self.is_down = False
+        self.answering = threading.Event()
+        self.answering.set()
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -102,6 +105,14 @@ class CountingTarget:
         """Refuse these idempotency keys for good (422 with ``reason``) until healed."""
         with self.lock:
             self.refused.update(dict.fromkeys(keys, reason))
+
+    def hold(self) -> None:
+        """Apply what arrives but keep every answer back until :meth:`release` (a slow peer, frozen)."""
+        self.answering.clear()
+
+    def release(self) -> None:
+        """Send the answers held back and answer at once again."""
+        self.answering.set()
 
     def heal(self) -> None:
         """Accept every key again and stop failing."""
@@ -198,6 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(400, {"error": "POST /events with {\"events\": [...]}"})
             return
         status, answer = self.server.sim.receive(body["events"])
+        self.server.sim.answering.wait()
         self._answer(status, answer)
 
     def do_GET(self) -> None:

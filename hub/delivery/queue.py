@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from hub.contract import ChangeEvent
@@ -47,6 +47,8 @@ from hub.store.delivery import (
 from hub.store.tables import OutboxEvent, utcnow
 
 _TABLE = Delivery.__table__
+# The statuses of rows that may hold their ordering key back (the predicate of ix_deliveries_open_key).
+OPEN_KEY = (PENDING, FAILED, IN_FLIGHT, DEAD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,17 +84,18 @@ def claimable_rows(target: str, now: datetime, limit: int, *, skip_locked: bool)
     """The SELECT of the oldest claimable rows of ``target``, at most one per ordering key."""
     d = aliased(Delivery, name="d")
     b = aliased(Delivery, name="b")
-    blocked = exists().where(
-        b.target == d.target, b.ordering_key == d.ordering_key, b.id != d.id,
-        or_(
-            b.status == IN_FLIGHT,
-            and_(b.outbox_id < d.outbox_id,
-                 or_(b.status.in_(CLAIMABLE), and_(b.status == DEAD, b.replayed_by.is_(None)))),
-        ),
+    # d may go when it is the head of its key: the oldest row of the key not yet settled, with no row of
+    # the key in flight (an in-flight row counts as -1, so the head test fails). Written as a correlated
+    # aggregate so PostgreSQL runs it per candidate on ix_deliveries_open_key, whatever its statistics say.
+    head = (
+        select(func.min(case((b.status == IN_FLIGHT, -1), else_=b.outbox_id)))
+        .where(b.target == target, b.ordering_key == d.ordering_key, b.status.in_(OPEN_KEY),
+               or_(b.status != DEAD, b.replayed_by.is_(None)))
+        .scalar_subquery()
     )
     query = (
         select(d.id)
-        .where(d.target == target, d.status.in_(CLAIMABLE), d.next_attempt_at <= now, ~blocked)
+        .where(d.target == target, d.status.in_(CLAIMABLE), d.next_attempt_at <= now, head == d.outbox_id)
         .order_by(d.outbox_id)
         .limit(limit)
     )
