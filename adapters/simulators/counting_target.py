@@ -10,8 +10,8 @@ and not applied again (it is counted as a duplicate).
 For tests and demos it can be told to fail: ``fail_transiently(seconds)`` (503
 to every push for a while), ``fail_keys(keys, reason)`` (422 for those events
 until ``heal``), ``down()`` / ``up()`` (nothing listens on the port, and open
-connections are dropped), ``hold()`` / ``release()`` (apply what arrives but
-answer nothing until released, so a caller can be caught mid-push). ``discard=True`` makes it a no-op target that answers
+connections are dropped), ``hold(after)`` / ``release()`` (after some pushes, apply
+what arrives but answer nothing until released, so a caller is caught mid-push). ``discard=True`` makes it a no-op target that answers
 200 without recording, for benchmarks. Run it alone with
 ``python -m adapters.simulators.counting_target --port 8765``.
 """
@@ -57,6 +57,7 @@ class CountingTarget:
         self.is_down = False
         self.answering = threading.Event()
         self.answering.set()
+        self.hold_at: int | None = None
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -106,13 +107,18 @@ class CountingTarget:
         with self.lock:
             self.refused.update(dict.fromkeys(keys, reason))
 
-    def hold(self) -> None:
-        """Apply what arrives but keep every answer back until :meth:`release` (a slow peer, frozen)."""
-        self.answering.clear()
+    def hold(self, after: int = 0) -> None:
+        """After ``after`` more pushes, apply what arrives but keep every answer back until :meth:`release`."""
+        with self.lock:
+            self.hold_at = self.requests + after + 1
+            if after == 0:
+                self.answering.clear()
 
     def release(self) -> None:
         """Send the answers held back and answer at once again."""
-        self.answering.set()
+        with self.lock:
+            self.hold_at = None
+            self.answering.set()
 
     def heal(self) -> None:
         """Accept every key again and stop failing."""
@@ -141,6 +147,8 @@ class CountingTarget:
         """Apply one pushed batch; returns the HTTP status and the JSON answer."""
         with self.lock:
             self.requests += 1
+            if self.hold_at is not None and self.requests >= self.hold_at:
+                self.answering.clear()
             if time.monotonic() < self.failing_until:
                 for e in events:
                     self.received.append(Received(e["idempotency_key"], e.get("ordering_key"), e.get("sequence"),
