@@ -41,7 +41,8 @@ def postgres_url() -> Iterator[str]:
         pytest.fail("CAREHUB_TEST_DATABASE_URL is not set")
     base = make_url(normalise_url(PG_URL))
     name = f"carehub_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    # pre-ping: a test may restart the server, and the drop at the end must still find it
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = base.set(database=name).render_as_string(hide_password=False)
