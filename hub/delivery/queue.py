@@ -109,10 +109,12 @@ def claim(session: Session, target: str, limit: int, worker: str, lease_seconds:
     now = utcnow()
     claim_id = uuid.uuid4().hex
     postgres = session.get_bind().dialect.name == "postgresql"
-    picked = claimable_rows(target, now, limit, skip_locked=postgres).scalar_subquery()
+    # A CTE runs once: PostgreSQL locks the picked rows (SKIP LOCKED) and the UPDATE then joins them,
+    # never re-evaluating the locking subquery row by row.
+    picked = claimable_rows(target, now, limit, skip_locked=postgres).cte("picked")
     rows = session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(picked))
+        .where(Delivery.id == picked.c.id)
         .values(status=IN_FLIGHT, attempts=Delivery.attempts + 1, claim_id=claim_id, claimed_by=worker,
                 lease_until=now + timedelta(seconds=lease_seconds), updated_at=now)
         .returning(Delivery.id, Delivery.outbox_id, Delivery.attempts, Delivery.ordering_key)
