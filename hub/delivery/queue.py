@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, case, event, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from hub.contract import ChangeEvent
@@ -78,6 +78,25 @@ def backoff_seconds(policy: RetryPolicy, attempt: int, rng: random.Random | None
     if policy.jitter == "none":
         return ceiling
     return (rng or random).uniform(0, ceiling)
+
+
+def prefer_custom_plans(engine: Engine) -> None:
+    """Make PostgreSQL plan delivery queries for the table as it is now, on every connection of ``engine``.
+
+    psycopg prepares a statement after a few runs and PostgreSQL may then reuse a
+    generic plan made while the queue was empty (a sequential scan per candidate
+    row): with thousands of rows one claim would take tens of seconds.
+    """
+    if engine.dialect.name != "postgresql" or event.contains(engine, "connect", _custom_plans):
+        return
+    event.listen(engine, "connect", _custom_plans)
+    engine.dispose()  # pooled connections made before now reconnect with the setting
+
+
+def _custom_plans(dbapi_conn: Any, _record: Any) -> None:
+    with dbapi_conn.cursor() as cur:
+        cur.execute("SET plan_cache_mode = force_custom_plan")
+    dbapi_conn.commit()
 
 
 def claimable_rows(target: str, now: datetime, limit: int, *, skip_locked: bool) -> Any:

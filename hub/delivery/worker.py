@@ -24,7 +24,7 @@ from hub.contract import ChangeEvent, PushResult, TargetAdapter
 from hub.delivery import circuit
 from hub.delivery.config import DeliveryConfig
 from hub.delivery.fanout import fan_out, insert_new
-from hub.delivery.queue import Claimed, Outcome, claim, record_outcomes
+from hub.delivery.queue import Claimed, Outcome, claim, prefer_custom_plans, record_outcomes
 from hub.errors import HubError, PermanentDeliveryError, RetryableError
 from hub.registry import load_target
 from hub.settings import Settings
@@ -115,6 +115,7 @@ class DeliveryLoop:
         self.config = config
         self.worker = worker
         self.stop = stop
+        prefer_custom_plans(store.engine)
         self.adapters: dict[str, TargetAdapter] = {
             name: load_target(settings, config, name) for name in config.enabled_targets()}
         self.limiters = {name: RateLimiter(config.targets[name].rate_limit) for name in self.adapters}
