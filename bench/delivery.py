@@ -1,8 +1,8 @@
 """Benchmark: change events delivered end to end by 1 and by 3 `carehub worker` processes on PostgreSQL.
 
 Each run starts the workers on a fresh store, waits until they are ready, then
-commits N outbox events (5 per person) and times until every delivery is
-recorded as delivered: routing, claiming in order (SKIP LOCKED), the push to a
+commits N outbox events (5 per person) in one transaction and times from that
+commit until every delivery is recorded as delivered: routing, claiming in order (SKIP LOCKED), the push to a
 no-op target and the outcome with its history row. Beside it, the floor: the
 same delivery rows claimed (``SELECT ... FOR UPDATE SKIP LOCKED``) and marked
 done by a bare SQL loop on one connection, in batches of the same size.
@@ -79,8 +79,8 @@ def run_workers(url: str, workers: int, events: int, batch: int, target: dict[st
     store = Store(url)
     try:
         procs = [start_worker(env, tmp / f"worker{workers}-{i}.log") for i in range(workers)]
+        add_events(store, events // 5, 5)  # one transaction: the events appear together at its commit
         started = time.perf_counter()
-        add_events(store, events // 5, 5)
         while delivered(store) < events:
             time.sleep(0.02)
         elapsed = time.perf_counter() - started

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import ColumnElement, and_, false, func, insert, literal, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from hub.delivery.config import DeliveryConfig
+from hub.delivery.config import WILDCARD, DeliveryConfig
 from hub.store.db import Store
 from hub.store.delivery import PENDING, Delivery
-from hub.store.tables import Base, OutboxEvent, utcnow
+from hub.store.tables import Base, OutboxEvent, UtcDateTime, utcnow
 
 # Outbox statuses: routed = its deliveries exist; delivered/dead are settled from them.
 ROUTED = "routed"
@@ -60,45 +60,55 @@ def insert_new(session: Session, model: type[Base], rows: list[dict[str, Any]]) 
         session.execute(insert(model), rows)
 
 
-def ordering_key_for(config: DeliveryConfig, target: str, person_key: str, entity_id: str, event_id: str) -> str:
-    """The key a target's deliveries of this event are ordered by."""
-    ordering = config.targets[target].ordering
-    if ordering == "person":
-        return person_key
-    if ordering == "entity":
-        return entity_id
-    return event_id
+def _wanted(config: DeliveryConfig, target: str) -> ColumnElement[bool]:
+    """The SQL condition on outbox rows for events ``target`` subscribes to."""
+    arms: list[ColumnElement[bool]] = []
+    for sub in config.subscriptions:
+        if sub.target != target:
+            continue
+        conds: list[ColumnElement[bool]] = []
+        if WILDCARD not in sub.entity_types:
+            conds.append(OutboxEvent.entity_type.in_(sub.entity_types))
+        if WILDCARD not in sub.kinds:
+            conds.append(OutboxEvent.kind.in_(sub.kinds))
+        arms.append(and_(true(), *conds))
+    return or_(false(), *arms)
+
+
+_KEY_COLUMN = {"person": OutboxEvent.ordering_key, "entity": OutboxEvent.entity_id, "none": OutboxEvent.event_id}
 
 
 def route_pending(session: Session, config: DeliveryConfig, limit: int) -> int:
     """Route up to ``limit`` pending outbox events in the caller's transaction; returns how many.
 
-    Returns 0 without waiting when another router holds the lock.
+    Runs in the database (one INSERT ... SELECT per target), so routing costs no
+    round trip per event. Returns 0 without waiting when another router holds the lock.
     """
     if not _try_route_lock(session):
         return 0
-    rows = session.execute(
-        select(OutboxEvent.id, OutboxEvent.event_id, OutboxEvent.entity_type, OutboxEvent.kind,
-               OutboxEvent.entity_id, OutboxEvent.ordering_key)
-        .where(OutboxEvent.status == PENDING).order_by(OutboxEvent.id).limit(limit)
-    ).all()
-    if not rows:
+    window = (select(OutboxEvent.id).where(OutboxEvent.status == PENDING).order_by(OutboxEvent.id).limit(limit)
+              .subquery())
+    lo, hi, n = session.execute(select(func.min(window.c.id), func.max(window.c.id), func.count())).one()
+    if not n:
         return 0
-    now = utcnow()
-    deliveries = [
-        {"outbox_id": r.id, "event_id": r.event_id, "target": target, "generation": 0, "status": PENDING,
-         "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now,
-         "ordering_key": ordering_key_for(config, target, r.ordering_key, r.entity_id, r.event_id)}
-        for r in rows
-        for target in config.targets_for(r.entity_type, r.kind)
-    ]
-    if deliveries:
-        insert_new(session, Delivery, deliveries)
-    session.execute(
-        update(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in rows]), OutboxEvent.status == PENDING)
-        .values(status=ROUTED)
-    )
-    return len(rows)
+    in_window = and_(OutboxEvent.status == PENDING, OutboxEvent.id.between(lo, hi))
+    now = literal(utcnow(), UtcDateTime())
+    columns = ["outbox_id", "event_id", "target", "ordering_key", "generation", "status", "attempts",
+               "next_attempt_at", "created_at", "updated_at"]
+    for target in config.enabled_targets():
+        rows = select(
+            OutboxEvent.id, OutboxEvent.event_id, literal(target), _KEY_COLUMN[config.targets[target].ordering],
+            literal(0), literal(PENDING), literal(0), now, now, now,
+        ).where(in_window, _wanted(config, target)).order_by(OutboxEvent.id)
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            session.execute(pg_insert(Delivery).from_select(columns, rows).on_conflict_do_nothing())
+        elif dialect == "sqlite":
+            session.execute(sqlite_insert(Delivery).from_select(columns, rows).on_conflict_do_nothing())
+        else:
+            session.execute(insert(Delivery).from_select(columns, rows))
+    session.execute(update(OutboxEvent).where(in_window).values(status=ROUTED))
+    return int(n)
 
 
 def fan_out(store: Store, config: DeliveryConfig, *, batch: int = 5000, max_batches: int = 100) -> int:

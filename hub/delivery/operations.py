@@ -73,7 +73,8 @@ def list_deliveries(session: Session, flt: DeliveryFilter, limit: int = 100, off
     if flt.ordering_key:
         query = query.where(Delivery.ordering_key == flt.ordering_key)
     if flt.event_id:
-        query = query.where(Delivery.event_id == flt.event_id)
+        # through the outbox's unique event id, so deliveries need no index of their own on it
+        query = query.where(Delivery.outbox_id.in_(select(OutboxEvent.id).where(OutboxEvent.event_id == flt.event_id)))
     if flt.since:
         query = query.where(Delivery.updated_at >= flt.since)
     if flt.until:

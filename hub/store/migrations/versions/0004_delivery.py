@@ -22,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 CLAIMABLE = sa.text("status IN ('pending', 'failed')")
 OPEN_KEY = sa.text("status IN ('pending', 'failed', 'in_flight', 'dead')")
-IN_FLIGHT = sa.text("status = 'in_flight'")
+UNSETTLED = sa.text("status <> 'delivered'")
 
 
 def upgrade() -> None:
@@ -92,10 +92,8 @@ def upgrade() -> None:
                     postgresql_where=CLAIMABLE, sqlite_where=CLAIMABLE)
     op.create_index("ix_deliveries_open_key", "deliveries", ["target", "ordering_key", "outbox_id"],
                     postgresql_where=OPEN_KEY, sqlite_where=OPEN_KEY)
-    op.create_index("ix_deliveries_lease", "deliveries", ["lease_until"],
-                    postgresql_where=IN_FLIGHT, sqlite_where=IN_FLIGHT)
-    op.create_index("ix_deliveries_status_target", "deliveries", ["status", "target", "updated_at"])
-    op.create_index(op.f("ix_deliveries_event_id"), "deliveries", ["event_id"])
+    op.create_index("ix_deliveries_status_target", "deliveries", ["status", "target", "updated_at"],
+                    postgresql_where=UNSETTLED, sqlite_where=UNSETTLED)
     op.create_table(
         "delivery_history",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
