@@ -11,8 +11,9 @@ For tests and demos it can be told to fail: ``fail_transiently(seconds)`` (503
 to every push for a while), ``fail_keys(keys, reason)`` (422 for those events
 until ``heal``), ``down()`` / ``up()`` (nothing listens on the port, and open
 connections are dropped), ``hold(after)`` / ``release()`` (after some pushes, apply
-what arrives but answer nothing until released, so a caller is caught mid-push). ``discard=True`` makes it a no-op target that answers
-200 without recording, for benchmarks. Run it alone with
+what arrives but answer nothing until released, so a caller is caught mid-push).
+``discard=True`` makes it a no-op target that answers 200 without recording, for
+benchmarks. Run it alone with
 ``python -m adapters.simulators.counting_target --port 8765``.
 """
 

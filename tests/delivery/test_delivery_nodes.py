@@ -121,9 +121,10 @@ def test_worker_killed_mid_batch_loses_nothing_and_target_applies_each_once(
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     target.release()
+    # the killed leader's lock is freed with its socket; takeover_seconds (3 s here) bounds it otherwise
+    wait_for(lambda: leader(pg_store) not in (None, victim_node), 10, "another worker to lead")
 
     wait_for(lambda: count(pg_store, "delivered") == n, 180, f"{n} deliveries", every=0.5)
-    wait_for(lambda: leader(pg_store) not in (None, victim_node), 30, "another worker to lead")
     survivors = [p for p in workers if p is not victim]
     assert stop_gracefully(survivors) == [0, 0]
 
