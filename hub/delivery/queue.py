@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     Engine,
+    Table,
     and_,
     bindparam,
     case,
@@ -59,7 +60,7 @@ from hub.store.delivery import (
 )
 from hub.store.tables import OutboxEvent, utcnow
 
-_TABLE = Delivery.__table__
+_TABLE: Table = Delivery.__table__  # type: ignore[assignment]
 # The statuses of rows that may hold their ordering key back (the predicate of ix_deliveries_open_key).
 OPEN_KEY = (PENDING, FAILED, IN_FLIGHT, DEAD)
 
