@@ -8,6 +8,7 @@ reads the store from CAREHUB_DATABASE_URL (or config/hub.toml).
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -24,13 +25,16 @@ from hub.access.policy import Policy
 from hub.access.tokens import demo_issuer
 from hub.audit import export_csv
 from hub.contract import Adapter
+from hub.delivery.cli import deliveries_app
+from hub.delivery.config import load_delivery_config, load_schedule_config
+from hub.delivery.node import WorkerNode
 from hub.errors import ConfigError, HubError
 from hub.identity.cli import dedupe_command, identity_app, match_command
 from hub.pipeline import BatchResult
 from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry
 from hub.registry import build_pipeline, enabled_sources, load_adapter, load_object
 from hub.settings import Settings, config_dir, get_settings
-from hub.status import hub_status
+from hub.status import DELIVERY_STATUSES, hub_status
 from hub.store.db import Store
 from hub.store.migrate import upgrade
 from hub.sync import sync_source
@@ -45,6 +49,7 @@ app.add_typer(audit_app, name="audit")
 app.command("match")(match_command)
 app.command("dedupe")(dedupe_command)
 app.add_typer(identity_app, name="identity")
+app.add_typer(deliveries_app, name="deliveries")
 console = Console(stderr=True)
 
 
@@ -130,6 +135,19 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         canon.add_row(etype, str(n))
     out.print(canon)
     out.print("Outbox: " + ", ".join(f"{k} {v}" for k, v in data["outbox"].items()))
+    targets = Table(title="Deliveries")
+    for col in ("target", "circuit", *DELIVERY_STATUSES):
+        targets.add_column(col)
+    for name, t in data["deliveries"].items():
+        targets.add_row(name, t["circuit"], *(str(t[s]) for s in DELIVERY_STATUSES))
+    out.print(targets)
+    jobs = Table(title="Scheduled jobs" + (f" (leader {data['scheduler']['holder']})" if data["scheduler"] else ""))
+    for col in ("job", "last outcome", "started", "duration ms", "node", "error"):
+        jobs.add_column(col)
+    for name, j in data["jobs"].items():
+        jobs.add_row(name, j["outcome"], j["started"][:19], str(j["duration_ms"] or ""), j["node"],
+                     (j["error"] or "")[:60])
+    out.print(jobs)
 
 
 @quarantine_app.command("list")
@@ -230,6 +248,24 @@ def audit_export(
     count = export_csv(store, out, _when(since, "--from"), _when(until, "--to"))
     store.dispose()
     typer.echo(f"{count} audit events written to {out}")
+
+
+@app.command()
+def worker(
+    threads: Annotated[int, typer.Option(help="Delivery loops in this process (PostgreSQL only above 1).")] = 1,
+    scheduler: Annotated[bool, typer.Option(help="Take part in scheduler leadership.")] = True,
+) -> None:
+    """Deliver change events to their targets and, on the leading node, run the scheduled jobs. Stop with SIGTERM."""
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = open_store()
+    upgrade(store.engine)
+    node = WorkerNode(store, settings, load_delivery_config(settings), load_schedule_config(settings),
+                      threads=threads, run_scheduler=scheduler)
+    try:
+        node.run()
+    finally:
+        store.dispose()
 
 
 @app.command()

@@ -53,7 +53,11 @@ class SourceRecord:
 
 @dataclass(frozen=True, slots=True)
 class ChangeEvent:
-    """A change to a canonical entity, as the outbox hands it to a target adapter."""
+    """A change to a canonical entity, as the outbox hands it to a target adapter.
+
+    ``ordering_key`` is what delivery keeps in order (the person, by default) and
+    ``sequence`` the event's position in the outbox, rising within a key.
+    """
 
     event_id: str
     entity_type: str
@@ -64,6 +68,8 @@ class ChangeEvent:
     payload: dict[str, Any]
     created_at: datetime
     source: str | None = None
+    ordering_key: str | None = None
+    sequence: int | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -107,6 +113,30 @@ class Adapter(Protocol):
 
     def map(self, record: SourceRecord) -> MappedRecord:
         """Turn one source record into a canonical document (raising QuarantineError if bad)."""
+        ...
+
+
+@runtime_checkable
+class TargetAdapter(Protocol):
+    """What delivery needs of a system it pushes to.
+
+    Built as ``cls(name, TargetSettings)`` from ``[targets.NAME]`` in the
+    subscriptions file. ``push`` answers one :class:`PushResult` per event; it
+    raises :class:`~hub.errors.RetryableError` when the whole batch may succeed
+    later (the target is down, busy, or answered 5xx/429) and
+    :class:`~hub.errors.PermanentDeliveryError` when the whole batch is refused
+    for good. A target must treat an event whose ``idempotency_key`` it has
+    already accepted as accepted again, without applying it twice.
+    """
+
+    name: str
+
+    def push(self, batch: list[ChangeEvent]) -> list[PushResult]:
+        """Send a batch (in order) and say, per event, what the target did with it."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
         ...
 
 

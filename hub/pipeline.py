@@ -27,6 +27,7 @@ from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hub.contract import MappedRecord, SourceRecord, StreamCursor
+from hub.delivery.fanout import hold_outbox_order
 from hub.errors import QuarantineError
 from hub.identity.exact import ExactResolver, PersonCandidate, PersonResolver
 from hub.identity.resolver import document_match_keys
@@ -492,6 +493,7 @@ class Pipeline:
         if persons:
             write_person_index(session, persons)
         if events:
+            hold_outbox_order(session)
             bulk_insert(session, OutboxEvent, events)
             result.events += len(events)
 

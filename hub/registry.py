@@ -1,7 +1,8 @@
 """The one place that knows every adapter: built from the sources in config.
 
-Adapters are named by import path (``package.module:Class``) in config/hub.toml,
-so the hub imports none of them itself.
+Adapters are named by import path (``package.module:Class``) in config/hub.toml
+(sources) and config/subscriptions.toml (targets), so the hub imports none of
+them itself.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from hub.contract import Adapter
+from hub.contract import Adapter, TargetAdapter
+from hub.delivery.config import DeliveryConfig
 from hub.errors import ConfigError
 from hub.pipeline import Pipeline
 from hub.settings import Settings, config_dir
@@ -52,3 +54,16 @@ def build_pipeline(settings: Settings, store: Store) -> Pipeline:
     """The pipeline with the configured survivorship rules and enrichers."""
     enrichers = [load_object(path)(store) for path in settings.pipeline.enrichers]
     return Pipeline(Survivorship.load(config_dir() / settings.survivorship_file), enrichers=enrichers)
+
+def load_target(settings: Settings, config: DeliveryConfig, name: str) -> TargetAdapter:
+    """Build the target adapter configured as ``[targets.NAME]`` in the subscriptions file."""
+    if name not in config.targets:
+        known = ", ".join(sorted(config.targets)) or "none"
+        raise ConfigError(f"unknown target {name!r} (configured: {known})")
+    target = config.targets[name]
+    options = {
+        k: v.format(data_dir=settings.data_dir) if isinstance(v, str) else v for k, v in target.options.items()
+    }
+    cls = load_object(target.adapter)
+    adapter: TargetAdapter = cls(name, target.model_copy(update={"options": options}))
+    return adapter

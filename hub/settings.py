@@ -107,6 +107,21 @@ class AuthSettings(BaseModel):
         description="Base URL of the council's own FHIR identifier systems (local ids, EDRMS ids).",
     )
 
+class WorkerSettings(BaseModel):
+    """How `carehub worker` paces itself, holds its claims and shares the scheduler."""
+
+    poll_seconds: float = Field(default=0.5, gt=0, description="Sleep when there is nothing to deliver.")
+    lease_seconds: float = Field(
+        default=60, gt=0, description="How long a claimed batch stays in flight before another worker may take it.")
+    fan_out_seconds: float = Field(default=0.5, ge=0, description="How often a worker routes new outbox events.")
+    fan_out_batch: int = Field(default=5000, ge=1, description="Outbox events routed per transaction.")
+    leader_check_seconds: float = Field(
+        default=2, gt=0, description="How often a worker tries to become (or checks it still is) scheduler leader.")
+    takeover_seconds: float = Field(
+        default=15, ge=2, description="Within how long another worker takes the scheduler over when its leader dies.")
+    sqlite_lease_seconds: float = Field(
+        default=30, gt=0, description="On SQLite, how long the one worker's lease lasts between heartbeats.")
+
 
 class Settings(BaseSettings):
     """Care Hub settings; see config/hub.toml for every key with a comment."""
@@ -124,6 +139,12 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    subscriptions_file: str = Field(
+        default="subscriptions.toml", description="Delivery targets and subscriptions (under config/, or a path).")
+    schedules_file: str = Field(
+        default="schedules.toml", description="Scheduled jobs (under config/, or a path).")
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @classmethod
     def settings_customise_sources(

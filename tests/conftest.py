@@ -41,7 +41,8 @@ def postgres_url() -> Iterator[str]:
         pytest.fail("CAREHUB_TEST_DATABASE_URL is not set")
     base = make_url(normalise_url(PG_URL))
     name = f"carehub_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    # pre-ping: a test may restart the server, and the drop at the end must still find it
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = base.set(database=name).render_as_string(hide_password=False)
@@ -81,3 +82,17 @@ def store(database_url: str) -> Iterator[Store]:
     s = Store(database_url)
     yield s
     s.dispose()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) tests marked ``postgres`` when CAREHUB_TEST_DATABASE_URL is absent.
+
+    They prove what only PostgreSQL offers (several workers sharing one store,
+    a server restart); everything else runs on SQLite regardless.
+    """
+    if PG_URL:
+        return
+    needs_pg = [item for item in items if item.get_closest_marker("postgres")]
+    if needs_pg:
+        config.hook.pytest_deselected(items=needs_pg)
+        items[:] = [item for item in items if not item.get_closest_marker("postgres")]

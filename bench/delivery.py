@@ -1,0 +1,168 @@
+"""Benchmark: change events delivered end to end by 1 and by 3 `carehub worker` processes on PostgreSQL.
+
+Each run starts the workers on a fresh store, waits until they are ready, then
+commits N outbox events (5 per person) in one transaction and times from that
+commit until every delivery is recorded as delivered: routing, claiming in order (SKIP LOCKED), the push to a
+no-op target and the outcome with its history row. Beside it, the floor: the
+same delivery rows claimed (``SELECT ... FOR UPDATE SKIP LOCKED``) and marked
+done by a bare SQL loop on one connection, in batches of the same size.
+
+Targets: 3 workers >= 2x one worker; one worker >= 30% of the floor.
+
+    python bench/delivery.py [--events 20000] [--batch 200] [--target noop|http]
+                             [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test]
+
+``--target noop`` pushes to ``adapters.noop_target:NoopTarget`` (in process);
+``--target http`` to the counting target in discard mode on loopback, over real HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from adapters.simulators.counting_target import CountingTarget  # noqa: E402
+from hub.store.db import Store, normalise_url  # noqa: E402
+from hub.store.delivery import Delivery  # noqa: E402
+from hub.store.migrate import upgrade  # noqa: E402
+from hub.store.schema import Base  # noqa: E402
+from tests.delivery.helpers import add_events, start_worker, write_toml  # noqa: E402
+
+SPEEDUP_TARGET = 2.0
+FLOOR_SHARE_TARGET = 0.30
+
+
+def reset(url: str) -> None:
+    """Empty every table of the bench database."""
+    engine = create_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+def delivered(store: Store) -> int:
+    """Deliveries recorded as delivered."""
+    with store.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "delivered")) or 0)
+
+
+def run_workers(url: str, workers: int, events: int, batch: int, target: dict[str, object], tmp: Path) -> float:
+    """Events/s delivered end to end by ``workers`` worker processes."""
+    reset(url)
+    subscriptions = write_toml(tmp / "subscriptions.toml", {
+        "targets": {"bench": {**target, "batch_size": batch, "timeout_seconds": 30}},
+        "subscriptions": [{"target": "bench"}],
+    })
+    schedules = write_toml(tmp / "schedules.toml", {"jobs": {}})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREHUB_")}
+    env.update({
+        "CAREHUB_DATABASE_URL": url, "CAREHUB_SUBSCRIPTIONS_FILE": str(subscriptions),
+        "CAREHUB_SCHEDULES_FILE": str(schedules), "CAREHUB_SOURCES": "{}", "CAREHUB_LOG_LEVEL": "WARNING",
+        "CAREHUB_WORKER__POLL_SECONDS": "0.02", "CAREHUB_WORKER__FAN_OUT_SECONDS": "0.1",
+        "CAREHUB_WORKER__FAN_OUT_BATCH": "5000",
+    })
+    procs: list[subprocess.Popen[bytes]] = []
+    store = Store(url)
+    try:
+        procs = [start_worker(env, tmp / f"worker{workers}-{i}.log") for i in range(workers)]
+        add_events(store, events // 5, 5)  # one transaction: the events appear together at its commit
+        started = time.perf_counter()
+        while delivered(store) < events:
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=60)
+        store.dispose()
+    return events / elapsed
+
+
+def floor(url: str, events: int, batch: int) -> float:
+    """Rows/s for the same delivery rows claimed with SKIP LOCKED and marked done by a bare SQL loop."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE deliveries SET status = 'pending', delivered_at = NULL"))
+    engine.dispose()
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    done = 0
+    with psycopg.connect(conninfo) as conn:
+        started = time.perf_counter()
+        while True:
+            with conn.transaction():
+                ids = [r[0] for r in conn.execute(
+                    "SELECT id FROM deliveries WHERE target = 'bench' AND status = 'pending' "
+                    "ORDER BY outbox_id LIMIT %s FOR UPDATE SKIP LOCKED", (batch,))]
+                if not ids:
+                    break
+                conn.execute("UPDATE deliveries SET status = 'delivered', delivered_at = now() "
+                             "WHERE id = ANY(%s)", (ids,))
+            done += len(ids)
+        elapsed = time.perf_counter() - started
+    assert done == events, (done, events)
+    return done / elapsed
+
+
+def main() -> None:
+    """Run 1 worker, 3 workers and the floor; print figures and ratios beside the targets."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--target", choices=("noop", "http"), default="noop")
+    parser.add_argument("--pg", default=os.environ.get("CAREHUB_TEST_DATABASE_URL",
+                                                       "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    args = parser.parse_args()
+
+    base = make_url(normalise_url(args.pg))
+    name = f"carehub_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    sim = CountingTarget(discard=True).start() if args.target == "http" else None
+    target: dict[str, object] = (
+        {"adapter": "adapters.http_target:HttpTarget", "options": {"url": sim.url}} if sim
+        else {"adapter": "adapters.noop_target:NoopTarget"})
+    try:
+        store = Store(url)
+        upgrade(store.engine)
+        store.dispose()
+        with tempfile.TemporaryDirectory() as tmp:
+            one = run_workers(url, 1, args.events, args.batch, target, Path(tmp))
+            three = run_workers(url, 3, args.events, args.batch, target, Path(tmp))
+        bare = floor(url, args.events, args.batch)
+    finally:
+        if sim:
+            sim.stop()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    print(f"delivery to a {args.target} target, {args.events} events, batches of {args.batch}, PostgreSQL")
+    print(f"  1 worker : {one:10,.0f} events/s end to end")
+    print(f"  3 workers: {three:10,.0f} events/s end to end")
+    print(f"  floor    : {bare:10,.0f} rows/s claimed (SKIP LOCKED) and marked done by a bare SQL loop")
+    speedup, share = three / one, one / bare
+    print(f"  3 workers / 1 worker = {speedup:.2f}x (target >= {SPEEDUP_TARGET:.1f}x): "
+          f"{'met' if speedup >= SPEEDUP_TARGET else 'NOT met'}")
+    print(f"  1 worker / floor     = {share:.0%} (target >= {FLOOR_SHARE_TARGET:.0%}): "
+          f"{'met' if share >= FLOOR_SHARE_TARGET else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

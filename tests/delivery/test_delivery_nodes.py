@@ -1,0 +1,186 @@
+"""`carehub worker` processes on PostgreSQL: load sharing, a killed worker, a restarted server.
+
+Each test starts real worker processes against one PostgreSQL store and the
+counting target simulator on loopback, and checks what the target applied:
+every event, once, in order per person. They need PostgreSQL (several
+processes sharing one store, a server restart), so they carry the ``postgres``
+marker and are deselected without CAREHUB_TEST_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from adapters.simulators.counting_target import CountingTarget
+from hub.store.db import Store
+from hub.store.delivery import LEADER_LEASE, Delivery, DeliveryHistory, JobRun, Lease
+from tests.conftest import empty_postgres
+from tests.delivery.helpers import (
+    add_events,
+    assert_each_once_in_order,
+    count,
+    start_worker,
+    target_config,
+    wait_for,
+    worker_env,
+)
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_store(postgres_url: str) -> Iterator[Store]:
+    empty_postgres(postgres_url)
+    store = Store(postgres_url)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def target() -> Iterator[CountingTarget]:
+    sim = CountingTarget().start()
+    yield sim
+    sim.release()
+    sim.stop()
+
+
+@pytest.fixture
+def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def stop_gracefully(procs: list[subprocess.Popen[bytes]]) -> list[int]:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    return [p.wait(timeout=60) for p in procs]
+
+
+def delivered_by(log: Path) -> int:
+    found = re.search(rb"stopped: (\d+) delivered", log.read_bytes())
+    assert found, log.read_text()
+    return int(found.group(1))
+
+
+def leader(store: Store) -> str | None:
+    with store.session() as s:
+        lease = s.get(Lease, LEADER_LEASE)
+        return lease.holder if lease else None
+
+
+def test_three_workers_deliver_ten_thousand_events_once_in_order(
+    pg_store: Store, target: CountingTarget, workers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    n = add_events(pg_store, 1000, 10)
+    # A lease far longer than any push, so no claim is ever taken over: the target must see no duplicate at all.
+    env = worker_env(pg_store.url, tmp_path, target_config(target.url, batch_size=100),
+                     CAREHUB_WORKER__LEASE_SECONDS="60")
+    logs = [tmp_path / f"worker{i}.log" for i in range(3)]
+    workers.extend(start_worker(env, log) for log in logs)
+    wait_for(lambda: count(pg_store, "delivered") == n, 300, f"{n} deliveries", every=0.5)
+    assert stop_gracefully(workers) == [0, 0, 0]
+
+    assert_each_once_in_order(target, n)
+    assert target.stats()["duplicates"] == 0 and target.stats()["received"] == n
+    shares = [delivered_by(log) for log in logs]
+    assert sum(shares) == n and all(s > 0 for s in shares), shares  # load shared, not just failover
+    with pg_store.session() as s:
+        nodes = set(s.scalars(select(JobRun.node)))
+    assert len(nodes) == 1  # one scheduler leader however many workers
+
+
+def test_worker_killed_mid_batch_loses_nothing_and_target_applies_each_once(
+    pg_store: Store, target: CountingTarget, workers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    env = worker_env(pg_store.url, tmp_path, target_config(target.url, batch_size=50))
+    workers.extend(start_worker(env, tmp_path / f"worker{i}.log") for i in range(3))
+    wait_for(lambda: leader(pg_store) is not None, 30, "a scheduler leader")
+    victim_node = leader(pg_store)
+    assert victim_node is not None
+    victim = next(p for p in workers if victim_node.endswith(f":{p.pid}"))
+    # After 20 batches the target applies what it gets but answers nothing: every worker is caught mid-push,
+    # the leader among them, after its batch was applied and before it could record it.
+    target.hold(after=20)
+    n = add_events(pg_store, 300, 10)
+    wait_for(lambda: _in_flight_of(pg_store, victim_node) > 0 and target.stats()["requests"] > 20, 60,
+             "the leader to be mid-push")
+    applied_before_kill = target.stats()["applied"]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    target.release()
+    # the killed leader's lock is freed with its socket; takeover_seconds (3 s here) bounds it otherwise
+    wait_for(lambda: leader(pg_store) not in (None, victim_node), 10, "another worker to lead")
+
+    wait_for(lambda: count(pg_store, "delivered") == n, 180, f"{n} deliveries", every=0.5)
+    survivors = [p for p in workers if p is not victim]
+    assert stop_gracefully(survivors) == [0, 0]
+
+    assert 0 < applied_before_kill < n
+    assert_each_once_in_order(target, n)
+    assert target.stats()["duplicates"] > 0  # the killed batch was sent again and recognised by its keys
+    with pg_store.session() as s:
+        lost = s.scalar(select(func.count()).select_from(DeliveryHistory).where(
+            DeliveryHistory.error_class == "WorkerLost", DeliveryHistory.worker.like(f"{victim_node}/%")))
+        new_leader_jobs = s.scalar(select(func.count()).select_from(JobRun).where(JobRun.node != victim_node))
+    assert lost and lost > 0
+    assert new_leader_jobs and new_leader_jobs > 0
+
+
+def _in_flight_of(store: Store, node: str) -> int:
+    with store.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Delivery).where(
+            Delivery.status == "in_flight", Delivery.claimed_by.like(f"{node}/%"))) or 0)
+
+
+def pg_ctl(action: str) -> None:
+    versions = sorted(p.name for p in Path("/etc/postgresql").iterdir())
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", action],
+                   check=True, capture_output=True, timeout=120)
+
+
+def pg_ready() -> bool:
+    return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"]).returncode == 0
+
+
+def test_postgres_restarted_mid_run_workers_reconnect_and_finish(
+    pg_store: Store, target: CountingTarget, workers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    n = add_events(pg_store, 300, 10)
+    env = worker_env(pg_store.url, tmp_path, target_config(target.url, batch_size=25))
+    workers.extend(start_worker(env, tmp_path / f"worker{i}.log") for i in range(2))
+    wait_for(lambda: count(pg_store, "delivered") >= n // 4, 120, "a quarter")
+    try:
+        pg_ctl("restart")
+        wait_for(pg_ready, 60, "PostgreSQL to answer again")
+        time.sleep(1)
+        assert all(p.poll() is None for p in workers), "a worker died with the database"
+        wait_for(lambda: _quietly(lambda: count(pg_store, "delivered")) == n, 180, f"{n} deliveries", every=0.5)
+    finally:
+        if not pg_ready():
+            pg_ctl("start")
+            wait_for(pg_ready, 60, "PostgreSQL to start")
+    assert stop_gracefully(workers) == [0, 0]
+    assert_each_once_in_order(target, n)
+
+
+def _quietly(read: object) -> int:
+    """A count that treats a connection the restart just broke as 'not yet'."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return int(read())  # type: ignore[operator]
+    except DBAPIError:
+        return -1

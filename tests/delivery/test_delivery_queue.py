@@ -1,0 +1,242 @@
+"""Delivery on a real store (SQLite, and PostgreSQL when configured) to the counting target over loopback HTTP."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from adapters.simulators.counting_target import CountingTarget
+from hub.delivery.config import DeliveryConfig, RetryPolicy
+from hub.delivery.fanout import fan_out
+from hub.delivery.operations import (
+    DeliveryFilter,
+    cancel_delivery,
+    list_deliveries,
+    retry_deliveries,
+    retry_delivery,
+    show_delivery,
+)
+from hub.delivery.queue import backoff_seconds, requeue_lost, settle_outbox
+from hub.delivery.worker import DeliveryLoop, ensure_circuits
+from hub.errors import Conflict
+from hub.status import hub_status
+from hub.store.db import Store
+from hub.store.delivery import CircuitState, Delivery, DeliveryHistory
+from hub.store.tables import OutboxEvent, utcnow
+from tests.delivery.helpers import (
+    add_events,
+    assert_each_once_in_order,
+    count,
+    delivery_config,
+    hub_settings,
+    person_id,
+    wait_for,
+)
+
+
+@pytest.fixture
+def target() -> Iterator[CountingTarget]:
+    sim = CountingTarget().start()
+    yield sim
+    sim.stop()
+
+
+def make_loop(store: Store, config: DeliveryConfig) -> DeliveryLoop:
+    ensure_circuits(store, config.enabled_targets())
+    return DeliveryLoop(store, hub_settings(store.url), config, "test-worker", threading.Event())
+
+
+def drain(loop: DeliveryLoop, done: callable, timeout: float = 60) -> None:  # type: ignore[valid-type]
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "delivery did not finish"
+        if loop.run_once() == 0:
+            time.sleep(0.02)
+
+
+def key_of(store: Store, person: int, version: int) -> int:
+    with store.session() as s:
+        return int(s.scalar(select(Delivery.id).join(OutboxEvent, OutboxEvent.id == Delivery.outbox_id).where(
+            OutboxEvent.entity_id == person_id(person), OutboxEvent.version == version,
+            Delivery.replay_of.is_(None))))
+
+
+def test_fan_out_routes_each_event_once_to_subscribed_targets(store: Store) -> None:
+    add_events(store, 10, 3)
+    config = DeliveryConfig.model_validate({
+        "targets": {"a": {"adapter": "adapters.noop_target:NoopTarget"},
+                    "b": {"adapter": "adapters.noop_target:NoopTarget", "ordering": "entity"},
+                    "off": {"adapter": "adapters.noop_target:NoopTarget", "enabled": False}},
+        "subscriptions": [{"target": "a"}, {"target": "b", "entity_types": ["Person"], "kinds": ["updated"]},
+                          {"target": "off"}],
+    })
+    assert fan_out(store, config, batch=7) == 30
+    assert fan_out(store, config) == 0
+    with store.session() as s:
+        rows = s.execute(select(Delivery.target, Delivery.status)).all()
+        routed = s.scalars(select(OutboxEvent.status)).all()
+    assert sorted({t for t, _ in rows}) == ["a", "b"]
+    assert sum(1 for t, _ in rows if t == "a") == 30
+    assert sum(1 for t, _ in rows if t == "b") == 20  # only the updates
+    assert set(routed) == {"routed"}
+
+
+def test_every_event_once_and_in_order_per_person(store: Store, target: CountingTarget) -> None:
+    n = add_events(store, 40, 6)
+    loop = make_loop(store, delivery_config(target.url, batch_size=25))
+    drain(loop, lambda: count(store, "delivered") == n)
+    assert_each_once_in_order(target, n)
+    assert target.stats()["duplicates"] == 0
+    with store.session() as s:
+        assert settle_outbox(s) == n
+        status = hub_status(s)
+    assert status["outbox"]["delivered"] == n
+    assert status["deliveries"]["counting"]["delivered"] == n
+    assert status["deliveries"]["counting"]["circuit"] == "closed"
+
+
+def test_permanent_failure_is_a_dead_letter_that_blocks_its_person_until_replayed(
+    store: Store, target: CountingTarget
+) -> None:
+    n = add_events(store, 5, 3)
+    refused = f"{person_id(2)}:2"
+    target.fail_keys([refused], "unknown care package code SVC-77")
+    loop = make_loop(store, delivery_config(target.url))
+    # everything but person 2's versions 2 and 3 goes; version 3 waits behind the dead letter
+    drain(loop, lambda: count(store, "delivered") == n - 2)
+    dead = key_of(store, 2, 2)
+    with store.session() as s:
+        d = s.get(Delivery, dead)
+        assert d is not None and d.status == "dead"
+        assert d.error_class == "PermanentDeliveryError" and "SVC-77" in (d.last_error or "")
+        assert s.get(Delivery, key_of(store, 2, 3)).status == "pending"  # type: ignore[union-attr]
+    for _ in range(5):
+        loop.run_once()
+    assert count(store, "delivered") == n - 2
+
+    target.heal()
+    with store.session() as s:
+        replay = retry_delivery(s, dead, "user-17")
+    assert replay["replay_of"] == dead and replay["status"] == "pending"
+    drain(loop, lambda: count(store, "delivered") == n)
+    assert_each_once_in_order(target, n)
+    with store.session() as s:
+        shown = show_delivery(s, dead)
+        again = show_delivery(s, replay["id"])
+    assert shown["replayed_by"] == replay["id"] and shown["status"] == "dead"
+    assert [g["status"] for g in shown["generations"]] == ["dead", "delivered"]
+    assert {"action": "replay", "actor": "user-17"}.items() <= shown["history"][-1].items()
+    assert again["history"][0]["actor"] == "user-17" and again["history"][-1]["outcome"] == "delivered"
+    with store.session() as s, pytest.raises(Conflict):
+        retry_delivery(s, dead, "user-17")
+
+
+def test_cancel_really_stops_the_retries_and_frees_the_person(store: Store, target: CountingTarget) -> None:
+    add_events(store, 1, 2)
+    target.fail_transiently(3600)
+    config = delivery_config(target.url, retry={"base_seconds": 0.01, "max_seconds": 0.02},
+                             circuit={"failure_threshold": 1000})
+    fan_out(store, config)
+    loop = make_loop(store, config)
+    first = key_of(store, 0, 1)
+    wait_for(lambda: loop.run_once() >= 0 and count(store, "failed") == 1, 10, "a failed attempt")
+    with store.session() as s:
+        cancelled = cancel_delivery(s, first, "user-3", "duplicate record, merged by hand")
+    assert cancelled["status"] == "cancelled"
+    with store.session() as s:
+        attempts_then = s.get(Delivery, first).attempts  # type: ignore[union-attr]
+    target.heal()
+    drain(loop, lambda: count(store, "delivered") == 1)
+    for _ in range(5):
+        loop.run_once()
+    with store.session() as s:
+        row = s.get(Delivery, first)
+        assert row is not None and row.status == "cancelled" and row.attempts == attempts_then
+        history = s.scalars(select(DeliveryHistory).where(DeliveryHistory.delivery_id == first)
+                            .order_by(DeliveryHistory.id)).all()
+    assert history[-1].action == "cancel" and history[-1].actor == "user-3"
+    assert target.stats()["applied"] == 1  # version 2 went; version 1 never did
+    with store.session() as s, pytest.raises(Conflict):
+        cancel_delivery(s, first, "user-3")
+
+
+def test_exhausted_retries_become_a_dead_letter(store: Store, target: CountingTarget) -> None:
+    add_events(store, 1, 1)
+    target.fail_transiently(3600, status=429)
+    loop = make_loop(store, delivery_config(target.url, retry={"max_attempts": 3, "base_seconds": 0.01},
+                                            circuit={"failure_threshold": 1000}))
+    drain(loop, lambda: count(store, "dead") == 1)
+    with store.session() as s:
+        d = s.scalars(select(Delivery)).one()
+    assert d.attempts == 3 and d.error_class == "RetryableError"
+    assert "retries exhausted after 3 attempts" in (d.last_error or "")
+
+
+def test_target_down_for_a_while_events_wait_circuit_opens_and_closes(store: Store, target: CountingTarget) -> None:
+    n = add_events(store, 30, 2)
+    target.down()
+    loop = make_loop(store, delivery_config(target.url, batch_size=10,
+                                            circuit={"failure_threshold": 3, "cooldown_seconds": 0.3}))
+    wait_for(lambda: loop.run_once() >= 0 and _circuit(store).state == "open", 20, "the circuit to open")
+    assert count(store, "delivered") == 0 and count(store, "dead") == 0
+    # open: nobody calls the target, so no attempts are spent while it is down
+    with store.session() as s:
+        attempts = sum(s.scalars(select(Delivery.attempts)))
+    for _ in range(5):
+        loop.run_once()
+    with store.session() as s:
+        assert sum(s.scalars(select(Delivery.attempts))) == attempts
+    time.sleep(0.4)
+    loop.run_once()  # the half-open probe fails: open again
+    assert _circuit(store).state == "open" and _circuit(store).times_opened >= 2
+    target.up()
+    drain(loop, lambda: count(store, "delivered") == n)
+    assert _circuit(store).state == "closed"
+    assert_each_once_in_order(target, n)
+
+
+def _circuit(store: Store) -> CircuitState:
+    with store.session() as s:
+        row = s.get(CircuitState, "counting")
+        assert row is not None
+        return row
+
+
+def test_lost_claims_come_back_after_their_lease(store: Store, target: CountingTarget) -> None:
+    n = add_events(store, 3, 1)
+    config = delivery_config(target.url)
+    fan_out(store, config)
+    with store.session() as s:
+        s.execute(update(Delivery).values(status="in_flight", attempts=1, claimed_by="gone:1",
+                                          lease_until=utcnow() - timedelta(seconds=1)))
+        assert requeue_lost(s, {"counting": RetryPolicy()}, RetryPolicy()) == 3
+    drain(make_loop(store, config), lambda: count(store, "delivered") == n)
+    with store.session() as s:
+        actions = s.scalars(select(DeliveryHistory.error_class).where(DeliveryHistory.action == "requeue")).all()
+    assert actions == ["WorkerLost"] * 3
+
+
+def test_bulk_retry_by_target_and_since_replays_dead_letters(store: Store, target: CountingTarget) -> None:
+    n = add_events(store, 4, 1)
+    target.fail_keys([f"{person_id(p)}:1" for p in range(4)], "endpoint misconfigured")
+    loop = make_loop(store, delivery_config(target.url))
+    drain(loop, lambda: count(store, "dead") == n)
+    target.heal()
+    with store.session() as s:
+        dead = list_deliveries(s, DeliveryFilter(status="dead", target="counting"))
+        ids = retry_deliveries(s, "user-9", target="counting", since=utcnow() - timedelta(hours=1))
+    assert len(dead) == n and len(ids) == n
+    drain(loop, lambda: count(store, "delivered") == n)
+    assert_each_once_in_order(target, n)
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    policy = RetryPolicy(base_seconds=1, max_seconds=30, jitter="none")
+    assert [backoff_seconds(policy, a) for a in (1, 2, 3, 6, 9)] == [1, 2, 4, 30, 30]
+    jittered = RetryPolicy(base_seconds=1, max_seconds=30)
+    assert all(0 <= backoff_seconds(jittered, 4) <= 8 for _ in range(50))
