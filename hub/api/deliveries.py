@@ -1,0 +1,78 @@
+"""Operators' delivery routes: see, retry, replay and cancel deliveries (role admin, audited).
+
+Thin routes over :mod:`hub.delivery.operations`; the acting user's id goes into
+each delivery's history, and the audit middleware records the call itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict
+
+from hub.api.deps import AdminUser, StoreDep
+from hub.delivery.operations import (
+    DeliveryFilter,
+    cancel_delivery,
+    list_deliveries,
+    retry_deliveries,
+    retry_delivery,
+    show_delivery,
+)
+
+router = APIRouter(prefix="/api/ops/deliveries", tags=["operations"])
+
+
+class BulkRetryIn(BaseModel):
+    """Retry every dead or failed delivery of one target changed since a moment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str
+    since: datetime
+
+
+class CancelIn(BaseModel):
+    """Why the delivery is being cancelled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = None
+
+
+@router.get("", summary="Deliveries, most recently changed first")
+def deliveries(
+    session: StoreDep, caller: AdminUser,
+    status: str | None = None, target: str | None = None, ordering_key: str | None = None,
+    event_id: str | None = None, since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Filter by status (pending, in_flight, delivered, failed, dead, cancelled), target, person, event."""
+    flt = DeliveryFilter(status=status, target=target, ordering_key=ordering_key, event_id=event_id, since=since)
+    return list_deliveries(session, flt, limit, offset)
+
+
+@router.get("/{delivery_id}", summary="One delivery with its attempts")
+def delivery(delivery_id: int, session: StoreDep, caller: AdminUser) -> dict[str, Any]:
+    """The delivery, its history of attempts and operator actions."""
+    return show_delivery(session, delivery_id)
+
+
+@router.post("/retry", summary="Retry or replay every dead or failed delivery of a target since a moment")
+def retry_many(body: BulkRetryIn, session: StoreDep, caller: AdminUser) -> dict[str, list[int]]:
+    """Replays keep a link to the original attempt; returns the ids that will go."""
+    return {"ids": retry_deliveries(session, caller.user_id, target=body.target, since=body.since)}
+
+
+@router.post("/{delivery_id}/retry", summary="Retry a failed delivery now, or replay a dead one")
+def retry_one(delivery_id: int, session: StoreDep, caller: AdminUser) -> dict[str, Any]:
+    """409 when it is in flight or already delivered."""
+    return retry_delivery(session, delivery_id, caller.user_id)
+
+
+@router.post("/{delivery_id}/cancel", summary="Stop every further attempt of a delivery")
+def cancel(delivery_id: int, body: CancelIn, session: StoreDep, caller: AdminUser) -> dict[str, Any]:
+    """Cancelling really stops the retries; the person's later events are no longer held back."""
+    return cancel_delivery(session, delivery_id, caller.user_id, body.reason)
