@@ -19,6 +19,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.record.conftest import Hub
 
@@ -63,10 +65,17 @@ def browser() -> Iterator[webdriver.Chrome]:
     chrome.quit()
 
 
+def submit_and_wait(browser: webdriver.Chrome, button: str) -> None:
+    """Click a submit button and wait until the next page has replaced this one."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.CSS_SELECTOR, button).click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(old))
+
+
 def sign_in(browser: webdriver.Chrome, base: str, user: str) -> None:
     browser.get(f"{base}/sign-in")
     browser.find_element(By.CSS_SELECTOR, f"input[value='{user}']").click()
-    browser.find_element(By.CSS_SELECTOR, "form[action='/sign-in'] button").click()
+    submit_and_wait(browser, "form[action='/sign-in'] button")
     assert "Find a person" in browser.find_element(By.TAG_NAME, "h1").text
 
 
@@ -87,10 +96,14 @@ def test_social_worker_searches_and_opens_a_record(server: str, browser: webdriv
     sign_in(browser, server, "sw.owen")
     name = browser.find_element(By.ID, "q")
     assert browser.find_element(By.CSS_SELECTOR, "label[for='q']").text == "Name"
+    old = browser.find_element(By.TAG_NAME, "html")
     name.send_keys("ann hale", Keys.ENTER)
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(old))
     assert "found" in browser.find_element(By.ID, "results-heading").text
     shot(browser, "search")
+    old = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.LINK_TEXT, "Ann Hale").click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(old))
     page = visible(browser)
     assert browser.find_element(By.TAG_NAME, "h1").text == "Ann Hale"
     for expected in ("Owen Price", "Dog in the house", "long_term_support", "Timeline", "Care Act assessment",
@@ -119,7 +132,7 @@ def test_break_glass_dialog_opens_a_record_outside_the_caseload(server: str, bro
     assert "outside your usual access" in dialog.text and "Tom" not in visible(browser)
     shot(browser, "break-glass-dialog")
     browser.find_element(By.ID, "reason").send_keys("Duty cover: school called about an injury")
-    browser.find_element(By.CSS_SELECTOR, "button.button-warn").click()
+    submit_and_wait(browser, "button.button-warn")
     page = visible(browser)
     assert "Tom Hale" in page and "Opened by break glass" in page and "Amira Khan" in page
     shot(browser, "break-glass-opened")
