@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from hub.contract import MappedRecord, SourceRecord, StreamCursor
@@ -531,13 +531,14 @@ def write_person_index(session: Session, persons: Iterable[tuple[str, dict[str, 
 def _taken_identifiers(session: Session, identifiers: list[dict[str, str]]) -> set[tuple[str, str]]:
     """Identifiers already held by another person (a duplicate the identity review will settle)."""
     taken: set[tuple[str, str]] = set()
-    keys = [(i["system"], i["value"]) for i in identifiers]
-    for chunk in _chunks(keys, _CHUNK):
-        rows = session.execute(
-            select(PersonIdentifier.system, PersonIdentifier.value).where(
-                tuple_(PersonIdentifier.system, PersonIdentifier.value).in_(chunk))
-        )
-        taken.update((system, value) for system, value in rows)
+    by_system: dict[str, list[str]] = defaultdict(list)
+    for ident in identifiers:
+        by_system[ident["system"]].append(ident["value"])
+    for system, values in by_system.items():  # a plain IN per system uses the value index
+        for chunk in _chunks(values, _CHUNK):
+            rows = session.execute(select(PersonIdentifier.value).where(
+                PersonIdentifier.system == system, PersonIdentifier.value.in_(chunk)))
+            taken.update((system, value) for (value,) in rows)
     return taken
 
 
