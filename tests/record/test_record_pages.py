@@ -10,16 +10,17 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import uvicorn
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.record.conftest import Hub
@@ -65,11 +66,24 @@ def browser() -> Iterator[webdriver.Chrome]:
     chrome.quit()
 
 
+def replaced(old: WebElement) -> Callable[[webdriver.Chrome], bool]:
+    """A wait condition: the page holding ``old`` has been replaced by the next one."""
+
+    def check(_driver: webdriver.Chrome) -> bool:
+        try:
+            old.is_enabled()
+        except WebDriverException:  # stale, or no longer in any document
+            return True
+        return False
+
+    return check
+
+
 def submit_and_wait(browser: webdriver.Chrome, button: str) -> None:
     """Click a submit button and wait until the next page has replaced this one."""
     old = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.CSS_SELECTOR, button).click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 20).until(replaced(old))
 
 
 def sign_in(browser: webdriver.Chrome, base: str, user: str) -> None:
@@ -98,12 +112,12 @@ def test_social_worker_searches_and_opens_a_record(server: str, browser: webdriv
     assert browser.find_element(By.CSS_SELECTOR, "label[for='q']").text == "Name"
     old = browser.find_element(By.TAG_NAME, "html")
     name.send_keys("ann hale", Keys.ENTER)
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 20).until(replaced(old))
     assert "found" in browser.find_element(By.ID, "results-heading").text
     shot(browser, "search")
     old = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.LINK_TEXT, "Ann Hale").click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 20).until(replaced(old))
     page = visible(browser)
     assert browser.find_element(By.TAG_NAME, "h1").text == "Ann Hale"
     for expected in ("Owen Price", "Dog in the house", "long_term_support", "Timeline", "Care Act assessment",
