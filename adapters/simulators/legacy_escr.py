@@ -1360,7 +1360,7 @@ def gazetteer_homes(database_url: str) -> list[_AddressParts]:
     for sao, number, suffix, pao_text, descriptor, locality, town, postcode in rows:
         house_no = f"{number}{suffix or ''}" if number is not None else None
         homes.append((sao.title() if sao else None, house_no, pao_text.title() if pao_text else None,
-                      descriptor.title(), (locality or "").title(), (town or names.TOWN).title(), postcode))
+                      descriptor.title(), (locality or "").title(), (town or names.TOWN).title(), str(postcode)))
     return homes
 
 
