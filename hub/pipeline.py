@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from hub.contract import MappedRecord, SourceRecord, StreamCursor
 from hub.delivery.fanout import hold_outbox_order
 from hub.errors import QuarantineError
-from hub.identity.exact import ExactResolver, PersonCandidate, PersonResolver
-from hub.identity.resolver import document_match_keys
+from hub.identity.exact import PersonCandidate, PersonResolver
+from hub.identity.resolver import ScoredResolver, document_match_keys
 from hub.model import ENTITIES, Canonical, Person
 from hub.store.tables import (
     Cursor,
@@ -171,7 +171,7 @@ class Pipeline:
         enrichers: Sequence[Enricher] = (),
     ) -> None:
         self.survivorship = survivorship or Survivorship()
-        self.resolver: PersonResolver = resolver or ExactResolver()
+        self.resolver: PersonResolver = resolver or ScoredResolver()
         self.enrichers = list(enrichers)
 
     # -- public -------------------------------------------------------------------------------
@@ -329,23 +329,17 @@ class Pipeline:
             if item.link is not None:
                 item.entity_id = item.link.entity_id
             elif isinstance(item.model, Person):
-                candidate = PersonCandidate(source, item.record.stream, item.record.source_id, item.model)
+                candidate = PersonCandidate(source, item.record.stream, item.record.source_id, item.model,
+                                            entity_id_for(source, item.record.stream, item.record.source_id))
                 candidates.append((item, candidate))
             else:
                 item.entity_id = entity_id_for(source, item.record.stream, item.record.source_id)
         if candidates:
-            resolutions = self.resolver.resolve_batch(session, [c for _, c in candidates])
-            new_by_nhs: dict[str, str] = {}
+            batch = [c for _, c in candidates]
+            resolutions = self.resolver.resolve_batch(session, batch)
             for (item, cand), res in zip(candidates, resolutions, strict=True):
-                number = cand.person.nhs_number if cand.person.nhs_number_verified else None
-                if res.person_id is not None:
-                    item.entity_id = res.person_id
-                elif number and number in new_by_nhs:
-                    item.entity_id = new_by_nhs[number]
-                else:
-                    item.entity_id = entity_id_for(source, item.record.stream, item.record.source_id)
-                    if number:
-                        new_by_nhs[number] = item.entity_id
+                item.entity_id = res.person_id or cand.new_id
+            self.resolver.record_batch(session, batch, resolutions)
         for item in items:
             if item.model is not None and item.error is None:
                 item.person_id = item.entity_id if isinstance(item.model, Person) else getattr(

@@ -82,6 +82,7 @@ class Estimation(_Strict):
     rounds: int = Field(default=3, ge=1, le=20)
     term_frequency: bool = True
     expected_known_share: float = Field(default=0.5, gt=0, lt=1)
+    population_floor: int = Field(default=1000, ge=1)
 
 
 class LevelWeights(_Strict):

@@ -1,41 +1,62 @@
-"""The foundation's identity rule: a verified NHS number decides, nothing else does.
+"""The pipeline's identity step: the resolver interface, and the foundation's exact rule.
 
-A record already linked keeps its person (the source's own id decides); a new
-record with a verified NHS number joins the active person holding that number;
-anything else becomes a new person. Scored matching replaces this behind the
-same :class:`PersonResolver` interface.
+:class:`PersonResolver` is what :class:`hub.pipeline.Pipeline` calls for the
+person records of a batch that no golden person holds yet: ``resolve_batch``
+answers which person each one is (or that it is a new person, perhaps to be
+put before a reviewer), and ``record_batch`` keeps the links and queues the
+reviews in the batch's transaction. The scored engine
+(:class:`hub.identity.resolver.ScoredResolver`) is the default;
+:class:`ExactResolver` keeps the foundation's rule: a verified NHS number
+decides, nothing else does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.model import Person
+from hub.store.identity import record_links
 from hub.store.tables import PersonIndex
 
 
 @dataclass(frozen=True, slots=True)
 class PersonCandidate:
-    """A person record from a source that has no golden person yet."""
+    """A person record from a source that has no golden person yet.
+
+    ``new_id`` is the id the record's golden person gets if it is nobody the hub knows.
+    """
 
     source: str
     stream: str
     source_id: str
     person: Person
+    new_id: str = ""
+
+    @property
+    def ref(self) -> str:
+        """The record as ``source/stream/source_id`` (how a link names it)."""
+        return f"{self.source}/{self.stream}/{self.source_id}"
 
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
-    """Which golden person a candidate is (None: a new person), and why."""
+    """Which golden person a candidate is (None: a new person), and why.
+
+    ``evidence`` explains a link (score, per-field levels and weights, guards);
+    ``review_with`` names the person a new person must be checked against by a
+    reviewer (never a silent merge), with ``evidence`` for that pair.
+    """
 
     person_id: str | None
     rule: str
     score: float | None = None
+    evidence: dict[str, Any] | None = None
+    review_with: str | None = None
 
 
 class PersonResolver(Protocol):
@@ -43,6 +64,12 @@ class PersonResolver(Protocol):
 
     def resolve_batch(self, session: Session, candidates: Sequence[PersonCandidate]) -> list[Resolution]:
         """One resolution per candidate, in order; candidates in one batch may resolve to each other."""
+        ...
+
+    def record_batch(
+        self, session: Session, candidates: Sequence[PersonCandidate], resolutions: Sequence[Resolution]
+    ) -> None:
+        """Keep the batch's links with their evidence and queue its reviews (caller's transaction)."""
         ...
 
 
@@ -66,7 +93,25 @@ class ExactResolver:
         for c in candidates:
             number = c.person.nhs_number if c.person.nhs_number_verified else None
             if number and number in known:
-                out.append(Resolution(known[number], "verified_nhs_number"))
+                out.append(Resolution(known[number], "verified_nhs_number", 1.0, _NHS_EVIDENCE))
             else:
                 out.append(Resolution(None, "new_person"))
+                if number and c.new_id:
+                    known[number] = c.new_id
         return out
+
+    def record_batch(
+        self, session: Session, candidates: Sequence[PersonCandidate], resolutions: Sequence[Resolution]
+    ) -> None:
+        """Keep each link with its rule as evidence."""
+        record_links(session, [
+            {"person_a": r.person_id, "person_b": c.ref, "score": r.score or 1.0, "evidence": r.evidence or {}}
+            for c, r in zip(candidates, resolutions, strict=True) if r.person_id is not None
+        ])
+
+
+_NHS_EVIDENCE: dict[str, Any] = {
+    "score": 1.0, "outcome": "link", "fields": [{"field": "nhs_number", "level": "same", "weight": 0.0}],
+    "guards": [{"guard": "nhs_number_verified", "effect": "link",
+                "reason": "both records carry the same verified NHS number"}],
+}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
+from functools import lru_cache
 
 from hub.model.validators import is_valid_nhs_number
 
@@ -45,6 +46,7 @@ _UK_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\s*$")
 _YEAR = re.compile(r"^\s*(\d{4})\s*$")
 
 
+@lru_cache(maxsize=1 << 16)
 def fold(text: str) -> str:
     """Lower-case and strip accents, so 'Zoë' and 'ZOE' compare equal."""
     decomposed = unicodedata.normalize("NFKD", text)
@@ -59,12 +61,14 @@ def name_tokens(text: str | None) -> list[str]:
     return [t for t in _SPACES.split(cleaned.replace("-", " ")) if t]
 
 
+@lru_cache(maxsize=1 << 16)
 def given_name(text: str | None) -> str | None:
     """The first given name, without titles ('Mrs M' -> 'm')."""
     tokens = [t for t in name_tokens(text) if t not in _TITLES]
     return tokens[0] if tokens else None
 
 
+@lru_cache(maxsize=1 << 16)
 def family_name(text: str | None) -> str | None:
     """The family name as one comparable string; double-barrelled parts joined by a space."""
     tokens = name_tokens(text)
@@ -110,6 +114,7 @@ def postcode_parts(value: str | None) -> tuple[str, str, str] | None:
     return (f"{outward} {inward}", f"{outward} {inward[0]}", outward)
 
 
+@lru_cache(maxsize=1 << 16)
 def address_line(value: str | None) -> str | None:
     """An address line with punctuation gone and common abbreviations spelt out."""
     if not value:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from hub.identity.normalise import birth_parts
 from hub.model import Person
@@ -114,4 +115,34 @@ class MatchRecord:
             identifiers=tuple((i.system, i.value) for i in person.identifiers),
             deceased=person.death_date is not None,
             death_date=person.death_date,
+        )
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], record_id: str) -> MatchRecord:
+        """A record from a golden Person kept as a JSON document (as :meth:`from_person`, without validating)."""
+        name = (document.get("names") or [{}])[0]
+        given = name.get("given") or []
+        address = (document.get("addresses") or [None])[0]
+        line = None
+        if address is not None:
+            line = address.get("text") or " ".join(
+                str(address[k]) for k in ("sao_text", "pao_text", "pao_start_number", "street") if address.get(k)
+            ) or None
+        death = document.get("death_date")
+        birth = document.get("birth_date")
+        return cls(
+            id=record_id,
+            given_name=given[0] if given else None,
+            family_name=name.get("family"),
+            birth_date=date.fromisoformat(birth) if birth else None,
+            sex=str(document.get("sex") or "unknown"),
+            address_line=line,
+            locality=(address.get("locality") or address.get("town")) if address else None,
+            postcode=address.get("postcode") if address else None,
+            nhs_number=document.get("nhs_number"),
+            nhs_verified=bool(document.get("nhs_number")) and document.get("nhs_number_status") == "01",
+            uprn=address.get("uprn") if address else None,
+            identifiers=tuple((i["system"], i["value"]) for i in document.get("identifiers", [])),
+            deceased=death is not None,
+            death_date=date.fromisoformat(death) if death else None,
         )

@@ -16,17 +16,21 @@ from typing import Any
 
 import jellyfish
 import numpy as np
+import orjson
 from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from hub.identity import comparisons as cmp
 from hub.identity import normalise
 from hub.identity.config import IdentityConfig, load_identity_config
-from hub.identity.engine import GUARDS, Evidence, GuardEvidence, Matcher, Outcome
+from hub.identity.engine import GUARDS, OUTCOMES, Evidence, GuardEvidence, Matcher, Outcome
+from hub.identity.engine import NO_LINK as NOT_LINKED
+from hub.identity.exact import PersonCandidate
+from hub.identity.exact import Resolution as PersonResolution
 from hub.identity.model import MatchModel
 from hub.identity.record import MatchRecord
 from hub.model import Person
-from hub.store.identity import NO_LINK, ordered_pair, remembered_decisions
+from hub.store.identity import NO_LINK, ordered_pair, queue_reviews, record_links, remembered_decisions
 from hub.store.tables import Entity, PersonIdentifier, PersonIndex
 
 ACTIVE = "active"
@@ -57,6 +61,13 @@ def _keys(family_name: str | None, given_name: str | None, birth_year: int | Non
         "given_phonetic": jellyfish.soundex(given) if given else None,
         "birth_year": birth_year,
     }
+
+
+def _date(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day) if year and month and day else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +125,7 @@ class IdentityResolver:
             for pair, decision in remembered_decisions(session, [c.id for c in candidates]).items()
             if decision == NO_LINK
         }
-        active = session.scalar(
-            select(func.count()).select_from(PersonIndex).where(PersonIndex.status == ACTIVE)
-        )
-        prior = self.config.estimation.expected_known_share / max(int(active or 0), 1)
-        matcher = Matcher(
-            self.config, model=MatchModel.from_config(self.config, prior=min(prior, 0.5))
-        )
+        matcher = self._matcher(session, len(candidates))
         left = matcher.encoder.encode(candidates)
         right = matcher.encoder.encode(persons[pid] for pid in person_ids)
         column = {pid: k for k, pid in enumerate(person_ids)}
@@ -150,6 +155,20 @@ class IdentityResolver:
             )
         return [self._answer(sorted(c, key=lambda x: -x.score)) for c in per_record]
 
+    def _matcher(self, session: Session, incoming: int) -> Matcher:
+        """A matcher whose prior is the share of known people over the population they may be among.
+
+        The population is the active persons plus the incoming records, and never fewer than
+        ``estimation.population_floor``: an almost empty store must not make a weak match likely.
+        """
+        active = session.scalar(
+            select(func.count()).select_from(PersonIndex).where(PersonIndex.status == ACTIVE)
+        )
+        cfg = self.config.estimation
+        population = max(int(active or 0) + incoming, cfg.population_floor, 1)
+        prior = min(cfg.expected_known_share / population, 0.5)
+        return Matcher(self.config, model=MatchModel.from_config(self.config, prior=prior))
+
     @staticmethod
     def _answer(ranked: list[Candidate]) -> Resolution:
         if not ranked:
@@ -177,7 +196,11 @@ class IdentityResolver:
 
     @staticmethod
     def _candidate_ids(session: Session, records: Sequence[MatchRecord]) -> list[set[str]]:
-        """Active persons sharing at least one blocking key with each record."""
+        """Active persons sharing at least one blocking key with each record (one query per batch).
+
+        The rows found are indexed by each key once, so a batch of thousands of records
+        costs one pass over the rows, not records x rows.
+        """
         keys: list[dict[str, Any]] = []
         for record in records:
             family = normalise.family_name(record.family_name)
@@ -187,11 +210,10 @@ class IdentityResolver:
             keys.append(
                 {
                     "nhs": normalise.nhs_number(record.nhs_number),
-                    "birth": f"{year:04d}-{month:02d}-{day:02d}" if month else None,
+                    "birth": _date(year, month, day),
                     "family_year": (jellyfish.soundex(family), year) if family and year else None,
                     "given_year": (jellyfish.soundex(given), year) if given and year else None,
-                    "postcode": postcode[0] if postcode else None,
-                    "initial": given[0] if given else None,
+                    "postcode": (postcode[0], given[0].upper()) if postcode and given else None,
                     "identifiers": list(record.identifiers),
                 }
             )
@@ -201,20 +223,25 @@ class IdentityResolver:
         births = {k["birth"] for k in keys if k["birth"]}
         family_years = {k["family_year"] for k in keys if k["family_year"]}
         given_years = {k["given_year"] for k in keys if k["given_year"]}
-        postcodes = {k["postcode"] for k in keys if k["postcode"]}
+        postcodes = {k["postcode"][0] for k in keys if k["postcode"]}
         if nhs:
             conditions.append(idx.nhs_number.in_(nhs))
         if births:
-            conditions.append(idx.birth_date.in_([date.fromisoformat(b) for b in births]))
+            conditions.append(idx.birth_date.in_(births))
         if family_years:
             conditions.append(tuple_(idx.family_phonetic, idx.birth_year).in_(family_years))
         if given_years:
             conditions.append(tuple_(idx.given_phonetic, idx.birth_year).in_(given_years))
         if postcodes:
             conditions.append(idx.postcode.in_(postcodes))
-        rows: Sequence[Any] = []
+        by_key: dict[tuple[str, Any], set[str]] = {}
+
+        def index(kind: str, value: Any, pid: str) -> None:
+            if value is not None:
+                by_key.setdefault((kind, value), set()).add(pid)
+
         if conditions:
-            rows = session.execute(
+            for pid, nhs_number, birth, fam, giv, year, postcode, given_name in session.execute(
                 select(
                     idx.person_id,
                     idx.nhs_number,
@@ -225,9 +252,16 @@ class IdentityResolver:
                     idx.postcode,
                     idx.given_name,
                 ).where(idx.status == ACTIVE, or_(*conditions))
-            ).all()
+            ):
+                index("nhs", nhs_number, pid)
+                index("birth", birth, pid)
+                if fam and year:
+                    index("family_year", (fam, year), pid)
+                if giv and year:
+                    index("given_year", (giv, year), pid)
+                if postcode and given_name:
+                    index("postcode", (postcode, given_name[0]), pid)
         pairs = {(s, v) for k in keys for s, v in k["identifiers"]}
-        by_identifier: dict[tuple[str, str], set[str]] = {}
         if pairs:
             for pid, system, value in session.execute(
                 select(PersonIdentifier.person_id, PersonIdentifier.system, PersonIdentifier.value)
@@ -237,25 +271,16 @@ class IdentityResolver:
                     tuple_(PersonIdentifier.system, PersonIdentifier.value).in_(pairs),
                 )
             ):
-                by_identifier.setdefault((system, value), set()).add(pid)
+                index("identifier", (system, value), pid)
         out: list[set[str]] = []
+        empty: set[str] = set()
         for k in keys:
             ids: set[str] = set()
-            for pid, nhs_number, birth, fam, giv, year, postcode, given_name in rows:
-                if (
-                    (k["nhs"] and nhs_number == k["nhs"])
-                    or (k["birth"] and birth is not None and birth.isoformat() == k["birth"])
-                    or (k["family_year"] and (fam, year) == k["family_year"])
-                    or (k["given_year"] and (giv, year) == k["given_year"])
-                    or (
-                        k["postcode"]
-                        and postcode == k["postcode"]
-                        and (normalise.given_name(given_name) or " ")[0] == k["initial"]
-                    )
-                ):
-                    ids.add(pid)
+            for kind in ("nhs", "birth", "family_year", "given_year", "postcode"):
+                if k[kind]:
+                    ids |= by_key.get((kind, k[kind]), empty)
             for pair in k["identifiers"]:
-                ids |= by_identifier.get(pair, set())
+                ids |= by_key.get(("identifier", pair), empty)
             out.append(ids)
         return out
 
@@ -268,7 +293,89 @@ class IdentityResolver:
         for entity_id, document in session.execute(
             select(Entity.id, Entity.document).where(Entity.id.in_(person_ids))
         ):
-            records[entity_id] = MatchRecord.from_person(
-                Person.model_validate_json(document), entity_id
-            )
+            records[entity_id] = MatchRecord.from_document(orjson.loads(document), entity_id)
         return records
+
+
+class ScoredResolver(IdentityResolver):
+    """The pipeline's resolver: the scored engine behind :class:`~hub.identity.exact.PersonResolver`.
+
+    For a batch of new person records it reads candidates from the store with one
+    blocking query (plus one for local identifiers), scores them and the batch's
+    own records against each other in one vectorised pass each, then decides in
+    batch order, so a record may join a person an earlier record of the same batch
+    created. A link joins the record to the person; a review leaves the record as
+    a new person and queues the pair for a reviewer; guards cap what the score says.
+    """
+
+    def resolve_batch(self, session: Session, candidates: Sequence[PersonCandidate]) -> list[PersonResolution]:
+        """One resolution per candidate, in order (see the class)."""
+        if not candidates:
+            return []
+        records = [MatchRecord.from_person(c.person, c.new_id) for c in candidates]
+        found = self._candidate_ids(session, records)
+        persons = self._load(session, sorted({pid for ids in found for pid in ids}))
+        person_ids = sorted(persons)
+        matcher = self._matcher(session, len(records))
+        left = matcher.encoder.encode(records)
+        options: list[list[tuple[int, float, int, Evidence | None]]] = [[] for _ in records]
+        # Against the store: keep only pairs worth a link or a review.
+        if person_ids:
+            right = matcher.encoder.encode(persons[pid] for pid in person_ids)
+            column = {pid: k for k, pid in enumerate(person_ids)}
+            li = [row for row, ids in enumerate(found) for pid in ids if pid in column]
+            ri = [column[pid] for ids in found for pid in ids if pid in column]
+            scored = matcher.score(left, right, np.array(li, dtype=np.int64), np.array(ri, dtype=np.int64))
+            for k in np.flatnonzero(scored.decisions > NOT_LINKED).tolist():
+                options[li[k]].append((-1 - ri[k], float(scored.probability[k]), int(scored.decisions[k]),
+                                       scored.evidence(k)))
+        # Within the batch: a pair is considered by its later record.
+        for a, b, _ in matcher.blocker(left, None).chunks():
+            if not len(a):
+                continue
+            scored = matcher.score(left, left, a, b)
+            for k in np.flatnonzero(scored.decisions > NOT_LINKED).tolist():
+                first, later = sorted((int(a[k]), int(b[k])))
+                options[later].append((first, float(scored.probability[k]), int(scored.decisions[k]),
+                                       scored.evidence(k)))
+        assigned: list[str] = []
+        out: list[PersonResolution] = []
+        for row, candidate in enumerate(candidates):
+            best: dict[str, Candidate] = {}
+            for other, probability, decision, evidence in options[row]:
+                pid = person_ids[-1 - other] if other < 0 else assigned[other]
+                assert evidence is not None
+                if pid not in best or best[pid].score < probability:
+                    best[pid] = Candidate(pid, probability, OUTCOMES[decision], evidence)
+            answer = self._answer(sorted(best.values(), key=lambda c: (-c.score, c.person_id)))
+            resolution = _as_pipeline_resolution(answer)
+            out.append(resolution)
+            assigned.append(resolution.person_id or candidate.new_id)
+        return out
+
+    def record_batch(
+        self, session: Session, candidates: Sequence[PersonCandidate], resolutions: Sequence[PersonResolution]
+    ) -> None:
+        """Keep every link with its score and evidence, and queue every review, one statement each."""
+        links, reviews = [], []
+        for candidate, resolution in zip(candidates, resolutions, strict=True):
+            if resolution.person_id is not None:
+                links.append({"person_a": resolution.person_id, "person_b": candidate.ref,
+                              "score": resolution.score or 0.0, "evidence": resolution.evidence or {}})
+            elif resolution.review_with is not None:
+                reviews.append({"person_a": candidate.new_id, "person_b": resolution.review_with,
+                                "score": resolution.score or 0.0, "evidence": resolution.evidence or {}})
+        record_links(session, links)
+        queue_reviews(session, reviews)
+
+
+def _as_pipeline_resolution(answer: Resolution) -> PersonResolution:
+    evidence = answer.evidence.as_json() if answer.evidence is not None else None
+    if answer.outcome == Outcome.LINK:
+        verified = answer.evidence is not None and any(
+            g.guard == "nhs_number_verified" for g in answer.evidence.guards)
+        return PersonResolution(answer.person_id, "verified_nhs_number" if verified else "scored_link",
+                                answer.score, evidence)
+    if answer.outcome == Outcome.REVIEW:
+        return PersonResolution(None, "review", answer.score, evidence, review_with=answer.person_id)
+    return PersonResolution(None, "new_person")

@@ -19,7 +19,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint, select
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint, delete, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.errors import Conflict, NotFound
@@ -38,6 +38,7 @@ PERSON = "Person"
 LINK = "link"
 NO_LINK = "no_link"
 OPEN, ACCEPTED, REJECTED = "open", "accepted", "rejected"
+ENGINE = "engine"
 
 
 class MatchLink(Base):
@@ -390,3 +391,92 @@ def unmerge(session: Session, merge_id: int, user: str) -> PersonMerge:
     _emit(session, restored[1], "unmerged", payload)
     session.flush()
     return history
+
+
+def record_links(session: Session, links: list[dict[str, Any]]) -> None:
+    """Remember the engine's links of source records to persons, a batch at a time.
+
+    Each item names ``person_a`` (the golden person), ``person_b`` (the record,
+    ``source/stream/source_id``), ``score`` and ``evidence``. One delete and one
+    insert for the whole batch: a record linked again replaces its earlier row.
+    """
+    if not links:
+        return
+    now = utcnow()
+    refs = [link["person_b"] for link in links]
+    for start in range(0, len(refs), 500):
+        session.execute(delete(MatchLink).where(MatchLink.person_b.in_(refs[start : start + 500])))
+    session.execute(
+        insert(MatchLink),
+        [
+            {"person_a": link["person_a"], "person_b": link["person_b"], "score": link["score"],
+             "evidence": link["evidence"], "decision": LINK, "decided_by": ENGINE, "decided_at": now}
+            for link in links
+        ],
+    )
+
+
+def queue_reviews(session: Session, pairs: list[dict[str, Any]]) -> int:
+    """Put pairs of persons before a reviewer, a batch at a time; returns how many were queued.
+
+    Each item names ``person_a``, ``person_b``, ``score`` and ``evidence``. A pair already
+    in the queue (open or decided) or already decided as a link is never queued again.
+    """
+    wanted: dict[tuple[str, str], dict[str, Any]] = {}
+    for pair in pairs:
+        wanted.setdefault(ordered_pair(pair["person_a"], pair["person_b"]), pair)
+    if not wanted:
+        return 0
+    firsts = sorted({a for a, _ in wanted})
+    known: set[tuple[str, str]] = set()
+    for table in (MatchReview, MatchLink):
+        for start in range(0, len(firsts), 500):
+            known.update(
+                (a, b) for a, b in session.execute(
+                    select(table.person_a, table.person_b).where(table.person_a.in_(firsts[start : start + 500]))
+                )
+            )
+    now = utcnow()
+    fresh = [
+        {"person_a": a, "person_b": b, "score": pair["score"], "evidence": pair["evidence"], "status": OPEN,
+         "created_at": now}
+        for (a, b), pair in wanted.items() if (a, b) not in known
+    ]
+    if fresh:
+        session.execute(insert(MatchReview), fresh)
+    return len(fresh)
+
+
+def person_links(session: Session, person_id: str) -> dict[str, Any]:
+    """Why the records of a person were joined: each link with its score and per-field evidence.
+
+    ``records`` are source records the engine joined to this person (``source/stream/source_id``);
+    ``decisions`` are a person's decisions about this person and another (accepted reviews,
+    merges, and pairs ruled apart); ``merges`` are merges into or out of this person.
+    Evidence holds comparison levels and weights only, never the person's details.
+    """
+    rows = session.execute(
+        select(MatchLink).where((MatchLink.person_a == person_id) | (MatchLink.person_b == person_id))
+        .order_by(MatchLink.decided_at, MatchLink.id)
+    ).scalars().all()
+    records, decisions = [], []
+    for link in rows:
+        entry = {"score": link.score, "decision": link.decision, "decided_by": link.decided_by,
+                 "decided_at": link.decided_at.isoformat(), "evidence": link.evidence}
+        if "/" in link.person_b:
+            source, _, rest = link.person_b.partition("/")
+            stream, _, source_id = rest.partition("/")
+            records.append({"source": source, "stream": stream, "source_id": source_id, **entry})
+        else:
+            other = link.person_b if link.person_a == person_id else link.person_a
+            decisions.append({"other_person": other, **entry})
+    merges = [
+        {"id": m.id, "survivor": m.survivor_id, "merged": m.merged_id, "status": m.status, "merged_by": m.merged_by,
+         "merged_at": m.merged_at.isoformat(), "unmerged_by": m.unmerged_by,
+         "unmerged_at": m.unmerged_at.isoformat() if m.unmerged_at else None}
+        for m in session.scalars(
+            select(PersonMerge).where((PersonMerge.survivor_id == person_id) | (PersonMerge.merged_id == person_id))
+            .order_by(PersonMerge.id)
+        )
+    ]
+    return {"records": records, "decisions": decisions, "merges": merges}
