@@ -17,6 +17,7 @@ from hub.access.rules import Caller
 from hub.api.deps import COOKIE, AuditDep, PolicyDep, StoreDep, authenticate
 from hub.errors import Forbidden, HubError, NotFound
 from hub.record import InvalidQuery, PersonQuery, contact_summary, open_record, search_people, timeline
+from hub.store.identity import person_links
 
 router = APIRouter(include_in_schema=False)
 
@@ -102,7 +103,7 @@ def _record_page(request: Request, session: StoreDep, policy: PolicyDep, caller:
                                                     "detail": exc.message}, status=403)
     return render(request, "record.html", {
         "caller": caller, "summary": contact_summary(record), "timeline": timeline(record), "record": record,
-        "hidden": record.hidden_sections,
+        "hidden": record.hidden_sections, "links": person_links(session, person_id),
     })
 
 

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from hub.api.deps import AuditDep, CurrentUser, PolicyDep, StoreDep
 from hub.api.schemas import PersonSearchResult, SharedRecord, Timeline
 from hub.record import RECORD_SECTIONS, LoadedRecord, PersonQuery, open_record, search_people, timeline
+from hub.store.identity import person_links
 
 router = APIRouter(prefix="/api/persons", tags=["shared record"])
 
@@ -71,6 +72,7 @@ def read_record(person_id: str, session: StoreDep, policy: PolicyDep, caller: Cu
                             "person": record.person}
     for etype, key in RECORD_SECTIONS.items():
         body[key] = record.items.get(etype, [])
+    body["identity"] = person_links(session, person_id)
     return json_response(body)
 
 

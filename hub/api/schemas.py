@@ -81,6 +81,16 @@ class AccessNote(BaseModel):
     hidden_sections: list[str] = Field(default_factory=list, description="Sections held back by consent.")
 
 
+class IdentityLinks(BaseModel):
+    """Why a person's records were joined: each link with its score and per-field evidence (levels and weights
+    only, never the person's details), people's decisions about this person and another, and merges."""
+
+    records: list[dict[str, Any]] = Field(default_factory=list, description="Source records the engine joined.")
+    decisions: list[dict[str, Any]] = Field(default_factory=list,
+                                            description="A reviewer's decisions: merged, or kept apart.")
+    merges: list[dict[str, Any]] = Field(default_factory=list, description="Merges into or out of this person.")
+
+
 class SharedRecord(BaseModel):
     """The whole shared record of one person, as the caller may see it."""
 
@@ -99,6 +109,7 @@ class SharedRecord(BaseModel):
     documents: list[RecordItem[DocumentLink]] = Field(default_factory=list)
     health_events: list[RecordItem[HealthEvent]] = Field(default_factory=list)
     transitions: list[RecordItem[Transition]] = Field(default_factory=list)
+    identity: IdentityLinks | None = Field(default=None, description="Why this person's records were joined.")
 
 
 class TimelineEntry(BaseModel):

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint, delete, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from hub.delivery.fanout import hold_outbox_order
 from hub.errors import Conflict, NotFound
 from hub.store.tables import (
     Base,
@@ -328,6 +329,7 @@ def merge(session: Session, survivor: str, merged: str, user: str) -> PersonMerg
         "merged": merged,
         "records": [e.id for e in records],
     }
+    hold_outbox_order(session)
     _emit(session, kept, "merged", payload)
     _emit(session, gone, "merged", payload)
     session.flush()
@@ -387,6 +389,7 @@ def unmerge(session: Session, merge_id: int, user: str) -> PersonMerge:
         "merged": history.merged_id,
         "records": [s["id"] for s in snap["records"]],
     }
+    hold_outbox_order(session)
     _emit(session, restored[0], "unmerged", payload)
     _emit(session, restored[1], "unmerged", payload)
     session.flush()
