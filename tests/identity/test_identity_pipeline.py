@@ -9,11 +9,10 @@ with its planted duplicates checks the same at a few hundred people.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+from sqlalchemy import func, select, text
 
 from adapters.simulators.legacy_escr import generate
-from sqlalchemy import create_engine, func, select, text
-
 from adapters.sql import SqlAdapter
 from hub.pipeline import Pipeline
 from hub.settings import SourceSettings
@@ -22,51 +21,7 @@ from hub.store.db import Store
 from hub.store.identity import MatchLink, MatchReview, person_links
 from hub.store.tables import Entity, OutboxEvent, SourceLink
 from hub.sync import sync_source
-from tests.integration.small_legacy import MAPPING, SCHEMA
-
-ESCR = [
-    # id, forenames, surname, dob, gender, house, street, postcode
-    (1, "Margaret", "Hawthorne", "12/03/1941", "F", "2", "Elm Court", "LS6 2AB"),
-    (2, "Amy", "Carter", "05/05/2001", "F", "3", "Oak Road", "LS7 1AA"),
-    (3, "Beth", "Carter", "05/05/2001", "F", "3", "Oak Road", "LS7 1AA"),
-    (4, "John", "Smith", "14/07/1962", "M", "9", "Mill Lane", "LS8 3QT"),
-    (5, "John", "Smith", "02/11/1991", "M", "9", "Mill Lane", "LS8 3QT"),
-    (6, "Olu", "Adeyemi", "30/09/1978", "M", "40", "Park View", "LS9 8EE"),
-]
-ADULTS = [
-    (101, "Peggy", "Hawthorne", "12/03/1941", "F", "2", "Elm Court", "LS6 2AB"),  # Margaret, by nickname
-    (102, "Amy", "Carter", "05/05/2001", "F", "3", "Oak Road", "LS7 1AA"),  # one twin, not the other
-    (103, "John", "Smith", "02/11/1991", "M", "9", "Mill Lane", "LS8 3QT"),  # the son, not the father
-    (104, "Grace", "Okafor", "21/01/1985", "F", "7", "Bank Street", "LS2 7HY"),  # nobody known
-]
-
-
-def legacy(path: Path, source: str, people: list[tuple[Any, ...]]) -> SqlAdapter:
-    """A small legacy database of ``people`` read through the tiny mapping under the name ``source``."""
-    url = f"sqlite:///{path / (source + '.db')}"
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        for stmt in SCHEMA:
-            conn.execute(text(stmt))
-        for pid, given, family, born, sex, house, street, postcode in people:
-            conn.execute(text("INSERT INTO CLIENT VALUES (:id, :fn, :sn, :dob, :g, NULL, NULL, :lu)"),
-                         {"id": pid, "fn": given, "sn": family, "dob": born, "g": sex, "lu": "2024-01-01 09:00:00"})
-            conn.execute(text("INSERT INTO CLIENT_ADDRESS VALUES (:id, :c, :h, :s, :p, '01/01/2010', :lu)"),
-                         {"id": pid, "c": pid, "h": house, "s": street, "p": postcode, "lu": "2024-01-01 09:00:00"})
-    engine.dispose()
-    mapping = path / f"{source}.yaml"
-    mapping.write_text(MAPPING.replace("source: tiny", f"source: {source}").replace("{value: tiny}",
-                                                                                    f"{{value: {source}}}"))
-    return SqlAdapter(source, SourceSettings(adapter="adapters.sql:SqlAdapter", mapping=str(mapping),
-                                             options={"url": url}, batch_size=50))
-
-
-def person_of(store: Store, source: str, source_id: int) -> str:
-    with store.session() as s:
-        entity_id = s.scalar(select(SourceLink.entity_id).where(
-            SourceLink.source == source, SourceLink.stream == "clients", SourceLink.source_id == str(source_id)))
-    assert entity_id is not None
-    return entity_id
+from tests.identity.two_sources import ADULTS, ESCR, legacy, person_of
 
 
 def test_two_sources_link_by_score_queue_twins_and_explain_every_link(store: Store, tmp_path: Path) -> None:
