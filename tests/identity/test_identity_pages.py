@@ -1,0 +1,143 @@
+"""The identity review pages in headless Chromium, against the real server on a loopback port.
+
+A data quality officer works the queue from the keyboard: opens a pair, sees both
+records and the evidence, merges, undoes the merge, keeps the twins apart; the
+record page then says why records were joined. Screenshots go to
+test-artifacts/identity/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from hub.store.db import Store
+from tests.identity.test_identity_api import Hub, make_hub
+from tests.record.test_record_pages import browser, free_port, replaced, sign_in, visible
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "identity"
+__all__ = ["browser"]  # the headless Chromium fixture, shared with the record pages
+
+
+@pytest.fixture
+def hub(store: Store, tmp_path: Path) -> Iterator[Hub]:
+    yield from make_hub(store, tmp_path)
+
+
+@pytest.fixture
+def server(hub: Hub) -> Iterator[str]:
+    """The hub's app served by uvicorn on a free loopback port."""
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(hub.client.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def shot(browser: webdriver.Chrome, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def press_enter_on(browser: webdriver.Chrome, element: webdriver.remote.webelement.WebElement) -> None:
+    """Move the keyboard focus to ``element`` and press Enter, then wait for the next page."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    browser.execute_script("arguments[0].focus()", element)
+    assert browser.switch_to.active_element == element
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 20).until(replaced(old))
+
+
+def contrast(browser: webdriver.Chrome, element: webdriver.remote.webelement.WebElement) -> float:
+    """WCAG contrast ratio of an element's text colour on its background colour."""
+    fg, bg = (browser.execute_script(f"return getComputedStyle(arguments[0]).{p}", element)
+              for p in ("color", "backgroundColor"))
+
+    def luminance(css: str) -> float:
+        channels = [int(v) / 255 for v in re.findall(r"\d+", css)[:3]]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    light, dark = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_a_reviewer_merges_undoes_and_keeps_twins_apart_from_the_keyboard(
+    server: str, browser: webdriver.Chrome, hub: Hub
+) -> None:
+    sign_in(browser, server, "dq.hughes")
+    press_enter_on(browser, browser.find_element(By.LINK_TEXT, "Identity review"))
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Identity review"
+    assert "2 pairs" in browser.find_element(By.ID, "queue-heading").text
+    assert "possibly twins" in visible(browser)
+    shot(browser, "queue")
+
+    # the unsure pair: Greta Hawthorne, born the day Margaret (Peggy) was
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "table.results tbody tr") if "Greta" in r.text)
+    press_enter_on(browser, row.find_element(By.PARTIAL_LINK_TEXT, "Review pair"))
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Are these the same person?"
+    compare = browser.find_element(By.CSS_SELECTOR, "table.compare")
+    assert compare.find_element(By.TAG_NAME, "caption").text == "The two records side by side"
+    assert "Greta Hawthorne" in compare.text and "Peggy Hawthorne" in compare.text
+    assert "1941-03-12" in compare.text and "escr/clients/1" in compare.text
+    evidence = browser.find_element(By.CSS_SELECTOR, ".evidence table").text
+    assert "Given name" in evidence and "Birth date exact" in evidence
+    accept, reject = browser.find_element(By.ID, "accept"), browser.find_element(By.ID, "reject")
+    assert accept.text == "Same person: merge" and reject.text == "Different people: keep apart"
+    for button in (accept, reject):
+        assert contrast(browser, button) >= 4.5
+    assert contrast(browser, browser.find_element(By.TAG_NAME, "body")) >= 4.5
+    shot(browser, "pair")
+
+    press_enter_on(browser, accept)
+    assert "Merged: the two records are now one person." in browser.find_element(
+        By.CSS_SELECTOR, "[role=status]").text
+    undo = browser.find_element(By.ID, "unmerge")
+    assert contrast(browser, undo) >= 4.5
+    shot(browser, "merged")
+    press_enter_on(browser, undo)
+    assert "Merge undone" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    assert "kept apart" in visible(browser)
+
+    # the twins: kept apart, and gone from the queue
+    browser.get(f"{server}/identity/reviews")
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "table.results tbody tr") if "Amy" in r.text)
+    press_enter_on(browser, row.find_element(By.PARTIAL_LINK_TEXT, "Review pair"))
+    assert "Twins:" in visible(browser)
+    press_enter_on(browser, browser.find_element(By.ID, "reject"))
+    assert "will not be asked about again" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    assert "0 pairs" in browser.find_element(By.ID, "queue-heading").text
+    shot(browser, "queue-empty")
+
+    # the record page says why Peggy's record was joined to Margaret's
+    browser.get(f"{server}/persons/{hub.people['margaret']}")
+    joined = browser.find_element(By.ID, "joined-heading")
+    assert joined.text == "Why these records were joined"
+    summary = browser.find_element(By.CSS_SELECTOR, ".joined-records details summary")
+    assert "Record adults clients 101: matched with score" in summary.text
+    summary.send_keys(Keys.ENTER)  # details open from the keyboard
+    assert "nickname" in browser.find_element(By.CSS_SELECTOR, ".joined-records details").text
+    assert "Kept apart from person" in visible(browser)
+    shot(browser, "record-why")
+
+
+def test_the_queue_is_refused_to_other_roles(server: str, browser: webdriver.Chrome, hub: Hub) -> None:
+    sign_in(browser, server, "sw.owen")
+    assert browser.find_elements(By.LINK_TEXT, "Identity review") == []
+    browser.get(f"{server}/identity/reviews")
+    assert "needs the role admin or data_quality" in visible(browser)
