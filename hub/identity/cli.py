@@ -3,7 +3,8 @@
 ``carehub match LEFT.csv RIGHT.csv --out links.csv`` and ``carehub dedupe FILE.csv
 --out links.csv`` link files for migration and cleansing (columns: id, given_name,
 family_name, birth_date, sex, address_line, locality, postcode, nhs_number - any may
-be absent); ``carehub identity review list|accept|reject`` works the review queue.
+be absent); ``carehub identity review list|accept|reject`` works the review queue and
+``carehub identity merge|unmerge`` merges two people or undoes a merge.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from rich.table import Table
 
 from hub.identity.bulk import BulkReport, match_files
 from hub.identity.config import load_identity_config
-from hub.store.identity import decide, open_reviews
+from hub.store.identity import LINK, decide, merge, open_reviews, record_link, unmerge
 
-identity_app = typer.Typer(help="Identity resolution: the review queue.", no_args_is_help=True)
+identity_app = typer.Typer(help="Identity resolution: the review queue, merge and unmerge.", no_args_is_help=True)
 review_app = typer.Typer(help="Pairs waiting for a person to decide.", no_args_is_help=True)
 identity_app.add_typer(review_app, name="review")
 
@@ -151,3 +152,33 @@ def review_reject(
     with open_store().session() as session:
         review = decide(session, pair_id, False, user or getpass.getuser())
         typer.echo(f"review {review.id} rejected")
+
+
+@identity_app.command("merge")
+def merge_command(
+    survivor: Annotated[str, typer.Argument(help="Person id that stays.")],
+    merged: Annotated[str, typer.Argument(help="Person id folded into the survivor.")],
+    user: UserOption = None,
+) -> None:
+    """Merge two people you know to be one (change events go to the outbox)."""
+    from hub.cli import open_store
+
+    who = user or getpass.getuser()
+    with open_store().session() as session:
+        history = merge(session, survivor, merged, who)
+        record_link(session, survivor, merged, 1.0, {"reason": f"merged by a person (merge {history.id})"},
+                    LINK, who)
+        typer.echo(f"merge {history.id}: {merged} merged into {survivor}")
+
+
+@identity_app.command("unmerge")
+def unmerge_command(
+    merge_id: Annotated[int, typer.Argument(help="Merge id (shown by merge and review accept).")],
+    user: UserOption = None,
+) -> None:
+    """Undo a merge exactly; the two are remembered as different people."""
+    from hub.cli import open_store
+
+    with open_store().session() as session:
+        history = unmerge(session, merge_id, user or getpass.getuser())
+        typer.echo(f"merge {history.id} undone: {history.merged_id} and {history.survivor_id} are two people again")

@@ -8,13 +8,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from hub.cli import app
 from hub.identity.synthetic import dedupe_task, evaluate, linkage_task, write_csv
 from hub.settings import reload_settings
 from hub.store.db import Store
-from hub.store.identity import MatchReview, queue_review
+from hub.store.identity import MatchReview, PersonMerge, queue_review
+from hub.store.tables import OutboxEvent
 from tests.identity.test_identity_store import add_person
 
 runner = CliRunner()
@@ -166,3 +168,17 @@ def test_review_list_accept_and_reject(configured: Store) -> None:
     assert statuses == {ids[0]: ("accepted", "dq-officer"), ids[1]: ("rejected", "dq-officer")}
     empty = runner.invoke(app, ["identity", "review", "list", "--json"])
     assert empty.exit_code == 0 and empty.output.strip() == ""
+
+    with configured.session() as session:
+        merge_id = session.get(MatchReview, ids[0]).merge_id  # type: ignore[union-attr]
+    undone = runner.invoke(app, ["identity", "unmerge", str(merge_id), "--user", "dq-officer"])
+    assert undone.exit_code == 0, undone.output
+    assert "two people again" in undone.output
+    merged = runner.invoke(app, ["identity", "merge", a, c, "--user", "dq-officer"])
+    assert merged.exit_code == 0, merged.output
+    with configured.session() as session:
+        kinds = [k for (k,) in session.execute(select(OutboxEvent.kind).where(OutboxEvent.entity_id == c))]
+        history = session.scalars(select(PersonMerge).order_by(PersonMerge.id)).all()
+    assert kinds == ["merged"]
+    assert [(h.survivor_id, h.merged_id, h.status) for h in history][-1] == (a, c, "merged")
+    assert history[0].status == "unmerged" and history[0].unmerged_by == "dq-officer"
