@@ -241,7 +241,7 @@ class IdentityResolver:
                 by_key.setdefault((kind, value), set()).add(pid)
 
         if conditions:
-            for pid, nhs_number, birth, fam, giv, year, postcode, given_name in session.execute(
+            for pid, nhs_number, birth, fam, giv, born_in, code, given_name in session.execute(
                 select(
                     idx.person_id,
                     idx.nhs_number,
@@ -255,12 +255,12 @@ class IdentityResolver:
             ):
                 index("nhs", nhs_number, pid)
                 index("birth", birth, pid)
-                if fam and year:
-                    index("family_year", (fam, year), pid)
-                if giv and year:
-                    index("given_year", (giv, year), pid)
-                if postcode and given_name:
-                    index("postcode", (postcode, given_name[0]), pid)
+                if fam and born_in:
+                    index("family_year", (fam, born_in), pid)
+                if giv and born_in:
+                    index("given_year", (giv, born_in), pid)
+                if code and given_name:
+                    index("postcode", (code, given_name[0]), pid)
         pairs = {(s, v) for k in keys for s, v in k["identifiers"]}
         if pairs:
             for pid, system, value in session.execute(
