@@ -34,6 +34,8 @@ from hub.store.identity import NO_LINK, ordered_pair, queue_reviews, record_link
 from hub.store.tables import Entity, PersonIdentifier, PersonIndex
 
 ACTIVE = "active"
+# The blocking keys the resolver looks candidates up by, besides local identifiers.
+_KEY_KINDS = ("nhs", "birth", "family_year", "given_year", "postcode")
 
 
 def match_keys(person: Person) -> dict[str, Any]:
@@ -234,14 +236,11 @@ class IdentityResolver:
             conditions.append(tuple_(idx.given_phonetic, idx.birth_year).in_(given_years))
         if postcodes:
             conditions.append(idx.postcode.in_(postcodes))
-        by_key: dict[tuple[str, Any], set[str]] = {}
-
-        def index(kind: str, value: Any, pid: str) -> None:
-            if value is not None:
-                by_key.setdefault((kind, value), set()).add(pid)
-
+        found: dict[str, dict[Any, list[str]]] = {kind: {} for kind in (*_KEY_KINDS, "identifier")}
         if conditions:
-            for pid, nhs_number, birth, fam, giv, born_in, code, given_name in session.execute(
+            by_nhs, by_birth, by_family, by_given, by_postcode = (found[kind] for kind in _KEY_KINDS)
+            # Core rows, not ORM rows: thousands per batch, and the ORM's row handling costs more than the query.
+            rows = session.connection().execute(
                 select(
                     idx.person_id,
                     idx.nhs_number,
@@ -252,18 +251,23 @@ class IdentityResolver:
                     idx.postcode,
                     idx.given_name,
                 ).where(idx.status == ACTIVE, or_(*conditions))
-            ):
-                index("nhs", nhs_number, pid)
-                index("birth", birth, pid)
-                if fam and born_in:
-                    index("family_year", (fam, born_in), pid)
-                if giv and born_in:
-                    index("given_year", (giv, born_in), pid)
+            )
+            for pid, nhs_number, birth, fam, giv, born_in, code, given_name in rows:
+                if nhs_number:
+                    by_nhs.setdefault(nhs_number, []).append(pid)
+                if birth:
+                    by_birth.setdefault(birth, []).append(pid)
+                if born_in:
+                    if fam:
+                        by_family.setdefault((fam, born_in), []).append(pid)
+                    if giv:
+                        by_given.setdefault((giv, born_in), []).append(pid)
                 if code and given_name:
-                    index("postcode", (code, given_name[0]), pid)
+                    by_postcode.setdefault((code, given_name[0]), []).append(pid)
         pairs = {(s, v) for k in keys for s, v in k["identifiers"]}
         if pairs:
-            for pid, system, value in session.execute(
+            by_identifier = found["identifier"]
+            for pid, system, value in session.connection().execute(
                 select(PersonIdentifier.person_id, PersonIdentifier.system, PersonIdentifier.value)
                 .join(idx, idx.person_id == PersonIdentifier.person_id)
                 .where(
@@ -271,16 +275,16 @@ class IdentityResolver:
                     tuple_(PersonIdentifier.system, PersonIdentifier.value).in_(pairs),
                 )
             ):
-                index("identifier", (system, value), pid)
+                by_identifier.setdefault((system, value), []).append(pid)
         out: list[set[str]] = []
-        empty: set[str] = set()
+        empty: list[str] = []
         for k in keys:
             ids: set[str] = set()
-            for kind in ("nhs", "birth", "family_year", "given_year", "postcode"):
+            for kind in _KEY_KINDS:
                 if k[kind]:
-                    ids |= by_key.get((kind, k[kind]), empty)
+                    ids.update(found[kind].get(k[kind], empty))
             for pair in k["identifiers"]:
-                ids |= by_key.get(("identifier", pair), empty)
+                ids.update(found["identifier"].get(pair, empty))
             out.append(ids)
         return out
 
@@ -290,7 +294,7 @@ class IdentityResolver:
         records: dict[str, MatchRecord] = {}
         if not person_ids:
             return records
-        for entity_id, document in session.execute(
+        for entity_id, document in session.connection().execute(
             select(Entity.id, Entity.document).where(Entity.id.in_(person_ids))
         ):
             records[entity_id] = MatchRecord.from_document(orjson.loads(document), entity_id)
