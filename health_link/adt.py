@@ -78,6 +78,7 @@ class Received:
     raw: bytes
     peer: str | None = None
     received_at: datetime = field(default_factory=utcnow)
+    reading: AdtEvent | Answer | None = None
 
 
 @dataclass(slots=True)
@@ -434,16 +435,14 @@ class AdtFeed:
         wrong; the caller rolls back and applies the messages one by one.
         """
         answers: list[Answer | None] = [None] * len(batch)
-        parsed: list[Hl7Message | None] = [None] * len(batch)
         events: list[AdtEvent] = []
         for i, received in enumerate(batch):
-            try:
-                msg = parse(received.raw)
-                parsed[i] = msg
-                events.append(interpret(i, msg))
-            except Hl7Error as exc:
-                header = parsed[i].header if parsed[i] else read_header(received.raw)
-                answers[i] = Answer(exc.answer, REFUSED, header, exc.message, exc)
+            reading = received.reading if received.reading is not None else self.read(received)
+            if isinstance(reading, Answer):
+                answers[i] = reading
+            else:
+                reading.index = i
+                events.append(reading)
         keys = {e.index: self.dedupe_key(e.header) for e in events}
         already = seen_keys(session, keys.values())
         first: dict[str, int] = {}
@@ -462,12 +461,31 @@ class AdtFeed:
         for index, original in copies.items():
             done = answers[original]
             assert done is not None
-            answers[index] = (Answer("AA", DUPLICATE, parsed[index].header if parsed[index] else None,
-                                     "already applied; nothing changed") if done.code == "AA" else done)
+            copy = batch[index].reading
+            header = copy.header if copy is not None else None
+            answers[index] = (Answer("AA", DUPLICATE, header, "already applied; nothing changed")
+                              if done.code == "AA" else done)
         final = [a for a in answers if a is not None]
         assert len(final) == len(batch)
         self.keep(session, batch, final, [keys.get(i) for i in range(len(batch))])
         return final
+
+    @staticmethod
+    def read(received: Received) -> AdtEvent | Answer:
+        """Parse and interpret a message (or answer it, when it cannot be taken); kept on ``received``.
+
+        The listener calls this as frames arrive, so reading overlaps the commit of the batch before.
+        """
+        try:
+            msg = parse(received.raw)
+        except Hl7Error as exc:
+            received.reading = Answer(exc.answer, REFUSED, read_header(received.raw), exc.message, exc)
+            return received.reading
+        try:
+            received.reading = interpret(0, msg)
+        except Hl7Error as exc:
+            received.reading = Answer(exc.answer, REFUSED, msg.header, exc.message, exc)
+        return received.reading
 
     @staticmethod
     def dedupe_key(header: Header) -> str:
@@ -497,22 +515,15 @@ class AdtFeed:
         self.keep(session, [received], [answer], [None])
 
     def _apply_events(self, session: Session, events: list[AdtEvent], answers: list[Answer | None]) -> None:
+        """Apply in order: runs of ordinary events fold together; a merge stands between runs."""
         run: list[AdtEvent] = []
-        taken: set[tuple[str, str]] = set()
         for event in events:
             if event.prior_key is not None:
                 self._apply_run(session, run, answers)
-                run, taken = [], set()
+                run = []
                 self._apply_merge(session, event, answers)
-                continue
-            touched = {(PATIENT, event.patient_key)}
-            if event.encounter_key:
-                touched.add((ENCOUNTER, event.encounter_key))
-            if touched & taken:
-                self._apply_run(session, run, answers)
-                run, taken = [], set()
-            run.append(event)
-            taken |= touched
+            else:
+                run.append(event)
         self._apply_run(session, run, answers)
 
     def _documents(self, session: Session, stream: str, keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -529,8 +540,10 @@ class AdtFeed:
             return
         people = self._documents(session, PATIENT, [e.patient_key for e in run])
         visits = self._documents(session, ENCOUNTER, [e.encounter_key for e in run if e.encounter_key])
-        person_records: list[SourceRecord] = []
-        visit_records: list[SourceRecord] = []
+        # each message is laid over the state the ones before it left, so a batch ends where
+        # the same messages applied one by one would; the pipeline takes the last state of each
+        persons: dict[str, SourceRecord] = {}
+        encounters: dict[str, SourceRecord] = {}
         for event in run:
             when = (hl7_time(event.header.sent_at) or utcnow()).date()
             person = overlay_person(people.get(event.patient_key), event.person, when)
@@ -546,11 +559,14 @@ class AdtFeed:
                                               _ae(102, f"{problem.reason}: {problem.message}"))
                 continue
             modified = event.header.sent_at or None
-            person_records.append(SourceRecord(PATIENT, event.patient_key, person, modified))
+            people[event.patient_key] = person
+            persons[event.patient_key] = SourceRecord(PATIENT, event.patient_key, person, modified)
             if visit is not None and event.encounter_key:
-                visit_records.append(SourceRecord(ENCOUNTER, event.encounter_key,
-                                                  {**visit, "patient": event.patient_key}, modified))
+                visits[event.encounter_key] = visit
+                encounters[event.encounter_key] = SourceRecord(ENCOUNTER, event.encounter_key,
+                                                               {**visit, "patient": event.patient_key}, modified)
             answers[event.index] = Answer("AA", ACCEPTED, event.header)
+        person_records, visit_records = list(persons.values()), list(encounters.values())
         for records, mapper in ((person_records, _map_person), (visit_records, _map_visit)):
             if records:
                 result = self.pipeline.ingest(session, self.source, records, mapper)

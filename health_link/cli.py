@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from health_link.adt import AdtFeed
-from health_link.mllp import DEFAULT_PORT, MllpListener
+from health_link.mllp import DEFAULT_PORT, MllpListener, tune_collector
 from hub.cli import open_store
 from hub.registry import build_pipeline
 from hub.settings import get_settings
@@ -33,6 +33,7 @@ def mllp(
     listener = MllpListener(store, AdtFeed(build_pipeline(settings, store)), max_batch=max_batch)
 
     async def serve() -> None:
+        tune_collector()
         bound = await listener.start(host, port)
         typer.echo(f"listening for MLLP on {bound[0]}:{bound[1]} (Ctrl-C to stop)")
         try:

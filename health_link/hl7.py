@@ -102,11 +102,12 @@ Components = list[list[str]]
 class Hl7Message:
     """A parsed HL7 v2 message; fields are read 1-based, the way the standard numbers them."""
 
-    __slots__ = ("header", "parsed", "text", "_segments")
+    __slots__ = ("header", "parsed", "text", "_segments", "_fields")
 
     def __init__(self, text: str, parsed: hl7.Message, header: Header) -> None:
         self.text, self.parsed, self.header = text, parsed, header
         self._segments: dict[str, list[Any]] = {}
+        self._fields: dict[tuple[str, int, int], list[Components]] = {}
         for segment in parsed:
             self._segments.setdefault(str(segment[0][0]), []).append(segment)
 
@@ -120,6 +121,13 @@ class Hl7Message:
 
     def repetitions(self, segment: str, field: int, occurrence: int = 1) -> list[Components]:
         """Every repetition of a field, each as components of subcomponents, escapes decoded."""
+        key = (segment, field, occurrence)
+        cached = self._fields.get(key)
+        if cached is None:
+            cached = self._fields[key] = self._read(segment, field, occurrence)
+        return cached
+
+    def _read(self, segment: str, field: int, occurrence: int) -> list[Components]:
         found = self._segments.get(segment)
         if not found or len(found) < occurrence:
             return []
@@ -129,14 +137,16 @@ class Hl7Message:
         value = seg[field]
         if segment == "MSH" and field <= 2:
             return [[[str(value[0])]]]
+        unescape = self._unescape
         out: list[Components] = []
         for rep in value:
             if isinstance(rep, str):
-                out.append([[self._unescape(rep)]])
+                if rep:
+                    out.append([[unescape(rep)]])
             else:
-                out.append([[self._unescape(sub) for sub in comp] if isinstance(comp, list)
-                            else [self._unescape(comp)] for comp in rep])
-        return [r for r in out if any(any(s for s in c) for c in r)]
+                out.append([[unescape(sub) for sub in comp] if isinstance(comp, list) else [unescape(comp)]
+                            for comp in rep])
+        return out
 
     def value(self, segment: str, field: int, component: int = 1, repetition: int = 1, subcomponent: int = 1,
               occurrence: int = 1) -> str:
