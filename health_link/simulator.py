@@ -117,8 +117,9 @@ def adt_message(trigger: str, control_id: str, patient: SyntheticPatient, visit:
         segments.append(f"PID|1||{ids}")
         segments.append(f"MRG|{prior_hospital_number}^^^{facility}^PI")
         return segment_end.join(segments) + segment_end
+    address = f"{escape(patient.street)}^^{escape(patient.town)}^^{patient.postcode}^GBR^H" if patient.street else ""
     pid = ["PID", "1", "", ids, "", f"{escape(patient.family)}^{escape(patient.given)}^^^", "", patient.birth_date,
-           patient.sex, "", "", f"{escape(patient.street)}^^{escape(patient.town)}^^{patient.postcode}^GBR^H"]
+           patient.sex, "", "", address]
     pid += [""] * (32 - len(pid)) + [patient.nhs_status if patient.nhs_number else ""]
     segments.append("|".join(pid))
     segments.append("PD1|||GP PRACTICE^^^^^^^^^W98045")
@@ -163,7 +164,8 @@ def synthetic_day(patients: int = 200, *, start: datetime | None = None, facilit
             events.append((t, "A02", patient, visit))
         if rng.random() < 0.2:
             t += timedelta(minutes=rng.randint(5, 60))
-            patient = replace(patient, street=f"{rng.randint(1, 120)} {rng.choice(STREETS)}")
+            if patient.street:  # a move; a patient sent without an address stays without one
+                patient = replace(patient, street=f"{rng.randint(1, 120)} {rng.choice(STREETS)}")
             events.append((t, "A08", patient, visit))
         if rng.random() < 0.8:
             t += timedelta(minutes=rng.randint(30, 240))
@@ -314,7 +316,7 @@ def uk_core_patient(p: SyntheticPatient) -> dict[str, Any]:
         "name": [{"use": "official", "family": p.family, "given": [p.given]}],
         "gender": {"M": "male", "F": "female"}.get(p.sex, "unknown"),
         "birthDate": f"{born[:4]}-{born[4:6]}-{born[6:8]}",
-        "address": [{"use": "home", "line": [p.street], "city": p.town, "postalCode": p.postcode}],
+        "address": [{"use": "home", "line": [p.street], "city": p.town, "postalCode": p.postcode}] if p.street else [],
     }
 
 
