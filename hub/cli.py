@@ -291,7 +291,7 @@ def demo(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
-    """Seed the synthetic sources, sync them, print a summary, then serve on 127.0.0.1:8000."""
+    """Seed the synthetic sources, sync them, run the after-sync steps, print a summary, then serve."""
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store()
@@ -300,6 +300,8 @@ def demo(
         typer.echo(load_object(path)(settings))
     run_sync(store, settings, [])
     store.dispose()
+    for path in settings.demo.after_sync:
+        typer.echo(load_object(path)(settings))
     status(as_json=False)
     if not no_serve:
         typer.echo(f"serving Care Hub on http://{host}:{port}/ (Ctrl-C to stop)")

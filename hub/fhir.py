@@ -54,6 +54,7 @@ ETHNIC_CODES = frozenset("ABCDEFGHJKLMNPRSZ")
 # The value sets of the codes the hub emits (required bindings in R4, or the hub's chosen code systems).
 VALUE_SETS: dict[str, frozenset[str]] = {
     "administrative-gender": frozenset({"male", "female", "other", "unknown"}),
+    "link-type": frozenset({"replaced-by", "replaces", "refer", "seealso"}),
     "name-use": frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"}),
     "address-use": frozenset({"home", "work", "temp", "old", "billing"}),
     "address-type": frozenset({"postal", "physical", "both"}),
@@ -176,6 +177,8 @@ class FhirBuilder:
             "birthDate": doc.get("birth_date"), "deceasedDateTime": doc.get("death_date"),
             "address": [self.address(a) for a in doc.get("addresses", [])], "communication": communication,
             "active": not doc.get("merged_into"),
+            "link": [{"other": _ref("Patient", doc["merged_into"]), "type": coded("link-type", "replaced-by")}]
+            if doc.get("merged_into") else None,
         }
         return Patient.model_validate(_clean(data))
 

@@ -238,6 +238,17 @@ def provenance(session: Session, entity_ids: Sequence[str]) -> dict[str, list[di
     return found
 
 
+def merged_away(session: Session, person_id: str) -> tuple[str, dict[str, Any], str] | None:
+    """For a person merged into another: the survivor's id, the merged document and its last update."""
+    row = session.execute(select(Entity.document, Entity.updated_at).where(
+        Entity.id == person_id, Entity.entity_type == "Person")).first()
+    if row is None:
+        return None
+    doc = orjson.loads(row.document)
+    survivor = doc.get("merged_into")
+    return (survivor, doc, row.updated_at.isoformat()) if survivor else None
+
+
 def open_record(session: Session, policy: Policy, caller: Caller, person_id: str, audit: AuditContext,
                 *, types: frozenset[str] | None = None, with_provenance: bool = True) -> LoadedRecord:
     """The person's record as the caller may see it, each item with its sources and last update.

@@ -46,12 +46,16 @@ class SourceSettings(BaseModel):
 
 
 class DemoSettings(BaseModel):
-    """What `carehub demo` seeds before it syncs."""
+    """What `carehub demo` seeds before it syncs, and what it runs after."""
 
     seeders: list[str] = Field(
         default_factory=list, description="Import paths 'module:function' called with the settings."
     )
     people: int = Field(default=2000, ge=1, description="How many synthetic people the seeders make.")
+    after_sync: list[str] = Field(
+        default_factory=list,
+        description="Import paths 'module:function' called with the settings once the sources are synced.",
+    )
 
 
 class PipelineSettings(BaseModel):

@@ -32,7 +32,7 @@ from hub.fhir import (
     to_json,
 )
 from hub.model.validators import is_valid_nhs_number
-from hub.record import LoadedRecord, PersonQuery, open_record, search_people
+from hub.record import LoadedRecord, PersonQuery, merged_away, open_record, search_people
 from hub.store.tables import Entity
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
@@ -130,8 +130,17 @@ def _empty_bundle(request: Request) -> Response:
 @router.get("/Patient/{pid}", summary="Read Patient")
 def read_patient(pid: str, request: Request, session: StoreDep, policy: PolicyDep, caller: CurrentUser,
                  audit: AuditDep) -> Response:
-    """One Patient (seals and relationship rules apply; a sealed record is simply not found)."""
+    """One Patient (seals and relationship rules apply; a sealed record is simply not found).
+
+    A registration merged into another is shown inactive with a ``replaced-by``
+    link to the survivor, to whoever may see the survivor.
+    """
     audit.touch("Patient", pid)
+    merged = merged_away(session, pid)
+    if merged is not None:
+        survivor, doc, updated = merged
+        open_record(session, policy, caller, survivor, audit, types=frozenset(), with_provenance=False)
+        return fhir_response(to_json(builder(request).patient(pid, doc, updated)))
     record = open_record(session, policy, caller, pid, audit, types=frozenset(), with_provenance=False)
     return fhir_response(to_json(builder(request).patient(pid, record.person["data"], record.person["updated"])))
 

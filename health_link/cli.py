@@ -1,0 +1,49 @@
+"""`carehub mllp`: listen for HL7 v2 ADT messages over MLLP and apply them to the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+
+from health_link.adt import AdtFeed
+from health_link.mllp import DEFAULT_PORT, MllpListener, tune_collector
+from hub.cli import open_store
+from hub.registry import build_pipeline
+from hub.settings import get_settings
+from hub.store.migrate import upgrade
+
+mllp_app = typer.Typer(help="HL7 v2 ADT over MLLP: listen and apply (ACK after commit).",
+                       invoke_without_command=True)
+
+
+@mllp_app.callback()
+def mllp(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
+    max_batch: Annotated[int, typer.Option(help="Most messages committed together.")] = 500,
+) -> None:
+    """Listen for ADT messages; each is acknowledged (AA, AE or AR) once committed. Stop with Ctrl-C."""
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = open_store()
+    upgrade(store.engine)
+    listener = MllpListener(store, AdtFeed(build_pipeline(settings, store)), max_batch=max_batch)
+
+    async def serve() -> None:
+        tune_collector()
+        bound = await listener.start(host, port)
+        typer.echo(f"listening for MLLP on {bound[0]}:{bound[1]} (Ctrl-C to stop)")
+        try:
+            await listener.serve_forever()
+        finally:
+            await listener.close()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        typer.echo(f"stopped after {listener.stats.messages} messages: {listener.stats.answers}")
+    finally:
+        store.dispose()
