@@ -26,10 +26,11 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, exists, func, select, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,6 +40,7 @@ from hub.store.db import Store, normalise_url  # noqa: E402
 from hub.store.delivery import Delivery  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.schema import Base  # noqa: E402
+from hub.store.tables import OutboxEvent, utcnow  # noqa: E402
 from tests.delivery.helpers import add_events, start_worker, write_toml  # noqa: E402
 
 SPEEDUP_TARGET = 2.0
@@ -54,10 +56,25 @@ def reset(url: str) -> None:
     engine.dispose()
 
 
-def delivered(store: Store) -> int:
-    """Deliveries recorded as delivered."""
+def all_delivered(store: Store) -> bool:
+    """True once every outbox event is routed and no delivery is left undelivered.
+
+    Two index probes (the outbox's status index, the partial index of unsettled
+    deliveries), so polling costs the workers next to nothing; a count(*) of the
+    deliveries every few milliseconds would take CPU from the very processes
+    being measured.
+    """
     with store.session() as s:
-        return int(s.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "delivered")) or 0)
+        return not s.scalar(select(
+            exists().where(OutboxEvent.status == "pending") | exists().where(Delivery.status != "delivered")))
+
+
+def last_delivered_at(store: Store) -> tuple[int, datetime]:
+    """How many deliveries are delivered, and when the last one was recorded."""
+    with store.session() as s:
+        n, last = s.execute(select(func.count(), func.max(Delivery.delivered_at))
+                            .where(Delivery.status == "delivered")).one()
+    return int(n), last
 
 
 def run_workers(url: str, workers: int, events: int, batch: int, target: dict[str, object], tmp: Path) -> float:
@@ -80,10 +97,14 @@ def run_workers(url: str, workers: int, events: int, batch: int, target: dict[st
     try:
         procs = [start_worker(env, tmp / f"worker{workers}-{i}.log") for i in range(workers)]
         add_events(store, events // 5, 5)  # one transaction: the events appear together at its commit
-        started = time.perf_counter()
-        while delivered(store) < events:
-            time.sleep(0.02)
-        elapsed = time.perf_counter() - started
+        committed = utcnow()
+        while not all_delivered(store):
+            time.sleep(0.05)
+        # The end is when the last delivery was recorded (the workers' clock is this machine's clock),
+        # not when this loop happened to look.
+        n, last = last_delivered_at(store)
+        assert n == events, (n, events)
+        elapsed = (last - committed).total_seconds()
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -93,8 +114,11 @@ def run_workers(url: str, workers: int, events: int, batch: int, target: dict[st
     return events / elapsed
 
 
-def floor(url: str, events: int, batch: int) -> float:
-    """Rows/s for the same delivery rows claimed with SKIP LOCKED and marked done by a bare SQL loop."""
+def floor(url: str, events: int, batch: int, *, relaxed: bool) -> float:
+    """Rows/s for the same delivery rows claimed with SKIP LOCKED and marked done by a bare SQL loop.
+
+    ``relaxed`` commits without waiting for the WAL flush, as the workers do for delivery state.
+    """
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE deliveries SET status = 'pending', delivered_at = NULL"))
@@ -102,6 +126,9 @@ def floor(url: str, events: int, batch: int) -> float:
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     done = 0
     with psycopg.connect(conninfo) as conn:
+        if relaxed:
+            conn.execute("SET synchronous_commit = off")
+            conn.commit()
         started = time.perf_counter()
         while True:
             with conn.transaction():
@@ -142,10 +169,15 @@ def main() -> None:
         store = Store(url)
         upgrade(store.engine)
         store.dispose()
+        load = [os.getloadavg()]
         with tempfile.TemporaryDirectory() as tmp:
             one = run_workers(url, 1, args.events, args.batch, target, Path(tmp))
+            load.append(os.getloadavg())
             three = run_workers(url, 3, args.events, args.batch, target, Path(tmp))
-        bare = floor(url, args.events, args.batch)
+            load.append(os.getloadavg())
+        durable = floor(url, args.events, args.batch, relaxed=False)
+        relaxed = floor(url, args.events, args.batch, relaxed=True)
+        load.append(os.getloadavg())
     finally:
         if sim:
             sim.stop()
@@ -153,16 +185,19 @@ def main() -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
+    bare = max(durable, relaxed)
     print(f"delivery to a {args.target} target, {args.events} events, batches of {args.batch}, PostgreSQL")
     print(f"  1 worker : {one:10,.0f} events/s end to end")
     print(f"  3 workers: {three:10,.0f} events/s end to end")
-    print(f"  floor    : {bare:10,.0f} rows/s claimed (SKIP LOCKED) and marked done by a bare SQL loop")
+    print(f"  floor    : {durable:10,.0f} rows/s claimed (SKIP LOCKED) and marked done by a bare SQL loop")
+    print(f"             {relaxed:10,.0f} rows/s the same with synchronous_commit off, as the workers commit")
     speedup, share = three / one, one / bare
     print(f"  3 workers / 1 worker = {speedup:.2f}x (target >= {SPEEDUP_TARGET:.1f}x): "
           f"{'met' if speedup >= SPEEDUP_TARGET else 'NOT met'}")
-    print(f"  1 worker / floor     = {share:.0%} (target >= {FLOOR_SHARE_TARGET:.0%}): "
+    print(f"  1 worker / floor     = {share:.0%} of the faster floor (target >= {FLOOR_SHARE_TARGET:.0%}): "
           f"{'met' if share >= FLOOR_SHARE_TARGET else 'NOT met'}")
-
+    print("  load average (1, 5, 15 min) before, after 1 worker, after 3 workers, after the floors: "
+          + "; ".join(" ".join(f"{x:.2f}" for x in la) for la in load))
 
 if __name__ == "__main__":
     main()
