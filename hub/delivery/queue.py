@@ -295,26 +295,34 @@ def record_outcomes(
         session.execute(_OUTCOMES_PG, {"rows": orjson.dumps(rows).decode(), "now": now, "worker": worker,
                                        "duration_ms": duration_ms})
         return counts
-    session.execute(
+    settle = (
         _TABLE.update()
         .where(_TABLE.c.id == bindparam("b_id"), _TABLE.c.claim_id == bindparam("b_claim"),
                _TABLE.c.status == IN_FLIGHT)
         .values(status=bindparam("status"), receipt=bindparam("receipt"), delivered_at=bindparam("delivered_at"),
                 error_class=bindparam("error_class"), last_error=bindparam("error"),
-                next_attempt_at=bindparam("next_attempt_at"), lease_until=None, claim_id=None, updated_at=now),
-        [{**r, "b_id": r["id"], "b_claim": r["claim_id"], "delivered_at": now if r["status"] == DELIVERED else None}
-         for r in rows],
+                next_attempt_at=bindparam("next_attempt_at"), lease_until=None, claim_id=None, updated_at=now)
     )
-    session.execute(insert(DeliveryHistory), [
-        {"delivery_id": r["id"], "at": now, "action": "attempt", "outcome": r["status"], "attempt": r["attempt"],
-         "worker": worker, "error_class": r["error_class"], "error": r["error"], "receipt": r["receipt"],
-         "duration_ms": duration_ms} for r in rows])
+    history = []
+    for r in rows:
+        applied = session.execute(settle, {
+            **r, "b_id": r["id"], "b_claim": r["claim_id"],
+            "delivered_at": now if r["status"] == DELIVERED else None}).rowcount == 1  # type: ignore[attr-defined]
+        if r["status"] != DELIVERED or not applied:
+            history.append({
+                "delivery_id": r["id"], "at": now, "action": "attempt", "outcome": r["status"],
+                "attempt": r["attempt"], "worker": worker, "error_class": r["error_class"], "error": r["error"],
+                "receipt": r["receipt"], "duration_ms": duration_ms})
+    if history:
+        session.execute(insert(DeliveryHistory), history)
     return counts
 
 
 # PostgreSQL: every outcome of a batch and its history rows in one statement and one round trip. The rows
 # travel as one JSON document (one parameter, serialised in C), so nothing is built or dumped per column.
-# The update applies only where the claim is still ours; the attempt is in the history either way.
+# The update applies only where the claim is still ours. A successful attempt that settled its row is
+# recorded by the row itself (delivered_at, claimed_by, attempts, receipt: see attempt_on_row); every other
+# attempt (failed, dead, or one whose claim was lost meanwhile) gets its history row.
 _OUTCOMES_PG = text("""
 WITH v AS MATERIALIZED (
     SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS v(
@@ -328,12 +336,29 @@ WITH v AS MATERIALIZED (
         lease_until = NULL, claim_id = NULL, updated_at = :now
     FROM v
     WHERE d.id = v.id AND d.claim_id = v.claim_id AND d.status = 'in_flight'
+    RETURNING d.id
 )
 INSERT INTO delivery_history (delivery_id, at, action, outcome, attempt, worker, error_class, error, receipt,
                               duration_ms)
 SELECT v.id, :now, 'attempt', v.status, v.attempt, :worker, v.error_class, v.error, v.receipt, :duration_ms
-FROM v ORDER BY v.id
+FROM v
+WHERE v.status <> 'delivered' OR NOT EXISTS (SELECT 1 FROM settled WHERE settled.id = v.id)
+ORDER BY v.id
 """)
+
+
+def attempt_on_row(d: Delivery) -> dict[str, Any] | None:
+    """The successful attempt a delivered row records by itself, in the shape of a history entry.
+
+    A successful attempt that settles its row writes no history row of its own: the
+    row keeps who delivered it (``claimed_by``), which attempt (``attempts``), when
+    (``delivered_at``) and the target's receipt.
+    """
+    if d.status != DELIVERED or d.delivered_at is None:
+        return None
+    return {"at": d.delivered_at.isoformat(), "action": "attempt", "outcome": DELIVERED, "attempt": d.attempts,
+            "worker": d.claimed_by, "actor": None, "error_class": None, "error": None, "receipt": d.receipt,
+            "duration_ms": None}
 
 
 def requeue_lost(session: Session, policies: dict[str, RetryPolicy], default: RetryPolicy) -> int:
