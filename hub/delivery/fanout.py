@@ -60,53 +60,71 @@ def insert_new(session: Session, model: type[Base], rows: list[dict[str, Any]]) 
         session.execute(insert(model), rows)
 
 
-def _wanted(config: DeliveryConfig, target: str) -> ColumnElement[bool]:
-    """The SQL condition on outbox rows for events ``target`` subscribes to."""
+def _wanted(config: DeliveryConfig, target: str, cols: Any = OutboxEvent) -> ColumnElement[bool]:
+    """The SQL condition on outbox rows (or ``cols`` with the same column names) for events ``target`` wants."""
     arms: list[ColumnElement[bool]] = []
     for sub in config.subscriptions:
         if sub.target != target:
             continue
         conds: list[ColumnElement[bool]] = []
         if WILDCARD not in sub.entity_types:
-            conds.append(OutboxEvent.entity_type.in_(sub.entity_types))
+            conds.append(cols.entity_type.in_(sub.entity_types))
         if WILDCARD not in sub.kinds:
-            conds.append(OutboxEvent.kind.in_(sub.kinds))
+            conds.append(cols.kind.in_(sub.kinds))
         arms.append(and_(true(), *conds))
     return or_(false(), *arms)
 
 
-_KEY_COLUMN = {"person": OutboxEvent.ordering_key, "entity": OutboxEvent.entity_id, "none": OutboxEvent.event_id}
+_KEY_COLUMN = {"person": "ordering_key", "entity": "entity_id", "none": "event_id"}
+_COLUMNS = ["outbox_id", "event_id", "target", "ordering_key", "generation", "status", "attempts",
+            "next_attempt_at", "created_at", "updated_at"]
 
 
 def route_pending(session: Session, config: DeliveryConfig, limit: int) -> int:
     """Route up to ``limit`` pending outbox events in the caller's transaction; returns how many.
 
-    Runs in the database (one INSERT ... SELECT per target), so routing costs no
-    round trip per event. Returns 0 without waiting when another router holds the lock.
+    Runs in the database, so routing costs no round trip per event: on PostgreSQL
+    one statement marks the oldest pending events routed and inserts their
+    deliveries for every target; elsewhere one INSERT ... SELECT per target and
+    an UPDATE. Returns 0 without waiting when another router holds the lock.
     """
     if not _try_route_lock(session):
         return 0
+    now = literal(utcnow(), UtcDateTime())
+    if session.get_bind().dialect.name == "postgresql":
+        oldest = (select(OutboxEvent.id).where(OutboxEvent.status == PENDING).order_by(OutboxEvent.id)
+                  .limit(limit).scalar_subquery())
+        moved = (
+            update(OutboxEvent).where(OutboxEvent.id.in_(oldest)).values(status=ROUTED)
+            .returning(OutboxEvent.id, OutboxEvent.event_id, OutboxEvent.entity_type, OutboxEvent.entity_id,
+                       OutboxEvent.kind, OutboxEvent.ordering_key)
+            .cte("moved")
+        )
+        inserts = [
+            pg_insert(Delivery).from_select(_COLUMNS, select(
+                moved.c.id, moved.c.event_id, literal(target), moved.c[_KEY_COLUMN[config.targets[target].ordering]],
+                literal(0), literal(PENDING), literal(0), now, now, now,
+            ).where(_wanted(config, target, moved.c)).order_by(moved.c.id)).on_conflict_do_nothing().cte(f"to_{i}")
+            for i, target in enumerate(config.enabled_targets())
+        ]
+        return int(session.scalar(select(func.count()).select_from(moved).add_cte(*inserts)) or 0)
     window = (select(OutboxEvent.id).where(OutboxEvent.status == PENDING).order_by(OutboxEvent.id).limit(limit)
               .subquery())
     lo, hi, n = session.execute(select(func.min(window.c.id), func.max(window.c.id), func.count())).one()
     if not n:
         return 0
     in_window = and_(OutboxEvent.status == PENDING, OutboxEvent.id.between(lo, hi))
-    now = literal(utcnow(), UtcDateTime())
-    columns = ["outbox_id", "event_id", "target", "ordering_key", "generation", "status", "attempts",
-               "next_attempt_at", "created_at", "updated_at"]
     for target in config.enabled_targets():
         rows = select(
-            OutboxEvent.id, OutboxEvent.event_id, literal(target), _KEY_COLUMN[config.targets[target].ordering],
+            OutboxEvent.id, OutboxEvent.event_id, literal(target),
+            getattr(OutboxEvent, _KEY_COLUMN[config.targets[target].ordering]),
             literal(0), literal(PENDING), literal(0), now, now, now,
         ).where(in_window, _wanted(config, target)).order_by(OutboxEvent.id)
         dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            session.execute(pg_insert(Delivery).from_select(columns, rows).on_conflict_do_nothing())
-        elif dialect == "sqlite":
-            session.execute(sqlite_insert(Delivery).from_select(columns, rows).on_conflict_do_nothing())
+        if dialect == "sqlite":
+            session.execute(sqlite_insert(Delivery).from_select(_COLUMNS, rows).on_conflict_do_nothing())
         else:
-            session.execute(insert(Delivery).from_select(columns, rows))
+            session.execute(insert(Delivery).from_select(_COLUMNS, rows))
     session.execute(update(OutboxEvent).where(in_window).values(status=ROUTED))
     return int(n)
 

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hub.delivery.queue import attempt_on_row
 from hub.errors import Conflict, NotFound
 from hub.store.delivery import (
     CANCELLED,
@@ -103,6 +104,10 @@ def show_delivery(session: Session, delivery_id: int) -> dict[str, Any]:
         for h in session.scalars(select(DeliveryHistory).where(DeliveryHistory.delivery_id == d.id)
                                  .order_by(DeliveryHistory.id))
     ]
+    delivered = attempt_on_row(d)
+    if delivered is not None and not any(
+            h["action"] == "attempt" and h["outcome"] == DELIVERED and h["attempt"] == d.attempts for h in history):
+        history.append(delivered)
     generations = [
         {"id": g.id, "generation": g.generation, "status": g.status, "replay_of": g.replay_of}
         for g in session.scalars(select(Delivery).where(Delivery.outbox_id == d.outbox_id,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    create_engine,
     event,
     exists,
     func,
@@ -58,7 +60,7 @@ from hub.store.delivery import (
     Delivery,
     DeliveryHistory,
 )
-from hub.store.tables import OutboxEvent, utcnow
+from hub.store.tables import OutboxEvent, UtcDateTime, utcnow
 
 _TABLE: Table = Delivery.__table__  # type: ignore[assignment]
 # The statuses of rows that may hold their ordering key back (the predicate of ix_deliveries_open_key).
@@ -113,6 +115,32 @@ def _custom_plans(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.commit()
 
 
+# Engines whose every connection already commits without waiting for the WAL flush (see delivery_engine).
+_RELAXED: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def delivery_engine(engine: Engine) -> Engine | None:
+    """PostgreSQL: a delivery loop's own engine for its claims and outcomes; None on other databases.
+
+    Its connections are the loop's alone, so they can be set up once for the hot
+    path instead of per transaction: ``synchronous_commit = off`` (delivery state
+    only, as :func:`relax_commit` explains), custom plans (as
+    :func:`prefer_custom_plans` explains) and autocommit. Every write on the hot
+    path is one statement (the claim with its events; the outcomes with their
+    history), atomic by itself, so no BEGIN or COMMIT round trip is needed. No
+    pre-ping either: a connection lost with the server fails its statement, the
+    loop backs off, and the engine reconnects.
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    own = create_engine(
+        engine.url, pool_size=1, max_overflow=4, pool_pre_ping=False, isolation_level="AUTOCOMMIT",
+        connect_args={"options": "-c synchronous_commit=off -c plan_cache_mode=force_custom_plan"},
+    )
+    _RELAXED.add(own)
+    return own
+
+
 def relax_commit(session: Session) -> None:
     """Let this delivery transaction commit without waiting for its WAL flush (PostgreSQL).
 
@@ -120,7 +148,8 @@ def relax_commit(session: Session) -> None:
     means the batch is pushed again, and the target's idempotency key makes
     that harmless. Never used for the data the hub holds.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql" and getattr(bind, "engine", bind) not in _RELAXED:
         session.execute(text("SET LOCAL synchronous_commit = off"))
 
 
@@ -148,15 +177,56 @@ def claimable_rows(target: str, now: datetime, limit: int, *, skip_locked: bool)
     return query
 
 
+# PostgreSQL: the claim in one round trip. The CTE picks the head-of-key rows and locks them (SKIP LOCKED) once,
+# the UPDATE marks them in flight, and the same statement returns each with its outbox event. A fixed SQL text,
+# so nothing is built or compiled per batch. The head test is the one of :func:`claimable_rows`.
+_CLAIM_PG = text("""
+WITH picked AS (
+    SELECT d.id FROM deliveries AS d
+    WHERE d.target = :target AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= :now
+      AND d.outbox_id = (
+          SELECT min(CASE WHEN b.status = 'in_flight' THEN -1 ELSE b.outbox_id END) FROM deliveries AS b
+          WHERE b.target = :target AND b.ordering_key = d.ordering_key
+            AND b.status IN ('pending', 'failed', 'in_flight', 'dead')
+            AND (b.status <> 'dead' OR b.replayed_by IS NULL))
+    ORDER BY d.outbox_id
+    LIMIT :limit
+    FOR UPDATE OF d SKIP LOCKED
+), claimed AS (
+    UPDATE deliveries AS u
+    SET status = 'in_flight', attempts = u.attempts + 1, claim_id = :claim_id, claimed_by = :worker,
+        lease_until = :lease_until, updated_at = :now
+    FROM picked WHERE u.id = picked.id
+    RETURNING u.id, u.outbox_id, u.attempts, u.ordering_key
+)
+SELECT c.id, c.attempts, c.ordering_key, o.id AS outbox_id, o.event_id, o.entity_type, o.entity_id, o.person_id,
+       o.kind, o.version, o.payload, o.created_at, o.source
+FROM claimed AS c JOIN outbox AS o ON o.id = c.outbox_id
+ORDER BY c.outbox_id
+""").columns(created_at=UtcDateTime())
+
+
 def claim(session: Session, target: str, limit: int, worker: str, lease_seconds: float) -> list[Claimed]:
     """Take up to ``limit`` deliveries of ``target`` in flight for ``worker``; the caller commits."""
     now = utcnow()
     claim_id = uuid.uuid4().hex
-    postgres = session.get_bind().dialect.name == "postgresql"
     relax_commit(session)
-    # A CTE runs once: PostgreSQL locks the picked rows (SKIP LOCKED) and the UPDATE then joins them,
-    # never re-evaluating the locking subquery row by row.
-    picked = claimable_rows(target, now, limit, skip_locked=postgres).cte("picked")
+    if session.get_bind().dialect.name == "postgresql":
+        found = session.execute(_CLAIM_PG, {
+            "target": target, "now": now, "limit": limit, "claim_id": claim_id, "worker": worker,
+            "lease_until": now + timedelta(seconds=lease_seconds),
+        }).all()
+        loads = orjson.loads
+        return [
+            Claimed(r.id, r.attempts, claim_id, ChangeEvent(
+                event_id=r.event_id, entity_type=r.entity_type, entity_id=r.entity_id, person_id=r.person_id,
+                kind=r.kind, version=r.version, payload=loads(r.payload), created_at=r.created_at,
+                source=r.source, ordering_key=r.ordering_key, sequence=r.outbox_id,
+            ))
+            for r in found
+        ]
+    # A CTE runs once: the picked rows are found once and the UPDATE joins them.
+    picked = claimable_rows(target, now, limit, skip_locked=False).cte("picked")
     rows = session.execute(
         update(Delivery)
         .where(Delivery.id == picked.c.id)
@@ -198,100 +268,97 @@ def record_outcomes(
     """Write each outcome (only where the claim is still this worker's) and its history; returns counts."""
     now = utcnow()
     by_id = {c.delivery_id: c for c in claimed}
-    changes: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     counts = {DELIVERED: 0, FAILED: 0, DEAD: 0}
     for o in outcomes:
         c = by_id[o.delivery_id]
-        row: dict[str, Any] = {
-            "b_id": o.delivery_id, "b_claim": c.claim_id, "receipt": None, "delivered_at": None,
-            "error_class": o.error_class, "last_error": o.error, "next_attempt_at": now,
-        }
+        error = o.error
+        next_attempt_at = now
         if o.result == "delivered":
             status = DELIVERED
-            row.update(receipt=o.receipt, delivered_at=now)
         elif o.result == "permanent":
             status = DEAD
         elif c.attempt >= policy.max_attempts:
             status = DEAD
-            row["last_error"] = f"retries exhausted after {c.attempt} attempts: {o.error}"
+            error = f"retries exhausted after {c.attempt} attempts: {o.error}"
         else:
             status = FAILED
-            row["next_attempt_at"] = now + timedelta(seconds=backoff_seconds(policy, c.attempt))
-        row["status"] = status
+            next_attempt_at = now + timedelta(seconds=backoff_seconds(policy, c.attempt))
         counts[status] += 1
-        changes.append(row)
-        history.append({
-            "delivery_id": o.delivery_id, "at": now, "action": "attempt", "outcome": status, "attempt": c.attempt,
-            "worker": worker, "error_class": o.error_class, "error": row["last_error"], "receipt": o.receipt,
-            "duration_ms": duration_ms,
-        })
-    if changes:
-        relax_commit(session)
-        _write_outcomes(session, changes, now)
-        _write_history(session, history)
-    return counts
-
-
-# PostgreSQL: every outcome of a batch in one statement, its columns passed as arrays
-# (a fixed SQL text, so nothing is compiled per batch).
-_OUTCOMES_PG = text("""
-UPDATE deliveries AS d SET
-    status = v.status, receipt = v.receipt, delivered_at = v.delivered_at, error_class = v.error_class,
-    last_error = v.last_error, next_attempt_at = v.next_attempt_at,
-    lease_until = NULL, claim_id = NULL, updated_at = :now
-FROM unnest(CAST(:ids AS bigint[]), CAST(:claims AS text[]), CAST(:statuses AS text[]),
-            CAST(:receipts AS text[]), CAST(:delivered AS timestamptz[]), CAST(:classes AS text[]),
-            CAST(:errors AS text[]), CAST(:next AS timestamptz[]))
-     AS v(id, claim_id, status, receipt, delivered_at, error_class, last_error, next_attempt_at)
-WHERE d.id = v.id AND d.claim_id = v.claim_id AND d.status = 'in_flight'
-""")
-
-
-_HISTORY_PG = text("""
-INSERT INTO delivery_history
-    (delivery_id, at, action, outcome, attempt, worker, error_class, error, receipt, duration_ms)
-SELECT v.delivery_id, :at, 'attempt', v.outcome, v.attempt, :worker, v.error_class, v.error, v.receipt, :duration_ms
-FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:attempts AS int[]),
-            CAST(:classes AS text[]), CAST(:errors AS text[]), CAST(:receipts AS text[]))
-     AS v(delivery_id, outcome, attempt, error_class, error, receipt)
-""")
-
-
-def _write_history(session: Session, history: list[dict[str, Any]]) -> None:
-    """One attempt row per delivery of the batch: one statement on PostgreSQL."""
+        rows.append({"id": o.delivery_id, "claim_id": c.claim_id, "status": status, "attempt": c.attempt,
+                     "receipt": o.receipt if status == DELIVERED else None, "error_class": o.error_class,
+                     "error": error, "next_attempt_at": next_attempt_at})
+    if not rows:
+        return counts
+    relax_commit(session)
     if session.get_bind().dialect.name == "postgresql":
-        first = history[0]
-        session.execute(_HISTORY_PG, {
-            "at": first["at"], "worker": first["worker"], "duration_ms": first["duration_ms"],
-            "ids": [h["delivery_id"] for h in history], "outcomes": [h["outcome"] for h in history],
-            "attempts": [h["attempt"] for h in history], "classes": [h["error_class"] for h in history],
-            "errors": [h["error"] for h in history], "receipts": [h["receipt"] for h in history],
-        })
-        return
-    session.execute(insert(DeliveryHistory), history)
-
-
-def _write_outcomes(session: Session, changes: list[dict[str, Any]], now: datetime) -> None:
-    """Update the claimed rows, only where the claim is still ours."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_OUTCOMES_PG, {
-            "now": now, "ids": [r["b_id"] for r in changes], "claims": [r["b_claim"] for r in changes],
-            "statuses": [r["status"] for r in changes], "receipts": [r["receipt"] for r in changes],
-            "delivered": [r["delivered_at"] for r in changes], "classes": [r["error_class"] for r in changes],
-            "errors": [r["last_error"] for r in changes], "next": [r["next_attempt_at"] for r in changes],
-        })
-        return
-    session.execute(
+        session.execute(_OUTCOMES_PG, {"rows": orjson.dumps(rows).decode(), "now": now, "worker": worker,
+                                       "duration_ms": duration_ms})
+        return counts
+    settle = (
         _TABLE.update()
         .where(_TABLE.c.id == bindparam("b_id"), _TABLE.c.claim_id == bindparam("b_claim"),
                _TABLE.c.status == IN_FLIGHT)
-        .values(status=bindparam("status"), receipt=bindparam("receipt"),
-                delivered_at=bindparam("delivered_at"), error_class=bindparam("error_class"),
-                last_error=bindparam("last_error"), next_attempt_at=bindparam("next_attempt_at"),
-                lease_until=None, claim_id=None, updated_at=now),
-        changes,
+        .values(status=bindparam("status"), receipt=bindparam("receipt"), delivered_at=bindparam("delivered_at"),
+                error_class=bindparam("error_class"), last_error=bindparam("error"),
+                next_attempt_at=bindparam("next_attempt_at"), lease_until=None, claim_id=None, updated_at=now)
     )
+    history = []
+    for r in rows:
+        applied = session.execute(settle, {
+            **r, "b_id": r["id"], "b_claim": r["claim_id"],
+            "delivered_at": now if r["status"] == DELIVERED else None}).rowcount == 1  # type: ignore[attr-defined]
+        if r["status"] != DELIVERED or not applied:
+            history.append({
+                "delivery_id": r["id"], "at": now, "action": "attempt", "outcome": r["status"],
+                "attempt": r["attempt"], "worker": worker, "error_class": r["error_class"], "error": r["error"],
+                "receipt": r["receipt"], "duration_ms": duration_ms})
+    if history:
+        session.execute(insert(DeliveryHistory), history)
+    return counts
+
+
+# PostgreSQL: every outcome of a batch and its history rows in one statement and one round trip. The rows
+# travel as one JSON document (one parameter, serialised in C), so nothing is built or dumped per column.
+# The update applies only where the claim is still ours. A successful attempt that settled its row is
+# recorded by the row itself (delivered_at, claimed_by, attempts, receipt: see attempt_on_row); every other
+# attempt (failed, dead, or one whose claim was lost meanwhile) gets its history row.
+_OUTCOMES_PG = text("""
+WITH v AS MATERIALIZED (
+    SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS v(
+        id bigint, claim_id text, status text, attempt int, receipt text, error_class text, error text,
+        next_attempt_at timestamptz)
+), settled AS (
+    UPDATE deliveries AS d SET
+        status = v.status, receipt = v.receipt,
+        delivered_at = CASE WHEN v.status = 'delivered' THEN CAST(:now AS timestamptz) END,
+        error_class = v.error_class, last_error = v.error, next_attempt_at = v.next_attempt_at,
+        lease_until = NULL, claim_id = NULL, updated_at = :now
+    FROM v
+    WHERE d.id = v.id AND d.claim_id = v.claim_id AND d.status = 'in_flight'
+    RETURNING d.id
+)
+INSERT INTO delivery_history (delivery_id, at, action, outcome, attempt, worker, error_class, error, receipt,
+                              duration_ms)
+SELECT v.id, :now, 'attempt', v.status, v.attempt, :worker, v.error_class, v.error, v.receipt, :duration_ms
+FROM v
+WHERE v.status <> 'delivered' OR NOT EXISTS (SELECT 1 FROM settled WHERE settled.id = v.id)
+ORDER BY v.id
+""")
+
+
+def attempt_on_row(d: Delivery) -> dict[str, Any] | None:
+    """The successful attempt a delivered row records by itself, in the shape of a history entry.
+
+    A successful attempt that settles its row writes no history row of its own: the
+    row keeps who delivered it (``claimed_by``), which attempt (``attempts``), when
+    (``delivered_at``) and the target's receipt.
+    """
+    if d.status != DELIVERED or d.delivered_at is None:
+        return None
+    return {"at": d.delivered_at.isoformat(), "action": "attempt", "outcome": DELIVERED, "attempt": d.attempts,
+            "worker": d.claimed_by, "actor": None, "error_class": None, "error": None, "receipt": d.receipt,
+            "duration_ms": None}
 
 
 def requeue_lost(session: Session, policies: dict[str, RetryPolicy], default: RetryPolicy) -> int:

@@ -14,17 +14,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 from hub.contract import ChangeEvent, PushResult, TargetAdapter
 from hub.delivery import circuit
 from hub.delivery.config import DeliveryConfig
 from hub.delivery.fanout import fan_out, insert_new
-from hub.delivery.queue import Claimed, Outcome, claim, prefer_custom_plans, record_outcomes
+from hub.delivery.queue import Claimed, Outcome, claim, delivery_engine, prefer_custom_plans, record_outcomes
 from hub.errors import HubError, PermanentDeliveryError, RetryableError
 from hub.registry import load_target
 from hub.settings import Settings
@@ -116,6 +118,9 @@ class DeliveryLoop:
         self.worker = worker
         self.stop = stop
         prefer_custom_plans(store.engine)
+        # PostgreSQL: claims and outcomes go through the loop's own autocommit engine (see delivery_engine).
+        self.engine = delivery_engine(store.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False) if self.engine else None
         self.adapters: dict[str, TargetAdapter] = {
             name: load_target(settings, config, name) for name in config.enabled_targets()}
         self.limiters = {name: RateLimiter(config.targets[name].rate_limit) for name in self.adapters}
@@ -132,6 +137,8 @@ class DeliveryLoop:
             except DBAPIError as exc:
                 log.warning("store unavailable (%s); trying again in %.1fs", type(exc.orig).__name__, pause)
                 self.store.engine.dispose()
+                if self.engine is not None:
+                    self.engine.dispose()
                 self.stop.wait(pause)
                 pause = min(pause * 2, 5.0)
                 continue
@@ -146,10 +153,20 @@ class DeliveryLoop:
             fan_out(self.store, self.config, batch=self.settings.worker.fan_out_batch)
         return sum(self.deliver(name) for name in self.adapters if not self.stop.is_set())
 
+    @contextmanager
+    def hot(self) -> Iterator[Session]:
+        """A session for the hot path: the loop's own engine on PostgreSQL, the store's on SQLite."""
+        if self.sessions is None:
+            with self.store.session() as session:
+                yield session
+        else:
+            with self.sessions.begin() as session:
+                yield session
+
     def deliver(self, target: str) -> int:
         """Claim, push and record one batch of ``target``; returns how many events it carried."""
         policy = self.config.targets[target]
-        with self.store.session() as session:
+        with self.hot() as session:
             gate = circuit.gate(session, target, policy.circuit, utcnow())
             if not gate.may_send:
                 return 0
@@ -166,23 +183,26 @@ class DeliveryLoop:
         started = time.monotonic()
         verdict = judge(claimed, self.adapters[target].push)
         duration_ms = int((time.monotonic() - started) * 1000)
-        with self.store.session() as session:
+        with self.hot() as session:
             counts = record_outcomes(session, claimed, verdict.outcomes, policy.retry, self.worker, duration_ms)
-            now = utcnow()
             if verdict.health == SUCCESS:
-                circuit.record_success(session, target, gate, now)
-            elif verdict.health == FAILURE:
+                circuit.record_success(session, target, gate, utcnow())
+        if verdict.health == FAILURE:
+            # Counting a failure reads and writes the shared circuit row: a transaction of its own.
+            with self.store.session() as session:
                 error = next((o.error for o in verdict.outcomes if o.error), "failed")
-                state = circuit.record_failure(session, target, policy.circuit, error or "failed", now)
-                if state == circuit.OPEN:
-                    log.warning("target %s: circuit open after failure: %s", target, error)
+                state = circuit.record_failure(session, target, policy.circuit, error or "failed", utcnow())
+            if state == circuit.OPEN:
+                log.warning("target %s: circuit open after failure: %s", target, error)
         self.delivered += counts["delivered"]
         return len(claimed)
 
     def close(self) -> None:
-        """Close every target adapter."""
+        """Close every target adapter and the loop's own engine."""
         for adapter in self.adapters.values():
             adapter.close()
+        if self.engine is not None:
+            self.engine.dispose()
 
 
 def ensure_circuits(store: Store, targets: list[str]) -> None:

@@ -21,7 +21,7 @@ from hub.delivery.operations import (
     retry_delivery,
     show_delivery,
 )
-from hub.delivery.queue import backoff_seconds, requeue_lost, settle_outbox
+from hub.delivery.queue import Outcome, backoff_seconds, claim, record_outcomes, requeue_lost, settle_outbox
 from hub.delivery.worker import DeliveryLoop, ensure_circuits
 from hub.errors import Conflict
 from hub.status import hub_status
@@ -240,3 +240,39 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
     assert [backoff_seconds(policy, a) for a in (1, 2, 3, 6, 9)] == [1, 2, 4, 30, 30]
     jittered = RetryPolicy(base_seconds=1, max_seconds=30)
     assert all(0 <= backoff_seconds(jittered, 4) <= 8 for _ in range(50))
+
+
+def test_attempts_are_on_the_row_when_delivered_and_in_the_history_otherwise(store: Store) -> None:
+    add_events(store, 3, 1)
+    config = DeliveryConfig.model_validate({"targets": {"a": {"adapter": "adapters.noop_target:NoopTarget"}},
+                                            "subscriptions": [{"target": "a"}]})
+    fan_out(store, config)
+    with store.session() as s:
+        claimed = claim(s, "a", 10, "node:1/0", 60)
+    assert [c.event.sequence for c in claimed] == [1, 2, 3] and {c.attempt for c in claimed} == {1}
+    ok, failed, lost = claimed
+    with store.session() as s:  # meanwhile the third claim was given up and taken by another worker
+        s.execute(update(Delivery).where(Delivery.id == lost.delivery_id).values(claim_id="another-claim"))
+    outcomes = [Outcome(ok.delivery_id, "delivered", receipt="r-1"),
+                Outcome(failed.delivery_id, "transient", error_class="RetryableError", error="HTTP 503"),
+                Outcome(lost.delivery_id, "delivered", receipt="r-3")]
+    with store.session() as s:
+        counts = record_outcomes(s, claimed, outcomes, RetryPolicy(), "node:1/0", 7)
+    assert counts == {"delivered": 2, "failed": 1, "dead": 0}
+    with store.session() as s:
+        history = {h.delivery_id: h for h in s.scalars(select(DeliveryHistory))}
+        rows = {d.id: d for d in s.scalars(select(Delivery))}
+        shown = show_delivery(s, ok.delivery_id)
+        shown_failed = show_delivery(s, failed.delivery_id)
+    # the settled success writes no history row: the row itself says who delivered it, when, with what receipt
+    assert set(history) == {failed.delivery_id, lost.delivery_id}
+    assert rows[ok.delivery_id].status == "delivered" and rows[ok.delivery_id].receipt == "r-1"
+    assert [(h["action"], h["outcome"], h["attempt"], h["worker"], h["receipt"]) for h in shown["history"]] == [
+        ("attempt", "delivered", 1, "node:1/0", "r-1")]
+    assert shown["history"][0]["at"] == shown["delivered_at"]
+    # a failed attempt, and an attempt whose claim was lost, keep their history rows
+    assert (history[failed.delivery_id].outcome, history[failed.delivery_id].error) == ("failed", "HTTP 503")
+    assert history[failed.delivery_id].duration_ms == 7 and rows[failed.delivery_id].status == "failed"
+    assert [(h["outcome"], h["error_class"]) for h in shown_failed["history"]] == [("failed", "RetryableError")]
+    assert (history[lost.delivery_id].outcome, history[lost.delivery_id].receipt) == ("delivered", "r-3")
+    assert rows[lost.delivery_id].status == "in_flight" and rows[lost.delivery_id].claim_id == "another-claim"
