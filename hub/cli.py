@@ -135,6 +135,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         canon.add_row(etype, str(n))
     out.print(canon)
     out.print("Outbox: " + ", ".join(f"{k} {v}" for k, v in data["outbox"].items()))
+    out.print("Identity: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in data["identity"].items()))
     targets = Table(title="Deliveries")
     for col in ("target", "circuit", *DELIVERY_STATUSES):
         targets.add_column(col)

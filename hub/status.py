@@ -1,6 +1,7 @@
 """What the hub holds, per source and in total: the figures behind `carehub status`.
 
-Besides sources, canonical counts and the outbox: deliveries per target (by
+Besides sources, canonical counts, the outbox and identity (records joined, pairs waiting
+for a reviewer, merges): deliveries per target (by
 status, with the circuit), each scheduled job's last run, and the scheduler leader.
 """
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from hub.store.delivery import LEADER_LEASE, CircuitState, Delivery, JobRun, Lease
 from hub.store.delivery import STATUSES as DELIVERY_STATUSES
+from hub.store.identity import identity_status
 from hub.store.tables import Cursor, Entity, OutboxEvent, PersonIndex, Quarantine, RawRecord, SyncRun
 
 
@@ -53,6 +55,7 @@ def hub_status(session: Session) -> dict[str, Any]:
     for status, n in session.execute(select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status)):
         outbox[status] = n
     return {"sources": dict(sorted(sources.items())), "canonical": canonical, "outbox": outbox,
+            "identity": identity_status(session),
             "deliveries": delivery_status(session), "jobs": job_status(session),
             "scheduler": scheduler_leader(session)}
 

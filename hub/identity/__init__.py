@@ -2,7 +2,13 @@
 
 How the pipeline calls it
 -------------------------
-::
+:class:`hub.pipeline.Pipeline` resolves the new person records of each batch
+through :class:`ScoredResolver` (the :class:`~hub.identity.exact.PersonResolver`
+interface): ``resolve_batch`` links, queues for review (the record still lands
+as its own person) or makes a new person, with one set of queries per batch;
+``record_batch`` keeps every link's score and evidence and queues the reviews.
+
+Other callers resolve records one by one or in a batch::
 
     from hub.identity import IdentityResolver, MatchRecord, match_keys
 
@@ -36,7 +42,7 @@ from __future__ import annotations
 from hub.identity.config import IdentityConfig, load_identity_config
 from hub.identity.engine import Evidence, FieldEvidence, GuardEvidence, Matcher, Outcome
 from hub.identity.record import MatchRecord
-from hub.identity.resolver import Candidate, IdentityResolver, Resolution, match_keys
+from hub.identity.resolver import Candidate, IdentityResolver, Resolution, ScoredResolver, match_keys
 
 __all__ = [
     "Candidate",
@@ -49,6 +55,7 @@ __all__ = [
     "Matcher",
     "Outcome",
     "Resolution",
+    "ScoredResolver",
     "load_identity_config",
     "match_keys",
 ]

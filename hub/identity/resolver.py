@@ -17,7 +17,7 @@ from typing import Any
 import jellyfish
 import numpy as np
 import orjson
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from hub.identity import comparisons as cmp
@@ -225,7 +225,7 @@ class IdentityResolver:
         births = {k["birth"] for k in keys if k["birth"]}
         family_years = {k["family_year"] for k in keys if k["family_year"]}
         given_years = {k["given_year"] for k in keys if k["given_year"]}
-        postcodes = {k["postcode"][0] for k in keys if k["postcode"]}
+        postcode_initials = {k["postcode"] for k in keys if k["postcode"]}
         if nhs:
             conditions.append(idx.nhs_number.in_(nhs))
         if births:
@@ -234,8 +234,12 @@ class IdentityResolver:
             conditions.append(tuple_(idx.family_phonetic, idx.birth_year).in_(family_years))
         if given_years:
             conditions.append(tuple_(idx.given_phonetic, idx.birth_year).in_(given_years))
-        if postcodes:
-            conditions.append(idx.postcode.in_(postcodes))
+        if postcode_initials:
+            # The postcode index finds the households; the initial, checked in SQL, keeps only the likely people.
+            conditions.append(and_(
+                idx.postcode.in_({code for code, _ in postcode_initials}),
+                tuple_(idx.postcode, func.substr(idx.given_name, 1, 1)).in_(postcode_initials),
+            ))
         found: dict[str, dict[Any, list[str]]] = {kind: {} for kind in (*_KEY_KINDS, "identifier")}
         if conditions:
             by_nhs, by_birth, by_family, by_given, by_postcode = (found[kind] for kind in _KEY_KINDS)

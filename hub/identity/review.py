@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from hub.access.policy import Policy
 from hub.access.rules import Caller, decide, is_hidden, load_facts
-from hub.errors import NotFound
+from hub.errors import Forbidden, NotFound
 from hub.record import summarise
 from hub.store.identity import (
     LINK,
@@ -96,7 +96,16 @@ def show_review(session: Session, caller: Caller, review_id: int) -> dict[str, A
 
 
 def decide_pair(session: Session, caller: Caller, review_id: int, accept: bool) -> dict[str, Any]:
-    """Accept (merge the two; the longer-known person survives) or reject (two people, never asked again)."""
+    """Accept (merge the two; the longer-known person survives) or reject (two people, never asked again).
+
+    A reviewer who may not see one of the two (a seal that does not name them) may not decide.
+    """
+    pending = session.get(MatchReview, review_id)
+    if pending is None:
+        raise NotFound(f"no review {review_id}")
+    facts = load_facts(session, [pending.person_a, pending.person_b])
+    if any(is_hidden(f, caller) for f in facts.values()):
+        raise Forbidden("a sealed record is in this pair: only a reviewer the seal names may decide")
     review = decide_review(session, review_id, accept, caller.user_id)
     return review_view(review, person_cards(session, caller, [review.person_a, review.person_b]))
 

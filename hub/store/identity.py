@@ -19,7 +19,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint, delete, insert, select
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint, delete, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.delivery.fanout import hold_outbox_order
@@ -483,3 +483,16 @@ def person_links(session: Session, person_id: str) -> dict[str, Any]:
         )
     ]
     return {"records": records, "decisions": decisions, "merges": merges}
+
+
+def identity_status(session: Session) -> dict[str, int]:
+    """Counts for operators: records joined by the engine, pairs waiting for a reviewer, merges standing."""
+    return {
+        "linked_records": session.scalar(
+            select(func.count()).select_from(MatchLink).where(MatchLink.decided_by == ENGINE,
+                                                               MatchLink.decision == LINK)) or 0,
+        "open_reviews": session.scalar(
+            select(func.count()).select_from(MatchReview).where(MatchReview.status == OPEN)) or 0,
+        "merges": session.scalar(
+            select(func.count()).select_from(PersonMerge).where(PersonMerge.status == "merged")) or 0,
+    }

@@ -184,3 +184,18 @@ def test_direct_merge_and_the_record_says_why_records_were_joined(hub: Hub) -> N
     assert all(set(f) == {"field", "level", "weight"} for f in peggy["evidence"]["fields"])
     assert identity["merges"][0]["merged"] == greta
     assert "Peggy" not in str(identity) and "1941" not in str(identity)  # evidence carries no personal details
+
+
+def test_a_sealed_person_is_shown_without_details_and_cannot_be_decided_blind(hub: Hub) -> None:
+    margaret, greta = hub.people["margaret"], hub.people["greta"]
+    sealed = hub.client.put(f"/api/admin/persons/{greta}/seals", headers=hub.headers(*ADMIN),
+                            json={"kind": "witness_protection", "allowed_roles": ["admin"], "reason": "court order"})
+    assert sealed.status_code == 200, sealed.text
+    pair = review_of(hub.client.get("/api/identity/reviews", headers=hub.headers(*DQ)).json(), margaret, greta)
+    card = pair["person_a"] if pair["person_a"]["id"] == greta else pair["person_b"]
+    assert card == {"id": greta, "sealed": True, "name": "sealed record"}
+    refused = hub.client.post(f"/api/identity/reviews/{pair['id']}/accept", headers=hub.headers(*DQ))
+    assert refused.status_code == 403
+    assert events_for(hub.store, greta, "merged") == []
+    # the administrator, whom the seal names, may decide
+    assert hub.client.post(f"/api/identity/reviews/{pair['id']}/reject", headers=hub.headers(*ADMIN)).status_code == 200

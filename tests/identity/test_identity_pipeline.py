@@ -75,6 +75,7 @@ def test_two_sources_link_by_score_queue_twins_and_explain_every_link(store: Sto
         status = hub_status(s)
     for name, src in status["sources"].items():
         assert src["raw"] == src["accepted"] + src["quarantined"], name
+    assert status["identity"] == {"linked_records": 3, "open_reviews": len(reviews), "merges": 0}
     escr.close()
     adults.close()
 
