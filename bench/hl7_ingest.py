@@ -82,10 +82,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+READERS = ["--readers", "1"]
+
+
 def start_listener(url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {**os.environ, "CAREHUB_DATABASE_URL": url, "CAREHUB_DATA_DIR": str(workdir), "CAREHUB_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([str(CARHUB), "mllp", "--host", "127.0.0.1", "--port", str(port)], env=env,
+    proc = subprocess.Popen([str(CARHUB), "mllp", "--host", "127.0.0.1", "--port", str(port), *READERS], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
@@ -183,11 +186,15 @@ def main() -> None:
     parser.add_argument("--strict-messages", type=int, default=2_000,
                         help="messages for the strict (window 1, one connection) run")
     parser.add_argument("--window", type=int, default=64, help="messages in flight per connection when pipelined")
+    parser.add_argument("--readers", type=int, default=1, help="reader processes of the listener")
     parser.add_argument("--pg", default=os.environ.get("CAREHUB_TEST_DATABASE_URL"))
     args = parser.parse_args()
+    READERS[1] = str(args.readers)
     messages = messages_for(args.messages)
     encoded = [m.encode() for m in messages]
-    print(f"{len(messages):,} ADT messages; load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
+    load = os.getloadavg()
+    print(f"{len(messages):,} ADT messages, listener with {args.readers} reader process(es); load average "
+          f"{load[0]:.2f} {load[1]:.2f}")
     plan = [(1, 1, messages[:args.strict_messages]), (1, args.window, messages), (8, 1, messages),
             (8, max(1, args.window // 8), messages)]
     backends = ["sqlite"] + (["postgresql"] if args.pg else [])

@@ -106,18 +106,13 @@ class AdtEvent:
     """A message read for what it says: the patient, the visit, a prior registration to merge."""
 
     index: int
-    message: Hl7Message
+    header: Header
     patient_key: str
     person: dict[str, Any]
     encounter_key: str | None = None
     encounter: dict[str, Any] | None = None
     clear: tuple[str, ...] = ()
     prior_key: str | None = None
-
-    @property
-    def header(self) -> Header:
-        """The message's MSH."""
-        return self.message.header
 
 
 class BatchFault(HubError):
@@ -333,7 +328,7 @@ def interpret(index: int, msg: Hl7Message) -> AdtEvent:
     if not msg.has("PID"):
         raise _ae(101, "the message has no PID segment", "PID")
     key, person = read_person(msg)
-    event = AdtEvent(index, msg, key, person)
+    event = AdtEvent(index, header, key, person)
     if trigger == "A40":
         if not msg.has("MRG"):
             raise _ae(101, "an A40 needs an MRG segment", "MRG")
@@ -420,6 +415,11 @@ def _map_visit(record: SourceRecord) -> MappedRecord:
 
 
 # -- applying a batch ------------------------------------------------------------------------------
+
+
+def read_frames(frames: list[bytes]) -> list[AdtEvent | Answer]:
+    """Read several messages (in a reader process): what each asks, or its answer when it cannot be taken."""
+    return [AdtFeed.read(Received(raw)) for raw in frames]
 
 
 class AdtFeed:

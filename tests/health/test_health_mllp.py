@@ -5,13 +5,19 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from hl7apy.parser import parse_message
 from sqlalchemy import func, select
 
+from health_link.adt import AdtFeed
 from health_link.hl7 import LOCAL_TIME, frame
+from health_link.mllp import MllpClient, MllpListener, RunningListener
 from health_link.simulator import SyntheticPatient, Visit, adt_message, synthetic_nhs_number, synthetic_patient
 from hub.fhir import NHS_NUMBER
+from hub.registry import build_pipeline
+from hub.settings import Settings
+from hub.store.db import Store
 from hub.store.inbound import InboundMessage, raw_bytes
 from hub.store.tables import Entity, OutboxEvent, PersonIndex
 from tests.health.conftest import HealthHub
@@ -194,3 +200,18 @@ def test_a_frame_split_across_writes_and_two_frames_in_one_write(health: HealthH
         mllp.send_raw(two)
         rest = [mllp.read_ack(), mllp.read_ack()]
     assert [msa(a)[2] for a in (first, *rest)] == ["S1", "S2", "S3"]
+
+
+def test_a_listener_with_a_reader_process_answers_alike(store: Store, tmp_path: Path) -> None:
+    settings = Settings(database_url=store.url, data_dir=tmp_path / "var")
+    running = RunningListener(MllpListener(store, AdtFeed(build_pipeline(settings, store)), readers=1))
+    try:
+        batch = [adt_message("A28", f"R{i}", synthetic_patient(300 + i)) for i in range(40)]
+        batch.insert(7, "MSH|^~\\&|PAS|RX1|||20250101||ADT^A01^ADT_A01|BADR|P|2.5.1\r12345|x\r")
+        with MllpClient("127.0.0.1", running.port) as mllp:
+            acks = mllp.send_many(batch, window=40)
+    finally:
+        running.stop()
+    codes = [msa(a)[1:3] for a in acks]
+    assert codes[7] == ["AR", "BADR"]
+    assert [c for i, c in enumerate(codes) if i != 7] == [["AA", f"R{i}"] for i in range(40)]
