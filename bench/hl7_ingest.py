@@ -33,6 +33,7 @@ import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -131,7 +132,7 @@ def send_lane(port: int, lane: list[str], window: int, latencies: list[float], a
     sock.close()
 
 
-def run(url: str, label: str, messages: list[str], connections: int, window: int) -> dict[str, float | str]:
+def run(url: str, label: str, messages: list[str], connections: int, window: int) -> dict[str, Any]:
     """One timed run on a fresh store."""
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = start_listener(url, Path(tmp))

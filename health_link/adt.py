@@ -161,7 +161,7 @@ def _patient_key(nhs: str | None, local: list[tuple[str, str, str]]) -> str:
 
 
 def _names(msg: Hl7Message) -> list[dict[str, Any]]:
-    names = []
+    names: list[dict[str, Any]] = []
     for rep in msg.repetitions("PID", 5):
         parts = [c[0].strip() if c else "" for c in rep] + [""] * 6
         family, given = parts[0], [p for p in (parts[1], parts[2]) if p]

@@ -75,6 +75,7 @@ class MllpListener:
         self._queue: asyncio.Queue[_Queued] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mllp-commit")
         # reader processes parse and interpret messages on other cores while this one commits
+        self._reader_count = readers
         self._readers = ProcessPoolExecutor(readers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=tune_collector) if readers > 0 else None
         self._server: asyncio.Server | None = None
@@ -87,7 +88,7 @@ class MllpListener:
         if self._readers is not None:  # start the reader processes (and their imports) before the first message
             loop = asyncio.get_running_loop()
             await asyncio.gather(*(loop.run_in_executor(self._readers, read_frames, [])
-                                   for _ in range(self._readers._max_workers)))
+                                   for _ in range(self._reader_count)))
         self._worker = asyncio.create_task(self._commit_loop())
         self._server = await asyncio.start_server(self._connection, host, port, reuse_address=True)
         bound = self._server.sockets[0].getsockname()
@@ -139,11 +140,11 @@ class MllpListener:
                     found.append(bytes(buffer[:self.max_frame]))
                     buffer.clear()
                 for start in range(0, len(found), READ_CHUNK):
-                    chunk = found[start:start + READ_CHUNK]
+                    part = found[start:start + READ_CHUNK]
                     reading: asyncio.Future[list[AdtEvent | Answer]] | None = None
                     if self._readers is not None:
-                        reading = loop.run_in_executor(self._readers, read_frames, chunk)
-                    for k, body in enumerate(chunk):
+                        reading = loop.run_in_executor(self._readers, read_frames, part)
+                    for k, body in enumerate(part):
                         future: asyncio.Future[Answer] = loop.create_future()
                         received = Received(body, peer)
                         if reading is None:
