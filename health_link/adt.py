@@ -555,8 +555,8 @@ class AdtFeed:
                     HealthEvent.model_validate(visit)
             except ValidationError as exc:
                 problem = quarantine_reason(exc)
-                answers[event.index] = Answer("AE", REFUSED, event.header, problem.message[:80],
-                                              _ae(102, f"{problem.reason}: {problem.message}"))
+                answers[event.index] = Answer("AE", REFUSED, event.header, problem.message[:80], _ae(
+                    101 if problem.reason == "MISSING_FIELD" else 102, f"{problem.reason}: {problem.message}"))
                 continue
             modified = event.header.sent_at or None
             people[event.patient_key] = person
@@ -574,19 +574,22 @@ class AdtFeed:
                     raise BatchFault(f"the pipeline quarantined {result.quarantined} record(s): {dict(result.reasons)}")
 
     def _apply_merge(self, session: Session, event: AdtEvent, answers: list[Answer | None]) -> None:
+        assert event.prior_key is not None
+        known = session.scalar(select(SourceLink.entity_id).where(
+            SourceLink.source == self.source, SourceLink.stream == PATIENT, SourceLink.source_id == event.prior_key))
+        if known is None:
+            answers[event.index] = Answer("AE", REFUSED, event.header, "prior patient unknown",
+                                          _ae(204, "MRG-1 names a patient the hub does not hold", "MRG^1^1"))
+            return
         self._apply_run(session, [event], answers)
         if answers[event.index] is not None and answers[event.index].code != "AA":  # type: ignore[union-attr]
             return
-        assert event.prior_key is not None
         links = dict(session.execute(select(SourceLink.source_id, SourceLink.entity_id).where(
             SourceLink.source == self.source, SourceLink.stream == PATIENT,
             SourceLink.source_id.in_([event.patient_key, event.prior_key]))).all())
         survivor, prior = links.get(event.patient_key), links.get(event.prior_key)
-        if prior is None:
-            answers[event.index] = Answer("AE", REFUSED, event.header, "prior patient unknown",
-                                          _ae(204, "MRG-1 names a patient the hub does not hold", "MRG^1^1"))
-            return
-        assert survivor is not None
+        assert survivor is not None and prior is not None
+        # both followed to the person they now are, so merge() never meets a merged-away one
         survivor = _current(session, survivor)
         if _current(session, prior) == survivor:
             answers[event.index] = Answer("AA", ACCEPTED, event.header, "already one patient")

@@ -215,3 +215,18 @@ def test_a_listener_with_a_reader_process_answers_alike(store: Store, tmp_path: 
     codes = [msa(a)[1:3] for a in acks]
     assert codes[7] == ["AR", "BADR"]
     assert [c for i, c in enumerate(codes) if i != 7] == [["AA", f"R{i}"] for i in range(40)]
+
+
+def test_a_merge_naming_an_unknown_prior_patient_is_an_ae_and_a_repeated_merge_changes_nothing(
+        health: HealthHub) -> None:
+    survivor, prior = synthetic_patient(21), replace(synthetic_patient(22), nhs_number=None)
+    with health.connect() as mllp:
+        unknown = mllp.send(adt_message("A40", "M0", survivor, prior_hospital_number="H999999"))
+        mllp.send_many([adt_message("A28", "M1", survivor), adt_message("A28", "M2", prior)], window=2)
+        merged = mllp.send(adt_message("A40", "M3", survivor, prior_hospital_number=prior.hospital_number))
+        again = mllp.send(adt_message("A40", "M4", survivor, prior_hospital_number=prior.hospital_number))
+    assert msa(unknown)[1:3] == ["AE", "M0"] and "204^" in err(unknown) and "MRG^1^1" in err(unknown)
+    assert msa(merged)[1:4] == ["AA", "M3", "merged"]
+    assert msa(again)[1:4] == ["AA", "M4", "already one patient"]
+    with health.store.session() as s:
+        assert s.scalar(select(func.count()).select_from(PersonIndex).where(PersonIndex.status == "active")) == 1
