@@ -95,6 +95,9 @@ def start_listener(url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], in
     line = proc.stdout.readline().decode()
     if "listening" not in line:
         raise SystemExit(f"the listener did not start: {line}{proc.stdout.read().decode()[-2000:]}")
+    # keep reading what the listener says, so a warning can never fill the pipe and stall it
+    threading.Thread(target=lambda: [sys.stderr.write(f"listener: {raw.decode()}") for raw in proc.stdout or []],
+                     daemon=True).start()
     return proc, port
 
 
