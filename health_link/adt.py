@@ -106,18 +106,13 @@ class AdtEvent:
     """A message read for what it says: the patient, the visit, a prior registration to merge."""
 
     index: int
-    message: Hl7Message
+    header: Header
     patient_key: str
     person: dict[str, Any]
     encounter_key: str | None = None
     encounter: dict[str, Any] | None = None
     clear: tuple[str, ...] = ()
     prior_key: str | None = None
-
-    @property
-    def header(self) -> Header:
-        """The message's MSH."""
-        return self.message.header
 
 
 class BatchFault(HubError):
@@ -166,7 +161,7 @@ def _patient_key(nhs: str | None, local: list[tuple[str, str, str]]) -> str:
 
 
 def _names(msg: Hl7Message) -> list[dict[str, Any]]:
-    names = []
+    names: list[dict[str, Any]] = []
     for rep in msg.repetitions("PID", 5):
         parts = [c[0].strip() if c else "" for c in rep] + [""] * 6
         family, given = parts[0], [p for p in (parts[1], parts[2]) if p]
@@ -333,7 +328,7 @@ def interpret(index: int, msg: Hl7Message) -> AdtEvent:
     if not msg.has("PID"):
         raise _ae(101, "the message has no PID segment", "PID")
     key, person = read_person(msg)
-    event = AdtEvent(index, msg, key, person)
+    event = AdtEvent(index, header, key, person)
     if trigger == "A40":
         if not msg.has("MRG"):
             raise _ae(101, "an A40 needs an MRG segment", "MRG")
@@ -420,6 +415,11 @@ def _map_visit(record: SourceRecord) -> MappedRecord:
 
 
 # -- applying a batch ------------------------------------------------------------------------------
+
+
+def read_frames(frames: list[bytes]) -> list[AdtEvent | Answer]:
+    """Read several messages (in a reader process): what each asks, or its answer when it cannot be taken."""
+    return [AdtFeed.read(Received(raw)) for raw in frames]
 
 
 class AdtFeed:
@@ -555,8 +555,8 @@ class AdtFeed:
                     HealthEvent.model_validate(visit)
             except ValidationError as exc:
                 problem = quarantine_reason(exc)
-                answers[event.index] = Answer("AE", REFUSED, event.header, problem.message[:80],
-                                              _ae(102, f"{problem.reason}: {problem.message}"))
+                answers[event.index] = Answer("AE", REFUSED, event.header, problem.message[:80], _ae(
+                    101 if problem.reason == "MISSING_FIELD" else 102, f"{problem.reason}: {problem.message}"))
                 continue
             modified = event.header.sent_at or None
             people[event.patient_key] = person
@@ -574,19 +574,22 @@ class AdtFeed:
                     raise BatchFault(f"the pipeline quarantined {result.quarantined} record(s): {dict(result.reasons)}")
 
     def _apply_merge(self, session: Session, event: AdtEvent, answers: list[Answer | None]) -> None:
+        assert event.prior_key is not None
+        known = session.scalar(select(SourceLink.entity_id).where(
+            SourceLink.source == self.source, SourceLink.stream == PATIENT, SourceLink.source_id == event.prior_key))
+        if known is None:
+            answers[event.index] = Answer("AE", REFUSED, event.header, "prior patient unknown",
+                                          _ae(204, "MRG-1 names a patient the hub does not hold", "MRG^1^1"))
+            return
         self._apply_run(session, [event], answers)
         if answers[event.index] is not None and answers[event.index].code != "AA":  # type: ignore[union-attr]
             return
-        assert event.prior_key is not None
         links = dict(session.execute(select(SourceLink.source_id, SourceLink.entity_id).where(
             SourceLink.source == self.source, SourceLink.stream == PATIENT,
             SourceLink.source_id.in_([event.patient_key, event.prior_key]))).all())
         survivor, prior = links.get(event.patient_key), links.get(event.prior_key)
-        if prior is None:
-            answers[event.index] = Answer("AE", REFUSED, event.header, "prior patient unknown",
-                                          _ae(204, "MRG-1 names a patient the hub does not hold", "MRG^1^1"))
-            return
-        assert survivor is not None
+        assert survivor is not None and prior is not None
+        # both followed to the person they now are, so merge() never meets a merged-away one
         survivor = _current(session, survivor)
         if _current(session, prior) == survivor:
             answers[event.index] = Answer("AA", ACCEPTED, event.header, "already one patient")

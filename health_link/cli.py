@@ -24,13 +24,16 @@ def mllp(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
     max_batch: Annotated[int, typer.Option(help="Most messages committed together.")] = 500,
+    readers: Annotated[int, typer.Option(help="Processes parsing messages beside the committing one (0: none).")
+                       ] = 1,
 ) -> None:
     """Listen for ADT messages; each is acknowledged (AA, AE or AR) once committed. Stop with Ctrl-C."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = open_store()
     upgrade(store.engine)
-    listener = MllpListener(store, AdtFeed(build_pipeline(settings, store)), max_batch=max_batch)
+    listener = MllpListener(store, AdtFeed(build_pipeline(settings, store)), max_batch=max_batch,
+                            readers=readers)
 
     async def serve() -> None:
         tune_collector()

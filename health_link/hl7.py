@@ -61,6 +61,9 @@ class Hl7Error(HubError):
         super().__init__(message)
         self.answer, self.hl7_code, self.location = answer, hl7_code, location
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Hl7Error, (self.answer, self.hl7_code, self.message, self.location)
+
 
 class Hl7ParseError(Hl7Error):
     """The bytes are not an HL7 v2 message the hub can read: answered AR."""
@@ -69,6 +72,9 @@ class Hl7ParseError(Hl7Error):
 
     def __init__(self, message: str, hl7_code: int = 100, location: str | None = None) -> None:
         super().__init__("AR", hl7_code, message, location)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Hl7ParseError, (self.message, self.hl7_code, self.location)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@
 connections at once, many messages per connection. Every message goes to one
 commit loop, which applies whatever has arrived by then as one batch in one
 transaction (group commit) and only after the commit answers each message with
-its ACK, on its own connection and in the order it arrived. A batch that fails as
+its ACK, on its own connection and in the order it arrived. With ``readers``,
+messages are parsed and interpreted in that many reader processes while the
+commit loop writes the batch before (python-hl7 parsing is the largest cost). A batch that fails as
 a whole is applied again message by message, so one bad message cannot take
 others down with it. Bytes that are not a readable message get an AR, are kept
 raw, and the connection carries on.
@@ -20,19 +22,21 @@ import asyncio
 import contextlib
 import gc
 import logging
+import multiprocessing
 import socket
 import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from health_link.adt import AdtFeed, Answer, Received, refusal
+from health_link.adt import AdtEvent, AdtFeed, Answer, Received, read_frames, refusal
 from health_link.hl7 import END, START, frame, frames
 from hub.errors import SourceUnavailable
 from hub.store.db import Store
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 2575
+READ_CHUNK = 16  # messages per job for a reader process: small enough that commits overlap reading
 
 
 def tune_collector() -> None:
@@ -57,15 +61,23 @@ class ListenerStats:
     answers: dict[str, int] = field(default_factory=lambda: {"AA": 0, "AE": 0, "AR": 0})
 
 
+_Queued = tuple[Received, "asyncio.Future[Answer]", "asyncio.Future[list[AdtEvent | Answer]] | None", int]
+
+
 class MllpListener:
     """An asyncio MLLP server whose ACKs follow the commit of the message they answer."""
 
-    def __init__(self, store: Store, feed: AdtFeed, *, max_batch: int = 500, max_frame: int = 4_000_000) -> None:
+    def __init__(self, store: Store, feed: AdtFeed, *, max_batch: int = 500, max_frame: int = 4_000_000,
+                 readers: int = 0) -> None:
         self.store, self.feed = store, feed
         self.max_batch, self.max_frame = max_batch, max_frame
         self.stats = ListenerStats()
-        self._queue: asyncio.Queue[tuple[Received, asyncio.Future[Answer]]] | None = None
+        self._queue: asyncio.Queue[_Queued] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mllp-commit")
+        # reader processes parse and interpret messages on other cores while this one commits
+        self._reader_count = readers
+        self._readers = ProcessPoolExecutor(readers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=tune_collector) if readers > 0 else None
         self._server: asyncio.Server | None = None
         self._worker: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -73,6 +85,10 @@ class MllpListener:
     async def start(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> tuple[str, int]:
         """Listen; returns the address bound (port 0 picks a free one)."""
         self._queue = asyncio.Queue()
+        if self._readers is not None:  # start the reader processes (and their imports) before the first message
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(self._readers, read_frames, [])
+                                   for _ in range(self._reader_count)))
         self._worker = asyncio.create_task(self._commit_loop())
         self._server = await asyncio.start_server(self._connection, host, port, reuse_address=True)
         bound = self._server.sockets[0].getsockname()
@@ -96,6 +112,8 @@ class MllpListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
         self._executor.shutdown(wait=True)
+        if self._readers is not None:
+            self._readers.shutdown(wait=True, cancel_futures=True)
 
     # -- connections --------------------------------------------------------------------------
 
@@ -121,12 +139,18 @@ class MllpListener:
                 if len(buffer) > self.max_frame:  # a frame that never ends: refuse what came and start afresh
                     found.append(bytes(buffer[:self.max_frame]))
                     buffer.clear()
-                for body in found:
-                    future: asyncio.Future[Answer] = loop.create_future()
-                    received = Received(body, peer)
-                    self.feed.read(received)
-                    self._queue.put_nowait((received, future))
-                    pending.put_nowait(future)
+                for start in range(0, len(found), READ_CHUNK):
+                    part = found[start:start + READ_CHUNK]
+                    reading: asyncio.Future[list[AdtEvent | Answer]] | None = None
+                    if self._readers is not None:
+                        reading = loop.run_in_executor(self._readers, read_frames, part)
+                    for k, body in enumerate(part):
+                        future: asyncio.Future[Answer] = loop.create_future()
+                        received = Received(body, peer)
+                        if reading is None:
+                            self.feed.read(received)
+                        self._queue.put_nowait((received, future, reading, k))
+                        pending.put_nowait(future)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -157,17 +181,37 @@ class MllpListener:
     async def _commit_loop(self) -> None:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
+        carry: _Queued | None = None
         while True:
-            batch = [await self._queue.get()]
+            first = carry or await self._queue.get()
+            carry = None
+            await self._take_reading(first)
+            batch = [first]
+            # everything already read joins this batch; a message still being read starts the next one
             while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            answers = await loop.run_in_executor(self._executor, self.apply, [r for r, _ in batch])
+                item = self._queue.get_nowait()
+                if item[2] is not None and not item[2].done():
+                    carry = item
+                    break
+                await self._take_reading(item)
+                batch.append(item)
+            answers = await loop.run_in_executor(self._executor, self.apply, [r for r, _, _, _ in batch])
             self.stats.batches += 1
-            for (_, future), answer in zip(batch, answers, strict=True):
+            for (_, future, _, _), answer in zip(batch, answers, strict=True):
                 self.stats.messages += 1
                 self.stats.answers[answer.code] = self.stats.answers.get(answer.code, 0) + 1
                 if not future.done():
                     future.set_result(answer)
+
+    async def _take_reading(self, item: _Queued) -> None:
+        received, _, reading, k = item
+        if reading is None:
+            return
+        try:
+            received.reading = (await reading)[k]
+        except Exception as exc:  # a reader process died: read the message here instead
+            log.warning("a reader failed (%s); reading in the listener", type(exc).__name__)
+            self.feed.read(received)
 
     def apply(self, batch: Sequence[Received]) -> list[Answer]:
         """Apply and commit a batch; after a failure, each message on its own."""

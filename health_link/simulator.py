@@ -408,6 +408,7 @@ class _FhirHandler(BaseHTTPRequestHandler):
         if not parts or body.get("resourceType") != parts[0]:
             self._send(400, _outcome("invalid", "resource type does not match the URL"))
             return
+        rid: str | None
         if len(parts) == 2:
             rid = parts[1]
         else:

@@ -52,7 +52,7 @@ def test_incremental_pull_follows_next_links_waits_out_429_and_503_and_resumes(
     assert (first.received, first.accepted, first.quarantined) == (10, 10, 0)
     assert sum(1 for method, path in simulator.store.requests if "_offset=" in path) >= 4  # next links followed
     persons, visits = entities(store, "Person"), entities(store, "HealthEvent")
-    assert sorted(p["nhs_number"] for p in persons) == sorted(p.nhs_number for p in people)  # type: ignore[misc]
+    assert sorted(p["nhs_number"] for p in persons) == sorted(str(p.nhs_number) for p in people)
     assert all(p["nhs_number_status"] == "01" for p in persons)
     assert {v["status"] for v in visits} == {"finished"} and all(v["person_id"] for v in visits)
 
@@ -127,8 +127,8 @@ def test_the_outbox_delivers_through_a_worker_with_retries_and_no_duplicates(
         database_url: str, simulator: FhirSimulator, tmp_path: Path) -> None:
     store = Store(database_url)
     person = {"names": [{"family": "Hughes", "given": ["Aled"]}], "birth_date": "1950-05-05"}
-    records = {"people": [("P1", person)], "episodes": [("E1", EPISODE)], "flags": [("F1", FLAG)],
-               "plans": [("C1", PLAN)]}
+    records: dict[str, list[tuple[str, dict[str, Any]]]] = {
+        "people": [("P1", person)], "episodes": [("E1", EPISODE)], "flags": [("F1", FLAG)], "plans": [("C1", PLAN)]}
     kinds = {"people": "Person", "episodes": "Episode", "flags": "Flag", "plans": "CarePlan"}
 
     def mapper(record: SourceRecord) -> MappedRecord:

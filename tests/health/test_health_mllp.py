@@ -5,13 +5,19 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from hl7apy.parser import parse_message
 from sqlalchemy import func, select
 
+from health_link.adt import AdtFeed
 from health_link.hl7 import LOCAL_TIME, frame
+from health_link.mllp import MllpClient, MllpListener, RunningListener
 from health_link.simulator import SyntheticPatient, Visit, adt_message, synthetic_nhs_number, synthetic_patient
 from hub.fhir import NHS_NUMBER
+from hub.registry import build_pipeline
+from hub.settings import Settings
+from hub.store.db import Store
 from hub.store.inbound import InboundMessage, raw_bytes
 from hub.store.tables import Entity, OutboxEvent, PersonIndex
 from tests.health.conftest import HealthHub
@@ -194,3 +200,33 @@ def test_a_frame_split_across_writes_and_two_frames_in_one_write(health: HealthH
         mllp.send_raw(two)
         rest = [mllp.read_ack(), mllp.read_ack()]
     assert [msa(a)[2] for a in (first, *rest)] == ["S1", "S2", "S3"]
+
+
+def test_a_listener_with_a_reader_process_answers_alike(store: Store, tmp_path: Path) -> None:
+    settings = Settings(database_url=store.url, data_dir=tmp_path / "var")
+    running = RunningListener(MllpListener(store, AdtFeed(build_pipeline(settings, store)), readers=1))
+    try:
+        batch = [adt_message("A28", f"R{i}", synthetic_patient(300 + i)) for i in range(40)]
+        batch.insert(7, "MSH|^~\\&|PAS|RX1|||20250101||ADT^A01^ADT_A01|BADR|P|2.5.1\r12345|x\r")
+        with MllpClient("127.0.0.1", running.port) as mllp:
+            acks = mllp.send_many(batch, window=40)
+    finally:
+        running.stop()
+    codes = [msa(a)[1:3] for a in acks]
+    assert codes[7] == ["AR", "BADR"]
+    assert [c for i, c in enumerate(codes) if i != 7] == [["AA", f"R{i}"] for i in range(40)]
+
+
+def test_a_merge_naming_an_unknown_prior_patient_is_an_ae_and_a_repeated_merge_changes_nothing(
+        health: HealthHub) -> None:
+    survivor, prior = synthetic_patient(21), replace(synthetic_patient(22), nhs_number=None)
+    with health.connect() as mllp:
+        unknown = mllp.send(adt_message("A40", "M0", survivor, prior_hospital_number="H999999"))
+        mllp.send_many([adt_message("A28", "M1", survivor), adt_message("A28", "M2", prior)], window=2)
+        merged = mllp.send(adt_message("A40", "M3", survivor, prior_hospital_number=prior.hospital_number))
+        again = mllp.send(adt_message("A40", "M4", survivor, prior_hospital_number=prior.hospital_number))
+    assert msa(unknown)[1:3] == ["AE", "M0"] and "204^" in err(unknown) and "MRG^1^1" in err(unknown)
+    assert msa(merged)[1:4] == ["AA", "M3", "merged"]
+    assert msa(again)[1:4] == ["AA", "M4", "already one patient"]
+    with health.store.session() as s:
+        assert s.scalar(select(func.count()).select_from(PersonIndex).where(PersonIndex.status == "active")) == 1
