@@ -77,8 +77,30 @@ def last_delivered_at(store: Store) -> tuple[int, datetime]:
     return int(n), last
 
 
-def run_workers(url: str, workers: int, events: int, batch: int, target: dict[str, object], tmp: Path) -> float:
-    """Events/s delivered end to end by ``workers`` worker processes."""
+def cpu_seconds(url: str, pids: list[int]) -> float:
+    """CPU time used so far by these processes and by every PostgreSQL backend serving ``url``'s database.
+
+    Read from /proc (Linux; 0 elsewhere). Per event it tells what the delivery costs whatever else
+    the machine is doing, where events/s depend on the share of the cores the run was given.
+    """
+    database = make_url(url).database
+    with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as conn:
+        backends = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,))]
+    total = 0
+    for pid in [*pids, *backends]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.0
+
+
+def run_workers(url: str, workers: int, events: int, batch: int, target: dict[str, object],
+                tmp: Path) -> tuple[float, float]:
+    """Events/s delivered end to end by ``workers`` worker processes, and CPU microseconds per event."""
     reset(url)
     subscriptions = write_toml(tmp / "subscriptions.toml", {
         "targets": {"bench": {**target, "batch_size": batch, "timeout_seconds": 30}},
@@ -98,8 +120,10 @@ def run_workers(url: str, workers: int, events: int, batch: int, target: dict[st
         procs = [start_worker(env, tmp / f"worker{workers}-{i}.log") for i in range(workers)]
         add_events(store, events // 5, 5)  # one transaction: the events appear together at its commit
         committed = utcnow()
+        cpu_before = cpu_seconds(url, [p.pid for p in procs])  # the workers' CPU, not the events' insert
         while not all_delivered(store):
             time.sleep(0.05)
+        cpu = cpu_seconds(url, [p.pid for p in procs]) - cpu_before
         # The end is when the last delivery was recorded (the workers' clock is this machine's clock),
         # not when this loop happened to look.
         n, last = last_delivered_at(store)
@@ -111,7 +135,16 @@ def run_workers(url: str, workers: int, events: int, batch: int, target: dict[st
         for p in procs:
             p.wait(timeout=60)
         store.dispose()
-    return events / elapsed
+    return events / elapsed, cpu / events * 1e6
+
+
+def reset_deliveries(url: str) -> None:
+    """Make the delivered rows pending again, then vacuum, so every floor starts from the same clean table."""
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("UPDATE deliveries SET status = 'pending', delivered_at = NULL, claim_id = NULL"))
+        conn.execute(text("VACUUM deliveries"))
+    engine.dispose()
 
 
 def floor(url: str, events: int, batch: int, *, relaxed: bool) -> float:
@@ -119,10 +152,7 @@ def floor(url: str, events: int, batch: int, *, relaxed: bool) -> float:
 
     ``relaxed`` commits without waiting for the WAL flush, as the workers do for delivery state.
     """
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE deliveries SET status = 'pending', delivered_at = NULL"))
-    engine.dispose()
+    reset_deliveries(url)
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     done = 0
     with psycopg.connect(conninfo) as conn:
@@ -166,10 +196,7 @@ FROM picked WHERE u.id = picked.id RETURNING u.id
 
 def ordered_floor(url: str, events: int, batch: int) -> float:
     """Rows/s for the same rows claimed as the workers claim them and marked delivered, by a bare SQL loop."""
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE deliveries SET status = 'pending', delivered_at = NULL, claim_id = NULL"))
-    engine.dispose()
+    reset_deliveries(url)
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     done = 0
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -213,9 +240,9 @@ def main() -> None:
         store.dispose()
         load = [os.getloadavg()]
         with tempfile.TemporaryDirectory() as tmp:
-            one = run_workers(url, 1, args.events, args.batch, target, Path(tmp))
+            one, one_cpu = run_workers(url, 1, args.events, args.batch, target, Path(tmp))
             load.append(os.getloadavg())
-            three = run_workers(url, 3, args.events, args.batch, target, Path(tmp))
+            three, three_cpu = run_workers(url, 3, args.events, args.batch, target, Path(tmp))
             load.append(os.getloadavg())
         durable = floor(url, args.events, args.batch, relaxed=False)
         relaxed = floor(url, args.events, args.batch, relaxed=True)
@@ -230,8 +257,8 @@ def main() -> None:
 
     bare = max(durable, relaxed)
     print(f"delivery to a {args.target} target, {args.events} events, batches of {args.batch}, PostgreSQL")
-    print(f"  1 worker : {one:10,.0f} events/s end to end")
-    print(f"  3 workers: {three:10,.0f} events/s end to end")
+    print(f"  1 worker : {one:10,.0f} events/s end to end ({one_cpu:,.0f} us CPU per event, workers and PostgreSQL)")
+    print(f"  3 workers: {three:10,.0f} events/s end to end ({three_cpu:,.0f} us CPU per event)")
     print(f"  floor    : {durable:10,.0f} rows/s claimed (SKIP LOCKED) and marked done by a bare SQL loop")
     print(f"             {relaxed:10,.0f} rows/s the same with synchronous_commit off, as the workers commit")
     print(f"             {ordered:10,.0f} rows/s claimed as the workers claim (head of key, lease; "
