@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.simulators.counting_target import CountingTarget  # noqa: E402
+from hub.settings import WorkerSettings  # noqa: E402
 from hub.store.db import Store, normalise_url  # noqa: E402
 from hub.store.delivery import Delivery  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
@@ -69,12 +70,13 @@ def all_delivered(store: Store) -> bool:
             exists().where(OutboxEvent.status == "pending") | exists().where(Delivery.status != "delivered")))
 
 
-def last_delivered_at(store: Store) -> tuple[int, datetime]:
-    """How many deliveries are delivered, and when the last one was recorded."""
+def timeline(store: Store) -> tuple[int, datetime, datetime, datetime]:
+    """Deliveries delivered; when the first and the last were recorded; when the last was routed."""
     with store.session() as s:
-        n, last = s.execute(select(func.count(), func.max(Delivery.delivered_at))
-                            .where(Delivery.status == "delivered")).one()
-    return int(n), last
+        n, first, last, routed = s.execute(
+            select(func.count(), func.min(Delivery.delivered_at), func.max(Delivery.delivered_at),
+                   func.max(Delivery.created_at)).where(Delivery.status == "delivered")).one()
+    return int(n), first, last, routed
 
 
 def cpu_seconds(url: str, pids: list[int]) -> float:
@@ -99,7 +101,7 @@ def cpu_seconds(url: str, pids: list[int]) -> float:
 
 
 def run_workers(url: str, workers: int, events: int, batch: int, target: dict[str, object],
-                tmp: Path) -> tuple[float, float]:
+                tmp: Path, fan_out_batch: int) -> tuple[float, float]:
     """Events/s delivered end to end by ``workers`` worker processes, and CPU microseconds per event."""
     reset(url)
     subscriptions = write_toml(tmp / "subscriptions.toml", {
@@ -112,7 +114,7 @@ def run_workers(url: str, workers: int, events: int, batch: int, target: dict[st
         "CAREHUB_DATABASE_URL": url, "CAREHUB_SUBSCRIPTIONS_FILE": str(subscriptions),
         "CAREHUB_SCHEDULES_FILE": str(schedules), "CAREHUB_SOURCES": "{}", "CAREHUB_LOG_LEVEL": "WARNING",
         "CAREHUB_WORKER__POLL_SECONDS": "0.02", "CAREHUB_WORKER__FAN_OUT_SECONDS": "0.1",
-        "CAREHUB_WORKER__FAN_OUT_BATCH": "5000",
+        "CAREHUB_WORKER__FAN_OUT_BATCH": str(fan_out_batch),
     })
     procs: list[subprocess.Popen[bytes]] = []
     store = Store(url)
@@ -126,9 +128,12 @@ def run_workers(url: str, workers: int, events: int, batch: int, target: dict[st
         cpu = cpu_seconds(url, [p.pid for p in procs]) - cpu_before
         # The end is when the last delivery was recorded (the workers' clock is this machine's clock),
         # not when this loop happened to look.
-        n, last = last_delivered_at(store)
+        n, first, last, routed = timeline(store)
         assert n == events, (n, events)
         elapsed = (last - committed).total_seconds()
+        print(f"  {workers} worker(s): first delivery {(first - committed).total_seconds():.2f}s after the "
+              f"commit, all routed at {(routed - committed).total_seconds():.2f}s, last delivery at {elapsed:.2f}s",
+              flush=True)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -220,6 +225,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--target", choices=("noop", "http"), default="noop")
+    parser.add_argument("--fan-out-batch", type=int, default=WorkerSettings().fan_out_batch,
+                        help="outbox events routed per transaction (worker.fan_out_batch)")
     parser.add_argument("--pg", default=os.environ.get("CAREHUB_TEST_DATABASE_URL",
                                                        "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
@@ -240,9 +247,9 @@ def main() -> None:
         store.dispose()
         load = [os.getloadavg()]
         with tempfile.TemporaryDirectory() as tmp:
-            one, one_cpu = run_workers(url, 1, args.events, args.batch, target, Path(tmp))
+            one, one_cpu = run_workers(url, 1, args.events, args.batch, target, Path(tmp), args.fan_out_batch)
             load.append(os.getloadavg())
-            three, three_cpu = run_workers(url, 3, args.events, args.batch, target, Path(tmp))
+            three, three_cpu = run_workers(url, 3, args.events, args.batch, target, Path(tmp), args.fan_out_batch)
             load.append(os.getloadavg())
         durable = floor(url, args.events, args.batch, relaxed=False)
         relaxed = floor(url, args.events, args.batch, relaxed=True)

@@ -1,7 +1,7 @@
 """Fan-out: each new outbox event becomes one delivery row per subscribed target.
 
-Routing is idempotent (a unique (event, target, generation) row, inserted with
-ON CONFLICT DO NOTHING) and runs in outbox order, one router at a time: on
+Routing is idempotent (a unique (event, target, generation) row; a row that
+exists already is skipped) and runs in outbox order, one router at a time: on
 PostgreSQL behind a transaction-level advisory lock, so several workers may all
 try and exactly one routes at a time. Writers of outbox rows take the same lock
 (:func:`hold_outbox_order`) just before inserting, which makes outbox ids rise in
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, insert, literal, or_, select, text, true, update
+from sqlalchemy import ColumnElement, and_, exists, false, func, insert, literal, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from hub.delivery.config import WILDCARD, DeliveryConfig
 from hub.store.db import Store
@@ -100,11 +100,16 @@ def route_pending(session: Session, config: DeliveryConfig, limit: int) -> int:
                        OutboxEvent.kind, OutboxEvent.ordering_key)
             .cte("moved")
         )
+        # Idempotent by an anti-join rather than ON CONFLICT DO NOTHING: routers take turns (the lock above),
+        # so nothing else inserts generation 0 meanwhile, and a plain insert costs less than a speculative one.
+        had = aliased(Delivery, name="had")
         inserts = [
-            pg_insert(Delivery).from_select(_COLUMNS, select(
+            insert(Delivery).from_select(_COLUMNS, select(
                 moved.c.id, moved.c.event_id, literal(target), moved.c[_KEY_COLUMN[config.targets[target].ordering]],
                 literal(0), literal(PENDING), literal(0), now, now, now,
-            ).where(_wanted(config, target, moved.c)).order_by(moved.c.id)).on_conflict_do_nothing().cte(f"to_{i}")
+            ).where(_wanted(config, target, moved.c), ~exists().where(
+                had.outbox_id == moved.c.id, had.target == target, had.generation == 0,
+            )).order_by(moved.c.id)).cte(f"to_{i}")
             for i, target in enumerate(config.enabled_targets())
         ]
         return int(session.scalar(select(func.count()).select_from(moved).add_cte(*inserts)) or 0)
