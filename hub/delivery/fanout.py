@@ -92,6 +92,10 @@ def route_pending(session: Session, config: DeliveryConfig, limit: int) -> int:
         return 0
     now = literal(utcnow(), UtcDateTime())
     if session.get_bind().dialect.name == "postgresql":
+        # Delivery state only, like claims and outcomes (docs/delivery.md): a routing lost in a server crash
+        # leaves its events pending, to be routed again, and anything pushed meanwhile is pushed again,
+        # which the idempotency key makes harmless. The outbox rows were committed durably before.
+        session.execute(text("SET LOCAL synchronous_commit = off"))
         oldest = (select(OutboxEvent.id).where(OutboxEvent.status == PENDING).order_by(OutboxEvent.id)
                   .limit(limit).scalar_subquery())
         moved = (
