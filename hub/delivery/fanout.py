@@ -59,7 +59,13 @@ def hold_outbox_order(session: Session) -> None:
 def _try_route_lock(session: Session) -> bool:
     if session.get_bind().dialect.name != "postgresql":
         return True
-    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ROUTER_LOCK}))
+    # Routing commits without waiting for the WAL flush (set in the same round trip), like claims and outcomes
+    # (docs/delivery.md): a routing lost in a server crash leaves its events pending, to be routed again, and
+    # anything pushed meanwhile is pushed again, which the idempotency key makes harmless. The outbox rows
+    # themselves were committed durably by their writers.
+    return bool(session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(:key) FROM set_config('synchronous_commit', 'off', true)"),
+        {"key": ROUTER_LOCK}))
 
 
 def insert_new(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
@@ -147,10 +153,6 @@ def route_pending(session: Session, config: DeliveryConfig, limit: int) -> int:
         return 0
     now = literal(utcnow(), UtcDateTime())
     if session.get_bind().dialect.name == "postgresql":
-        # Delivery state only, like claims and outcomes (docs/delivery.md): a routing lost in a server crash
-        # leaves its events pending, to be routed again, and anything pushed meanwhile is pushed again,
-        # which the idempotency key makes harmless. The outbox rows were committed durably before.
-        session.execute(text("SET LOCAL synchronous_commit = off"))
         return int(session.scalar(_routing_statement(config), {"now": utcnow(), "limit": limit}) or 0)
     window = (select(OutboxEvent.id).where(OutboxEvent.status == PENDING).order_by(OutboxEvent.id).limit(limit)
               .subquery())
@@ -173,13 +175,23 @@ def route_pending(session: Session, config: DeliveryConfig, limit: int) -> int:
     return int(n)
 
 
+# The first routing transaction of a run: small, so that on a burst the workers start delivering at once.
+FIRST_ROUTING_BATCH = 500
+
+
 def fan_out(store: Store, config: DeliveryConfig, *, batch: int = 5000, max_batches: int = 100) -> int:
-    """Route every pending outbox event, one transaction per ``batch``; returns how many were routed."""
+    """Route every pending outbox event; returns how many were routed.
+
+    Transactions grow from :data:`FIRST_ROUTING_BATCH` events, doubling up to ``batch``: on a burst the
+    first deliveries start after a small first transaction, and a backlog is still routed in a few.
+    """
     total = 0
+    size = min(batch, FIRST_ROUTING_BATCH)
     for _ in range(max_batches):
         with store.session() as session:
-            n = route_pending(session, config, batch)
+            n = route_pending(session, config, size)
         total += n
-        if n < batch:
+        if n < size:
             break
+        size = min(batch, size * 2)
     return total
