@@ -63,7 +63,7 @@ class HttpTarget:
         try:
             response = self.session.post(self.url, data=orjson.dumps(self.body(batch)),
                                          headers={"Idempotency-Key": batch_key}, timeout=self.timeout)
-            answer = response.json() if response.content else {}
+            answer = orjson.loads(response.content) if response.content else {}
         except requests.RequestException as exc:
             raise SourceUnavailable(f"target {self.name} at {self.url} unreachable: {type(exc).__name__}") from exc
         except ValueError as exc:

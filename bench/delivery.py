@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.simulators.counting_target import CountingTarget  # noqa: E402
+from hub.settings import WorkerSettings  # noqa: E402
 from hub.store.db import Store, normalise_url  # noqa: E402
 from hub.store.delivery import Delivery  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
@@ -69,16 +70,39 @@ def all_delivered(store: Store) -> bool:
             exists().where(OutboxEvent.status == "pending") | exists().where(Delivery.status != "delivered")))
 
 
-def last_delivered_at(store: Store) -> tuple[int, datetime]:
-    """How many deliveries are delivered, and when the last one was recorded."""
+def timeline(store: Store) -> tuple[int, datetime, datetime, datetime]:
+    """Deliveries delivered; when the first and the last were recorded; when the last was routed."""
     with store.session() as s:
-        n, last = s.execute(select(func.count(), func.max(Delivery.delivered_at))
-                            .where(Delivery.status == "delivered")).one()
-    return int(n), last
+        n, first, last, routed = s.execute(
+            select(func.count(), func.min(Delivery.delivered_at), func.max(Delivery.delivered_at),
+                   func.max(Delivery.created_at)).where(Delivery.status == "delivered")).one()
+    return int(n), first, last, routed
 
 
-def run_workers(url: str, workers: int, events: int, batch: int, target: dict[str, object], tmp: Path) -> float:
-    """Events/s delivered end to end by ``workers`` worker processes."""
+def cpu_seconds(url: str, pids: list[int]) -> float:
+    """CPU time used so far by these processes and by every PostgreSQL backend serving ``url``'s database.
+
+    Read from /proc (Linux; 0 elsewhere). Per event it tells what the delivery costs whatever else
+    the machine is doing, where events/s depend on the share of the cores the run was given.
+    """
+    database = make_url(url).database
+    with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as conn:
+        backends = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,))]
+    total = 0
+    for pid in [*pids, *backends]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.0
+
+
+def run_workers(url: str, workers: int, events: int, batch: int, target: dict[str, object],
+                tmp: Path, fan_out_batch: int) -> tuple[float, float]:
+    """Events/s delivered end to end by ``workers`` worker processes, and CPU microseconds per event."""
     reset(url)
     subscriptions = write_toml(tmp / "subscriptions.toml", {
         "targets": {"bench": {**target, "batch_size": batch, "timeout_seconds": 30}},
@@ -90,7 +114,7 @@ def run_workers(url: str, workers: int, events: int, batch: int, target: dict[st
         "CAREHUB_DATABASE_URL": url, "CAREHUB_SUBSCRIPTIONS_FILE": str(subscriptions),
         "CAREHUB_SCHEDULES_FILE": str(schedules), "CAREHUB_SOURCES": "{}", "CAREHUB_LOG_LEVEL": "WARNING",
         "CAREHUB_WORKER__POLL_SECONDS": "0.02", "CAREHUB_WORKER__FAN_OUT_SECONDS": "0.1",
-        "CAREHUB_WORKER__FAN_OUT_BATCH": "5000",
+        "CAREHUB_WORKER__FAN_OUT_BATCH": str(fan_out_batch),
     })
     procs: list[subprocess.Popen[bytes]] = []
     store = Store(url)
@@ -98,20 +122,34 @@ def run_workers(url: str, workers: int, events: int, batch: int, target: dict[st
         procs = [start_worker(env, tmp / f"worker{workers}-{i}.log") for i in range(workers)]
         add_events(store, events // 5, 5)  # one transaction: the events appear together at its commit
         committed = utcnow()
+        cpu_before = cpu_seconds(url, [p.pid for p in procs])  # the workers' CPU, not the events' insert
         while not all_delivered(store):
             time.sleep(0.05)
+        cpu = cpu_seconds(url, [p.pid for p in procs]) - cpu_before
         # The end is when the last delivery was recorded (the workers' clock is this machine's clock),
         # not when this loop happened to look.
-        n, last = last_delivered_at(store)
+        n, first, last, routed = timeline(store)
         assert n == events, (n, events)
         elapsed = (last - committed).total_seconds()
+        print(f"  {workers} worker(s): first delivery {(first - committed).total_seconds():.2f}s after the "
+              f"commit, all routed at {(routed - committed).total_seconds():.2f}s, last delivery at {elapsed:.2f}s",
+              flush=True)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(timeout=60)
         store.dispose()
-    return events / elapsed
+    return events / elapsed, cpu / events * 1e6
+
+
+def reset_deliveries(url: str) -> None:
+    """Make the delivered rows pending again, then vacuum, so every floor starts from the same clean table."""
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("UPDATE deliveries SET status = 'pending', delivered_at = NULL, claim_id = NULL"))
+        conn.execute(text("VACUUM deliveries"))
+    engine.dispose()
 
 
 def floor(url: str, events: int, batch: int, *, relaxed: bool) -> float:
@@ -119,10 +157,7 @@ def floor(url: str, events: int, batch: int, *, relaxed: bool) -> float:
 
     ``relaxed`` commits without waiting for the WAL flush, as the workers do for delivery state.
     """
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE deliveries SET status = 'pending', delivered_at = NULL"))
-    engine.dispose()
+    reset_deliveries(url)
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     done = 0
     with psycopg.connect(conninfo) as conn:
@@ -166,10 +201,7 @@ FROM picked WHERE u.id = picked.id RETURNING u.id
 
 def ordered_floor(url: str, events: int, batch: int) -> float:
     """Rows/s for the same rows claimed as the workers claim them and marked delivered, by a bare SQL loop."""
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE deliveries SET status = 'pending', delivered_at = NULL, claim_id = NULL"))
-    engine.dispose()
+    reset_deliveries(url)
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     done = 0
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -193,6 +225,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--target", choices=("noop", "http"), default="noop")
+    parser.add_argument("--fan-out-batch", type=int, default=WorkerSettings().fan_out_batch,
+                        help="outbox events routed per transaction (worker.fan_out_batch)")
     parser.add_argument("--pg", default=os.environ.get("CAREHUB_TEST_DATABASE_URL",
                                                        "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
@@ -213,9 +247,9 @@ def main() -> None:
         store.dispose()
         load = [os.getloadavg()]
         with tempfile.TemporaryDirectory() as tmp:
-            one = run_workers(url, 1, args.events, args.batch, target, Path(tmp))
+            one, one_cpu = run_workers(url, 1, args.events, args.batch, target, Path(tmp), args.fan_out_batch)
             load.append(os.getloadavg())
-            three = run_workers(url, 3, args.events, args.batch, target, Path(tmp))
+            three, three_cpu = run_workers(url, 3, args.events, args.batch, target, Path(tmp), args.fan_out_batch)
             load.append(os.getloadavg())
         durable = floor(url, args.events, args.batch, relaxed=False)
         relaxed = floor(url, args.events, args.batch, relaxed=True)
@@ -230,8 +264,8 @@ def main() -> None:
 
     bare = max(durable, relaxed)
     print(f"delivery to a {args.target} target, {args.events} events, batches of {args.batch}, PostgreSQL")
-    print(f"  1 worker : {one:10,.0f} events/s end to end")
-    print(f"  3 workers: {three:10,.0f} events/s end to end")
+    print(f"  1 worker : {one:10,.0f} events/s end to end ({one_cpu:,.0f} us CPU per event, workers and PostgreSQL)")
+    print(f"  3 workers: {three:10,.0f} events/s end to end ({three_cpu:,.0f} us CPU per event)")
     print(f"  floor    : {durable:10,.0f} rows/s claimed (SKIP LOCKED) and marked done by a bare SQL loop")
     print(f"             {relaxed:10,.0f} rows/s the same with synchronous_commit off, as the workers commit")
     print(f"             {ordered:10,.0f} rows/s claimed as the workers claim (head of key, lease; "

@@ -218,12 +218,13 @@ def claim(session: Session, target: str, limit: int, worker: str, lease_seconds:
         }).all()
         loads = orjson.loads
         return [
-            Claimed(r.id, r.attempts, claim_id, ChangeEvent(
-                event_id=r.event_id, entity_type=r.entity_type, entity_id=r.entity_id, person_id=r.person_id,
-                kind=r.kind, version=r.version, payload=loads(r.payload), created_at=r.created_at,
-                source=r.source, ordering_key=r.ordering_key, sequence=r.outbox_id,
+            Claimed(id_, attempts, claim_id, ChangeEvent(
+                event_id=event_id, entity_type=entity_type, entity_id=entity_id, person_id=person,
+                kind=kind, version=version, payload=loads(payload), created_at=created_at,
+                source=source, ordering_key=key, sequence=outbox_id,
             ))
-            for r in found
+            for (id_, attempts, key, outbox_id, event_id, entity_type, entity_id, person, kind, version, payload,
+                 created_at, source) in found
         ]
     # A CTE runs once: the picked rows are found once and the UPDATE joins them.
     picked = claimable_rows(target, now, limit, skip_locked=False).cte("picked")

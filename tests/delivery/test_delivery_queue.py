@@ -46,9 +46,22 @@ def target() -> Iterator[CountingTarget]:
     sim.stop()
 
 
+_LOOPS: list[DeliveryLoop] = []
+
+
+@pytest.fixture(autouse=True)
+def close_loops() -> Iterator[None]:
+    """Close the loops a test made (each holds its own connections on PostgreSQL)."""
+    yield
+    while _LOOPS:
+        _LOOPS.pop().close()
+
+
 def make_loop(store: Store, config: DeliveryConfig) -> DeliveryLoop:
     ensure_circuits(store, config.enabled_targets())
-    return DeliveryLoop(store, hub_settings(store.url), config, "test-worker", threading.Event())
+    loop = DeliveryLoop(store, hub_settings(store.url), config, "test-worker", threading.Event())
+    _LOOPS.append(loop)
+    return loop
 
 
 def drain(loop: DeliveryLoop, done: callable, timeout: float = 60) -> None:  # type: ignore[valid-type]

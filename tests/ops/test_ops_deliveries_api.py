@@ -43,7 +43,10 @@ def test_admin_replays_a_dead_letter_and_cancels_another_through_the_api(
         loop.run_once()
         return count(store, "dead") == 2
 
-    wait_for(drain, 30, "two dead letters")
+    try:
+        wait_for(drain, 30, "two dead letters")
+    finally:
+        loop.close()
     admin = hub.headers("ops.sam", "admin")
     assert hub.client.get("/api/ops/deliveries?status=dead").status_code == 401
     assert hub.client.get("/api/ops/deliveries?status=dead",
