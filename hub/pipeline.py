@@ -138,6 +138,7 @@ class _Item:
     entity_id: str | None = None
     person_id: str | None = None
     document: dict[str, Any] | None = None
+    document_json: bytes = b""
     error: QuarantineError | None = None
 
 
@@ -425,7 +426,8 @@ class Pipeline:
         # provenance first, so survivorship sees this batch's contributions
         new_links, changed_links = [], []
         for item in items:
-            doc_json = dumps(item.document).decode()
+            item.document_json = dumps(item.document)
+            doc_json = item.document_json.decode()
             if item.link is None:
                 new_links.append({
                     "source": source, "stream": item.record.stream, "source_id": item.record.source_id,
@@ -467,10 +469,13 @@ class Pipeline:
             head = group[-1]
             assert head.model is not None
             etype = head.model.entity_type
-            contributions = others.get(eid) or [Contribution(source, now, i.document or {}) for i in group]
-            golden = self.survivorship.merge(etype, contributions) if len(contributions) > 1 else (
-                contributions[0].document)
-            golden_json = dumps(golden)
+            if eid not in others and len(group) == 1:  # the only source of a new entity: its document as is
+                golden, golden_json = head.document or {}, head.document_json
+            else:
+                contributions = others.get(eid) or [Contribution(source, now, i.document or {}) for i in group]
+                golden = self.survivorship.merge(etype, contributions) if len(contributions) > 1 else (
+                    contributions[0].document)
+                golden_json = dumps(golden)
             golden_hash = content_hash(golden_json)
             person_id = eid if etype == "Person" else head.person_id
             if eid in existing:
