@@ -59,6 +59,15 @@ def json_value(value: Any) -> Any:
     return value
 
 
+def _payload(keys: list[str], row: Any) -> dict[str, Any]:
+    """A row as JSON keeps it, by column name (or ``ALIAS.COLUMN`` label); plain values pass as they are."""
+    payload = dict(zip(keys, row, strict=True))
+    for key, value in payload.items():
+        if value is not None and type(value) not in _PLAIN:
+            payload[key] = json_value(value)
+    return payload
+
+
 class SqlAdapter(BaseAdapter):
     """Pulls the streams of a mapping file from a relational database."""
 
@@ -127,8 +136,9 @@ class SqlAdapter(BaseAdapter):
         try:
             with self.engine.connect() as conn:
                 result = conn.execution_options(stream_results=True, yield_per=self.batch_size).execute(query)
+                keys = list(map(str, result.keys()))
                 for rows in result.partitions():
-                    payloads = [{str(k): json_value(v) for k, v in row._asdict().items()} for row in rows]
+                    payloads = [_payload(keys, row) for row in rows]
                     self._attach_collections(conn, spec, payloads)
                     for payload in payloads:
                         modified = payload.get(spec.cursor) if spec.cursor else None
@@ -148,8 +158,10 @@ class SqlAdapter(BaseAdapter):
             for start in range(0, len(keys), _CHILD_CHUNK):
                 query = select(child).where(fk.in_(keys[start:start + _CHILD_CHUNK]))
                 order = [_order(child, o, spec.name, self) for o in coll.order_by]
-                for row in conn.execute(query.order_by(fk, *order)):
-                    values = {str(k): json_value(v) for k, v in row._asdict().items()}
+                result = conn.execute(query.order_by(fk, *order))
+                names = list(map(str, result.keys()))
+                for row in result:
+                    values = _payload(names, row)
                     grouped[values[coll.foreign_key]].append(values)
             for payload in payloads:
                 payload[coll.name] = grouped.get(payload[spec.key], [])

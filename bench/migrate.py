@@ -29,7 +29,6 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.simulators.legacy_escr import generate  # noqa: E402
-
 from adapters.sql import SqlAdapter  # noqa: E402
 from hub.contract import StreamCursor  # noqa: E402
 from hub.pipeline import Pipeline  # noqa: E402
@@ -98,7 +97,7 @@ def main() -> None:
     print(f"generated legacy ESCR: {args.people:,} people, {summary.total_rows:,} rows "
           f"in {time.perf_counter() - t0:.1f}s")
     settings = SourceSettings(adapter="adapters.sql:SqlAdapter", mapping="legacy_escr.yaml",
-                              options={"url": legacy_url}, batch_size=2000)
+                              options={"url": legacy_url}, batch_size=5000)
     adapter = SqlAdapter("legacy_escr", settings)
     rows = source_rows(adapter)
     print(f"source rows to migrate: {len(rows):,}")

@@ -63,14 +63,26 @@ class Enricher(Protocol):
         ...
 
 
+def _uuid5(name: str) -> str:
+    """``str(uuid.uuid5(ID_NAMESPACE, name))`` without building UUID objects (twice per record)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_NAMESPACE_BYTES = ID_NAMESPACE.bytes
+
+
 def entity_id_for(source: str, stream: str, source_id: str) -> str:
     """The hub's id for the entity a source record first created (stable across runs)."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"{source}/{stream}/{source_id}"))
+    return _uuid5(f"{source}/{stream}/{source_id}")
 
 
 def event_id_for(entity_id: str, version: int, kind: str) -> str:
     """A change event's id: the same change always gets the same id."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"event/{entity_id}/{version}/{kind}"))
+    return _uuid5(f"event/{entity_id}/{version}/{kind}")
 
 
 def dumps(value: Any) -> bytes:
@@ -126,6 +138,7 @@ class _Item:
     entity_id: str | None = None
     person_id: str | None = None
     document: dict[str, Any] | None = None
+    document_json: bytes = b""
     error: QuarantineError | None = None
 
 
@@ -407,7 +420,8 @@ class Pipeline:
         # provenance first, so survivorship sees this batch's contributions
         new_links, changed_links = [], []
         for item in items:
-            doc_json = dumps(item.document).decode()
+            item.document_json = dumps(item.document)
+            doc_json = item.document_json.decode()
             if item.link is None:
                 new_links.append({
                     "source": source, "stream": item.record.stream, "source_id": item.record.source_id,
@@ -432,12 +446,10 @@ class Pipeline:
         entity_ids = list(by_entity)
         existing: dict[str, tuple[int, str]] = {}
         others: dict[str, list[Contribution]] = defaultdict(list)
-        for chunk in _chunks(entity_ids, _CHUNK):
-            existing.update({
-                eid: (ver, h) for eid, ver, h in session.execute(
-                    select(Entity.id, Entity.version, Entity.content_hash).where(Entity.id.in_(chunk))
-                )
-            })
+        existing.update({
+            eid: (ver, h) for eid, ver, h in _rows_in(
+                session, "SELECT id, version, content_hash FROM entities WHERE id IN ({in})", (), entity_ids)
+        })
         shared = [eid for eid in entity_ids if eid in existing or len(by_entity[eid]) > 1]
         for chunk in _chunks(shared, _CHUNK):
             for eid, src, seen, doc in session.execute(
@@ -451,10 +463,13 @@ class Pipeline:
             head = group[-1]
             assert head.model is not None
             etype = head.model.entity_type
-            contributions = others.get(eid) or [Contribution(source, now, i.document or {}) for i in group]
-            golden = self.survivorship.merge(etype, contributions) if len(contributions) > 1 else (
-                contributions[0].document)
-            golden_json = dumps(golden)
+            if eid not in others and len(group) == 1:  # the only source of a new entity: its document as is
+                golden, golden_json = head.document or {}, head.document_json
+            else:
+                contributions = others.get(eid) or [Contribution(source, now, i.document or {}) for i in group]
+                golden = self.survivorship.merge(etype, contributions) if len(contributions) > 1 else (
+                    contributions[0].document)
+                golden_json = dumps(golden)
             golden_hash = content_hash(golden_json)
             person_id = eid if etype == "Person" else head.person_id
             if eid in existing:
@@ -529,10 +544,9 @@ def _taken_identifiers(session: Session, identifiers: list[dict[str, str]]) -> s
     for ident in identifiers:
         by_system[ident["system"]].append(ident["value"])
     for system, values in by_system.items():  # a plain IN per system uses the value index
-        for chunk in _chunks(values, _CHUNK):
-            rows = session.execute(select(PersonIdentifier.value).where(
-                PersonIdentifier.system == system, PersonIdentifier.value.in_(chunk)))
-            taken.update((system, value) for (value,) in rows)
+        rows = _rows_in(session, "SELECT value FROM person_identifiers WHERE system = {m} AND value IN ({in})",
+                        (system,), values)
+        taken.update((system, value) for (value,) in rows)
     return taken
 
 
@@ -624,22 +638,36 @@ def _raw_ids(session: Session, source: str, items: list[_Item]) -> dict[tuple[st
 
 def _by_stream_key(
     session: Session, columns: tuple[Any, ...], entity: Any, source: str, keys: Sequence[tuple[str, str]],
-    *criteria: Any,
+    where: str = "",
 ) -> Iterable[Any]:
     """Rows of ``entity`` for (stream, source id) keys of one source, looked up stream by stream.
 
-    A plain ``IN`` per stream uses the (source, stream, source_id) index and a cached
-    statement, where a row-value ``IN`` would compile anew for every batch.
+    A plain ``IN`` per stream uses the (source, stream, source_id) index. ``where`` adds a
+    literal SQL condition. Rows carry the columns' names as attributes.
     """
     by_stream: dict[str, list[str]] = defaultdict(list)
     for stream, source_id in keys:
         by_stream[stream].append(source_id)
+    names = ", ".join(c.name for c in columns)
+    select_sql = (f"SELECT {names} FROM {entity.__table__.name} "
+                  f"WHERE source = {{m}} AND stream = {{m}} AND source_id IN ({{in}}){where}")
     for stream, ids in by_stream.items():
-        for chunk in _chunks(ids, _CHUNK):
-            yield from session.execute(
-                select(*columns).where(entity.source == source, entity.stream == stream,
-                                       entity.source_id.in_(chunk), *criteria)
-            )
+        yield from _rows_in(session, select_sql, (source, stream), ids)
+
+
+def _rows_in(session: Session, select_sql: str, params: Sequence[Any], values: Sequence[Any]) -> Iterable[Any]:
+    """Rows of ``select_sql`` for ``values``, _CHUNK at a time, straight to the driver.
+
+    ``select_sql`` writes ``{m}`` for each marker of ``params`` and ``{in}`` where the values'
+    markers go. SQLAlchemy's expanding ``IN`` coerced each of hundreds of values again on
+    every call, which cost more than the indexed lookup itself. Only for columns whose values
+    need no conversion by their type (text, integers).
+    """
+    conn = session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    for chunk in _chunks(values, _CHUNK):
+        sql = select_sql.format(m=mark, **{"in": ", ".join([mark] * len(chunk))})
+        yield from conn.exec_driver_sql(sql, (*params, *chunk))
 
 
 def _settle_quarantine(session: Session, source: str, items: list[_Item], now: datetime) -> None:
@@ -647,7 +675,7 @@ def _settle_quarantine(session: Session, source: str, items: list[_Item], now: d
     an older version's of the same source record as superseded."""
     cols = (Quarantine.id, Quarantine.stream, Quarantine.source_id, Quarantine.raw_record_id)
     keys = [(i.record.stream, i.record.source_id) for i in items]
-    open_entries = list(_by_stream_key(session, cols, Quarantine, source, keys, Quarantine.status == "open"))
+    open_entries = list(_by_stream_key(session, cols, Quarantine, source, keys, " AND status = 'open'"))
     if not open_entries:
         return
     accepted_raw = {(i.record.stream, i.record.source_id): i.raw_id for i in items}

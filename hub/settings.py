@@ -42,7 +42,7 @@ class SourceSettings(BaseModel):
     enabled: bool = True
     mapping: str | None = Field(default=None, description="Mapping file name under mappings/.")
     options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific settings.")
-    batch_size: int = Field(default=2000, ge=1, le=100_000)
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
 
 
 class DemoSettings(BaseModel):

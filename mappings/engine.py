@@ -78,8 +78,32 @@ def _iso_date(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-# strptime is slow; the two formats legacy systems use most are parsed directly, just as strictly.
-_FAST_DATES: dict[str, Callable[[str], datetime]] = {"%d/%m/%Y": _day_month_year, "%Y-%m-%d": _iso_date}
+def _iso_datetime(fmt: str) -> Callable[[str], datetime]:
+    """``%Y-%m-%d %H:%M:%S`` (or with ``T``) read directly when the text has exactly that shape;
+    text strptime could not match is refused at once and any other goes to strptime, so what
+    is accepted and what it means do not change."""
+    sep = fmt[8]
+    with_t = sep == "T"
+
+    def parse(text: str) -> datetime:
+        if (len(text) == 19 and text.isascii() and text[4] == "-" and text[7] == "-" and text[10] == sep
+                and text[13] == ":" and text[16] == ":"
+                and (text[:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:]).isdigit()):
+            return datetime(int(text[:4]), int(text[5:7]), int(text[8:10]),
+                            int(text[11:13]), int(text[14:16]), int(text[17:]))
+        if ":" not in text or (("T" in text or "t" in text) != with_t):  # strptime could never match
+            raise ValueError(text)
+        return datetime.strptime(text, fmt)
+
+    return parse
+
+
+# strptime is slow (and a miss raises after a full regex match); the formats legacy systems use most
+# are parsed directly, just as strictly.
+_FAST_DATES: dict[str, Callable[[str], datetime]] = {
+    "%d/%m/%Y": _day_month_year, "%Y-%m-%d": _iso_date,
+    "%Y-%m-%d %H:%M:%S": _iso_datetime("%Y-%m-%d %H:%M:%S"), "%Y-%m-%dT%H:%M:%S": _iso_datetime("%Y-%m-%dT%H:%M:%S"),
+}
 
 
 def _parse_dates(formats: list[str], as_datetime: bool) -> Transform:
