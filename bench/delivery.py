@@ -2,14 +2,19 @@
 
 Each run starts the workers on a fresh store, waits until they are ready, then
 commits N outbox events (5 per person) in one transaction and times from that
-commit until every delivery is recorded as delivered: routing, claiming in order (SKIP LOCKED), the push to a
-no-op target and the outcome with its history row. Beside it, the floor: the
-same delivery rows claimed (``SELECT ... FOR UPDATE SKIP LOCKED``) and marked
-done by a bare SQL loop on one connection, in batches of the same size.
+commit until the last delivery is recorded as delivered (its ``delivered_at``):
+routing, claiming in order (SKIP LOCKED), the push and the outcome. Beside it,
+the floor: the same delivery rows claimed (``SELECT ... FOR UPDATE SKIP
+LOCKED``) and marked done by a bare SQL loop on one connection, in batches of
+the same size, committing as usual and, as the workers do, without waiting for
+the WAL flush (the faster of the two is the target's floor); and, for reading
+the figures, the same rows claimed as the workers claim them (head of key,
+lease). Each figure comes with the CPU time per event of the workers and their
+PostgreSQL backends, which does not depend on what else the machine runs.
 
 Targets: 3 workers >= 2x one worker; one worker >= 30% of the floor.
 
-    python bench/delivery.py [--events 20000] [--batch 200] [--target noop|http]
+    python bench/delivery.py [--events 20000] [--batch 200] [--target noop|http] [--repeat 3]
                              [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
 ``--target noop`` pushes to ``adapters.noop_target:NoopTarget`` (in process);
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +34,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import create_engine, exists, func, select, text
@@ -76,6 +83,7 @@ def timeline(store: Store) -> tuple[int, datetime, datetime, datetime]:
         n, first, last, routed = s.execute(
             select(func.count(), func.min(Delivery.delivered_at), func.max(Delivery.delivered_at),
                    func.max(Delivery.created_at)).where(Delivery.status == "delivered")).one()
+    assert first is not None and last is not None and routed is not None, "nothing was delivered"
     return int(n), first, last, routed
 
 
@@ -152,7 +160,7 @@ def reset_deliveries(url: str) -> None:
     engine.dispose()
 
 
-def floor(url: str, events: int, batch: int, *, relaxed: bool) -> float:
+def floor(url: str, events: int, batch: int, *, relaxed: bool) -> tuple[float, float]:
     """Rows/s for the same delivery rows claimed with SKIP LOCKED and marked done by a bare SQL loop.
 
     ``relaxed`` commits without waiting for the WAL flush, as the workers do for delivery state.
@@ -164,6 +172,7 @@ def floor(url: str, events: int, batch: int, *, relaxed: bool) -> float:
         if relaxed:
             conn.execute("SET synchronous_commit = off")
             conn.commit()
+        cpu_before = backend_cpu(conn) + time.process_time()
         started = time.perf_counter()
         while True:
             with conn.transaction():
@@ -176,8 +185,9 @@ def floor(url: str, events: int, batch: int, *, relaxed: bool) -> float:
                              "WHERE id = ANY(%s)", (ids,))
             done += len(ids)
         elapsed = time.perf_counter() - started
+        cpu = backend_cpu(conn) + time.process_time() - cpu_before
     assert done == events, (done, events)
-    return done / elapsed
+    return done / elapsed, cpu / done * 1e6
 
 
 # The workers' claim as a bare SQL loop: head of key only, marked in flight with a lease and a claim id (one
@@ -199,13 +209,14 @@ FROM picked WHERE u.id = picked.id RETURNING u.id
 """
 
 
-def ordered_floor(url: str, events: int, batch: int) -> float:
+def ordered_floor(url: str, events: int, batch: int) -> tuple[float, float]:
     """Rows/s for the same rows claimed as the workers claim them and marked delivered, by a bare SQL loop."""
     reset_deliveries(url)
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     done = 0
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
+        cpu_before = backend_cpu(conn) + time.process_time()
         started = time.perf_counter()
         while True:
             ids = [r[0] for r in conn.execute(_ORDERED_CLAIM, (batch,))]
@@ -215,18 +226,33 @@ def ordered_floor(url: str, events: int, batch: int) -> float:
                          "lease_until = NULL WHERE id = ANY(%s) AND claim_id = 'floor'", (ids,))
             done += len(ids)
         elapsed = time.perf_counter() - started
+        cpu = backend_cpu(conn) + time.process_time() - cpu_before
     assert done == events, (done, events)
-    return done / elapsed
+    return done / elapsed, cpu / done * 1e6
+
+
+def backend_cpu(conn: psycopg.Connection[Any]) -> float:
+    """CPU seconds used so far by the PostgreSQL backend serving ``conn`` (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
-    """Run 1 worker, 3 workers and the floor; print figures and ratios beside the targets."""
+    """Run 1 worker, 3 workers and the floors ``--repeat`` times, interleaved; print medians and ratios.
+
+    The machine is shared: runs are interleaved so that a change of load falls on every figure alike, and the
+    medians are compared. CPU per event (workers and PostgreSQL backends) does not depend on the load.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--target", choices=("noop", "http"), default="noop")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of every run (medians are reported)")
     parser.add_argument("--fan-out-batch", type=int, default=WorkerSettings().fan_out_batch,
-                        help="outbox events routed per transaction (worker.fan_out_batch)")
+                        help="most outbox events routed per transaction (worker.fan_out_batch)")
     parser.add_argument("--pg", default=os.environ.get("CAREHUB_TEST_DATABASE_URL",
                                                        "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
@@ -241,20 +267,22 @@ def main() -> None:
     target: dict[str, object] = (
         {"adapter": "adapters.http_target:HttpTarget", "options": {"url": sim.url}} if sim
         else {"adapter": "adapters.noop_target:NoopTarget"})
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in ("one", "three", "durable", "relaxed", "ordered")}
+    load = [os.getloadavg()]
     try:
         store = Store(url)
         upgrade(store.engine)
         store.dispose()
-        load = [os.getloadavg()]
         with tempfile.TemporaryDirectory() as tmp:
-            one, one_cpu = run_workers(url, 1, args.events, args.batch, target, Path(tmp), args.fan_out_batch)
-            load.append(os.getloadavg())
-            three, three_cpu = run_workers(url, 3, args.events, args.batch, target, Path(tmp), args.fan_out_batch)
-            load.append(os.getloadavg())
-        durable = floor(url, args.events, args.batch, relaxed=False)
-        relaxed = floor(url, args.events, args.batch, relaxed=True)
-        ordered = ordered_floor(url, args.events, args.batch)
-        load.append(os.getloadavg())
+            for _ in range(args.repeat):
+                runs["one"].append(run_workers(url, 1, args.events, args.batch, target, Path(tmp),
+                                               args.fan_out_batch))
+                runs["three"].append(run_workers(url, 3, args.events, args.batch, target, Path(tmp),
+                                                 args.fan_out_batch))
+                runs["durable"].append(floor(url, args.events, args.batch, relaxed=False))
+                runs["relaxed"].append(floor(url, args.events, args.batch, relaxed=True))
+                runs["ordered"].append(ordered_floor(url, args.events, args.batch))
+                load.append(os.getloadavg())
     finally:
         if sim:
             sim.stop()
@@ -262,20 +290,34 @@ def main() -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
-    bare = max(durable, relaxed)
-    print(f"delivery to a {args.target} target, {args.events} events, batches of {args.batch}, PostgreSQL")
-    print(f"  1 worker : {one:10,.0f} events/s end to end ({one_cpu:,.0f} us CPU per event, workers and PostgreSQL)")
-    print(f"  3 workers: {three:10,.0f} events/s end to end ({three_cpu:,.0f} us CPU per event)")
-    print(f"  floor    : {durable:10,.0f} rows/s claimed (SKIP LOCKED) and marked done by a bare SQL loop")
-    print(f"             {relaxed:10,.0f} rows/s the same with synchronous_commit off, as the workers commit")
-    print(f"             {ordered:10,.0f} rows/s claimed as the workers claim (head of key, lease; "
-          f"1 worker = {one / ordered:.0%} of it; for reading, not the target)")
+    def med(key: str) -> tuple[float, float]:
+        return statistics.median(r for r, _ in runs[key]), statistics.median(c for _, c in runs[key])
+
+    def each(key: str) -> str:
+        return ", ".join(f"{r:,.0f}" for r, _ in runs[key])
+
+    (one, one_cpu), (three, three_cpu) = med("one"), med("three")
+    (durable, durable_cpu), (relaxed, relaxed_cpu), (ordered, ordered_cpu) = med("durable"), med("relaxed"), \
+        med("ordered")
+    bare, bare_cpu = max((durable, durable_cpu), (relaxed, relaxed_cpu))
+    print(f"delivery to a {args.target} target, {args.events} events, batches of {args.batch}, PostgreSQL, "
+          f"medians of {args.repeat} interleaved rounds (each round's figure in brackets)")
+    print(f"  1 worker : {one:10,.0f} events/s end to end  {one_cpu:5.0f} us CPU/event  [{each('one')}]")
+    print(f"  3 workers: {three:10,.0f} events/s end to end  {three_cpu:5.0f} us CPU/event  [{each('three')}]")
+    print(f"  floor    : {durable:10,.0f} rows/s  {durable_cpu:5.0f} us CPU/row: claimed (SKIP LOCKED) and marked done "
+          f"by a bare SQL loop  [{each('durable')}]")
+    print(f"             {relaxed:10,.0f} rows/s  {relaxed_cpu:5.0f} us CPU/row: the same, synchronous_commit off as "
+          f"the workers commit  [{each('relaxed')}]")
+    print(f"             {ordered:10,.0f} rows/s  {ordered_cpu:5.0f} us CPU/row: claimed as the workers claim (head "
+          f"of key, lease), for reading, not a target  [{each('ordered')}]")
     speedup, share = three / one, one / bare
     print(f"  3 workers / 1 worker = {speedup:.2f}x (target >= {SPEEDUP_TARGET:.1f}x): "
-          f"{'met' if speedup >= SPEEDUP_TARGET else 'NOT met'}")
+          f"{'met' if speedup >= SPEEDUP_TARGET else 'NOT met'}; rounds: "
+          + ", ".join(f"{t / o:.2f}x" for (o, _), (t, _) in zip(runs["one"], runs["three"], strict=True)))
     print(f"  1 worker / floor     = {share:.0%} of the faster floor (target >= {FLOOR_SHARE_TARGET:.0%}): "
-          f"{'met' if share >= FLOOR_SHARE_TARGET else 'NOT met'}")
-    print("  load average (1, 5, 15 min) before, after 1 worker, after 3 workers, after the floors: "
+          f"{'met' if share >= FLOOR_SHARE_TARGET else 'NOT met'}; by CPU per event: {bare_cpu / one_cpu:.0%}; "
+          f"of the floor claimed as the workers claim: {one / ordered:.0%}")
+    print("  load average (1, 5, 15 min) at the start and after each round: "
           + "; ".join(" ".join(f"{x:.2f}" for x in la) for la in load))
 
 if __name__ == "__main__":

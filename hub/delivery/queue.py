@@ -133,9 +133,13 @@ def delivery_engine(engine: Engine) -> Engine | None:
     """
     if engine.dialect.name != "postgresql":
         return None
+    options = "-c synchronous_commit=off -c plan_cache_mode=force_custom_plan"
+    given = engine.url.query.get("options")  # keep what the store's URL sets (a search_path, say)
+    if given:
+        options = f"{given if isinstance(given, str) else ' '.join(given)} {options}"
     own = create_engine(
         engine.url, pool_size=1, max_overflow=4, pool_pre_ping=False, isolation_level="AUTOCOMMIT",
-        connect_args={"options": "-c synchronous_commit=off -c plan_cache_mode=force_custom_plan"},
+        connect_args={"options": options},
     )
     _RELAXED.add(own)
     return own

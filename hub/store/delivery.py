@@ -4,7 +4,9 @@ A :class:`Delivery` is the state of one change event on its way to one target.
 A replay makes a new row for the same (event, target) with the next
 ``generation``, linked to the original through ``replay_of``; the original keeps
 its history and records ``replayed_by``. Every attempt and every operator action
-is a :class:`DeliveryHistory` row naming the worker or the acting user.
+is a :class:`DeliveryHistory` row naming the worker or the acting user, except a
+successful attempt that settled its row: the row itself keeps that one (worker in
+``claimed_by``, ``attempts``, ``delivered_at``, ``receipt``).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class Delivery(Base):
 
 
 class DeliveryHistory(Base):
-    """One attempt at a delivery, or one thing an operator or the hub did to it, and by whom."""
+    """One attempt at a delivery (a settled success is on the delivery row), or an action on it, and by whom."""
 
     __tablename__ = "delivery_history"
 

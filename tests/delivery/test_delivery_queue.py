@@ -97,6 +97,13 @@ def test_fan_out_routes_each_event_once_to_subscribed_targets(store: Store) -> N
     assert sum(1 for t, _ in rows if t == "a") == 30
     assert sum(1 for t, _ in rows if t == "b") == 20  # only the updates
     assert set(routed) == {"routed"}
+    # routing an event again (its outbox row set back to pending by hand) adds no second delivery
+    with store.session() as s:
+        s.execute(update(OutboxEvent).where(OutboxEvent.id.in_([1, 2])).values(status="pending"))
+    assert fan_out(store, config) == 2
+    with store.session() as s:
+        assert len(s.execute(select(Delivery.id)).all()) == 50
+        assert set(s.scalars(select(OutboxEvent.status))) == {"routed"}
 
 
 def test_every_event_once_and_in_order_per_person(store: Store, target: CountingTarget) -> None:
