@@ -6,7 +6,7 @@ import pytest
 from hl7apy.parser import parse_message
 
 from health_link.adt import interpret, read_person
-from health_link.hl7 import Hl7Error, Hl7ParseError, build_ack, frames, parse, parse_time
+from health_link.hl7 import Hl7Error, Hl7ParseError, build_ack, conformance_problems, frames, parse, parse_time
 from health_link.simulator import adt_message, synthetic_patient
 
 NAME_WITH_ESCAPES = "O\\T\\Brien\\F\\Jones\\S\\x\\R\\y\\E\\z"
@@ -90,3 +90,9 @@ def test_frames_skip_junk_between_them_and_keep_a_partial_one() -> None:
 def test_simulated_messages_parse_with_visits() -> None:
     message = parse(adt_message("A28", "X1", synthetic_patient(1)).encode())
     assert message.header.message_type == "ADT^A28" and message.header.charset == "utf-8"
+
+
+def test_the_strict_conformance_check_runs_on_demand() -> None:
+    a01_without_visit = adt_message("A01", "X1", synthetic_patient(1))
+    assert conformance_problems(a01_without_visit) == ["Missing required child ADT_A01.PV1"]
+    assert conformance_problems(build_ack(parse(a01_without_visit.encode()).header, "AA")) == []
