@@ -23,12 +23,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, HubError, NotFound
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
-from hub.store.db import Store, is_sqlite
+from hub.store.db import Store
 from hub.store.tables import utcnow
 
 log = logging.getLogger("carehub.audit")
@@ -84,7 +84,9 @@ def outcome_for(status: int) -> str:
 
 
 # Built once: the writer runs them for every batch.
-_INSERT_EVENTS = insert(AuditEvent).returning(AuditEvent.id, sort_by_parameter_order=True)
+_INSERT_EVENTS = insert(AuditEvent)
+_EVENT_IDS = select(AuditEvent.event_id, AuditEvent.id).where(
+    AuditEvent.event_id.in_(bindparam("event_ids", expanding=True)))
 _INSERT_SUBJECTS = insert(AuditSubject)
 _INSERT_REVIEWS = insert(BreakGlassReview)
 
@@ -134,23 +136,17 @@ def _settle(future: asyncio.Future[int], audit_id: int | None, error: BaseExcept
 class AuditTrail:
     """Writes audit rows in their own transactions, apart from the request's work.
 
-    :meth:`record` is the web layer's path. It is a group commit: the rows of
-    the requests answering at about the same moment go into one transaction
-    (one lock and one commit for many requests instead of one each), and each
-    request is woken only once that transaction has committed, so no answer
-    leaves before its row is durable. On PostgreSQL one writer thread per
-    process does the writing (the commit waits on the network). On SQLite the
-    event loop writes the batch itself, on its next turn: a commit to the local
-    write-ahead log takes microseconds, and a writer thread would cost more
-    than it saves in handing the GIL back and forth with the loop.
-    :meth:`write` writes one row synchronously.
+    :meth:`record` is the web layer's path. It is a group commit: the row goes
+    to one writer thread per process, which inserts whatever rows are waiting
+    in one transaction (one lock and one commit for many requests instead of
+    one each) and wakes each request only once that transaction has committed,
+    so no answer leaves before its row is durable. :meth:`write` writes one row
+    synchronously.
     """
 
     def __init__(self, store: Store, *, batch_max: int = 500) -> None:
         self.store = store
         self.batch_max = batch_max
-        self.on_loop = is_sqlite(store.engine)
-        self._due: list[_Waiting] = []
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
@@ -160,16 +156,11 @@ class AuditTrail:
         return self._insert([AuditRow.of(ctx, status)])[0]
 
     async def record(self, ctx: AuditContext, status: int) -> int:
-        """Append the request's row in the next group commit; returns its id once it is committed."""
+        """Append the request's row in the writer's next group commit; returns its id once it is committed."""
         loop = asyncio.get_running_loop()
         waiting = _Waiting(AuditRow.of(ctx, status), loop, loop.create_future())
-        if self.on_loop:
-            if not self._due:
-                loop.call_soon(self._write_due)
-            self._due.append(waiting)
-        else:
-            self._start_writer()
-            self._queue.put(waiting)
+        self._start_writer()
+        self._queue.put(waiting)
         return await waiting.future
 
     def close(self) -> None:
@@ -179,11 +170,6 @@ class AuditTrail:
         if writer is not None:
             self._queue.put(None)
             writer.join(timeout=30)
-
-    def _write_due(self) -> None:
-        batch, self._due = self._due, []
-        for waiting, audit_id, error in self._commit(batch):
-            _settle(waiting.future, audit_id, error)
 
     def _start_writer(self) -> None:
         if self._writer is not None and self._writer.is_alive():
@@ -226,11 +212,16 @@ class AuditTrail:
 
     def _insert(self, rows: list[AuditRow]) -> list[int]:
         for r in rows:
-            # Made here, by the writer: os.urandom lets go of the GIL, and on an event loop shared with a
-            # writer thread taking it back would cost a switch.
+            # Made here, by the writer: os.urandom lets go of the GIL, and on the event loop taking it back from
+            # the writer thread would cost a switch.
             r.event.setdefault("event_id", str(uuid.uuid4()))
         with self.store.engine.begin() as conn:
-            ids = list(conn.execute(_INSERT_EVENTS, [r.event for r in rows]).scalars())
+            # executemany, then the ids by the event ids (unique, indexed): an INSERT ... RETURNING in the
+            # rows' order would be run row by row on SQLite.
+            conn.execute(_INSERT_EVENTS, [r.event for r in rows])
+            found = {event_id: audit_id for event_id, audit_id in conn.execute(
+                _EVENT_IDS, {"event_ids": [r.event["event_id"] for r in rows]})}
+            ids = [found[r.event["event_id"]] for r in rows]
             subjects = [{"audit_id": i, "person_id": p} for i, r in zip(ids, rows, strict=True) for p in r.persons]
             if subjects:
                 conn.execute(_INSERT_SUBJECTS, subjects)

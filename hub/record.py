@@ -12,11 +12,11 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from hub.access.policy import Policy
@@ -35,7 +35,7 @@ from hub.errors import Forbidden, HubError, NotFound
 from hub.model.validators import normalise_postcode
 from hub.pipeline import search_key
 from hub.store.db import Reader
-from hub.store.tables import Entity, PersonIdentifier, PersonIndex, SourceLink
+from hub.store.tables import Entity, IsoTimestamp, PersonIdentifier, PersonIndex, SourceLink
 
 # Where each entity type sits in the record (fixed: the API's shape does not follow policy renames).
 RECORD_SECTIONS: dict[str, str] = {
@@ -247,17 +247,19 @@ class StoredItem:
     id: str
     entity_type: str
     version: int
-    updated_at: datetime
+    updated: str
     document: str
     data: dict[str, Any]
     sources: list[dict[str, Any]] = field(default_factory=list)
 
 
-_ITEM_COLUMNS = (Entity.id, Entity.entity_type, Entity.version, Entity.updated_at, Entity.document)
+_ITEM_COLUMNS = (Entity.id, Entity.entity_type, Entity.version, type_coerce(Entity.updated_at, IsoTimestamp),
+                 Entity.document)
 # Built once: a record open runs one of these, and building the statement would cost more than running it.
 _PERSON_ITEMS = select(*_ITEM_COLUMNS).where(Entity.person_id == bindparam("pid"))
 _PERSON_ITEMS_WITH_SOURCES = (
-    select(*_ITEM_COLUMNS, SourceLink.source, SourceLink.stream, SourceLink.source_id, SourceLink.last_seen)
+    select(*_ITEM_COLUMNS, SourceLink.source, SourceLink.stream, SourceLink.source_id,
+           type_coerce(SourceLink.last_seen, IsoTimestamp))
     .outerjoin(SourceLink, SourceLink.entity_id == Entity.id)
     .where(Entity.person_id == bindparam("pid"))
 )
@@ -280,7 +282,7 @@ def load_person(session: Reader, person_id: str, *, with_provenance: bool) -> li
             item = items[eid] = StoredItem(eid, etype, version, updated, document, orjson.loads(document))
         if source is not None:
             item.sources.append({"system": source, "stream": stream, "source_id": source_id,
-                                 "last_seen": last_seen.isoformat()})
+                                 "last_seen": last_seen})
     for item in items.values():
         if len(item.sources) > 1:
             item.sources.sort(key=lambda src: src["last_seen"], reverse=True)
@@ -352,7 +354,7 @@ def open_record(session: Reader, policy: Policy, caller: Caller, person_id: str,
 
 def _item(entity: StoredItem) -> dict[str, Any]:
     return {"id": entity.id, "type": entity.entity_type, "version": entity.version,
-            "updated": entity.updated_at.isoformat(), "sources": entity.sources, "data": entity.data}
+            "updated": entity.updated, "sources": entity.sources, "data": entity.data}
 
 
 TIMELINE_DATES: dict[str, tuple[str, ...]] = {
