@@ -314,9 +314,10 @@ def main() -> None:
                 audit_before = s.scalar(select(func.count()).select_from(AuditEvent)) or 0
             print(f"\nthe council's day: {args.users} users, {args.think:.0f} s think time, {args.seconds:.0f} s "
                   f"on {args.people:,} people")
-            t0, cpu0 = time.perf_counter(), cpu_seconds(hub.pid)
+            t0, cpu0, own0 = time.perf_counter(), cpu_seconds(hub.pid), time.process_time()
             latencies, errors = run(council_day(hub_port, token, args.users, args.seconds, args.think))
             elapsed, cpu = time.perf_counter() - t0, cpu_seconds(hub.pid) - cpu0
+            own = time.process_time() - own0
             with store.session() as s:
                 audited = (s.scalar(select(func.count()).select_from(AuditEvent)) or 0) - audit_before
             print(f"  requests {len(latencies):,} ({len(latencies) / elapsed:.0f}/s offered and served), "
@@ -325,7 +326,7 @@ def main() -> None:
                   f"p99 {pct(latencies, 99):.0f} ms   (target p95 < 300 ms)")
             print(f"  audit rows written {audited:,} for {len(latencies) + errors:,} requests")
             print(f"  hub CPU {cpu / max(1, len(latencies)) * 1000:.2f} ms per request "
-                  f"({cpu / elapsed:.2f} cores)   {load_average()}")
+                  f"({cpu / elapsed:.2f} cores); load generator {own / elapsed:.2f} cores   {load_average()}")
 
         if "saturation" in phases:
             print(f"\nsaturation: {args.connections} connections, no think time, {args.seconds:.0f} s each "
@@ -334,6 +335,7 @@ def main() -> None:
             part = args.seconds / args.slices
             rec_done = bare_done = 0
             rec_cpu = bare_cpu = 0.0
+            own0 = time.process_time()
             for n in range(args.slices):
                 cpu0 = cpu_seconds(hub.pid)
                 rec = run(saturate(hub_port, record_path, token, args.connections, part))
@@ -349,7 +351,8 @@ def main() -> None:
                   f"{bare_done / args.seconds:.0f} req/s   ratio {rec_done / bare_done:.0%}   (target >= 40%)")
             print(f"  server CPU per request: record open {rec_cpu / max(1, rec_done) * 1000:.2f} ms, "
                   f"bare {bare_cpu / max(1, bare_done) * 1000:.2f} ms   (ratio by CPU "
-                  f"{(bare_cpu / max(1, bare_done)) / (rec_cpu / max(1, rec_done)):.0%})")
+                  f"{(bare_cpu / max(1, bare_done)) / (rec_cpu / max(1, rec_done)):.0%}); load generator "
+                  f"{(time.process_time() - own0) / (2 * args.seconds):.2f} cores")
         store.dispose()
     finally:
         for proc in (hub, bare):

