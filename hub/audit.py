@@ -12,6 +12,7 @@ CSV export, the break-glass review queue) live here too. Logs carry ids only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import logging
 import queue
@@ -123,6 +124,11 @@ class _Waiting:
     future: asyncio.Future[int]
 
 
+def _settle_all(outcomes: list[tuple[asyncio.Future[int], int | None, BaseException | None]]) -> None:
+    for future, audit_id, error in outcomes:
+        _settle(future, audit_id, error)
+
+
 def _settle(future: asyncio.Future[int], audit_id: int | None, error: BaseException | None) -> None:
     if future.done():  # the client went away; the row is written all the same
         return
@@ -195,8 +201,14 @@ class AuditTrail:
                     stopping = True
                     break
                 batch.append(more)
+            # One wake-up per event loop for the whole batch, not one per request.
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int | None,
+                                                                BaseException | None]]] = {}
             for waiting, audit_id, error in self._commit(batch):
-                waiting.loop.call_soon_threadsafe(_settle, waiting.future, audit_id, error)
+                by_loop.setdefault(waiting.loop, []).append((waiting.future, audit_id, error))
+            for loop, outcomes in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more
+                    loop.call_soon_threadsafe(_settle_all, outcomes)
 
     def _commit(self, batch: list[_Waiting]) -> list[tuple[_Waiting, int | None, BaseException | None]]:
         """Insert the batch's rows in one transaction; each waiting request with its row's id or an error."""
@@ -248,7 +260,7 @@ class AuditQuery:
     outcome: str | None = None
 
 
-def _filtered(query: AuditQuery) -> Select[tuple[AuditEvent]]:
+def _filtered(query: AuditQuery) -> Select[AuditEvent]:
     stmt = select(AuditEvent)
     if query.person_id:
         stmt = stmt.where(AuditEvent.id.in_(

@@ -104,7 +104,7 @@ def _prefix(column: Any, value: str) -> Any:
     return column.like(f"{key}%")
 
 
-def _person_filter(query: PersonQuery, *, family_by_index: bool = False) -> Select[tuple[str]]:
+def _person_filter(query: PersonQuery, *, family_by_index: bool = False) -> Select[str]:
     """Ids of the active people matching the query.
 
     ``family_by_index`` bounds the family name as a range too, so the database

@@ -179,6 +179,8 @@ def load_people(session: Reader, person_ids: Iterable[str]) -> tuple[dict[str, d
         return people, facts
     consents: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for pid, etype, document in session.execute(_PEOPLE_AND_FACTS, {"ids": ids}):
+        if pid is None:
+            continue
         doc = orjson.loads(document)
         if etype == "Person":
             people[pid] = doc

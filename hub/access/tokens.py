@@ -238,7 +238,7 @@ class TokenVerifier:
             roles = [roles]
         team = claims.get(self.auth.team_claim)
         return TokenClaims(
-            subject=str(claims["sub"]), issuer=issuer, roles=tuple(str(r) for r in roles),
+            subject=str(claims["sub"]), issuer=str(issuer), roles=tuple(str(r) for r in roles),
             team=str(team) if team else None, name=claims.get("name"), expires=int(claims["exp"]),
         )
 
