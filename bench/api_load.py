@@ -4,17 +4,22 @@
    (default 100,000) with episodes, referrals, assessments, plans, commitments,
    health events, documents, relationships, flags and consents, loaded through
    the real pipeline.
-2. Serves the hub with ``carehub serve`` (one uvicorn worker) and, in the same
-   run, a bare FastAPI endpoint returning pre-serialised static JSON of the same
-   size as a record answer.
+2. Serves the hub with ``carehub serve --workers N --no-access-log`` and, in the
+   same run and served the same way, a bare FastAPI endpoint returning
+   pre-serialised static JSON of the same size as a record answer.
 3. *The council's day*: ``--users`` (650) concurrent users, each searching by
-   name, opening the first record found and reading its timeline, with 2 s
-   think time between requests; prints p50/p95/p99. Target p95 < 300 ms, every
-   request audited (the audit row count is checked against the requests made).
+   name, opening a record found and reading its timeline, with 2 s think time
+   between requests; prints p50/p95/p99. Target p95 < 300 ms, every request
+   audited (the audit row count is checked against the requests made).
 4. *Saturation*: 50 connections with no think time on record open, beside the
-   bare endpoint; prints requests/s and the ratio. Target >= 40 %.
+   bare endpoint, alternating in slices; prints requests/s and the ratio.
+   Target >= 40 %.
 
-    python bench/api_load.py [--people 100000] [--seconds 30] [--users 650]
+Beside each wall-clock figure it prints the load average and the servers' CPU
+per request (the cores are shared). The load generator is a small HTTP/1.1
+client on asyncio (uvloop), and prints its own CPU.
+
+    python bench/api_load.py [--people 100000] [--seconds 30] [--users 650] [--workers 2]
 """
 
 from __future__ import annotations
