@@ -4,17 +4,22 @@
    (default 100,000) with episodes, referrals, assessments, plans, commitments,
    health events, documents, relationships, flags and consents, loaded through
    the real pipeline.
-2. Serves the hub with ``carehub serve`` (one uvicorn worker) and, in the same
-   run, a bare FastAPI endpoint returning pre-serialised static JSON of the same
-   size as a record answer.
+2. Serves the hub with ``carehub serve --workers N --no-access-log`` and, in the
+   same run and served the same way, a bare FastAPI endpoint returning
+   pre-serialised static JSON of the same size as a record answer.
 3. *The council's day*: ``--users`` (650) concurrent users, each searching by
-   name, opening the first record found and reading its timeline, with 2 s
-   think time between requests; prints p50/p95/p99. Target p95 < 300 ms, every
-   request audited (the audit row count is checked against the requests made).
+   name, opening a record found and reading its timeline, with 2 s think time
+   between requests; prints p50/p95/p99. Target p95 < 300 ms, every request
+   audited (the audit row count is checked against the requests made).
 4. *Saturation*: 50 connections with no think time on record open, beside the
-   bare endpoint; prints requests/s and the ratio. Target >= 40 %.
+   bare endpoint, alternating in slices; prints requests/s and the ratio.
+   Target >= 40 %.
 
-    python bench/api_load.py [--people 100000] [--seconds 30] [--users 650]
+Beside each wall-clock figure it prints the load average and the servers' CPU
+per request (the cores are shared). The load generator is a small HTTP/1.1
+client on asyncio (uvloop), and prints its own CPU.
+
+    python bench/api_load.py [--people 100000] [--seconds 30] [--users 650] [--workers 2]
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
+import orjson
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,6 +49,8 @@ from hub.store.db import Store  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.tables import PersonIndex  # noqa: E402
 from tests.record.synthetic import FAMILY, Dataset, add_random  # noqa: E402
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_APP = """
@@ -64,6 +74,7 @@ def build_store(url: str, people: int) -> None:
     started = time.perf_counter()
     for offset in range(have, people, 5000):
         data = Dataset()
+        data.serial = offset * 20  # source ids unique across batches (a person brings about a dozen records)
         add_random(data, min(5000, people - offset), seed=offset, offset=offset)
         with store.session() as session:
             data.load(session)
@@ -79,8 +90,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(args: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """Start a server whose output goes to ``log`` (a pipe nobody reads would stall it once full)."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -89,68 +102,168 @@ def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[b
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"server on {port} did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+    raise RuntimeError(f"server on {port} did not start: {log.read_text(errors='replace')[-2000:]}")
 
 
-async def council_day(base: str, token: str, users: int, seconds: float, think: float) -> tuple[list[float], int]:
+class Connection:
+    """One keep-alive HTTP/1.1 connection to 127.0.0.1: GET only, Content-Length or chunked answers.
+
+    The load generator shares the two cores with the servers it measures, so it
+    speaks HTTP itself over asyncio (uvloop when installed) instead of through
+    httpx, whose per-request cost would otherwise be the first bottleneck.
+    """
+
+    def __init__(self, port: int, headers: dict[str, str]) -> None:
+        self.port = port
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": "127.0.0.1", **headers}.items()).encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, target: str) -> tuple[int, bytes]:
+        """Status and body of ``GET target`` (reconnecting once when the server closed the connection)."""
+        for attempt in (1, 2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            assert self.reader is not None and self.writer is not None
+            try:
+                self.writer.write(b"GET " + target.encode() + b" HTTP/1.1\r\n" + self.head + b"\r\n")
+                return await self._answer(self.reader)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, bytes]:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        fields = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(b":")
+                fields[name.strip().lower()] = value.strip()
+        if b"content-length" in fields:
+            body = await reader.readexactly(int(fields[b"content-length"]))
+        else:
+            chunks = []
+            while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+                chunks.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+            await reader.readexactly(2)
+            body = b"".join(chunks)
+        if fields.get(b"connection") == b"close":
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        """Drop the connection (the next request opens a new one)."""
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def council_day(port: int, token: str, users: int, seconds: float, think: float) -> tuple[list[float], int]:
     """Each user: search, open the first record, read its timeline; think between requests."""
     latencies: list[float] = []
     errors = 0
     stop = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=users + 10, max_keepalive_connections=users + 10)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=30) as client:
+    auth = {"Authorization": f"Bearer {token}"}
 
-        async def timed(path: str, params: dict[str, str] | None = None) -> httpx.Response | None:
+    async def user(n: int) -> None:
+        nonlocal errors
+        rng = random.Random(n)
+        conn = Connection(port, auth)
+
+        async def timed(target: str) -> tuple[int, bytes] | None:
             nonlocal errors
             t0 = time.perf_counter()
             try:
-                r = await client.get(path, params=params)
-            except httpx.HTTPError:
+                answer = await conn.get(target)
+            except OSError:
                 errors += 1
                 return None
             latencies.append(time.perf_counter() - t0)
-            if r.status_code >= 500:
+            if answer[0] >= 500:
                 errors += 1
-            return r
+            return answer
 
-        async def user(n: int) -> None:
-            rng = random.Random(n)
-            await asyncio.sleep(rng.random() * think)
-            while time.monotonic() < stop:
-                found = await timed("/api/persons", {"family": rng.choice(FAMILY), "limit": "10"})
+        await asyncio.sleep(rng.random() * think)
+        while time.monotonic() < stop:
+            found = await timed(f"/api/persons?family={rng.choice(FAMILY)}&limit=10")
+            await asyncio.sleep(think)
+            items = orjson.loads(found[1])["items"] if found is not None and found[0] == 200 else []
+            if not items or time.monotonic() >= stop:
+                continue
+            pid = rng.choice(items)["id"]
+            await timed(f"/api/persons/{pid}/record")
+            await asyncio.sleep(think)
+            if time.monotonic() < stop:
+                await timed(f"/api/persons/{pid}/timeline")
                 await asyncio.sleep(think)
-                items = found.json()["items"] if found is not None and found.status_code == 200 else []
-                if not items or time.monotonic() >= stop:
-                    continue
-                pid = rng.choice(items)["id"]
-                await timed(f"/api/persons/{pid}/record")
-                await asyncio.sleep(think)
-                if time.monotonic() < stop:
-                    await timed(f"/api/persons/{pid}/timeline")
-                    await asyncio.sleep(think)
+        conn.close()
 
-        await asyncio.gather(*(user(n) for n in range(users)))
+    await asyncio.gather(*(user(n) for n in range(users)))
     return latencies, errors
 
 
-async def saturate(url: str, token: str | None, connections: int, seconds: float) -> int:
-    """Requests completed by ``connections`` loops with no think time."""
+async def saturate(port: int, target: str, token: str | None, connections: int, seconds: float) -> int:
+    """Requests answered 200 by ``connections`` keep-alive loops with no think time."""
     done = 0
     stop = time.monotonic() + seconds
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(headers=headers, limits=httpx.Limits(max_connections=connections), timeout=30
-                                 ) as client:
 
-        async def loop() -> None:
-            nonlocal done
-            while time.monotonic() < stop:
-                r = await client.get(url)
-                if r.status_code == 200:
-                    done += 1
+    async def loop() -> None:
+        nonlocal done
+        conn = Connection(port, headers)
+        while time.monotonic() < stop:
+            status, _ = await conn.get(target)
+            if status == 200:
+                done += 1
+        conn.close()
 
-        await asyncio.gather(*(loop() for _ in range(connections)))
+    await asyncio.gather(*(loop() for _ in range(connections)))
     return done
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on uvloop when it is installed (it is, with uvicorn[standard]), else on asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU time (user + system) used so far by process ``root`` and all its descendants (Linux /proc).
+
+    Wall-clock figures on shared cores move with everyone else's load; the
+    server's own CPU per request does not, so the bench prints both.
+    """
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {root}, [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
+        tree.update(frontier)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (the cores are shared: every figure needs its load)."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -164,8 +277,13 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=30.0, help="Length of each phase.")
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="uvicorn worker processes, for the hub and the bare endpoint alike.")
+    parser.add_argument("--phases", default="day,saturation", help="Which phases to run (comma separated).")
+    parser.add_argument("--slices", type=int, default=3, help="Saturation: alternate hub and bare this many times.")
     parser.add_argument("--database-url", default=None, help="Default: a SQLite file under var/bench/.")
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
 
     bench_dir = ROOT / "var" / "bench"
     bench_dir.mkdir(parents=True, exist_ok=True)
@@ -177,41 +295,69 @@ def main() -> None:
     hub_port, bare_port = free_port(), free_port()
     issuer = DemoIssuer("https://carehub.local/demo", bench_dir, "carehub")
     token = issuer.issue("bench.clinician", "clinician", "ICT-1", ttl=3600)
-    hub = start([sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(hub_port)], env, hub_port)
+    hub = start([sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(hub_port),
+                 "--workers", str(args.workers), "--no-access-log"], env, hub_port, bench_dir / "hub.log")
     bare = None
     try:
+        auth = {"Authorization": f"Bearer {token}"}
         base = f"http://127.0.0.1:{hub_port}"
         probe = httpx.get(f"{base}/api/persons", params={"family": FAMILY[0], "limit": "1"},
-                          headers={"Authorization": f"Bearer {token}"}).json()["items"][0]["id"]
-        record_url = f"{base}/api/persons/{probe}/record"
-        size = len(httpx.get(record_url, headers={"Authorization": f"Bearer {token}"}).content)
+                          headers=auth).json()["items"][0]["id"]
+        record_path = f"/api/persons/{probe}/record"
+        size = len(httpx.get(f"{base}{record_path}", headers=auth).content)
         (bench_dir / "bare_app.py").write_text(BARE_APP)
         bare = start([sys.executable, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--port",
-                      str(bare_port), "--log-level", "warning", "--app-dir", str(bench_dir)],
-                     {**env, "BARE_BYTES": str(size)}, bare_port)
+                      str(bare_port), "--log-level", "warning", "--no-access-log", "--workers", str(args.workers),
+                      "--app-dir", str(bench_dir)], {**env, "BARE_BYTES": str(size)}, bare_port,
+                     bench_dir / "bare.log")
         store = Store(url)
-        with store.session() as s:
-            audit_before = s.scalar(select(func.count()).select_from(AuditEvent)) or 0
+        print(f"\nserving: hub and bare endpoint each with {args.workers} uvicorn worker(s); "
+              f"{os.cpu_count()} cores; {load_average()}")
 
-        print(f"\nthe council's day: {args.users} users, {args.think:.0f} s think time, {args.seconds:.0f} s "
-              f"on {args.people:,} people")
-        t0 = time.perf_counter()
-        latencies, errors = asyncio.run(council_day(base, token, args.users, args.seconds, args.think))
-        elapsed = time.perf_counter() - t0
-        with store.session() as s:
-            audited = (s.scalar(select(func.count()).select_from(AuditEvent)) or 0) - audit_before
-        print(f"  requests {len(latencies):,} ({len(latencies) / elapsed:.0f}/s offered and served), errors {errors}")
-        print(f"  p50 {pct(latencies, 50):.0f} ms   p95 {pct(latencies, 95):.0f} ms   p99 {pct(latencies, 99):.0f} ms"
-              f"   (target p95 < 300 ms)")
-        print(f"  audit rows written {audited:,} for {len(latencies) + errors:,} requests")
+        if "day" in phases:
+            with store.session() as s:
+                audit_before = s.scalar(select(func.count()).select_from(AuditEvent)) or 0
+            print(f"\nthe council's day: {args.users} users, {args.think:.0f} s think time, {args.seconds:.0f} s "
+                  f"on {args.people:,} people")
+            t0, cpu0, own0 = time.perf_counter(), cpu_seconds(hub.pid), time.process_time()
+            latencies, errors = run(council_day(hub_port, token, args.users, args.seconds, args.think))
+            elapsed, cpu = time.perf_counter() - t0, cpu_seconds(hub.pid) - cpu0
+            own = time.process_time() - own0
+            with store.session() as s:
+                audited = (s.scalar(select(func.count()).select_from(AuditEvent)) or 0) - audit_before
+            print(f"  requests {len(latencies):,} ({len(latencies) / elapsed:.0f}/s offered and served), "
+                  f"errors {errors}")
+            print(f"  p50 {pct(latencies, 50):.0f} ms   p95 {pct(latencies, 95):.0f} ms   "
+                  f"p99 {pct(latencies, 99):.0f} ms   (target p95 < 300 ms)")
+            print(f"  audit rows written {audited:,} for {len(latencies) + errors:,} requests")
+            print(f"  hub CPU {cpu / max(1, len(latencies)) * 1000:.2f} ms per request "
+                  f"({cpu / elapsed:.2f} cores); load generator {own / elapsed:.2f} cores   {load_average()}")
 
-        print(f"\nsaturation: {args.connections} connections, no think time, {args.seconds:.0f} s each "
-              f"(record answer {size:,} bytes)")
-        rec = asyncio.run(saturate(record_url, token, args.connections, args.seconds)) / args.seconds
-        bare_rps = asyncio.run(saturate(f"http://127.0.0.1:{bare_port}/bare", None, args.connections,
-                                        args.seconds)) / args.seconds
-        print(f"  record open {rec:.0f} req/s   bare FastAPI static JSON {bare_rps:.0f} req/s   "
-              f"ratio {rec / bare_rps:.0%}   (target >= 40%)")
+        if "saturation" in phases:
+            print(f"\nsaturation: {args.connections} connections, no think time, {args.seconds:.0f} s each "
+                  f"(record answer {size:,} bytes), in {args.slices} alternating slices")
+            # Alternate the two in slices so that both see the same background load on the shared cores.
+            part = args.seconds / args.slices
+            rec_done = bare_done = 0
+            rec_cpu = bare_cpu = 0.0
+            own0 = time.process_time()
+            for n in range(args.slices):
+                cpu0 = cpu_seconds(hub.pid)
+                rec = run(saturate(hub_port, record_path, token, args.connections, part))
+                cpu1 = cpu_seconds(hub.pid)
+                bare_cpu0 = cpu_seconds(bare.pid)
+                bare_rps = run(saturate(bare_port, "/bare", None, args.connections, part))
+                bare_cpu += cpu_seconds(bare.pid) - bare_cpu0
+                rec_cpu += cpu1 - cpu0
+                rec_done, bare_done = rec_done + rec, bare_done + bare_rps
+                print(f"  slice {n + 1}: record open {rec / part:.0f} req/s, bare {bare_rps / part:.0f} req/s, "
+                      f"{load_average()}")
+            print(f"  record open {rec_done / args.seconds:.0f} req/s   bare FastAPI static JSON "
+                  f"{bare_done / args.seconds:.0f} req/s   ratio {rec_done / bare_done:.0%}   (target >= 40%)")
+            print(f"  server CPU per request: record open {rec_cpu / max(1, rec_done) * 1000:.2f} ms, "
+                  f"bare {bare_cpu / max(1, bare_done) * 1000:.2f} ms   (ratio by CPU "
+                  f"{(bare_cpu / max(1, bare_done)) / (rec_cpu / max(1, rec_done)):.0%}); load generator "
+                  f"{(time.process_time() - own0) / (2 * args.seconds):.2f} cores")
         store.dispose()
     finally:
         for proc in (hub, bare):

@@ -11,8 +11,12 @@ CSV export, the break-glass review queue) live here too. Logs carry ids only.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import logging
+import queue
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, bindparam, insert, select
 from sqlalchemy.orm import Session
 
-from hub.errors import Conflict, NotFound
+from hub.errors import Conflict, HubError, NotFound
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
 from hub.store.db import Store
 from hub.store.tables import utcnow
@@ -80,38 +84,169 @@ def outcome_for(status: int) -> str:
     return "error"
 
 
-class AuditTrail:
-    """Writes audit rows in their own transaction, apart from the request's work."""
+# Built once: the writer runs them for every batch.
+_INSERT_EVENTS = insert(AuditEvent)
+_EVENT_IDS = select(AuditEvent.event_id, AuditEvent.id).where(
+    AuditEvent.event_id.in_(bindparam("event_ids", expanding=True)))
+_INSERT_SUBJECTS = insert(AuditSubject)
+_INSERT_REVIEWS = insert(BreakGlassReview)
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
 
-    def write(self, ctx: AuditContext, status: int) -> int:
-        """Append the request's row (and subjects, and a review for a break glass); returns its id."""
+@dataclass(slots=True)
+class AuditRow:
+    """One request's audit row as it will be inserted, with the people it touched."""
+
+    event: dict[str, Any]
+    persons: list[str]
+    break_glass: bool
+
+    @classmethod
+    def of(cls, ctx: AuditContext, status: int) -> AuditRow:
+        """The row for ``ctx`` answered with ``status``."""
         action = ctx.action or ("read" if ctx.method in ("GET", "HEAD") else "write")
         outcome = ctx.outcome or outcome_for(status)
         if outcome == "success" and status >= 400:
             outcome = outcome_for(status)
-        now = utcnow()
-        row = {
-            "event_id": str(uuid.uuid4()), "recorded": now, "user_id": ctx.user_id[:128], "issuer": ctx.issuer,
+        event = {
+            "recorded": utcnow(), "user_id": ctx.user_id[:128], "issuer": ctx.issuer,
             "role": ctx.role, "team": ctx.team, "purpose": ctx.purpose, "client_ip": ctx.client_ip,
             "method": ctx.method[:8], "path": ctx.path[:512], "action": action, "outcome": outcome,
             "status": status, "reason": ctx.reason, "break_glass_reason": ctx.break_glass_reason,
-            "resources": ctx.resources,
+            "resources": list(ctx.resources),
         }
+        return cls(event, list(ctx.persons), bool(ctx.break_glass_reason) and outcome == "success")
+
+
+@dataclass(slots=True)
+class _Waiting:
+    row: AuditRow
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[int]
+
+
+def _settle_all(outcomes: list[tuple[asyncio.Future[int], int | None, BaseException | None]]) -> None:
+    for future, audit_id, error in outcomes:
+        _settle(future, audit_id, error)
+
+
+def _settle(future: asyncio.Future[int], audit_id: int | None, error: BaseException | None) -> None:
+    if future.done():  # the client went away; the row is written all the same
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert audit_id is not None
+        future.set_result(audit_id)
+
+
+class AuditTrail:
+    """Writes audit rows in their own transactions, apart from the request's work.
+
+    :meth:`record` is the web layer's path. It is a group commit: the row goes
+    to one writer thread per process, which inserts whatever rows are waiting
+    in one transaction (one lock and one commit for many requests instead of
+    one each) and wakes each request only once that transaction has committed,
+    so no answer leaves before its row is durable. :meth:`write` writes one row
+    synchronously.
+    """
+
+    def __init__(self, store: Store, *, batch_max: int = 500) -> None:
+        self.store = store
+        self.batch_max = batch_max
+        self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+
+    def write(self, ctx: AuditContext, status: int) -> int:
+        """Append the request's row (and subjects, and a review for a break glass); returns its id."""
+        return self._insert([AuditRow.of(ctx, status)])[0]
+
+    async def record(self, ctx: AuditContext, status: int) -> int:
+        """Append the request's row in the writer's next group commit; returns its id once it is committed."""
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(AuditRow.of(ctx, status), loop, loop.create_future())
+        self._start_writer()
+        self._queue.put(waiting)
+        return await waiting.future
+
+    def close(self) -> None:
+        """Let the writer commit what is queued, then stop it."""
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put(None)
+            writer.join(timeout=30)
+
+    def _start_writer(self) -> None:
+        if self._writer is not None and self._writer.is_alive():
+            return
+        with self._writer_lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._run, name="carehub-audit-writer", daemon=True)
+                self._writer.start()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.batch_max:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                batch.append(more)
+            # One wake-up per event loop for the whole batch, not one per request.
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int | None,
+                                                                BaseException | None]]] = {}
+            for waiting, audit_id, error in self._commit(batch):
+                by_loop.setdefault(waiting.loop, []).append((waiting.future, audit_id, error))
+            for loop, outcomes in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more
+                    loop.call_soon_threadsafe(_settle_all, outcomes)
+
+    def _commit(self, batch: list[_Waiting]) -> list[tuple[_Waiting, int | None, BaseException | None]]:
+        """Insert the batch's rows in one transaction; each waiting request with its row's id or an error."""
+        try:
+            ids = self._insert([w.row for w in batch])
+        except Exception:
+            if len(batch) == 1:
+                log.exception("audit row could not be written")
+                return [(batch[0], None, HubError("the audit row could not be written"))]
+            # One bad row must not fail the requests batched with it.
+            return [result for waiting in batch for result in self._commit([waiting])]
+        return [(waiting, audit_id, None) for waiting, audit_id in zip(batch, ids, strict=True)]
+
+    def _insert(self, rows: list[AuditRow]) -> list[int]:
+        for r in rows:
+            # Made here, by the writer: os.urandom lets go of the GIL, and on the event loop taking it back from
+            # the writer thread would cost a switch.
+            r.event.setdefault("event_id", str(uuid.uuid4()))
         with self.store.engine.begin() as conn:
-            audit_id = conn.execute(insert(AuditEvent).returning(AuditEvent.id), row).scalar_one()
-            if ctx.persons:
-                conn.execute(insert(AuditSubject), [{"audit_id": audit_id, "person_id": p} for p in ctx.persons])
-            if ctx.break_glass_reason and outcome == "success":
-                conn.execute(insert(BreakGlassReview), {
-                    "audit_id": audit_id, "user_id": ctx.user_id[:128], "reason": ctx.break_glass_reason,
-                    "status": "pending", "created_at": now,
-                })
-        if outcome != "success":
-            log.info("audit %s: %s %s by %s -> %s", audit_id, action, ctx.path, ctx.user_id, outcome)
-        return audit_id
+            # executemany, then the ids by the event ids (unique, indexed): an INSERT ... RETURNING in the
+            # rows' order would be run row by row on SQLite.
+            conn.execute(_INSERT_EVENTS, [r.event for r in rows])
+            found = {event_id: audit_id for event_id, audit_id in conn.execute(
+                _EVENT_IDS, {"event_ids": [r.event["event_id"] for r in rows]})}
+            ids = [found[r.event["event_id"]] for r in rows]
+            subjects = [{"audit_id": i, "person_id": p} for i, r in zip(ids, rows, strict=True) for p in r.persons]
+            if subjects:
+                conn.execute(_INSERT_SUBJECTS, subjects)
+            reviews = [{"audit_id": i, "user_id": r.event["user_id"], "reason": r.event["break_glass_reason"],
+                        "status": "pending", "created_at": r.event["recorded"]}
+                       for i, r in zip(ids, rows, strict=True) if r.break_glass]
+            if reviews:
+                conn.execute(_INSERT_REVIEWS, reviews)
+        for audit_id, r in zip(ids, rows, strict=True):
+            if r.event["outcome"] != "success":
+                log.info("audit %s: %s %s by %s -> %s", audit_id, r.event["action"], r.event["path"],
+                         r.event["user_id"], r.event["outcome"])
+        return ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +260,7 @@ class AuditQuery:
     outcome: str | None = None
 
 
-def _filtered(query: AuditQuery) -> Select[tuple[AuditEvent]]:
+def _filtered(query: AuditQuery) -> Select[AuditEvent]:
     stmt = select(AuditEvent)
     if query.person_id:
         stmt = stmt.where(AuditEvent.id.in_(

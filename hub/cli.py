@@ -274,16 +274,19 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log one line per request (the audit trail keeps them "
+                                                  "anyway).")] = True,
 ) -> None:
     """Serve the hub's API and pages."""
     import uvicorn
 
     if workers > 1:
-        uvicorn.run("hub.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+        uvicorn.run("hub.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    access_log=access_log)
     else:
         from hub.api.app import create_app
 
-        uvicorn.run(create_app(), host=host, port=port)
+        uvicorn.run(create_app(), host=host, port=port, access_log=access_log)
 
 
 @app.command()

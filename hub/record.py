@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from hub.access.policy import Policy
@@ -27,14 +27,15 @@ from hub.access.rules import (
     decide,
     has_relationship,
     is_hidden,
-    load_facts,
+    load_people,
     require_read,
 )
 from hub.audit import AuditContext
 from hub.errors import Forbidden, HubError, NotFound
 from hub.model.validators import normalise_postcode
 from hub.pipeline import search_key
-from hub.store.tables import Entity, PersonIdentifier, PersonIndex, SourceLink
+from hub.store.db import Reader
+from hub.store.tables import Entity, IsoTimestamp, PersonIdentifier, PersonIndex, SourceLink
 
 # Where each entity type sits in the record (fixed: the API's shape does not follow policy renames).
 RECORD_SECTIONS: dict[str, str] = {
@@ -103,10 +104,18 @@ def _prefix(column: Any, value: str) -> Any:
     return column.like(f"{key}%")
 
 
-def _person_filter(query: PersonQuery) -> Select[tuple[str, str]]:
-    """person_index rows matching the query, with each person's document."""
-    stmt = select(PersonIndex.person_id, Entity.document).join(Entity, Entity.id == PersonIndex.person_id).where(
-        PersonIndex.status == "active")
+def _person_filter(query: PersonQuery, *, family_by_index: bool = False) -> Select[str]:
+    """Ids of the active people matching the query.
+
+    ``family_by_index`` bounds the family name as a range too, so the database
+    can walk its index (see :func:`_few_by_family`): family names are indexed
+    as upper-case letters only, where a prefix is exactly a range.
+    """
+    stmt = select(PersonIndex.person_id).where(PersonIndex.status == "active")
+    if query.family and family_by_index:
+        key = search_key(query.family)
+        if key:
+            stmt = stmt.where(PersonIndex.family_name.between(key, _range_end(key)))
     if query.person_id:
         stmt = stmt.where(PersonIndex.person_id == query.person_id)
     if query.nhs_number:
@@ -136,6 +145,32 @@ def _person_filter(query: PersonQuery) -> Select[tuple[str, str]]:
     return stmt
 
 
+# Few enough people by a family-name prefix to fetch them all through the name's index and sort them by id;
+# more, and walking the people in id order finds a page sooner than sorting them all would.
+FEW_BY_FAMILY = 500
+_FAMILY_PREFIX_COUNT = select(func.count()).select_from(
+    select(PersonIndex.family_name)  # the index alone answers it
+    .where(PersonIndex.family_name.between(bindparam("low"), bindparam("high")))
+    .limit(FEW_BY_FAMILY).subquery())
+
+
+def _range_end(key: str) -> str:
+    return key + "Z" * max(1, 100 - len(key))
+
+
+def _few_by_family(session: Reader, query: PersonQuery) -> bool:
+    """True when the family-name prefix is rare enough to search through its index (an index-only count).
+
+    Rare names ("Marlow") would otherwise mean reading every person in id order
+    to fill a page; common ones ("Singh") would mean sorting thousands of ids.
+    """
+    key = search_key(query.family) if query.family else None
+    if not key:
+        return False
+    found = session.execute(_FAMILY_PREFIX_COUNT, {"low": key, "high": _range_end(key)}).scalar_one()
+    return bool(found < FEW_BY_FAMILY)
+
+
 def summarise(person_id: str, doc: dict[str, Any]) -> dict[str, Any]:
     """A person's search-result line: name, birth date, NHS number, current address."""
     name = (doc.get("names") or [{}])[0]
@@ -153,7 +188,7 @@ def summarise(person_id: str, doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def search_people(session: Session, policy: Policy, caller: Caller, query: PersonQuery, audit: AuditContext,
+def search_people(session: Reader, policy: Policy, caller: Caller, query: PersonQuery, audit: AuditContext,
                   *, limit: int = 20, cursor: str | None = None) -> SearchPage:
     """People matching ``query`` that the caller may know exist, in id order after ``cursor``.
 
@@ -166,7 +201,7 @@ def search_people(session: Session, policy: Policy, caller: Caller, query: Perso
         raise InvalidQuery("name at least one search criterion")
     limit = max(1, min(limit, MAX_PAGE))
     audit.action = "search"
-    base = _person_filter(query).order_by(PersonIndex.person_id)
+    base = _person_filter(query, family_by_index=_few_by_family(session, query)).order_by(PersonIndex.person_id)
     found: list[tuple[str, dict[str, Any], PersonFacts]] = []
     after = cursor
     exhausted = False
@@ -174,14 +209,16 @@ def search_people(session: Session, policy: Policy, caller: Caller, query: Perso
         stmt = base.limit(limit + 1)
         if after:
             stmt = stmt.where(PersonIndex.person_id > after)
-        rows = [(pid, orjson.loads(doc)) for pid, doc in session.execute(stmt)]
-        exhausted = len(rows) < limit + 1
-        if not rows:
+        # The page's ids first, then their documents and access facts in one query: documents are read for
+        # one page, not for every match.
+        ids = list(session.execute(stmt).scalars())
+        exhausted = len(ids) < limit + 1
+        if not ids:
             break
-        after = rows[-1][0]
-        facts = load_facts(session, [pid for pid, _ in rows])
-        for pid, doc in rows:
-            f = facts[pid]
+        after = ids[-1]
+        docs, facts = load_people(session, ids)
+        for pid in ids:
+            doc, f = docs[pid], facts[pid]
             if is_hidden(f, caller) and not (caller.break_glass and query.by_identifier):
                 continue
             found.append((pid, doc, f))
@@ -203,14 +240,63 @@ def person_entities(session: Session, person_id: str) -> list[Entity]:
     return list(session.scalars(select(Entity).where(Entity.person_id == person_id)))
 
 
-def facts_from(person_id: str, entities: Iterable[Entity]) -> PersonFacts:
+@dataclass(slots=True)
+class StoredItem:
+    """One entity of a person as the record needs it: its document parsed once, its provenance beside it."""
+
+    id: str
+    entity_type: str
+    version: int
+    updated: str
+    document: str
+    data: dict[str, Any]
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+_ITEM_COLUMNS = (Entity.id, Entity.entity_type, Entity.version, type_coerce(Entity.updated_at, IsoTimestamp),
+                 Entity.document)
+# Built once: a record open runs one of these, and building the statement would cost more than running it.
+_PERSON_ITEMS = select(*_ITEM_COLUMNS).where(Entity.person_id == bindparam("pid"))
+_PERSON_ITEMS_WITH_SOURCES = (
+    select(*_ITEM_COLUMNS, SourceLink.source, SourceLink.stream, SourceLink.source_id,
+           type_coerce(SourceLink.last_seen, IsoTimestamp))
+    .outerjoin(SourceLink, SourceLink.entity_id == Entity.id)
+    .where(Entity.person_id == bindparam("pid"))
+)
+
+
+def load_person(session: Reader, person_id: str, *, with_provenance: bool) -> list[StoredItem]:
+    """Every entity of one person with its parsed document and (optionally) its source records, in one query.
+
+    Provenance comes from ``source_links`` joined on the entity (most recent
+    first), so the record costs one indexed lookup however many items it has.
+    """
+    if not with_provenance:
+        return [StoredItem(eid, etype, version, updated, document, orjson.loads(document))
+                for eid, etype, version, updated, document in session.execute(_PERSON_ITEMS, {"pid": person_id})]
+    items: dict[str, StoredItem] = {}
+    for eid, etype, version, updated, document, source, stream, source_id, last_seen in session.execute(
+            _PERSON_ITEMS_WITH_SOURCES, {"pid": person_id}):
+        item = items.get(eid)
+        if item is None:
+            item = items[eid] = StoredItem(eid, etype, version, updated, document, orjson.loads(document))
+        if source is not None:
+            item.sources.append({"system": source, "stream": stream, "source_id": source_id,
+                                 "last_seen": last_seen})
+    for item in items.values():
+        if len(item.sources) > 1:
+            item.sources.sort(key=lambda src: src["last_seen"], reverse=True)
+    return list(items.values())
+
+
+def facts_from(person_id: str, entities: Iterable[Entity | StoredItem]) -> PersonFacts:
     """The access facts of a person from their already-loaded entities."""
     facts = PersonFacts(person_id)
     consents: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in entities:
         if e.entity_type not in ("Seal", "Episode", "Consent"):
             continue
-        doc = orjson.loads(e.document)
+        doc = e.data if isinstance(e, StoredItem) else orjson.loads(e.document)
         if e.entity_type == "Seal":
             facts.seals.append(doc)
         elif e.entity_type == "Episode":
@@ -223,22 +309,7 @@ def facts_from(person_id: str, entities: Iterable[Entity]) -> PersonFacts:
     return facts
 
 
-def provenance(session: Session, entity_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """For each entity, the source records that contributed to it, most recent first."""
-    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for start in range(0, len(entity_ids), 500):
-        chunk = list(entity_ids[start:start + 500])
-        for eid, source, stream, source_id, last_seen in session.execute(
-            select(SourceLink.entity_id, SourceLink.source, SourceLink.stream, SourceLink.source_id,
-                   SourceLink.last_seen).where(SourceLink.entity_id.in_(chunk))
-            .order_by(SourceLink.last_seen.desc())
-        ):
-            found[eid].append({"system": source, "stream": stream, "source_id": source_id,
-                               "last_seen": last_seen.isoformat()})
-    return found
-
-
-def merged_away(session: Session, person_id: str) -> tuple[str, dict[str, Any], str] | None:
+def merged_away(session: Reader, person_id: str) -> tuple[str, dict[str, Any], str] | None:
     """For a person merged into another: the survivor's id, the merged document and its last update."""
     row = session.execute(select(Entity.document, Entity.updated_at).where(
         Entity.id == person_id, Entity.entity_type == "Person")).first()
@@ -249,23 +320,22 @@ def merged_away(session: Session, person_id: str) -> tuple[str, dict[str, Any], 
     return (survivor, doc, row.updated_at.isoformat()) if survivor else None
 
 
-def open_record(session: Session, policy: Policy, caller: Caller, person_id: str, audit: AuditContext,
+def open_record(session: Reader, policy: Policy, caller: Caller, person_id: str, audit: AuditContext,
                 *, types: frozenset[str] | None = None, with_provenance: bool = True) -> LoadedRecord:
     """The person's record as the caller may see it, each item with its sources and last update.
 
-    ``types`` narrows what is loaded (FHIR reads of one resource type). A sealed
-    person the caller may not see is NotFound; someone outside a social worker's
-    team is Forbidden unless the caller breaks glass. Both refusals are noted on
-    the audit context with their real reason.
+    ``types`` narrows what is handed out (FHIR reads of one resource type). A
+    sealed person the caller may not see is NotFound; someone outside a social
+    worker's team is Forbidden unless the caller breaks glass. Both refusals are
+    noted on the audit context with their real reason.
     """
     audit.touch_person(person_id)
-    entities = person_entities(session, person_id)
+    entities = load_person(session, person_id, with_provenance=with_provenance)
     person = next((e for e in entities if e.entity_type == "Person" and e.id == person_id), None)
     if person is None:
         audit.deny("no such person", "not_found")
         raise NotFound(f"no person {person_id}")
-    person_doc = orjson.loads(person.document)
-    if person_doc.get("merged_into"):
+    if person.data.get("merged_into"):
         audit.deny("merged record", "not_found")
         raise NotFound(f"no person {person_id}")
     facts = facts_from(person_id, entities)
@@ -283,10 +353,9 @@ def open_record(session: Session, policy: Policy, caller: Caller, person_id: str
         audit.reason = "consent withheld: only demographics shown"
     wanted = view.types if types is None else view.types & types
     allowed = [e for e in entities if e.entity_type in wanted and e.entity_type in RECORD_SECTIONS]
-    sources = provenance(session, [person.id, *[e.id for e in allowed]]) if with_provenance else {}
-    record = LoadedRecord(view=view, person=_item(person, person_doc, sources))
+    record = LoadedRecord(view=view, person=_item(person))
     for e in sorted(allowed, key=lambda e: e.id):
-        record.items.setdefault(e.entity_type, []).append(_item(e, orjson.loads(e.document), sources))
+        record.items.setdefault(e.entity_type, []).append(_item(e))
         audit.touch(e.entity_type, e.id)
     audit.touch("Person", person.id)
     readable_anyway = policy.readable_types(caller.role)
@@ -294,9 +363,9 @@ def open_record(session: Session, policy: Policy, caller: Caller, person_id: str
     return record
 
 
-def _item(entity: Entity, doc: dict[str, Any], sources: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _item(entity: StoredItem) -> dict[str, Any]:
     return {"id": entity.id, "type": entity.entity_type, "version": entity.version,
-            "updated": entity.updated_at.isoformat(), "sources": sources.get(entity.id, []), "data": doc}
+            "updated": entity.updated, "sources": entity.sources, "data": entity.data}
 
 
 TIMELINE_DATES: dict[str, tuple[str, ...]] = {

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
 
 from hub.access.policy import Policy
 from hub.access.tokens import TokenClaims
 from hub.errors import Forbidden, NotFound
+from hub.store.db import Reader
 from hub.store.tables import Entity
 
 MIN_BREAK_GLASS_REASON = 10
@@ -163,19 +163,28 @@ def decide(policy: Policy, caller: Caller, facts: PersonFacts) -> RecordView:
                       relationship=related, break_glass=glass)
 
 
-def load_facts(session: Session, person_ids: Iterable[str]) -> dict[str, PersonFacts]:
-    """Seals, teams and latest consent per scope for each person, in one query."""
+# Built once (a search page runs it for every page): each person's document and what the rules need.
+_PEOPLE_AND_FACTS = select(Entity.person_id, Entity.entity_type, Entity.document).where(
+    Entity.person_id.in_(bindparam("ids", expanding=True)),
+    Entity.entity_type.in_(("Person", "Seal", "Episode", "Consent")))
+
+
+def load_people(session: Reader, person_ids: Iterable[str]) -> tuple[dict[str, dict[str, Any]],
+                                                                       dict[str, PersonFacts]]:
+    """Each person's document, and their seals, teams and latest consent per scope, in one query."""
     ids = list(dict.fromkeys(person_ids))
     facts = {pid: PersonFacts(pid) for pid in ids}
+    people: dict[str, dict[str, Any]] = {}
     if not ids:
-        return facts
+        return people, facts
     consents: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for pid, etype, document in session.execute(
-        select(Entity.person_id, Entity.entity_type, Entity.document).where(
-            Entity.person_id.in_(ids), Entity.entity_type.in_(("Seal", "Episode", "Consent")))
-    ):
+    for pid, etype, document in session.execute(_PEOPLE_AND_FACTS, {"ids": ids}):
+        if pid is None:
+            continue
         doc = orjson.loads(document)
-        if etype == "Seal":
+        if etype == "Person":
+            people[pid] = doc
+        elif etype == "Seal":
             facts[pid].seals.append(doc)
         elif etype == "Episode":
             if doc.get("team") and not doc.get("end"):
@@ -185,4 +194,4 @@ def load_facts(session: Session, person_ids: Iterable[str]) -> dict[str, PersonF
     for pid, scopes in consents.items():
         for scope, docs in scopes.items():
             facts[pid].consents[scope] = max(docs, key=lambda d: d.get("recorded", ""))
-    return facts
+    return people, facts

@@ -28,6 +28,7 @@ from hub.settings import AuthSettings, Settings, config_dir
 
 ALGORITHM = "RS256"
 KEY_FILE = "demo-signing-key.pem"
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,8 @@ class TokenVerifier:
             self.keysets[issuer.issuer] = KeySet(uri=issuer.jwks_uri, file=file, cache_seconds=auth.jwks_cache_seconds)
         if demo is not None:
             self.keysets[demo.issuer] = KeySet(demo=demo)
+        self._verified: dict[str, tuple[TokenClaims, float]] = {}
+        self._verified_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -175,7 +178,40 @@ class TokenVerifier:
         return cls(settings.auth, demo_issuer(settings))
 
     def verify(self, token: str) -> TokenClaims:
-        """The claims of a valid token; Unauthenticated for anything else."""
+        """The claims of a valid token; Unauthenticated for anything else.
+
+        A token whose signature and claims checked out is remembered (by its exact
+        text) until it expires, or for ``jwks_cache_seconds`` at most, so a client
+        sending the same token on every call pays for the RSA check and the JSON
+        parsing once. A token that failed is never remembered.
+        """
+        remembered = self.remembered(token)
+        if remembered is not None:
+            return remembered
+        claims = self._verify(token)
+        now = time.time()
+        until = min(claims.expires + self.auth.clock_skew_seconds, now + max(self.auth.jwks_cache_seconds, 1))
+        with self._verified_lock:
+            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                for stale in [t for t, (_, end) in self._verified.items() if end <= now] or [
+                        next(iter(self._verified))]:
+                    del self._verified[stale]
+            self._verified[token] = (claims, until)
+        return claims
+
+    def remembered(self, token: str) -> TokenClaims | None:
+        """The claims of a token verified earlier and not yet expired (no key or network needed), else None."""
+        cached = self._verified.get(token)
+        if cached is None:
+            return None
+        claims, until = cached
+        if time.time() < until:
+            return claims
+        with self._verified_lock:
+            self._verified.pop(token, None)
+        return None
+
+    def _verify(self, token: str) -> TokenClaims:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -202,7 +238,7 @@ class TokenVerifier:
             roles = [roles]
         team = claims.get(self.auth.team_claim)
         return TokenClaims(
-            subject=str(claims["sub"]), issuer=issuer, roles=tuple(str(r) for r in roles),
+            subject=str(claims["sub"]), issuer=str(issuer), roles=tuple(str(r) for r in roles),
             team=str(team) if team else None, name=claims.get("name"), expires=int(claims["exp"]),
         )
 

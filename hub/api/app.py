@@ -38,9 +38,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     own_store = store is None
     the_store = store or Store(settings.database_url, echo=settings.sql_echo)
 
+    trail = AuditTrail(the_store)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        trail.close()
         if own_store:
             the_store.dispose()
 
@@ -54,7 +57,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer)
     app.state.pipeline = build_pipeline(settings, the_store)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
-    app.add_middleware(AuditMiddleware, trail=AuditTrail(the_store))
+    app.add_middleware(AuditMiddleware, trail=trail)
     problems.install(app)
 
     @app.get("/health", tags=["ops"], summary="Liveness and store reachability")

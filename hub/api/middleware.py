@@ -2,15 +2,16 @@
 
 A pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware): it puts an
 :class:`~hub.audit.AuditContext` on the request state, lets the route run, and
-when the response starts writes the audit row in a worker thread. If the row
-cannot be written the client gets a 500 instead of an unaudited answer.
+when the response starts hands the row to the audit writer
+(:meth:`hub.audit.AuditTrail.record`, a group commit) and waits until it is
+committed before the first byte leaves. If the row cannot be written the client
+gets a 500 instead of an unaudited answer.
 """
 
 from __future__ import annotations
 
 import logging
 
-from anyio import to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.audit import AuditContext, AuditTrail
@@ -42,7 +43,7 @@ class AuditMiddleware:
             nonlocal written
             if message["type"] == "http.response.start" and not written:
                 written = True
-                await to_thread.run_sync(self.trail.write, ctx, int(message["status"]))
+                await self.trail.record(ctx, int(message["status"]))
             await send(message)
 
         await self.app(scope, receive, send_audited)

@@ -2,7 +2,9 @@
 
 Thin routes: parse, call one service function in :mod:`hub.record`, shape the
 answer. The record is serialised straight to JSON bytes (its shape is declared
-by the response model for the OpenAPI document and checked by the tests).
+by the response model for the OpenAPI document and checked by the tests). These
+are the hub's busiest routes: they are ``async`` and do their store work, from
+beginning the transaction to ending it, in one call (:func:`hub.api.deps.run_read`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import Connection
 
-from hub.api.deps import AuditDep, CurrentUser, PolicyDep, StoreDep
+from hub.access.policy import Policy
+from hub.access.rules import Caller
+from hub.api.deps import AuditDep, CurrentUser, PolicyDep, StoreRef, run_read
 from hub.api.schemas import PersonSearchResult, SharedRecord, Timeline
+from hub.audit import AuditContext
 from hub.record import RECORD_SECTIONS, LoadedRecord, PersonQuery, open_record, search_people, timeline
 from hub.store.identity import person_links
 
@@ -25,7 +31,12 @@ router = APIRouter(prefix="/api/persons", tags=["shared record"])
 
 def json_response(payload: Any) -> Response:
     """Pre-serialised JSON (orjson), bypassing response-model re-validation on the hot path."""
-    return Response(orjson.dumps(payload), media_type="application/json")
+    return json_bytes(orjson.dumps(payload))
+
+
+def json_bytes(body: bytes) -> Response:
+    """An answer of JSON already serialised."""
+    return Response(body, media_type="application/json")
 
 
 def access_note(record: LoadedRecord, role: str, purpose: str) -> dict[str, Any]:
@@ -35,8 +46,8 @@ def access_note(record: LoadedRecord, role: str, purpose: str) -> dict[str, Any]
 
 
 @router.get("", response_model=PersonSearchResult, summary="Find people")
-def find_people(
-    request: Request, session: StoreDep, policy: PolicyDep, caller: CurrentUser, audit: AuditDep,
+async def find_people(
+    request: Request, store: StoreRef, policy: PolicyDep, caller: CurrentUser, audit: AuditDep,
     name: Annotated[str | None, Query(description="Any part of the name: each word matches a given or family "
                                                   "name prefix.")] = None,
     family: Annotated[str | None, Query(description="Family name prefix.")] = None,
@@ -52,7 +63,7 @@ def find_people(
     system, value = (identifier.split("|", 1) if identifier and "|" in identifier else (None, identifier))
     query = PersonQuery(name=name, family=family, given=given, birth_date=birth_date, postcode=postcode,
                         nhs_number=nhs_number, identifier=value or None, identifier_system=system or None)
-    page = search_people(session, policy, caller, query, audit, limit=limit, cursor=cursor)
+    page = await run_read(search_people, store, policy, caller, query, audit, limit=limit, cursor=cursor)
     next_url = None
     if page.next_cursor:
         params = {k: v for k, v in request.query_params.items() if k != "cursor"}
@@ -63,23 +74,33 @@ def find_people(
 @router.get("/{person_id}/record", response_model=SharedRecord, summary="The whole shared record of one person",
             responses={403: {"description": "Your role or relationship does not allow it"},
                        404: {"description": "No such person (or none you may know of)"}})
-def read_record(person_id: str, session: StoreDep, policy: PolicyDep, caller: CurrentUser, audit: AuditDep
-                ) -> Response:
+async def read_record(person_id: str, store: StoreRef, policy: PolicyDep, caller: CurrentUser, audit: AuditDep
+                      ) -> Response:
     """Demographics, relationships, episodes, referrals, assessments, plans, commitments, flags, consents,
     documents, health events and transitions, each with its source systems and last update."""
+    return json_bytes(await run_read(record_json, store, policy, caller, person_id, audit))
+
+
+def record_json(session: Connection, policy: Policy, caller: Caller, person_id: str, audit: AuditContext) -> bytes:
+    """The record answer, serialised."""
     record = open_record(session, policy, caller, person_id, audit)
     body: dict[str, Any] = {"id": person_id, "access": access_note(record, caller.role, caller.purpose),
                             "person": record.person}
     for etype, key in RECORD_SECTIONS.items():
         body[key] = record.items.get(etype, [])
     body["identity"] = person_links(session, person_id)
-    return json_response(body)
+    return orjson.dumps(body)
 
 
 @router.get("/{person_id}/timeline", response_model=Timeline, summary="The person's history, newest first")
-def read_timeline(person_id: str, session: StoreDep, policy: PolicyDep, caller: CurrentUser, audit: AuditDep
-                  ) -> Response:
+async def read_timeline(person_id: str, store: StoreRef, policy: PolicyDep, caller: CurrentUser, audit: AuditDep
+                        ) -> Response:
     """Episodes, referrals, assessments, plans, health events, documents, transitions and alerts by date."""
-    record = open_record(session, policy, caller, person_id, audit, with_provenance=True)
-    return json_response({"id": person_id, "access": access_note(record, caller.role, caller.purpose),
-                          "entries": timeline(record)})
+    return json_bytes(await run_read(timeline_json, store, policy, caller, person_id, audit))
+
+
+def timeline_json(session: Connection, policy: Policy, caller: Caller, person_id: str, audit: AuditContext) -> bytes:
+    """The timeline answer, serialised."""
+    record = open_record(session, policy, caller, person_id, audit)
+    return orjson.dumps({"id": person_id, "access": access_note(record, caller.role, caller.purpose),
+                         "entries": timeline(record)})

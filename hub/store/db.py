@@ -7,12 +7,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_CACHE_KIB = 131_072
 SQLITE_WAL_CHECKPOINT_PAGES = 16_384
+# What read-only queries run on: a request's ORM session, or a bare connection where the ORM's per-session
+# bookkeeping would cost more than the query (the hot read routes).
+Reader = Session | Connection
 
 
 def normalise_url(url: str) -> str:
@@ -31,6 +34,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 30}
+        if parsed.database and parsed.database != ":memory:":
+            # A file connection is cheap to keep and costly to reopen (its pragmas run again): keep enough for
+            # the API's reader threads, the audit writer and the routes ending transactions.
+            kwargs.update(pool_size=20, max_overflow=20)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")

@@ -19,7 +19,20 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint, delete, func, insert, select
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    delete,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.delivery.fanout import hold_outbox_order
@@ -450,20 +463,23 @@ def queue_reviews(session: Session, pairs: list[dict[str, Any]]) -> int:
     return len(fresh)
 
 
-def person_links(session: Session, person_id: str) -> dict[str, Any]:
+def person_links(session: Session | Connection, person_id: str) -> dict[str, Any]:
     """Why the records of a person were joined: each link with its score and per-field evidence.
 
     ``records`` are source records the engine joined to this person (``source/stream/source_id``);
     ``decisions`` are a person's decisions about this person and another (accepted reviews,
     merges, and pairs ruled apart); ``merges`` are merges into or out of this person.
     Evidence holds comparison levels and weights only, never the person's details.
+    Column selects, so a request's session and the hot routes' bare connection both serve.
     """
-    rows = session.execute(
-        select(MatchLink).where((MatchLink.person_a == person_id) | (MatchLink.person_b == person_id))
+    links = session.execute(
+        select(MatchLink.person_a, MatchLink.person_b, MatchLink.score, MatchLink.decision, MatchLink.decided_by,
+               MatchLink.decided_at, MatchLink.evidence)
+        .where((MatchLink.person_a == person_id) | (MatchLink.person_b == person_id))
         .order_by(MatchLink.decided_at, MatchLink.id)
-    ).scalars().all()
+    ).all()
     records, decisions = [], []
-    for link in rows:
+    for link in links:
         entry = {"score": link.score, "decision": link.decision, "decided_by": link.decided_by,
                  "decided_at": link.decided_at.isoformat(), "evidence": link.evidence}
         if "/" in link.person_b:
@@ -477,8 +493,10 @@ def person_links(session: Session, person_id: str) -> dict[str, Any]:
         {"id": m.id, "survivor": m.survivor_id, "merged": m.merged_id, "status": m.status, "merged_by": m.merged_by,
          "merged_at": m.merged_at.isoformat(), "unmerged_by": m.unmerged_by,
          "unmerged_at": m.unmerged_at.isoformat() if m.unmerged_at else None}
-        for m in session.scalars(
-            select(PersonMerge).where((PersonMerge.survivor_id == person_id) | (PersonMerge.merged_id == person_id))
+        for m in session.execute(
+            select(PersonMerge.id, PersonMerge.survivor_id, PersonMerge.merged_id, PersonMerge.status,
+                   PersonMerge.merged_by, PersonMerge.merged_at, PersonMerge.unmerged_by, PersonMerge.unmerged_at)
+            .where((PersonMerge.survivor_id == person_id) | (PersonMerge.merged_id == person_id))
             .order_by(PersonMerge.id)
         )
     ]

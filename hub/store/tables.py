@@ -9,6 +9,7 @@ search, identifiers). Every time is UTC and timezone-aware.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -60,6 +61,31 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@lru_cache(maxsize=4096)
+def _iso_from_sqlite(stored: str) -> str:
+    return datetime.fromisoformat(stored).replace(tzinfo=UTC).isoformat()
+
+
+class IsoTimestamp(TypeDecorator[str]):
+    """A UTC timestamp column read straight as ISO 8601 text (``2024-01-01T00:00:00+00:00``), for answers that
+    only print it: ``select(type_coerce(Entity.updated_at, IsoTimestamp))``.
+
+    SQLite hands the stored text over as it is and the conversion is cached
+    (rows written in one batch share their time), so the hot reads skip
+    building a datetime per column and formatting it again.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
+        return _iso_from_sqlite(str(value))
 
 
 # Big integer ids on PostgreSQL, INTEGER PRIMARY KEY (rowid) on SQLite.

@@ -1,0 +1,97 @@
+"""The hot paths under concurrency: group-committed audit rows, remembered tokens, search by name prefix.
+
+Many requests answered at once share the audit writer's transactions; each must
+still leave its own row (who, role, team, purpose, person, outcome) before its
+answer, whatever the others' outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from hub.api.app import create_app
+from hub.settings import AuthSettings, Settings
+from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
+from hub.store.db import Store
+from tests.record.conftest import Hub
+
+BURST = 60
+
+
+def test_a_burst_of_concurrent_requests_leaves_one_complete_audit_row_each(hub: Hub) -> None:
+    ann, tom, sealed = hub.people["ann"], hub.people["tom"], hub.people["sealed"]
+    owen = hub.headers("sw.owen", "social_worker", "ASC-E")
+    glass = hub.headers("sw.owen", "social_worker", "ASC-E", **{"X-Break-Glass": "Police welfare check tonight"})
+    calls = [
+        (f"/api/persons/{ann}/record", owen, 200, "success", ann),
+        (f"/api/persons/{ann}/timeline", owen, 200, "success", ann),
+        (f"/api/persons/{tom}/record", owen, 403, "denied", tom),
+        (f"/api/persons/{sealed}/record", owen, 404, "denied", sealed),
+        (f"/api/persons/{tom}/record", glass, 200, "success", tom),
+        (f"/api/persons/{ann}/record", {}, 401, "denied", None),
+    ]
+    burst = [calls[i % len(calls)] for i in range(BURST)]
+    with hub.store.session() as s:
+        last = s.scalar(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1)) or 0
+
+    async def fire() -> list[int]:
+        transport = httpx.ASGITransport(app=hub.client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            answers = await asyncio.gather(*(client.get(path, headers=headers) for path, headers, *_ in burst))
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(fire()) == [status for _, _, status, _, _ in burst]
+    with hub.store.session() as s:
+        rows = s.scalars(select(AuditEvent).where(AuditEvent.id > last).order_by(AuditEvent.id)).all()
+        assert len(rows) == BURST
+        subjects = {audit_id: person for audit_id, person in s.execute(
+            select(AuditSubject.audit_id, AuditSubject.person_id).where(AuditSubject.audit_id > last))}
+        reviews = s.scalars(select(BreakGlassReview.audit_id).where(BreakGlassReview.audit_id > last)).all()
+    seen = sorted((r.path, r.status, r.outcome, subjects.get(r.id), r.break_glass_reason) for r in rows)
+    wanted = sorted((path, status, outcome, person if status != 401 else None,
+                     "Police welfare check tonight" if "X-Break-Glass" in headers else None)
+                    for path, headers, status, outcome, person in burst)
+    assert seen == wanted
+    for r in rows:
+        if r.status != 401:
+            assert (r.user_id, r.role, r.team, r.purpose) == ("sw.owen", "social_worker", "ASC-E", "direct_care")
+    assert len(set(reviews)) == sum(1 for _, headers, *_ in burst if "X-Break-Glass" in headers)
+    assert len({r.event_id for r in rows}) == BURST
+
+
+def test_a_remembered_token_is_refused_once_it_expires(store: Store, tmp_path: Path, hub: Hub) -> None:
+    # The hub fixture's data_dir: its demo signing key exists already, so issuing costs no key generation.
+    settings = Settings(database_url=store.url, data_dir=tmp_path / "var", auth=AuthSettings(clock_skew_seconds=0))
+    ttl = 3
+    with TestClient(create_app(settings, store)) as client:
+        issued = time.time()
+        token = client.app.state.demo_issuer.issue("dr.patel", "clinician", "ICT-1", ttl=ttl)  # type: ignore[attr-defined]
+        auth = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/persons", params={"family": "hale"}, headers=auth).status_code == 200
+        assert client.get("/api/persons", params={"family": "hale"}, headers=auth).status_code == 200
+        time.sleep(max(0.0, issued + ttl + 1.1 - time.time()))
+        answer = client.get("/api/persons", params={"family": "hale"}, headers=auth)
+        assert answer.status_code == 401
+        assert "expired" in answer.json()["detail"]
+
+
+def test_family_name_prefixes_find_exactly_the_people_whose_family_name_starts_with_them(hub: Hub) -> None:
+    patel = hub.headers("dr.patel", "clinician", "ICT-1")
+    everyone = {}
+    for initial in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        for person in hub.client.get("/api/persons", params={"given": initial, "limit": 100},
+                                     headers=patel).json()["items"]:
+            everyone[person["id"]] = person["name"].split()[-1].upper()
+    assert len(everyone) > 20
+    for prefix in ("h", "Ha", "HALE", "hale-", "Hal e", "o", "Zz"):
+        letters = "".join(c for c in prefix.upper() if c.isalpha())
+        found = hub.client.get("/api/persons", params={"family": prefix, "limit": 100}, headers=patel).json()
+        assert found["next_cursor"] is None
+        assert [p["id"] for p in found["items"]] == sorted(pid for pid, family in everyone.items()
+                                                           if family.startswith(letters)), prefix
