@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.access.policy import Policy
-from hub.access.rules import Caller, decide, is_hidden, load_facts
+from hub.access.rules import Caller, decide, is_hidden, load_people
 from hub.errors import Forbidden, NotFound
 from hub.record import summarise
 from hub.store.identity import (
@@ -41,7 +41,7 @@ STATUSES = ("open", "accepted", "rejected")
 def person_cards(session: Session, caller: Caller, person_ids: list[str]) -> dict[str, dict[str, Any]]:
     """What a reviewer sees of each person: the search line, the source records joined, or 'sealed'."""
     ids = list(dict.fromkeys(person_ids))
-    facts = load_facts(session, ids)
+    facts = load_people(session, ids)[1]
     docs = dict(session.execute(select(Entity.id, Entity.document).where(Entity.id.in_(ids))).all())
     sources: dict[str, list[str]] = {pid: [] for pid in ids}
     for entity_id, source, stream, source_id in session.execute(
@@ -103,7 +103,7 @@ def decide_pair(session: Session, caller: Caller, review_id: int, accept: bool) 
     pending = session.get(MatchReview, review_id)
     if pending is None:
         raise NotFound(f"no review {review_id}")
-    facts = load_facts(session, [pending.person_a, pending.person_b])
+    facts = load_people(session, [pending.person_a, pending.person_b])[1]
     if any(is_hidden(f, caller) for f in facts.values()):
         raise Forbidden("a sealed record is in this pair: only a reviewer the seal names may decide")
     review = decide_review(session, review_id, accept, caller.user_id)
@@ -124,7 +124,7 @@ def merge_view(history: PersonMerge) -> dict[str, Any]:
 def merge_persons(session: Session, caller: Caller, survivor: str, merged: str) -> dict[str, Any]:
     """Fold ``merged`` into ``survivor`` (a reviewer's own decision, kept as a link with the merge)."""
     for pid in (survivor, merged):
-        if is_hidden(load_facts(session, [pid])[pid], caller):
+        if is_hidden(load_people(session, [pid])[1][pid], caller):
             raise NotFound(f"no person {pid}")
     history = merge(session, survivor, merged, caller.user_id)
     record_link(session, survivor, merged, 1.0, {"reason": f"merged by a person (merge {history.id})"}, LINK,
@@ -147,7 +147,7 @@ def unmerge_persons(session: Session, caller: Caller, merge_id: int) -> dict[str
 
 def explain_person(session: Session, policy: Policy, caller: Caller, person_id: str) -> dict[str, Any]:
     """Why this person's records were joined (access checked as for reading the record)."""
-    decide(policy, caller, load_facts(session, [person_id])[person_id])
+    decide(policy, caller, load_people(session, [person_id])[1][person_id])
     if session.get(Entity, person_id) is None:
         raise NotFound(f"no person {person_id}")
     return {"id": person_id, **person_links(session, person_id)}
