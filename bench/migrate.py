@@ -97,7 +97,7 @@ def main() -> None:
     print(f"generated legacy ESCR: {args.people:,} people, {summary.total_rows:,} rows "
           f"in {time.perf_counter() - t0:.1f}s")
     settings = SourceSettings(adapter="adapters.sql:SqlAdapter", mapping="legacy_escr.yaml",
-                              options={"url": legacy_url}, batch_size=5000)
+                              options={"url": legacy_url}, batch_size=20_000)  # as config/hub.toml
     adapter = SqlAdapter("legacy_escr", settings)
     rows = source_rows(adapter)
     print(f"source rows to migrate: {len(rows):,}")
