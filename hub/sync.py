@@ -27,7 +27,8 @@ Progress = Callable[[str, int], None]
 # collector's default thresholds promote them and then run full collections over the whole
 # heap again and again (a fifth of a migration's time). During a sync the heap that existed
 # before it is frozen out of collection and young collections run less often; both are
-# restored when the last running sync ends. Cyclic garbage is still collected.
+# restored when the last running sync ends. A full collection runs between batches
+# (collect_between_batches), so cyclic garbage never outlives the next batch.
 _GC_THRESHOLD = (50_000, 20, 100)
 _gc_lock = threading.Lock()
 _gc_users = 0

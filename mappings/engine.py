@@ -454,6 +454,7 @@ class StreamMapping:
     joins: list[Join]
     collections: list[Collection]
     rules: list[FieldRule]
+    _plan: list[tuple[Any, ...]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def apply(self, row: Mapping[str, Any]) -> MappedRecord:
         """Map one source row (with its join columns and collections) to a canonical record."""
@@ -512,7 +513,6 @@ class StreamMapping:
         self.list_fields = {
             r.path[0][0] for r in self.rules if r.each is not None or any(i is not None for _, i in r.path)
         }
-        self._plan: list[tuple[Any, ...]] | None = None
 
 
 @dataclass
