@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -124,6 +125,7 @@ def main() -> None:
             verdict = "meets" if rate >= TARGET_SQLITE else "misses"
             print(f"            target >= {TARGET_SQLITE:,} rows/s on SQLite: {verdict}")
     adapter.close()
+    shutil.rmtree(work, ignore_errors=True)  # the legacy and hub files of a 100k run are over 1 GB
     if admin is not None:
         with admin.connect() as conn:
             for label, url in targets:
