@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -97,7 +98,7 @@ def main() -> None:
     print(f"generated legacy ESCR: {args.people:,} people, {summary.total_rows:,} rows "
           f"in {time.perf_counter() - t0:.1f}s")
     settings = SourceSettings(adapter="adapters.sql:SqlAdapter", mapping="legacy_escr.yaml",
-                              options={"url": legacy_url}, batch_size=5000)
+                              options={"url": legacy_url}, batch_size=20_000)  # as config/hub.toml
     adapter = SqlAdapter("legacy_escr", settings)
     rows = source_rows(adapter)
     print(f"source rows to migrate: {len(rows):,}")
@@ -124,6 +125,7 @@ def main() -> None:
             verdict = "meets" if rate >= TARGET_SQLITE else "misses"
             print(f"            target >= {TARGET_SQLITE:,} rows/s on SQLite: {verdict}")
     adapter.close()
+    shutil.rmtree(work, ignore_errors=True)  # the legacy and hub files of a 100k run are over 1 GB
     if admin is not None:
         with admin.connect() as conn:
             for label, url in targets:

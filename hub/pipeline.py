@@ -292,6 +292,9 @@ class Pipeline:
         try:
             item.mapped = mapper(item.record)
         except QuarantineError as exc:
+            # Kept without its traceback: the traceback's frames reach the batch being ingested,
+            # which would then outlive the batch as cyclic garbage until a full collection.
+            exc.__traceback__ = exc.__cause__ = exc.__context__ = None
             item.error = exc
 
     @staticmethod

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from hub.contract import Adapter, SourceRecord
 from hub.errors import HubError
@@ -27,7 +27,8 @@ Progress = Callable[[str, int], None]
 # collector's default thresholds promote them and then run full collections over the whole
 # heap again and again (a fifth of a migration's time). During a sync the heap that existed
 # before it is frozen out of collection and young collections run less often; both are
-# restored when the last running sync ends. Cyclic garbage is still collected.
+# restored when the last running sync ends. A full collection runs between batches
+# (collect_between_batches), so cyclic garbage never outlives the next batch.
 _GC_THRESHOLD = (50_000, 20, 100)
 _gc_lock = threading.Lock()
 _gc_users = 0
@@ -54,6 +55,46 @@ def batch_friendly_gc() -> Iterator[None]:
                 gc.unfreeze()
 
 
+def collect_between_batches() -> None:
+    """A full collection once a batch is done (only while a sync tunes the collector).
+
+    The batch's objects are gone by then and what was alive before it is frozen, so the
+    collection is short; the survivors are frozen in turn. No batch's cyclic garbage
+    outlives the next batch.
+    """
+    if _gc_users:
+        gc.collect()
+        gc.freeze()
+
+
+# The tables a sync grows. PostgreSQL plans the pipeline's lookups by key from their statistics;
+# a table that was empty when last analyzed (or never analyzed, with autovacuum off or outpaced
+# by a migration) is planned as tiny, and each lookup then scans a whole stream: a migration
+# slowed down as the tables grew. A sync analyzes them after its first batch and whenever it has
+# doubled the rows it has written since.
+_ANALYZED_TABLES = ("raw_records", "source_links", "entities", "outbox", "person_index", "person_identifiers",
+                    "quarantine")
+
+
+class PlannerStatistics:
+    """Keeps PostgreSQL's statistics of the pipeline's tables in step with a sync (no-op elsewhere)."""
+
+    def __init__(self, store: Store) -> None:
+        self.enabled = store.engine.dialect.name == "postgresql"
+        self.written = 0
+        self.next_at = 1
+
+    def after_batch(self, store: Store, rows: int) -> None:
+        """Count a committed batch; ANALYZE when the rows written have doubled."""
+        if not self.enabled:
+            return
+        self.written += rows
+        if self.written >= self.next_at:
+            with store.session() as session:
+                session.execute(text(f"ANALYZE {', '.join(_ANALYZED_TABLES)}"))
+            self.next_at = self.written * 2
+
+
 def sync_source(
     store: Store,
     adapter: Adapter,
@@ -70,10 +111,12 @@ def sync_source(
         session.flush()
         run_id = run.id
     total = BatchResult()
+    statistics = PlannerStatistics(store)
     try:
         with batch_friendly_gc():
             for spec in adapter.streams():
-                total.add(sync_stream(store, adapter, pipeline, spec.name, started, batch_size, progress))
+                total.add(sync_stream(store, adapter, pipeline, spec.name, started, batch_size, progress,
+                                      statistics))
     except HubError as exc:
         _finish(store, run_id, "failed", total, str(exc))
         raise
@@ -92,6 +135,7 @@ def sync_stream(
     until: datetime,
     batch_size: int,
     progress: Progress | None = None,
+    statistics: PlannerStatistics | None = None,
 ) -> BatchResult:
     """Pull one stream in batches, each committed with its cursor."""
     total = BatchResult()
@@ -107,7 +151,10 @@ def sync_stream(
         total.add(result)
         if progress:
             progress(stream, len(batch))
+        if statistics is not None:
+            statistics.after_batch(store, len(batch))
         batch.clear()
+        collect_between_batches()
 
     for record in adapter.pull(stream, cursor, until):
         batch.append(record)

@@ -169,6 +169,8 @@ def _split(sep: str | None) -> Transform:
 
 def _each_str(fn: Callable[[str], str]) -> Transform:
     def apply(value: Any) -> Any:
+        if type(value) is str:
+            return fn(value)
         if isinstance(value, list):
             return [fn(str(v)) for v in value]
         return fn(str(value))
@@ -299,6 +301,47 @@ class FieldRule:
                 value = self.default
         return value
 
+    def compile(self) -> Callable[[Mapping[str, Any]], Any]:
+        """``read`` specialised once for this rule: the same value or error, decided without
+        re-examining the rule for every row (a migration applies each rule millions of times)."""
+        if self.constant is not _MISSING:
+            constant = self.constant
+            return lambda row: constant
+        missing = self._missing
+        transforms = tuple(self.transforms)
+        null_if = frozenset(self.null_if)
+        value_map, on_unmapped, default = self.value_map, self.on_unmapped, self.default
+        column, target, join = (self.columns[0] if self.columns else ""), self.target, self.join
+        columns = tuple(self.columns)
+
+        def read(row: Mapping[str, Any]) -> Any:
+            if join is not None:
+                parts = [str(row[c]).strip() for c in columns if _present(row.get(c))]
+                value: Any = join.join(p for p in parts if p) or None
+            else:
+                value = row.get(column)
+            if value is None:
+                return missing()
+            if type(value) is str:
+                text = value.strip()
+                if not text or text in null_if:
+                    return missing()
+            for transform in transforms:
+                value = transform(value)
+                if value is None or value == "" or value == []:
+                    return missing()
+            if value_map is not None:
+                key = str(value)
+                if key in value_map:
+                    return value_map[key]
+                if on_unmapped == "quarantine":
+                    raise QuarantineError("CODE_UNMAPPED", f"code {key!r} in {column} has no mapping", field=target)
+                if on_unmapped == "default":
+                    return default
+            return value
+
+        return read
+
     def _missing(self) -> Any:
         if self.required:
             raise QuarantineError(
@@ -351,12 +394,23 @@ def _assign(doc: dict[str, Any], path: list[tuple[str, int | None]], value: Any)
 
 def _prune(value: Any) -> Any:
     """Drop None values, list elements whose values are all empty, and empty containers."""
-    if type(value) is dict:
-        pruned = {k: _prune(v) for k, v in value.items()}
-        return {k: v for k, v in pruned.items() if _present(v)}
-    if type(value) is list:
-        items = [_prune(v) for v in value]
-        return [v for v in items if _present(v) and not (type(v) is dict and not _meaningful(v))]
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for k, v in value.items():
+            if type(v) is dict or type(v) is list:
+                v = _prune(v)
+            if _present(v):
+                out[k] = v
+        return out
+    if kind is list:
+        items = []
+        for v in value:
+            if type(v) is dict or type(v) is list:
+                v = _prune(v)
+            if _present(v) and not (type(v) is dict and not _meaningful(v)):
+                items.append(v)
+        return items
     return value
 
 
@@ -400,37 +454,59 @@ class StreamMapping:
     joins: list[Join]
     collections: list[Collection]
     rules: list[FieldRule]
+    _plan: list[tuple[Any, ...]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def apply(self, row: Mapping[str, Any]) -> MappedRecord:
         """Map one source row (with its join columns and collections) to a canonical record."""
+        plan = self._plan if self._plan is not None else self._compile()
         doc: dict[str, Any] = {}
         references: dict[str, tuple[str, str]] = {}
-        for rule in self.rules:
-            if rule.each is not None:
-                children = row.get(rule.each) or []
+        for read, key, path, ref, target, nested in plan:
+            if nested is not None:
                 built = []
-                for child in children:
+                for child in row.get(read) or []:  # ``read`` names the collection here
                     item: dict[str, Any] = {}
-                    for sub in rule.nested:
-                        value = sub.read(child)
+                    for sub_read, sub_key, sub_path in nested:
+                        value = sub_read(child)
                         if value is not None:
-                            _assign(item, sub.path, value)
+                            if sub_key is not None:
+                                item[sub_key] = value
+                            else:
+                                _assign(item, sub_path, value)
                     built.append(item)
-                _assign(doc, rule.path, built)
+                _assign(doc, path, built)
                 continue
-            value = rule.read(row)
+            value = read(row)
             if value is None:
                 continue
-            if rule.ref is not None:
-                references[rule.target] = (rule.ref, str(value))
-                continue
-            _assign(doc, rule.path, value)
-        for key in self.list_fields:  # only lists can hold elements left empty by a sparse row
-            if key in doc:
-                doc[key] = _prune(doc[key])
-                if not doc[key]:
-                    del doc[key]
+            if ref is not None:
+                references[target] = (ref, str(value))
+            elif key is not None:
+                doc[key] = value
+            else:
+                _assign(doc, path, value)
+        for name in self.list_fields:  # only lists can hold elements left empty by a sparse row
+            if name in doc:
+                doc[name] = _prune(doc[name])
+                if not doc[name]:
+                    del doc[name]
         return MappedRecord(entity_type=self.entity, document=doc, references=references)
+
+    def _compile(self) -> list[tuple[Any, ...]]:
+        """Each rule as (reader, plain top-level key or None, path, ref, target, nested plan or None)."""
+
+        def key_of(rule: FieldRule) -> str | None:
+            return rule.path[0][0] if len(rule.path) == 1 and rule.path[0][1] is None else None
+
+        plan: list[tuple[Any, ...]] = []
+        for rule in self.rules:
+            if rule.each is not None:
+                nested = [(sub.compile(), key_of(sub), sub.path) for sub in rule.nested]
+                plan.append((rule.each, None, rule.path, None, rule.target, nested))
+            else:
+                plan.append((rule.compile(), key_of(rule), rule.path, rule.ref, rule.target, None))
+        self._plan = plan
+        return plan
 
     def __post_init__(self) -> None:
         # top-level fields built as lists (by index or from a collection)
