@@ -327,13 +327,24 @@ class Comparer:
         level = np.zeros(li.shape, dtype=np.int8)
         if not left.identifiers or not right.identifiers:
             return level
-        both = np.isin(li, list(left.identifiers)) & np.isin(ri, list(right.identifiers))
-        for k in np.flatnonzero(both).tolist():
-            a, b = left.identifiers[int(li[k])], right.identifiers[int(ri[k])]
-            if a & b:
-                level[k] = 1
-            elif {s for s, _ in a} & {s for s, _ in b}:
-                level[k] = 2
+        both = np.flatnonzero(np.isin(li, list(left.identifiers)) & np.isin(ri, list(right.identifiers)))
+        if not len(both):
+            return level
+        lid, rid = left.identifiers, right.identifiers
+        systems: dict[frozenset[tuple[str, str]], frozenset[str]] = {}
+
+        def system_set(ids: frozenset[tuple[str, str]]) -> frozenset[str]:
+            found = systems.get(ids)
+            if found is None:
+                found = systems[ids] = frozenset(s for s, _ in ids)
+            return found
+
+        # Plain Python values in the loop (numpy scalars cost more than the set work).
+        out = []
+        for a_row, b_row in zip(li[both].tolist(), ri[both].tolist(), strict=True):
+            a, b = lid[a_row], rid[b_row]
+            out.append(1 if not a.isdisjoint(b) else 2 if not system_set(a).isdisjoint(system_set(b)) else 0)
+        level[both] = out
         return level
 
     def _guards(

@@ -210,9 +210,8 @@ class IdentityResolver:
         identifiers = {row: frozenset(r.identifiers) for row, r in enumerate(records) if r.identifiers}
         return matcher.encoder.encode_normalised([r.id for r in records], fields, identifiers), fields
 
-    @staticmethod
     def _candidate_ids(
-        session: Session, records: Sequence[MatchRecord], fields: Sequence[Sequence[Any]] | None = None
+        self, session: Session, records: Sequence[MatchRecord], fields: Sequence[Sequence[Any]] | None = None
     ) -> list[set[str]]:
         """Active persons sharing at least one blocking key with each record.
 
@@ -221,7 +220,10 @@ class IdentityResolver:
         (a row-value ``IN`` inside an ``OR`` makes SQLite scan the table, which grows with
         the store). Raw driver statements: compiling thousands of bound values through
         SQLAlchemy costs more than the queries. ``fields`` are the records'
-        :func:`~hub.identity.table.normalised_fields` when the caller has them.
+        :func:`~hub.identity.table.normalised_fields` when the caller has them. A key value
+        (other than an NHS number or local identifier) shared by more than
+        ``blocking.max_candidates_per_key`` active persons brings no candidates: it is a
+        placeholder or too common to say anything, and would make a record's cost grow with the store.
         """
         if fields is None:
             fields = [normalised_fields(r) for r in records]
@@ -278,6 +280,9 @@ class IdentityResolver:
                            f"JOIN person_identifiers i ON i.system = k.sys AND i.value = k.val "
                            f"JOIN person_index p ON p.person_id = i.person_id WHERE {active}",
              2, {pair for k in keys for pair in k["identifiers"]})
+        cap = self.config.blocking.max_candidates_per_key
+        for kind in ("birth", "family_year", "given_year", "postcode"):
+            found[kind] = {key: ids for key, ids in found[kind].items() if len(ids) <= cap}
         out: list[set[str]] = []
         empty: list[str] = []
         for k in keys:

@@ -44,6 +44,19 @@ class Vocabulary:
             self.values.append(value)
         return found
 
+    def code_all(self, values: Iterable[str | None]) -> array[int]:
+        """The codes of ``values`` (as :meth:`code`, a column at a time)."""
+        get, code = self.codes.get, self.code
+        out = array("q")
+        append = out.append
+        for value in values:
+            if value is None:
+                append(MISSING)
+            else:
+                found = get(value)
+                append(code(value) if found is None else found)
+        return out
+
     def __len__(self) -> int:
         return len(self.values)
 
@@ -122,12 +135,27 @@ class Encoder:
         Gives exactly the table :meth:`encode` gives for the records the rows were made from,
         without normalising anything again; ``identifiers`` maps row -> local identifiers.
         """
-        cols = _columns()
-        verified = array("b")
-        deceased = array("b")
-        for fields in rows:
-            self._append(cols, verified, deceased, fields)
-        return self._table(list(ids), cols, verified, deceased, identifiers or {})
+        # A column at a time: one pass per field over plain lists, no per-record calls.
+        columns = list(zip(*rows, strict=True))
+        if not columns:
+            return self._table([], _columns(), array("b"), array("b"), {})
+        _, given, family, year, month, day, sex, postcode, sector, district, line, uprn, nhs, ver, dead = columns
+        names = self.names.code_all
+        cols = {
+            "given": names(given),
+            "family": names(family),
+            "year": array("q", year),
+            "month": array("q", month),
+            "day": array("q", day),
+            "sex": array("q", sex),
+            "postcode": self.postcodes.code_all(postcode),
+            "sector": self.sectors.code_all(sector),
+            "district": self.districts.code_all(district),
+            "line": self.lines.code_all(line),
+            "uprn": self.uprns.code_all(uprn),
+            "nhs": array("q", [int(n) if n else 0 for n in nhs]),
+        }
+        return self._table(list(ids), cols, array("b", ver), array("b", dead), identifiers or {})
 
     def _append(self, cols: dict[str, array[int]], verified: array[int], deceased: array[int],
                 fields: Sequence[Any]) -> None:
