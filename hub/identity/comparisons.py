@@ -330,20 +330,32 @@ class Comparer:
         both = np.flatnonzero(np.isin(li, list(left.identifiers)) & np.isin(ri, list(right.identifiers)))
         if not len(both):
             return level
-        lid, rid = left.identifiers, right.identifiers
-        systems: dict[frozenset[tuple[str, str]], frozenset[str]] = {}
+        # Codes per distinct row (not per pair): a row with one identifier (the usual case) gets a code
+        # for its (system, value) and one for its system, and the pairs compare codes; pairs with a
+        # row holding several identifiers compare the sets.
+        lb, rb = li[both], ri[both]
+        pair_codes: dict[tuple[str, str], int] = {}
+        system_codes: dict[str, int] = {}
 
-        def system_set(ids: frozenset[tuple[str, str]]) -> frozenset[str]:
-            found = systems.get(ids)
-            if found is None:
-                found = systems[ids] = frozenset(s for s, _ in ids)
-            return found
+        def codes(table: RecordTable, rows: IntArray) -> tuple[IntArray, IntArray]:
+            distinct, inverse = np.unique(rows, return_inverse=True)
+            pair_of = np.full(len(distinct), MISSING, dtype=np.int64)
+            system_of = np.full(len(distinct), MISSING, dtype=np.int64)
+            for k, row in enumerate(distinct.tolist()):
+                ids = table.identifiers[row]
+                if len(ids) == 1:
+                    ((system, value),) = ids
+                    pair_of[k] = pair_codes.setdefault((system, value), len(pair_codes))
+                    system_of[k] = system_codes.setdefault(system, len(system_codes))
+            return pair_of[inverse], system_of[inverse]
 
-        # Plain Python values in the loop (numpy scalars cost more than the set work).
-        out = []
-        for a_row, b_row in zip(li[both].tolist(), ri[both].tolist(), strict=True):
-            a, b = lid[a_row], rid[b_row]
-            out.append(1 if not a.isdisjoint(b) else 2 if not system_set(a).isdisjoint(system_set(b)) else 0)
+        lp, ls = codes(left, lb)
+        rp, rs = codes(right, rb)
+        single = (lp >= 0) & (rp >= 0)
+        out = np.where(lp == rp, 1, np.where(ls == rs, 2, 0)).astype(np.int8)
+        for k in np.flatnonzero(~single).tolist():
+            a, b = left.identifiers[int(lb[k])], right.identifiers[int(rb[k])]
+            out[k] = 1 if a & b else 2 if {s for s, _ in a} & {s for s, _ in b} else 0
         level[both] = out
         return level
 

@@ -17,7 +17,7 @@ from typing import Any
 import jellyfish
 import numpy as np
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from hub.identity import comparisons as cmp
@@ -72,6 +72,19 @@ def _keys(family_name: str | None, given_name: str | None, birth_year: int | Non
         "given_phonetic": jellyfish.soundex(given) if given else None,
         "birth_year": birth_year,
     }
+
+
+def _rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """A driver statement's rows as plain tuples, from the DBAPI cursor of the session's connection.
+
+    Thousands of candidate rows per batch: SQLAlchemy's result rows cost more than the query.
+    """
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, tuple(params))
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _date(year: int, month: int, day: int) -> date | None:
@@ -255,7 +268,7 @@ class IdentityResolver:
                 params = [v for item in chunk for v in (item if width > 1 else (item,))]
                 statement = sql.format(values=", ".join([row_marks] * len(chunk)),
                                        marks=", ".join([mark] * len(chunk)))
-                for *key, pid in conn.exec_driver_sql(statement, tuple(params)):
+                for *key, pid in _rows(conn, statement, params):
                     # A date comes back as text from SQLite and as a date from PostgreSQL: key both as text.
                     into.setdefault(tuple(key) if width > 1 else str(key[0]), []).append(pid)
 
@@ -305,15 +318,15 @@ class IdentityResolver:
         for start in range(0, len(person_ids), _LOOKUP_CHUNK):
             chunk = tuple(person_ids[start:start + _LOOKUP_CHUNK])
             marks = ", ".join([mark] * len(chunk))
-            for pid, text in conn.exec_driver_sql(
-                f"SELECT person_id, match_fields FROM person_index WHERE person_id IN ({marks})", chunk
+            for pid, text in _rows(
+                conn, f"SELECT person_id, match_fields FROM person_index WHERE person_id IN ({marks})", chunk
             ):
                 if text:
                     row = orjson.loads(text)
                     if row[0] == MATCH_FORMAT:
                         kept[pid] = row
-            for pid, system, value in conn.exec_driver_sql(
-                f"SELECT person_id, system, value FROM person_identifiers WHERE person_id IN ({marks})", chunk
+            for pid, system, value in _rows(
+                conn, f"SELECT person_id, system, value FROM person_identifiers WHERE person_id IN ({marks})", chunk
             ):
                 identifiers.setdefault(pid, set()).add((system, value))
         documents = IdentityResolver._load(session, [pid for pid in person_ids if pid not in kept])
