@@ -9,6 +9,7 @@ matches shows at once. ``--profile`` prints the top of a cProfile of the
 identity calls of the largest size.
 
     python bench/identity_step.py [--people 10000 30000] [--url postgresql+psycopg://...] [--profile]
+                                  [--max-candidates-per-key N]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.simulators.legacy_escr import generate  # noqa: E402
 from adapters.sql import SqlAdapter  # noqa: E402
+from hub.identity.config import IdentityConfig, load_identity_config  # noqa: E402
 from hub.identity.exact import PersonCandidate, Resolution  # noqa: E402
 from hub.identity.resolver import ScoredResolver  # noqa: E402
 from hub.pipeline import Pipeline  # noqa: E402
@@ -45,8 +47,8 @@ from hub.sync import sync_source  # noqa: E402
 class TimedResolver(ScoredResolver):
     """The pipeline's resolver, adding up the process CPU of its calls (optionally under cProfile)."""
 
-    def __init__(self, profiler: cProfile.Profile | None = None) -> None:
-        super().__init__()
+    def __init__(self, profiler: cProfile.Profile | None = None, config: IdentityConfig | None = None) -> None:
+        super().__init__(config)
         self.cpu = 0.0
         self.outcomes: Counter[str] = Counter()
         self.profiler = profiler
@@ -74,14 +76,15 @@ class TimedResolver(ScoredResolver):
         self._timed(super().record_batch, session, candidates, resolutions)
 
 
-def run(url: str, legacy_url: str, profiler: cProfile.Profile | None) -> tuple[float, float, Counter[str]]:
+def run(url: str, legacy_url: str, profiler: cProfile.Profile | None,
+        config: IdentityConfig | None = None) -> tuple[float, float, Counter[str]]:
     """(identity CPU s, sync wall s, outcomes) of one full sync into a fresh store at ``url``."""
     settings = SourceSettings(adapter="adapters.sql:SqlAdapter", mapping="legacy_escr.yaml",
                               options={"url": legacy_url}, batch_size=2000)
     adapter = SqlAdapter("legacy_escr", settings)
     store = Store(url)
     upgrade(store.engine)
-    resolver = TimedResolver(profiler)
+    resolver = TimedResolver(profiler, config)
     pipeline = Pipeline(Survivorship.load(config_dir() / "survivorship.toml"), resolver=resolver)
     start = time.perf_counter()
     sync_source(store, adapter, pipeline, batch_size=settings.batch_size)
@@ -97,7 +100,12 @@ def main() -> None:
     parser.add_argument("--people", type=int, nargs="+", default=[10_000, 30_000])
     parser.add_argument("--url", help="a PostgreSQL server URL to use instead of SQLite (a fresh database per size)")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--max-candidates-per-key", type=int, help="override blocking.max_candidates_per_key")
     args = parser.parse_args()
+    config = load_identity_config()
+    if args.max_candidates_per_key:
+        config = config.model_copy(update={"blocking": config.blocking.model_copy(
+            update={"max_candidates_per_key": args.max_candidates_per_key})})
     work = Path(tempfile.mkdtemp(prefix="carehub-identity-"))
     print(f"{'people':>8} {'identity CPU s':>15} {'per 1k people':>14} {'x smallest':>11} "
           f"{'sync wall s':>12}  outcomes")
@@ -114,7 +122,7 @@ def main() -> None:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
             url = make_url(args.url).set(database=name).render_as_string(False)
         try:
-            cpu, wall, outcomes = run(url, legacy_url, profiler)
+            cpu, wall, outcomes = run(url, legacy_url, profiler, config)
         finally:
             if admin is not None:
                 with admin.connect() as conn:
