@@ -250,7 +250,8 @@ class IdentityResolver:
                     "birth": birth.isoformat() if birth else None,
                     "family_year": (jellyfish.soundex(family), year) if family and year else None,
                     "given_year": (jellyfish.soundex(given), year) if given and year else None,
-                    "postcode": (postcode, given[0].upper()) if postcode and given else None,
+                    # person_index.given_name holds only the letters A-Z: no other initial can match it.
+                    "postcode": (postcode, given[0].upper()) if postcode and given and "a" <= given[0] <= "z" else None,
                     "identifiers": list(record.identifiers),
                 }
             )
