@@ -327,13 +327,36 @@ class Comparer:
         level = np.zeros(li.shape, dtype=np.int8)
         if not left.identifiers or not right.identifiers:
             return level
-        both = np.isin(li, list(left.identifiers)) & np.isin(ri, list(right.identifiers))
-        for k in np.flatnonzero(both).tolist():
-            a, b = left.identifiers[int(li[k])], right.identifiers[int(ri[k])]
-            if a & b:
-                level[k] = 1
-            elif {s for s, _ in a} & {s for s, _ in b}:
-                level[k] = 2
+        both = np.flatnonzero(np.isin(li, list(left.identifiers)) & np.isin(ri, list(right.identifiers)))
+        if not len(both):
+            return level
+        # Codes per distinct row (not per pair): a row with one identifier (the usual case) gets a code
+        # for its (system, value) and one for its system, and the pairs compare codes; pairs with a
+        # row holding several identifiers compare the sets.
+        lb, rb = li[both], ri[both]
+        pair_codes: dict[tuple[str, str], int] = {}
+        system_codes: dict[str, int] = {}
+
+        def codes(table: RecordTable, rows: IntArray) -> tuple[IntArray, IntArray]:
+            distinct, inverse = np.unique(rows, return_inverse=True)
+            pair_of = np.full(len(distinct), MISSING, dtype=np.int64)
+            system_of = np.full(len(distinct), MISSING, dtype=np.int64)
+            for k, row in enumerate(distinct.tolist()):
+                ids = table.identifiers[row]
+                if len(ids) == 1:
+                    ((system, value),) = ids
+                    pair_of[k] = pair_codes.setdefault((system, value), len(pair_codes))
+                    system_of[k] = system_codes.setdefault(system, len(system_codes))
+            return pair_of[inverse], system_of[inverse]
+
+        lp, ls = codes(left, lb)
+        rp, rs = codes(right, rb)
+        single = (lp >= 0) & (rp >= 0)
+        out = np.where(lp == rp, 1, np.where(ls == rs, 2, 0)).astype(np.int8)
+        for k in np.flatnonzero(~single).tolist():
+            a, b = left.identifiers[int(lb[k])], right.identifiers[int(rb[k])]
+            out[k] = 1 if a & b else 2 if {s for s, _ in a} & {s for s, _ in b} else 0
+        level[both] = out
         return level
 
     def _guards(

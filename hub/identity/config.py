@@ -61,6 +61,7 @@ class Blocking(_Strict):
     passes: tuple[str, ...] = BLOCKING_KEYS[:6]
     max_block_pairs: int = Field(default=250_000, ge=1)
     chunk_pairs: int = Field(default=1_000_000, ge=1000)
+    max_candidates_per_key: int = Field(default=100, ge=1)
 
     @model_validator(mode="after")
     def _known_keys(self) -> Blocking:

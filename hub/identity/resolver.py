@@ -17,7 +17,7 @@ from typing import Any
 import jellyfish
 import numpy as np
 import orjson
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from hub.identity import comparisons as cmp
@@ -29,13 +29,16 @@ from hub.identity.exact import PersonCandidate
 from hub.identity.exact import Resolution as PersonResolution
 from hub.identity.model import MatchModel
 from hub.identity.record import MatchRecord
+from hub.identity.table import MATCH_FORMAT, RecordTable, normalised_fields
 from hub.model import Person
 from hub.store.identity import NO_LINK, ordered_pair, queue_reviews, record_links, remembered_decisions
-from hub.store.tables import Entity, PersonIdentifier, PersonIndex
+from hub.store.tables import Entity, PersonIndex
 
 ACTIVE = "active"
 # The blocking keys the resolver looks candidates up by, besides local identifiers.
 _KEY_KINDS = ("nhs", "birth", "family_year", "given_year", "postcode")
+# Keys (and candidate ids) per lookup statement: well under SQLite's and PostgreSQL's bound-value limits.
+_LOOKUP_CHUNK = 2000
 
 
 def match_keys(person: Person) -> dict[str, Any]:
@@ -49,10 +52,16 @@ def match_keys(person: Person) -> dict[str, Any]:
 
 
 def document_match_keys(document: dict[str, Any]) -> dict[str, Any]:
-    """``match_keys`` of a golden Person kept as a JSON document (the pipeline's form)."""
+    """``match_keys`` of a golden Person kept as a JSON document (the pipeline's form).
+
+    Also ``match_fields``: the person's fields normalised for the matcher, so the resolver
+    encodes a candidate from its ``person_index`` row instead of reading its document.
+    """
     name = (document.get("names") or [{}])[0]
     birth = document.get("birth_date")
-    return _keys(name.get("family"), (name.get("given") or [None])[0], int(birth[:4]) if birth else None)
+    keys = _keys(name.get("family"), (name.get("given") or [None])[0], int(birth[:4]) if birth else None)
+    keys["match_fields"] = orjson.dumps(normalised_fields(MatchRecord.from_document(document, ""))).decode()
+    return keys
 
 
 def _keys(family_name: str | None, given_name: str | None, birth_year: int | None) -> dict[str, Any]:
@@ -63,6 +72,19 @@ def _keys(family_name: str | None, given_name: str | None, birth_year: int | Non
         "given_phonetic": jellyfish.soundex(given) if given else None,
         "birth_year": birth_year,
     }
+
+
+def _rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """A driver statement's rows as plain tuples, from the DBAPI cursor of the session's connection.
+
+    Thousands of candidate rows per batch: SQLAlchemy's result rows cost more than the query.
+    """
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, tuple(params))
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _date(year: int, month: int, day: int) -> date | None:
@@ -119,17 +141,16 @@ class IdentityResolver:
         if not candidates:
             return []
         session = store_session
-        found = self._candidate_ids(session, candidates)
-        persons = self._load(session, sorted({pid for ids in found for pid in ids}))
-        person_ids = sorted(persons)
+        matcher = self._matcher(session, len(candidates))
+        left, fields = self._encode(matcher, candidates)
+        found = self._candidate_ids(session, candidates, fields)
+        right = self._candidate_table(session, matcher, sorted({pid for ids in found for pid in ids}))
+        person_ids = right.ids
         ruled_apart = {
             pair
             for pair, decision in remembered_decisions(session, [c.id for c in candidates]).items()
             if decision == NO_LINK
         }
-        matcher = self._matcher(session, len(candidates))
-        left = matcher.encoder.encode(candidates)
-        right = matcher.encoder.encode(persons[pid] for pid in person_ids)
         column = {pid: k for k, pid in enumerate(person_ids)}
         li: list[int] = []
         ri: list[int] = []
@@ -196,90 +217,86 @@ class IdentityResolver:
             tuple(ranked),
         )
 
-    @staticmethod
-    def _candidate_ids(session: Session, records: Sequence[MatchRecord]) -> list[set[str]]:
-        """Active persons sharing at least one blocking key with each record (one query per batch).
+    def _encode(self, matcher: Matcher, records: Sequence[MatchRecord]) -> tuple[RecordTable, list[list[Any]]]:
+        """The incoming records encoded, and their normalised fields (read again for their blocking keys)."""
+        fields = [normalised_fields(r) for r in records]
+        identifiers = {row: frozenset(r.identifiers) for row, r in enumerate(records) if r.identifiers}
+        return matcher.encoder.encode_normalised([r.id for r in records], fields, identifiers), fields
 
-        The rows found are indexed by each key once, so a batch of thousands of records
-        costs one pass over the rows, not records x rows.
+    def _candidate_ids(
+        self, session: Session, records: Sequence[MatchRecord], fields: Sequence[Sequence[Any]] | None = None
+    ) -> list[set[str]]:
+        """Active persons sharing at least one blocking key with each record.
+
+        One indexed lookup per kind of key for the whole batch: the batch's keys are joined
+        to ``person_index`` as a ``VALUES`` list, so each key seeks its composite index
+        (a row-value ``IN`` inside an ``OR`` makes SQLite scan the table, which grows with
+        the store). Raw driver statements: compiling thousands of bound values through
+        SQLAlchemy costs more than the queries. ``fields`` are the records'
+        :func:`~hub.identity.table.normalised_fields` when the caller has them. A key value
+        (other than an NHS number or local identifier) shared by more than
+        ``blocking.max_candidates_per_key`` active persons brings no candidates: it is a
+        placeholder or too common to say anything, and would make a record's cost grow with the store.
         """
+        if fields is None:
+            fields = [normalised_fields(r) for r in records]
         keys: list[dict[str, Any]] = []
-        for record in records:
-            family = normalise.family_name(record.family_name)
-            given = normalise.given_name(record.given_name)
-            year, month, day = normalise.birth_parts(record.birth_date)
-            postcode = normalise.postcode_parts(record.postcode)
+        for record, f in zip(records, fields, strict=True):
+            given, family, year, month, day, postcode, nhs = f[1], f[2], f[3], f[4], f[5], f[7], f[12]
+            birth = _date(year, month, day)
             keys.append(
                 {
-                    "nhs": normalise.nhs_number(record.nhs_number),
-                    "birth": _date(year, month, day),
+                    "nhs": nhs,
+                    "birth": birth.isoformat() if birth else None,
                     "family_year": (jellyfish.soundex(family), year) if family and year else None,
                     "given_year": (jellyfish.soundex(given), year) if given and year else None,
-                    "postcode": (postcode[0], given[0].upper()) if postcode and given else None,
+                    # person_index.given_name holds only the letters A-Z: no other initial can match it.
+                    "postcode": (postcode, given[0].upper()) if postcode and given and "a" <= given[0] <= "z" else None,
                     "identifiers": list(record.identifiers),
                 }
             )
-        idx = PersonIndex
-        conditions = []
-        nhs = {k["nhs"] for k in keys if k["nhs"]}
-        births = {k["birth"] for k in keys if k["birth"]}
-        family_years = {k["family_year"] for k in keys if k["family_year"]}
-        given_years = {k["given_year"] for k in keys if k["given_year"]}
-        postcode_initials = {k["postcode"] for k in keys if k["postcode"]}
-        if nhs:
-            conditions.append(idx.nhs_number.in_(nhs))
-        if births:
-            conditions.append(idx.birth_date.in_(births))
-        if family_years:
-            conditions.append(tuple_(idx.family_phonetic, idx.birth_year).in_(family_years))
-        if given_years:
-            conditions.append(tuple_(idx.given_phonetic, idx.birth_year).in_(given_years))
-        if postcode_initials:
-            # The postcode index finds the households; the initial, checked in SQL, keeps only the likely people.
-            conditions.append(and_(
-                idx.postcode.in_({code for code, _ in postcode_initials}),
-                tuple_(idx.postcode, func.substr(idx.given_name, 1, 1)).in_(postcode_initials),
-            ))
         found: dict[str, dict[Any, list[str]]] = {kind: {} for kind in (*_KEY_KINDS, "identifier")}
-        if conditions:
-            by_nhs, by_birth, by_family, by_given, by_postcode = (found[kind] for kind in _KEY_KINDS)
-            # Core rows, not ORM rows: thousands per batch, and the ORM's row handling costs more than the query.
-            rows = session.connection().execute(
-                select(
-                    idx.person_id,
-                    idx.nhs_number,
-                    idx.birth_date,
-                    idx.family_phonetic,
-                    idx.given_phonetic,
-                    idx.birth_year,
-                    idx.postcode,
-                    idx.given_name,
-                ).where(idx.status == ACTIVE, or_(*conditions))
-            )
-            for pid, nhs_number, birth, fam, giv, born_in, code, given_name in rows:
-                if nhs_number:
-                    by_nhs.setdefault(nhs_number, []).append(pid)
-                if birth:
-                    by_birth.setdefault(birth, []).append(pid)
-                if born_in:
-                    if fam:
-                        by_family.setdefault((fam, born_in), []).append(pid)
-                    if giv:
-                        by_given.setdefault((giv, born_in), []).append(pid)
-                if code and given_name:
-                    by_postcode.setdefault((code, given_name[0]), []).append(pid)
-        pairs = {(s, v) for k in keys for s, v in k["identifiers"]}
-        if pairs:
-            by_identifier = found["identifier"]
-            for pid, system, value in session.connection().execute(
-                select(PersonIdentifier.person_id, PersonIdentifier.system, PersonIdentifier.value)
-                .join(idx, idx.person_id == PersonIdentifier.person_id)
-                .where(
-                    idx.status == ACTIVE,
-                    tuple_(PersonIdentifier.system, PersonIdentifier.value).in_(pairs),
-                )
-            ):
-                by_identifier.setdefault((system, value), []).append(pid)
+        conn = session.connection()
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        active = f"p.status = '{ACTIVE}'"
+
+        def each(kind: str, sql: str, width: int, values: set[Any]) -> None:
+            into = found[kind]
+            ordered = sorted(values)
+            for start in range(0, len(ordered), _LOOKUP_CHUNK):
+                chunk = ordered[start:start + _LOOKUP_CHUNK]
+                row_marks = "(" + ", ".join([mark] * width) + ")"
+                params = [v for item in chunk for v in (item if width > 1 else (item,))]
+                statement = sql.format(values=", ".join([row_marks] * len(chunk)),
+                                       marks=", ".join([mark] * len(chunk)))
+                for *key, pid in _rows(conn, statement, params):
+                    # A date comes back as text from SQLite and as a date from PostgreSQL: key both as text.
+                    into.setdefault(tuple(key) if width > 1 else str(key[0]), []).append(pid)
+
+        each("nhs", f"SELECT p.nhs_number, p.person_id FROM person_index p "
+                    f"WHERE p.nhs_number IN ({{marks}}) AND {active}", 1, {k["nhs"] for k in keys if k["nhs"]})
+        each("birth", f"SELECT p.birth_date, p.person_id FROM person_index p "
+                      f"WHERE p.birth_date IN ({{marks}}) AND {active}", 1, {k["birth"] for k in keys if k["birth"]})
+        for kind, column in (("family_year", "family_phonetic"), ("given_year", "given_phonetic")):
+            each(kind, f"WITH k(code, born) AS (VALUES {{values}}) SELECT k.code, k.born, p.person_id FROM k "
+                       f"JOIN person_index p ON p.{column} = k.code AND p.birth_year = k.born WHERE {active}",
+                 2, {k[kind] for k in keys if k[kind]})
+        # Seek (postcode, names from the initial up to the next letter) on the composite index; the initial
+        # itself is checked too, whatever the collation's order.
+        each("postcode", f"WITH k(code, initial, beyond) AS (VALUES {{values}}) "
+                         f"SELECT k.code, k.initial, p.person_id FROM k JOIN person_index p ON p.postcode = k.code "
+                         f"AND p.given_name >= k.initial AND p.given_name < k.beyond "
+                         f"AND substr(p.given_name, 1, 1) = k.initial WHERE {active}",
+             3, {(*k["postcode"], chr(ord(k["postcode"][1]) + 1)) for k in keys if k["postcode"]})
+        # The postcode rows were keyed by (code, initial, beyond): key them as the records do.
+        found["postcode"] = {(code, initial): ids for (code, initial, *_), ids in found["postcode"].items()}
+        each("identifier", f"WITH k(sys, val) AS (VALUES {{values}}) SELECT k.sys, k.val, i.person_id FROM k "
+                           f"JOIN person_identifiers i ON i.system = k.sys AND i.value = k.val "
+                           f"JOIN person_index p ON p.person_id = i.person_id WHERE {active}",
+             2, {pair for k in keys for pair in k["identifiers"]})
+        cap = self.config.blocking.max_candidates_per_key
+        for kind in ("birth", "family_year", "given_year", "postcode"):
+            found[kind] = {key: ids for key, ids in found[kind].items() if len(ids) <= cap}
         out: list[set[str]] = []
         empty: list[str] = []
         for k in keys:
@@ -291,6 +308,45 @@ class IdentityResolver:
                 ids.update(found["identifier"].get(pair, empty))
             out.append(ids)
         return out
+
+    @staticmethod
+    def _candidate_table(session: Session, matcher: Matcher, person_ids: list[str]) -> RecordTable:
+        """The candidate persons encoded from their ``person_index`` rows (documents only for old rows)."""
+        conn = session.connection()
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        kept: dict[str, list[Any]] = {}
+        identifiers: dict[str, set[tuple[str, str]]] = {}
+        for start in range(0, len(person_ids), _LOOKUP_CHUNK):
+            chunk = tuple(person_ids[start:start + _LOOKUP_CHUNK])
+            marks = ", ".join([mark] * len(chunk))
+            for pid, text in _rows(
+                conn, f"SELECT person_id, match_fields FROM person_index WHERE person_id IN ({marks})", chunk
+            ):
+                if text:
+                    row = orjson.loads(text)
+                    if row[0] == MATCH_FORMAT:
+                        kept[pid] = row
+            for pid, system, value in _rows(
+                conn, f"SELECT person_id, system, value FROM person_identifiers WHERE person_id IN ({marks})", chunk
+            ):
+                identifiers.setdefault(pid, set()).add((system, value))
+        documents = IdentityResolver._load(session, [pid for pid in person_ids if pid not in kept])
+        ids: list[str] = []
+        rows: list[list[Any]] = []
+        idents: dict[int, frozenset[tuple[str, str]]] = {}
+        for pid in person_ids:
+            document = documents.get(pid)
+            if document is not None:
+                row, found = normalised_fields(document), set(document.identifiers)
+            elif pid in kept:
+                row, found = kept[pid], identifiers.get(pid, set())
+            else:
+                continue
+            if found:
+                idents[len(ids)] = frozenset(found)
+            ids.append(pid)
+            rows.append(row)
+        return matcher.encoder.encode_normalised(ids, rows, idents)
 
     @staticmethod
     def _load(session: Session, person_ids: list[str]) -> dict[str, MatchRecord]:
@@ -321,15 +377,14 @@ class ScoredResolver(IdentityResolver):
         if not candidates:
             return []
         records = [MatchRecord.from_person(c.person, c.new_id) for c in candidates]
-        found = self._candidate_ids(session, records)
-        persons = self._load(session, sorted({pid for ids in found for pid in ids}))
-        person_ids = sorted(persons)
         matcher = self._matcher(session, len(records))
-        left = matcher.encoder.encode(records)
+        left, fields = self._encode(matcher, records)
+        found = self._candidate_ids(session, records, fields)
+        right = self._candidate_table(session, matcher, sorted({pid for ids in found for pid in ids}))
+        person_ids = right.ids
         options: list[list[tuple[int, float, int, Evidence | None]]] = [[] for _ in records]
         # Against the store: keep only pairs worth a link or a review.
         if person_ids:
-            right = matcher.encoder.encode(persons[pid] for pid in person_ids)
             column = {pid: k for k, pid in enumerate(person_ids)}
             li = [row for row, ids in enumerate(found) for pid in ids if pid in column]
             ri = [column[pid] for ids in found for pid in ids if pid in column]

@@ -10,8 +10,9 @@ arrays per record, which keeps a million-row file in a couple of hundred MB.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jellyfish
 import numpy as np
@@ -42,6 +43,19 @@ class Vocabulary:
             self.codes[value] = found
             self.values.append(value)
         return found
+
+    def code_all(self, values: Iterable[str | None]) -> array[int]:
+        """The codes of ``values`` (as :meth:`code`, a column at a time)."""
+        get, code = self.codes.get, self.code
+        out = array("q")
+        append = out.append
+        for value in values:
+            if value is None:
+                append(MISSING)
+            else:
+                found = get(value)
+                append(code(value) if found is None else found)
+        return out
 
     def __len__(self) -> int:
         return len(self.values)
@@ -99,48 +113,70 @@ class Encoder:
     def encode(self, records: Iterable[MatchRecord]) -> RecordTable:
         """Encode records (any iterable, read once) into a table."""
         ids: list[str] = []
-        cols = {
-            k: array("q")
-            for k in (
-                "given",
-                "family",
-                "year",
-                "month",
-                "day",
-                "sex",
-                "postcode",
-                "sector",
-                "district",
-                "line",
-                "uprn",
-                "nhs",
-            )
-        }
+        cols = _columns()
         verified = array("b")
         deceased = array("b")
         identifiers: dict[int, frozenset[tuple[str, str]]] = {}
         for row, record in enumerate(records):
             ids.append(record.id)
-            given = normalise.given_name(record.given_name)
-            cols["given"].append(self.names.code(given))
-            cols["family"].append(self.names.code(normalise.family_name(record.family_name)))
-            year, month, day = normalise.birth_parts(record.birth_date)
-            cols["year"].append(year)
-            cols["month"].append(month)
-            cols["day"].append(day)
-            cols["sex"].append(normalise.sex_code(record.sex))
-            parts = normalise.postcode_parts(record.postcode)
-            cols["postcode"].append(self.postcodes.code(parts[0] if parts else None))
-            cols["sector"].append(self.sectors.code(parts[1] if parts else None))
-            cols["district"].append(self.districts.code(parts[2] if parts else None))
-            cols["line"].append(self.lines.code(normalise.address_line(record.address_line)))
-            cols["uprn"].append(self.uprns.code(record.uprn.strip() if record.uprn else None))
-            nhs = normalise.nhs_number(record.nhs_number)
-            cols["nhs"].append(int(nhs) if nhs else 0)
-            verified.append(bool(nhs) and record.nhs_verified)
-            deceased.append(record.deceased or record.death_date is not None)
+            self._append(cols, verified, deceased, normalised_fields(record))
             if record.identifiers:
                 identifiers[row] = frozenset(record.identifiers)
+        return self._table(ids, cols, verified, deceased, identifiers)
+
+    def encode_normalised(
+        self,
+        ids: list[str],
+        rows: Iterable[Sequence[Any]],
+        identifiers: dict[int, frozenset[tuple[str, str]]] | None = None,
+    ) -> RecordTable:
+        """Encode records already normalised by :func:`normalised_fields` (as the store keeps them).
+
+        Gives exactly the table :meth:`encode` gives for the records the rows were made from,
+        without normalising anything again; ``identifiers`` maps row -> local identifiers.
+        """
+        # A column at a time: one pass per field over plain lists, no per-record calls.
+        columns = list(zip(*rows, strict=True))
+        if not columns:
+            return self._table([], _columns(), array("b"), array("b"), {})
+        _, given, family, year, month, day, sex, postcode, sector, district, line, uprn, nhs, ver, dead = columns
+        names = self.names.code_all
+        cols = {
+            "given": names(given),
+            "family": names(family),
+            "year": array("q", year),
+            "month": array("q", month),
+            "day": array("q", day),
+            "sex": array("q", sex),
+            "postcode": self.postcodes.code_all(postcode),
+            "sector": self.sectors.code_all(sector),
+            "district": self.districts.code_all(district),
+            "line": self.lines.code_all(line),
+            "uprn": self.uprns.code_all(uprn),
+            "nhs": array("q", [int(n) if n else 0 for n in nhs]),
+        }
+        return self._table(list(ids), cols, array("b", ver), array("b", dead), identifiers or {})
+
+    def _append(self, cols: dict[str, array[int]], verified: array[int], deceased: array[int],
+                fields: Sequence[Any]) -> None:
+        _, given, family, year, month, day, sex, postcode, sector, district, line, uprn, nhs, ver, dead = fields
+        cols["given"].append(self.names.code(given))
+        cols["family"].append(self.names.code(family))
+        cols["year"].append(year)
+        cols["month"].append(month)
+        cols["day"].append(day)
+        cols["sex"].append(sex)
+        cols["postcode"].append(self.postcodes.code(postcode))
+        cols["sector"].append(self.sectors.code(sector))
+        cols["district"].append(self.districts.code(district))
+        cols["line"].append(self.lines.code(line))
+        cols["uprn"].append(self.uprns.code(uprn))
+        cols["nhs"].append(int(nhs) if nhs else 0)
+        verified.append(ver)
+        deceased.append(dead)
+
+    def _table(self, ids: list[str], cols: dict[str, array[int]], verified: array[int], deceased: array[int],
+               identifiers: dict[int, frozenset[tuple[str, str]]]) -> RecordTable:
         self._facts = None
         as_int = {
             k: np.frombuffer(v, dtype=np.int64).copy() if len(v) else np.zeros(0, np.int64)
@@ -184,6 +220,44 @@ class Encoder:
         """Name code -> the formal names it stands for, for names on the nickname list."""
         groups = nickname_groups()
         return {code: groups[v] for code, v in enumerate(self.names.values) if v in groups}
+
+
+MATCH_FORMAT = 1
+"""Version of :func:`normalised_fields`; rows kept in another format are normalised afresh."""
+
+_COLUMNS = ("given", "family", "year", "month", "day", "sex", "postcode", "sector", "district", "line", "uprn", "nhs")
+
+
+def _columns() -> dict[str, array[int]]:
+    return {k: array("q") for k in _COLUMNS}
+
+
+def normalised_fields(record: MatchRecord) -> list[Any]:
+    """A record's comparable fields, normalised, as a JSON-ready list headed by ``MATCH_FORMAT``.
+
+    The store keeps this list beside each golden person (``person_index.match_fields``), so the
+    resolver encodes candidates without reading their documents or normalising them again.
+    """
+    parts = normalise.postcode_parts(record.postcode)
+    year, month, day = normalise.birth_parts(record.birth_date)
+    nhs = normalise.nhs_number(record.nhs_number)
+    return [
+        MATCH_FORMAT,
+        normalise.given_name(record.given_name),
+        normalise.family_name(record.family_name),
+        year,
+        month,
+        day,
+        normalise.sex_code(record.sex),
+        parts[0] if parts else None,
+        parts[1] if parts else None,
+        parts[2] if parts else None,
+        normalise.address_line(record.address_line),
+        record.uprn.strip() if record.uprn else None,
+        nhs,
+        bool(nhs) and record.nhs_verified,
+        record.deceased or record.death_date is not None,
+    ]
 
 
 def lookup(facts: IntArray, codes: IntArray) -> IntArray:

@@ -167,6 +167,7 @@ class PersonIndex(Base):
     __table_args__ = (
         Index("ix_person_index_family_phonetic_year", "family_phonetic", "birth_year"),
         Index("ix_person_index_given_phonetic_year", "given_phonetic", "birth_year"),
+        Index("ix_person_index_postcode_given", "postcode", "given_name"),
     )
 
     person_id: Mapped[str] = mapped_column(ForeignKey("entities.id"), primary_key=True)
@@ -182,6 +183,8 @@ class PersonIndex(Base):
     family_phonetic: Mapped[str | None] = mapped_column(String(8))
     given_phonetic: Mapped[str | None] = mapped_column(String(8))
     birth_year: Mapped[int | None] = mapped_column(Integer)
+    # The matcher's normalised fields (hub.identity.table.normalised_fields) as JSON; NULL: read the document.
+    match_fields: Mapped[str | None] = mapped_column(Text)
 
 
 class PersonIdentifier(Base):

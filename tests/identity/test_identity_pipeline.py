@@ -21,11 +21,11 @@ from hub.store.db import Store
 from hub.store.identity import MatchLink, MatchReview, person_links
 from hub.store.tables import Entity, OutboxEvent, SourceLink
 from hub.sync import sync_source
-from tests.identity.two_sources import ADULTS, ESCR, legacy, person_of
+from tests.identity.two_sources import ADULTS, ESCR, LIVE_ARTHUR, legacy, person_of
 
 
 def test_two_sources_link_by_score_queue_twins_and_explain_every_link(store: Store, tmp_path: Path) -> None:
-    escr, adults = legacy(tmp_path, "escr", ESCR), legacy(tmp_path, "adults", ADULTS)
+    escr, adults = legacy(tmp_path, "escr", ESCR), legacy(tmp_path, "adults", [*ADULTS, LIVE_ARTHUR])
     sync_source(store, escr, Pipeline(), batch_size=50)
     sync_source(store, adults, Pipeline(), batch_size=50)
 
@@ -42,17 +42,22 @@ def test_two_sources_link_by_score_queue_twins_and_explain_every_link(store: Sto
     assert person_of(store, "adults", 103) == son
     # a stranger is a new person
     assert person_of(store, "adults", 104) not in {margaret, amy, beth, father, son}
+    # a live registration of a man who died lands as its own person, for a reviewer
+    dead, alive = person_of(store, "escr", 7), person_of(store, "adults", 106)
+    assert dead != alive
 
     with store.session() as s:
         persons = s.scalar(select(func.count()).select_from(Entity).where(Entity.entity_type == "Person"))
         reviews = s.execute(select(MatchReview.person_a, MatchReview.person_b, MatchReview.evidence)).all()
         links = {link.person_b: link for link in s.scalars(select(MatchLink))}
         why = person_links(s, margaret)
-    assert persons == 7  # 6 in the ESCR + Grace
+    assert persons == 9  # 7 in the ESCR, Grace, and Arthur's live record
     # the twins were put before a reviewer (never joined silently), with the guard that stopped them
     twin_review = next(r for r in reviews if {r.person_a, r.person_b} == {amy, beth})
     assert "twins" in [g["guard"] for g in twin_review.evidence["guards"]]
     assert not any({r.person_a, r.person_b} == {father, son} for r in reviews)
+    arthur_review = next(r for r in reviews if {r.person_a, r.person_b} == {dead, alive})
+    assert "deceased" in [g["guard"] for g in arthur_review.evidence["guards"]]
     # every link keeps its score and per-field evidence
     peggy = links["adults/clients/101"]
     assert peggy.person_a == margaret and peggy.decision == "link" and peggy.score >= 0.95

@@ -2,8 +2,8 @@
 
 The ESCR and an adults' system, each a SQLite database read by the real SQL
 adapter through the tiny hand-written mapping: a nickname (Peggy/Margaret),
-twins, a father and son at one address, a woman who moved (Greta Hawthorne,
-unsure: for a reviewer) and a stranger.
+twins, a father and son at one address, a man who died and a new live record of
+him, a woman who moved (Greta Hawthorne, unsure: for a reviewer) and a stranger.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ ESCR = [
     (4, "John", "Smith", "14/07/1962", "M", "9", "Mill Lane", "LS8 3QT"),
     (5, "John", "Smith", "02/11/1991", "M", "9", "Mill Lane", "LS8 3QT"),
     (6, "Olu", "Adeyemi", "30/09/1978", "M", "40", "Park View", "LS9 8EE"),
+    (7, "Arthur", "Dent", "11/05/1932", "M", "5", "Cliff Road", "LS3 1AA", "02/02/2023"),  # died
 ]
 ADULTS = [
     (101, "Peggy", "Hawthorne", "12/03/1941", "F", "2", "Elm Court", "LS6 2AB"),  # Margaret, by nickname
@@ -34,6 +35,8 @@ ADULTS = [
     (103, "John", "Smith", "02/11/1991", "M", "9", "Mill Lane", "LS8 3QT"),  # the son, not the father
     (104, "Grace", "Okafor", "21/01/1985", "F", "7", "Bank Street", "LS2 7HY"),  # nobody known
 ]
+# A new live registration of Arthur Dent, who died: never joined without a reviewer.
+LIVE_ARTHUR = (106, "Arthur", "Dent", "11/05/1932", "M", "5", "Cliff Road", "LS3 1AA")
 # Greta Hawthorne, born the day Margaret was, living elsewhere: one person or two? A reviewer decides.
 UNSURE = (105, "Greta", "Hawthorne", "12/03/1941", "F", "15", "Rose Street", "LS11 5XY")
 
@@ -45,15 +48,20 @@ def legacy(path: Path, source: str, people: list[tuple[Any, ...]]) -> SqlAdapter
     with engine.begin() as conn:
         for stmt in SCHEMA:
             conn.execute(text(stmt))
-        for pid, given, family, born, sex, house, street, postcode in people:
-            conn.execute(text("INSERT INTO CLIENT VALUES (:id, :fn, :sn, :dob, :g, NULL, NULL, :lu)"),
-                         {"id": pid, "fn": given, "sn": family, "dob": born, "g": sex, "lu": "2024-01-01 09:00:00"})
+        conn.execute(text("ALTER TABLE CLIENT ADD COLUMN DOD TEXT"))
+        for pid, given, family, born, sex, house, street, postcode, *died in people:
+            conn.execute(text("INSERT INTO CLIENT VALUES (:id, :fn, :sn, :dob, :g, NULL, NULL, :lu, :dod)"),
+                         {"id": pid, "fn": given, "sn": family, "dob": born, "g": sex, "lu": "2024-01-01 09:00:00",
+                          "dod": died[0] if died else None})
             conn.execute(text("INSERT INTO CLIENT_ADDRESS VALUES (:id, :c, :h, :s, :p, '01/01/2010', :lu)"),
                          {"id": pid, "c": pid, "h": house, "s": street, "p": postcode, "lu": "2024-01-01 09:00:00"})
     engine.dispose()
     mapping = path / f"{source}.yaml"
-    mapping.write_text(MAPPING.replace("source: tiny", f"source: {source}").replace("{value: tiny}",
-                                                                                    f"{{value: {source}}}"))
+    mapping.write_text(
+        MAPPING.replace("source: tiny", f"source: {source}").replace("{value: tiny}", f"{{value: {source}}}")
+        .replace("      birth_date: {from: DOB,",
+                 '      death_date: {from: DOD, transform: [{date: "%d/%m/%Y"}]}\n      birth_date: {from: DOB,')
+    )
     return SqlAdapter(source, SourceSettings(adapter="adapters.sql:SqlAdapter", mapping=str(mapping),
                                              options={"url": url}, batch_size=50))
 
