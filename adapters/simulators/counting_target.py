@@ -136,6 +136,11 @@ class CountingTarget:
                     "duplicates": self.duplicates,
                     "rejected": sum(1 for r in self.received if r.status == "rejected")}
 
+    def applied_keys(self) -> set[str]:
+        """The idempotency keys applied so far."""
+        with self.lock:
+            return set(self.applied)
+
     def applied_sequences(self) -> dict[str, list[int]]:
         """Per ordering key, the sequences in the order they were first applied."""
         out: dict[str, list[int]] = {}

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from adapters.simulators.counting_target import CountingTarget
 from hub.store.db import Store
 from hub.store.delivery import LEADER_LEASE, Delivery, DeliveryHistory, JobRun, Lease
+from hub.store.tables import OutboxEvent
 from tests.conftest import empty_postgres
 from tests.delivery.helpers import (
     add_events,
@@ -116,7 +117,8 @@ def test_worker_killed_mid_batch_loses_nothing_and_target_applies_each_once(
     # the leader among them, after its batch was applied and before it could record it.
     target.hold(after=20)
     n = add_events(pg_store, 300, 10)
-    wait_for(lambda: _in_flight_of(pg_store, victim_node) > 0 and target.stats()["requests"] > 20, 60,
+    # mid-push: every event the leader holds in flight has reached the target (claimed but unsent is not enough)
+    wait_for(lambda: target.stats()["requests"] > 20 and _pushed_and_unanswered(pg_store, target, victim_node), 60,
              "the leader to be mid-push")
     applied_before_kill = target.stats()["applied"]
     victim.send_signal(signal.SIGKILL)
@@ -140,10 +142,12 @@ def test_worker_killed_mid_batch_loses_nothing_and_target_applies_each_once(
     assert new_leader_jobs and new_leader_jobs > 0
 
 
-def _in_flight_of(store: Store, node: str) -> int:
+def _pushed_and_unanswered(store: Store, target: CountingTarget, node: str) -> bool:
     with store.session() as s:
-        return int(s.scalar(select(func.count()).select_from(Delivery).where(
-            Delivery.status == "in_flight", Delivery.claimed_by.like(f"{node}/%"))) or 0)
+        keys = {f"{entity_id}:{version}" for entity_id, version in s.execute(
+            select(OutboxEvent.entity_id, OutboxEvent.version).join(Delivery, Delivery.outbox_id == OutboxEvent.id)
+            .where(Delivery.status == "in_flight", Delivery.claimed_by.like(f"{node}/%")))}
+    return bool(keys) and keys <= target.applied_keys()
 
 
 def pg_ctl(action: str) -> None:
