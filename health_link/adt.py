@@ -128,18 +128,28 @@ def _ae(hl7_code: int, message: str, location: str | None = None) -> Hl7Error:
 # -- reading a message --------------------------------------------------------------------------
 
 
+def _cx(rep: list[list[str]]) -> tuple[str, str, str]:
+    """An extended identifier (CX): its value, assigning authority (CX.4) and type code (CX.5, upper case)."""
+    authority = rep[3][0].strip() if len(rep) > 3 else ""
+    kind = rep[4][0].strip().upper() if len(rep) > 4 else ""
+    return rep[0][0].strip(), authority, kind
+
+
+def _is_nhs_number(authority: str, kind: str) -> bool:
+    """An identifier typed NH (or NHS), or assigned by the NHS, carries an NHS number."""
+    return kind in ("NH", "NHS") or authority.upper() in NHS_AUTHORITIES
+
+
 def _identifiers(msg: Hl7Message, facility: str) -> tuple[str | None, list[tuple[str, str, str]]]:
     """(NHS number, [(type, authority, value)]) from PID-3 and PID-2; AE for an NHS number that fails."""
     nhs: str | None = None
     local: list[tuple[str, str, str]] = []
     for field_no in (3, 2):
         for rep in msg.repetitions("PID", field_no):
-            value = rep[0][0].strip()
-            authority = rep[3][0].strip() if len(rep) > 3 else ""
-            kind = rep[4][0].strip().upper() if len(rep) > 4 else ""
+            value, authority, kind = _cx(rep)
             if not value:
                 continue
-            if kind in ("NH", "NHS") or authority.upper() in NHS_AUTHORITIES:
+            if _is_nhs_number(authority, kind):
                 digits = re.sub(r"[\s-]", "", value)
                 if not is_valid_nhs_number(digits):
                     raise _ae(102, f"PID-{field_no} holds an NHS number that is not ten digits with a valid "
@@ -346,12 +356,10 @@ def interpret(index: int, msg: Hl7Message) -> AdtEvent:
 def _prior_identifiers(reps: list[list[list[str]]], facility: str) -> tuple[str | None, str | None]:
     nhs, local = None, None
     for rep in reps:
-        value = rep[0][0].strip()
-        authority = rep[3][0].strip() if len(rep) > 3 else ""
-        kind = rep[4][0].strip().upper() if len(rep) > 4 else ""
+        value, authority, kind = _cx(rep)
         if not value:
             continue
-        if kind in ("NH", "NHS") or authority.upper() in NHS_AUTHORITIES:
+        if _is_nhs_number(authority, kind):
             nhs = nhs or f"NHS/{value}"
         elif local is None:
             local = f"{authority or facility}/{value}"

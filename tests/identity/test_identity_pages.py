@@ -9,13 +9,10 @@ test-artifacts/identity/ (gitignored).
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -23,7 +20,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from hub.store.db import Store
 from tests.identity.test_identity_api import Hub, make_hub
-from tests.record.test_record_pages import browser, free_port, replaced, sign_in, visible
+from tests.record.test_record_pages import browser, replaced, serve, sign_in, visible
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "identity"
 __all__ = ["browser"]  # the headless Chromium fixture, shared with the record pages
@@ -37,16 +34,7 @@ def hub(store: Store, tmp_path: Path) -> Iterator[Hub]:
 @pytest.fixture
 def server(hub: Hub) -> Iterator[str]:
     """The hub's app served by uvicorn on a free loopback port."""
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(hub.client.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    yield from serve(hub.client.app)
 
 
 def shot(browser: webdriver.Chrome, name: str) -> None:

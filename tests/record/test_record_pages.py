@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -37,8 +38,13 @@ def free_port() -> int:
 @pytest.fixture
 def server(hub: Hub) -> Iterator[str]:
     """The hub's app served by uvicorn on a free loopback port."""
+    yield from serve(hub.client.app)
+
+
+def serve(app: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL, then stops it."""
     port = free_port()
-    config = uvicorn.Config(hub.client.app, host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
