@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from adapters.simulators.legacy_escr import generate
 from sqlalchemy import create_engine, func, select, text
 
+from adapters.simulators.legacy_escr import generate
 from hub.store.tables import RawRecord
 from tests.e2e.helpers import CARHUB, carehub, hub_env
 
