@@ -82,7 +82,7 @@ def _rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, 
     cursor = conn.connection.cursor()
     try:
         cursor.execute(sql, tuple(params))
-        return cursor.fetchall()
+        return list(cursor.fetchall())
     finally:
         cursor.close()
 
