@@ -153,6 +153,10 @@ class MllpListener:
                         pending.put_nowait(future)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # the listener is closing; ending quietly spares asyncio's stream callback (Python 3.11) a traceback
+            # about the cancelled handler
+            pass
         finally:
             pending.put_nowait(None)
             with contextlib.suppress(Exception):
