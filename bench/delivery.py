@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -167,27 +168,22 @@ def floor(url: str, events: int, batch: int, *, relaxed: bool) -> tuple[float, f
     """
     reset_deliveries(url)
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    done = 0
     with psycopg.connect(conninfo) as conn:
         if relaxed:
             conn.execute("SET synchronous_commit = off")
             conn.commit()
-        cpu_before = backend_cpu(conn) + time.process_time()
-        started = time.perf_counter()
-        while True:
-            with conn.transaction():
-                ids = [r[0] for r in conn.execute(
-                    "SELECT id FROM deliveries WHERE target = 'bench' AND status = 'pending' "
-                    "ORDER BY outbox_id LIMIT %s FOR UPDATE SKIP LOCKED", (batch,))]
-                if not ids:
-                    break
-                conn.execute("UPDATE deliveries SET status = 'delivered', delivered_at = now() "
-                             "WHERE id = ANY(%s)", (ids,))
-            done += len(ids)
-        elapsed = time.perf_counter() - started
-        cpu = backend_cpu(conn) + time.process_time() - cpu_before
-    assert done == events, (done, events)
-    return done / elapsed, cpu / done * 1e6
+        return timed_loop(conn, events, lambda: _claim_and_mark(conn, batch))
+
+
+def _claim_and_mark(conn: psycopg.Connection[Any], batch: int) -> int:
+    with conn.transaction():
+        ids = [r[0] for r in conn.execute(
+            "SELECT id FROM deliveries WHERE target = 'bench' AND status = 'pending' "
+            "ORDER BY outbox_id LIMIT %s FOR UPDATE SKIP LOCKED", (batch,))]
+        if ids:
+            conn.execute("UPDATE deliveries SET status = 'delivered', delivered_at = now() "
+                         "WHERE id = ANY(%s)", (ids,))
+    return len(ids)
 
 
 # The workers' claim as a bare SQL loop: head of key only, marked in flight with a lease and a claim id (one
@@ -213,20 +209,28 @@ def ordered_floor(url: str, events: int, batch: int) -> tuple[float, float]:
     """Rows/s for the same rows claimed as the workers claim them and marked delivered, by a bare SQL loop."""
     reset_deliveries(url)
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    done = 0
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
-        cpu_before = backend_cpu(conn) + time.process_time()
-        started = time.perf_counter()
-        while True:
-            ids = [r[0] for r in conn.execute(_ORDERED_CLAIM, (batch,))]
-            if not ids:
-                break
-            conn.execute("UPDATE deliveries SET status = 'delivered', delivered_at = now(), claim_id = NULL, "
-                         "lease_until = NULL WHERE id = ANY(%s) AND claim_id = 'floor'", (ids,))
-            done += len(ids)
-        elapsed = time.perf_counter() - started
-        cpu = backend_cpu(conn) + time.process_time() - cpu_before
+        return timed_loop(conn, events, lambda: _claim_ordered_and_mark(conn, batch))
+
+
+def _claim_ordered_and_mark(conn: psycopg.Connection[Any], batch: int) -> int:
+    ids = [r[0] for r in conn.execute(_ORDERED_CLAIM, (batch,))]
+    if ids:
+        conn.execute("UPDATE deliveries SET status = 'delivered', delivered_at = now(), claim_id = NULL, "
+                     "lease_until = NULL WHERE id = ANY(%s) AND claim_id = 'floor'", (ids,))
+    return len(ids)
+
+
+def timed_loop(conn: psycopg.Connection[Any], events: int, step: Callable[[], int]) -> tuple[float, float]:
+    """Run ``step`` (one batch claimed and marked; returns its rows) until it finds none: rows/s and CPU us/row."""
+    done = 0
+    cpu_before = backend_cpu(conn) + time.process_time()
+    started = time.perf_counter()
+    while n := step():
+        done += n
+    elapsed = time.perf_counter() - started
+    cpu = backend_cpu(conn) + time.process_time() - cpu_before
     assert done == events, (done, events)
     return done / elapsed, cpu / done * 1e6
 
