@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from hub.delivery.fanout import hold_outbox_order
 from hub.pipeline import content_hash, dumps, event_id_for
 from hub.store.quality import DataQualityIssue
 from hub.store.tables import Entity, OutboxEvent, SourceLink, utcnow
@@ -84,6 +85,7 @@ def _move(session: Session, entity: Entity, change: UprnChange, successor: str) 
     version = entity.version + 1
     session.execute(update(Entity).where(Entity.id == entity.id).values(
         document=body.decode(), content_hash=content_hash(body), version=version, updated_at=now))
+    hold_outbox_order(session)  # outbox ids rise in commit order: lane cursors rely on it
     session.add(OutboxEvent(
         event_id=event_id_for(entity.id, version, "updated"), entity_type="Person", entity_id=entity.id,
         person_id=entity.id, kind="updated", version=version, ordering_key=entity.id, source="gazetteer",

@@ -137,10 +137,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     out.print("Outbox: " + ", ".join(f"{k} {v}" for k, v in data["outbox"].items()))
     out.print("Identity: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in data["identity"].items()))
     targets = Table(title="Deliveries")
-    for col in ("target", "circuit", *DELIVERY_STATUSES):
+    for col in ("target", "circuit", *DELIVERY_STATUSES, "lanes leased", "lanes lost"):
         targets.add_column(col)
     for name, t in data["deliveries"].items():
-        targets.add_row(name, t["circuit"], *(str(t[s]) for s in DELIVERY_STATUSES))
+        targets.add_row(name, t["circuit"], *(str(t[s]) for s in DELIVERY_STATUSES), str(t["lanes_leased"]),
+                        str(t["lanes_lost"]))
     out.print(targets)
     jobs = Table(title="Scheduled jobs" + (f" (leader {data['scheduler']['holder']})" if data["scheduler"] else ""))
     for col in ("job", "last outcome", "started", "duration ms", "node", "error"):

@@ -41,6 +41,7 @@ from hub.store.tables import (
     Quarantine,
     RawRecord,
     SourceLink,
+    lane_of,
     utcnow,
 )
 from hub.survivorship import Contribution, Survivorship
@@ -495,7 +496,8 @@ class Pipeline:
             events.append({
                 "event_id": event_id_for(eid, version, kind), "entity_type": etype, "entity_id": eid,
                 "person_id": person_id, "kind": kind, "version": version,
-                "ordering_key": person_id or eid, "source": source, "created_at": now, "status": "pending",
+                "ordering_key": person_id or eid, "lane": lane_of(person_id or eid), "source": source,
+                "created_at": now, "status": "pending",
                 "payload": dumps({"id": eid, "person_id": person_id, **golden}).decode(),
             })
         if inserts:

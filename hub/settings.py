@@ -116,11 +116,8 @@ class WorkerSettings(BaseModel):
 
     poll_seconds: float = Field(default=0.5, gt=0, description="Sleep when there is nothing to deliver.")
     lease_seconds: float = Field(
-        default=60, gt=0, description="How long a claimed batch stays in flight before another worker may take it.")
-    fan_out_seconds: float = Field(default=0.5, ge=0, description="How often a worker routes new outbox events.")
-    fan_out_batch: int = Field(
-        default=5000, ge=1,
-        description="Most outbox events routed per transaction (a backlog's first transactions are smaller).")
+        default=60, gt=0,
+        description="How long a claimed batch (rows or a lane) stays leased before another worker takes it.")
     leader_check_seconds: float = Field(
         default=2, gt=0, description="How often a worker tries to become (or checks it still is) scheduler leader.")
     takeover_seconds: float = Field(

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from hub.store.delivery import LEADER_LEASE, CircuitState, Delivery, JobRun, Lease
+from hub.store.delivery import LEADER_LEASE, CircuitState, Delivery, DeliveryCursor, JobRun, Lease
 from hub.store.delivery import STATUSES as DELIVERY_STATUSES
 from hub.store.identity import identity_status
-from hub.store.tables import Cursor, Entity, OutboxEvent, PersonIndex, Quarantine, RawRecord, SyncRun
+from hub.store.tables import Cursor, Entity, PersonIndex, Quarantine, RawRecord, SyncRun
 
 
 def hub_status(session: Session) -> dict[str, Any]:
@@ -51,26 +51,64 @@ def hub_status(session: Session) -> dict[str, Any]:
     merged = session.scalar(select(func.count()).select_from(PersonIndex).where(PersonIndex.status == "merged"))
     if "Person" in canonical:
         canonical["Person"] -= merged or 0
-    outbox = {"pending": 0, "delivered": 0, "dead": 0}
-    for status, n in session.execute(select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status)):
-        outbox[status] = n
-    return {"sources": dict(sorted(sources.items())), "canonical": canonical, "outbox": outbox,
+    return {"sources": dict(sorted(sources.items())), "canonical": canonical, "outbox": outbox_status(session),
             "identity": identity_status(session),
             "deliveries": delivery_status(session), "jobs": job_status(session),
             "scheduler": scheduler_leader(session)}
 
 
+# An event is pending while some target's cursor has not passed it or it has an unsettled delivery row, dead
+# when it has a dead letter (not replayed) and nothing pending, delivered otherwise (every target it went to
+# has it, or no target wanted it). Every cursor counts: a target's lanes are read whatever it subscribes to.
+_OUTBOX_STATUS = text("""
+WITH m AS (SELECT lane, min(position) AS pos FROM delivery_cursors GROUP BY lane),
+s AS (
+    SELECT CASE WHEN o.id > COALESCE(m.pos, 0) OR EXISTS (
+                    SELECT 1 FROM deliveries AS d WHERE d.outbox_id = o.id
+                    AND d.status IN ('pending', 'failed', 'in_flight')) THEN 'pending'
+                WHEN EXISTS (
+                    SELECT 1 FROM deliveries AS d WHERE d.outbox_id = o.id
+                    AND d.status = 'dead' AND d.replayed_by IS NULL) THEN 'dead'
+                ELSE 'delivered' END AS status
+    FROM outbox AS o LEFT JOIN m ON m.lane = o.lane
+)
+SELECT status, count(*) FROM s GROUP BY status
+""")
+
+
+def outbox_status(session: Session) -> dict[str, int]:
+    """How many outbox events are pending, delivered (to every target that wants them) and dead."""
+    counts = {"pending": 0, "delivered": 0, "dead": 0}
+    for status, n in session.execute(_OUTBOX_STATUS):
+        counts[status] = int(n)
+    return counts
+
+
 def delivery_status(session: Session) -> dict[str, dict[str, Any]]:
-    """Per target: how many deliveries in each status, and the state of its circuit."""
+    """Per target: how many deliveries in each status, its lanes, and the state of its circuit.
+
+    ``delivered`` counts the events delivered through the lane cursors and the delivery rows delivered
+    (retries, events held behind them, replays); the other statuses are those of delivery rows.
+    ``lanes_leased`` is how many lanes a worker holds now, ``lanes_lost`` how often a holder vanished.
+    """
     targets: dict[str, dict[str, Any]] = {}
 
     def entry(target: str) -> dict[str, Any]:
-        return targets.setdefault(target, {"circuit": "closed", **dict.fromkeys(DELIVERY_STATUSES, 0)})
+        return targets.setdefault(target, {"circuit": "closed", **dict.fromkeys(DELIVERY_STATUSES, 0),
+                                           "lanes_leased": 0, "lanes_lost": 0})
+
+    for target, delivered, leased, lost in session.execute(
+        select(DeliveryCursor.target, func.sum(DeliveryCursor.delivered), func.count(DeliveryCursor.holder),
+               func.sum(DeliveryCursor.times_lost)).group_by(DeliveryCursor.target)
+    ):
+        e = entry(target)
+        e["delivered"] += int(delivered or 0)
+        e["lanes_leased"], e["lanes_lost"] = int(leased or 0), int(lost or 0)
 
     for target, status, n in session.execute(
         select(Delivery.target, Delivery.status, func.count()).group_by(Delivery.target, Delivery.status)
     ):
-        entry(target)[status] = n
+        entry(target)[status] += n
     for target, state, failures, opened in session.execute(
         select(CircuitState.target, CircuitState.state, CircuitState.consecutive_failures,
                CircuitState.times_opened)

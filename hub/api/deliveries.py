@@ -9,13 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from hub.api.deps import AdminUser, StoreDep
+from hub.delivery.config import load_delivery_config
 from hub.delivery.operations import (
     DeliveryFilter,
     cancel_delivery,
+    event_deliveries,
     list_deliveries,
     retry_deliveries,
     retry_delivery,
@@ -52,6 +54,12 @@ def deliveries(
     """Filter by status (pending, in_flight, delivered, failed, dead, cancelled), target, person, event."""
     flt = DeliveryFilter(status=status, target=target, ordering_key=ordering_key, event_id=event_id, since=since)
     return list_deliveries(session, flt, limit, offset)
+
+
+@router.get("/events/{event_id}", summary="Was this event delivered, per subscribed target")
+def event(event_id: str, request: Request, session: StoreDep, caller: AdminUser) -> dict[str, Any]:
+    """Per target: delivered (its lane cursor passed it), in flight, pending, or the status of its rows."""
+    return event_deliveries(session, event_id, load_delivery_config(request.app.state.settings))
 
 
 @router.get("/{delivery_id}", summary="One delivery with its attempts")

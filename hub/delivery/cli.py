@@ -15,9 +15,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hub.delivery.config import load_delivery_config
 from hub.delivery.operations import (
     DeliveryFilter,
     cancel_delivery,
+    event_deliveries,
     list_deliveries,
     retry_deliveries,
     retry_delivery,
@@ -91,6 +93,15 @@ def show_command(delivery_id: int) -> None:
     store = _store()
     with store.session() as session:
         _print(show_delivery(session, delivery_id))
+    store.dispose()
+
+
+@deliveries_app.command("event")
+def event_command(event_id: str) -> None:
+    """Was this event delivered? Per subscribed target: delivered, in flight, pending, or its delivery rows."""
+    store = _store()
+    with store.session() as session:
+        _print(event_deliveries(session, event_id, load_delivery_config(get_settings())))
     store.dispose()
 
 

@@ -12,6 +12,10 @@ the delivery's history, so the audit shows who retried or cancelled what.
   target sees the event once (same idempotency key).
 * Cancelling stops every further attempt; a cancelled row no longer blocks its
   key. A delivery in flight cannot be cancelled until its attempt reports back.
+
+An event delivered on the happy path has no delivery row: its target's lane
+cursor passed it (:mod:`hub.delivery.lanes`). :func:`event_deliveries` answers
+"was event X delivered to T" either way.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hub.delivery.config import DeliveryConfig
 from hub.delivery.queue import attempt_on_row
 from hub.errors import Conflict, NotFound
 from hub.store.delivery import (
@@ -33,6 +38,7 @@ from hub.store.delivery import (
     IN_FLIGHT,
     PENDING,
     Delivery,
+    DeliveryCursor,
     DeliveryHistory,
 )
 from hub.store.tables import OutboxEvent, utcnow
@@ -191,3 +197,33 @@ def cancel_delivery(session: Session, delivery_id: int, actor: str, reason: str 
     d.lease_until = None
     _note(session, d, "cancel", CANCELLED, actor, reason)
     return summary(d)
+
+
+def event_deliveries(session: Session, event_id: str, config: DeliveryConfig) -> dict[str, Any]:
+    """What became of one event at every enabled target that subscribes to it.
+
+    Per target: its delivery rows when it has any (a failure, a dead letter, a replay, or an event held
+    behind one: the last generation speaks), else ``delivered`` when the target's lane cursor has passed it,
+    ``in_flight`` when a worker holds the lane with it in the batch, ``pending`` otherwise.
+    """
+    e = session.scalar(select(OutboxEvent).where(OutboxEvent.event_id == event_id))
+    if e is None:
+        raise NotFound(f"no event {event_id}")
+    targets: dict[str, Any] = {}
+    for target in config.targets_for(e.entity_type, e.kind):
+        rows = session.scalars(select(Delivery).where(Delivery.outbox_id == e.id, Delivery.target == target)
+                               .order_by(Delivery.generation)).all()
+        if rows:
+            targets[target] = {"status": rows[-1].status, "via": "rows", "deliveries": [d.id for d in rows]}
+            continue
+        cursor = session.get(DeliveryCursor, (target, e.lane))
+        if cursor is not None and e.id <= cursor.position:
+            status = DELIVERED
+        elif cursor is not None and cursor.holder and cursor.claim_upto is not None and e.id <= cursor.claim_upto:
+            status = IN_FLIGHT
+        else:
+            status = PENDING
+        targets[target] = {"status": status, "via": "lane", "lane": e.lane,
+                           "cursor": cursor.position if cursor is not None else None}
+    return {"event_id": e.event_id, "sequence": e.id, "entity_type": e.entity_type, "kind": e.kind,
+            "targets": targets}

@@ -32,12 +32,10 @@ import orjson
 from sqlalchemy import (
     Engine,
     Table,
-    and_,
     bindparam,
     case,
     create_engine,
     event,
-    exists,
     func,
     insert,
     or_,
@@ -49,7 +47,6 @@ from sqlalchemy.orm import Session, aliased
 
 from hub.contract import ChangeEvent
 from hub.delivery.config import RetryPolicy
-from hub.delivery.fanout import ROUTED
 from hub.store.delivery import (
     CLAIMABLE,
     DEAD,
@@ -389,30 +386,3 @@ def requeue_lost(session: Session, policies: dict[str, RetryPolicy], default: Re
             worker=row.claimed_by, error_class="WorkerLost", error=message,
         ))
     return len(lost)
-
-
-def settle_outbox(session: Session, limit: int = 10_000) -> int:
-    """Mark routed outbox events delivered (every delivery done or cancelled) or dead; returns how many."""
-    open_statuses = (PENDING, IN_FLIGHT, FAILED)
-    unsettled = exists().where(
-        Delivery.outbox_id == OutboxEvent.id,
-        or_(Delivery.status.in_(open_statuses), and_(Delivery.status == DEAD, Delivery.replayed_by.is_(None))),
-    )
-    ids = list(session.scalars(
-        select(OutboxEvent.id).where(OutboxEvent.status.in_((ROUTED, "dead")), ~unsettled)
-        .order_by(OutboxEvent.id).limit(limit)
-    ))
-    if ids:
-        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids)).values(status=DELIVERED))
-    dead_ids = list(session.scalars(
-        select(OutboxEvent.id).where(
-            OutboxEvent.status == ROUTED,
-            exists().where(Delivery.outbox_id == OutboxEvent.id, Delivery.status == DEAD,
-                           Delivery.replayed_by.is_(None)),
-            ~exists().where(Delivery.outbox_id == OutboxEvent.id, Delivery.status.in_(open_statuses)),
-        ).limit(limit)
-    ))
-    if dead_ids:
-        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(dead_ids)).values(status=DEAD))
-    return len(ids) + len(dead_ids)
-

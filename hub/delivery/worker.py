@@ -1,4 +1,4 @@
-"""One delivery loop: route new outbox events, claim batches per target, push them, record what happened.
+"""One delivery loop: per target, push the next batch (due delivery rows, else a lane) and record the outcome.
 
 A loop holds its own target adapters (an HTTP session is not shared between
 threads). The target's verdict is read by error class, never by message:
@@ -25,13 +25,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.contract import ChangeEvent, PushResult, TargetAdapter
 from hub.delivery import circuit
 from hub.delivery.config import DeliveryConfig
-from hub.delivery.fanout import fan_out, insert_new
-from hub.delivery.queue import Claimed, Outcome, claim, delivery_engine, prefer_custom_plans, record_outcomes
+from hub.delivery.fanout import insert_new
+from hub.delivery.lanes import advance, ensure_cursors, lease_lane, read_lane, record_exceptions, release
+from hub.delivery.queue import Outcome, claim, delivery_engine, prefer_custom_plans, record_outcomes
 from hub.errors import HubError, PermanentDeliveryError, RetryableError
 from hub.registry import load_target
 from hub.settings import Settings
 from hub.store.db import Store
-from hub.store.delivery import CircuitState
+from hub.store.delivery import DELIVERED, CircuitState
 from hub.store.tables import utcnow
 
 log = logging.getLogger("carehub.delivery")
@@ -68,43 +69,45 @@ class Verdict:
 
     outcomes: list[Outcome]
     health: str
+    accepted: int = 0
 
 
-def judge(claimed: list[Claimed], push: Callable[[list[ChangeEvent]], list[PushResult]]) -> Verdict:
-    """Call the target once and turn its answer (or its error) into one outcome per claimed delivery."""
+def judge(ids: list[int], events: list[ChangeEvent], push: Callable[[list[ChangeEvent]], list[PushResult]]) -> Verdict:
+    """Call the target once with ``events`` and turn its answer (or its error) into one outcome per event.
+
+    ``ids[i]`` names ``events[i]`` in the outcomes: its delivery row's id, or its outbox sequence on a lane.
+    """
     try:
-        results = push([c.event for c in claimed])
+        results = push(events)
     except PermanentDeliveryError as exc:
-        return Verdict([Outcome(c.delivery_id, "permanent", error_class=type(exc).__name__, error=exc.message)
-                        for c in claimed], NEUTRAL)
+        return Verdict([Outcome(i, "permanent", error_class=type(exc).__name__, error=exc.message) for i in ids],
+                       NEUTRAL)
     except RetryableError as exc:
-        return Verdict([Outcome(c.delivery_id, "transient", error_class=type(exc).__name__, error=exc.message)
-                        for c in claimed], FAILURE)
+        return Verdict([Outcome(i, "transient", error_class=type(exc).__name__, error=exc.message) for i in ids],
+                       FAILURE)
     except (HubError, OSError) as exc:
         # An error the adapter did not classify: retrying is the safe default, bounded by max_attempts.
-        return Verdict([Outcome(c.delivery_id, "transient", error_class=type(exc).__name__, error=str(exc))
-                        for c in claimed], FAILURE)
+        return Verdict([Outcome(i, "transient", error_class=type(exc).__name__, error=str(exc)) for i in ids],
+                       FAILURE)
     by_event: dict[str, PushResult] = {r.event_id: r for r in results}
     outcomes = []
     accepted = transient = 0
-    for c in claimed:
-        r = by_event.get(c.event.event_id)
+    for i, e in zip(ids, events, strict=True):
+        r = by_event.get(e.event_id)
         if r is None:
-            outcomes.append(Outcome(c.delivery_id, "transient", error_class="NoResult",
+            outcomes.append(Outcome(i, "transient", error_class="NoResult",
                                     error="the target gave no result for this event"))
             transient += 1
         elif r.accepted:
-            outcomes.append(Outcome(c.delivery_id, "delivered", receipt=r.receipt))
+            outcomes.append(Outcome(i, "delivered", receipt=r.receipt))
             accepted += 1
         elif r.permanent:
-            outcomes.append(Outcome(c.delivery_id, "permanent", error_class="PermanentDeliveryError",
-                                    error=r.error))
+            outcomes.append(Outcome(i, "permanent", error_class="PermanentDeliveryError", error=r.error))
         else:
-            outcomes.append(Outcome(c.delivery_id, "transient", error_class="RetryableError", error=r.error))
+            outcomes.append(Outcome(i, "transient", error_class="RetryableError", error=r.error))
             transient += 1
     health = SUCCESS if accepted else (FAILURE if transient else NEUTRAL)
-    return Verdict(outcomes, health)
-
+    return Verdict(outcomes, health, accepted)
 
 
 class DeliveryLoop:
@@ -124,7 +127,7 @@ class DeliveryLoop:
         self.adapters: dict[str, TargetAdapter] = {
             name: load_target(settings, config, name) for name in config.enabled_targets()}
         self.limiters = {name: RateLimiter(config.targets[name].rate_limit) for name in self.adapters}
-        self.last_fan_out = 0.0
+        self.rows_due: dict[str, float] = {}
         self.delivered = 0
 
     def run(self) -> None:
@@ -146,11 +149,7 @@ class DeliveryLoop:
                 self.stop.wait(self.settings.worker.poll_seconds)
 
     def run_once(self) -> int:
-        """Route what is new (now and then), then one batch per target; returns events handled."""
-        now = time.monotonic()
-        if now - self.last_fan_out >= self.settings.worker.fan_out_seconds:
-            self.last_fan_out = now
-            fan_out(self.store, self.config, batch=self.settings.worker.fan_out_batch)
+        """One batch per target (from its delivery rows when any are due, else from a lane); returns events."""
         return sum(self.deliver(name) for name in self.adapters if not self.stop.is_set())
 
     @contextmanager
@@ -164,38 +163,103 @@ class DeliveryLoop:
                 yield session
 
     def deliver(self, target: str) -> int:
-        """Claim, push and record one batch of ``target``; returns how many events it carried."""
+        """Push one batch of ``target`` if the circuit lets us; returns how many events were handled.
+
+        Due delivery rows (retries, events held behind them, replays) are looked for at most every
+        ``poll_seconds`` while there are none, and always for a probe; then the next lane.
+        """
         policy = self.config.targets[target]
         with self.hot() as session:
             gate = circuit.gate(session, target, policy.circuit, utcnow())
-            if not gate.may_send:
-                return 0
-            claimed = claim(session, target, 1 if gate.probe else policy.batch_size, self.worker,
-                            self.settings.worker.lease_seconds)
-            if not claimed and gate.probe:
-                # Nothing to probe with: leave the circuit due, so the next event may probe at once.
+        if not gate.may_send:
+            return 0
+        handled = 0
+        now = time.monotonic()
+        if gate.probe or now >= self.rows_due.get(target, 0.0):
+            handled = self.deliver_rows(target, gate)
+            if not handled:
+                self.rows_due[target] = now + self.settings.worker.poll_seconds
+        if not (gate.probe and handled):
+            handled += self.deliver_lane(target, gate)
+        if gate.probe and not handled:
+            # Nothing to probe with: leave the circuit due, so the next event may probe at once.
+            with self.hot() as session:
                 session.execute(update(CircuitState).where(CircuitState.target == target)
                                 .values(state=circuit.OPEN, retry_at=utcnow()))
+        return handled
+
+    def deliver_rows(self, target: str, gate: circuit.Gate) -> int:
+        """Claim, push and record one batch of ``target``'s due delivery rows; returns how many it carried."""
+        policy = self.config.targets[target]
+        with self.hot() as session:
+            claimed = claim(session, target, 1 if gate.probe else policy.batch_size, self.worker,
+                            self.settings.worker.lease_seconds)
         if not claimed:
             return 0
         if not self.limiters[target].acquire(len(claimed), self.stop):
             return 0  # stopping: the claim comes back after its lease
         started = time.monotonic()
-        verdict = judge(claimed, self.adapters[target].push)
+        verdict = judge([c.delivery_id for c in claimed], [c.event for c in claimed], self.adapters[target].push)
         duration_ms = int((time.monotonic() - started) * 1000)
         with self.hot() as session:
             counts = record_outcomes(session, claimed, verdict.outcomes, policy.retry, self.worker, duration_ms)
             if verdict.health == SUCCESS:
                 circuit.record_success(session, target, gate, utcnow())
-        if verdict.health == FAILURE:
-            # Counting a failure reads and writes the shared circuit row: a transaction of its own.
-            with self.store.session() as session:
-                error = next((o.error for o in verdict.outcomes if o.error), "failed")
-                state = circuit.record_failure(session, target, policy.circuit, error or "failed", utcnow())
-            if state == circuit.OPEN:
-                log.warning("target %s: circuit open after failure: %s", target, error)
+        self.after(target, verdict)
         self.delivered += counts["delivered"]
         return len(claimed)
+
+    def deliver_lane(self, target: str, gate: circuit.Gate) -> int:
+        """Lease a lane of ``target``, push its next events, move its cursor; returns the events handled."""
+        policy = self.config.targets[target]
+        with self.hot() as session:
+            leased = lease_lane(session, target, self.worker, self.settings.worker.lease_seconds)
+        if leased is None:
+            return 0
+        lane, position, claim_id = leased
+        with self.hot() as session:
+            batch = read_lane(session, self.config, target, lane, position, claim_id,
+                              1 if gate.probe else policy.batch_size)
+        if batch is None:
+            return 0
+        events = [le.event for le in batch.events if not le.held]
+        if events and not self.limiters[target].acquire(len(events), self.stop):
+            with self.hot() as session:
+                release(session, batch)
+            return 0
+        started = time.monotonic()
+        verdict = judge([e.sequence or 0 for e in events], events, self.adapters[target].push) if events else (
+            Verdict([], NEUTRAL))
+        duration_ms = int((time.monotonic() - started) * 1000)
+        if verdict.accepted == len(batch.events):
+            # the happy path: every event went; one statement moves the cursor and gives the lane back
+            with self.hot() as session:
+                advance(session, batch, verdict.accepted)
+                if verdict.health == SUCCESS:
+                    circuit.record_success(session, target, gate, utcnow())
+            delivered = verdict.accepted
+        else:
+            # some did not go (or were held): they become delivery rows in the transaction that moves the cursor
+            with self.store.session() as session:
+                counts = record_exceptions(session, batch, {o.delivery_id: o for o in verdict.outcomes},
+                                           policy.retry, self.worker, duration_ms)
+                if counts is not None and verdict.health == SUCCESS:
+                    circuit.record_success(session, target, gate, utcnow())
+            delivered = counts[DELIVERED] if counts else 0
+        self.after(target, verdict)
+        self.delivered += delivered
+        return len(batch.events) or 1  # a cursor moved past events the target does not want is progress too
+
+    def after(self, target: str, verdict: Verdict) -> None:
+        """Count a failed push on the target's circuit (reads and writes the shared row: its own transaction)."""
+        if verdict.health != FAILURE:
+            return
+        with self.store.session() as session:
+            error = next((o.error for o in verdict.outcomes if o.error), "failed")
+            state = circuit.record_failure(session, target, self.config.targets[target].circuit, error or "failed",
+                                           utcnow())
+        if state == circuit.OPEN:
+            log.warning("target %s: circuit open after failure: %s", target, error)
 
     def close(self) -> None:
         """Close every target adapter and the loop's own engine."""
@@ -206,9 +270,10 @@ class DeliveryLoop:
 
 
 def ensure_circuits(store: Store, targets: list[str]) -> None:
-    """Give every target a circuit row, so workers never race to create one."""
+    """Give every target a circuit row and its lane cursors, so workers never race to create them."""
     now = utcnow()
     with store.session() as session:
+        ensure_cursors(session, targets)
         insert_new(session, CircuitState, [
             {"target": name, "state": circuit.CLOSED, "consecutive_failures": 0, "times_opened": 0,
              "updated_at": now} for name in targets])

@@ -95,6 +95,32 @@ class DeliveryHistory(Base):
     duration_ms: Mapped[int | None] = mapped_column(Integer)
 
 
+class DeliveryCursor(Base):
+    """How far one target has taken one outbox lane: every wanted event up to ``position`` is settled.
+
+    Settled means delivered, unless the event has a delivery row (a failure, a dead letter, an event held
+    behind one): the rows say what became of those. A worker holds a lane while it pushes a batch
+    (``holder``, ``claim_id``, ``lease_until``; the batch is the lane's events after ``position`` up to
+    ``claim_upto``) and moves ``position`` when the batch has been recorded. ``delivered`` counts the events
+    delivered through the cursor; ``times_lost`` the holders that vanished before reporting back.
+    """
+
+    __tablename__ = "delivery_cursors"
+
+    target: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lane: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    position: Mapped[int] = mapped_column(BigId, default=0)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    claim_id: Mapped[str | None] = mapped_column(String(40))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    claim_upto: Mapped[int | None] = mapped_column(BigId)
+    served_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered: Mapped[int] = mapped_column(BigId, default=0)
+    times_lost: Mapped[int] = mapped_column(Integer, default=0)
+    lost_by: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class CircuitState(Base):
     """A target's circuit breaker, shared by every worker: closed, open or half open."""
 

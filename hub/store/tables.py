@@ -8,6 +8,7 @@ search, identifiers). Every time is UTC and timezone-aware.
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
@@ -235,11 +236,32 @@ class Cursor(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# Lanes of the outbox: every event travels in the lane of its ordering key (the person, by default), and
+# delivery reads each lane in order with one cursor per (target, lane). Part of the schema, not a setting:
+# a person's events must stay in one lane, so changing it means draining the outbox first (docs/delivery.md).
+OUTBOX_LANES = 16
+
+
+def lane_of(ordering_key: str) -> int:
+    """The outbox lane of an ordering key: stable across processes and machines (CRC-32, not hash())."""
+    return zlib.crc32(ordering_key.encode()) % OUTBOX_LANES
+
+
+def _lane_default(context: Any) -> int:
+    return lane_of(context.get_current_parameters()["ordering_key"])
+
+
 class OutboxEvent(Base):
-    """A change event, written in the same transaction as the change it announces."""
+    """A change event, written in the same transaction as the change it announces.
+
+    ``lane`` is set from the ordering key at insert (:func:`lane_of`); a writer that bypasses
+    column defaults (``hub.pipeline.bulk_insert``) sets it itself. ``status`` is the settlement of
+    events routed before lanes existed (migration 0009_delivery_lanes); later events keep
+    ``pending`` there, and their delivery state is read from the lane cursors (docs/delivery.md).
+    """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_id", "status", "id"),)
+    __table_args__ = (Index("ix_outbox_status_id", "status", "id"), Index("ix_outbox_lane_id", "lane", "id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
@@ -253,6 +275,7 @@ class OutboxEvent(Base):
     source: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="pending")
+    lane: Mapped[int] = mapped_column(Integer, default=_lane_default)
 
 
 class SyncRun(Base):

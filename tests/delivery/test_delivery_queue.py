@@ -1,4 +1,8 @@
-"""Delivery on a real store (SQLite, and PostgreSQL when configured) to the counting target over loopback HTTP."""
+"""Delivery on a real store (SQLite, and PostgreSQL when configured) to the counting target over loopback HTTP.
+
+The happy path moves lane cursors and writes no row per event; whatever does not go (a failure, a dead
+letter, an event held behind one) becomes a delivery row, and the row machinery takes it from there.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,27 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from adapters.simulators.counting_target import CountingTarget
 from hub.delivery.config import DeliveryConfig, RetryPolicy
-from hub.delivery.fanout import fan_out
+from hub.delivery.lanes import lease_lane, read_lane
 from hub.delivery.operations import (
     DeliveryFilter,
     cancel_delivery,
+    event_deliveries,
     list_deliveries,
     retry_deliveries,
     retry_delivery,
     show_delivery,
 )
-from hub.delivery.queue import Outcome, backoff_seconds, claim, record_outcomes, requeue_lost, settle_outbox
+from hub.delivery.queue import Outcome, backoff_seconds, claim, record_outcomes, requeue_lost
 from hub.delivery.worker import DeliveryLoop, ensure_circuits
 from hub.errors import Conflict
 from hub.status import hub_status
 from hub.store.db import Store
-from hub.store.delivery import CircuitState, Delivery, DeliveryHistory
-from hub.store.tables import OutboxEvent, utcnow
+from hub.store.delivery import CircuitState, Delivery, DeliveryCursor, DeliveryHistory
+from hub.store.tables import OUTBOX_LANES, OutboxEvent, lane_of, utcnow
 from tests.delivery.helpers import (
     add_events,
     assert_each_once_in_order,
@@ -72,6 +77,12 @@ def drain(loop: DeliveryLoop, done: callable, timeout: float = 60) -> None:  # t
             time.sleep(0.02)
 
 
+def due_now(store: Store) -> None:
+    """Make every failed row due at once (its backoff is long, so the loop leaves it to the test)."""
+    with store.session() as s:
+        s.execute(update(Delivery).where(Delivery.status == "failed").values(next_attempt_at=utcnow()))
+
+
 def key_of(store: Store, person: int, version: int) -> int:
     with store.session() as s:
         return int(s.scalar(select(Delivery.id).join(OutboxEvent, OutboxEvent.id == Delivery.outbox_id).where(
@@ -79,31 +90,79 @@ def key_of(store: Store, person: int, version: int) -> int:
             Delivery.replay_of.is_(None))))
 
 
-def test_fan_out_routes_each_event_once_to_subscribed_targets(store: Store) -> None:
+def test_lanes_deliver_each_target_what_it_subscribes_to_and_nothing_twice(store: Store) -> None:
     add_events(store, 10, 3)
     config = DeliveryConfig.model_validate({
-        "targets": {"a": {"adapter": "adapters.noop_target:NoopTarget"},
+        "targets": {"a": {"adapter": "adapters.noop_target:NoopTarget", "batch_size": 7},
                     "b": {"adapter": "adapters.noop_target:NoopTarget", "ordering": "entity"},
                     "off": {"adapter": "adapters.noop_target:NoopTarget", "enabled": False}},
         "subscriptions": [{"target": "a"}, {"target": "b", "entity_types": ["Person"], "kinds": ["updated"]},
                           {"target": "off"}],
     })
-    assert fan_out(store, config, batch=7) == 30
-    assert fan_out(store, config) == 0
     with store.session() as s:
-        rows = s.execute(select(Delivery.target, Delivery.status)).all()
-        routed = s.scalars(select(OutboxEvent.status)).all()
-    assert sorted({t for t, _ in rows}) == ["a", "b"]
-    assert sum(1 for t, _ in rows if t == "a") == 30
-    assert sum(1 for t, _ in rows if t == "b") == 20  # only the updates
-    assert set(routed) == {"routed"}
-    # routing an event again (its outbox row set back to pending by hand) adds no second delivery
+        lanes = s.execute(select(OutboxEvent.ordering_key, OutboxEvent.lane)).all()
+    assert all(lane == lane_of(key) for key, lane in lanes)  # set at insert from the ordering key
+    loop = make_loop(store, config)
+    drain(loop, lambda: count(store, "delivered") == 50)
+    for _ in range(3):
+        assert loop.run_once() == 0  # every cursor is at the end of its lane: nothing is read again
     with store.session() as s:
-        s.execute(update(OutboxEvent).where(OutboxEvent.id.in_([1, 2])).values(status="pending"))
-    assert fan_out(store, config) == 2
+        status = hub_status(s)
+        cursors = s.execute(select(DeliveryCursor.target, func.count()).group_by(DeliveryCursor.target)).all()
+        assert not s.scalars(select(Delivery.id)).all()  # the happy path writes no delivery row
+        created = s.scalar(select(OutboxEvent.event_id).where(OutboxEvent.kind == "created").limit(1))
+        updated = s.scalar(select(OutboxEvent.event_id).where(OutboxEvent.kind == "updated").limit(1))
+        assert created and updated
+        seen_created = event_deliveries(s, created, config)
+        seen_updated = event_deliveries(s, updated, config)
+    assert status["deliveries"]["a"]["delivered"] == 30
+    assert status["deliveries"]["b"]["delivered"] == 20  # only the updates
+    assert "off" not in status["deliveries"]
+    assert sorted(cursors) == [("a", OUTBOX_LANES), ("b", OUTBOX_LANES)]
+    assert status["outbox"] == {"pending": 0, "delivered": 30, "dead": 0}
+    assert {t: v["status"] for t, v in seen_created["targets"].items()} == {"a": "delivered"}
+    assert {t: v["status"] for t, v in seen_updated["targets"].items()} == {"a": "delivered", "b": "delivered"}
+
+
+def test_a_push_carries_one_event_per_person_and_lanes_keep_order(store: Store) -> None:
+    add_events(store, 3, 4)
+    config = DeliveryConfig.model_validate({"targets": {"a": {"adapter": "adapters.noop_target:NoopTarget"}},
+                                            "subscriptions": [{"target": "a"}]})
+    make_loop(store, config)
+    seen: list[int] = []
+    while True:
+        with store.session() as s:
+            leased = lease_lane(s, "a", "test:1/0", 60)
+        if leased is None:
+            break
+        with store.session() as s:
+            batch = read_lane(s, config, "a", *leased, limit=100)
+            assert batch is not None
+            keys = [le.event.ordering_key for le in batch.events]
+            assert len(keys) == len(set(keys)), keys  # the batch ends before a person's second event
+            s.execute(update(DeliveryCursor).where(DeliveryCursor.target == "a", DeliveryCursor.lane == batch.lane)
+                      .values(position=batch.upto, holder=None, claim_id=None, lease_until=None))
+        seen.extend(le.event.sequence or 0 for le in batch.events)
+    assert sorted(seen) == list(range(1, 13)) and len(seen) == 12
+
+
+def test_a_lane_whose_holder_vanished_is_taken_over_after_its_lease(store: Store, target: CountingTarget) -> None:
+    n = add_events(store, 4, 2)
+    config = delivery_config(target.url)
+    loop = make_loop(store, config)
+    with store.session() as s:  # a worker leases a lane and dies before it reports back
+        leased = lease_lane(s, "counting", "gone:1/0", 60)
+        assert leased is not None
+        s.execute(update(DeliveryCursor).where(DeliveryCursor.lane == leased[0])
+                  .values(lease_until=utcnow() - timedelta(seconds=1)))
+    drain(loop, lambda: count(store, "delivered") == n)
+    assert_each_once_in_order(target, n)
     with store.session() as s:
-        assert len(s.execute(select(Delivery.id)).all()) == 50
-        assert set(s.scalars(select(OutboxEvent.status))) == {"routed"}
+        lost = s.execute(select(DeliveryCursor.times_lost, DeliveryCursor.lost_by)
+                         .where(DeliveryCursor.lane == leased[0])).one()
+        status = hub_status(s)
+    assert tuple(lost) == (1, "gone:1/0")
+    assert status["deliveries"]["counting"]["lanes_lost"] == 1
 
 
 def test_every_event_once_and_in_order_per_person(store: Store, target: CountingTarget) -> None:
@@ -113,7 +172,6 @@ def test_every_event_once_and_in_order_per_person(store: Store, target: Counting
     assert_each_once_in_order(target, n)
     assert target.stats()["duplicates"] == 0
     with store.session() as s:
-        assert settle_outbox(s) == n
         status = hub_status(s)
     assert status["outbox"]["delivered"] == n
     assert status["deliveries"]["counting"]["delivered"] == n
@@ -130,14 +188,15 @@ def test_permanent_failure_is_a_dead_letter_that_blocks_its_person_until_replaye
     # everything but person 2's versions 2 and 3 goes; version 3 waits behind the dead letter
     drain(loop, lambda: count(store, "delivered") == n - 2)
     dead = key_of(store, 2, 2)
+    for _ in range(5):
+        loop.run_once()
+    assert count(store, "delivered") == n - 2
     with store.session() as s:
         d = s.get(Delivery, dead)
         assert d is not None and d.status == "dead"
         assert d.error_class == "PermanentDeliveryError" and "SVC-77" in (d.last_error or "")
         assert s.get(Delivery, key_of(store, 2, 3)).status == "pending"  # type: ignore[union-attr]
-    for _ in range(5):
-        loop.run_once()
-    assert count(store, "delivered") == n - 2
+        assert hub_status(s)["outbox"] == {"pending": 1, "delivered": n - 2, "dead": 1}
 
     target.heal()
     with store.session() as s:
@@ -161,10 +220,9 @@ def test_cancel_really_stops_the_retries_and_frees_the_person(store: Store, targ
     target.fail_transiently(3600)
     config = delivery_config(target.url, retry={"base_seconds": 0.01, "max_seconds": 0.02},
                              circuit={"failure_threshold": 1000})
-    fan_out(store, config)
     loop = make_loop(store, config)
-    first = key_of(store, 0, 1)
     wait_for(lambda: loop.run_once() >= 0 and count(store, "failed") == 1, 10, "a failed attempt")
+    first = key_of(store, 0, 1)
     with store.session() as s:
         cancelled = cancel_delivery(s, first, "user-3", "duplicate record, merged by hand")
     assert cancelled["status"] == "cancelled"
@@ -229,13 +287,19 @@ def _circuit(store: Store) -> CircuitState:
 
 def test_lost_claims_come_back_after_their_lease(store: Store, target: CountingTarget) -> None:
     n = add_events(store, 3, 1)
-    config = delivery_config(target.url)
-    fan_out(store, config)
+    config = delivery_config(target.url, retry={"base_seconds": 600, "jitter": "none"},
+                             circuit={"failure_threshold": 1000})
+    target.fail_transiently(3600)
+    loop = make_loop(store, config)
+    wait_for(lambda: loop.run_once() >= 0 and count(store, "failed") == n, 10, "failed rows")
+    target.heal()
+    due_now(store)
+    with store.session() as s:  # a worker claims the rows for their retry and dies
+        assert len(claim(s, "counting", 10, "gone:1/0", 60)) == n
     with store.session() as s:
-        s.execute(update(Delivery).values(status="in_flight", attempts=1, claimed_by="gone:1",
-                                          lease_until=utcnow() - timedelta(seconds=1)))
+        s.execute(update(Delivery).values(lease_until=utcnow() - timedelta(seconds=1)))
         assert requeue_lost(s, {"counting": RetryPolicy()}, RetryPolicy()) == 3
-    drain(make_loop(store, config), lambda: count(store, "delivered") == n)
+    drain(loop, lambda: count(store, "delivered") == n)
     with store.session() as s:
         actions = s.scalars(select(DeliveryHistory.error_class).where(DeliveryHistory.action == "requeue")).all()
     assert actions == ["WorkerLost"] * 3
@@ -262,15 +326,20 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
     assert all(0 <= backoff_seconds(jittered, 4) <= 8 for _ in range(50))
 
 
-def test_attempts_are_on_the_row_when_delivered_and_in_the_history_otherwise(store: Store) -> None:
+def test_attempts_are_on_the_row_when_delivered_and_in_the_history_otherwise(
+    store: Store, target: CountingTarget
+) -> None:
     add_events(store, 3, 1)
-    config = DeliveryConfig.model_validate({"targets": {"a": {"adapter": "adapters.noop_target:NoopTarget"}},
-                                            "subscriptions": [{"target": "a"}]})
-    fan_out(store, config)
+    config = delivery_config(target.url, retry={"base_seconds": 600, "jitter": "none"},
+                             circuit={"failure_threshold": 1000})
+    target.fail_transiently(3600)
+    loop = make_loop(store, config)
+    wait_for(lambda: loop.run_once() >= 0 and count(store, "failed") == 3, 10, "three failed first attempts")
+    due_now(store)
     with store.session() as s:
-        claimed = claim(s, "a", 10, "node:1/0", 60)
-    assert [c.event.sequence for c in claimed] == [1, 2, 3] and {c.attempt for c in claimed} == {1}
-    ok, failed, lost = claimed
+        claimed = claim(s, "counting", 10, "node:1/0", 60)
+    assert sorted(c.event.sequence for c in claimed) == [1, 2, 3] and {c.attempt for c in claimed} == {2}
+    ok, failed, lost = sorted(claimed, key=lambda c: c.event.sequence or 0)
     with store.session() as s:  # meanwhile the third claim was given up and taken by another worker
         s.execute(update(Delivery).where(Delivery.id == lost.delivery_id).values(claim_id="another-claim"))
     outcomes = [Outcome(ok.delivery_id, "delivered", receipt="r-1"),
@@ -280,19 +349,24 @@ def test_attempts_are_on_the_row_when_delivered_and_in_the_history_otherwise(sto
         counts = record_outcomes(s, claimed, outcomes, RetryPolicy(), "node:1/0", 7)
     assert counts == {"delivered": 2, "failed": 1, "dead": 0}
     with store.session() as s:
-        history = {h.delivery_id: h for h in s.scalars(select(DeliveryHistory))}
+        first = {h.delivery_id: h for h in s.scalars(select(DeliveryHistory).where(DeliveryHistory.attempt == 1))}
+        history = {h.delivery_id: h for h in s.scalars(select(DeliveryHistory).where(DeliveryHistory.attempt == 2))}
         rows = {d.id: d for d in s.scalars(select(Delivery))}
         shown = show_delivery(s, ok.delivery_id)
         shown_failed = show_delivery(s, failed.delivery_id)
+    # each first attempt (pushed from the lane, refused) has its history row, with the worker that made it
+    assert len(first) == 3 and {h.outcome for h in first.values()} == {"failed"}
+    assert {h.worker for h in first.values()} == {"test-worker"}
     # the settled success writes no history row: the row itself says who delivered it, when, with what receipt
     assert set(history) == {failed.delivery_id, lost.delivery_id}
     assert rows[ok.delivery_id].status == "delivered" and rows[ok.delivery_id].receipt == "r-1"
     assert [(h["action"], h["outcome"], h["attempt"], h["worker"], h["receipt"]) for h in shown["history"]] == [
-        ("attempt", "delivered", 1, "node:1/0", "r-1")]
-    assert shown["history"][0]["at"] == shown["delivered_at"]
+        ("attempt", "failed", 1, "test-worker", None), ("attempt", "delivered", 2, "node:1/0", "r-1")]
+    assert shown["history"][-1]["at"] == shown["delivered_at"]
     # a failed attempt, and an attempt whose claim was lost, keep their history rows
     assert (history[failed.delivery_id].outcome, history[failed.delivery_id].error) == ("failed", "HTTP 503")
     assert history[failed.delivery_id].duration_ms == 7 and rows[failed.delivery_id].status == "failed"
-    assert [(h["outcome"], h["error_class"]) for h in shown_failed["history"]] == [("failed", "RetryableError")]
+    assert [(h["outcome"], h["error_class"]) for h in shown_failed["history"]] == [
+        ("failed", "RetryableError"), ("failed", "RetryableError")]
     assert (history[lost.delivery_id].outcome, history[lost.delivery_id].receipt) == ("delivered", "r-3")
     assert rows[lost.delivery_id].status == "in_flight" and rows[lost.delivery_id].claim_id == "another-claim"
