@@ -2,20 +2,24 @@
 
 Each run starts the workers on a fresh store, waits until they are ready, then
 commits N outbox events (5 per person) in one transaction and times from that
-commit until the last delivery is recorded as delivered (its ``delivered_at``):
-routing, claiming in order (SKIP LOCKED), the push and the outcome. Beside it,
-the floor: the same delivery rows claimed (``SELECT ... FOR UPDATE SKIP
-LOCKED``) and marked done by a bare SQL loop on one connection, in batches of
-the same size, committing as usual and, as the workers do, without waiting for
-the WAL flush (the faster of the two is the target's floor); and, for reading
-the figures, the same rows claimed as the workers claim them (head of key,
-lease). Each figure comes with the CPU time per event of the workers and their
-PostgreSQL backends, which does not depend on what else the machine runs.
+commit until the last delivery is recorded (the last lane cursor moved past
+its batch): leasing lanes (SKIP LOCKED), reading each lane's events in order,
+the push and the cursor's advance. Beside it, the floor: the rows the workers
+read (the outbox rows) claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` and
+marked done by a bare SQL loop on one connection, in batches of the same size:
+in id order committing as usual and without waiting for the WAL flush (as the
+workers commit), and lane by lane as the workers read them; the fastest of the
+three is the target's floor. For reading the figures, the bare cursor loop: the
+same lanes read behind a cursor moved per batch, with no Python, no push. Each
+figure comes with the CPU time per event of the workers and their PostgreSQL
+backends, which does not depend on what else the machine runs, and the 1-worker
+run's ceiling: cores / CPU-seconds it used per wall-second, the most any number
+of workers could multiply it on this machine.
 
 Targets: 3 workers >= 2x one worker; one worker >= 30% of the floor.
 
     python bench/delivery.py [--events 20000] [--batch 200] [--target noop|http] [--repeat 3]
-                             [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test]
+                             [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test] [--name NAME]
 
 ``--target noop`` pushes to ``adapters.noop_target:NoopTarget`` (in process);
 ``--target http`` to the counting target in discard mode on loopback, over real HTTP.
@@ -38,18 +42,17 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import create_engine, exists, func, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.simulators.counting_target import CountingTarget  # noqa: E402
-from hub.settings import WorkerSettings  # noqa: E402
 from hub.store.db import Store, normalise_url  # noqa: E402
-from hub.store.delivery import Delivery  # noqa: E402
+from hub.store.delivery import Delivery, DeliveryCursor  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.schema import Base  # noqa: E402
-from hub.store.tables import OutboxEvent, utcnow  # noqa: E402
+from hub.store.tables import OUTBOX_LANES, utcnow  # noqa: E402
 from tests.delivery.helpers import add_events, start_worker, write_toml  # noqa: E402
 
 SPEEDUP_TARGET = 2.0
@@ -65,27 +68,25 @@ def reset(url: str) -> None:
     engine.dispose()
 
 
-def all_delivered(store: Store) -> bool:
-    """True once every outbox event is routed and no delivery is left undelivered.
+def delivered(store: Store) -> int:
+    """Events delivered so far: the lane cursors' counts (16 rows) and any delivery row delivered.
 
-    Two index probes (the outbox's status index, the partial index of unsettled
-    deliveries), so polling costs the workers next to nothing; a count(*) of the
-    deliveries every few milliseconds would take CPU from the very processes
-    being measured.
+    Cheap enough to poll: a count(*) over the outbox every few milliseconds would take CPU from the very
+    processes being measured.
     """
     with store.session() as s:
-        return not s.scalar(select(
-            exists().where(OutboxEvent.status == "pending") | exists().where(Delivery.status != "delivered")))
+        lanes = s.scalar(select(func.coalesce(func.sum(DeliveryCursor.delivered), 0)))
+        rows = s.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "delivered"))
+    return int(lanes or 0) + int(rows or 0)
 
 
-def timeline(store: Store) -> tuple[int, datetime, datetime, datetime]:
-    """Deliveries delivered; when the first and the last were recorded; when the last was routed."""
+def last_recorded(store: Store) -> datetime:
+    """When the last delivery was recorded: the latest cursor move (or delivery row)."""
     with store.session() as s:
-        n, first, last, routed = s.execute(
-            select(func.count(), func.min(Delivery.delivered_at), func.max(Delivery.delivered_at),
-                   func.max(Delivery.created_at)).where(Delivery.status == "delivered")).one()
-    assert first is not None and last is not None and routed is not None, "nothing was delivered"
-    return int(n), first, last, routed
+        lane = s.scalar(select(func.max(DeliveryCursor.updated_at)).where(DeliveryCursor.delivered > 0))
+        row = s.scalar(select(func.max(Delivery.delivered_at)))
+    assert lane is not None or row is not None, "nothing was delivered"
+    return max(t for t in (lane, row) if t is not None)
 
 
 def cpu_seconds(url: str, pids: list[int]) -> float:
@@ -110,8 +111,8 @@ def cpu_seconds(url: str, pids: list[int]) -> float:
 
 
 def run_workers(url: str, workers: int, events: int, batch: int, target: dict[str, object],
-                tmp: Path, fan_out_batch: int) -> tuple[float, float]:
-    """Events/s delivered end to end by ``workers`` worker processes, and CPU microseconds per event."""
+                tmp: Path) -> tuple[float, float, float]:
+    """Events/s delivered end to end by ``workers`` worker processes, CPU microseconds per event, CPU/wall."""
     reset(url)
     subscriptions = write_toml(tmp / "subscriptions.toml", {
         "targets": {"bench": {**target, "batch_size": batch, "timeout_seconds": 30}},
@@ -122,8 +123,7 @@ def run_workers(url: str, workers: int, events: int, batch: int, target: dict[st
     env.update({
         "CAREHUB_DATABASE_URL": url, "CAREHUB_SUBSCRIPTIONS_FILE": str(subscriptions),
         "CAREHUB_SCHEDULES_FILE": str(schedules), "CAREHUB_SOURCES": "{}", "CAREHUB_LOG_LEVEL": "WARNING",
-        "CAREHUB_WORKER__POLL_SECONDS": "0.02", "CAREHUB_WORKER__FAN_OUT_SECONDS": "0.1",
-        "CAREHUB_WORKER__FAN_OUT_BATCH": str(fan_out_batch),
+        "CAREHUB_WORKER__POLL_SECONDS": "0.02",
     })
     procs: list[subprocess.Popen[bytes]] = []
     store = Store(url)
@@ -132,94 +132,116 @@ def run_workers(url: str, workers: int, events: int, batch: int, target: dict[st
         add_events(store, events // 5, 5)  # one transaction: the events appear together at its commit
         committed = utcnow()
         cpu_before = cpu_seconds(url, [p.pid for p in procs])  # the workers' CPU, not the events' insert
-        while not all_delivered(store):
+        wall_before = time.perf_counter()
+        while (n := delivered(store)) < events:
             time.sleep(0.05)
         cpu = cpu_seconds(url, [p.pid for p in procs]) - cpu_before
+        wall = time.perf_counter() - wall_before
+        assert n == events, (n, events)
         # The end is when the last delivery was recorded (the workers' clock is this machine's clock),
         # not when this loop happened to look.
-        n, first, last, routed = timeline(store)
-        assert n == events, (n, events)
-        elapsed = (last - committed).total_seconds()
-        print(f"  {workers} worker(s): first delivery {(first - committed).total_seconds():.2f}s after the "
-              f"commit, all routed at {(routed - committed).total_seconds():.2f}s, last delivery at {elapsed:.2f}s",
-              flush=True)
+        elapsed = (last_recorded(store) - committed).total_seconds()
+        print(f"  {workers} worker(s): last delivery at {elapsed:.2f}s, {cpu:.2f} CPU-s "
+              f"({cpu / wall:.2f} cores busy)", flush=True)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(timeout=60)
         store.dispose()
-    return events / elapsed, cpu / events * 1e6
+    return events / elapsed, cpu / events * 1e6, cpu / wall
 
 
-def reset_deliveries(url: str) -> None:
-    """Make the delivered rows pending again, then vacuum, so every floor starts from the same clean table."""
+def reset_outbox(url: str) -> None:
+    """Make every outbox row pending again and every cursor 0, then vacuum: each floor starts alike."""
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text("UPDATE deliveries SET status = 'pending', delivered_at = NULL, claim_id = NULL"))
-        conn.execute(text("VACUUM deliveries"))
+        conn.execute(text("UPDATE outbox SET status = 'pending'"))
+        conn.execute(text("UPDATE delivery_cursors SET position = 0"))
+        conn.execute(text("VACUUM outbox"))
+        conn.execute(text("VACUUM delivery_cursors"))
     engine.dispose()
 
 
+def _connect(url: str, relaxed: bool) -> psycopg.Connection[Any]:
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = psycopg.connect(conninfo)
+    if relaxed:
+        conn.execute("SET synchronous_commit = off")
+        conn.commit()
+    return conn
+
+
 def floor(url: str, events: int, batch: int, *, relaxed: bool) -> tuple[float, float]:
-    """Rows/s for the same delivery rows claimed with SKIP LOCKED and marked done by a bare SQL loop.
+    """Rows/s for the outbox rows claimed with SKIP LOCKED in id order and marked done by a bare SQL loop.
 
     ``relaxed`` commits without waiting for the WAL flush, as the workers do for delivery state.
     """
-    reset_deliveries(url)
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo) as conn:
-        if relaxed:
-            conn.execute("SET synchronous_commit = off")
-            conn.commit()
+    reset_outbox(url)
+    with _connect(url, relaxed) as conn:
         return timed_loop(conn, events, lambda: _claim_and_mark(conn, batch))
 
 
 def _claim_and_mark(conn: psycopg.Connection[Any], batch: int) -> int:
     with conn.transaction():
         ids = [r[0] for r in conn.execute(
-            "SELECT id FROM deliveries WHERE target = 'bench' AND status = 'pending' "
-            "ORDER BY outbox_id LIMIT %s FOR UPDATE SKIP LOCKED", (batch,))]
+            "SELECT id FROM outbox WHERE status = 'pending' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+            (batch,))]
         if ids:
-            conn.execute("UPDATE deliveries SET status = 'delivered', delivered_at = now() "
-                         "WHERE id = ANY(%s)", (ids,))
+            conn.execute("UPDATE outbox SET status = 'delivered' WHERE id = ANY(%s)", (ids,))
     return len(ids)
 
 
-# The workers' claim as a bare SQL loop: head of key only, marked in flight with a lease and a claim id (one
-# statement, as the workers claim), then marked delivered: the database work of the ordering and lease
-# guarantees, without routing, events, history or Python. For reading the figures, not a target.
-_ORDERED_CLAIM = """
-WITH picked AS (
-    SELECT d.id FROM deliveries AS d
-    WHERE d.target = 'bench' AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
-      AND d.outbox_id = (
-          SELECT min(CASE WHEN b.status = 'in_flight' THEN -1 ELSE b.outbox_id END) FROM deliveries AS b
-          WHERE b.target = 'bench' AND b.ordering_key = d.ordering_key
-            AND b.status IN ('pending', 'failed', 'in_flight', 'dead')
-            AND (b.status <> 'dead' OR b.replayed_by IS NULL))
-    ORDER BY d.outbox_id LIMIT %s FOR UPDATE OF d SKIP LOCKED)
-UPDATE deliveries AS u SET status = 'in_flight', attempts = u.attempts + 1, claim_id = 'floor',
-    claimed_by = 'floor', lease_until = now() + interval '60 seconds', updated_at = now()
-FROM picked WHERE u.id = picked.id RETURNING u.id
-"""
+def lane_floor(url: str, events: int, batch: int) -> tuple[float, float]:
+    """Rows/s for the same outbox rows claimed lane by lane, in the order the workers read them, and marked."""
+    reset_outbox(url)
+    lanes = iter(range(OUTBOX_LANES))
+    current = [next(lanes)]
+
+    def step() -> int:
+        while True:
+            with conn.transaction():
+                ids = [r[0] for r in conn.execute(
+                    "SELECT id FROM outbox WHERE lane = %s AND status = 'pending' ORDER BY id LIMIT %s "
+                    "FOR UPDATE SKIP LOCKED", (current[0], batch))]
+                if ids:
+                    conn.execute("UPDATE outbox SET status = 'delivered' WHERE id = ANY(%s)", (ids,))
+                    return len(ids)
+            nxt = next(lanes, None)
+            if nxt is None:
+                return 0
+            current[0] = nxt
+
+    with _connect(url, True) as conn:
+        return timed_loop(conn, events, step)
 
 
-def ordered_floor(url: str, events: int, batch: int) -> tuple[float, float]:
-    """Rows/s for the same rows claimed as the workers claim them and marked delivered, by a bare SQL loop."""
-    reset_deliveries(url)
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("SET synchronous_commit = off")
-        return timed_loop(conn, events, lambda: _claim_ordered_and_mark(conn, batch))
+# The bare cursor loop: the events of a lane after its cursor read (the whole rows), the cursor moved past
+# them; no lease, no Python beyond the loop. For reading the figures: what the lanes cost the database.
+def cursor_floor(url: str, events: int, batch: int) -> tuple[float, float]:
+    """Rows/s for the same outbox rows read lane by lane behind a cursor that moves per batch."""
+    reset_outbox(url)
+    lanes = iter(range(OUTBOX_LANES))
+    current = [next(lanes)]
 
+    def step() -> int:
+        while True:
+            rows = conn.execute(
+                "WITH e AS (SELECT o.* FROM outbox AS o, delivery_cursors AS c WHERE c.target = 'bench' "
+                "AND c.lane = %s AND o.lane = c.lane AND o.id > c.position ORDER BY o.id LIMIT %s), "
+                "u AS (UPDATE delivery_cursors SET position = (SELECT max(id) FROM e) "
+                "WHERE target = 'bench' AND lane = %s AND EXISTS (SELECT 1 FROM e)) "
+                "SELECT id, payload FROM e", (current[0], batch, current[0])).fetchall()
+            if rows:
+                return len(rows)
+            nxt = next(lanes, None)
+            if nxt is None:
+                return 0
+            current[0] = nxt
 
-def _claim_ordered_and_mark(conn: psycopg.Connection[Any], batch: int) -> int:
-    ids = [r[0] for r in conn.execute(_ORDERED_CLAIM, (batch,))]
-    if ids:
-        conn.execute("UPDATE deliveries SET status = 'delivered', delivered_at = now(), claim_id = NULL, "
-                     "lease_until = NULL WHERE id = ANY(%s) AND claim_id = 'floor'", (ids,))
-    return len(ids)
+    with _connect(url, True) as conn:
+        conn.autocommit = True
+        return timed_loop(conn, events, step)
 
 
 def timed_loop(conn: psycopg.Connection[Any], events: int, step: Callable[[], int]) -> tuple[float, float]:
@@ -255,14 +277,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--target", choices=("noop", "http"), default="noop")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every run (medians are reported)")
-    parser.add_argument("--fan-out-batch", type=int, default=WorkerSettings().fan_out_batch,
-                        help="most outbox events routed per transaction (worker.fan_out_batch)")
     parser.add_argument("--pg", default=os.environ.get("CAREHUB_TEST_DATABASE_URL",
                                                        "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--name", default="delivery",
+                        help="part of the bench database's name (carehub_bench_<name>_<random>)")
     args = parser.parse_args()
 
     base = make_url(normalise_url(args.pg))
-    name = f"carehub_bench_{uuid.uuid4().hex[:8]}"
+    name = f"carehub_bench_{args.name}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -271,7 +293,9 @@ def main() -> None:
     target: dict[str, object] = (
         {"adapter": "adapters.http_target:HttpTarget", "options": {"url": sim.url}} if sim
         else {"adapter": "adapters.noop_target:NoopTarget"})
-    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in ("one", "three", "durable", "relaxed", "ordered")}
+    runs: dict[str, list[tuple[float, float]]] = {
+        k: [] for k in ("one", "three", "durable", "relaxed", "lanes", "cursor")}
+    busy: list[float] = []
     load = [os.getloadavg()]
     try:
         store = Store(url)
@@ -279,13 +303,15 @@ def main() -> None:
         store.dispose()
         with tempfile.TemporaryDirectory() as tmp:
             for _ in range(args.repeat):
-                runs["one"].append(run_workers(url, 1, args.events, args.batch, target, Path(tmp),
-                                               args.fan_out_batch))
-                runs["three"].append(run_workers(url, 3, args.events, args.batch, target, Path(tmp),
-                                                 args.fan_out_batch))
+                rate, cpu, cores = run_workers(url, 1, args.events, args.batch, target, Path(tmp))
+                runs["one"].append((rate, cpu))
+                busy.append(cores)
+                rate, cpu, _ = run_workers(url, 3, args.events, args.batch, target, Path(tmp))
+                runs["three"].append((rate, cpu))
                 runs["durable"].append(floor(url, args.events, args.batch, relaxed=False))
                 runs["relaxed"].append(floor(url, args.events, args.batch, relaxed=True))
-                runs["ordered"].append(ordered_floor(url, args.events, args.batch))
+                runs["lanes"].append(lane_floor(url, args.events, args.batch))
+                runs["cursor"].append(cursor_floor(url, args.events, args.batch))
                 load.append(os.getloadavg())
     finally:
         if sim:
@@ -301,26 +327,34 @@ def main() -> None:
         return ", ".join(f"{r:,.0f}" for r, _ in runs[key])
 
     (one, one_cpu), (three, three_cpu) = med("one"), med("three")
-    (durable, durable_cpu), (relaxed, relaxed_cpu), (ordered, ordered_cpu) = med("durable"), med("relaxed"), \
-        med("ordered")
-    bare, bare_cpu = max((durable, durable_cpu), (relaxed, relaxed_cpu))
+    floors = {k: med(k) for k in ("durable", "relaxed", "lanes")}
+    bare, bare_cpu = max(floors.values())
+    cursor, cursor_cpu = med("cursor")
+    cores = os.cpu_count() or 1
+    ceiling = cores / statistics.median(busy)
     print(f"delivery to a {args.target} target, {args.events} events, batches of {args.batch}, PostgreSQL, "
           f"medians of {args.repeat} interleaved rounds (each round's figure in brackets)")
     print(f"  1 worker : {one:10,.0f} events/s end to end  {one_cpu:5.0f} us CPU/event  [{each('one')}]")
     print(f"  3 workers: {three:10,.0f} events/s end to end  {three_cpu:5.0f} us CPU/event  [{each('three')}]")
-    print(f"  floor    : {durable:10,.0f} rows/s  {durable_cpu:5.0f} us CPU/row: claimed (SKIP LOCKED) and marked done "
-          f"by a bare SQL loop  [{each('durable')}]")
-    print(f"             {relaxed:10,.0f} rows/s  {relaxed_cpu:5.0f} us CPU/row: the same, synchronous_commit off as "
-          f"the workers commit  [{each('relaxed')}]")
-    print(f"             {ordered:10,.0f} rows/s  {ordered_cpu:5.0f} us CPU/row: claimed as the workers claim (head "
-          f"of key, lease), for reading, not a target  [{each('ordered')}]")
+    labels = {"durable": "claimed (SKIP LOCKED) in id order and marked done by a bare SQL loop",
+              "relaxed": "the same, synchronous_commit off as the workers commit",
+              "lanes": "the same, lane by lane in the order the workers read them"}
+    for i, (key, label) in enumerate(labels.items()):
+        rate, cpu = floors[key]
+        lead, what = ("  floor    :", f"the outbox rows {label}") if i == 0 else ("            ", label)
+        print(f"{lead} {rate:10,.0f} rows/s  {cpu:5.0f} us CPU/row: {what}  [{each(key)}]")
+    print(f"             {cursor:10,.0f} rows/s  {cursor_cpu:5.0f} us CPU/row: read lane by lane behind a cursor "
+          f"(no claim per row, no Python), for reading, not a target  [{each('cursor')}]")
+    print(f"  ceiling  : {cores} cores / {statistics.median(busy):.2f} cores busy in the 1-worker run = "
+          f"{ceiling:.2f}x: the most any number of workers could multiply one worker here  ["
+          + ", ".join(f"{cores / b:.2f}x" for b in busy) + "]")
     speedup, share = three / one, one / bare
     print(f"  3 workers / 1 worker = {speedup:.2f}x (target >= {SPEEDUP_TARGET:.1f}x): "
           f"{'met' if speedup >= SPEEDUP_TARGET else 'NOT met'}; rounds: "
           + ", ".join(f"{t / o:.2f}x" for (o, _), (t, _) in zip(runs["one"], runs["three"], strict=True)))
-    print(f"  1 worker / floor     = {share:.0%} of the faster floor (target >= {FLOOR_SHARE_TARGET:.0%}): "
+    print(f"  1 worker / floor     = {share:.0%} of the fastest floor (target >= {FLOOR_SHARE_TARGET:.0%}): "
           f"{'met' if share >= FLOOR_SHARE_TARGET else 'NOT met'}; by CPU per event: {bare_cpu / one_cpu:.0%}; "
-          f"of the floor claimed as the workers claim: {one / ordered:.0%}")
+          f"of the bare cursor loop: {one / cursor:.0%}")
     print("  load average (1, 5, 15 min) at the start and after each round: "
           + "; ".join(" ".join(f"{x:.2f}" for x in la) for la in load))
 

@@ -34,14 +34,15 @@ makes that harmless) and counts the loss on the cursor (``times_lost``,
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from hub.contract import ChangeEvent
@@ -72,6 +73,85 @@ class LaneBatch:
     claim_id: str
     upto: int
     events: list[LaneEvent]
+
+
+class Runner(Protocol):
+    """Runs the lane statements (written with ``:name`` parameters) and commits each at once."""
+
+    def all(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """The statement's rows."""
+        ...
+
+    def count(self, sql: str, params: dict[str, Any]) -> int:
+        """The statement's row count."""
+        ...
+
+
+class SessionRunner:
+    """Lane statements in a session's transaction (SQLite; the caller commits)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def all(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """The statement's rows (times typed as the store keeps them)."""
+        return list(self.session.execute(_typed(sql), params).all())
+
+    def count(self, sql: str, params: dict[str, Any]) -> int:
+        """The statement's row count."""
+        return int(self.session.execute(_typed(sql), params).rowcount)  # type: ignore[attr-defined]
+
+
+_TYPED: dict[str, Any] = {}
+
+
+def _typed(sql: str) -> Any:
+    statement = _TYPED.get(sql)
+    if statement is None:
+        statement = _TYPED[sql] = text(sql).columns(created_at=UtcDateTime())
+    return statement
+
+
+class PgRunner:
+    """Lane statements on one raw connection of a loop's own engine (PostgreSQL: autocommit, commits relaxed).
+
+    The driver directly, three statements a batch: the ORM's and Core's per-statement work would cost more
+    than the statements themselves. Errors are the driver's; :attr:`errors` names them for the loop.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
+        self._raw: Any = None
+        self._sql: dict[str, str] = {}
+
+    def _conn(self) -> Any:
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()
+            self._raw.driver_connection.autocommit = True
+        return self._raw.driver_connection
+
+    def _pg(self, sql: str) -> str:
+        converted = self._sql.get(sql)
+        if converted is None:
+            converted = self._sql[sql] = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
+        return converted
+
+    def all(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """The statement's rows."""
+        return list(self._conn().execute(self._pg(sql), params).fetchall())
+
+    def count(self, sql: str, params: dict[str, Any]) -> int:
+        """The statement's row count."""
+        return int(self._conn().execute(self._pg(sql), params).rowcount)
+
+    def close(self) -> None:
+        """Give the connection back (after an error: dropped, so the next statement reconnects)."""
+        if self._raw is not None:
+            try:
+                self._raw.invalidate()
+            finally:
+                self._raw = None
 
 
 def start_position(session: Session) -> int:
@@ -115,151 +195,161 @@ def wanted_sql(config: DeliveryConfig, target: str, alias: str = "o") -> str:
     return " OR ".join(arms) or "1 = 0"
 
 
-# The lease: the least recently served free lane of the target that has events after its cursor. On
-# PostgreSQL one statement, atomic by itself (SKIP LOCKED: workers never wait on each other's lanes).
+# The lease: the least recently served free lane of the target that has events after its cursor, taken only
+# while the target's circuit is closed (otherwise the loop asks the circuit first). On PostgreSQL one
+# statement, atomic by itself (SKIP LOCKED: workers never wait on each other's lanes).
 _LEASE_PICK = """
     SELECT c.lane, c.position, c.holder FROM delivery_cursors AS c
     WHERE c.target = :target AND (c.lease_until IS NULL OR c.lease_until < :now)
-      AND EXISTS (SELECT 1 FROM outbox AS x WHERE x.lane = c.lane AND x.id > c.position)
+      AND EXISTS (SELECT 1 FROM outbox AS x WHERE x.lane = c.lane AND x.id > c.position){closed}
     ORDER BY c.served_at LIMIT 1
 """
+_CIRCUIT_CLOSED = """
+      AND NOT EXISTS (SELECT 1 FROM delivery_circuits AS k WHERE k.target = :target AND k.state <> 'closed')"""
 _LEASE_SET = """
-    holder = :worker, claim_id = :claim_id, lease_until = :lease_until, served_at = :now, claim_upto = NULL,
+    holder = :worker, claim_id = :claim_id, lease_until = :lease_until, served_at = :now,
     times_lost = delivery_cursors.times_lost + CASE WHEN {p}.holder IS NULL THEN 0 ELSE 1 END,
     lost_by = COALESCE({p}.holder, delivery_cursors.lost_by)
 """
-_LEASE_PG = text(f"""
-WITH p AS ({_LEASE_PICK} FOR UPDATE SKIP LOCKED)
-UPDATE delivery_cursors SET {_LEASE_SET.format(p="p")}
+_LEASE_PG = """
+WITH p AS ({pick} FOR UPDATE OF c SKIP LOCKED)
+UPDATE delivery_cursors SET {set}
 FROM p WHERE delivery_cursors.target = :target AND delivery_cursors.lane = p.lane
 RETURNING delivery_cursors.lane, delivery_cursors.position
-""")
-_LEASE_OTHER = text(f"""
+"""
+_LEASE_OTHER = f"""
 UPDATE delivery_cursors SET {_LEASE_SET.format(p="delivery_cursors")}
 WHERE target = :target AND lane = :lane AND position = :position
-""")
+"""
+# (postgres, probe) -> the lease statement; a probe is taken while the circuit is half open.
+_LEASES = {
+    (pg, probe): (_LEASE_PG.format(pick=_LEASE_PICK.format(closed="" if probe else _CIRCUIT_CLOSED),
+                                   set=_LEASE_SET.format(p="p"))
+                  if pg else _LEASE_PICK.format(closed="" if probe else _CIRCUIT_CLOSED))
+    for pg in (True, False) for probe in (True, False)
+}
 
 
-def lease_lane(session: Session, target: str, worker: str, lease_seconds: float) -> tuple[int, int, str] | None:
-    """Lease a lane of ``target`` that has new events: (lane, position, claim id), or None. Commit it at once."""
+def lease_lane(run: Runner, target: str, worker: str, lease_seconds: float, *, probe: bool = False,
+               postgres: bool = True) -> tuple[int, int, str] | None:
+    """Lease a lane of ``target`` that has new events: (lane, position, claim id), or None.
+
+    Only while the circuit is closed, unless ``probe`` (this worker holds the half-open circuit's probe).
+    """
     now = utcnow()
     claim_id = uuid.uuid4().hex
     params = {"target": target, "now": now, "worker": worker, "claim_id": claim_id,
               "lease_until": now + timedelta(seconds=lease_seconds)}
-    relax_commit(session)
-    if session.get_bind().dialect.name == "postgresql":
-        row = session.execute(_LEASE_PG, params).first()
-        return (row.lane, row.position, claim_id) if row else None
-    picked = session.execute(text(_LEASE_PICK), params).first()
-    if picked is None:
+    found = run.all(_LEASES[postgres, probe], params)
+    if not found:
         return None
-    session.execute(_LEASE_OTHER, {**params, "lane": picked.lane, "position": picked.position})
-    return picked.lane, picked.position, claim_id
+    lane, position = found[0][0], found[0][1]
+    if not postgres:
+        run.count(_LEASE_OTHER, {**params, "lane": lane, "position": position})
+    return lane, position, claim_id
 
 
-# The read, after the lease: the lane's next events the target wants, cut before the first repeat of an
-# ordering key (one event per key per push), each flagged held when its key has an unsettled delivery row;
-# and where the cursor will go: past the last event taken, or, when the lane had no more than these (fewer
-# than the limit, no repeat), past every event the lane holds now (events the target does not want
-# included). Later commits get higher ids (outbox order), so nothing behind that point can appear later.
+# The read, after the lease: the lane's next events the target wants, each flagged held when its key has an
+# unsettled delivery row, and the lane's last event now (to move the cursor past events the target does not
+# want). A plain indexed read: the cut at a key's second event and the cursor's next place are worked out by
+# the loop (:func:`read_lane`), which keeps the statement cheap to plan.
 _READ = """
-WITH e AS MATERIALIZED (
+SELECT t.top, o.id, o.event_id, o.entity_type, o.entity_id, o.person_id, o.kind, o.version, o.payload,
+       o.created_at, o.source, o.okey, o.held
+FROM (SELECT max(m.id) AS top FROM outbox AS m WHERE m.lane = :lane) AS t
+LEFT JOIN (
     SELECT o.id, o.event_id, o.entity_type, o.entity_id, o.person_id, o.kind, o.version, o.payload,
            o.created_at, o.source, o.{key} AS okey,
-           row_number() OVER (PARTITION BY o.{key} ORDER BY o.id) AS rn
-    FROM (SELECT * FROM outbox AS o WHERE o.lane = :lane AND o.id > :position AND ({wanted})
-          ORDER BY o.id LIMIT :limit) AS o
-), b AS MATERIALIZED (
-    SELECT * FROM e WHERE e.id < COALESCE((SELECT min(r.id) FROM e AS r WHERE r.rn > 1), :no_cut)
-), top AS (
-    SELECT CASE WHEN (SELECT count(*) FROM e) < :limit AND NOT EXISTS (SELECT 1 FROM e AS r WHERE r.rn > 1)
-                THEN (SELECT max(m.id) FROM outbox AS m WHERE m.lane = :lane)
-                ELSE (SELECT max(b.id) FROM b) END AS upto
-){mark}
-SELECT {upto} AS upto, b.id, b.event_id, b.entity_type, b.entity_id, b.person_id, b.kind, b.version, b.payload,
-       b.created_at, b.source, b.okey,
-       EXISTS (SELECT 1 FROM deliveries AS h
-               WHERE h.target = :target AND h.ordering_key = b.okey
-                 AND h.status IN ('pending', 'failed', 'in_flight', 'dead')
-                 AND (h.status <> 'dead' OR h.replayed_by IS NULL)) AS held
-FROM top LEFT JOIN b ON 1 = 1
-ORDER BY b.id
+           EXISTS (SELECT 1 FROM deliveries AS h
+                   WHERE h.target = :target AND h.ordering_key = o.{key}
+                     AND h.status IN ('pending', 'failed', 'in_flight', 'dead')
+                     AND (h.status <> 'dead' OR h.replayed_by IS NULL)) AS held
+    FROM outbox AS o
+    WHERE o.lane = :lane AND o.id > :position AND ({wanted})
+    ORDER BY o.id LIMIT :limit
+) AS o ON 1 = 1
+ORDER BY o.id
 """
-# PostgreSQL notes the batch's end on the cursor in the same statement (for operators: the events in flight).
-_MARK_PG = """, mark AS (
-    UPDATE delivery_cursors SET claim_upto = (SELECT upto FROM top)
-    WHERE target = :target AND lane = :lane AND claim_id = :claim_id
-    RETURNING claim_upto
-)"""
-_NO_CUT = 2**62
 
-_READS: dict[tuple[int, str, str], tuple[DeliveryConfig, Any]] = {}
+_READS: dict[tuple[int, str], tuple[DeliveryConfig, str]] = {}
 
 
-def _read_statement(config: DeliveryConfig, target: str, dialect: str) -> Any:
-    cached = _READS.get((id(config), target, dialect))
+def _read_sql(config: DeliveryConfig, target: str) -> str:
+    cached = _READS.get((id(config), target))
     if cached is not None and cached[0] is config:
         return cached[1]
-    pg = dialect == "postgresql"
-    sql = _READ.format(key=KEY_COLUMN[config.targets[target].ordering], wanted=wanted_sql(config, target),
-                       mark=_MARK_PG if pg else "", upto="(SELECT claim_upto FROM mark)" if pg else "top.upto")
-    if not pg:
-        sql = sql.replace(" AS MATERIALIZED (", " AS (")
-    statement = text(sql).columns(created_at=UtcDateTime())
+    sql = _READ.format(key=KEY_COLUMN[config.targets[target].ordering], wanted=wanted_sql(config, target))
     if len(_READS) > 64:
         _READS.clear()
-    _READS[(id(config), target, dialect)] = (config, statement)
-    return statement
+    _READS[(id(config), target)] = (config, sql)
+    return sql
 
 
-def read_lane(session: Session, config: DeliveryConfig, target: str, lane: int, position: int, claim_id: str,
-              limit: int) -> LaneBatch | None:
-    """The events of a leased lane to push now; None if the lease was lost meanwhile."""
-    dialect = session.get_bind().dialect.name
-    rows = session.execute(_read_statement(config, target, dialect), {
-        "target": target, "lane": lane, "position": position, "limit": limit, "claim_id": claim_id,
-        "no_cut": _NO_CUT}).all()
-    if not rows or rows[0].upto is None:
-        return None
-    upto = int(rows[0].upto)
-    if dialect != "postgresql" and not session.execute(text(
-            "UPDATE delivery_cursors SET claim_upto = :upto WHERE target = :target AND lane = :lane "
-            "AND claim_id = :claim_id"), {"upto": upto, "target": target, "lane": lane,
-                                          "claim_id": claim_id}).rowcount:  # type: ignore[attr-defined]
-        return None
+def read_lane(run: Runner, config: DeliveryConfig, target: str, lane: int, position: int, claim_id: str,
+              limit: int) -> LaneBatch:
+    """The events of a leased lane to push now, and where its cursor goes after them.
+
+    The batch ends before the first event whose ordering key it already carries (one event per key per
+    push). The cursor goes past the last event taken or, when the lane had no more than these (fewer than
+    ``limit``, no repeat), past every event the lane holds now, those the target does not want included:
+    later commits get higher ids (outbox order), so nothing can appear behind that point.
+    """
+    rows = run.all(_read_sql(config, target), {"target": target, "lane": lane, "position": position,
+                                               "limit": limit})
     loads = orjson.loads
-    events = [
-        LaneEvent(ChangeEvent(
-            event_id=event_id, entity_type=entity_type, entity_id=entity_id, person_id=person, kind=kind,
-            version=version, payload=loads(payload), created_at=created_at, source=source, ordering_key=key,
-            sequence=id_,
-        ), bool(held))
-        for (_, id_, event_id, entity_type, entity_id, person, kind, version, payload, created_at, source, key,
-             held) in rows if id_ is not None
-    ]
+    keys: set[str] = set()
+    events: list[LaneEvent] = []
+    cut = False
+    for (_, id_, event_id, entity_type, entity_id, person, kind, version, payload, created_at, source, key,
+         held) in rows:
+        if id_ is None:
+            break
+        if key in keys:
+            cut = True
+            break
+        keys.add(key)
+        events.append(LaneEvent(ChangeEvent(event_id, entity_type, entity_id, person, kind, version, loads(payload),
+                                            created_at, source, key, id_), bool(held)))
+    if cut or len(events) >= limit:
+        upto = events[-1].event.sequence or 0
+    else:
+        upto = max(int(rows[0][0] or 0), position) if rows else position
     return LaneBatch(target, lane, claim_id, upto, events)
 
 
-_ADVANCE = text("""
+_ADVANCE = """
 UPDATE delivery_cursors SET position = :upto, holder = NULL, claim_id = NULL, lease_until = NULL,
-    claim_upto = NULL, delivered = delivery_cursors.delivered + :delivered, updated_at = :now
+    delivered = delivery_cursors.delivered + :delivered, updated_at = :now
 WHERE target = :target AND lane = :lane AND claim_id = :claim_id
-""")
+"""
+# A batch that went ends a run of failed batches: the circuit's count starts again (written only when it is
+# not already 0, so the happy path reads the circuit's row and writes nothing there).
+_RESET_FAILURES = """
+UPDATE delivery_circuits SET consecutive_failures = 0, updated_at = :now
+WHERE target = :target AND state = 'closed' AND consecutive_failures > 0
+"""
+_ADVANCE_PG = f"WITH reset AS ({_RESET_FAILURES}) {_ADVANCE}"
 
 
-def advance(session: Session, batch: LaneBatch, delivered: int) -> bool:
-    """Move the cursor past the batch and give the lane back; False if the lease was lost (nothing moved)."""
-    relax_commit(session)
-    return bool(session.execute(_ADVANCE, {
-        "upto": batch.upto, "delivered": delivered, "now": utcnow(), "target": batch.target, "lane": batch.lane,
-        "claim_id": batch.claim_id}).rowcount)  # type: ignore[attr-defined]
+def advance(run: Runner, batch: LaneBatch, delivered: int, *, postgres: bool = True) -> bool:
+    """Move the cursor past the batch and give the lane back; False if the lease was lost (nothing moved).
+
+    When events were delivered, a closed circuit's count of consecutive failures starts again.
+    """
+    params = {"upto": batch.upto, "delivered": delivered, "now": utcnow(), "target": batch.target,
+              "lane": batch.lane, "claim_id": batch.claim_id}
+    if postgres and delivered:
+        return bool(run.count(_ADVANCE_PG, params))
+    if delivered:
+        run.count(_RESET_FAILURES, params)
+    return bool(run.count(_ADVANCE, params))
 
 
-def release(session: Session, batch: LaneBatch) -> None:
+def release(run: Runner, batch: LaneBatch) -> None:
     """Give the lane back without moving its cursor (the loop is stopping before it pushed)."""
-    session.execute(text("UPDATE delivery_cursors SET holder = NULL, claim_id = NULL, lease_until = NULL, "
-                         "claim_upto = NULL WHERE target = :target AND lane = :lane AND claim_id = :claim_id"),
-                    {"target": batch.target, "lane": batch.lane, "claim_id": batch.claim_id})
+    run.count("UPDATE delivery_cursors SET holder = NULL, claim_id = NULL, lease_until = NULL "
+              "WHERE target = :target AND lane = :lane AND claim_id = :claim_id",
+              {"target": batch.target, "lane": batch.lane, "claim_id": batch.claim_id})
 
 
 def settle_status(policy: RetryPolicy, attempt: int, outcome: Outcome, now: datetime) -> tuple[str, str | None,
@@ -298,7 +388,8 @@ def record_exceptions(session: Session, batch: LaneBatch, outcomes: dict[int, Ou
         counts[d.status] += 1
         rows.append((d, o))
     relax_commit(session)
-    if not advance(session, batch, counts[DELIVERED]):
+    if not advance(SessionRunner(session), batch, counts[DELIVERED],
+                   postgres=session.get_bind().dialect.name == "postgresql"):
         return None  # the lease ended and another worker has the lane: it reads these events again
     session.add_all([d for d, _ in rows])
     session.flush()

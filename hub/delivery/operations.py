@@ -203,8 +203,8 @@ def event_deliveries(session: Session, event_id: str, config: DeliveryConfig) ->
     """What became of one event at every enabled target that subscribes to it.
 
     Per target: its delivery rows when it has any (a failure, a dead letter, a replay, or an event held
-    behind one: the last generation speaks), else ``delivered`` when the target's lane cursor has passed it,
-    ``in_flight`` when a worker holds the lane with it in the batch, ``pending`` otherwise.
+    behind one: the last generation speaks), else ``delivered`` when the target's lane cursor has passed it
+    and ``pending`` otherwise (with the worker holding the lane now, if one is: it may be pushing it).
     """
     e = session.scalar(select(OutboxEvent).where(OutboxEvent.event_id == event_id))
     if e is None:
@@ -217,13 +217,9 @@ def event_deliveries(session: Session, event_id: str, config: DeliveryConfig) ->
             targets[target] = {"status": rows[-1].status, "via": "rows", "deliveries": [d.id for d in rows]}
             continue
         cursor = session.get(DeliveryCursor, (target, e.lane))
-        if cursor is not None and e.id <= cursor.position:
-            status = DELIVERED
-        elif cursor is not None and cursor.holder and cursor.claim_upto is not None and e.id <= cursor.claim_upto:
-            status = IN_FLIGHT
-        else:
-            status = PENDING
-        targets[target] = {"status": status, "via": "lane", "lane": e.lane,
-                           "cursor": cursor.position if cursor is not None else None}
+        passed = cursor is not None and e.id <= cursor.position
+        targets[target] = {"status": DELIVERED if passed else PENDING, "via": "lane", "lane": e.lane,
+                           "cursor": cursor.position if cursor is not None else None,
+                           "lane_held_by": cursor.holder if cursor is not None else None}
     return {"event_id": e.event_id, "sequence": e.id, "entity_type": e.entity_type, "kind": e.kind,
             "targets": targets}

@@ -26,7 +26,17 @@ from hub.contract import ChangeEvent, PushResult, TargetAdapter
 from hub.delivery import circuit
 from hub.delivery.config import DeliveryConfig
 from hub.delivery.fanout import insert_new
-from hub.delivery.lanes import advance, ensure_cursors, lease_lane, read_lane, record_exceptions, release
+from hub.delivery.lanes import (
+    PgRunner,
+    Runner,
+    SessionRunner,
+    advance,
+    ensure_cursors,
+    lease_lane,
+    read_lane,
+    record_exceptions,
+    release,
+)
 from hub.delivery.queue import Outcome, claim, delivery_engine, prefer_custom_plans, record_outcomes
 from hub.errors import HubError, PermanentDeliveryError, RetryableError
 from hub.registry import load_target
@@ -38,6 +48,8 @@ from hub.store.tables import utcnow
 log = logging.getLogger("carehub.delivery")
 
 SUCCESS, FAILURE, NEUTRAL = "success", "failure", "neutral"
+# How often a loop looks for due delivery rows while it has found none (and made none).
+ROWS_CHECK_SECONDS = 1.0
 
 
 class RateLimiter:
@@ -89,6 +101,12 @@ def judge(ids: list[int], events: list[ChangeEvent], push: Callable[[list[Change
         # An error the adapter did not classify: retrying is the safe default, bounded by max_attempts.
         return Verdict([Outcome(i, "transient", error_class=type(exc).__name__, error=str(exc)) for i in ids],
                        FAILURE)
+    if len(results) == len(events) and all(r.accepted for r in results) and (
+            {r.event_id for r in results} == {e.event_id for e in events}):
+        # every event accepted (the usual answer): one outcome each, without looking them up one by one
+        by_id = {r.event_id: r.receipt for r in results}
+        return Verdict([Outcome(i, "delivered", receipt=by_id[e.event_id]) for i, e in zip(ids, events, strict=True)],
+                       SUCCESS, len(events))
     by_event: dict[str, PushResult] = {r.event_id: r for r in results}
     outcomes = []
     accepted = transient = 0
@@ -128,18 +146,24 @@ class DeliveryLoop:
             name: load_target(settings, config, name) for name in config.enabled_targets()}
         self.limiters = {name: RateLimiter(config.targets[name].rate_limit) for name in self.adapters}
         self.rows_due: dict[str, float] = {}
+        # PostgreSQL: lane statements on one raw connection of the loop's own engine (see PgRunner).
+        self.lane_runner = PgRunner(self.engine) if self.engine is not None else None
         self.delivered = 0
 
     def run(self) -> None:
         """Loop until ``stop`` is set; a batch under way is finished and recorded first."""
         pause = 0.5
+        errors: tuple[type[BaseException], ...] = (DBAPIError, *(self.lane_runner.errors if self.lane_runner else ()))
         while not self.stop.is_set():
             try:
                 handled = self.run_once()
                 pause = 0.5
-            except DBAPIError as exc:
-                log.warning("store unavailable (%s); trying again in %.1fs", type(exc.orig).__name__, pause)
+            except errors as exc:
+                log.warning("store unavailable (%s); trying again in %.1fs",
+                            type(getattr(exc, "orig", None) or exc).__name__, pause)
                 self.store.engine.dispose()
+                if self.lane_runner is not None:
+                    self.lane_runner.close()
                 if self.engine is not None:
                     self.engine.dispose()
                 self.stop.wait(pause)
@@ -149,7 +173,7 @@ class DeliveryLoop:
                 self.stop.wait(self.settings.worker.poll_seconds)
 
     def run_once(self) -> int:
-        """One batch per target (from its delivery rows when any are due, else from a lane); returns events."""
+        """One batch per target (a lane, or its due delivery rows); returns events handled."""
         return sum(self.deliver(name) for name in self.adapters if not self.stop.is_set())
 
     @contextmanager
@@ -162,25 +186,41 @@ class DeliveryLoop:
             with self.sessions.begin() as session:
                 yield session
 
-    def deliver(self, target: str) -> int:
-        """Push one batch of ``target`` if the circuit lets us; returns how many events were handled.
+    @contextmanager
+    def lanes(self) -> Iterator[Runner]:
+        """Where lane statements run: the loop's raw connection on PostgreSQL, a store session on SQLite."""
+        if self.lane_runner is not None:
+            yield self.lane_runner
+        else:
+            with self.store.session() as session:
+                yield SessionRunner(session)
 
-        Due delivery rows (retries, events held behind them, replays) are looked for at most every
-        ``poll_seconds`` while there are none, and always for a probe; then the next lane.
+    def deliver(self, target: str) -> int:
+        """Push one batch of ``target``; returns how many events were handled.
+
+        The happy path is a lane, leased only while the circuit is closed (checked in the lease itself).
+        Due delivery rows (retries, events held behind them, replays, requeued claims) are looked for every
+        :data:`ROWS_CHECK_SECONDS` while there are none, and after this loop made some; the circuit is
+        asked first then, and whenever no lane was leased (it may be open, or due for a probe).
         """
+        now = time.monotonic()
+        if now < self.rows_due.get(target, 0.0):
+            handled = self.deliver_lane(target, probe=False)
+            if handled:
+                return handled
+            checked_lanes = True
+        else:
+            checked_lanes = False
         policy = self.config.targets[target]
         with self.hot() as session:
             gate = circuit.gate(session, target, policy.circuit, utcnow())
         if not gate.may_send:
             return 0
-        handled = 0
-        now = time.monotonic()
-        if gate.probe or now >= self.rows_due.get(target, 0.0):
-            handled = self.deliver_rows(target, gate)
-            if not handled:
-                self.rows_due[target] = now + self.settings.worker.poll_seconds
-        if not (gate.probe and handled):
-            handled += self.deliver_lane(target, gate)
+        handled = self.deliver_rows(target, gate)
+        if not handled:
+            self.rows_due[target] = now + ROWS_CHECK_SECONDS
+        if not (gate.probe and handled) and (gate.probe or not checked_lanes):
+            handled += self.deliver_lane(target, probe=gate.probe)
         if gate.probe and not handled:
             # Nothing to probe with: leave the circuit due, so the next event may probe at once.
             with self.hot() as session:
@@ -209,23 +249,25 @@ class DeliveryLoop:
         self.delivered += counts["delivered"]
         return len(claimed)
 
-    def deliver_lane(self, target: str, gate: circuit.Gate) -> int:
-        """Lease a lane of ``target``, push its next events, move its cursor; returns the events handled."""
+    def deliver_lane(self, target: str, *, probe: bool) -> int:
+        """Lease a lane of ``target``, push its next events, move its cursor; returns the events handled.
+
+        ``probe``: this loop holds the half-open circuit's probe, so one event goes whatever the circuit says.
+        """
         policy = self.config.targets[target]
-        with self.hot() as session:
-            leased = lease_lane(session, target, self.worker, self.settings.worker.lease_seconds)
+        pg = self.lane_runner is not None
+        with self.lanes() as run:
+            leased = lease_lane(run, target, self.worker, self.settings.worker.lease_seconds, probe=probe,
+                                postgres=pg)
         if leased is None:
             return 0
         lane, position, claim_id = leased
-        with self.hot() as session:
-            batch = read_lane(session, self.config, target, lane, position, claim_id,
-                              1 if gate.probe else policy.batch_size)
-        if batch is None:
-            return 0
+        with self.lanes() as run:
+            batch = read_lane(run, self.config, target, lane, position, claim_id, 1 if probe else policy.batch_size)
         events = [le.event for le in batch.events if not le.held]
         if events and not self.limiters[target].acquire(len(events), self.stop):
-            with self.hot() as session:
-                release(session, batch)
+            with self.lanes() as run:
+                release(run, batch)
             return 0
         started = time.monotonic()
         verdict = judge([e.sequence or 0 for e in events], events, self.adapters[target].push) if events else (
@@ -233,19 +275,19 @@ class DeliveryLoop:
         duration_ms = int((time.monotonic() - started) * 1000)
         if verdict.accepted == len(batch.events):
             # the happy path: every event went; one statement moves the cursor and gives the lane back
-            with self.hot() as session:
-                advance(session, batch, verdict.accepted)
-                if verdict.health == SUCCESS:
-                    circuit.record_success(session, target, gate, utcnow())
+            with self.lanes() as run:
+                advance(run, batch, verdict.accepted, postgres=pg)
             delivered = verdict.accepted
         else:
             # some did not go (or were held): they become delivery rows in the transaction that moves the cursor
             with self.store.session() as session:
                 counts = record_exceptions(session, batch, {o.delivery_id: o for o in verdict.outcomes},
                                            policy.retry, self.worker, duration_ms)
-                if counts is not None and verdict.health == SUCCESS:
-                    circuit.record_success(session, target, gate, utcnow())
             delivered = counts[DELIVERED] if counts else 0
+            self.rows_due[target] = 0.0  # look at the rows again soon
+        if probe and verdict.health == SUCCESS:
+            with self.hot() as session:
+                circuit.record_success(session, target, circuit.Gate(circuit.HALF_OPEN, True, True, 0), utcnow())
         self.after(target, verdict)
         self.delivered += delivered
         return len(batch.events) or 1  # a cursor moved past events the target does not want is progress too
@@ -262,9 +304,11 @@ class DeliveryLoop:
             log.warning("target %s: circuit open after failure: %s", target, error)
 
     def close(self) -> None:
-        """Close every target adapter and the loop's own engine."""
+        """Close every target adapter and the loop's own connections."""
         for adapter in self.adapters.values():
             adapter.close()
+        if self.lane_runner is not None:
+            self.lane_runner.close()
         if self.engine is not None:
             self.engine.dispose()
 

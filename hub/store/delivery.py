@@ -113,7 +113,6 @@ class DeliveryCursor(Base):
     holder: Mapped[str | None] = mapped_column(String(128))
     claim_id: Mapped[str | None] = mapped_column(String(40))
     lease_until: Mapped[datetime | None] = mapped_column()
-    claim_upto: Mapped[int | None] = mapped_column(BigId)
     served_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered: Mapped[int] = mapped_column(BigId, default=0)
     times_lost: Mapped[int] = mapped_column(Integer, default=0)

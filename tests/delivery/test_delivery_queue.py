@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 
 from adapters.simulators.counting_target import CountingTarget
 from hub.delivery.config import DeliveryConfig, RetryPolicy
-from hub.delivery.lanes import lease_lane, read_lane
+from hub.delivery.lanes import SessionRunner, lease_lane, read_lane
 from hub.delivery.operations import (
     DeliveryFilter,
     cancel_delivery,
@@ -129,15 +129,15 @@ def test_a_push_carries_one_event_per_person_and_lanes_keep_order(store: Store) 
     config = DeliveryConfig.model_validate({"targets": {"a": {"adapter": "adapters.noop_target:NoopTarget"}},
                                             "subscriptions": [{"target": "a"}]})
     make_loop(store, config)
+    is_pg = store.engine.dialect.name == "postgresql"
     seen: list[int] = []
     while True:
         with store.session() as s:
-            leased = lease_lane(s, "a", "test:1/0", 60)
+            leased = lease_lane(SessionRunner(s), "a", "test:1/0", 60, postgres=is_pg)
         if leased is None:
             break
         with store.session() as s:
-            batch = read_lane(s, config, "a", *leased, limit=100)
-            assert batch is not None
+            batch = read_lane(SessionRunner(s), config, "a", *leased, limit=100)
             keys = [le.event.ordering_key for le in batch.events]
             assert len(keys) == len(set(keys)), keys  # the batch ends before a person's second event
             s.execute(update(DeliveryCursor).where(DeliveryCursor.target == "a", DeliveryCursor.lane == batch.lane)
@@ -151,7 +151,8 @@ def test_a_lane_whose_holder_vanished_is_taken_over_after_its_lease(store: Store
     config = delivery_config(target.url)
     loop = make_loop(store, config)
     with store.session() as s:  # a worker leases a lane and dies before it reports back
-        leased = lease_lane(s, "counting", "gone:1/0", 60)
+        leased = lease_lane(SessionRunner(s), "counting", "gone:1/0", 60,
+                            postgres=store.engine.dialect.name == "postgresql")
         assert leased is not None
         s.execute(update(DeliveryCursor).where(DeliveryCursor.lane == leased[0])
                   .values(lease_until=utcnow() - timedelta(seconds=1)))

@@ -66,13 +66,14 @@ def test_one_sqlite_worker_delivers_a_sync_and_operators_replay_a_dead_letter(tm
         assert shown["replayed_by"] and shown["history"][-1]["actor"] == "cli:alice"
         assert_each_once_in_order(target, n)
 
-        wait_for(lambda: "route_outbox" in json.loads(carehub(env, "status", "--json").stdout)["jobs"], 30,
-                 "a recorded job run")
+        wait_for(lambda: "requeue_lost_deliveries" in json.loads(carehub(env, "status", "--json").stdout)["jobs"],
+                 30, "a recorded job run")
         status = json.loads(carehub(env, "status", "--json").stdout)
         assert status["deliveries"]["counting"]["delivered"] == n
         assert status["deliveries"]["counting"]["dead"] == 1  # the original, kept with its history
-        assert status["jobs"]["route_outbox"]["outcome"] == "succeeded"
-        assert status["jobs"]["route_outbox"]["node"].endswith(f":{worker.pid}")
+        assert status["jobs"]["requeue_lost_deliveries"]["outcome"] == "succeeded"
+        assert status["jobs"]["requeue_lost_deliveries"]["node"].endswith(f":{worker.pid}")
+        assert status["outbox"] == {"pending": 0, "delivered": n, "dead": 0}  # the dead one was replayed
         assert {"sources", "canonical", "outbox"} <= status.keys()
     finally:
         worker.send_signal(signal.SIGTERM)

@@ -54,7 +54,6 @@ def upgrade() -> None:
         sa.Column("holder", sa.String(128), nullable=True),
         sa.Column("claim_id", sa.String(40), nullable=True),
         sa.Column("lease_until", UtcDateTime(timezone=True), nullable=True),
-        sa.Column("claim_upto", BIG_ID, nullable=True),
         sa.Column("served_at", UtcDateTime(timezone=True), nullable=False),
         sa.Column("delivered", BIG_ID, nullable=False),
         sa.Column("times_lost", sa.Integer(), nullable=False),
