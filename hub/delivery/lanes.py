@@ -128,7 +128,13 @@ class PgRunner:
     def _conn(self) -> Any:
         if self._raw is None:
             self._raw = self.engine.raw_connection()
-            self._raw.driver_connection.autocommit = True
+            conn = self._raw.driver_connection
+            conn.autocommit = True
+            # Plans made once and kept (the default mode; the loop's engine forces custom plans for the
+            # delivery rows' head-of-key claim): every lane statement is an index lookup by lane and id,
+            # whatever the statistics say, and planning them per batch cost as much as running them.
+            conn.execute("SET plan_cache_mode = auto")
+            conn.execute("SET timezone = 'UTC'")  # event times arrive in UTC, as the store's own types give them
         return self._raw.driver_connection
 
     def _pg(self, sql: str) -> str:
@@ -138,8 +144,8 @@ class PgRunner:
         return converted
 
     def all(self, sql: str, params: dict[str, Any]) -> list[Any]:
-        """The statement's rows."""
-        return list(self._conn().execute(self._pg(sql), params).fetchall())
+        """The statement's rows (binary: times and numbers arrive without text to parse)."""
+        return list(self._conn().execute(self._pg(sql), params, binary=True).fetchall())
 
     def count(self, sql: str, params: dict[str, Any]) -> int:
         """The statement's row count."""

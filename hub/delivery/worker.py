@@ -84,10 +84,13 @@ class Verdict:
     accepted: int = 0
 
 
-def judge(ids: list[int], events: list[ChangeEvent], push: Callable[[list[ChangeEvent]], list[PushResult]]) -> Verdict:
+def judge(ids: list[int], events: list[ChangeEvent], push: Callable[[list[ChangeEvent]], list[PushResult]],
+          *, all_or_outcomes: bool = False) -> Verdict:
     """Call the target once with ``events`` and turn its answer (or its error) into one outcome per event.
 
     ``ids[i]`` names ``events[i]`` in the outcomes: its delivery row's id, or its outbox sequence on a lane.
+    ``all_or_outcomes``: when every event was accepted, say only that (no outcomes): a lane's cursor
+    records a batch that went as a whole, without a word per event.
     """
     try:
         results = push(events)
@@ -104,6 +107,8 @@ def judge(ids: list[int], events: list[ChangeEvent], push: Callable[[list[Change
     if len(results) == len(events) and all(r.accepted for r in results) and (
             {r.event_id for r in results} == {e.event_id for e in events}):
         # every event accepted (the usual answer): one outcome each, without looking them up one by one
+        if all_or_outcomes:
+            return Verdict([], SUCCESS, len(events))
         by_id = {r.event_id: r.receipt for r in results}
         return Verdict([Outcome(i, "delivered", receipt=by_id[e.event_id]) for i, e in zip(ids, events, strict=True)],
                        SUCCESS, len(events))
@@ -270,8 +275,8 @@ class DeliveryLoop:
                 release(run, batch)
             return 0
         started = time.monotonic()
-        verdict = judge([e.sequence or 0 for e in events], events, self.adapters[target].push) if events else (
-            Verdict([], NEUTRAL))
+        verdict = judge([e.sequence or 0 for e in events], events, self.adapters[target].push,
+                        all_or_outcomes=len(events) == len(batch.events)) if events else Verdict([], NEUTRAL)
         duration_ms = int((time.monotonic() - started) * 1000)
         if verdict.accepted == len(batch.events):
             # the happy path: every event went; one statement moves the cursor and gives the lane back
