@@ -209,22 +209,22 @@ class DeliveryLoop:
         asked first then, and whenever no lane was leased (it may be open, or due for a probe).
         """
         now = time.monotonic()
-        if now < self.rows_due.get(target, 0.0):
+        rows_due = now >= self.rows_due.get(target, 0.0)
+        if not rows_due:
             handled = self.deliver_lane(target, probe=False)
             if handled:
                 return handled
-            checked_lanes = True
-        else:
-            checked_lanes = False
         policy = self.config.targets[target]
         with self.hot() as session:
             gate = circuit.gate(session, target, policy.circuit, utcnow())
         if not gate.may_send:
             return 0
-        handled = self.deliver_rows(target, gate)
-        if not handled:
-            self.rows_due[target] = now + ROWS_CHECK_SECONDS
-        if not (gate.probe and handled) and (gate.probe or not checked_lanes):
+        handled = 0
+        if rows_due or gate.probe:
+            handled = self.deliver_rows(target, gate)
+            if not handled:
+                self.rows_due[target] = now + ROWS_CHECK_SECONDS
+        if (gate.probe and not handled) or (rows_due and not gate.probe):
             handled += self.deliver_lane(target, probe=gate.probe)
         if gate.probe and not handled:
             # Nothing to probe with: leave the circuit due, so the next event may probe at once.
