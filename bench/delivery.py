@@ -216,6 +216,40 @@ def lane_floor(url: str, events: int, batch: int) -> tuple[float, float]:
         return timed_loop(conn, events, step)
 
 
+def row_floor(url: str, events: int, batch: int) -> tuple[float, float]:
+    """Rows/s for one delivery row per event (as the design before lanes routed them) claimed and marked done.
+
+    The floor the targets were first set against, measured in the same run for comparison: the rows are
+    made from the outbox first (not timed), then claimed with SKIP LOCKED and marked delivered by a bare SQL
+    loop committing as the workers do, then removed.
+    """
+    reset_outbox(url)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(
+            "INSERT INTO deliveries (outbox_id, event_id, target, ordering_key, generation, status, attempts, "
+            "next_attempt_at, created_at, updated_at) SELECT id, event_id, 'bench', ordering_key, 0, 'pending', 0, "
+            "now(), now(), now() FROM outbox"))
+        conn.execute(text("VACUUM ANALYZE deliveries"))
+    try:
+        with _connect(url, True) as conn:
+            def step() -> int:
+                with conn.transaction():
+                    ids = [r[0] for r in conn.execute(
+                        "SELECT id FROM deliveries WHERE target = 'bench' AND status = 'pending' "
+                        "ORDER BY outbox_id LIMIT %s FOR UPDATE SKIP LOCKED", (batch,))]
+                    if ids:
+                        conn.execute("UPDATE deliveries SET status = 'delivered', delivered_at = now() "
+                                     "WHERE id = ANY(%s)", (ids,))
+                return len(ids)
+
+            return timed_loop(conn, events, step)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text("DELETE FROM deliveries"))
+        engine.dispose()
+
+
 # The bare cursor loop: the events of a lane after its cursor read (the whole rows), the cursor moved past
 # them; no lease, no Python beyond the loop. For reading the figures: what the lanes cost the database.
 def cursor_floor(url: str, events: int, batch: int) -> tuple[float, float]:
@@ -294,7 +328,7 @@ def main() -> None:
         {"adapter": "adapters.http_target:HttpTarget", "options": {"url": sim.url}} if sim
         else {"adapter": "adapters.noop_target:NoopTarget"})
     runs: dict[str, list[tuple[float, float]]] = {
-        k: [] for k in ("one", "three", "durable", "relaxed", "lanes", "cursor")}
+        k: [] for k in ("one", "three", "durable", "relaxed", "lanes", "cursor", "rows")}
     busy: list[float] = []
     load = [os.getloadavg()]
     try:
@@ -312,6 +346,7 @@ def main() -> None:
                 runs["relaxed"].append(floor(url, args.events, args.batch, relaxed=True))
                 runs["lanes"].append(lane_floor(url, args.events, args.batch))
                 runs["cursor"].append(cursor_floor(url, args.events, args.batch))
+                runs["rows"].append(row_floor(url, args.events, args.batch))
                 load.append(os.getloadavg())
     finally:
         if sim:
@@ -330,6 +365,7 @@ def main() -> None:
     floors = {k: med(k) for k in ("durable", "relaxed", "lanes")}
     bare, bare_cpu = max(floors.values())
     cursor, cursor_cpu = med("cursor")
+    rows, rows_cpu = med("rows")
     cores = os.cpu_count() or 1
     ceiling = cores / statistics.median(busy)
     print(f"delivery to a {args.target} target, {args.events} events, batches of {args.batch}, PostgreSQL, "
@@ -345,6 +381,8 @@ def main() -> None:
         print(f"{lead} {rate:10,.0f} rows/s  {cpu:5.0f} us CPU/row: {what}  [{each(key)}]")
     print(f"             {cursor:10,.0f} rows/s  {cursor_cpu:5.0f} us CPU/row: read lane by lane behind a cursor "
           f"(no claim per row, no Python), for reading, not a target  [{each('cursor')}]")
+    print(f"             {rows:10,.0f} rows/s  {rows_cpu:5.0f} us CPU/row: one delivery row per event claimed and "
+          f"marked done (the floor before lanes), for comparison  [{each('rows')}]")
     print(f"  ceiling  : {cores} cores / {statistics.median(busy):.2f} cores busy in the 1-worker run = "
           f"{ceiling:.2f}x: the most any number of workers could multiply one worker here  ["
           + ", ".join(f"{cores / b:.2f}x" for b in busy) + "]")
@@ -354,7 +392,7 @@ def main() -> None:
           + ", ".join(f"{t / o:.2f}x" for (o, _), (t, _) in zip(runs["one"], runs["three"], strict=True)))
     print(f"  1 worker / floor     = {share:.0%} of the fastest floor (target >= {FLOOR_SHARE_TARGET:.0%}): "
           f"{'met' if share >= FLOOR_SHARE_TARGET else 'NOT met'}; by CPU per event: {bare_cpu / one_cpu:.0%}; "
-          f"of the bare cursor loop: {one / cursor:.0%}")
+          f"of the bare cursor loop: {one / cursor:.0%}; of the floor before lanes: {one / rows:.0%}")
     print("  load average (1, 5, 15 min) at the start and after each round: "
           + "; ".join(" ".join(f"{x:.2f}" for x in la) for la in load))
 
