@@ -10,9 +10,10 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from adapters.simulators.counting_target import CountingTarget
 from hub.delivery.config import DeliveryConfig, RetryPolicy
@@ -32,6 +33,7 @@ from hub.errors import Conflict
 from hub.status import hub_status
 from hub.store.db import Store
 from hub.store.delivery import CircuitState, Delivery, DeliveryCursor, DeliveryHistory
+from hub.store.migrate import upgrade
 from hub.store.tables import OUTBOX_LANES, OutboxEvent, lane_of, utcnow
 from tests.delivery.helpers import (
     add_events,
@@ -371,3 +373,32 @@ def test_attempts_are_on_the_row_when_delivered_and_in_the_history_otherwise(
         ("failed", "RetryableError"), ("failed", "RetryableError")]
     assert (history[lost.delivery_id].outcome, history[lost.delivery_id].receipt) == ("delivered", "r-3")
     assert rows[lost.delivery_id].status == "in_flight" and rows[lost.delivery_id].claim_id == "another-claim"
+
+
+def test_migration_gives_lanes_to_the_outbox_and_cursors_after_the_routed_events(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'old.db'}")
+    for head in ("0002_addressing", "0003_identity", "0004_delivery", "0005_audit", "0006_data_quality",
+                 "0007_health", "0008_identity_index"):  # a store made before lanes
+        upgrade(store.engine, head)
+    with store.session() as s:
+        s.execute(text(
+            "INSERT INTO outbox (event_id, entity_type, entity_id, person_id, kind, version, ordering_key, payload, "
+            "source, created_at, status) VALUES "
+            "('e1', 'Person', 'p1', 'p1', 'created', 1, 'p1', '{}', 't', '2026-11-01 00:00:00', 'delivered'), "
+            "('e2', 'Person', 'p2', 'p2', 'created', 1, 'p2', '{}', 't', '2026-11-01 00:00:00', 'routed'), "
+            "('e3', 'Person', 'p3', 'p3', 'created', 1, 'p3', '{}', 't', '2026-11-01 00:00:00', 'pending')"))
+        s.execute(text(
+            "INSERT INTO deliveries (outbox_id, event_id, target, ordering_key, generation, status, attempts, "
+            "next_attempt_at, created_at, updated_at) VALUES "
+            "(1, 'e1', 'finance', 'p1', 0, 'delivered', 1, '2026-11-01', '2026-11-01', '2026-11-01'), "
+            "(2, 'e2', 'finance', 'p2', 0, 'failed', 1, '2026-11-01', '2026-11-01', '2026-11-01')"))
+    upgrade(store.engine)
+    with store.session() as s:
+        lanes = dict(s.execute(select(OutboxEvent.ordering_key, OutboxEvent.lane)).all())
+        cursors = s.execute(select(DeliveryCursor.target, DeliveryCursor.lane, DeliveryCursor.position)).all()
+        status = hub_status(s)
+    store.dispose()
+    assert lanes == {k: lane_of(k) for k in ("p1", "p2", "p3")}
+    # the routed events stay with their rows; the one never routed is read by the cursor
+    assert sorted(cursors) == [("finance", lane, 2) for lane in range(OUTBOX_LANES)]
+    assert status["outbox"] == {"pending": 2, "delivered": 1, "dead": 0}

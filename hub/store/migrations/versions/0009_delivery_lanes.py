@@ -28,8 +28,9 @@ BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("lane", sa.Integer(), nullable=False, server_default="0"))
+    # A plain ADD COLUMN on both databases: a batch (copy-and-move) alter on SQLite would drop the outbox
+    # table that deliveries refer to.
+    op.add_column("outbox", sa.Column("lane", sa.Integer(), nullable=False, server_default="0"))
     bind = op.get_bind()
     outbox = sa.table("outbox", sa.column("id", BIG_ID), sa.column("ordering_key", sa.String),
                       sa.column("lane", sa.Integer))
@@ -43,9 +44,9 @@ def upgrade() -> None:
         for i in range(0, len(lane_keys), 1000):
             bind.execute(sa.update(outbox).where(outbox.c.ordering_key.in_(lane_keys[i:i + 1000]))
                          .values(lane=lane))
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.alter_column("lane", server_default=None)
-        batch_op.create_index("ix_outbox_lane_id", ["lane", "id"], unique=False)
+    if bind.dialect.name != "sqlite":  # every writer sets the lane; SQLite cannot drop a default in place
+        op.alter_column("outbox", "lane", server_default=None)
+    op.create_index("ix_outbox_lane_id", "outbox", ["lane", "id"], unique=False)
     op.create_table(
         "delivery_cursors",
         sa.Column("target", sa.String(64), nullable=False),
@@ -76,6 +77,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("delivery_cursors")
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.drop_index("ix_outbox_lane_id")
-        batch_op.drop_column("lane")
+    op.drop_index("ix_outbox_lane_id", table_name="outbox")
+    op.drop_column("outbox", "lane")
