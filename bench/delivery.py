@@ -182,38 +182,42 @@ def floor(url: str, events: int, batch: int, *, relaxed: bool) -> tuple[float, f
         return timed_loop(conn, events, lambda: _claim_and_mark(conn, batch))
 
 
-def _claim_and_mark(conn: psycopg.Connection[Any], batch: int) -> int:
+def _claim_and_mark(conn: psycopg.Connection[Any], batch: int, table: str = "outbox", where: str = "",
+                    order: str = "id", args: tuple[Any, ...] = ()) -> int:
+    """One transaction: up to ``batch`` pending rows claimed with SKIP LOCKED, then marked delivered."""
     with conn.transaction():
         ids = [r[0] for r in conn.execute(
-            "SELECT id FROM outbox WHERE status = 'pending' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-            (batch,))]
+            f"SELECT id FROM {table} WHERE status = 'pending' {where} ORDER BY {order} LIMIT %s "
+            "FOR UPDATE SKIP LOCKED", (*args, batch))]
         if ids:
-            conn.execute("UPDATE outbox SET status = 'delivered' WHERE id = ANY(%s)", (ids,))
+            conn.execute(f"UPDATE {table} SET status = 'delivered' WHERE id = ANY(%s)", (ids,))
     return len(ids)
 
 
-def lane_floor(url: str, events: int, batch: int) -> tuple[float, float]:
-    """Rows/s for the same outbox rows claimed lane by lane, in the order the workers read them, and marked."""
-    reset_outbox(url)
+def lane_by_lane(step: Callable[[int], int]) -> Callable[[], int]:
+    """A loop step taking the lanes in turn: ``step(lane)`` until it finds nothing, then the next lane."""
     lanes = iter(range(OUTBOX_LANES))
     current = [next(lanes)]
 
-    def step() -> int:
+    def run() -> int:
         while True:
-            with conn.transaction():
-                ids = [r[0] for r in conn.execute(
-                    "SELECT id FROM outbox WHERE lane = %s AND status = 'pending' ORDER BY id LIMIT %s "
-                    "FOR UPDATE SKIP LOCKED", (current[0], batch))]
-                if ids:
-                    conn.execute("UPDATE outbox SET status = 'delivered' WHERE id = ANY(%s)", (ids,))
-                    return len(ids)
+            n = step(current[0])
+            if n:
+                return n
             nxt = next(lanes, None)
             if nxt is None:
                 return 0
             current[0] = nxt
 
+    return run
+
+
+def lane_floor(url: str, events: int, batch: int) -> tuple[float, float]:
+    """Rows/s for the same outbox rows claimed lane by lane, in the order the workers read them, and marked."""
+    reset_outbox(url)
     with _connect(url, True) as conn:
-        return timed_loop(conn, events, step)
+        return timed_loop(conn, events, lane_by_lane(
+            lambda lane: _claim_and_mark(conn, batch, where="AND lane = %s", args=(lane,))))
 
 
 def row_floor(url: str, events: int, batch: int) -> tuple[float, float]:
@@ -233,17 +237,8 @@ def row_floor(url: str, events: int, batch: int) -> tuple[float, float]:
         conn.execute(text("VACUUM ANALYZE deliveries"))
     try:
         with _connect(url, True) as conn:
-            def step() -> int:
-                with conn.transaction():
-                    ids = [r[0] for r in conn.execute(
-                        "SELECT id FROM deliveries WHERE target = 'bench' AND status = 'pending' "
-                        "ORDER BY outbox_id LIMIT %s FOR UPDATE SKIP LOCKED", (batch,))]
-                    if ids:
-                        conn.execute("UPDATE deliveries SET status = 'delivered', delivered_at = now() "
-                                     "WHERE id = ANY(%s)", (ids,))
-                return len(ids)
-
-            return timed_loop(conn, events, step)
+            return timed_loop(conn, events, lambda: _claim_and_mark(
+                conn, batch, table="deliveries", where="AND target = 'bench'", order="outbox_id"))
     finally:
         with engine.connect() as conn:
             conn.execute(text("DELETE FROM deliveries"))
@@ -255,27 +250,14 @@ def row_floor(url: str, events: int, batch: int) -> tuple[float, float]:
 def cursor_floor(url: str, events: int, batch: int) -> tuple[float, float]:
     """Rows/s for the same outbox rows read lane by lane behind a cursor that moves per batch."""
     reset_outbox(url)
-    lanes = iter(range(OUTBOX_LANES))
-    current = [next(lanes)]
-
-    def step() -> int:
-        while True:
-            rows = conn.execute(
-                "WITH e AS (SELECT o.* FROM outbox AS o, delivery_cursors AS c WHERE c.target = 'bench' "
-                "AND c.lane = %s AND o.lane = c.lane AND o.id > c.position ORDER BY o.id LIMIT %s), "
-                "u AS (UPDATE delivery_cursors SET position = (SELECT max(id) FROM e) "
-                "WHERE target = 'bench' AND lane = %s AND EXISTS (SELECT 1 FROM e)) "
-                "SELECT id, payload FROM e", (current[0], batch, current[0])).fetchall()
-            if rows:
-                return len(rows)
-            nxt = next(lanes, None)
-            if nxt is None:
-                return 0
-            current[0] = nxt
-
     with _connect(url, True) as conn:
         conn.autocommit = True
-        return timed_loop(conn, events, step)
+        return timed_loop(conn, events, lane_by_lane(lambda lane: len(conn.execute(
+            "WITH e AS (SELECT o.* FROM outbox AS o, delivery_cursors AS c WHERE c.target = 'bench' "
+            "AND c.lane = %s AND o.lane = c.lane AND o.id > c.position ORDER BY o.id LIMIT %s), "
+            "u AS (UPDATE delivery_cursors SET position = (SELECT max(id) FROM e) "
+            "WHERE target = 'bench' AND lane = %s AND EXISTS (SELECT 1 FROM e)) "
+            "SELECT id, payload FROM e", (lane, batch, lane)).fetchall())))
 
 
 def timed_loop(conn: psycopg.Connection[Any], events: int, step: Callable[[], int]) -> tuple[float, float]:
