@@ -290,7 +290,7 @@ def _circuit(store: Store) -> CircuitState:
 
 def test_lost_claims_come_back_after_their_lease(store: Store, target: CountingTarget) -> None:
     n = add_events(store, 3, 1)
-    config = delivery_config(target.url, retry={"base_seconds": 600, "jitter": "none"},
+    config = delivery_config(target.url, retry={"base_seconds": 600, "max_seconds": 600, "jitter": "none"},
                              circuit={"failure_threshold": 1000})
     target.fail_transiently(3600)
     loop = make_loop(store, config)
@@ -333,7 +333,7 @@ def test_attempts_are_on_the_row_when_delivered_and_in_the_history_otherwise(
     store: Store, target: CountingTarget
 ) -> None:
     add_events(store, 3, 1)
-    config = delivery_config(target.url, retry={"base_seconds": 600, "jitter": "none"},
+    config = delivery_config(target.url, retry={"base_seconds": 600, "max_seconds": 600, "jitter": "none"},
                              circuit={"failure_threshold": 1000})
     target.fail_transiently(3600)
     loop = make_loop(store, config)
