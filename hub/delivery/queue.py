@@ -1,4 +1,8 @@
-"""The delivery queue in the store: claiming batches in order, recording outcomes, recovering lost claims.
+"""Delivery rows, the exceptions of delivery: claiming them in order, recording outcomes, recovering lost claims.
+
+An event gets a delivery row only when it did not go on the happy path (a failure,
+a dead letter, an event held behind one; :mod:`hub.delivery.lanes`), or when an
+operator replays one.
 
 **Ordering.** Within a target, the deliveries of one ordering key go out in
 outbox order, one at a time: a row is claimable only when no older row of its
