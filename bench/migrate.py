@@ -76,7 +76,7 @@ def end_to_end(url: str, adapter: SqlAdapter) -> tuple[float, int, float]:
     upgrade(store.engine)
     pipeline = Pipeline(Survivorship.load(config_dir() / "survivorship.toml"))
     start = time.perf_counter()
-    result = sync_source(store, adapter, pipeline, batch_size=adapter.settings.batch_size)
+    result = sync_source(store, adapter, pipeline, batch_size=adapter.settings.batch_size, read_ahead=True)
     elapsed = time.perf_counter() - start
     store.dispose()
     return elapsed, result.received, result.received / elapsed
