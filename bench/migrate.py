@@ -108,7 +108,7 @@ def main() -> None:
     if not args.no_pg:
         try:
             admin = create_engine(make_url(args.pg), isolation_level="AUTOCOMMIT")
-            name = f"carehub_bench_{uuid.uuid4().hex[:8]}"
+            name = f"carehub_bench_migrate_{uuid.uuid4().hex[:8]}"
             with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
             targets.append(("PostgreSQL", make_url(args.pg).set(database=name).render_as_string(False)))
