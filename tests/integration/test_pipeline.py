@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import func, select, text
@@ -123,9 +124,14 @@ READ_AHEAD_STATE = {
 
 
 def _state(store: Store) -> dict[str, set[tuple[str, ...]]]:
+    def plain(value: object) -> str:  # a JSON column reads as text from SQLite, as a dict from PostgreSQL
+        return json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
+
     with store.engine.connect() as conn:
-        return {name: {tuple(str(v) for v in row) for row in conn.execute(text(sql))}
-                for name, sql in READ_AHEAD_STATE.items()}
+        state = {name: {tuple(plain(v) for v in row) for row in conn.execute(text(sql))}
+                 for name, sql in READ_AHEAD_STATE.items()}
+    state["cursors"] = {(s, n, json.dumps(json.loads(v), sort_keys=True)) for s, n, v in state["cursors"]}
+    return state
 
 
 def test_read_ahead_sync_leaves_exactly_the_state_of_an_in_process_sync(store: Store, tmp_path: Path) -> None:
