@@ -306,15 +306,15 @@ class IdentityResolver:
         cap = self.config.blocking.max_candidates_per_key
         by_year: dict[Any, list[str]] = {}
         by_month: dict[Any, list[str]] = {}
-        for (code, born, birth_date), ids in found["given_year"].items():
-            by_year.setdefault((code, born, None), []).extend(ids)
+        for (code, born, birth_date), people in found["given_year"].items():
+            by_year.setdefault((code, born, None), []).extend(people)
             if birth_date is not None:  # ISO text from SQLite, a date from PostgreSQL
                 month = birth_date.month if isinstance(birth_date, date) else int(str(birth_date)[5:7])
-                by_month.setdefault((code, born, month), []).extend(ids)
+                by_month.setdefault((code, born, month), []).extend(people)
         found["given_year"] = by_year | by_month
         for kind in ("birth", "family_year", "postcode"):
             found[kind] = {key: ids for key, ids in found[kind].items() if len(ids) <= cap}
-        found["given_year"] = {key: ids for key, ids in found["given_year"].items()
+        found["given_year"] = {key: people for key, people in found["given_year"].items()
                                if len(by_year[(*key[:2], None)]) <= cap}
         out: list[set[str]] = []
         empty: list[str] = []
