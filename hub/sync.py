@@ -133,7 +133,8 @@ def sync_source(
     try:
         with batch_friendly_gc():
             can = getattr(adapter, "can_read_ahead", None)
-            if read_ahead and can is not None and can():
+            forks = "fork" in multiprocessing.get_all_start_methods()
+            if read_ahead and forks and can is not None and can():
                 total.add(_sync_read_ahead(store, adapter, pipeline, started, batch_size, progress, statistics))
             else:
                 for spec in adapter.streams():
