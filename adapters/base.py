@@ -49,5 +49,12 @@ class BaseAdapter:
         """Yield records after ``cursor``; each adapter says how."""
         raise ConfigError(f"adapter {type(self).__name__} cannot be pulled from")
 
+    def can_read_ahead(self) -> bool:
+        """True when pull and map may run in a forked reader process (``hub.sync``); the default cannot."""
+        return False
+
+    def after_fork(self) -> None:
+        """Called first in the forked reader: drop what must not be shared with the parent."""
+
     def close(self) -> None:
         """Release connections; the default holds none."""

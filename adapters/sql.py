@@ -86,6 +86,15 @@ class SqlAdapter(BaseAdapter):
         """Close the source's connection pool."""
         self.engine.dispose()
 
+    def can_read_ahead(self) -> bool:
+        """A source a second process can open too: any but an in-memory SQLite database."""
+        url = self.engine.url
+        return not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
+
+    def after_fork(self) -> None:
+        """The reader opens connections of its own; the parent's pooled ones stay the parent's."""
+        self.engine.dispose(close=False)
+
     def _table(self, name: str) -> Table:
         if name not in self._meta.tables:
             try:

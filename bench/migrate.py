@@ -76,7 +76,7 @@ def end_to_end(url: str, adapter: SqlAdapter) -> tuple[float, int, float]:
     upgrade(store.engine)
     pipeline = Pipeline(Survivorship.load(config_dir() / "survivorship.toml"))
     start = time.perf_counter()
-    result = sync_source(store, adapter, pipeline, batch_size=adapter.settings.batch_size)
+    result = sync_source(store, adapter, pipeline, batch_size=adapter.settings.batch_size, read_ahead=True)
     elapsed = time.perf_counter() - start
     store.dispose()
     return elapsed, result.received, result.received / elapsed
@@ -108,7 +108,7 @@ def main() -> None:
     if not args.no_pg:
         try:
             admin = create_engine(make_url(args.pg), isolation_level="AUTOCOMMIT")
-            name = f"carehub_bench_{uuid.uuid4().hex[:8]}"
+            name = f"carehub_bench_migrate_{uuid.uuid4().hex[:8]}"
             with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
             targets.append(("PostgreSQL", make_url(args.pg).set(database=name).render_as_string(False)))

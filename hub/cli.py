@@ -87,7 +87,8 @@ def run_sync(store: Store, settings: Settings, sources: list[str]) -> dict[str, 
                 bar.advance(tasks[stream], n)
 
             try:
-                results[name] = sync_source(store, adapter, pipeline, batch_size=batch_size, progress=advance)
+                results[name] = sync_source(store, adapter, pipeline, batch_size=batch_size, progress=advance,
+                                            read_ahead=True)
             finally:
                 close = getattr(adapter, "close", None)
                 if close:

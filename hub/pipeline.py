@@ -125,11 +125,55 @@ class BatchResult:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedRecord:
+    """A source record already kept as canonical JSON, hashed and mapped, ready for :meth:`Pipeline.ingest`.
+
+    What :func:`prepare` makes of a :class:`SourceRecord` without touching the store, so a
+    reader process can do it while the store writes the batch before (``hub.sync``). The
+    pipeline treats it exactly as the record it came from: ``payload_json`` is the raw record
+    kept, and ``mapped`` or ``error`` is what the mapper said of it.
+    """
+
+    stream: str
+    source_id: str
+    modified: str | None
+    payload_json: bytes
+    hash: str
+    mapped: MappedRecord | None
+    error: QuarantineError | None
+
+    @property
+    def cursor(self) -> StreamCursor:
+        """The cursor that resumes just after this record."""
+        return StreamCursor(modified=self.modified, key=self.source_id)
+
+
+def prepare(record: SourceRecord, mapper: Mapper) -> PreparedRecord:
+    """Serialise, hash and map one source record (pure: no store, no clock)."""
+    payload = dumps(record.payload)
+    mapped: MappedRecord | None = None
+    error: QuarantineError | None = None
+    try:
+        mapped = mapper(record)
+    except QuarantineError as exc:
+        error = _bare(exc)
+    return PreparedRecord(record.stream, record.source_id, record.modified, payload, content_hash(payload),
+                          mapped, error)
+
+
+def _bare(exc: QuarantineError) -> QuarantineError:
+    """The error without its traceback: the traceback's frames reach the batch being ingested,
+    which would then outlive the batch as cyclic garbage until a full collection."""
+    exc.__traceback__ = exc.__cause__ = exc.__context__ = None
+    return exc
+
+
 @dataclass(eq=False)
 class _Item:
     """One record on its way through a batch."""
 
-    record: SourceRecord
+    record: SourceRecord | PreparedRecord
     payload: bytes
     hash: str
     raw_id: int | None = None
@@ -194,7 +238,7 @@ class Pipeline:
         self,
         session: Session,
         source: str,
-        records: Sequence[SourceRecord],
+        records: Sequence[SourceRecord | PreparedRecord],
         mapper: Mapper,
         *,
         cursors: dict[str, StreamCursor] | None = None,
@@ -203,7 +247,8 @@ class Pipeline:
         """Apply one batch in ``session``'s transaction; the caller commits.
 
         ``cursors`` are saved in the same transaction, so they move only with the
-        data. ``retry_raw_ids`` (stream, source id) -> raw id re-runs records kept
+        data. A :class:`PreparedRecord` comes already mapped; ``mapper`` maps the others.
+        ``retry_raw_ids`` (stream, source id) -> raw id re-runs records kept
         earlier (a quarantine retry) instead of keeping them again.
         """
         result = BatchResult(received=len(records))
@@ -246,11 +291,15 @@ class Pipeline:
     # -- steps --------------------------------------------------------------------------------
 
     @staticmethod
-    def _prepare(records: Sequence[SourceRecord]) -> list[_Item]:
+    def _prepare(records: Sequence[SourceRecord | PreparedRecord]) -> list[_Item]:
         latest: dict[tuple[str, str], _Item] = {}
         for record in records:
-            payload = dumps(record.payload)
-            latest[(record.stream, record.source_id)] = _Item(record, payload, content_hash(payload))
+            if isinstance(record, PreparedRecord):
+                item = _Item(record, record.payload_json, record.hash)
+            else:
+                payload = dumps(record.payload)
+                item = _Item(record, payload, content_hash(payload))
+            latest[(record.stream, record.source_id)] = item
         return list(latest.values())
 
     @staticmethod
@@ -290,13 +339,14 @@ class Pipeline:
 
     @staticmethod
     def _map(item: _Item, mapper: Mapper) -> None:
+        record = item.record
+        if isinstance(record, PreparedRecord):
+            item.mapped, item.error = record.mapped, record.error
+            return
         try:
-            item.mapped = mapper(item.record)
+            item.mapped = mapper(record)
         except QuarantineError as exc:
-            # Kept without its traceback: the traceback's frames reach the batch being ingested,
-            # which would then outlive the batch as cyclic garbage until a full collection.
-            exc.__traceback__ = exc.__cause__ = exc.__context__ = None
-            item.error = exc
+            item.error = _bare(exc)
 
     @staticmethod
     def _resolve_references(session: Session, source: str, items: list[_Item]) -> None:

@@ -3,21 +3,35 @@
 Each batch is one transaction holding its raw records, canonical changes,
 outbox events and the stream's cursor, so a sync killed at any moment resumes
 where the last committed batch ended and reaches the state of an unbroken run.
+
+With ``read_ahead`` (``carehub sync`` and the migration benchmark), an adapter that
+can run in a forked process (``can_read_ahead``) is pulled, serialised, hashed and
+mapped there, a batch ahead of the store, while this process writes the batch
+before: the two halves of a migration run on two cores. The batches, their order,
+their cursors and every record's outcome are the same as read in process; only the
+mapping of a record the store already holds unchanged is done, and thrown away.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
+import multiprocessing
+import os
+import pickle
+import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text, update
 
-from hub.contract import Adapter, SourceRecord
-from hub.errors import HubError
-from hub.pipeline import BatchResult, Pipeline
+from hub.contract import Adapter, MappedRecord, SourceRecord, StreamCursor
+from hub.errors import HubError, QuarantineError
+from hub.pipeline import BatchResult, Pipeline, PreparedRecord, prepare
 from hub.store.db import Store
 from hub.store.tables import SyncRun, utcnow
 
@@ -102,8 +116,12 @@ def sync_source(
     *,
     batch_size: int = 2000,
     progress: Progress | None = None,
+    read_ahead: bool = False,
 ) -> BatchResult:
-    """Pull every stream of ``adapter`` after its cursor and apply it; returns the counts."""
+    """Pull every stream of ``adapter`` after its cursor and apply it; returns the counts.
+
+    ``read_ahead`` reads and maps in a forked process when the adapter can (see the module).
+    """
     started = utcnow()
     with store.session() as session:
         run = SyncRun(source=adapter.name, started_at=started, outcome="running", counts={})
@@ -114,9 +132,14 @@ def sync_source(
     statistics = PlannerStatistics(store)
     try:
         with batch_friendly_gc():
-            for spec in adapter.streams():
-                total.add(sync_stream(store, adapter, pipeline, spec.name, started, batch_size, progress,
-                                      statistics))
+            can = getattr(adapter, "can_read_ahead", None)
+            forks = "fork" in multiprocessing.get_all_start_methods()
+            if read_ahead and forks and can is not None and can():
+                total.add(_sync_read_ahead(store, adapter, pipeline, started, batch_size, progress, statistics))
+            else:
+                for spec in adapter.streams():
+                    total.add(sync_stream(store, adapter, pipeline, spec.name, started, batch_size, progress,
+                                          statistics))
     except HubError as exc:
         _finish(store, run_id, "failed", total, str(exc))
         raise
@@ -142,27 +165,162 @@ def sync_stream(
     with store.session() as session:
         cursor = pipeline.load_cursor(session, adapter.name, stream)
     batch: list[SourceRecord] = []
-
-    def flush() -> None:
-        with store.session() as session:
-            result = pipeline.ingest(
-                session, adapter.name, batch, adapter.map, cursors={stream: batch[-1].cursor}
-            )
-        total.add(result)
-        if progress:
-            progress(stream, len(batch))
-        if statistics is not None:
-            statistics.after_batch(store, len(batch))
-        batch.clear()
-        collect_between_batches()
-
     for record in adapter.pull(stream, cursor, until):
         batch.append(record)
         if len(batch) >= batch_size:
-            flush()
+            total.add(_apply(store, adapter, pipeline, stream, batch, progress, statistics))
+            batch = []
     if batch:
-        flush()
+        total.add(_apply(store, adapter, pipeline, stream, batch, progress, statistics))
     return total
+
+
+def _apply(
+    store: Store,
+    adapter: Adapter,
+    pipeline: Pipeline,
+    stream: str,
+    batch: Sequence[SourceRecord | PreparedRecord],
+    progress: Progress | None,
+    statistics: PlannerStatistics | None,
+) -> BatchResult:
+    """Ingest one batch and commit it with its stream's cursor."""
+    with store.session() as session:
+        result = pipeline.ingest(session, adapter.name, batch, adapter.map, cursors={stream: batch[-1].cursor})
+    if progress:
+        progress(stream, len(batch))
+    if statistics is not None:
+        statistics.after_batch(store, len(batch))
+    collect_between_batches()
+    return result
+
+
+# -- read-ahead ---------------------------------------------------------------------------------
+
+# A prepared record crosses the pipe as a plain tuple (pickles several times faster than objects):
+# (source id, modified, payload JSON, hash, entity type, document, references, reason, message, field).
+_Row = tuple[Any, ...]
+
+
+def _sync_read_ahead(
+    store: Store,
+    adapter: Adapter,
+    pipeline: Pipeline,
+    until: datetime,
+    batch_size: int,
+    progress: Progress | None,
+    statistics: PlannerStatistics,
+) -> BatchResult:
+    """Every stream, read and mapped by a forked reader, applied here batch by batch."""
+    plan: list[tuple[str, StreamCursor]] = []
+    with store.session() as session:  # only a stream's own batches move its cursor
+        for spec in adapter.streams():
+            plan.append((spec.name, pipeline.load_cursor(session, adapter.name, spec.name)))
+    total = BatchResult()
+    with _Reader(adapter, plan, until, batch_size) as reader:
+        for stream, batch in reader.batches():
+            total.add(_apply(store, adapter, pipeline, stream, batch, progress, statistics))
+    return total
+
+
+class _Reader:
+    """The forked reader: pulls the planned streams, prepares each record, sends batches down a pipe.
+
+    The pipe holds about one batch, so the reader works at most a batch ahead of the store.
+    It dies with this process (a SIGKILL of a sync leaves no reader behind) and this process
+    stops it when the sync ends early.
+    """
+
+    def __init__(self, adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime,
+                 batch_size: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self._incoming, outgoing = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_read_ahead, args=(adapter, plan, until, batch_size, outgoing, self._incoming, os.getpid()),
+            name=f"carehub-reader-{adapter.name}", daemon=True,
+        )
+        self._process.start()
+        outgoing.close()
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._incoming.close()
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join()
+
+    def batches(self) -> Iterator[tuple[str, list[PreparedRecord]]]:
+        """(stream, batch) in read order, until the reader has read every planned stream."""
+        while True:
+            try:
+                kind, stream, body = pickle.loads(self._incoming.recv_bytes())
+            except EOFError:
+                self._process.join(timeout=5)
+                raise HubError(f"the source reader stopped unexpectedly (exit code {self._process.exitcode})")\
+                    from None
+            if kind == "done":
+                return
+            if kind == "error":
+                raise body
+            yield stream, [_unpack(stream, row) for row in body]
+
+
+def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime, batch_size: int,
+                outgoing: Any, incoming: Any, parent: int) -> None:
+    """The reader process's body."""
+    incoming.close()  # the parent's end: when the parent dies, a send here fails at once
+    _die_with(parent)
+    adapter.after_fork()  # type: ignore[attr-defined]
+
+    def send(message: tuple[Any, ...]) -> None:
+        outgoing.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    try:
+        for stream, cursor in plan:
+            batch: list[_Row] = []
+            for record in adapter.pull(stream, cursor, until):
+                batch.append(_pack(prepare(record, adapter.map)))
+                if len(batch) >= batch_size:
+                    send(("batch", stream, batch))
+                    batch = []
+            if batch:
+                send(("batch", stream, batch))
+        send(("done", None, None))
+    except (BrokenPipeError, ConnectionResetError):  # the sync has ended: nobody to read for
+        return
+    except BaseException as exc:  # noqa: BLE001 - every failure is the sync's, raised there
+        try:
+            send(("error", None, exc))
+        except Exception:  # noqa: BLE001 - an exception that does not pickle still fails the sync
+            with contextlib.suppress(OSError):
+                send(("error", None, HubError(f"{type(exc).__name__}: {exc}")))
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when the parent dies (Linux); the closed pipe covers the rest."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def _pack(prepared: PreparedRecord) -> _Row:
+    mapped, error = prepared.mapped, prepared.error
+    return (prepared.source_id, prepared.modified, prepared.payload_json, prepared.hash,
+            mapped.entity_type if mapped else None, mapped.document if mapped else None,
+            mapped.references if mapped else None,
+            error.reason if error else None, error.message if error else None, error.field if error else None)
+
+
+def _unpack(stream: str, row: _Row) -> PreparedRecord:
+    source_id, modified, payload, digest, entity_type, document, references, reason, message, field = row
+    return PreparedRecord(
+        stream, source_id, modified, payload, digest,
+        MappedRecord(entity_type, document, references) if entity_type is not None else None,
+        QuarantineError(reason, message, field=field) if reason is not None else None,
+    )
 
 
 def _finish(store: Store, run_id: int, outcome: str, counts: BatchResult, error: str | None) -> None:

@@ -104,3 +104,24 @@ def _a(values: list[int]):  # type: ignore[no-untyped-def]
     import numpy as np
 
     return np.array(values, dtype=np.int64)
+
+
+def test_the_given_name_block_takes_the_birth_month_and_is_capped_by_its_year(store: Store, tmp_path: Path) -> None:
+    people = [  # all share Margaret's given-name sound and birth year, nothing else with the record below
+        (1, "Margaret", "Hawthorne", "14/03/1950", "F", "2", "Elm Court", "LS6 2AB"),
+        (2, "Margret", "Adeyemi", "02/03/1950", "F", "40", "Park View", "LS9 8EE"),
+        (3, "Margaret", "Okafor", "20/11/1950", "F", "7", "Bank Street", "LS2 7HY"),
+    ]
+    escr = legacy(tmp_path, "escr", people)
+    sync_source(store, escr, Pipeline(), batch_size=50)
+    march = MatchRecord("adults/101", "Margaret", "Zielinski", "1950-03-09", "F", "9 Mill Lane", None, "BD1 1AA")
+    no_month = MatchRecord("adults/102", "Margaret", "Zielinski", "1950", "F", "9 Mill Lane", None, "BD1 1AA")
+    with store.session() as s:
+        in_march = IdentityResolver().resolve_many([march], s)[0]
+        any_month = IdentityResolver().resolve_many([no_month], s)[0]
+        capped = IdentityResolver(_capped(2)).resolve_many([march], s)[0]
+    assert {c.person_id for c in in_march.candidates} == {person_of(store, "escr", i) for i in (1, 2)}
+    assert {c.person_id for c in any_month.candidates} == {person_of(store, "escr", i) for i in (1, 2, 3)}
+    # three persons share the sound and year: over the cap, the month's two bring nobody either
+    assert capped.candidates == ()
+    escr.close()

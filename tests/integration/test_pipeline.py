@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import func, select, text
@@ -107,3 +108,74 @@ def test_quarantine_retry_after_fixes(store: Store, tmp_path: Path) -> None:
     with store.session() as s:
         entry = s.scalar(select(Quarantine).where(Quarantine.source_id == "7"))
         assert entry is not None and entry.status == "open" and entry.attempts == 2 and len(entry.history) == 2
+
+
+READ_AHEAD_STATE = {
+    "raw": "SELECT source, stream, source_id, content_hash, payload, source_modified, status FROM raw_records",
+    "links": "SELECT stream, source_id, entity_type, entity_id, content_hash, document, version FROM source_links",
+    "entities": "SELECT id, entity_type, person_id, version, content_hash, document FROM entities",
+    "outbox": "SELECT event_id, entity_id, person_id, kind, version, ordering_key, payload FROM outbox",
+    "quarantine": "SELECT stream, source_id, reason, message, field, status, attempts FROM quarantine",
+    "cursors": "SELECT source, stream, value FROM cursors",
+    "persons": "SELECT person_id, nhs_number, family_name, given_name, birth_date, postcode, match_fields "
+               "FROM person_index",
+    "identifiers": "SELECT person_id, system, value FROM person_identifiers",
+}
+
+
+def _state(store: Store) -> dict[str, set[tuple[str, ...]]]:
+    def plain(value: object) -> str:  # a JSON column reads as text from SQLite, as a dict from PostgreSQL
+        return json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
+
+    with store.engine.connect() as conn:
+        state = {name: {tuple(plain(v) for v in row) for row in conn.execute(text(sql))}
+                 for name, sql in READ_AHEAD_STATE.items()}
+    state["cursors"] = {(s, n, json.dumps(json.loads(v), sort_keys=True)) for s, n, v in state["cursors"]}
+    return state
+
+
+def test_read_ahead_sync_leaves_exactly_the_state_of_an_in_process_sync(store: Store, tmp_path: Path) -> None:
+    from adapters.simulators.legacy_escr import generate
+    from hub.store.migrate import upgrade
+
+    legacy = f"sqlite:///{tmp_path / 'escr.db'}"
+    summary = generate(legacy, people=400, seed=11)
+    settings = SourceSettings(adapter="adapters.sql:SqlAdapter", mapping="legacy_escr.yaml",
+                              options={"url": legacy}, batch_size=120)
+    reference = Store(f"sqlite:///{tmp_path / 'reference.db'}")
+    upgrade(reference.engine)
+    in_process = sync_source(reference, SqlAdapter("legacy_escr", settings), Pipeline(), batch_size=120)
+    adapter = SqlAdapter("legacy_escr", settings)
+    assert adapter.can_read_ahead()
+    seen: list[tuple[str, int]] = []
+    ahead = sync_source(store, adapter, Pipeline(), batch_size=120, read_ahead=True,
+                        progress=lambda stream, n: seen.append((stream, n)))
+    assert ahead.as_dict() == in_process.as_dict()
+    assert ahead.received == summary.total_rows and ahead.quarantined > 0
+    assert all(n <= 120 for _, n in seen) and len(seen) >= summary.total_rows // 120
+    assert _state(store) == _state(reference)
+    # and a second read-ahead sync of the unchanged source changes nothing
+    with store.session() as s:
+        s.execute(text("DELETE FROM cursors"))
+    again = sync_source(store, adapter, Pipeline(), batch_size=120, read_ahead=True)
+    assert again.unchanged == summary.total_rows and again.accepted == again.quarantined == 0
+    reference.dispose()
+    adapter.close()
+
+
+def test_read_ahead_raises_the_readers_error_and_leaves_no_reader(store: Store, tmp_path: Path) -> None:
+    from hub.errors import ConfigError
+
+    adapter = tiny_adapter(tmp_path)
+    with adapter.engine.begin() as conn:
+        conn.execute(text("DROP TABLE INVOLVEMENT"))
+    try:
+        sync_source(store, adapter, Pipeline(), batch_size=3, read_ahead=True)
+    except ConfigError as exc:
+        assert "INVOLVEMENT" in str(exc)
+    else:
+        raise AssertionError("the missing table was not reported")
+    with store.session() as s:  # the streams before the failure were kept, with their cursors
+        assert s.scalar(select(func.count()).select_from(Entity).where(Entity.entity_type == "Person")) == 2
+    import multiprocessing
+    assert multiprocessing.active_children() == []
