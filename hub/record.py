@@ -34,7 +34,7 @@ from hub.audit import AuditContext
 from hub.errors import Forbidden, HubError, NotFound
 from hub.model.validators import normalise_postcode
 from hub.pipeline import search_key
-from hub.store.db import Reader
+from hub.store.db import PreparedSelect, Reader
 from hub.store.tables import Entity, IsoTimestamp, PersonIdentifier, PersonIndex, SourceLink
 
 # Where each entity type sits in the record (fixed: the API's shape does not follow policy renames).
@@ -256,8 +256,8 @@ class StoredItem:
 _ITEM_COLUMNS = (Entity.id, Entity.entity_type, Entity.version, type_coerce(Entity.updated_at, IsoTimestamp),
                  Entity.document)
 # Built once: a record open runs one of these, and building the statement would cost more than running it.
-_PERSON_ITEMS = select(*_ITEM_COLUMNS).where(Entity.person_id == bindparam("pid"))
-_PERSON_ITEMS_WITH_SOURCES = (
+_PERSON_ITEMS = PreparedSelect(select(*_ITEM_COLUMNS).where(Entity.person_id == bindparam("pid")))
+_PERSON_ITEMS_WITH_SOURCES = PreparedSelect(
     select(*_ITEM_COLUMNS, SourceLink.source, SourceLink.stream, SourceLink.source_id,
            type_coerce(SourceLink.last_seen, IsoTimestamp))
     .outerjoin(SourceLink, SourceLink.entity_id == Entity.id)
@@ -273,10 +273,10 @@ def load_person(session: Reader, person_id: str, *, with_provenance: bool) -> li
     """
     if not with_provenance:
         return [StoredItem(eid, etype, version, updated, document, orjson.loads(document))
-                for eid, etype, version, updated, document in session.execute(_PERSON_ITEMS, {"pid": person_id})]
+                for eid, etype, version, updated, document in _PERSON_ITEMS.all(session, {"pid": person_id})]
     items: dict[str, StoredItem] = {}
-    for eid, etype, version, updated, document, source, stream, source_id, last_seen in session.execute(
-            _PERSON_ITEMS_WITH_SOURCES, {"pid": person_id}):
+    for eid, etype, version, updated, document, source, stream, source_id, last_seen in _PERSON_ITEMS_WITH_SOURCES.all(
+            session, {"pid": person_id}):
         item = items.get(eid)
         if item is None:
             item = items[eid] = StoredItem(eid, etype, version, updated, document, orjson.loads(document))
