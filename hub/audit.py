@@ -24,15 +24,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
-from sqlalchemy import Select, String, bindparam, insert, literal, select
+from sqlalchemy import Connection, Select, String, Table, bindparam, insert, literal, select
 from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, HubError, NotFound
-from hub.pipeline import bulk_insert
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
-from hub.store.db import Store
+from hub.store.db import PreparedStatement, Store
 from hub.store.tables import utcnow
 
 log = logging.getLogger("carehub.audit")
@@ -87,15 +86,19 @@ def outcome_for(status: int) -> str:
     return "error"
 
 
-# Built once: the writer runs them for every batch. The people and the review are tied to their audit row by its
-# event id (unique, indexed) inside the INSERT, so the writer never reads the rows' ids back.
-_INSERT_SUBJECTS = insert(AuditSubject).from_select(
+# Built once: the writer runs them for every group commit, straight on the driver's cursor (SQLAlchemy's
+# per-statement and per-row handling cost more than SQLite's inserts). The people and a break-glass review are tied
+# to their audit row by its event id (unique, indexed) inside the INSERT, so the writer never reads ids back.
+_EVENTS = cast(Table, AuditEvent.__table__)
+_INSERT_EVENTS = PreparedStatement(insert(_EVENTS).values(
+    {c.key: bindparam(c.key, type_=c.type) for c in _EVENTS.c if c.key != "id"}))
+_INSERT_SUBJECTS = PreparedStatement(insert(cast(Table, AuditSubject.__table__)).from_select(
     ["audit_id", "person_id"],
-    select(AuditEvent.id, bindparam("person_id", type_=String)).where(AuditEvent.event_id == bindparam("event_id")))
-_INSERT_REVIEWS = insert(BreakGlassReview).from_select(
+    select(_EVENTS.c.id, bindparam("person_id", type_=String)).where(_EVENTS.c.event_id == bindparam("event_id"))))
+_INSERT_REVIEWS = PreparedStatement(insert(cast(Table, BreakGlassReview.__table__)).from_select(
     ["audit_id", "user_id", "reason", "status", "created_at"],
-    select(AuditEvent.id, AuditEvent.user_id, AuditEvent.break_glass_reason, literal("pending", String),
-           AuditEvent.recorded).where(AuditEvent.event_id == bindparam("event_id")))
+    select(_EVENTS.c.id, _EVENTS.c.user_id, _EVENTS.c.break_glass_reason, literal("pending", String),
+           _EVENTS.c.recorded).where(_EVENTS.c.event_id == bindparam("event_id"))))
 
 
 def time_ordered_uuid() -> str:
@@ -176,10 +179,12 @@ class AuditTrail:
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        self._connection: Connection | None = None  # the writer thread's own, kept between group commits
 
     def write(self, ctx: AuditContext, status: int) -> str:
         """Append the request's row (and subjects, and a review for a break glass); returns its event id."""
-        return self._insert([AuditRow.of(ctx, status)])[0]
+        with self.store.engine.connect() as connection:
+            return _insert(connection, [AuditRow.of(ctx, status)])[0]
 
     async def record(self, ctx: AuditContext, status: int) -> str:
         """Append the request's row in the writer's next group commit; returns its event id once committed."""
@@ -206,6 +211,12 @@ class AuditTrail:
                 self._writer.start()
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._drop_connection()
+
+    def _serve(self) -> None:
         stopping = False
         while not stopping:
             first = self._queue.get()
@@ -243,27 +254,40 @@ class AuditTrail:
         return [(waiting, event_id, None) for waiting, event_id in zip(batch, ids, strict=True)]
 
     def _insert(self, rows: list[AuditRow]) -> list[str]:
-        """Write the rows, their people and any break-glass reviews in one transaction; their event ids."""
-        for r in rows:
-            # Made here, by the writer: os.urandom lets go of the GIL, and on the event loop taking it back from
-            # the writer thread would cost a switch.
-            r.event["event_id"] = time_ordered_uuid()
-        with Session(self.store.engine) as session, session.begin():
-            connection = session.connection()
-            # The rows straight to the driver (executemany, values prepared by the columns' types): SQLAlchemy's
-            # per-row parameter handling cost more than SQLite's insert.
-            bulk_insert(session, AuditEvent, [r.event for r in rows])
-            subjects = [{"person_id": p, "event_id": r.event["event_id"]} for r in rows for p in r.persons]
-            if subjects:
-                connection.execute(_INSERT_SUBJECTS, subjects)
-            reviews = [{"event_id": r.event["event_id"]} for r in rows if r.break_glass]
-            if reviews:
-                connection.execute(_INSERT_REVIEWS, reviews)
-        for r in rows:
-            if r.event["outcome"] != "success":
-                log.info("audit %s: %s %s by %s -> %s", r.event["event_id"], r.event["action"], r.event["path"],
-                         r.event["user_id"], r.event["outcome"])
-        return [r.event["event_id"] for r in rows]
+        """Write the rows in one transaction on the writer's connection (a new one after any failure)."""
+        if self._connection is None:
+            # Kept open: checking a connection out of the pool and back for every group commit cost more CPU
+            # than a small commit itself.
+            self._connection = self.store.engine.connect()
+        try:
+            return _insert(self._connection, rows)
+        except Exception:
+            self._drop_connection()
+            raise
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
+                connection.close()
+
+
+def _insert(connection: Connection, rows: list[AuditRow]) -> list[str]:
+    """Write the rows, their people and any break-glass reviews in one transaction; their event ids."""
+    for r in rows:
+        # Made here, by the writer: os.urandom lets go of the GIL, and on the event loop taking it back from the
+        # writer thread would cost a switch.
+        r.event["event_id"] = time_ordered_uuid()
+    with connection.begin():
+        _INSERT_EVENTS.many(connection, [r.event for r in rows])
+        _INSERT_SUBJECTS.many(connection, [{"person_id": p, "event_id": r.event["event_id"]}
+                                           for r in rows for p in r.persons])
+        _INSERT_REVIEWS.many(connection, [{"event_id": r.event["event_id"]} for r in rows if r.break_glass])
+    for r in rows:
+        if r.event["outcome"] != "success":
+            log.info("audit %s: %s %s by %s -> %s", r.event["event_id"], r.event["action"], r.event["path"],
+                     r.event["user_id"], r.event["outcome"])
+    return [r.event["event_id"] for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

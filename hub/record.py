@@ -34,7 +34,7 @@ from hub.audit import AuditContext
 from hub.errors import Forbidden, HubError, NotFound
 from hub.model.validators import normalise_postcode
 from hub.pipeline import search_key
-from hub.store.db import PreparedSelect, Reader
+from hub.store.db import PreparedStatement, Reader
 from hub.store.tables import Entity, IsoTimestamp, PersonIdentifier, PersonIndex, SourceLink
 
 # Where each entity type sits in the record (fixed: the API's shape does not follow policy renames).
@@ -256,8 +256,8 @@ class StoredItem:
 _ITEM_COLUMNS = (Entity.id, Entity.entity_type, Entity.version, type_coerce(Entity.updated_at, IsoTimestamp),
                  Entity.document)
 # Built once: a record open runs one of these, and building the statement would cost more than running it.
-_PERSON_ITEMS = PreparedSelect(select(*_ITEM_COLUMNS).where(Entity.person_id == bindparam("pid")))
-_PERSON_ITEMS_WITH_SOURCES = PreparedSelect(
+_PERSON_ITEMS = PreparedStatement(select(*_ITEM_COLUMNS).where(Entity.person_id == bindparam("pid")))
+_PERSON_ITEMS_WITH_SOURCES = PreparedStatement(
     select(*_ITEM_COLUMNS, SourceLink.source, SourceLink.stream, SourceLink.source_id,
            type_coerce(SourceLink.last_seen, IsoTimestamp))
     .outerjoin(SourceLink, SourceLink.entity_id == Entity.id)

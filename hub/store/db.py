@@ -87,31 +87,28 @@ class Store:
         self.engine.dispose()
 
 
-class PreparedSelect:
-    """A SELECT built once and run straight on the DB-API cursor of the caller's connection.
+class PreparedStatement:
+    """A statement built once and run straight on the DB-API cursor of the caller's connection.
 
-    For the hot reads (a record open runs three): SQLAlchemy's execution — the
-    compiled-cache lookup, an execution context, result metadata, a Row per row
-    — cost a record open several times what SQLite takes to answer. This
+    For the hot paths (a record open runs three SELECTs, the audit writer two
+    INSERTs per group commit): SQLAlchemy's execution — the compiled-cache
+    lookup, an execution context, result metadata, a Row per row, a parameter
+    dict per row — cost several times what SQLite takes to answer. This
     compiles the statement once per dialect and keeps only the conversions the
-    dialect's types need (bind and result processors, e.g. SQLite timestamps
-    parsed, JSON decoded where the driver does not). It runs in the
-    connection's transaction like any other statement; rows are plain tuples
-    in the order of the SELECT list.
+    dialect's types need (bind and result processors: SQLite timestamps
+    written and parsed, JSON encoded, and decoded where the driver does not).
+    It runs in the connection's transaction like any other statement; rows
+    come back as plain tuples in the order of the SELECT list.
     """
 
     def __init__(self, statement: Any) -> None:
         self.statement = statement
-        self._types = [column.type for column in statement.selected_columns]
+        self._types = [column.type for column in getattr(statement, "selected_columns", ())]
         self._prepared: weakref.WeakKeyDictionary[Any, _Prepared] = weakref.WeakKeyDictionary()
 
     def all(self, reader: Reader, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Every row for ``params`` (values of the statement's bind parameters, by name)."""
-        connection = reader.connection() if isinstance(reader, Session) else reader
-        dialect = connection.dialect
-        prepared = self._prepared.get(dialect)
-        if prepared is None:
-            prepared = self._prepared[dialect] = _Prepared(self.statement, dialect)
+        connection, prepared = self._on(reader)
         cursor = connection.connection.cursor()
         try:
             cursor.execute(prepared.sql, prepared.arguments(params))
@@ -120,7 +117,7 @@ class PreparedSelect:
         finally:
             cursor.close()
         if not processors:
-            return rows  # type: ignore[no-any-return]
+            return rows  # type: ignore[return-value]
         converted = []
         for row in rows:
             values = list(row)
@@ -130,27 +127,45 @@ class PreparedSelect:
             converted.append(tuple(values))
         return converted
 
+    def many(self, reader: Reader, rows: list[dict[str, Any]]) -> None:
+        """Run the statement once per row (``executemany``), each row giving the bind parameters by name."""
+        if rows:
+            connection, prepared = self._on(reader)
+            cursor = connection.connection.cursor()
+            try:
+                cursor.executemany(prepared.sql, [prepared.arguments(row) for row in rows])  # type: ignore[arg-type]
+            finally:
+                cursor.close()
+
+    def _on(self, reader: Reader) -> tuple[Connection, _Prepared]:
+        connection = reader.connection() if isinstance(reader, Session) else reader
+        prepared = self._prepared.get(connection.dialect)
+        if prepared is None:
+            prepared = self._prepared[connection.dialect] = _Prepared(self.statement, connection.dialect)
+        return connection, prepared
+
 
 class _Prepared:
     """One statement compiled for one dialect: its SQL, how to pass its parameters, how to read its columns."""
 
     def __init__(self, statement: Any, dialect: Any) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.positional = tuple(compiled.positiontup) if compiled.positional else None
-        self.binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-                      for name, bind in compiled.binds.items()}
+        self.compiled = statement.compile(dialect=dialect)
+        self.sql = self.compiled.string
+        self.positional = tuple(self.compiled.positiontup) if self.compiled.positional else None
+        self.binds = [(name, bind.type.dialect_impl(dialect).bind_processor(dialect))
+                      for name, bind in self.compiled.binds.items()]
         self.dialect = dialect
         self._results: list[tuple[int, Any]] | None = None
 
     def arguments(self, params: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        def value(name: str) -> Any:
-            process = self.binds.get(name)
-            return params[name] if process is None else process(params[name])
-
+        """The driver's parameters: the statement's own values (literals) with ``params``, each converted."""
+        values = self.compiled.construct_params(params)
+        for name, process in self.binds:
+            if process is not None and values[name] is not None:
+                values[name] = process(values[name])
         if self.positional is not None:
-            return tuple(value(name) for name in self.positional)
-        return {name: value(name) for name in self.binds}
+            return tuple(values[name] for name in self.positional)
+        return values
 
     def results(self, types: list[Any], description: Any) -> list[tuple[int, Any]]:
         """The columns that need converting, with their converters (from the first answer's column types: some

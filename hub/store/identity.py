@@ -38,7 +38,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.delivery.fanout import hold_outbox_order
 from hub.errors import Conflict, NotFound
-from hub.store.db import PreparedSelect
+from hub.store.db import PreparedStatement
 from hub.store.tables import (
     Base,
     BigId,
@@ -467,13 +467,13 @@ def queue_reviews(session: Session, pairs: list[dict[str, Any]]) -> int:
 
 # Built once: the record open runs both for every answer, and building a statement (and adapting a cached
 # compilation to the new statement's columns) would cost many times what running it does.
-_PERSON_LINKS = PreparedSelect(
+_PERSON_LINKS = PreparedStatement(
     select(MatchLink.person_a, MatchLink.person_b, MatchLink.score, MatchLink.decision, MatchLink.decided_by,
            MatchLink.decided_at, MatchLink.evidence)
     .where((MatchLink.person_a == bindparam("pid")) | (MatchLink.person_b == bindparam("pid")))
     .order_by(MatchLink.decided_at, MatchLink.id)
 )
-_PERSON_MERGES = PreparedSelect(
+_PERSON_MERGES = PreparedStatement(
     select(PersonMerge.id, PersonMerge.survivor_id, PersonMerge.merged_id, PersonMerge.status,
            PersonMerge.merged_by, PersonMerge.merged_at, PersonMerge.unmerged_by, PersonMerge.unmerged_at)
     .where((PersonMerge.survivor_id == bindparam("pid")) | (PersonMerge.merged_id == bindparam("pid")))
