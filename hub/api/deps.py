@@ -103,8 +103,9 @@ def audit_of(request: Request) -> AuditContext:
 T = TypeVar("T")
 P = ParamSpec("P")
 # The hot reads' threads. Few: the work holds the GIL between database calls, and more threads only add
-# switching between them (measured: two cost less CPU per record open than eight). A plain executor: handing work to its threads costs less than anyio's
-# (a SimpleQueue put against a Condition wake-up, measured at a tenth of the loop's time on record opens).
+# switching between them (measured: two cost less CPU per record open than eight). A plain executor: handing
+# work to its threads costs less than anyio's (a SimpleQueue put against a Condition wake-up, measured at a
+# tenth of the loop's time on record opens).
 _READERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="carehub-read")
 
 
