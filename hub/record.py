@@ -148,10 +148,10 @@ def _person_filter(query: PersonQuery, *, family_by_index: bool = False) -> Sele
 # Few enough people by a family-name prefix to fetch them all through the name's index and sort them by id;
 # more, and walking the people in id order finds a page sooner than sorting them all would.
 FEW_BY_FAMILY = 500
-_FAMILY_PREFIX_COUNT = select(func.count()).select_from(
+_FAMILY_PREFIX_COUNT = PreparedStatement(select(func.count()).select_from(
     select(PersonIndex.family_name)  # the index alone answers it
     .where(PersonIndex.family_name.between(bindparam("low"), bindparam("high")))
-    .limit(FEW_BY_FAMILY).subquery())
+    .limit(FEW_BY_FAMILY).subquery()))
 
 
 def _range_end(key: str) -> str:
@@ -167,7 +167,7 @@ def _few_by_family(session: Reader, query: PersonQuery) -> bool:
     key = search_key(query.family) if query.family else None
     if not key:
         return False
-    found = session.execute(_FAMILY_PREFIX_COUNT, {"low": key, "high": _range_end(key)}).scalar_one()
+    ((found,),) = _FAMILY_PREFIX_COUNT.all(session, {"low": key, "high": _range_end(key)})
     return bool(found < FEW_BY_FAMILY)
 
 
