@@ -34,7 +34,7 @@ from hub.audit import AuditContext
 from hub.errors import Forbidden, HubError, NotFound
 from hub.model.validators import normalise_postcode
 from hub.pipeline import search_key
-from hub.store.db import Reader
+from hub.store.db import PreparedStatement, Reader
 from hub.store.tables import Entity, IsoTimestamp, PersonIdentifier, PersonIndex, SourceLink
 
 # Where each entity type sits in the record (fixed: the API's shape does not follow policy renames).
@@ -148,10 +148,10 @@ def _person_filter(query: PersonQuery, *, family_by_index: bool = False) -> Sele
 # Few enough people by a family-name prefix to fetch them all through the name's index and sort them by id;
 # more, and walking the people in id order finds a page sooner than sorting them all would.
 FEW_BY_FAMILY = 500
-_FAMILY_PREFIX_COUNT = select(func.count()).select_from(
+_FAMILY_PREFIX_COUNT = PreparedStatement(select(func.count()).select_from(
     select(PersonIndex.family_name)  # the index alone answers it
     .where(PersonIndex.family_name.between(bindparam("low"), bindparam("high")))
-    .limit(FEW_BY_FAMILY).subquery())
+    .limit(FEW_BY_FAMILY).subquery()))
 
 
 def _range_end(key: str) -> str:
@@ -167,7 +167,7 @@ def _few_by_family(session: Reader, query: PersonQuery) -> bool:
     key = search_key(query.family) if query.family else None
     if not key:
         return False
-    found = session.execute(_FAMILY_PREFIX_COUNT, {"low": key, "high": _range_end(key)}).scalar_one()
+    ((found,),) = _FAMILY_PREFIX_COUNT.all(session, {"low": key, "high": _range_end(key)})
     return bool(found < FEW_BY_FAMILY)
 
 
@@ -256,8 +256,8 @@ class StoredItem:
 _ITEM_COLUMNS = (Entity.id, Entity.entity_type, Entity.version, type_coerce(Entity.updated_at, IsoTimestamp),
                  Entity.document)
 # Built once: a record open runs one of these, and building the statement would cost more than running it.
-_PERSON_ITEMS = select(*_ITEM_COLUMNS).where(Entity.person_id == bindparam("pid"))
-_PERSON_ITEMS_WITH_SOURCES = (
+_PERSON_ITEMS = PreparedStatement(select(*_ITEM_COLUMNS).where(Entity.person_id == bindparam("pid")))
+_PERSON_ITEMS_WITH_SOURCES = PreparedStatement(
     select(*_ITEM_COLUMNS, SourceLink.source, SourceLink.stream, SourceLink.source_id,
            type_coerce(SourceLink.last_seen, IsoTimestamp))
     .outerjoin(SourceLink, SourceLink.entity_id == Entity.id)
@@ -273,10 +273,10 @@ def load_person(session: Reader, person_id: str, *, with_provenance: bool) -> li
     """
     if not with_provenance:
         return [StoredItem(eid, etype, version, updated, document, orjson.loads(document))
-                for eid, etype, version, updated, document in session.execute(_PERSON_ITEMS, {"pid": person_id})]
+                for eid, etype, version, updated, document in _PERSON_ITEMS.all(session, {"pid": person_id})]
     items: dict[str, StoredItem] = {}
-    for eid, etype, version, updated, document, source, stream, source_id, last_seen in session.execute(
-            _PERSON_ITEMS_WITH_SOURCES, {"pid": person_id}):
+    for eid, etype, version, updated, document, source, stream, source_id, last_seen in _PERSON_ITEMS_WITH_SOURCES.all(
+            session, {"pid": person_id}):
         item = items.get(eid)
         if item is None:
             item = items[eid] = StoredItem(eid, etype, version, updated, document, orjson.loads(document))

@@ -9,7 +9,7 @@ top of it live in :mod:`hub.access.rules`.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -62,9 +62,18 @@ class PolicyFile(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """The loaded policy, with the lookups the access rules make."""
+    """The loaded policy, with the lookups the access rules make (each role's types worked out once)."""
 
     file: PolicyFile
+    _readable: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+    _writable: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        sections = self.file.sections
+        object.__setattr__(self, "_readable", {role: frozenset(t for s in rule.read for t in sections[s])
+                                               for role, rule in self.file.roles.items()})
+        object.__setattr__(self, "_writable", {role: frozenset(t for s in rule.write for t in sections[s])
+                                               for role, rule in self.file.roles.items()})
 
     @classmethod
     def load(cls, path: Path) -> Policy:
@@ -97,17 +106,11 @@ class Policy:
 
     def readable_types(self, role: str) -> frozenset[str]:
         """Entity types the role may read (before consent and seals)."""
-        rule = self.file.roles.get(role)
-        if rule is None:
-            return frozenset()
-        return frozenset(t for s in rule.read for t in self.file.sections[s])
+        return self._readable.get(role, frozenset())
 
     def writable_types(self, role: str) -> frozenset[str]:
         """Entity types the role may change."""
-        rule = self.file.roles.get(role)
-        if rule is None:
-            return frozenset()
-        return frozenset(t for s in rule.write for t in self.file.sections[s])
+        return self._writable.get(role, frozenset())
 
     def purpose_code(self, purpose: str) -> str:
         """The HL7 v3 ActReason code of a purpose (for AuditEvent.purposeOfEvent)."""

@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 
 from hub.access.policy import Policy
 from hub.access.rules import Caller
-from hub.api.deps import AuditDep, CurrentUser, PolicyDep, StoreRef, run_read
+from hub.api.deps import CALLER_OPENAPI, CallerDep, run_read
 from hub.api.schemas import PersonSearchResult, SharedRecord, Timeline
 from hub.audit import AuditContext
 from hub.record import RECORD_SECTIONS, LoadedRecord, PersonQuery, open_record, search_people, timeline
@@ -45,9 +45,9 @@ def access_note(record: LoadedRecord, role: str, purpose: str) -> dict[str, Any]
             "consent_withheld": record.view.consent_withheld, "hidden_sections": record.hidden_sections}
 
 
-@router.get("", response_model=PersonSearchResult, summary="Find people")
+@router.get("", response_model=PersonSearchResult, summary="Find people", openapi_extra=CALLER_OPENAPI)
 async def find_people(
-    request: Request, store: StoreRef, policy: PolicyDep, caller: CurrentUser, audit: AuditDep,
+    request: Request, ctx: CallerDep,
     name: Annotated[str | None, Query(description="Any part of the name: each word matches a given or family "
                                                   "name prefix.")] = None,
     family: Annotated[str | None, Query(description="Family name prefix.")] = None,
@@ -63,7 +63,8 @@ async def find_people(
     system, value = (identifier.split("|", 1) if identifier and "|" in identifier else (None, identifier))
     query = PersonQuery(name=name, family=family, given=given, birth_date=birth_date, postcode=postcode,
                         nhs_number=nhs_number, identifier=value or None, identifier_system=system or None)
-    page = await run_read(search_people, store, policy, caller, query, audit, limit=limit, cursor=cursor)
+    page = await run_read(search_people, ctx.store, ctx.policy, ctx.caller, query, ctx.audit, limit=limit,
+                          cursor=cursor)
     next_url = None
     if page.next_cursor:
         params = {k: v for k, v in request.query_params.items() if k != "cursor"}
@@ -73,12 +74,12 @@ async def find_people(
 
 @router.get("/{person_id}/record", response_model=SharedRecord, summary="The whole shared record of one person",
             responses={403: {"description": "Your role or relationship does not allow it"},
-                       404: {"description": "No such person (or none you may know of)"}})
-async def read_record(person_id: str, store: StoreRef, policy: PolicyDep, caller: CurrentUser, audit: AuditDep
-                      ) -> Response:
+                       404: {"description": "No such person (or none you may know of)"}},
+            openapi_extra=CALLER_OPENAPI)
+async def read_record(person_id: str, ctx: CallerDep) -> Response:
     """Demographics, relationships, episodes, referrals, assessments, plans, commitments, flags, consents,
     documents, health events and transitions, each with its source systems and last update."""
-    return json_bytes(await run_read(record_json, store, policy, caller, person_id, audit))
+    return json_bytes(await run_read(record_json, ctx.store, ctx.policy, ctx.caller, person_id, ctx.audit))
 
 
 def record_json(session: Connection, policy: Policy, caller: Caller, person_id: str, audit: AuditContext) -> bytes:
@@ -92,11 +93,11 @@ def record_json(session: Connection, policy: Policy, caller: Caller, person_id: 
     return orjson.dumps(body)
 
 
-@router.get("/{person_id}/timeline", response_model=Timeline, summary="The person's history, newest first")
-async def read_timeline(person_id: str, store: StoreRef, policy: PolicyDep, caller: CurrentUser, audit: AuditDep
-                        ) -> Response:
+@router.get("/{person_id}/timeline", response_model=Timeline, summary="The person's history, newest first",
+            openapi_extra=CALLER_OPENAPI)
+async def read_timeline(person_id: str, ctx: CallerDep) -> Response:
     """Episodes, referrals, assessments, plans, health events, documents, transitions and alerts by date."""
-    return json_bytes(await run_read(timeline_json, store, policy, caller, person_id, audit))
+    return json_bytes(await run_read(timeline_json, ctx.store, ctx.policy, ctx.caller, person_id, ctx.audit))
 
 
 def timeline_json(session: Connection, policy: Policy, caller: Caller, person_id: str, audit: AuditContext) -> bytes:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    bindparam,
     delete,
     func,
     insert,
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.delivery.fanout import hold_outbox_order
 from hub.errors import Conflict, NotFound
+from hub.store.db import PreparedStatement
 from hub.store.tables import (
     Base,
     BigId,
@@ -463,6 +465,22 @@ def queue_reviews(session: Session, pairs: list[dict[str, Any]]) -> int:
     return len(fresh)
 
 
+# Built once: the record open runs both for every answer, and building a statement (and adapting a cached
+# compilation to the new statement's columns) would cost many times what running it does.
+_PERSON_LINKS = PreparedStatement(
+    select(MatchLink.person_a, MatchLink.person_b, MatchLink.score, MatchLink.decision, MatchLink.decided_by,
+           MatchLink.decided_at, MatchLink.evidence)
+    .where((MatchLink.person_a == bindparam("pid")) | (MatchLink.person_b == bindparam("pid")))
+    .order_by(MatchLink.decided_at, MatchLink.id)
+)
+_PERSON_MERGES = PreparedStatement(
+    select(PersonMerge.id, PersonMerge.survivor_id, PersonMerge.merged_id, PersonMerge.status,
+           PersonMerge.merged_by, PersonMerge.merged_at, PersonMerge.unmerged_by, PersonMerge.unmerged_at)
+    .where((PersonMerge.survivor_id == bindparam("pid")) | (PersonMerge.merged_id == bindparam("pid")))
+    .order_by(PersonMerge.id)
+)
+
+
 def person_links(session: Session | Connection, person_id: str) -> dict[str, Any]:
     """Why the records of a person were joined: each link with its score and per-field evidence.
 
@@ -472,33 +490,24 @@ def person_links(session: Session | Connection, person_id: str) -> dict[str, Any
     Evidence holds comparison levels and weights only, never the person's details.
     Column selects, so a request's session and the hot routes' bare connection both serve.
     """
-    links = session.execute(
-        select(MatchLink.person_a, MatchLink.person_b, MatchLink.score, MatchLink.decision, MatchLink.decided_by,
-               MatchLink.decided_at, MatchLink.evidence)
-        .where((MatchLink.person_a == person_id) | (MatchLink.person_b == person_id))
-        .order_by(MatchLink.decided_at, MatchLink.id)
-    ).all()
     records, decisions = [], []
-    for link in links:
-        entry = {"score": link.score, "decision": link.decision, "decided_by": link.decided_by,
-                 "decided_at": link.decided_at.isoformat(), "evidence": link.evidence}
-        if "/" in link.person_b:
-            source, _, rest = link.person_b.partition("/")
+    for person_a, person_b, score, decision, decided_by, decided_at, evidence in _PERSON_LINKS.all(
+            session, {"pid": person_id}):
+        entry = {"score": score, "decision": decision, "decided_by": decided_by,
+                 "decided_at": decided_at.isoformat(), "evidence": evidence}
+        if "/" in person_b:
+            source, _, rest = person_b.partition("/")
             stream, _, source_id = rest.partition("/")
             records.append({"source": source, "stream": stream, "source_id": source_id, **entry})
         else:
-            other = link.person_b if link.person_a == person_id else link.person_a
+            other = person_b if person_a == person_id else person_a
             decisions.append({"other_person": other, **entry})
     merges = [
-        {"id": m.id, "survivor": m.survivor_id, "merged": m.merged_id, "status": m.status, "merged_by": m.merged_by,
-         "merged_at": m.merged_at.isoformat(), "unmerged_by": m.unmerged_by,
-         "unmerged_at": m.unmerged_at.isoformat() if m.unmerged_at else None}
-        for m in session.execute(
-            select(PersonMerge.id, PersonMerge.survivor_id, PersonMerge.merged_id, PersonMerge.status,
-                   PersonMerge.merged_by, PersonMerge.merged_at, PersonMerge.unmerged_by, PersonMerge.unmerged_at)
-            .where((PersonMerge.survivor_id == person_id) | (PersonMerge.merged_id == person_id))
-            .order_by(PersonMerge.id)
-        )
+        {"id": mid, "survivor": survivor, "merged": merged, "status": status, "merged_by": merged_by,
+         "merged_at": merged_at.isoformat(), "unmerged_by": unmerged_by,
+         "unmerged_at": unmerged_at.isoformat() if unmerged_at else None}
+        for mid, survivor, merged, status, merged_by, merged_at, unmerged_by, unmerged_at in _PERSON_MERGES.all(
+            session, {"pid": person_id})
     ]
     return {"records": records, "decisions": decisions, "merges": merges}
 

@@ -70,3 +70,12 @@ def test_openapi_documents_the_record_and_its_security(hub: Hub) -> None:
     assert record["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("SharedRecord")
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
     assert "x-break-glass" in {p["name"].lower() for p in record["parameters"]}
+    # The hot routes read the caller's headers themselves (one dependency) and declare them by hand: they must
+    # say what the routes whose caller FastAPI solves from declared parameters say.
+    declared = paths["/fhir/Patient"]["get"]
+    caller_headers = [p for p in declared["parameters"] if p["in"] == "header"]
+    assert {p["name"] for p in caller_headers} == {"x-role", "x-purpose", "x-break-glass"}
+    for path in ("/api/persons", "/api/persons/{person_id}/record", "/api/persons/{person_id}/timeline"):
+        operation = paths[path]["get"]
+        assert operation["security"] == declared["security"] == [{"HTTPBearer": []}], path
+        assert [p for p in operation["parameters"] if p["in"] == "header"] == caller_headers, path
