@@ -283,12 +283,12 @@ def serve(
     import uvicorn
 
     if workers > 1:
-        uvicorn.run("hub.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+        uvicorn.run("hub.api.app:serving_app", factory=True, host=host, port=port, workers=workers,
                     access_log=access_log)
     else:
-        from hub.api.app import create_app
+        from hub.api.app import serving_app
 
-        uvicorn.run(create_app(), host=host, port=port, access_log=access_log)
+        uvicorn.run(serving_app(), host=host, port=port, access_log=access_log)
 
 
 @app.command()
