@@ -241,7 +241,9 @@ def row_floor(url: str, events: int, batch: int) -> tuple[float, float]:
                 conn, batch, table="deliveries", where="AND target = 'bench'", order="outbox_id"))
     finally:
         with engine.connect() as conn:
-            conn.execute(text("DELETE FROM deliveries"))
+            # TRUNCATE, not DELETE: a DELETE checks every row against the unindexed replay_of reference
+            # (quadratic: over 9 minutes for 100,000 rows).
+            conn.execute(text("TRUNCATE deliveries, delivery_history"))
         engine.dispose()
 
 
