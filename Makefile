@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 # Packages the suite needs from the operating system (browser tests use Chromium).
 system-packages:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null; \
 	  else echo "chromium missing: install it with 'sudo apt-get install -y chromium chromium-driver'"; fi; }
 

@@ -25,6 +25,7 @@ from hub.access.tokens import TokenVerifier, demo_issuer
 from hub.api import admin, auditing, deliveries, fhir, identity, identity_pages, ops, pages, persons, problems
 from hub.api.deps import current_caller
 from hub.api.middleware import AuditMiddleware
+from hub.api.reads import ReadThreads
 from hub.audit import AuditTrail
 from hub.registry import build_pipeline
 from hub.settings import Settings, config_dir, get_settings
@@ -55,10 +56,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     the_store = store or Store(settings.database_url, echo=settings.sql_echo)
 
     trail = AuditTrail(the_store)
+    reads = ReadThreads(the_store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        reads.close()
         trail.close()
         if own_store:
             the_store.dispose()
@@ -67,6 +70,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                   description="One shared care record from every system a council runs. Every call needs an "
                               "OAuth2 bearer token and is audited.")
     app.state.store = the_store
+    app.state.reads = reads
     app.state.settings = settings
     app.state.policy = Policy.load(config_dir() / settings.auth.policy_file)
     app.state.demo_issuer = demo_issuer(settings)

@@ -3,30 +3,29 @@
 ``CurrentUser`` authenticates the bearer token (401 without a good one), picks
 the role and purpose (headers ``X-Role``, ``X-Purpose``), reads a break-glass
 reason (``X-Break-Glass``) and writes all of it onto the request's audit
-context; ``CallerDep`` does the same and hands over the audit context, store
-and policy with the caller, in one dependency (the hot routes).
+context; :func:`caller_context` does the same for the hot routes, which call
+it themselves, and hands over the audit context, read threads and policy with
+the caller.
 ``require_role("admin")`` guards operator routes: ``AdminUser``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
-from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from hub.access.policy import Policy
 from hub.access.rules import Caller, caller_for
 from hub.access.tokens import TokenClaims, TokenVerifier
+from hub.api.reads import ReadThreads
 from hub.audit import AuditContext
 from hub.errors import Forbidden, HubError, Unauthenticated
 from hub.pipeline import Pipeline
@@ -98,35 +97,6 @@ def audit_of(request: Request) -> AuditContext:
         # A route outside the audited paths asked for the audit: refuse rather than answer unaudited.
         raise HubError("this request is not audited")
     return ctx
-
-
-T = TypeVar("T")
-P = ParamSpec("P")
-# The hot reads' threads. Few: the work holds the GIL between database calls, and more threads only add
-# switching between them (measured: two cost less CPU per record open than eight). A plain executor: handing
-# work to its threads costs less than anyio's (a SimpleQueue put against a Condition wake-up, measured at a
-# tenth of the loop's time on record opens).
-_READERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="carehub-read")
-
-
-async def run_read(work: Callable[Concatenate[Connection, P], T], store: Store, *args: P.args,
-                   **kwargs: P.kwargs) -> T:
-    """Run the read-only ``work(connection, ...)`` in one transaction, in one worker-thread hop.
-
-    The hot read routes (search, record, timeline) are ``async`` and call this
-    instead of taking a session dependency: a bare connection spares them the
-    ORM session's bookkeeping, and the work is not split over several thread
-    hops (one per sync dependency, one to end the transaction). It stays off
-    the event loop so that a read waiting on the disk holds up only its own
-    request (measured: running SQLite reads on the loop cost less CPU but let
-    every cold page and commit stall the worker, p95 three times worse).
-    """
-
-    def run() -> T:
-        with store.engine.begin() as connection:
-            return work(connection, *args, **kwargs)
-
-    return await asyncio.get_running_loop().run_in_executor(_READERS, run)
 
 
 # scope="function": the transaction commits when the route returns, before the response (and its audit row)
@@ -210,23 +180,25 @@ CurrentUser = Annotated[Caller, Depends(current_caller)]
 
 @dataclass(frozen=True, slots=True)
 class CallerContext:
-    """What a hot route needs, from one dependency: the caller, the request's audit context, the store, policy."""
+    """What a hot route needs, from one dependency: the caller, the request's audit context, the read threads
+    and the policy."""
 
     caller: Caller
     audit: AuditContext
-    store: Store
+    reads: ReadThreads
     policy: Policy
 
 
 async def caller_context(request: Request) -> CallerContext:
-    """The caller as :func:`current_caller` makes it, with the audit context, store and policy: one dependency.
+    """The caller as :func:`current_caller` makes it, with the audit context, read threads and policy.
 
-    It reads ``Authorization`` and the three headers from the request itself:
-    FastAPI solving a sub-dependency or a declared parameter for each cost the
-    busiest routes more CPU than the record's own work (six dependencies on a
-    record open). The routes declare what it reads with
-    ``openapi_extra=CALLER_OPENAPI``, so their OpenAPI entries say what those
-    of :data:`CurrentUser` routes say.
+    The hot routes call it themselves rather than declaring a dependency: it
+    reads ``Authorization`` and the three headers from the request itself, and
+    FastAPI solving dependencies cost the busiest routes more CPU than the
+    record's own work (six of them on a record open at first; even one, a
+    tenth of a record open's time holding the GIL). The routes declare what it
+    reads with ``openapi_extra=CALLER_OPENAPI``, so their OpenAPI entries say
+    what those of :data:`CurrentUser` routes say.
     """
     audit = audit_of(request)
     headers = request.headers
@@ -235,10 +207,8 @@ async def caller_context(request: Request) -> CallerContext:
     caller = await _caller(request, audit, token, headers.get("x-role"), headers.get("x-purpose"),
                            headers.get("x-break-glass"))
     state = request.app.state
-    return CallerContext(caller, audit, state.store, state.policy)
+    return CallerContext(caller, audit, state.reads, state.policy)
 
-
-CallerDep = Annotated[CallerContext, Depends(caller_context)]
 
 
 def _header(name: str, title: str, description: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Thin routes: parse, call one service function in :mod:`hub.record`, shape the
 answer. The record is serialised straight to JSON bytes (its shape is declared
 by the response model for the OpenAPI document and checked by the tests). These
 are the hub's busiest routes: they are ``async`` and do their store work, from
-beginning the transaction to ending it, in one call (:func:`hub.api.deps.run_read`).
+beginning the transaction to ending it, in one hop to a read thread (:mod:`hub.api.reads`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 
 from hub.access.policy import Policy
 from hub.access.rules import Caller
-from hub.api.deps import CALLER_OPENAPI, CallerDep, run_read
+from hub.api.deps import CALLER_OPENAPI, caller_context
 from hub.api.schemas import PersonSearchResult, SharedRecord, Timeline
 from hub.audit import AuditContext
 from hub.record import RECORD_SECTIONS, LoadedRecord, PersonQuery, open_record, search_people, timeline
@@ -47,7 +47,7 @@ def access_note(record: LoadedRecord, role: str, purpose: str) -> dict[str, Any]
 
 @router.get("", response_model=PersonSearchResult, summary="Find people", openapi_extra=CALLER_OPENAPI)
 async def find_people(
-    request: Request, ctx: CallerDep,
+    request: Request,
     name: Annotated[str | None, Query(description="Any part of the name: each word matches a given or family "
                                                   "name prefix.")] = None,
     family: Annotated[str | None, Query(description="Family name prefix.")] = None,
@@ -60,10 +60,11 @@ async def find_people(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
 ) -> Response:
     """People matching every criterion given, that you may know exist, in a stable order."""
+    ctx = await caller_context(request)
     system, value = (identifier.split("|", 1) if identifier and "|" in identifier else (None, identifier))
     query = PersonQuery(name=name, family=family, given=given, birth_date=birth_date, postcode=postcode,
                         nhs_number=nhs_number, identifier=value or None, identifier_system=system or None)
-    page = await run_read(search_people, ctx.store, ctx.policy, ctx.caller, query, ctx.audit, limit=limit,
+    page = await ctx.reads.run(search_people, ctx.policy, ctx.caller, query, ctx.audit, limit=limit,
                           cursor=cursor)
     next_url = None
     if page.next_cursor:
@@ -76,10 +77,11 @@ async def find_people(
             responses={403: {"description": "Your role or relationship does not allow it"},
                        404: {"description": "No such person (or none you may know of)"}},
             openapi_extra=CALLER_OPENAPI)
-async def read_record(person_id: str, ctx: CallerDep) -> Response:
+async def read_record(person_id: str, request: Request) -> Response:
     """Demographics, relationships, episodes, referrals, assessments, plans, commitments, flags, consents,
     documents, health events and transitions, each with its source systems and last update."""
-    return json_bytes(await run_read(record_json, ctx.store, ctx.policy, ctx.caller, person_id, ctx.audit))
+    ctx = await caller_context(request)
+    return json_bytes(await ctx.reads.run(record_json, ctx.policy, ctx.caller, person_id, ctx.audit))
 
 
 def record_json(session: Connection, policy: Policy, caller: Caller, person_id: str, audit: AuditContext) -> bytes:
@@ -95,9 +97,10 @@ def record_json(session: Connection, policy: Policy, caller: Caller, person_id: 
 
 @router.get("/{person_id}/timeline", response_model=Timeline, summary="The person's history, newest first",
             openapi_extra=CALLER_OPENAPI)
-async def read_timeline(person_id: str, ctx: CallerDep) -> Response:
+async def read_timeline(person_id: str, request: Request) -> Response:
     """Episodes, referrals, assessments, plans, health events, documents, transitions and alerts by date."""
-    return json_bytes(await run_read(timeline_json, ctx.store, ctx.policy, ctx.caller, person_id, ctx.audit))
+    ctx = await caller_context(request)
+    return json_bytes(await ctx.reads.run(timeline_json, ctx.policy, ctx.caller, person_id, ctx.audit))
 
 
 def timeline_json(session: Connection, policy: Policy, caller: Caller, person_id: str, audit: AuditContext) -> bytes:
