@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, HubError, NotFound
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
-from hub.store.db import PreparedStatement, Store
+from hub.store.db import KeptConnection, PreparedStatement, Store
 from hub.store.tables import utcnow
 
 log = logging.getLogger("carehub.audit")
@@ -194,12 +194,14 @@ class AuditTrail:
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
-        self._connection: Connection | None = None  # the writer thread's own, kept between group commits
+        self._kept = KeptConnection(store.engine)  # the writer thread's own, kept between group commits
 
     def write(self, ctx: AuditContext, status: int) -> str:
         """Append the request's row (and subjects, and a review for a break glass); returns its event id."""
-        with self.store.engine.connect() as connection:
-            return _insert(connection, [AuditRow.of(ctx, status)])[0]
+        rows = _with_ids([AuditRow.of(ctx, status)])
+        with self.store.engine.begin() as connection:
+            _insert(connection, rows)
+        return _logged(rows)[0]
 
     async def record(self, ctx: AuditContext, status: int) -> str:
         """Append the request's row in the writer's next group commit; returns its event id once committed."""
@@ -229,7 +231,7 @@ class AuditTrail:
         try:
             self._serve()
         finally:
-            self._drop_connection()
+            self._kept.close()
 
     def _serve(self) -> None:
         stopping = False
@@ -273,35 +275,32 @@ class AuditTrail:
         return [(waiting, event_id, None) for waiting, event_id in zip(batch, ids, strict=True)]
 
     def _insert(self, rows: list[AuditRow]) -> list[str]:
-        """Write the rows in one transaction on the writer's connection (a new one after any failure)."""
-        if self._connection is None:
-            # Kept open: checking a connection out of the pool and back for every group commit cost more CPU
-            # than a small commit itself.
-            self._connection = self.store.engine.connect()
-        try:
-            return _insert(self._connection, rows)
-        except Exception:
-            self._drop_connection()
-            raise
-
-    def _drop_connection(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
-                connection.close()
+        """Write the rows in one transaction on the writer's kept connection; their event ids."""
+        self._kept.transaction(_insert, _with_ids(rows))
+        return _logged(rows)
 
 
-def _insert(connection: Connection, rows: list[AuditRow]) -> list[str]:
-    """Write the rows, their people and any break-glass reviews in one transaction; their event ids."""
+def _with_ids(rows: list[AuditRow]) -> list[AuditRow]:
+    """The rows, each given its event id once: a row written again after a lost connection keeps its id, so
+    one whose first commit did land cannot be written twice (the unique id refuses it)."""
     for r in rows:
         # Made here, by the writer: os.urandom lets go of the GIL, and on the event loop taking it back from the
         # writer thread would cost a switch.
-        r.event["event_id"] = time_ordered_uuid()
-    with connection.begin():
-        _INSERT_EVENTS.many(connection, [r.event for r in rows])
-        _INSERT_SUBJECTS.many(connection, [{"person_id": p, "event_id": r.event["event_id"]}
-                                           for r in rows for p in r.persons])
-        _INSERT_REVIEWS.many(connection, [{"event_id": r.event["event_id"]} for r in rows if r.break_glass])
+        if "event_id" not in r.event:
+            r.event["event_id"] = time_ordered_uuid()
+    return rows
+
+
+def _insert(connection: Connection, rows: list[AuditRow]) -> None:
+    """Write the rows, their people and any break-glass reviews in the connection's transaction."""
+    _INSERT_EVENTS.many(connection, [r.event for r in rows])
+    _INSERT_SUBJECTS.many(connection, [{"person_id": p, "event_id": r.event["event_id"]}
+                                       for r in rows for p in r.persons])
+    _INSERT_REVIEWS.many(connection, [{"event_id": r.event["event_id"]} for r in rows if r.break_glass])
+
+
+def _logged(rows: list[AuditRow]) -> list[str]:
+    """Log the refusals among rows just committed (ids, never names); the rows' event ids."""
     for r in rows:
         if r.event["outcome"] != "success":
             log.info("audit %s: %s %s by %s -> %s", r.event["event_id"], r.event["action"], r.event["path"],

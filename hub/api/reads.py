@@ -2,12 +2,11 @@
 
 The busiest routes (search, record, timeline) hand their store work to these
 threads in one hop (:meth:`ReadThreads.run`): the work runs in one read
-transaction on the thread's connection and its answer comes back to the event
-loop. Keeping the connection spares every read a pool check-out and check-in
-(with the pool's rollback on return); handing work over through one queue and
-one wake-up of the loop costs less than an executor's future chained to an
-asyncio future. A connection the database dropped (a restart) is replaced and
-the read run again once: it is read-only, so running it again is safe.
+transaction on the thread's connection (:class:`hub.store.db.KeptConnection`:
+no pool check-out and check-in per read; a connection the database dropped is
+replaced and the read run again) and its answer comes back to the event loop.
+Handing work over through one queue and one wake-up of the loop costs less
+than an executor's future chained to an asyncio future.
 
 The work stays off the event loop so that a read waiting on the disk holds up
 only its own request.
@@ -17,19 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
 
 from hub.errors import HubError
-from hub.store.db import Store
-
-log = logging.getLogger("carehub.api")
+from hub.store.db import KeptConnection, Store
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -81,45 +76,20 @@ class ReadThreads:
                     thread.start()
 
     def _serve(self) -> None:
-        connection: Connection | None = None
+        kept = KeptConnection(self.store.engine)
         try:
             while (job := self._jobs.get()) is not None:
                 loop, future, work, args, kwargs = job
                 try:
-                    connection, result = self._read(connection, work, args, kwargs)
+                    result = kept.transaction(work, *args, **kwargs)
                 except BaseException as exc:  # noqa: BLE001 - handed to the request that asked, raised there
-                    if not isinstance(exc, HubError):
-                        _close(connection)
-                        connection = None
                     with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more
                         loop.call_soon_threadsafe(_fail, future, exc)
                 else:
                     with contextlib.suppress(RuntimeError):
                         loop.call_soon_threadsafe(_succeed, future, result)
         finally:
-            _close(connection)
-
-    def _read(self, connection: Connection | None, work: Callable[..., Any], args: tuple[Any, ...],
-              kwargs: dict[str, Any]) -> tuple[Connection, Any]:
-        for attempt in (1, 2):
-            if connection is None:
-                connection = self.store.engine.connect()
-            try:
-                with connection.begin():
-                    return connection, work(connection, *args, **kwargs)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated or attempt == 2:
-                    raise
-                log.warning("read connection lost (%s); reading again on a new one", type(exc.orig).__name__)
-                _close(connection)
-                connection = None
-        raise AssertionError("unreachable")
-
-
-def _close(connection: Connection | None) -> None:
-    if connection is not None:
-        with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
-            connection.close()
+            kept.close()
 
 
 def _succeed(future: asyncio.Future[Any], result: Any) -> None:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from hub.errors import HubError
+
+log = logging.getLogger("carehub.store")
+T = TypeVar("T")
+P = ParamSpec("P")
 
 SQLITE_CACHE_KIB = 131_072
 SQLITE_WAL_CHECKPOINT_PAGES = 16_384
@@ -85,6 +94,51 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+class KeptConnection:
+    """A connection one thread keeps between its transactions (the API's read threads, the audit writer).
+
+    Checking a connection out of the pool and back (with the pool's rollback
+    on return) for every short transaction cost more CPU than the transaction.
+    The connection is dropped after any failure but the hub's own refusals
+    (:class:`~hub.errors.HubError`), and a transaction whose connection the
+    database dropped (a restart, an administrator ending the session) runs
+    once more on a new connection: the callers' work is either read-only or
+    keyed so that a second run cannot write twice.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._connection: Connection | None = None
+
+    def transaction(self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``work(connection, *args, **kwargs)`` in one transaction: committed when it returns."""
+        for attempt in (1, 2):
+            if self._connection is None:
+                self._connection = self.engine.connect()
+            try:
+                with self._connection.begin():
+                    return work(self._connection, *args, **kwargs)
+            except HubError:
+                raise
+            except DBAPIError as exc:
+                self.close()
+                if not exc.connection_invalidated or attempt == 2:
+                    raise
+                log.warning("store connection lost (%s); running the transaction again on a new one",
+                            type(exc.orig).__name__)
+            except BaseException:
+                self.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close the kept connection (a new one is opened by the next transaction)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
+                connection.close()
 
 
 class PreparedStatement:

@@ -12,14 +12,16 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, func, select, text
 
 from hub.api.app import create_app
 from hub.settings import AuthSettings, Settings
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
 from hub.store.db import Store
-from tests.record.conftest import Hub
+from tests.conftest import empty_postgres
+from tests.record.conftest import Hub, make_hub
 
 BURST = 60
 
@@ -95,3 +97,34 @@ def test_family_name_prefixes_find_exactly_the_people_whose_family_name_starts_w
         assert found["next_cursor"] is None
         assert [p["id"] for p in found["items"]] == sorted(pid for pid, family in everyone.items()
                                                            if family.startswith(letters)), prefix
+
+
+@pytest.mark.postgres
+def test_reads_and_their_audit_go_on_after_the_database_ends_every_connection_of_the_hub(
+        postgres_url: str, tmp_path: Path) -> None:
+    """The read threads and the audit writer keep their connections between requests; when PostgreSQL ends
+    them (a restart, an administrator) the next requests are answered and audited all the same."""
+    empty_postgres(postgres_url)
+    store = Store(postgres_url)
+    for hub in make_hub(store, tmp_path, 5):
+        ann = hub.people["ann"]
+        patel = hub.headers("dr.patel", "clinician", "ICT-1")
+        paths = [f"/api/persons/{ann}/record", f"/api/persons/{ann}/timeline", "/api/persons?family=hale"]
+        for path in paths * 3:  # every read thread and the audit writer now hold a connection
+            assert hub.client.get(path, headers=patel).status_code == 200
+        with store.session() as s:
+            before = s.scalar(select(func.count()).select_from(AuditEvent))
+        admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            ended = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        admin.dispose()
+        assert ended and ended >= 2
+        for path in paths * 3:
+            answer = hub.client.get(path, headers=patel)
+            assert answer.status_code == 200, answer.text
+        assert hub.client.get(f"/api/persons/{ann}/record", headers=patel).json()["id"] == ann
+        with store.session() as s:
+            assert s.scalar(select(func.count()).select_from(AuditEvent)) == before + len(paths) * 3 + 1
+    store.dispose()
