@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, HubError, NotFound
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
-from hub.store.db import KeptConnection, PreparedStatement, Store
+from hub.store.db import KeptConnection, PreparedStatement, Store, WalCheckpoints, is_sqlite
 from hub.store.tables import utcnow
 
 log = logging.getLogger("carehub.audit")
@@ -194,7 +194,10 @@ class AuditTrail:
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
-        self._kept = KeptConnection(store.engine)  # the writer thread's own, kept between group commits
+        # The writer thread's own connection, kept between group commits. On SQLite its commits leave the
+        # write-ahead log to a checkpoint thread: no request waits for a checkpoint's fsync.
+        self._kept = KeptConnection(store.engine, checkpoints=False)
+        self._checkpoints = WalCheckpoints(store.engine) if is_sqlite(store.engine) else None
 
     def write(self, ctx: AuditContext, status: int) -> str:
         """Append the request's row (and subjects, and a review for a break glass); returns its event id."""
@@ -218,12 +221,16 @@ class AuditTrail:
         if writer is not None:
             self._queue.put(None)
             writer.join(timeout=30)
+        if self._checkpoints is not None:
+            self._checkpoints.close()
 
     def _start_writer(self) -> None:
         if self._writer is not None and self._writer.is_alive():
             return
         with self._writer_lock:
             if self._writer is None or not self._writer.is_alive():
+                if self._checkpoints is not None:
+                    self._checkpoints.start()
                 self._writer = threading.Thread(target=self._run, name="carehub-audit-writer", daemon=True)
                 self._writer.start()
 

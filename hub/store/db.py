@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ P = ParamSpec("P")
 
 SQLITE_CACHE_KIB = 131_072
 SQLITE_WAL_CHECKPOINT_PAGES = 16_384
+# Seconds between two checkpoints by WalCheckpoints (for writers whose commits do not checkpoint).
+SQLITE_CHECKPOINT_INTERVAL = 1.0
 # What read-only queries run on: a request's ORM session, or a bare connection where the ORM's per-session
 # bookkeeping would cost more than the query (the hot read routes).
 Reader = Session | Connection
@@ -106,10 +109,15 @@ class KeptConnection:
     database dropped (a restart, an administrator ending the session) runs
     once more on a new connection: the callers' work is either read-only or
     keyed so that a second run cannot write twice.
+
+    ``checkpoints=False`` (SQLite): this connection's commits never copy the
+    write-ahead log into the database file; a :class:`WalCheckpoints` thread
+    does it instead (the connection goes back to the pool as it came).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, checkpoints: bool = True) -> None:
         self.engine = engine
+        self._quiet = not checkpoints and is_sqlite(engine)
         self._connection: Connection | None = None
 
     def transaction(self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -117,6 +125,8 @@ class KeptConnection:
         for attempt in (1, 2):
             if self._connection is None:
                 self._connection = self.engine.connect()
+                if self._quiet:
+                    _pragma(self._connection, "wal_autocheckpoint", 0)
             try:
                 with self._connection.begin():
                     return work(self._connection, *args, **kwargs)
@@ -138,7 +148,80 @@ class KeptConnection:
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
+                if self._quiet:
+                    _pragma(connection, "wal_autocheckpoint", SQLITE_WAL_CHECKPOINT_PAGES)
                 connection.close()
+
+
+def _pragma(connection: Connection, name: str, value: int) -> None:
+    """Set a SQLite pragma on the driver's connection (outside SQLAlchemy's transaction bookkeeping)."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA {name}={value}")
+    finally:
+        cursor.close()
+
+
+class WalCheckpoints:
+    """SQLite: the write-ahead log copied into the database file by a thread of its own.
+
+    A commit that takes the log past ``wal_autocheckpoint`` pages also copies
+    it into the database file and waits for the file to reach the disk (the
+    only fsync with ``synchronous=NORMAL``). When that commit is the audit
+    writer's, every request waiting on its row waits for the disk too, for as
+    long as anything else on the machine keeps the disk busy. The audit writer
+    leaves checkpoints out of its commits (``KeptConnection(checkpoints=False)``)
+    and this thread runs a passive checkpoint every ``interval`` seconds: it
+    blocks neither readers nor writers, and copies only what no reader still
+    needs from the log.
+    """
+
+    def __init__(self, engine: Engine, interval: float = SQLITE_CHECKPOINT_INTERVAL) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="carehub-wal-checkpoints", daemon=True)
+                self._thread.start()
+
+    def close(self) -> None:
+        """Checkpoint once more and stop the thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            thread.join(timeout=30)
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """One passive checkpoint: (busy, frames in the log, frames copied to the database file)."""
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                busy, logged, copied = cursor.fetchone() or (0, 0, 0)
+            finally:
+                cursor.close()
+        finally:
+            connection.close()
+        return int(busy), int(logged), int(copied)
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.wait(self.interval)
+            try:
+                self.checkpoint()
+            except Exception:  # the store unreachable for a moment: the next checkpoint tries again
+                log.exception("WAL checkpoint failed")
+            if stopping:
+                return
 
 
 class PreparedStatement:

@@ -8,6 +8,7 @@ answer, whatever the others' outcome.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from pathlib import Path
 
@@ -127,4 +128,24 @@ def test_reads_and_their_audit_go_on_after_the_database_ends_every_connection_of
         assert hub.client.get(f"/api/persons/{ann}/record", headers=patel).json()["id"] == ann
         with store.session() as s:
             assert s.scalar(select(func.count()).select_from(AuditEvent)) == before + len(paths) * 3 + 1
+    store.dispose()
+
+
+def test_on_sqlite_a_thread_copies_the_audit_trails_log_into_the_database_file(
+        sqlite_template: Path, tmp_path: Path) -> None:
+    """The audit writer's commits leave checkpoints (and their fsync) to a thread of their own, which copies
+    the write-ahead log into the database file within a couple of seconds, long before the log would reach
+    the size at which a commit checkpoints by itself."""
+    database = tmp_path / "hub.db"
+    shutil.copy(sqlite_template, database)
+    store = Store(f"sqlite:///{database}")
+    for hub in make_hub(store, tmp_path, 5):
+        before = database.stat().st_size
+        patel = hub.headers("dr.patel", "clinician", "ICT-1")
+        for _ in range(30):
+            assert hub.client.get(f"/api/persons/{hub.people['ann']}/record", headers=patel).status_code == 200
+        deadline = time.monotonic() + 10
+        while database.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert database.stat().st_size > before
     store.dispose()
