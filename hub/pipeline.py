@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -169,6 +169,15 @@ def _bare(exc: QuarantineError) -> QuarantineError:
     return exc
 
 
+class _Link(NamedTuple):
+    """The source link a record already has: what the pipeline reads of it."""
+
+    id: int
+    entity_id: str
+    content_hash: str
+    version: int
+
+
 @dataclass(eq=False)
 class _Item:
     """One record on its way through a batch."""
@@ -177,7 +186,7 @@ class _Item:
     payload: bytes
     hash: str
     raw_id: int | None = None
-    link: Any = None
+    link: _Link | None = None
     mapped: MappedRecord | None = None
     model: Canonical | None = None
     entity_id: str | None = None
@@ -307,12 +316,14 @@ class Pipeline:
         session: Session, source: str, items: list[_Item], retry: dict[tuple[str, str], int]
     ) -> None:
         keys = [(i.record.stream, i.record.source_id) for i in items]
-        link_cols = (SourceLink.id, SourceLink.stream, SourceLink.source_id, SourceLink.entity_id,
+        link_cols = (SourceLink.stream, SourceLink.source_id, SourceLink.id, SourceLink.entity_id,
                      SourceLink.content_hash, SourceLink.version)
-        links = {(r.stream, r.source_id): r for r in _by_stream_key(session, link_cols, SourceLink, source, keys)}
-        raw_cols = (RawRecord.id, RawRecord.stream, RawRecord.source_id, RawRecord.content_hash, RawRecord.status)
-        raws = {(r.stream, r.source_id, r.content_hash): r
-                for r in _by_stream_key(session, raw_cols, RawRecord, source, keys)}
+        links = {(stream, source_id): _Link(*rest)
+                 for stream, source_id, *rest in _by_stream_key(session, link_cols, SourceLink, source, keys)}
+        raw_cols = (RawRecord.stream, RawRecord.source_id, RawRecord.content_hash, RawRecord.id, RawRecord.status)
+        raws = {(stream, source_id, digest): (raw_id, status)
+                for stream, source_id, digest, raw_id, status in _by_stream_key(session, raw_cols, RawRecord, source,
+                                                                                 keys)}
         for item in items:
             key = (item.record.stream, item.record.source_id)
             item.link = links.get(key)
@@ -320,8 +331,8 @@ class Pipeline:
             if key in retry:
                 item.raw_id = retry[key]
             elif raw is not None:
-                item.raw_id = raw.id
-                if raw.status == "quarantined":
+                item.raw_id = raw[0]
+                if raw[1] == "quarantined":
                     item.error = QuarantineError("ALREADY_QUARANTINED", "kept earlier; retry it explicitly")
 
     @staticmethod
@@ -355,8 +366,8 @@ class Pipeline:
             if item.mapped is not None:
                 wanted.update(item.mapped.references.values())
         cols = (SourceLink.stream, SourceLink.source_id, SourceLink.entity_id)
-        found = {(r.stream, r.source_id): r.entity_id
-                 for r in _by_stream_key(session, cols, SourceLink, source, sorted(wanted))}
+        found = {(stream, source_id): entity_id
+                 for stream, source_id, entity_id in _by_stream_key(session, cols, SourceLink, source, sorted(wanted))}
         for item in items:
             if item.mapped is None:
                 continue
@@ -443,6 +454,7 @@ class Pipeline:
             q.raw_record_id: q
             for q in session.scalars(select(Quarantine).where(Quarantine.raw_record_id.in_([i.raw_id for i in bad])))
         }
+        fresh: list[dict[str, Any]] = []
         for item in bad:
             err = item.error
             assert err is not None and item.raw_id is not None
@@ -451,17 +463,19 @@ class Pipeline:
             entry = {"at": now.isoformat(), "reason": err.reason, "message": err.message}
             q = existing.get(item.raw_id)
             if q is None:
-                session.add(Quarantine(
-                    raw_record_id=item.raw_id, source=source, stream=item.record.stream,
-                    source_id=item.record.source_id, reason=err.reason, message=err.message,
-                    field=err.field, status="open", attempts=1, history=[entry], created_at=now, updated_at=now,
-                ))
+                fresh.append({
+                    "raw_record_id": item.raw_id, "source": source, "stream": item.record.stream,
+                    "source_id": item.record.source_id, "reason": err.reason, "message": err.message,
+                    "field": err.field, "status": "open", "attempts": 1, "history": [entry], "created_at": now,
+                    "updated_at": now,
+                })
             else:
                 q.reason, q.message, q.field, q.status = err.reason, err.message, err.field, "open"
                 q.attempts += 1
                 q.history = [*q.history, entry]
                 q.updated_at = now
         session.flush()
+        bulk_insert(session, Quarantine, fresh)  # in batch order, as the session would have
 
     def _upsert(self, session: Session, source: str, items: list[_Item], now: datetime, result: BatchResult) -> None:
         if not items:
@@ -687,8 +701,8 @@ def _raw_ids(session: Session, source: str, items: list[_Item]) -> dict[tuple[st
     """Ids of the raw rows just written, by (stream, source id, hash)."""
     cols = (RawRecord.id, RawRecord.stream, RawRecord.source_id, RawRecord.content_hash)
     keys = [(i.record.stream, i.record.source_id) for i in items]
-    return {(r.stream, r.source_id, r.content_hash): r.id
-            for r in _by_stream_key(session, cols, RawRecord, source, keys)}
+    return {(stream, source_id, digest): raw_id
+            for raw_id, stream, source_id, digest in _by_stream_key(session, cols, RawRecord, source, keys)}
 
 
 def _by_stream_key(
@@ -698,7 +712,7 @@ def _by_stream_key(
     """Rows of ``entity`` for (stream, source id) keys of one source, looked up stream by stream.
 
     A plain ``IN`` per stream uses the (source, stream, source_id) index. ``where`` adds a
-    literal SQL condition. Rows carry the columns' names as attributes.
+    literal SQL condition. Rows are plain tuples in the order of ``columns``.
     """
     by_stream: dict[str, list[str]] = defaultdict(list)
     for stream, source_id in keys:
@@ -715,14 +729,20 @@ def _rows_in(session: Session, select_sql: str, params: Sequence[Any], values: S
 
     ``select_sql`` writes ``{m}`` for each marker of ``params`` and ``{in}`` where the values'
     markers go. SQLAlchemy's expanding ``IN`` coerced each of hundreds of values again on
-    every call, which cost more than the indexed lookup itself. Only for columns whose values
-    need no conversion by their type (text, integers).
+    every call, which cost more than the indexed lookup itself; its result rows (a ``Row`` and a
+    ``fetchone`` each) cost more again, so rows come back from the DB-API cursor as plain tuples.
+    Only for columns whose values need no conversion by their type (text, integers).
     """
     conn = session.connection()
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    for chunk in _chunks(values, _CHUNK):
-        sql = select_sql.format(m=mark, **{"in": ", ".join([mark] * len(chunk))})
-        yield from conn.exec_driver_sql(sql, (*params, *chunk))
+    cursor = conn.connection.cursor()
+    try:
+        for chunk in _chunks(values, _CHUNK):
+            sql = select_sql.format(m=mark, **{"in": ", ".join([mark] * len(chunk))})
+            cursor.execute(sql, (*params, *chunk))
+            yield from cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _settle_quarantine(session: Session, source: str, items: list[_Item], now: datetime) -> None:
@@ -734,10 +754,10 @@ def _settle_quarantine(session: Session, source: str, items: list[_Item], now: d
     if not open_entries:
         return
     accepted_raw = {(i.record.stream, i.record.source_id): i.raw_id for i in items}
-    for entry in open_entries:
-        own = accepted_raw.get((entry.stream, entry.source_id)) == entry.raw_record_id
+    for entry_id, stream, source_id, raw_record_id in open_entries:
+        own = accepted_raw.get((stream, source_id)) == raw_record_id
         session.execute(
-            update(Quarantine).where(Quarantine.id == entry.id).values(
+            update(Quarantine).where(Quarantine.id == entry_id).values(
                 status="resolved" if own else "superseded", updated_at=now)
         )
 
