@@ -568,16 +568,24 @@ class Pipeline:
             bulk_insert(session, Entity, inserts)
         if updates:
             bulk_update(session, Entity, updates)
-        if persons:
-            write_person_index(session, persons)
+        written = write_person_index(session, persons) if persons else None
         if events:
             hold_outbox_order(session)
             bulk_insert(session, OutboxEvent, events)
             result.events += len(events)
+        notify = getattr(self.resolver, "persons_written", None)
+        if written is not None and notify is not None:  # after the outbox rows: see hub.identity.blocks
+            notify(session, *written)
 
 
-def write_person_index(session: Session, persons: Iterable[tuple[str, dict[str, Any], str]]) -> None:
-    """Keep the typed search columns and identifiers of golden persons in step with their documents."""
+def write_person_index(
+    session: Session, persons: Iterable[tuple[str, dict[str, Any], str]]
+) -> tuple[list[dict[str, Any]], list[str], list[dict[str, str]]]:
+    """Keep the typed search columns and identifiers of golden persons in step with their documents.
+
+    Returns what it wrote: the index rows (new and changed), the persons whose identifiers it
+    replaced, and the identifiers it inserted.
+    """
     index_new: list[dict[str, Any]] = []
     index_changed: list[dict[str, Any]] = []
     identifiers: list[dict[str, str]] = []
@@ -599,11 +607,13 @@ def write_person_index(session: Session, persons: Iterable[tuple[str, dict[str, 
         bulk_update(session, PersonIndex, index_changed)
     for chunk in _chunks(changed_ids, _CHUNK):
         session.execute(delete(PersonIdentifier).where(PersonIdentifier.person_id.in_(chunk)))
+    free: list[dict[str, str]] = []
     if identifiers:
         taken = _taken_identifiers(session, identifiers)
         free = [i for i in identifiers if (i["system"], i["value"]) not in taken]
         if free:
             bulk_insert(session, PersonIdentifier, free)
+    return [*index_new, *index_changed], changed_ids, free
 
 
 def _taken_identifiers(session: Session, identifiers: list[dict[str, str]]) -> set[tuple[str, str]]:

@@ -130,8 +130,9 @@ def sync_source(
         run_id = run.id
     total = BatchResult()
     statistics = PlannerStatistics(store)
+    remembering = getattr(pipeline.resolver, "remembering", None)  # identity's keys in memory (hub.identity.blocks)
     try:
-        with batch_friendly_gc():
+        with batch_friendly_gc(), remembering() if remembering is not None else contextlib.nullcontext():
             can = getattr(adapter, "can_read_ahead", None)
             forks = "fork" in multiprocessing.get_all_start_methods()
             if read_ahead and forks and can is not None and can():
