@@ -437,8 +437,8 @@ class Pipeline:
                 }
                 for i in fresh
             ]
-            bulk_insert(session, RawRecord, rows)
-            ids = _raw_ids(session, source, fresh)
+            ids = {(stream, source_id, digest): raw_id for raw_id, stream, source_id, digest in insert_returning(
+                session, RawRecord, rows, ("id", "stream", "source_id", "content_hash"))}
             for item in fresh:
                 item.raw_id = ids[(item.record.stream, item.record.source_id, item.hash)]
         if again:
@@ -671,6 +671,41 @@ def bulk_insert(session: Session, entity: Any, rows: list[dict[str, Any]]) -> No
     _executemany(session, sql, [table.c[c] for c in columns], [[row[c] for c in columns] for row in rows])
 
 
+def insert_returning(session: Session, entity: Any, rows: list[dict[str, Any]], returning: Sequence[str],
+                     ) -> list[tuple[Any, ...]]:
+    """As :func:`bulk_insert`, answering the ``returning`` columns of every row inserted (in no set order).
+
+    Multi-row ``INSERT ... VALUES ... RETURNING`` statements (SQLite 3.35+, PostgreSQL), as many
+    rows each as the drivers' bound-value limits allow: the ids come back with the insert instead
+    of a second lookup of every row by its key. Only for ``returning`` columns that need no
+    conversion by their type.
+    """
+    if not rows:
+        return []
+    table = entity.__table__
+    columns = list(rows[0])
+    values = [[row[c] for c in columns] for row in rows]
+    _bind(session, [table.c[c] for c in columns], values)
+    row_marks = f"({_marks(session, len(columns))})"
+    per = max(1, _BOUND_VALUES // len(columns))
+    cursor = session.connection().connection.cursor()
+    out: list[tuple[Any, ...]] = []
+    try:
+        for start in range(0, len(values), per):
+            chunk = values[start:start + per]
+            cursor.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                           f"{', '.join([row_marks] * len(chunk))} RETURNING {', '.join(returning)}",
+                           [v for row in chunk for v in row])
+            out.extend(cursor.fetchall())
+    finally:
+        cursor.close()
+    return out
+
+
+# Bound values per statement: under SQLite's limit (32,766 since 3.32) and PostgreSQL's (65,535).
+_BOUND_VALUES = 30_000
+
+
 def bulk_update(session: Session, entity: Any, rows: list[dict[str, Any]]) -> None:
     """executemany UPDATE by primary key straight to the driver; each row names its key and new values."""
     if not rows:
@@ -690,6 +725,12 @@ def _marks(session: Session, n: int) -> str:
 
 
 def _executemany(session: Session, sql: str, columns: list[Any], rows: list[list[Any]]) -> None:
+    _bind(session, columns, rows)
+    session.connection().exec_driver_sql(sql, [tuple(row) for row in rows])
+
+
+def _bind(session: Session, columns: list[Any], rows: list[list[Any]]) -> None:
+    """Convert each row's values in place, as each column's type binds them."""
     conn = session.connection()
     processors = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
     for i, proc in enumerate(processors):
@@ -704,15 +745,6 @@ def _executemany(session: Session, sql: str, columns: list[Any], rows: list[list
                 row[i] = memo[value]
             else:
                 row[i] = proc(value)
-    conn.exec_driver_sql(sql, [tuple(row) for row in rows])
-
-
-def _raw_ids(session: Session, source: str, items: list[_Item]) -> dict[tuple[str, str, str], int]:
-    """Ids of the raw rows just written, by (stream, source id, hash)."""
-    cols = (RawRecord.id, RawRecord.stream, RawRecord.source_id, RawRecord.content_hash)
-    keys = [(i.record.stream, i.record.source_id) for i in items]
-    return {(stream, source_id, digest): raw_id
-            for raw_id, stream, source_id, digest in _by_stream_key(session, cols, RawRecord, source, keys)}
 
 
 def _by_stream_key(
