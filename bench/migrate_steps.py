@@ -15,8 +15,8 @@ code no longer has is skipped. ``--profile FILE`` also writes a cProfile of the 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import collections
+import cProfile
 import functools
 import os
 import shutil
