@@ -133,6 +133,10 @@ class PreparedRecord:
     reader process can do it while the store writes the batch before (``hub.sync``). The
     pipeline treats it exactly as the record it came from: ``payload_json`` is the raw record
     kept, and ``mapped`` or ``error`` is what the mapper said of it.
+
+    ``validated``: the mapped record was also validated (:func:`prepare`); ``invalid`` is then
+    the validation's quarantine reason, or else ``mapped.document`` is the canonical document
+    the pipeline stores, with a placeholder in each reference field until the pipeline resolves it.
     """
 
     stream: str
@@ -142,6 +146,8 @@ class PreparedRecord:
     hash: str
     mapped: MappedRecord | None
     error: QuarantineError | None
+    validated: bool = False
+    invalid: QuarantineError | None = None
 
     @property
     def cursor(self) -> StreamCursor:
@@ -149,17 +155,43 @@ class PreparedRecord:
         return StreamCursor(modified=self.modified, key=self.source_id)
 
 
-def prepare(record: SourceRecord, mapper: Mapper) -> PreparedRecord:
-    """Serialise, hash and map one source record (pure: no store, no clock)."""
+def prepare(record: SourceRecord, mapper: Mapper, *, validate: bool = False) -> PreparedRecord:
+    """Serialise, hash and map one source record (pure: no store, no clock).
+
+    ``validate`` also validates the mapped record, unless it is a Person (whose model identity
+    needs, and whose dates are checked against today): its reference fields hold a placeholder
+    meanwhile, which no validator reads (they are plain text ids), so the outcome and the
+    document are those of validating it with the resolved ids. Only for a pipeline without
+    enrichers (they change models before they are stored).
+    """
     payload = dumps(record.payload)
     mapped: MappedRecord | None = None
     error: QuarantineError | None = None
+    invalid: QuarantineError | None = None
     try:
         mapped = mapper(record)
     except QuarantineError as exc:
         error = _bare(exc)
+    validated = validate and mapped is not None and mapped.entity_type != Person.entity_type
+    if validated:
+        assert mapped is not None
+        document = {**mapped.document, **dict.fromkeys(mapped.references, _UNRESOLVED)}
+        try:
+            model = ENTITIES[mapped.entity_type].model_validate(document)
+        except ValidationError as exc:
+            invalid = quarantine_reason(exc)
+        else:
+            mapped = MappedRecord(mapped.entity_type, _canonical(model), mapped.references)
     return PreparedRecord(record.stream, record.source_id, record.modified, payload, content_hash(payload),
-                          mapped, error)
+                          mapped, error, validated, invalid)
+
+
+_UNRESOLVED = "00000000-0000-0000-0000-000000000000"  # a reference field's value until it is resolved
+
+
+def _canonical(model: Canonical) -> dict[str, Any]:
+    """The document the store keeps for a validated model."""
+    return model.model_dump(mode="json", exclude_none=True, exclude={"id"})
 
 
 def _bare(exc: QuarantineError) -> QuarantineError:
@@ -194,6 +226,14 @@ class _Item:
     document: dict[str, Any] | None = None
     document_json: bytes = b""
     error: QuarantineError | None = None
+
+    @property
+    def entity_type(self) -> str:
+        """The canonical type of a validated record."""
+        if self.model is not None:
+            return self.model.entity_type
+        assert self.mapped is not None
+        return self.mapped.entity_type
 
 
 _REASONS = (
@@ -388,10 +428,17 @@ class Pipeline:
                 for item, model in zip(live, enricher.enrich([i.model for i in live if i.model]), strict=True):
                     item.model = model
 
-    @staticmethod
-    def _validate(items: list[_Item]) -> None:
+    def _validate(self, items: list[_Item]) -> None:
         for item in items:
             if item.error is not None or item.mapped is None:
+                continue
+            record = item.record
+            if isinstance(record, PreparedRecord) and record.validated and not self.enrichers:
+                # validated by prepare(): its document is canonical, its references resolved into it
+                if record.invalid is not None:
+                    item.error = record.invalid
+                else:
+                    item.document = item.mapped.document
                 continue
             cls = ENTITIES[item.mapped.entity_type]
             try:
@@ -402,7 +449,7 @@ class Pipeline:
     def _assign_entities(self, session: Session, source: str, items: list[_Item]) -> None:
         candidates: list[tuple[_Item, PersonCandidate]] = []
         for item in items:
-            if item.error is not None or item.model is None:
+            if item.error is not None or (item.model is None and item.document is None):
                 continue
             if item.link is not None:
                 item.entity_id = item.link.entity_id
@@ -419,9 +466,13 @@ class Pipeline:
                 item.entity_id = res.person_id or cand.new_id
             self.resolver.record_batch(session, batch, resolutions)
         for item in items:
-            if item.model is not None and item.error is None:
+            if item.error is not None:
+                continue
+            if item.model is not None:
                 item.person_id = item.entity_id if isinstance(item.model, Person) else getattr(
                     item.model, "person_id", None)
+            elif item.document is not None:  # validated by prepare(): never a Person
+                item.person_id = item.document.get("person_id")
 
     @staticmethod
     def _keep_raw(session: Session, source: str, items: list[_Item], now: datetime) -> None:
@@ -483,8 +534,8 @@ class Pipeline:
         result.accepted += len(items)
         _settle_quarantine(session, source, items, now)
         for item in items:
-            assert item.model is not None
-            item.document = item.model.model_dump(mode="json", exclude_none=True, exclude={"id"})
+            if item.model is not None:
+                item.document = _canonical(item.model)
         # provenance first, so survivorship sees this batch's contributions
         new_links, changed_links = [], []
         for item in items:
@@ -493,7 +544,7 @@ class Pipeline:
             if item.link is None:
                 new_links.append({
                     "source": source, "stream": item.record.stream, "source_id": item.record.source_id,
-                    "entity_type": item.model.entity_type if item.model else "", "entity_id": item.entity_id,
+                    "entity_type": item.entity_type, "entity_id": item.entity_id,
                     "content_hash": item.hash, "document": doc_json, "raw_record_id": item.raw_id,
                     "version": 1, "first_seen": now, "last_seen": now,
                 })
@@ -529,8 +580,7 @@ class Pipeline:
         inserts, updates, events, persons = [], [], [], []
         for eid, group in by_entity.items():
             head = group[-1]
-            assert head.model is not None
-            etype = head.model.entity_type
+            etype = head.entity_type
             if eid not in others and len(group) == 1:  # the only source of a new entity: its document as is
                 golden, golden_json = head.document or {}, head.document_json
             else:

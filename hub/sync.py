@@ -199,7 +199,8 @@ def _apply(
 # -- read-ahead ---------------------------------------------------------------------------------
 
 # A prepared record crosses the pipe as a plain tuple (pickles several times faster than objects):
-# (source id, modified, payload JSON, hash, entity type, document, references, reason, message, field).
+# (source id, modified, payload JSON, hash, entity type, document, references, reason, message, field, validated,
+# (reason, message, field) of a validation error).
 _Row = tuple[Any, ...]
 
 
@@ -218,7 +219,7 @@ def _sync_read_ahead(
         for spec in adapter.streams():
             plan.append((spec.name, pipeline.load_cursor(session, adapter.name, spec.name)))
     total = BatchResult()
-    with _Reader(adapter, plan, until, batch_size) as reader:
+    with _Reader(adapter, plan, until, batch_size, validate=not pipeline.enrichers) as reader:
         for stream, batch in reader.batches():
             total.add(_apply(store, adapter, pipeline, stream, batch, progress, statistics))
     return total
@@ -233,11 +234,12 @@ class _Reader:
     """
 
     def __init__(self, adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime,
-                 batch_size: int) -> None:
+                 batch_size: int, *, validate: bool) -> None:
         context = multiprocessing.get_context("fork")
         self._incoming, outgoing = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_read_ahead, args=(adapter, plan, until, batch_size, outgoing, self._incoming, os.getpid()),
+            target=_read_ahead,
+            args=(adapter, plan, until, batch_size, validate, outgoing, self._incoming, os.getpid()),
             name=f"carehub-reader-{adapter.name}", daemon=True,
         )
         self._process.start()
@@ -269,7 +271,7 @@ class _Reader:
 
 
 def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime, batch_size: int,
-                outgoing: Any, incoming: Any, parent: int) -> None:
+                validate: bool, outgoing: Any, incoming: Any, parent: int) -> None:
     """The reader process's body."""
     incoming.close()  # the parent's end: when the parent dies, a send here fails at once
     _die_with(parent)
@@ -282,7 +284,7 @@ def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: d
         for stream, cursor in plan:
             batch: list[_Row] = []
             for record in adapter.pull(stream, cursor, until):
-                batch.append(_pack(prepare(record, adapter.map)))
+                batch.append(_pack(prepare(record, adapter.map, validate=validate)))
                 if len(batch) >= batch_size:
                     send(("batch", stream, batch))
                     batch = []
@@ -308,19 +310,24 @@ def _die_with(parent: int) -> None:
 
 
 def _pack(prepared: PreparedRecord) -> _Row:
-    mapped, error = prepared.mapped, prepared.error
+    mapped, error, invalid = prepared.mapped, prepared.error, prepared.invalid
     return (prepared.source_id, prepared.modified, prepared.payload_json, prepared.hash,
             mapped.entity_type if mapped else None, mapped.document if mapped else None,
             mapped.references if mapped else None,
-            error.reason if error else None, error.message if error else None, error.field if error else None)
+            error.reason if error else None, error.message if error else None, error.field if error else None,
+            prepared.validated,
+            (invalid.reason, invalid.message, invalid.field) if invalid else None)
 
 
 def _unpack(stream: str, row: _Row) -> PreparedRecord:
-    source_id, modified, payload, digest, entity_type, document, references, reason, message, field = row
+    source_id, modified, payload, digest, entity_type, document, references, reason, message, field, validated, \
+        invalid = row
     return PreparedRecord(
         stream, source_id, modified, payload, digest,
         MappedRecord(entity_type, document, references) if entity_type is not None else None,
         QuarantineError(reason, message, field=field) if reason is not None else None,
+        validated,
+        QuarantineError(invalid[0], invalid[1], field=invalid[2]) if invalid is not None else None,
     )
 
 
