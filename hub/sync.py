@@ -5,11 +5,15 @@ outbox events and the stream's cursor, so a sync killed at any moment resumes
 where the last committed batch ended and reaches the state of an unbroken run.
 
 With ``read_ahead`` (``carehub sync`` and the migration benchmark), an adapter that
-can run in a forked process (``can_read_ahead``) is pulled, serialised, hashed and
-mapped there, a batch ahead of the store, while this process writes the batch
-before: the two halves of a migration run on two cores. The batches, their order,
-their cursors and every record's outcome are the same as read in process; only the
-mapping of a record the store already holds unchanged is done, and thrown away.
+can run in a forked process (``can_read_ahead``) is pulled, serialised, hashed,
+mapped and (but for persons, and when the pipeline has no enrichers) validated there,
+a batch ahead of the store, while this process writes the batch before: the two halves
+of a migration run on two cores. The batches, their order, their cursors and every
+record's outcome are the same as read in process; only the mapping of a record the
+store already holds unchanged is done, and thrown away.
+
+A sync also has identity keep the active persons' blocking keys in memory from its
+second batch on (``ScoredResolver.remembering``, :mod:`hub.identity.blocks`).
 """
 
 from __future__ import annotations

@@ -108,7 +108,8 @@ class PersonBlocks:
         try:
             cursor.execute(f"SELECT count(*) FROM outbox WHERE id > {mark} AND entity_type = 'Person'",
                            (self.mark[0],))
-            others = cursor.fetchone()[0] - len(rows)
+            (count,) = cursor.fetchone() or (0,)
+            others = count - len(rows)
             latest = _last_event(cursor)
         finally:
             cursor.close()
