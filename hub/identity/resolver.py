@@ -432,9 +432,11 @@ class ScoredResolver(IdentityResolver):
                 self._blocks, self._batches = None, 0
 
     def _blocks_for(self, session: Session) -> PersonBlocks | None:
-        """The in-memory index for this batch: none outside a sync or in its first batch; loaded
-        again whenever the store's persons are no longer those it holds."""
-        if not self._remembering:
+        """The in-memory index for this batch: none outside a sync or in its first batch, nor while
+        two syncs share this resolver; loaded again whenever the store's persons are no longer those
+        it holds."""
+        if self._remembering != 1:
+            self._blocks = None
             return None
         self._batches += 1
         if self._batches == 1:
@@ -446,7 +448,7 @@ class ScoredResolver(IdentityResolver):
     def persons_written(self, session: Session, rows: Sequence[dict[str, Any]], replaced: Iterable[str],
                         identifiers: Iterable[dict[str, str]]) -> None:
         """What a batch wrote to ``person_index`` and ``person_identifiers`` (after its outbox rows)."""
-        if self._blocks is not None:
+        if self._blocks is not None and self._remembering == 1:
             self._blocks.written(session, rows, replaced, identifiers)
 
     def resolve_batch(self, session: Session, candidates: Sequence[PersonCandidate]) -> list[PersonResolution]:
