@@ -3,7 +3,9 @@
 Prints source rows per second through the whole pipeline (read, keep raw, map,
 validate, identity, upsert with provenance, outbox) on SQLite and, when
 PostgreSQL answers, on PostgreSQL — beside the floor of the same rows written by
-a bare ``executemany`` into the same kind of store in the same run.
+a bare ``executemany`` into the same kind of store in the same run, the process CPU
+per source row of this process and of the sync's reader process, and the load average
+before and after the sync.
 
 Target: >= 10,000 source rows/s on SQLite (a million-row legacy database in
 under two minutes).
@@ -70,16 +72,24 @@ def floor(url: str, rows: list[tuple[str, str, bytes]]) -> float:
     return len(rows) / elapsed
 
 
-def end_to_end(url: str, adapter: SqlAdapter) -> tuple[float, int, float]:
-    """(seconds, rows read, rows/s) for a full sync into a fresh store at ``url``."""
+def end_to_end(url: str, adapter: SqlAdapter) -> tuple[float, int, float, float, float]:
+    """(seconds, rows read, rows/s, this process's CPU s, the reader's CPU s) for a full sync
+    into a fresh store at ``url``."""
     store = Store(url)
     upgrade(store.engine)
     pipeline = Pipeline(Survivorship.load(config_dir() / "survivorship.toml"))
-    start = time.perf_counter()
+    start, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
     result = sync_source(store, adapter, pipeline, batch_size=adapter.settings.batch_size, read_ahead=True)
     elapsed = time.perf_counter() - start
+    cpu, children = time.process_time() - cpu, _children_cpu() - children
     store.dispose()
-    return elapsed, result.received, result.received / elapsed
+    return elapsed, result.received, result.received / elapsed, cpu, children
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the finished child processes (the sync's reader) so far."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def main() -> None:
@@ -116,11 +126,14 @@ def main() -> None:
             print(f"PostgreSQL not used: {type(exc).__name__}")
             admin = None
 
-    print(f"{'store':<11} {'floor rows/s':>13} {'end-to-end s':>13} {'rows/s':>9} {'of floor':>9}")
+    print(f"{'store':<11} {'floor rows/s':>13} {'end-to-end s':>13} {'rows/s':>9} {'of floor':>9} "
+          f"{'main CPU us/row':>16} {'reader CPU us/row':>18}  load average")
     for label, url in targets:
         floor_rate = floor(url, rows)
-        seconds, read, rate = end_to_end(url, adapter)
-        print(f"{label:<11} {floor_rate:>13,.0f} {seconds:>13.1f} {rate:>9,.0f} {rate / floor_rate:>8.1%}")
+        before = os.getloadavg()[0]
+        seconds, read, rate, cpu, reader = end_to_end(url, adapter)
+        print(f"{label:<11} {floor_rate:>13,.0f} {seconds:>13.1f} {rate:>9,.0f} {rate / floor_rate:>8.1%} "
+              f"{cpu / read * 1e6:>16.0f} {reader / read * 1e6:>18.0f}  {before:.1f} -> {os.getloadavg()[0]:.1f}")
         if label == "SQLite":
             verdict = "meets" if rate >= TARGET_SQLITE else "misses"
             print(f"            target >= {TARGET_SQLITE:,} rows/s on SQLite: {verdict}")

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -133,6 +133,10 @@ class PreparedRecord:
     reader process can do it while the store writes the batch before (``hub.sync``). The
     pipeline treats it exactly as the record it came from: ``payload_json`` is the raw record
     kept, and ``mapped`` or ``error`` is what the mapper said of it.
+
+    ``validated``: the mapped record was also validated (:func:`prepare`); ``invalid`` is then
+    the validation's quarantine reason, or else ``mapped.document`` is the canonical document
+    the pipeline stores, with a placeholder in each reference field until the pipeline resolves it.
     """
 
     stream: str
@@ -142,6 +146,8 @@ class PreparedRecord:
     hash: str
     mapped: MappedRecord | None
     error: QuarantineError | None
+    validated: bool = False
+    invalid: QuarantineError | None = None
 
     @property
     def cursor(self) -> StreamCursor:
@@ -149,17 +155,43 @@ class PreparedRecord:
         return StreamCursor(modified=self.modified, key=self.source_id)
 
 
-def prepare(record: SourceRecord, mapper: Mapper) -> PreparedRecord:
-    """Serialise, hash and map one source record (pure: no store, no clock)."""
+def prepare(record: SourceRecord, mapper: Mapper, *, validate: bool = False) -> PreparedRecord:
+    """Serialise, hash and map one source record (pure: no store, no clock).
+
+    ``validate`` also validates the mapped record, unless it is a Person (whose model identity
+    needs, and whose dates are checked against today): its reference fields hold a placeholder
+    meanwhile, which no validator reads (they are plain text ids), so the outcome and the
+    document are those of validating it with the resolved ids. Only for a pipeline without
+    enrichers (they change models before they are stored).
+    """
     payload = dumps(record.payload)
     mapped: MappedRecord | None = None
     error: QuarantineError | None = None
+    invalid: QuarantineError | None = None
     try:
         mapped = mapper(record)
     except QuarantineError as exc:
         error = _bare(exc)
+    validated = validate and mapped is not None and mapped.entity_type != Person.entity_type
+    if validated:
+        assert mapped is not None
+        document = {**mapped.document, **dict.fromkeys(mapped.references, _UNRESOLVED)}
+        try:
+            model = ENTITIES[mapped.entity_type].model_validate(document)
+        except ValidationError as exc:
+            invalid = quarantine_reason(exc)
+        else:
+            mapped = MappedRecord(mapped.entity_type, _canonical(model), mapped.references)
     return PreparedRecord(record.stream, record.source_id, record.modified, payload, content_hash(payload),
-                          mapped, error)
+                          mapped, error, validated, invalid)
+
+
+_UNRESOLVED = "00000000-0000-0000-0000-000000000000"  # a reference field's value until it is resolved
+
+
+def _canonical(model: Canonical) -> dict[str, Any]:
+    """The document the store keeps for a validated model."""
+    return model.model_dump(mode="json", exclude_none=True, exclude={"id"})
 
 
 def _bare(exc: QuarantineError) -> QuarantineError:
@@ -167,6 +199,15 @@ def _bare(exc: QuarantineError) -> QuarantineError:
     which would then outlive the batch as cyclic garbage until a full collection."""
     exc.__traceback__ = exc.__cause__ = exc.__context__ = None
     return exc
+
+
+class _Link(NamedTuple):
+    """The source link a record already has: what the pipeline reads of it."""
+
+    id: int
+    entity_id: str
+    content_hash: str
+    version: int
 
 
 @dataclass(eq=False)
@@ -177,7 +218,7 @@ class _Item:
     payload: bytes
     hash: str
     raw_id: int | None = None
-    link: Any = None
+    link: _Link | None = None
     mapped: MappedRecord | None = None
     model: Canonical | None = None
     entity_id: str | None = None
@@ -185,6 +226,14 @@ class _Item:
     document: dict[str, Any] | None = None
     document_json: bytes = b""
     error: QuarantineError | None = None
+
+    @property
+    def entity_type(self) -> str:
+        """The canonical type of a validated record."""
+        if self.model is not None:
+            return self.model.entity_type
+        assert self.mapped is not None
+        return self.mapped.entity_type
 
 
 _REASONS = (
@@ -307,12 +356,14 @@ class Pipeline:
         session: Session, source: str, items: list[_Item], retry: dict[tuple[str, str], int]
     ) -> None:
         keys = [(i.record.stream, i.record.source_id) for i in items]
-        link_cols = (SourceLink.id, SourceLink.stream, SourceLink.source_id, SourceLink.entity_id,
+        link_cols = (SourceLink.stream, SourceLink.source_id, SourceLink.id, SourceLink.entity_id,
                      SourceLink.content_hash, SourceLink.version)
-        links = {(r.stream, r.source_id): r for r in _by_stream_key(session, link_cols, SourceLink, source, keys)}
-        raw_cols = (RawRecord.id, RawRecord.stream, RawRecord.source_id, RawRecord.content_hash, RawRecord.status)
-        raws = {(r.stream, r.source_id, r.content_hash): r
-                for r in _by_stream_key(session, raw_cols, RawRecord, source, keys)}
+        links = {(stream, source_id): _Link(*rest)
+                 for stream, source_id, *rest in _by_stream_key(session, link_cols, SourceLink, source, keys)}
+        raw_cols = (RawRecord.stream, RawRecord.source_id, RawRecord.content_hash, RawRecord.id, RawRecord.status)
+        raws = {(stream, source_id, digest): (raw_id, status)
+                for stream, source_id, digest, raw_id, status in _by_stream_key(session, raw_cols, RawRecord, source,
+                                                                                 keys)}
         for item in items:
             key = (item.record.stream, item.record.source_id)
             item.link = links.get(key)
@@ -320,8 +371,8 @@ class Pipeline:
             if key in retry:
                 item.raw_id = retry[key]
             elif raw is not None:
-                item.raw_id = raw.id
-                if raw.status == "quarantined":
+                item.raw_id = raw[0]
+                if raw[1] == "quarantined":
                     item.error = QuarantineError("ALREADY_QUARANTINED", "kept earlier; retry it explicitly")
 
     @staticmethod
@@ -355,8 +406,8 @@ class Pipeline:
             if item.mapped is not None:
                 wanted.update(item.mapped.references.values())
         cols = (SourceLink.stream, SourceLink.source_id, SourceLink.entity_id)
-        found = {(r.stream, r.source_id): r.entity_id
-                 for r in _by_stream_key(session, cols, SourceLink, source, sorted(wanted))}
+        found = {(stream, source_id): entity_id
+                 for stream, source_id, entity_id in _by_stream_key(session, cols, SourceLink, source, sorted(wanted))}
         for item in items:
             if item.mapped is None:
                 continue
@@ -377,10 +428,17 @@ class Pipeline:
                 for item, model in zip(live, enricher.enrich([i.model for i in live if i.model]), strict=True):
                     item.model = model
 
-    @staticmethod
-    def _validate(items: list[_Item]) -> None:
+    def _validate(self, items: list[_Item]) -> None:
         for item in items:
             if item.error is not None or item.mapped is None:
+                continue
+            record = item.record
+            if isinstance(record, PreparedRecord) and record.validated and not self.enrichers:
+                # validated by prepare(): its document is canonical, its references resolved into it
+                if record.invalid is not None:
+                    item.error = record.invalid
+                else:
+                    item.document = item.mapped.document
                 continue
             cls = ENTITIES[item.mapped.entity_type]
             try:
@@ -391,7 +449,7 @@ class Pipeline:
     def _assign_entities(self, session: Session, source: str, items: list[_Item]) -> None:
         candidates: list[tuple[_Item, PersonCandidate]] = []
         for item in items:
-            if item.error is not None or item.model is None:
+            if item.error is not None or (item.model is None and item.document is None):
                 continue
             if item.link is not None:
                 item.entity_id = item.link.entity_id
@@ -408,9 +466,13 @@ class Pipeline:
                 item.entity_id = res.person_id or cand.new_id
             self.resolver.record_batch(session, batch, resolutions)
         for item in items:
-            if item.model is not None and item.error is None:
+            if item.error is not None:
+                continue
+            if item.model is not None:
                 item.person_id = item.entity_id if isinstance(item.model, Person) else getattr(
                     item.model, "person_id", None)
+            elif item.document is not None:  # validated by prepare(): never a Person
+                item.person_id = item.document.get("person_id")
 
     @staticmethod
     def _keep_raw(session: Session, source: str, items: list[_Item], now: datetime) -> None:
@@ -426,8 +488,8 @@ class Pipeline:
                 }
                 for i in fresh
             ]
-            bulk_insert(session, RawRecord, rows)
-            ids = _raw_ids(session, source, fresh)
+            ids = {(stream, source_id, digest): raw_id for raw_id, stream, source_id, digest in insert_returning(
+                session, RawRecord, rows, ("id", "stream", "source_id", "content_hash"))}
             for item in fresh:
                 item.raw_id = ids[(item.record.stream, item.record.source_id, item.hash)]
         if again:
@@ -443,6 +505,7 @@ class Pipeline:
             q.raw_record_id: q
             for q in session.scalars(select(Quarantine).where(Quarantine.raw_record_id.in_([i.raw_id for i in bad])))
         }
+        fresh: list[dict[str, Any]] = []
         for item in bad:
             err = item.error
             assert err is not None and item.raw_id is not None
@@ -451,17 +514,19 @@ class Pipeline:
             entry = {"at": now.isoformat(), "reason": err.reason, "message": err.message}
             q = existing.get(item.raw_id)
             if q is None:
-                session.add(Quarantine(
-                    raw_record_id=item.raw_id, source=source, stream=item.record.stream,
-                    source_id=item.record.source_id, reason=err.reason, message=err.message,
-                    field=err.field, status="open", attempts=1, history=[entry], created_at=now, updated_at=now,
-                ))
+                fresh.append({
+                    "raw_record_id": item.raw_id, "source": source, "stream": item.record.stream,
+                    "source_id": item.record.source_id, "reason": err.reason, "message": err.message,
+                    "field": err.field, "status": "open", "attempts": 1, "history": [entry], "created_at": now,
+                    "updated_at": now,
+                })
             else:
                 q.reason, q.message, q.field, q.status = err.reason, err.message, err.field, "open"
                 q.attempts += 1
                 q.history = [*q.history, entry]
                 q.updated_at = now
         session.flush()
+        bulk_insert(session, Quarantine, fresh)  # in batch order, as the session would have
 
     def _upsert(self, session: Session, source: str, items: list[_Item], now: datetime, result: BatchResult) -> None:
         if not items:
@@ -469,8 +534,8 @@ class Pipeline:
         result.accepted += len(items)
         _settle_quarantine(session, source, items, now)
         for item in items:
-            assert item.model is not None
-            item.document = item.model.model_dump(mode="json", exclude_none=True, exclude={"id"})
+            if item.model is not None:
+                item.document = _canonical(item.model)
         # provenance first, so survivorship sees this batch's contributions
         new_links, changed_links = [], []
         for item in items:
@@ -479,7 +544,7 @@ class Pipeline:
             if item.link is None:
                 new_links.append({
                     "source": source, "stream": item.record.stream, "source_id": item.record.source_id,
-                    "entity_type": item.model.entity_type if item.model else "", "entity_id": item.entity_id,
+                    "entity_type": item.entity_type, "entity_id": item.entity_id,
                     "content_hash": item.hash, "document": doc_json, "raw_record_id": item.raw_id,
                     "version": 1, "first_seen": now, "last_seen": now,
                 })
@@ -515,8 +580,7 @@ class Pipeline:
         inserts, updates, events, persons = [], [], [], []
         for eid, group in by_entity.items():
             head = group[-1]
-            assert head.model is not None
-            etype = head.model.entity_type
+            etype = head.entity_type
             if eid not in others and len(group) == 1:  # the only source of a new entity: its document as is
                 golden, golden_json = head.document or {}, head.document_json
             else:
@@ -554,16 +618,24 @@ class Pipeline:
             bulk_insert(session, Entity, inserts)
         if updates:
             bulk_update(session, Entity, updates)
-        if persons:
-            write_person_index(session, persons)
+        written = write_person_index(session, persons) if persons else None
         if events:
             hold_outbox_order(session)
             bulk_insert(session, OutboxEvent, events)
             result.events += len(events)
+        notify = getattr(self.resolver, "persons_written", None)
+        if written is not None and notify is not None:  # after the outbox rows: see hub.identity.blocks
+            notify(session, *written)
 
 
-def write_person_index(session: Session, persons: Iterable[tuple[str, dict[str, Any], str]]) -> None:
-    """Keep the typed search columns and identifiers of golden persons in step with their documents."""
+def write_person_index(
+    session: Session, persons: Iterable[tuple[str, dict[str, Any], str]]
+) -> tuple[list[dict[str, Any]], list[str], list[dict[str, str]]]:
+    """Keep the typed search columns and identifiers of golden persons in step with their documents.
+
+    Returns what it wrote: the index rows (new and changed), the persons whose identifiers it
+    replaced, and the identifiers it inserted.
+    """
     index_new: list[dict[str, Any]] = []
     index_changed: list[dict[str, Any]] = []
     identifiers: list[dict[str, str]] = []
@@ -585,11 +657,13 @@ def write_person_index(session: Session, persons: Iterable[tuple[str, dict[str, 
         bulk_update(session, PersonIndex, index_changed)
     for chunk in _chunks(changed_ids, _CHUNK):
         session.execute(delete(PersonIdentifier).where(PersonIdentifier.person_id.in_(chunk)))
+    free: list[dict[str, str]] = []
     if identifiers:
         taken = _taken_identifiers(session, identifiers)
         free = [i for i in identifiers if (i["system"], i["value"]) not in taken]
         if free:
             bulk_insert(session, PersonIdentifier, free)
+    return [*index_new, *index_changed], changed_ids, free
 
 
 def _taken_identifiers(session: Session, identifiers: list[dict[str, str]]) -> set[tuple[str, str]]:
@@ -647,6 +721,41 @@ def bulk_insert(session: Session, entity: Any, rows: list[dict[str, Any]]) -> No
     _executemany(session, sql, [table.c[c] for c in columns], [[row[c] for c in columns] for row in rows])
 
 
+def insert_returning(session: Session, entity: Any, rows: list[dict[str, Any]], returning: Sequence[str],
+                     ) -> list[tuple[Any, ...]]:
+    """As :func:`bulk_insert`, answering the ``returning`` columns of every row inserted (in no set order).
+
+    Multi-row ``INSERT ... VALUES ... RETURNING`` statements (SQLite 3.35+, PostgreSQL), as many
+    rows each as the drivers' bound-value limits allow: the ids come back with the insert instead
+    of a second lookup of every row by its key. Only for ``returning`` columns that need no
+    conversion by their type.
+    """
+    if not rows:
+        return []
+    table = entity.__table__
+    columns = list(rows[0])
+    values = [[row[c] for c in columns] for row in rows]
+    _bind(session, [table.c[c] for c in columns], values)
+    row_marks = f"({_marks(session, len(columns))})"
+    per = max(1, _BOUND_VALUES // len(columns))
+    cursor = session.connection().connection.cursor()
+    out: list[tuple[Any, ...]] = []
+    try:
+        for start in range(0, len(values), per):
+            chunk = values[start:start + per]
+            cursor.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                           f"{', '.join([row_marks] * len(chunk))} RETURNING {', '.join(returning)}",
+                           [v for row in chunk for v in row])
+            out.extend(cursor.fetchall())
+    finally:
+        cursor.close()
+    return out
+
+
+# Bound values per statement: under SQLite's limit (32,766 since 3.32) and PostgreSQL's (65,535).
+_BOUND_VALUES = 30_000
+
+
 def bulk_update(session: Session, entity: Any, rows: list[dict[str, Any]]) -> None:
     """executemany UPDATE by primary key straight to the driver; each row names its key and new values."""
     if not rows:
@@ -666,6 +775,12 @@ def _marks(session: Session, n: int) -> str:
 
 
 def _executemany(session: Session, sql: str, columns: list[Any], rows: list[list[Any]]) -> None:
+    _bind(session, columns, rows)
+    session.connection().exec_driver_sql(sql, [tuple(row) for row in rows])
+
+
+def _bind(session: Session, columns: list[Any], rows: list[list[Any]]) -> None:
+    """Convert each row's values in place, as each column's type binds them."""
     conn = session.connection()
     processors = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
     for i, proc in enumerate(processors):
@@ -680,15 +795,6 @@ def _executemany(session: Session, sql: str, columns: list[Any], rows: list[list
                 row[i] = memo[value]
             else:
                 row[i] = proc(value)
-    conn.exec_driver_sql(sql, [tuple(row) for row in rows])
-
-
-def _raw_ids(session: Session, source: str, items: list[_Item]) -> dict[tuple[str, str, str], int]:
-    """Ids of the raw rows just written, by (stream, source id, hash)."""
-    cols = (RawRecord.id, RawRecord.stream, RawRecord.source_id, RawRecord.content_hash)
-    keys = [(i.record.stream, i.record.source_id) for i in items]
-    return {(r.stream, r.source_id, r.content_hash): r.id
-            for r in _by_stream_key(session, cols, RawRecord, source, keys)}
 
 
 def _by_stream_key(
@@ -698,7 +804,7 @@ def _by_stream_key(
     """Rows of ``entity`` for (stream, source id) keys of one source, looked up stream by stream.
 
     A plain ``IN`` per stream uses the (source, stream, source_id) index. ``where`` adds a
-    literal SQL condition. Rows carry the columns' names as attributes.
+    literal SQL condition. Rows are plain tuples in the order of ``columns``.
     """
     by_stream: dict[str, list[str]] = defaultdict(list)
     for stream, source_id in keys:
@@ -715,14 +821,20 @@ def _rows_in(session: Session, select_sql: str, params: Sequence[Any], values: S
 
     ``select_sql`` writes ``{m}`` for each marker of ``params`` and ``{in}`` where the values'
     markers go. SQLAlchemy's expanding ``IN`` coerced each of hundreds of values again on
-    every call, which cost more than the indexed lookup itself. Only for columns whose values
-    need no conversion by their type (text, integers).
+    every call, which cost more than the indexed lookup itself; its result rows (a ``Row`` and a
+    ``fetchone`` each) cost more again, so rows come back from the DB-API cursor as plain tuples.
+    Only for columns whose values need no conversion by their type (text, integers).
     """
     conn = session.connection()
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    for chunk in _chunks(values, _CHUNK):
-        sql = select_sql.format(m=mark, **{"in": ", ".join([mark] * len(chunk))})
-        yield from conn.exec_driver_sql(sql, (*params, *chunk))
+    cursor = conn.connection.cursor()
+    try:
+        for chunk in _chunks(values, _CHUNK):
+            sql = select_sql.format(m=mark, **{"in": ", ".join([mark] * len(chunk))})
+            cursor.execute(sql, (*params, *chunk))
+            yield from cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _settle_quarantine(session: Session, source: str, items: list[_Item], now: datetime) -> None:
@@ -734,10 +846,10 @@ def _settle_quarantine(session: Session, source: str, items: list[_Item], now: d
     if not open_entries:
         return
     accepted_raw = {(i.record.stream, i.record.source_id): i.raw_id for i in items}
-    for entry in open_entries:
-        own = accepted_raw.get((entry.stream, entry.source_id)) == entry.raw_record_id
+    for entry_id, stream, source_id, raw_record_id in open_entries:
+        own = accepted_raw.get((stream, source_id)) == raw_record_id
         session.execute(
-            update(Quarantine).where(Quarantine.id == entry.id).values(
+            update(Quarantine).where(Quarantine.id == entry_id).values(
                 status="resolved" if own else "superseded", updated_at=now)
         )
 

@@ -5,11 +5,15 @@ outbox events and the stream's cursor, so a sync killed at any moment resumes
 where the last committed batch ended and reaches the state of an unbroken run.
 
 With ``read_ahead`` (``carehub sync`` and the migration benchmark), an adapter that
-can run in a forked process (``can_read_ahead``) is pulled, serialised, hashed and
-mapped there, a batch ahead of the store, while this process writes the batch
-before: the two halves of a migration run on two cores. The batches, their order,
-their cursors and every record's outcome are the same as read in process; only the
-mapping of a record the store already holds unchanged is done, and thrown away.
+can run in a forked process (``can_read_ahead``) is pulled, serialised, hashed,
+mapped and (but for persons, and when the pipeline has no enrichers) validated there,
+a batch ahead of the store, while this process writes the batch before: the two halves
+of a migration run on two cores. The batches, their order, their cursors and every
+record's outcome are the same as read in process; only the mapping of a record the
+store already holds unchanged is done, and thrown away.
+
+A sync also has identity keep the active persons' blocking keys in memory from its
+second batch on (``ScoredResolver.remembering``, :mod:`hub.identity.blocks`).
 """
 
 from __future__ import annotations
@@ -130,8 +134,9 @@ def sync_source(
         run_id = run.id
     total = BatchResult()
     statistics = PlannerStatistics(store)
+    remembering = getattr(pipeline.resolver, "remembering", None)  # identity's keys in memory (hub.identity.blocks)
     try:
-        with batch_friendly_gc():
+        with batch_friendly_gc(), remembering() if remembering is not None else contextlib.nullcontext():
             can = getattr(adapter, "can_read_ahead", None)
             forks = "fork" in multiprocessing.get_all_start_methods()
             if read_ahead and forks and can is not None and can():
@@ -198,7 +203,8 @@ def _apply(
 # -- read-ahead ---------------------------------------------------------------------------------
 
 # A prepared record crosses the pipe as a plain tuple (pickles several times faster than objects):
-# (source id, modified, payload JSON, hash, entity type, document, references, reason, message, field).
+# (source id, modified, payload JSON, hash, entity type, document, references, reason, message, field, validated,
+# (reason, message, field) of a validation error).
 _Row = tuple[Any, ...]
 
 
@@ -217,7 +223,7 @@ def _sync_read_ahead(
         for spec in adapter.streams():
             plan.append((spec.name, pipeline.load_cursor(session, adapter.name, spec.name)))
     total = BatchResult()
-    with _Reader(adapter, plan, until, batch_size) as reader:
+    with _Reader(adapter, plan, until, batch_size, validate=not pipeline.enrichers) as reader:
         for stream, batch in reader.batches():
             total.add(_apply(store, adapter, pipeline, stream, batch, progress, statistics))
     return total
@@ -232,11 +238,12 @@ class _Reader:
     """
 
     def __init__(self, adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime,
-                 batch_size: int) -> None:
+                 batch_size: int, *, validate: bool) -> None:
         context = multiprocessing.get_context("fork")
         self._incoming, outgoing = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_read_ahead, args=(adapter, plan, until, batch_size, outgoing, self._incoming, os.getpid()),
+            target=_read_ahead,
+            args=(adapter, plan, until, batch_size, validate, outgoing, self._incoming, os.getpid()),
             name=f"carehub-reader-{adapter.name}", daemon=True,
         )
         self._process.start()
@@ -268,7 +275,7 @@ class _Reader:
 
 
 def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime, batch_size: int,
-                outgoing: Any, incoming: Any, parent: int) -> None:
+                validate: bool, outgoing: Any, incoming: Any, parent: int) -> None:
     """The reader process's body."""
     incoming.close()  # the parent's end: when the parent dies, a send here fails at once
     _die_with(parent)
@@ -281,7 +288,7 @@ def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: d
         for stream, cursor in plan:
             batch: list[_Row] = []
             for record in adapter.pull(stream, cursor, until):
-                batch.append(_pack(prepare(record, adapter.map)))
+                batch.append(_pack(prepare(record, adapter.map, validate=validate)))
                 if len(batch) >= batch_size:
                     send(("batch", stream, batch))
                     batch = []
@@ -307,19 +314,24 @@ def _die_with(parent: int) -> None:
 
 
 def _pack(prepared: PreparedRecord) -> _Row:
-    mapped, error = prepared.mapped, prepared.error
+    mapped, error, invalid = prepared.mapped, prepared.error, prepared.invalid
     return (prepared.source_id, prepared.modified, prepared.payload_json, prepared.hash,
             mapped.entity_type if mapped else None, mapped.document if mapped else None,
             mapped.references if mapped else None,
-            error.reason if error else None, error.message if error else None, error.field if error else None)
+            error.reason if error else None, error.message if error else None, error.field if error else None,
+            prepared.validated,
+            (invalid.reason, invalid.message, invalid.field) if invalid else None)
 
 
 def _unpack(stream: str, row: _Row) -> PreparedRecord:
-    source_id, modified, payload, digest, entity_type, document, references, reason, message, field = row
+    source_id, modified, payload, digest, entity_type, document, references, reason, message, field, validated, \
+        invalid = row
     return PreparedRecord(
         stream, source_id, modified, payload, digest,
         MappedRecord(entity_type, document, references) if entity_type is not None else None,
         QuarantineError(reason, message, field=field) if reason is not None else None,
+        validated,
+        QuarantineError(invalid[0], invalid[1], field=invalid[2]) if invalid is not None else None,
     )
 
 

@@ -9,7 +9,8 @@ a person has already ruled apart, and answers with a :class:`Resolution`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from hub.identity import comparisons as cmp
 from hub.identity import normalise
+from hub.identity.blocks import PersonBlocks
 from hub.identity.config import IdentityConfig, load_identity_config
 from hub.identity.engine import GUARDS, OUTCOMES, Evidence, GuardEvidence, Matcher, Outcome
 from hub.identity.engine import NO_LINK as NOT_LINKED
@@ -224,7 +226,8 @@ class IdentityResolver:
         return matcher.encoder.encode_normalised([r.id for r in records], fields, identifiers), fields
 
     def _candidate_ids(
-        self, session: Session, records: Sequence[MatchRecord], fields: Sequence[Sequence[Any]] | None = None
+        self, session: Session, records: Sequence[MatchRecord], fields: Sequence[Sequence[Any]] | None = None,
+        blocks: PersonBlocks | None = None,
     ) -> list[set[str]]:
         """Active persons sharing at least one blocking key with each record.
 
@@ -237,6 +240,7 @@ class IdentityResolver:
         (other than an NHS number or local identifier) shared by more than
         ``blocking.max_candidates_per_key`` active persons brings no candidates: it is a
         placeholder or too common to say anything, and would make a record's cost grow with the store.
+        ``blocks`` answers the same lookups from memory (during a sync, see :mod:`hub.identity.blocks`).
         """
         if fields is None:
             fields = [normalised_fields(r) for r in records]
@@ -257,6 +261,23 @@ class IdentityResolver:
                     "identifiers": list(record.identifiers),
                 }
             )
+        cap = self.config.blocking.max_candidates_per_key
+        found = blocks.found(keys, cap) if blocks is not None else self._found_in_store(session, keys, cap)
+        out: list[set[str]] = []
+        empty: list[str] = []
+        for k in keys:
+            ids: set[str] = set()
+            for kind in _KEY_KINDS:
+                if k[kind]:
+                    ids.update(found[kind].get(k[kind], empty))
+            for pair in k["identifiers"]:
+                ids.update(found["identifier"].get(pair, empty))
+            out.append(ids)
+        return out
+
+    @staticmethod
+    def _found_in_store(session: Session, keys: list[dict[str, Any]], cap: int) -> dict[str, dict[Any, Any]]:
+        """Per kind of key, the active persons of each of the records' keys, blocks over ``cap`` left out."""
         found: dict[str, dict[Any, list[str]]] = {kind: {} for kind in (*_KEY_KINDS, "identifier")}
         conn = session.connection()
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
@@ -303,7 +324,6 @@ class IdentityResolver:
                            f"JOIN person_identifiers i ON i.system = k.sys AND i.value = k.val "
                            f"JOIN person_index p ON p.person_id = i.person_id WHERE {active}",
              2, {pair for k in keys for pair in k["identifiers"]})
-        cap = self.config.blocking.max_candidates_per_key
         by_year: dict[Any, list[str]] = {}
         by_month: dict[Any, list[str]] = {}
         for (code, born, birth_date), people in found["given_year"].items():
@@ -316,26 +336,26 @@ class IdentityResolver:
             found[kind] = {key: ids for key, ids in found[kind].items() if len(ids) <= cap}
         found["given_year"] = {key: people for key, people in found["given_year"].items()
                                if len(by_year[(*key[:2], None)]) <= cap}
-        out: list[set[str]] = []
-        empty: list[str] = []
-        for k in keys:
-            ids: set[str] = set()
-            for kind in _KEY_KINDS:
-                if k[kind]:
-                    ids.update(found[kind].get(k[kind], empty))
-            for pair in k["identifiers"]:
-                ids.update(found["identifier"].get(pair, empty))
-            out.append(ids)
-        return out
+        return found
 
     @staticmethod
-    def _candidate_table(session: Session, matcher: Matcher, person_ids: list[str]) -> RecordTable:
-        """The candidate persons encoded from their ``person_index`` rows (documents only for old rows)."""
+    def _candidate_table(session: Session, matcher: Matcher, person_ids: list[str],
+                         blocks: PersonBlocks | None = None) -> RecordTable:
+        """The candidate persons encoded from their ``person_index`` rows (documents only for old rows),
+        read from ``blocks`` when given."""
         conn = session.connection()
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         kept: dict[str, list[Any]] = {}
         identifiers: dict[str, set[tuple[str, str]]] = {}
-        for start in range(0, len(person_ids), _LOOKUP_CHUNK):
+        if blocks is not None:
+            for pid in person_ids:
+                row = blocks.match_fields(pid)
+                if row is not None:
+                    kept[pid] = row
+                found = blocks.identifiers_of(pid)
+                if found:
+                    identifiers[pid] = found
+        for start in range(0, len(person_ids) if blocks is None else 0, _LOOKUP_CHUNK):
             chunk = tuple(person_ids[start:start + _LOOKUP_CHUNK])
             marks = ", ".join([mark] * len(chunk))
             for pid, text in _rows(
@@ -389,7 +409,47 @@ class ScoredResolver(IdentityResolver):
     batch order, so a record may join a person an earlier record of the same batch
     created. A link joins the record to the person; a review leaves the record as
     a new person and queues the pair for a reviewer; guards cap what the score says.
+
+    Within :meth:`remembering` (a sync), the candidates are looked up in memory from the sync's
+    second batch on (:mod:`hub.identity.blocks`): the same candidates, the same decisions.
     """
+
+    def __init__(self, config: IdentityConfig | None = None) -> None:
+        super().__init__(config)
+        self._remembering = 0
+        self._batches = 0
+        self._blocks: PersonBlocks | None = None
+
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """Keep the active persons' blocking keys in memory while the block runs (re-entrant)."""
+        self._remembering += 1
+        try:
+            yield
+        finally:
+            self._remembering -= 1
+            if not self._remembering:
+                self._blocks, self._batches = None, 0
+
+    def _blocks_for(self, session: Session) -> PersonBlocks | None:
+        """The in-memory index for this batch: none outside a sync or in its first batch, nor while
+        two syncs share this resolver; loaded again whenever the store's persons are no longer those
+        it holds."""
+        if self._remembering != 1:
+            self._blocks = None
+            return None
+        self._batches += 1
+        if self._batches == 1:
+            return None
+        if self._blocks is None or not self._blocks.current(session):
+            self._blocks = PersonBlocks.load(session)
+        return self._blocks
+
+    def persons_written(self, session: Session, rows: Sequence[dict[str, Any]], replaced: Iterable[str],
+                        identifiers: Iterable[dict[str, str]]) -> None:
+        """What a batch wrote to ``person_index`` and ``person_identifiers`` (after its outbox rows)."""
+        if self._blocks is not None and self._remembering == 1:
+            self._blocks.written(session, rows, replaced, identifiers)
 
     def resolve_batch(self, session: Session, candidates: Sequence[PersonCandidate]) -> list[PersonResolution]:
         """One resolution per candidate, in order (see the class)."""
@@ -398,8 +458,9 @@ class ScoredResolver(IdentityResolver):
         records = [MatchRecord.from_person(c.person, c.new_id) for c in candidates]
         matcher = self._matcher(session, len(records))
         left, fields = self._encode(matcher, records)
-        found = self._candidate_ids(session, records, fields)
-        right = self._candidate_table(session, matcher, sorted({pid for ids in found for pid in ids}))
+        blocks = self._blocks_for(session)
+        found = self._candidate_ids(session, records, fields, blocks)
+        right = self._candidate_table(session, matcher, sorted({pid for ids in found for pid in ids}), blocks)
         person_ids = right.ids
         options: list[list[tuple[int, float, int, Evidence | None]]] = [[] for _ in records]
         # Against the store: keep only pairs worth a link or a review.

@@ -1,0 +1,226 @@
+"""The active persons' blocking keys and match fields, kept in memory for the length of a sync.
+
+:class:`~hub.identity.resolver.ScoredResolver` finds each new record's candidates by
+looking its blocking keys up in ``person_index`` and reading the candidates' match
+fields. In a migration that is a few indexed reads per person, each returning whole
+blocks, and the blocks grow with the store: the largest share of identity's cost at
+100,000 people. During a sync (``ScoredResolver.remembering``) the resolver instead
+loads every active person's keys once (at the sync's second batch: a one-batch
+incremental sync never pays for it), keeps them up to date with the persons each
+batch writes, and answers the same lookups from memory: the same candidates, counted
+against the same ``max_candidates_per_key``, so the same decisions.
+
+The store stays the truth. Every writer of ``person_index`` and ``person_identifiers``
+(the pipeline, a merge, an unmerge) writes a ``Person`` event to the outbox in the same
+transaction and takes the outbox-order lock first (``hold_outbox_order``), so before
+each batch the index checks, with two reads by primary key, that its own last batch
+committed (its last event is where it left it) and that nobody has written a
+``Person`` event since. Otherwise it is loaded again from the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session
+
+from hub.identity.table import MATCH_FORMAT
+
+ACTIVE = "active"
+_KINDS = ("nhs", "birth", "family_year", "given_year", "postcode")
+
+# person_index columns the index keeps, in this order.
+_COLUMNS = ("person_id", "status", "nhs_number", "birth_date", "family_phonetic", "birth_year", "given_phonetic",
+            "postcode", "given_name", "match_fields")
+
+
+def _iso(value: Any) -> str | None:
+    """A birth date as ISO text (SQLite returns text, PostgreSQL and the pipeline a date)."""
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+class PersonBlocks:
+    """Blocking key -> active persons, person -> match fields and identifiers (see the module)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, dict[Any, set[str]]] = {kind: {} for kind in _KINDS}
+        self.given_year_all: dict[tuple[Any, Any], set[str]] = {}  # (sound, year): the block the cap counts
+        self.rows: dict[str, tuple[Any, ...]] = {}  # person -> its person_index columns (_COLUMNS)
+        self.fields: dict[str, list[Any] | None] = {}  # decoded match_fields, on first use
+        self.identifier_owner: dict[tuple[str, str], str] = {}
+        self.identifiers: dict[str, set[tuple[str, str]]] = {}
+        self.mark: tuple[int, str | None] = (0, None)  # the outbox id and event id the index is current to
+
+    # -- loading and keeping up to date ----------------------------------------------------------
+
+    @classmethod
+    def load(cls, session: Session) -> PersonBlocks:
+        """Every person of ``person_index`` and every local identifier, read from the store."""
+        blocks = cls()
+        conn = session.connection()
+        cursor = conn.connection.cursor()
+        try:
+            blocks.mark = _last_event(cursor)  # first: a change committed after it shows up beyond it
+            cursor.execute(f"SELECT {', '.join(_COLUMNS)} FROM person_index")
+            for row in cursor.fetchall():
+                blocks._put(tuple(row))
+            cursor.execute("SELECT person_id, system, value FROM person_identifiers")
+            for pid, system, value in cursor.fetchall():
+                blocks._own(pid, (system, value))
+        finally:
+            cursor.close()
+        return blocks
+
+    def current(self, session: Session) -> bool:
+        """True when the store's persons are still those of the index (see the module)."""
+        outbox_id, event_id = self.mark
+        if outbox_id < 0:
+            return False
+        cursor = session.connection().connection.cursor()
+        mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+        try:
+            cursor.execute(f"SELECT event_id FROM outbox WHERE id = {mark}", (outbox_id,))
+            found = cursor.fetchone()
+            if (found[0] if found else None) != event_id:
+                return False
+            cursor.execute(f"SELECT 1 FROM outbox WHERE id > {mark} AND entity_type = 'Person' LIMIT 1", (outbox_id,))
+            return cursor.fetchone() is None
+        finally:
+            cursor.close()
+
+    def written(self, session: Session, rows: Sequence[dict[str, Any]], replaced: Iterable[str],
+                identifiers: Iterable[dict[str, str]]) -> None:
+        """Take in what a batch wrote: index rows (new or changed), persons whose identifiers were
+        replaced, and the identifiers inserted; then move the mark to the batch's last event.
+
+        Called after the batch's outbox rows, in its transaction. Each row written came with one
+        ``Person`` event; any other ``Person`` event since the mark is another writer's (committed
+        before this batch took the outbox lock, after the check at its start), and the index is
+        marked stale, to be loaded again at the next batch.
+        """
+        cursor = session.connection().connection.cursor()
+        mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+        try:
+            cursor.execute(f"SELECT count(*) FROM outbox WHERE id > {mark} AND entity_type = 'Person'",
+                           (self.mark[0],))
+            (count,) = cursor.fetchone() or (0,)
+            others = count - len(rows)
+            latest = _last_event(cursor)
+        finally:
+            cursor.close()
+        if others:
+            self.mark = (-1, "stale")
+            return
+        self.mark = latest
+        for row in rows:
+            self._put(tuple(row.get(c) for c in _COLUMNS))
+        for pid in replaced:
+            for key in self.identifiers.pop(pid, set()):
+                if self.identifier_owner.get(key) == pid:
+                    del self.identifier_owner[key]
+        for ident in identifiers:
+            self._own(ident["person_id"], (ident["system"], ident["value"]))
+
+    def _put(self, row: tuple[Any, ...]) -> None:
+        pid = row[0]
+        old = self.rows.get(pid)
+        if old is not None:
+            for kind, key in _keys_of(old):
+                bucket = self.keys[kind].get(key)
+                if bucket is not None:
+                    bucket.discard(pid)
+            year_key = _year_key(old)
+            if year_key is not None:
+                self.given_year_all[year_key].discard(pid)
+        self.rows[pid] = row
+        self.fields.pop(pid, None)
+        for kind, key in _keys_of(row):
+            self.keys[kind].setdefault(key, set()).add(pid)
+        year_key = _year_key(row)
+        if year_key is not None:
+            self.given_year_all.setdefault(year_key, set()).add(pid)
+
+    def _own(self, pid: str, key: tuple[str, str]) -> None:
+        self.identifier_owner[key] = pid
+        self.identifiers.setdefault(pid, set()).add(key)
+
+    # -- lookups --------------------------------------------------------------------------------
+
+    def found(self, keys: Sequence[dict[str, Any]], cap: int) -> dict[str, dict[Any, Sequence[str]]]:
+        """Per kind of key, the active persons of each key the records carry, as the store's lookups
+        (``IdentityResolver._candidate_ids``) find them: blocks over ``cap`` left out."""
+        found: dict[str, dict[Any, Sequence[str]]] = {kind: {} for kind in (*_KINDS, "identifier")}
+        for kind in ("nhs", "birth", "family_year", "postcode"):
+            table, into = self.keys[kind], found[kind]
+            for key in {k[kind] for k in keys if k[kind]}:
+                people = table.get(key)
+                if people and (kind == "nhs" or len(people) <= cap):
+                    into[key] = people  # type: ignore[assignment]
+        table, into = self.keys["given_year"], found["given_year"]
+        for key in {k["given_year"] for k in keys if k["given_year"]}:
+            year = self.given_year_all.get(key[:2])
+            if year and len(year) <= cap:
+                people = year if key[2] is None else table.get(key)
+                if people:
+                    into[key] = people  # type: ignore[assignment]
+        into = found["identifier"]
+        for pair in {pair for k in keys for pair in k["identifiers"]}:
+            owner = self.identifier_owner.get(pair)
+            row = self.rows.get(owner) if owner is not None else None
+            if row is not None and row[1] == ACTIVE:  # joined to an active person, as the store's lookup
+                into[pair] = (row[0],)
+        return found
+
+    def match_fields(self, person_id: str) -> list[Any] | None:
+        """The person's kept match fields (None when the row has none in the current format)."""
+        if person_id in self.fields:
+            return self.fields[person_id]
+        row = self.rows.get(person_id)
+        fields = None
+        if row is not None and row[9]:
+            decoded = orjson.loads(row[9])
+            fields = decoded if decoded[0] == MATCH_FORMAT else None
+        self.fields[person_id] = fields
+        return fields
+
+    def identifiers_of(self, person_id: str) -> set[tuple[str, str]]:
+        """The local identifiers ``person_identifiers`` holds for the person."""
+        return self.identifiers.get(person_id, set())
+
+
+def _keys_of(row: tuple[Any, ...]) -> list[tuple[str, Any]]:
+    """The blocking keys an index row is found by (none unless the person is active)."""
+    _, status, nhs, birth, family_sound, year, given_sound, postcode, given_name, _ = row
+    if status != ACTIVE:
+        return []
+    out: list[tuple[str, Any]] = []
+    if nhs is not None:
+        out.append(("nhs", nhs))
+    iso = _iso(birth)
+    if iso is not None:
+        out.append(("birth", iso))
+    if family_sound is not None and year is not None:
+        out.append(("family_year", (family_sound, year)))
+    if given_sound is not None and year is not None and iso is not None:
+        out.append(("given_year", (given_sound, year, int(iso[5:7]))))
+    if postcode is not None and given_name:
+        out.append(("postcode", (postcode, given_name[0])))
+    return out
+
+
+def _year_key(row: tuple[Any, ...]) -> tuple[Any, Any] | None:
+    status, given_sound, year = row[1], row[6], row[5]
+    if status != ACTIVE or given_sound is None or year is None:
+        return None
+    return (given_sound, year)
+
+
+def _last_event(cursor: Any) -> tuple[int, str | None]:
+    cursor.execute("SELECT id, event_id FROM outbox ORDER BY id DESC LIMIT 1")
+    found = cursor.fetchone()
+    return (found[0], found[1]) if found else (0, None)
