@@ -141,7 +141,7 @@ class AuditRow:
 
 
 # The shortest time between two group commits of one writer under load (see AuditTrail).
-COMMIT_SPACING = 0.004
+COMMIT_SPACING = 0.008
 
 
 @dataclass(slots=True)
