@@ -109,15 +109,10 @@ class KeptConnection:
     database dropped (a restart, an administrator ending the session) runs
     once more on a new connection: the callers' work is either read-only or
     keyed so that a second run cannot write twice.
-
-    ``checkpoints=False`` (SQLite): this connection's commits never copy the
-    write-ahead log into the database file; a :class:`WalCheckpoints` thread
-    does it instead (the connection goes back to the pool as it came).
     """
 
-    def __init__(self, engine: Engine, *, checkpoints: bool = True) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._quiet = not checkpoints and is_sqlite(engine)
         self._connection: Connection | None = None
 
     def transaction(self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -125,8 +120,6 @@ class KeptConnection:
         for attempt in (1, 2):
             if self._connection is None:
                 self._connection = self.engine.connect()
-                if self._quiet:
-                    _pragma(self._connection, "wal_autocheckpoint", 0)
             try:
                 with self._connection.begin():
                     return work(self._connection, *args, **kwargs)
@@ -148,32 +141,23 @@ class KeptConnection:
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
-                if self._quiet:
-                    _pragma(connection, "wal_autocheckpoint", SQLITE_WAL_CHECKPOINT_PAGES)
                 connection.close()
 
 
-def _pragma(connection: Connection, name: str, value: int) -> None:
-    """Set a SQLite pragma on the driver's connection (outside SQLAlchemy's transaction bookkeeping)."""
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA {name}={value}")
-    finally:
-        cursor.close()
-
-
 class WalCheckpoints:
-    """SQLite: the write-ahead log copied into the database file by a thread of its own.
+    """SQLite: the write-ahead log copied into the database file by a thread of its own, as it grows.
 
     A commit that takes the log past ``wal_autocheckpoint`` pages also copies
-    it into the database file and waits for the file to reach the disk (the
-    only fsync with ``synchronous=NORMAL``). When that commit is the audit
-    writer's, every request waiting on its row waits for the disk too, for as
-    long as anything else on the machine keeps the disk busy. The audit writer
-    leaves checkpoints out of its commits (``KeptConnection(checkpoints=False)``)
-    and this thread runs a passive checkpoint every ``interval`` seconds: it
-    blocks neither readers nor writers, and copies only what no reader still
-    needs from the log.
+    what the log holds into the database file and waits for the file to reach
+    the disk (the only fsync with ``synchronous=NORMAL``). When that commit is
+    the audit writer's, every request waiting on its row waits too: for 64 MiB
+    of log, and for the disk, as long as anything else keeps it busy. This
+    thread runs a passive checkpoint every ``interval`` seconds (it blocks
+    neither readers nor writers), so a commit's own checkpoint finds at most a
+    second of log left to copy. Commits keep their own checkpoints all the
+    same: only a writer starting on a fully copied log can start the log over
+    from its beginning, so without them the log would grow for as long as
+    writers never pause.
     """
 
     def __init__(self, engine: Engine, interval: float = SQLITE_CHECKPOINT_INTERVAL) -> None:
