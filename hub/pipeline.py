@@ -228,6 +228,7 @@ class _Item:
     document: dict[str, Any] | None = None
     document_json: bytes = b""
     error: QuarantineError | None = None
+    held: bool = False  # a raw record of its key is quarantined: it may have an open quarantine entry
 
     @property
     def entity_type(self) -> str:
@@ -390,15 +391,20 @@ class Pipeline:
         links = {(stream, source_id): _Link(*rest)
                  for stream, source_id, *rest in _by_stream_key(session, link_cols, SourceLink, source, keys)}
         raw_cols = (RawRecord.stream, RawRecord.source_id, RawRecord.content_hash, RawRecord.id, RawRecord.status)
-        raws = {(stream, source_id, digest): (raw_id, status)
-                for stream, source_id, digest, raw_id, status in _by_stream_key(session, raw_cols, RawRecord, source,
-                                                                                 keys)}
+        raws: dict[tuple[str, str, str], tuple[int, str]] = {}
+        held: set[tuple[str, str]] = set()  # keys with a quarantined raw record (an open entry is one of them)
+        for stream, source_id, digest, raw_id, status in _by_stream_key(session, raw_cols, RawRecord, source, keys):
+            raws[(stream, source_id, digest)] = (raw_id, status)
+            if status == "quarantined":
+                held.add((stream, source_id))
         for item in items:
             key = (item.record.stream, item.record.source_id)
             item.link = links.get(key)
+            item.held = key in held
             raw = raws.get((*key, item.hash))
             if key in retry:
                 item.raw_id = retry[key]
+                item.held = True
             elif raw is not None:
                 item.raw_id = raw[0]
                 if raw[1] == "quarantined":
@@ -903,9 +909,16 @@ def _rows_in(session: Session, select_sql: str, params: Sequence[Any], values: S
 
 def _settle_quarantine(session: Session, source: str, items: list[_Item], now: datetime) -> None:
     """Accepted records close their open quarantine entries: their own raw row's as resolved,
-    an older version's of the same source record as superseded."""
+    an older version's of the same source record as superseded.
+
+    An open entry's raw record has status ``quarantined`` (the pipeline sets both in one batch and
+    settles the entry in the batch that accepts the raw record again), so only the keys
+    ``_attach_existing`` found such a raw record for are looked up.
+    """
     cols = (Quarantine.id, Quarantine.stream, Quarantine.source_id, Quarantine.raw_record_id)
-    keys = [(i.record.stream, i.record.source_id) for i in items]
+    keys = [(i.record.stream, i.record.source_id) for i in items if i.held]
+    if not keys:
+        return
     open_entries = list(_by_stream_key(session, cols, Quarantine, source, keys, " AND status = 'open'"))
     if not open_entries:
         return
