@@ -229,6 +229,7 @@ class _Item:
     document_json: bytes = b""
     error: QuarantineError | None = None
     held: bool = False  # a raw record of its key is quarantined: it may have an open quarantine entry
+    fresh: bool = False  # its entity is new: id derived from its own key, which has no link yet
 
     @property
     def entity_type(self) -> str:
@@ -527,11 +528,13 @@ class Pipeline:
                 candidates.append((item, candidate))
             else:
                 item.entity_id = entity_id_for(source, item.record.stream, item.record.source_id)
+                item.fresh = True
         if candidates:
             batch = [c for _, c in candidates]
             resolutions = self.resolver.resolve_batch(session, batch)
             for (item, cand), res in zip(candidates, resolutions, strict=True):
                 item.entity_id = res.person_id or cand.new_id
+                item.fresh = res.person_id is None
             self.resolver.record_batch(session, batch, resolutions)
         for item in items:
             if item.error is not None:
@@ -632,11 +635,14 @@ class Pipeline:
             assert item.entity_id is not None
             by_entity[item.entity_id].append(item)
         entity_ids = list(by_entity)
+        # Only the pipeline writes entities, each new one with the link of the record whose key its id is
+        # derived from: an entity whose only record is fresh (that key had no link) cannot exist yet.
+        maybe = [eid for eid, group in by_entity.items() if len(group) > 1 or not group[0].fresh]
         existing: dict[str, tuple[int, str]] = {}
         others: dict[str, list[Contribution]] = defaultdict(list)
         existing.update({
             eid: (ver, h) for eid, ver, h in _rows_in(
-                session, "SELECT id, version, content_hash FROM entities WHERE id IN ({in})", (), entity_ids)
+                session, "SELECT id, version, content_hash FROM entities WHERE id IN ({in})", (), maybe)
         })
         shared = [eid for eid in entity_ids if eid in existing or len(by_entity[eid]) > 1]
         for chunk in _chunks(shared, _CHUNK):
