@@ -11,8 +11,10 @@ query under hub/, adapters/, the links, gazetteer/, edrms/ and tests/ found thre
   (delivery reads it by lane and id, the identity index by id and entity type); only tests do,
   on a few rows.
 - ``ix_entities_entity_type``: two values in five are alike and it is written on every insert.
-  Its queries are served otherwise: the status counts per type (``hub.status``) by a scan of
-  ``ix_entities_person`` (which carries ``entity_type``, so the table's documents are not read),
+  Its queries are served otherwise: the status counts per type (``hub.status``, the admin's
+  ``carehub status`` and ``/ops/status``, not a hot path) by a scan of ``ix_entities_person``
+  on SQLite (it carries ``entity_type``, so the documents are not read; on PostgreSQL an
+  index-only scan of it when the visibility map allows, else a sequential scan of the table),
   the access rules' and FHIR reads by ``ix_entities_person`` and the primary key; the UPRN
   re-pointing (``hub.addresses``, a rare gazetteer change) reads every Person document anyway.
 - ``ix_person_index_postcode``: ``ix_person_index_postcode_given`` (postcode, given_name, from
