@@ -43,7 +43,7 @@ from hub.sync import sync_source  # noqa: E402
 
 STEPS: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
 PIPELINE_STEPS = ("_prepare", "_attach_existing", "_resolve_references", "_validate", "_enrich", "_assign_entities",
-                  "_keep_raw", "_quarantine", "_upsert", "save_cursors")
+                  "_keep_raw", "_quarantine", "_upsert", "_remember_links", "save_cursors")
 IDENTITY_STEPS = ("resolve_batch", "record_batch", "_candidate_ids", "_candidate_table", "_encode")
 
 

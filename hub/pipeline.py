@@ -16,7 +16,8 @@ import hashlib
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 from hub.contract import MappedRecord, SourceRecord, StreamCursor
 from hub.delivery.fanout import hold_outbox_order
 from hub.errors import QuarantineError
+from hub.identity.blocks import last_event, persons_unchanged_since, persons_written_since
 from hub.identity.exact import PersonCandidate, PersonResolver
 from hub.identity.resolver import ScoredResolver, document_match_keys
 from hub.model import ENTITIES, Canonical, Person
@@ -226,6 +228,8 @@ class _Item:
     document: dict[str, Any] | None = None
     document_json: bytes = b""
     error: QuarantineError | None = None
+    held: bool = False  # a raw record of its key is quarantined: it may have an open quarantine entry
+    fresh: bool = False  # its entity is new: id derived from its own key, which has no link yet
 
     @property
     def entity_type(self) -> str:
@@ -280,6 +284,32 @@ class Pipeline:
         self.survivorship = survivorship or Survivorship()
         self.resolver: PersonResolver = resolver or ScoredResolver()
         self.enrichers = list(enrichers)
+        self._remembering = 0
+        # During a sync (remembering): (source, stream, source id) -> entity id of the links its batches
+        # read or wrote, and the outbox mark they are current to.
+        self._links: dict[tuple[str, str, str], str] = {}
+        self._links_mark: tuple[int, str | None] | None = None
+
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """Answer references from the links of the block's earlier batches while it runs (a sync).
+
+        A source link's entity changes only when a merge or an unmerge re-points a person's links,
+        and those write ``Person`` events: before each batch the links in memory are checked against
+        the outbox as identity's in-memory index is (``hub.identity.blocks``), and dropped when another
+        writer's ``Person`` event shows up. References they do not hold are looked up in the store.
+        Re-entrant; while two blocks share the pipeline, neither keeps links.
+        """
+        self._remembering += 1
+        self._forget_links()
+        try:
+            yield
+        finally:
+            self._remembering -= 1
+            self._forget_links()
+
+    def _forget_links(self) -> None:
+        self._links, self._links_mark = {}, None
 
     # -- public -------------------------------------------------------------------------------
 
@@ -314,7 +344,8 @@ class Pipeline:
         self._keep_raw(session, source, work, now)
         accepted = [i for i in work if i.error is None]
         self._quarantine(session, source, work, now, result)
-        self._upsert(session, source, accepted, now, result)
+        person_events = self._upsert(session, source, accepted, now, result)
+        self._remember_links(session, source, items, person_events)
         if cursors:
             self.save_cursors(session, source, cursors, now)
         return result
@@ -361,15 +392,20 @@ class Pipeline:
         links = {(stream, source_id): _Link(*rest)
                  for stream, source_id, *rest in _by_stream_key(session, link_cols, SourceLink, source, keys)}
         raw_cols = (RawRecord.stream, RawRecord.source_id, RawRecord.content_hash, RawRecord.id, RawRecord.status)
-        raws = {(stream, source_id, digest): (raw_id, status)
-                for stream, source_id, digest, raw_id, status in _by_stream_key(session, raw_cols, RawRecord, source,
-                                                                                 keys)}
+        raws: dict[tuple[str, str, str], tuple[int, str]] = {}
+        held: set[tuple[str, str]] = set()  # keys with a quarantined raw record (an open entry is one of them)
+        for stream, source_id, digest, raw_id, status in _by_stream_key(session, raw_cols, RawRecord, source, keys):
+            raws[(stream, source_id, digest)] = (raw_id, status)
+            if status == "quarantined":
+                held.add((stream, source_id))
         for item in items:
             key = (item.record.stream, item.record.source_id)
             item.link = links.get(key)
+            item.held = key in held
             raw = raws.get((*key, item.hash))
             if key in retry:
                 item.raw_id = retry[key]
+                item.held = True
             elif raw is not None:
                 item.raw_id = raw[0]
                 if raw[1] == "quarantined":
@@ -399,15 +435,22 @@ class Pipeline:
         except QuarantineError as exc:
             item.error = _bare(exc)
 
-    @staticmethod
-    def _resolve_references(session: Session, source: str, items: list[_Item]) -> None:
+    def _resolve_references(self, session: Session, source: str, items: list[_Item]) -> None:
         wanted: set[tuple[str, str]] = set()
         for item in items:
             if item.mapped is not None:
                 wanted.update(item.mapped.references.values())
+        found: dict[tuple[str, str], str] = {}
+        if self._current_links(session):
+            known = self._links
+            for ref in wanted:
+                entity_id = known.get((source, *ref))
+                if entity_id is not None:
+                    found[ref] = entity_id
+        missing = sorted(wanted - found.keys()) if found else sorted(wanted)
         cols = (SourceLink.stream, SourceLink.source_id, SourceLink.entity_id)
-        found = {(stream, source_id): entity_id
-                 for stream, source_id, entity_id in _by_stream_key(session, cols, SourceLink, source, sorted(wanted))}
+        found.update(((stream, source_id), entity_id)
+                     for stream, source_id, entity_id in _by_stream_key(session, cols, SourceLink, source, missing))
         for item in items:
             if item.mapped is None:
                 continue
@@ -420,6 +463,32 @@ class Pipeline:
                     )
                     break
                 item.mapped.document[target] = entity_id
+
+    def _current_links(self, session: Session) -> bool:
+        """Whether the links in memory may answer this batch's references (see :meth:`remembering`);
+        when not, they are dropped and the batch starts a new mark."""
+        if self._remembering != 1:
+            return False
+        if self._links_mark is not None and persons_unchanged_since(session, self._links_mark):
+            return True
+        self._links, self._links_mark = {}, last_event(session)
+        return False
+
+    def _remember_links(self, session: Session, source: str, items: list[_Item], person_events: int) -> None:
+        """Take in the links this batch read or wrote, after its outbox rows (in its transaction)."""
+        if self._remembering != 1 or self._links_mark is None:
+            return
+        others, latest = persons_written_since(session, self._links_mark, person_events)
+        if others:  # another writer's Person event since the mark: links may have been re-pointed
+            self._forget_links()
+            return
+        self._links_mark = latest
+        links = self._links
+        for item in items:
+            entity_id = item.link.entity_id if item.link is not None else (
+                item.entity_id if item.error is None else None)
+            if entity_id is not None:
+                links[(source, item.record.stream, item.record.source_id)] = entity_id
 
     def _enrich(self, items: list[_Item]) -> None:
         for enricher in self.enrichers:
@@ -459,11 +528,13 @@ class Pipeline:
                 candidates.append((item, candidate))
             else:
                 item.entity_id = entity_id_for(source, item.record.stream, item.record.source_id)
+                item.fresh = True
         if candidates:
             batch = [c for _, c in candidates]
             resolutions = self.resolver.resolve_batch(session, batch)
             for (item, cand), res in zip(candidates, resolutions, strict=True):
                 item.entity_id = res.person_id or cand.new_id
+                item.fresh = res.person_id is None
             self.resolver.record_batch(session, batch, resolutions)
         for item in items:
             if item.error is not None:
@@ -528,9 +599,10 @@ class Pipeline:
         session.flush()
         bulk_insert(session, Quarantine, fresh)  # in batch order, as the session would have
 
-    def _upsert(self, session: Session, source: str, items: list[_Item], now: datetime, result: BatchResult) -> None:
+    def _upsert(self, session: Session, source: str, items: list[_Item], now: datetime, result: BatchResult) -> int:
+        """Write the batch's accepted records; returns how many ``Person`` events it wrote."""
         if not items:
-            return
+            return 0
         result.accepted += len(items)
         _settle_quarantine(session, source, items, now)
         for item in items:
@@ -563,11 +635,14 @@ class Pipeline:
             assert item.entity_id is not None
             by_entity[item.entity_id].append(item)
         entity_ids = list(by_entity)
+        # Only the pipeline writes entities, each new one with the link of the record whose key its id is
+        # derived from: an entity whose only record is fresh (that key had no link) cannot exist yet.
+        maybe = [eid for eid, group in by_entity.items() if len(group) > 1 or not group[0].fresh]
         existing: dict[str, tuple[int, str]] = {}
         others: dict[str, list[Contribution]] = defaultdict(list)
         existing.update({
             eid: (ver, h) for eid, ver, h in _rows_in(
-                session, "SELECT id, version, content_hash FROM entities WHERE id IN ({in})", (), entity_ids)
+                session, "SELECT id, version, content_hash FROM entities WHERE id IN ({in})", (), maybe)
         })
         shared = [eid for eid in entity_ids if eid in existing or len(by_entity[eid]) > 1]
         for chunk in _chunks(shared, _CHUNK):
@@ -626,6 +701,7 @@ class Pipeline:
         notify = getattr(self.resolver, "persons_written", None)
         if written is not None and notify is not None:  # after the outbox rows: see hub.identity.blocks
             notify(session, *written)
+        return len(persons)
 
 
 def write_person_index(
@@ -839,9 +915,16 @@ def _rows_in(session: Session, select_sql: str, params: Sequence[Any], values: S
 
 def _settle_quarantine(session: Session, source: str, items: list[_Item], now: datetime) -> None:
     """Accepted records close their open quarantine entries: their own raw row's as resolved,
-    an older version's of the same source record as superseded."""
+    an older version's of the same source record as superseded.
+
+    An open entry's raw record has status ``quarantined`` (the pipeline sets both in one batch and
+    settles the entry in the batch that accepts the raw record again), so only the keys
+    ``_attach_existing`` found such a raw record for are looked up.
+    """
     cols = (Quarantine.id, Quarantine.stream, Quarantine.source_id, Quarantine.raw_record_id)
-    keys = [(i.record.stream, i.record.source_id) for i in items]
+    keys = [(i.record.stream, i.record.source_id) for i in items if i.held]
+    if not keys:
+        return
     open_entries = list(_by_stream_key(session, cols, Quarantine, source, keys, " AND status = 'open'"))
     if not open_entries:
         return

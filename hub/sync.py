@@ -13,7 +13,9 @@ record's outcome are the same as read in process; only the mapping of a record t
 store already holds unchanged is done, and thrown away.
 
 A sync also has identity keep the active persons' blocking keys in memory from its
-second batch on (``ScoredResolver.remembering``, :mod:`hub.identity.blocks`).
+second batch on (``ScoredResolver.remembering``, :mod:`hub.identity.blocks`), and the
+pipeline answer references from the links its earlier batches read or wrote
+(``Pipeline.remembering``), both checked against the outbox before each batch.
 """
 
 from __future__ import annotations
@@ -136,7 +138,8 @@ def sync_source(
     statistics = PlannerStatistics(store)
     remembering = getattr(pipeline.resolver, "remembering", None)  # identity's keys in memory (hub.identity.blocks)
     try:
-        with batch_friendly_gc(), remembering() if remembering is not None else contextlib.nullcontext():
+        with (batch_friendly_gc(), pipeline.remembering(),
+              remembering() if remembering is not None else contextlib.nullcontext()):
             can = getattr(adapter, "can_read_ahead", None)
             forks = "fork" in multiprocessing.get_all_start_methods()
             if read_ahead and forks and can is not None and can():

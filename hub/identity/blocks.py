@@ -78,20 +78,7 @@ class PersonBlocks:
 
     def current(self, session: Session) -> bool:
         """True when the store's persons are still those of the index (see the module)."""
-        outbox_id, event_id = self.mark
-        if outbox_id < 0:
-            return False
-        cursor = session.connection().connection.cursor()
-        mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
-        try:
-            cursor.execute(f"SELECT event_id FROM outbox WHERE id = {mark}", (outbox_id,))
-            found = cursor.fetchone()
-            if (found[0] if found else None) != event_id:
-                return False
-            cursor.execute(f"SELECT 1 FROM outbox WHERE id > {mark} AND entity_type = 'Person' LIMIT 1", (outbox_id,))
-            return cursor.fetchone() is None
-        finally:
-            cursor.close()
+        return persons_unchanged_since(session, self.mark)
 
     def written(self, session: Session, rows: Sequence[dict[str, Any]], replaced: Iterable[str],
                 identifiers: Iterable[dict[str, str]]) -> None:
@@ -103,16 +90,7 @@ class PersonBlocks:
         before this batch took the outbox lock, after the check at its start), and the index is
         marked stale, to be loaded again at the next batch.
         """
-        cursor = session.connection().connection.cursor()
-        mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
-        try:
-            cursor.execute(f"SELECT count(*) FROM outbox WHERE id > {mark} AND entity_type = 'Person'",
-                           (self.mark[0],))
-            (count,) = cursor.fetchone() or (0,)
-            others = count - len(rows)
-            latest = _last_event(cursor)
-        finally:
-            cursor.close()
+        others, latest = persons_written_since(session, self.mark, len(rows))
         if others:
             self.mark = (-1, "stale")
             return
@@ -218,6 +196,53 @@ def _year_key(row: tuple[Any, ...]) -> tuple[Any, Any] | None:
     if status != ACTIVE or given_sound is None or year is None:
         return None
     return (given_sound, year)
+
+
+# -- the outbox mark (shared with the pipeline's links in memory, hub.pipeline.Pipeline.remembering) ------------
+
+
+def persons_unchanged_since(session: Session, mark: tuple[int, str | None]) -> bool:
+    """True when the outbox event at ``mark`` is still the one it names (the writer's batch that
+    took the mark committed) and no ``Person`` event was written after it: no person, index row,
+    identifier or source link of a person has changed since (every writer of them writes one)."""
+    outbox_id, event_id = mark
+    if outbox_id < 0:
+        return False
+    cursor = session.connection().connection.cursor()
+    param = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    try:
+        cursor.execute(f"SELECT event_id FROM outbox WHERE id = {param}", (outbox_id,))
+        found = cursor.fetchone()
+        if (found[0] if found else None) != event_id:
+            return False
+        cursor.execute(f"SELECT 1 FROM outbox WHERE id > {param} AND entity_type = 'Person' LIMIT 1", (outbox_id,))
+        return cursor.fetchone() is None
+    finally:
+        cursor.close()
+
+
+def persons_written_since(session: Session, mark: tuple[int, str | None],
+                          ours: int) -> tuple[int, tuple[int, str | None]]:
+    """After a batch wrote ``ours`` ``Person`` events (in its transaction, after the outbox-order lock):
+    how many other ``Person`` events were written after ``mark`` (another writer's, committed before
+    the lock), and the outbox's last event, the batch's new mark."""
+    cursor = session.connection().connection.cursor()
+    param = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    try:
+        cursor.execute(f"SELECT count(*) FROM outbox WHERE id > {param} AND entity_type = 'Person'", (mark[0],))
+        (count,) = cursor.fetchone() or (0,)
+        return count - ours, _last_event(cursor)
+    finally:
+        cursor.close()
+
+
+def last_event(session: Session) -> tuple[int, str | None]:
+    """The outbox's last event (id, event id): a mark before anything a later commit writes."""
+    cursor = session.connection().connection.cursor()
+    try:
+        return _last_event(cursor)
+    finally:
+        cursor.close()
 
 
 def _last_event(cursor: Any) -> tuple[int, str | None]:

@@ -1,8 +1,9 @@
 """Identity's in-memory blocking index during a sync (hub/identity/blocks.py), on SQLite and PostgreSQL.
 
-A sync answers identity's candidate lookups from memory from its second batch on; the store
-it leaves must be exactly the one the store's own lookups give, batch by batch. And the index
-must notice when another writer changes the persons under it.
+A sync answers identity's candidate lookups from memory from its second batch on, and references
+from the links of its earlier batches (``Pipeline.remembering``); the store it leaves must be
+exactly the one the store's own lookups give, batch by batch. And both must notice when another
+writer changes the persons under them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from adapters.simulators.legacy_escr import generate
 from adapters.sql import SqlAdapter
@@ -22,7 +24,7 @@ from hub.settings import SourceSettings
 from hub.store.db import Store
 from hub.store.identity import merge
 from hub.store.migrate import upgrade
-from hub.store.tables import PersonIndex
+from hub.store.tables import Entity, PersonIndex, SourceLink
 from hub.sync import sync_source
 from tests.integration.test_pipeline import _state
 
@@ -96,3 +98,44 @@ def test_the_index_sees_another_writers_merge_and_loads_again(store: Store, tmp_
         again = PersonBlocks.load(s)
         assert again.current(s)
     assert merged not in again.found(key, 1000)["birth"].get(birth.isoformat(), ())
+
+
+def test_references_from_memory_follow_another_writers_merge(store: Store, tmp_path: Path) -> None:
+    legacy = f"sqlite:///{tmp_path / 'escr.db'}"
+    generate(legacy, people=60, seed=3)
+    adapter = SqlAdapter("legacy_escr", SourceSettings(adapter="adapters.sql:SqlAdapter", mapping="legacy_escr.yaml",
+                                                       options={"url": legacy}, batch_size=500))
+    until = datetime.now(UTC)
+    clients = list(adapter.pull("clients", StreamCursor(), until))
+    referrals = list(adapter.pull("referrals", StreamCursor(), until))
+    first, second = referrals[0], referrals[1]
+    pipeline = Pipeline()
+    with pipeline.remembering():
+        with store.session() as s:
+            pipeline.ingest(s, adapter.name, clients, adapter.map)
+        with store.session() as s:  # answered from the links the clients' batch wrote
+            pipeline.ingest(s, adapter.name, [first], adapter.map)
+            person = s.scalar(select(Entity.person_id).where(Entity.id == _entity_of(s, "referrals", first)))
+            survivor = s.scalar(select(SourceLink.entity_id).where(
+                SourceLink.stream == "clients", SourceLink.entity_id != person).order_by(SourceLink.id).limit(1))
+        assert person is not None and survivor is not None
+        merged = _client_of(adapter, second)
+        with store.session() as s:
+            merged_id = s.scalar(select(SourceLink.entity_id).where(
+                SourceLink.stream == "clients", SourceLink.source_id == merged))
+        assert merged_id is not None and merged_id != survivor
+        with store.session() as s:  # a reviewer merges the second referral's person away meanwhile
+            merge(s, survivor, merged_id, "reviewer")
+        with store.session() as s:
+            pipeline.ingest(s, adapter.name, [second], adapter.map)
+            assert s.scalar(select(Entity.person_id).where(Entity.id == _entity_of(s, "referrals", second))) == survivor
+    adapter.close()
+
+
+def _client_of(adapter: SqlAdapter, record: SourceRecord) -> str:
+    return adapter.map(record).references["person_id"][1]
+
+
+def _entity_of(session: Session, stream: str, record: SourceRecord) -> str | None:
+    return session.scalar(select(SourceLink.entity_id).where(
+        SourceLink.stream == stream, SourceLink.source_id == record.source_id))
