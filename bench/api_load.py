@@ -5,8 +5,9 @@
    health events, documents, relationships, flags and consents, loaded through
    the real pipeline.
 2. Serves the hub with ``carehub serve --workers N --no-access-log`` and, in the
-   same run and served the same way, a bare FastAPI endpoint returning
-   pre-serialised static JSON of the same size as a record answer.
+   same run and served the same way (:mod:`hub.serving`: each worker on its own
+   socket), a bare FastAPI endpoint returning pre-serialised static JSON of the
+   same size as a record answer.
 3. *The council's day*: ``--users`` (650) concurrent users, each searching by
    name, opening a record found and reading its timeline, with 2 s think time
    between requests; prints p50/p95/p99. Target p95 < 300 ms, every request
@@ -210,11 +211,44 @@ async def council_day(port: int, token: str, users: int, seconds: float, think: 
     return latencies, errors
 
 
-async def saturate(port: int, target: str, token: str | None, connections: int, seconds: float) -> int:
-    """Requests answered 200 by ``connections`` keep-alive loops with no think time."""
+def connections_by_worker(root: int, port: int) -> list[int]:
+    """How many established connections to ``port`` each process under ``root`` holds, most first (Linux /proc).
+
+    The workers share the connections only as evenly as the listening sockets
+    spread them, and a crowded worker is held to one core: the bench prints the
+    split of every saturation slice.
+    """
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    inodes.add(fields[9])
+    counts = []
+    for pid in descendants(root):
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue
+        held = sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in inodes)
+        if held:
+            counts.append(held)
+    return sorted(counts, reverse=True)
+
+
+async def saturate(port: int, target: str, token: str | None, connections: int, seconds: float,
+                   split: list[int] | None = None, root: int | None = None) -> int:
+    """Requests answered 200 by ``connections`` keep-alive loops with no think time.
+
+    With ``root``, ``split`` gets the connections each of its processes holds, a second in.
+    """
     done = 0
     stop = time.monotonic() + seconds
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if root is not None and split is not None:
+        asyncio.get_running_loop().call_later(min(1.0, seconds / 2),
+                                              lambda: split.extend(connections_by_worker(root, port)))
 
     async def loop() -> None:
         nonlocal done
@@ -244,6 +278,12 @@ def cpu_seconds(root: int) -> float:
     Wall-clock figures on shared cores move with everyone else's load; the
     server's own CPU per request does not, so the bench prints both.
     """
+    times = _process_table()[1]
+    return sum(times.get(pid, 0.0) for pid in descendants(root))
+
+
+def _process_table() -> tuple[dict[int, int], dict[int, float]]:
+    """Every process's parent and CPU seconds so far (user + system), from /proc."""
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
@@ -256,11 +296,17 @@ def cpu_seconds(root: int) -> float:
             continue
         parents[int(entry)] = int(fields[1])
         times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    return parents, times
+
+
+def descendants(root: int) -> set[int]:
+    """Process ``root`` and all its descendants."""
+    parents = _process_table()[0]
     tree, frontier = {root}, [root]
     while frontier:
         frontier = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
         tree.update(frontier)
-    return sum(times.get(pid, 0.0) for pid in tree)
+    return tree
 
 
 def load_average() -> str:
@@ -309,9 +355,9 @@ def main() -> None:
         record_path = f"/api/persons/{probe}/record"
         size = len(httpx.get(f"{base}{record_path}", headers=auth).content)
         (bench_dir / "bare_app.py").write_text(BARE_APP)
-        bare = start([sys.executable, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--port",
-                      str(bare_port), "--log-level", "warning", "--no-access-log", "--workers", str(args.workers),
-                      "--app-dir", str(bench_dir)], {**env, "BARE_BYTES": str(size)}, bare_port,
+        # Served as `carehub serve` serves the hub: the same workers, each on its own socket (hub.serving).
+        bare = start([sys.executable, "-m", "hub.serving", "bare_app:app", "127.0.0.1", str(bare_port),
+                      str(args.workers), str(bench_dir)], {**env, "BARE_BYTES": str(size)}, bare_port,
                      bench_dir / "bare.log")
         store = Store(url)
         print(f"\nserving: hub and bare endpoint each with {args.workers} uvicorn worker(s); "
@@ -346,15 +392,18 @@ def main() -> None:
             own0 = time.process_time()
             for n in range(args.slices):
                 cpu0 = cpu_seconds(hub.pid)
-                rec = run(saturate(hub_port, record_path, token, args.connections, part))
+                rec_split: list[int] = []
+                rec = run(saturate(hub_port, record_path, token, args.connections, part, rec_split, hub.pid))
                 cpu1 = cpu_seconds(hub.pid)
                 bare_cpu0 = cpu_seconds(bare.pid)
-                bare_rps = run(saturate(bare_port, "/bare", None, args.connections, part))
+                bare_split: list[int] = []
+                bare_rps = run(saturate(bare_port, "/bare", None, args.connections, part, bare_split, bare.pid))
                 bare_cpu += cpu_seconds(bare.pid) - bare_cpu0
                 rec_cpu += cpu1 - cpu0
                 rec_done, bare_done = rec_done + rec, bare_done + bare_rps
                 print(f"  slice {n + 1}: record open {rec / part:.0f} req/s, bare {bare_rps / part:.0f} req/s, "
-                      f"{load_average()}")
+                      f"{load_average()}; connections per worker: record {'/'.join(map(str, rec_split))}, "
+                      f"bare {'/'.join(map(str, bare_split))}")
             print(f"  record open {rec_done / args.seconds:.0f} req/s   bare FastAPI static JSON "
                   f"{bare_done / args.seconds:.0f} req/s   ratio {rec_done / bare_done:.0%}   (target >= 40%)")
             print(f"  server CPU per request: record open {rec_cpu / max(1, rec_done) * 1000:.2f} ms, "

@@ -279,13 +279,17 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log one line per request (the audit trail keeps them "
                                                   "anyway).")] = True,
 ) -> None:
-    """Serve the hub's API and pages."""
-    import uvicorn
-
+    """Serve the hub's API and pages (several workers each listen on a socket of their own: hub.serving)."""
     if workers > 1:
-        uvicorn.run("hub.api.app:serving_app", factory=True, host=host, port=port, workers=workers,
-                    access_log=access_log)
+        from hub.serving import serve as serve_workers
+
+        status = serve_workers("hub.api.app:serving_app", factory=True, host=host, port=port, workers=workers,
+                               access_log=access_log)
+        if status:
+            raise typer.Exit(status)
     else:
+        import uvicorn
+
         from hub.api.app import serving_app
 
         uvicorn.run(serving_app(), host=host, port=port, access_log=access_log)
@@ -323,7 +327,8 @@ def main() -> None:
     """Console-script entry: run the app, turning hub errors into one line and exit code 2."""
     _load_link_commands()
     try:
-        app(standalone_mode=False)
+        # Not standalone, click hands back a command's typer.Exit status instead of exiting with it.
+        code = app(standalone_mode=False)
     except HubError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -335,3 +340,5 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    if isinstance(code, int) and code:
+        sys.exit(code)
