@@ -24,6 +24,7 @@ from hub.access.policy import Policy
 from hub.access.tokens import TokenVerifier, demo_issuer
 from hub.api import admin, auditing, deliveries, fhir, identity, identity_pages, ops, pages, persons, problems
 from hub.api.deps import current_caller
+from hub.api.hot import HotRoutes
 from hub.api.middleware import AuditMiddleware
 from hub.api.reads import ReadThreads
 from hub.audit import AuditTrail
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer)
     app.state.pipeline = build_pipeline(settings, the_store)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.add_middleware(HotRoutes)  # inside the audit: the busiest reads, straight to their routes
     app.add_middleware(AuditMiddleware, trail=trail)
     problems.install(app)
 

@@ -57,15 +57,20 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") or request.method == "POST"
 
 
+def hub_error_response(request: Request, exc: HubError) -> Response:
+    """The answer to a hub error: its status, and why, in the dialect of the path."""
+    if exc.http_status >= 500:
+        log.error("%s on %s %s: %s", exc.code, request.method, request.url.path, type(exc).__name__)
+    headers = {"WWW-Authenticate": 'Bearer realm="carehub"'} if exc.http_status == 401 else None
+    return _respond(request, exc.http_status, exc.message, exc.code, headers)
+
+
 def install(app: FastAPI) -> None:
     """Register the error handlers on ``app``."""
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> Response:
-        if exc.http_status >= 500:
-            log.error("%s on %s %s: %s", exc.code, request.method, request.url.path, type(exc).__name__)
-        headers = {"WWW-Authenticate": 'Bearer realm="carehub"'} if exc.http_status == 401 else None
-        return _respond(request, exc.http_status, exc.message, exc.code, headers)
+        return hub_error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -77,4 +82,4 @@ def install(app: FastAPI) -> None:
         return _respond(request, exc.status_code, str(exc.detail), f"CAREHUB-E{exc.status_code}")
 
 
-__all__ = ["FHIR_JSON", "install", "operation_outcome"]
+__all__ = ["FHIR_JSON", "hub_error_response", "install", "operation_outcome"]
