@@ -1,10 +1,11 @@
 """The hot reads' threads: a few threads, each keeping its own store connection between reads.
 
 The busiest routes (search, record, timeline) hand their store work to these
-threads in one hop (:meth:`ReadThreads.run`): the work runs in one read
-transaction on the thread's connection (:class:`hub.store.db.KeptConnection`:
-no pool check-out and check-in per read; a connection the database dropped is
-replaced and the read run again) and its answer comes back to the event loop.
+threads in one hop (:meth:`ReadThreads.run`): the work runs on the thread's
+connection and whatever transaction it began is ended when it returns
+(:meth:`hub.store.db.KeptConnection.read`: no pool check-out and check-in per
+read; a connection the database dropped is replaced and the read run again)
+and its answer comes back to the event loop.
 Handing work over through one queue and one wake-up of the loop costs less
 than an executor's future chained to an asyncio future.
 
@@ -47,7 +48,7 @@ class ReadThreads:
         self._closed = False
 
     async def run(self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """``work(connection, *args, **kwargs)`` in one read transaction on a read thread; its answer or error."""
+        """Read-only ``work(connection, *args, **kwargs)`` on a read thread; its answer or error."""
         if not self._threads:
             self._start()
         loop = asyncio.get_running_loop()
@@ -81,7 +82,7 @@ class ReadThreads:
             while (job := self._jobs.get()) is not None:
                 loop, future, work, args, kwargs = job
                 try:
-                    result = kept.transaction(work, *args, **kwargs)
+                    result = kept.read(work, *args, **kwargs)
                 except BaseException as exc:  # noqa: BLE001 - handed to the request that asked, raised there
                     with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more
                         loop.call_soon_threadsafe(_fail, future, exc)
