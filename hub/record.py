@@ -242,15 +242,27 @@ def person_entities(session: Session, person_id: str) -> list[Entity]:
 
 @dataclass(slots=True)
 class StoredItem:
-    """One entity of a person as the record needs it: its document parsed once, its provenance beside it."""
+    """One entity of a person as the record needs it: its document (parsed when first needed, at most once),
+    its provenance beside it."""
 
     id: str
     entity_type: str
     version: int
     updated: str
     document: str
-    data: dict[str, Any]
     sources: list[dict[str, Any]] = field(default_factory=list)
+    parsed: dict[str, Any] | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The document, parsed."""
+        if self.parsed is None:
+            self.parsed = orjson.loads(self.document)
+        return self.parsed
+
+    def data_or_json(self) -> dict[str, Any] | orjson.Fragment:
+        """The parsed document if something has read it, else its stored JSON to embed as it is in an answer."""
+        return self.parsed if self.parsed is not None else orjson.Fragment(self.document)
 
 
 _ITEM_COLUMNS = (Entity.id, Entity.entity_type, Entity.version, type_coerce(Entity.updated_at, IsoTimestamp),
@@ -272,14 +284,14 @@ def load_person(session: Reader, person_id: str, *, with_provenance: bool) -> li
     first), so the record costs one indexed lookup however many items it has.
     """
     if not with_provenance:
-        return [StoredItem(eid, etype, version, updated, document, orjson.loads(document))
+        return [StoredItem(eid, etype, version, updated, document)
                 for eid, etype, version, updated, document in _PERSON_ITEMS.all(session, {"pid": person_id})]
     items: dict[str, StoredItem] = {}
     for eid, etype, version, updated, document, source, stream, source_id, last_seen in _PERSON_ITEMS_WITH_SOURCES.all(
             session, {"pid": person_id}):
         item = items.get(eid)
         if item is None:
-            item = items[eid] = StoredItem(eid, etype, version, updated, document, orjson.loads(document))
+            item = items[eid] = StoredItem(eid, etype, version, updated, document)
         if source is not None:
             item.sources.append({"system": source, "stream": stream, "source_id": source_id,
                                  "last_seen": last_seen})
@@ -321,10 +333,14 @@ def merged_away(session: Reader, person_id: str) -> tuple[str, dict[str, Any], s
 
 
 def open_record(session: Reader, policy: Policy, caller: Caller, person_id: str, audit: AuditContext,
-                *, types: frozenset[str] | None = None, with_provenance: bool = True) -> LoadedRecord:
+                *, types: frozenset[str] | None = None, with_provenance: bool = True,
+                embed_documents: bool = False) -> LoadedRecord:
     """The person's record as the caller may see it, each item with its sources and last update.
 
-    ``types`` narrows what is handed out (FHIR reads of one resource type). A
+    ``embed_documents`` hands each item's ``data`` out as its stored JSON
+    (an ``orjson.Fragment``, for an answer that only serialises it) unless the
+    rules have parsed it already. ``types`` narrows what is handed out (FHIR
+    reads of one resource type). A
     sealed person the caller may not see is NotFound; someone outside a social
     worker's team is Forbidden unless the caller breaks glass. Both refusals are
     noted on the audit context with their real reason.
@@ -355,7 +371,7 @@ def open_record(session: Reader, policy: Policy, caller: Caller, person_id: str,
     allowed = [e for e in entities if e.entity_type in wanted and e.entity_type in RECORD_SECTIONS]
     record = LoadedRecord(view=view, person=_item(person))
     for e in sorted(allowed, key=lambda e: e.id):
-        record.items.setdefault(e.entity_type, []).append(_item(e))
+        record.items.setdefault(e.entity_type, []).append(_item(e, embed_documents))
         audit.touch(e.entity_type, e.id)
     audit.touch("Person", person.id)
     readable_anyway = policy.readable_types(caller.role)
@@ -363,9 +379,10 @@ def open_record(session: Reader, policy: Policy, caller: Caller, person_id: str,
     return record
 
 
-def _item(entity: StoredItem) -> dict[str, Any]:
+def _item(entity: StoredItem, embed: bool = False) -> dict[str, Any]:
     return {"id": entity.id, "type": entity.entity_type, "version": entity.version,
-            "updated": entity.updated, "sources": entity.sources, "data": entity.data}
+            "updated": entity.updated, "sources": entity.sources,
+            "data": entity.data_or_json() if embed else entity.data}
 
 
 TIMELINE_DATES: dict[str, tuple[str, ...]] = {

@@ -85,8 +85,8 @@ async def read_record(person_id: str, request: Request) -> Response:
 
 
 def record_json(session: Connection, policy: Policy, caller: Caller, person_id: str, audit: AuditContext) -> bytes:
-    """The record answer, serialised."""
-    record = open_record(session, policy, caller, person_id, audit)
+    """The record answer, serialised (each document as stored, parsed only where the access rules read it)."""
+    record = open_record(session, policy, caller, person_id, audit, embed_documents=True)
     body: dict[str, Any] = {"id": person_id, "access": access_note(record, caller.role, caller.purpose),
                             "person": record.person}
     for etype, key in RECORD_SECTIONS.items():
