@@ -8,6 +8,7 @@ said it (from ``source_links``) and when it last changed.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -16,7 +17,7 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, bindparam, func, or_, select, type_coerce
+from sqlalchemy import Integer, String, bindparam, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from hub.access.policy import Policy
@@ -97,52 +98,104 @@ class LoadedRecord:
     hidden_sections: list[str] = field(default_factory=list)
 
 
-def _prefix(column: Any, value: str) -> Any:
+def _like_prefix(value: str) -> str:
+    """A LIKE pattern for names starting with ``value`` (as names are indexed: upper-case letters only)."""
     key = search_key(value)
     if not key:
         raise InvalidQuery(f"{value!r} holds no letters to search by")
-    return column.like(f"{key}%")
+    return f"{key}%"
 
 
-def _person_filter(query: PersonQuery, *, family_by_index: bool = False) -> Select[str]:
-    """Ids of the active people matching the query.
+def _criteria(query: PersonQuery, *, family_by_index: bool = False) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The shape of the query's filter (which criteria, how) and the values to bind into it.
 
     ``family_by_index`` bounds the family name as a range too, so the database
     can walk its index (see :func:`_few_by_family`): family names are indexed
-    as upper-case letters only, where a prefix is exactly a range.
+    as upper-case letters only, where a prefix is exactly a range. The shape
+    picks a statement built once (:func:`_ids_statement`); the values go in as
+    its parameters.
     """
-    stmt = select(PersonIndex.person_id).where(PersonIndex.status == "active")
+    shape: list[Any] = []
+    params: dict[str, Any] = {}
     if query.family and family_by_index:
         key = search_key(query.family)
         if key:
-            stmt = stmt.where(PersonIndex.family_name.between(key, _range_end(key)))
+            shape.append("family_range")
+            params.update(family_low=key, family_high=_range_end(key))
     if query.person_id:
-        stmt = stmt.where(PersonIndex.person_id == query.person_id)
+        shape.append("person_id")
+        params["person_id"] = query.person_id
     if query.nhs_number:
-        stmt = stmt.where(PersonIndex.nhs_number == re.sub(r"[\s-]", "", query.nhs_number))
+        shape.append("nhs_number")
+        params["nhs_number"] = re.sub(r"[\s-]", "", query.nhs_number)
     if query.identifier:
-        ident = select(PersonIdentifier.person_id).where(PersonIdentifier.value == query.identifier)
+        shape.append("identifier")
+        params["identifier"] = query.identifier
         if query.identifier_system:
-            ident = ident.where(PersonIdentifier.system == query.identifier_system)
-        stmt = stmt.where(PersonIndex.person_id.in_(ident))
+            shape.append("identifier_system")
+            params["identifier_system"] = query.identifier_system
     if query.family:
-        stmt = stmt.where(_prefix(PersonIndex.family_name, query.family))
+        shape.append("family")
+        params["family"] = _like_prefix(query.family)
     if query.given:
-        stmt = stmt.where(_prefix(PersonIndex.given_name, query.given))
+        shape.append("given")
+        params["given"] = _like_prefix(query.given)
     if query.name:
-        for token in query.name.split():
-            stmt = stmt.where(or_(_prefix(PersonIndex.family_name, token), _prefix(PersonIndex.given_name, token)))
+        tokens = query.name.split()
+        shape.append(("name", len(tokens)))
+        params.update({f"name_{n}": _like_prefix(token) for n, token in enumerate(tokens)})
     if query.birth_date:
-        stmt = stmt.where(PersonIndex.birth_date == query.birth_date)
+        shape.append("birth_date")
+        params["birth_date"] = query.birth_date
     if query.postcode:
         try:
-            stmt = stmt.where(PersonIndex.postcode == normalise_postcode(query.postcode))
+            params["postcode"] = normalise_postcode(query.postcode)
+            shape.append("postcode")
         except ValueError:
             outward = re.sub(r"\s+", "", query.postcode).upper()
             if not re.fullmatch(r"[A-Z]{1,2}\d[A-Z\d]?", outward):
                 raise InvalidQuery(f"{query.postcode!r} is neither a postcode nor an outward code") from None
-            stmt = stmt.where(PersonIndex.postcode.like(f"{outward} %"))
-    return stmt
+            params["postcode"] = f"{outward} %"
+            shape.append("outward_code")
+    return tuple(shape), params
+
+
+@functools.lru_cache(maxsize=256)
+def _ids_statement(shape: tuple[Any, ...], after: bool) -> PreparedStatement:
+    """Ids of the active people matching a filter of this shape, in id order, after ``:after``, ``:limit`` of
+    them. Built once per shape: building and compiling the statement for every search cost more than running
+    it (a search was 2.1 ms of CPU, of which SQLAlchemy's statement building and execution about 0.9 ms)."""
+    pi = PersonIndex
+    stmt = select(pi.person_id).where(pi.status == "active")
+    for part in shape:
+        if part == "family_range":
+            stmt = stmt.where(pi.family_name.between(bindparam("family_low"), bindparam("family_high")))
+        elif part == "person_id":
+            stmt = stmt.where(pi.person_id == bindparam("person_id"))
+        elif part == "nhs_number":
+            stmt = stmt.where(pi.nhs_number == bindparam("nhs_number"))
+        elif part == "identifier":
+            ident = select(PersonIdentifier.person_id).where(PersonIdentifier.value == bindparam("identifier"))
+            if "identifier_system" in shape:
+                ident = ident.where(PersonIdentifier.system == bindparam("identifier_system"))
+            stmt = stmt.where(pi.person_id.in_(ident))
+        elif part == "family":
+            stmt = stmt.where(pi.family_name.like(bindparam("family")))
+        elif part == "given":
+            stmt = stmt.where(pi.given_name.like(bindparam("given")))
+        elif part == "birth_date":
+            stmt = stmt.where(pi.birth_date == bindparam("birth_date", type_=pi.birth_date.type))
+        elif part == "postcode":
+            stmt = stmt.where(pi.postcode == bindparam("postcode"))
+        elif part == "outward_code":
+            stmt = stmt.where(pi.postcode.like(bindparam("postcode")))
+        elif isinstance(part, tuple) and part[0] == "name":
+            for n in range(part[1]):
+                token = bindparam(f"name_{n}", type_=String)
+                stmt = stmt.where(or_(pi.family_name.like(token), pi.given_name.like(token)))
+    if after:
+        stmt = stmt.where(pi.person_id > bindparam("after"))
+    return PreparedStatement(stmt.order_by(pi.person_id).limit(bindparam("limit", type_=Integer)))
 
 
 # Few enough people by a family-name prefix to fetch them all through the name's index and sort them by id;
@@ -201,17 +254,15 @@ def search_people(session: Reader, policy: Policy, caller: Caller, query: Person
         raise InvalidQuery("name at least one search criterion")
     limit = max(1, min(limit, MAX_PAGE))
     audit.action = "search"
-    base = _person_filter(query, family_by_index=_few_by_family(session, query)).order_by(PersonIndex.person_id)
+    shape, params = _criteria(query, family_by_index=_few_by_family(session, query))
+    params["limit"] = limit + 1
     found: list[tuple[str, dict[str, Any], PersonFacts]] = []
     after = cursor
     exhausted = False
     while len(found) <= limit and not exhausted:
-        stmt = base.limit(limit + 1)
-        if after:
-            stmt = stmt.where(PersonIndex.person_id > after)
         # The page's ids first, then their documents and access facts in one query: documents are read for
         # one page, not for every match.
-        ids = list(session.execute(stmt).scalars())
+        ids = [pid for (pid,) in _ids_statement(shape, bool(after)).all(session, {**params, "after": after})]
         exhausted = len(ids) < limit + 1
         if not ids:
             break

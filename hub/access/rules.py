@@ -10,18 +10,19 @@ record's content into a refusal: a sealed person is simply not found.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, select
+from sqlalchemy import String, bindparam, literal, select
 
 from hub.access.policy import Policy
 from hub.access.tokens import TokenClaims
 from hub.errors import Forbidden, NotFound
-from hub.store.db import Reader
+from hub.store.db import PreparedStatement, Reader
 from hub.store.tables import Entity
 
 MIN_BREAK_GLASS_REASON = 10
@@ -163,10 +164,13 @@ def decide(policy: Policy, caller: Caller, facts: PersonFacts) -> RecordView:
                       relationship=related, break_glass=glass)
 
 
-# Built once (a search page runs it for every page): each person's document and what the rules need.
-_PEOPLE_AND_FACTS = select(Entity.person_id, Entity.entity_type, Entity.document).where(
-    Entity.person_id.in_(bindparam("ids", expanding=True)),
-    Entity.entity_type.in_(("Person", "Seal", "Episode", "Consent")))
+@functools.lru_cache(maxsize=128)
+def _people_and_facts(count: int) -> PreparedStatement:
+    """Each of ``count`` people's document and what the rules need, by ``:p0`` ... (one statement per count,
+    built once: a search page runs one, and SQLAlchemy building and running it cost more than SQLite did)."""
+    return PreparedStatement(select(Entity.person_id, Entity.entity_type, Entity.document).where(
+        Entity.person_id.in_([bindparam(f"p{n}", type_=String) for n in range(count)]),
+        Entity.entity_type.in_([literal(t, String) for t in ("Person", "Seal", "Episode", "Consent")])))
 
 
 def load_people(session: Reader, person_ids: Iterable[str]) -> tuple[dict[str, dict[str, Any]],
@@ -178,7 +182,7 @@ def load_people(session: Reader, person_ids: Iterable[str]) -> tuple[dict[str, d
     if not ids:
         return people, facts
     consents: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for pid, etype, document in session.execute(_PEOPLE_AND_FACTS, {"ids": ids}):
+    for pid, etype, document in _people_and_facts(len(ids)).all(session, {f"p{n}": pid for n, pid in enumerate(ids)}):
         if pid is None:
             continue
         doc = orjson.loads(document)
