@@ -3,7 +3,8 @@
 1. Builds (once, cached under var/bench/) a store of ``--people`` synthetic people
    (default 100,000) with episodes, referrals, assessments, plans, commitments,
    health events, documents, relationships, flags and consents, loaded through
-   the real pipeline.
+   the real pipeline; then reads the SQLite file once, so the run starts with
+   the store in the page cache, as a hub serving all day would have it.
 2. Serves the hub with ``carehub serve --workers N --no-access-log`` and, in the
    same run and served the same way (:mod:`hub.serving`: each worker on its own
    socket), a bare FastAPI endpoint returning pre-serialised static JSON of the
@@ -86,6 +87,24 @@ def build_store(url: str, people: int) -> None:
     if have < people:
         print(f"store built: {people:,} people in {time.perf_counter() - started:.0f} s")
     store.dispose()
+
+
+def warm_page_cache(url: str) -> None:
+    """Read a SQLite store's file once, so the run starts with it in the operating system's page cache.
+
+    A hub serving all day has its store's pages in memory; a freshly built or
+    copied 2 GB file is read from disk at first, and random record opens that
+    wait on the disk (measured in-process: 107 opens/s at 3.2 ms of CPU cold,
+    720-890/s at 1.1-1.3 ms warm) set the day's p95 instead of the hub.
+    """
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    started, size = time.perf_counter(), 0
+    with path.open("rb", buffering=0) as handle:
+        while chunk := handle.read(1 << 20):
+            size += len(chunk)
+    print(f"page cache warmed: read {size / 2**20:,.0f} MiB of {path.name} in {time.perf_counter() - started:.1f} s")
 
 
 def free_port() -> int:
@@ -338,6 +357,7 @@ def main() -> None:
     bench_dir.mkdir(parents=True, exist_ok=True)
     url = args.database_url or f"sqlite:///{bench_dir / f'api_load_{args.people}.db'}"
     build_store(url, args.people)
+    warm_page_cache(url)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREHUB_")}
     env.update({"CAREHUB_DATABASE_URL": url, "CAREHUB_DATA_DIR": str(bench_dir), "CAREHUB_LOG_LEVEL": "WARNING"})
