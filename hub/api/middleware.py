@@ -5,7 +5,9 @@ A pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware): it puts an
 when the response starts hands the row to the audit writer
 (:meth:`hub.audit.AuditTrail.record`, a group commit) and waits until it is
 committed before the first byte leaves. If the row cannot be written the client
-gets a 500 instead of an unaudited answer.
+gets a 500 instead of an unaudited answer. A request that fails with an error
+nothing handled leaves its row too (status 500, outcome ``error``) before the
+server-error handler answers.
 """
 
 from __future__ import annotations
@@ -46,4 +48,14 @@ class AuditMiddleware:
                 await self.trail.record(ctx, int(message["status"]))
             await send(message)
 
-        await self.app(scope, receive, send_audited)
+        try:
+            await self.app(scope, receive, send_audited)
+        except Exception:
+            # An error nothing handled: the server-error handler outside answers 500; the row says so first.
+            if not written:
+                written = True
+                try:
+                    await self.trail.record(ctx, 500)
+                except Exception:  # noqa: BLE001 - the request's own error is the one to raise
+                    log.exception("audit row for a failed request could not be written")
+            raise

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -61,6 +62,21 @@ def test_every_request_leaves_exactly_one_audit_row(hub: Hub) -> None:
         # no names, addresses or NHS numbers in the trail (searches record criteria nowhere)
         blob = " ".join(f"{r.path} {r.reason} {r.resources}" for r in rows)
         assert "Hale" not in blob and nhs_number(1) not in blob and "LS1" not in blob
+
+
+def test_a_request_failing_with_an_unhandled_error_leaves_its_row(hub: Hub) -> None:
+    def broken() -> None:
+        raise RuntimeError("a fault nothing handles")
+
+    hub.client.app.add_api_route("/api/broken", broken)  # type: ignore[attr-defined]
+    client = TestClient(hub.client.app, raise_server_exceptions=False)
+    owen = hub.headers("sw.owen", "social_worker", "ASC-E")
+    before = audit_count(hub)
+    assert client.get("/api/broken", headers=owen).status_code == 500
+    assert audit_count(hub) == before + 1
+    with hub.store.session() as s:
+        row = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
+    assert (row.path, row.status, row.outcome) == ("/api/broken", 500, "error")
 
 
 def test_audit_rows_cannot_be_changed_or_deleted(hub: Hub) -> None:
