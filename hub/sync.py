@@ -178,8 +178,11 @@ def sync_stream(
         if len(batch) >= batch_size:
             total.add(_apply(store, adapter, pipeline, stream, batch, progress, statistics))
             batch = []
+            collect_between_batches()
     if batch:
         total.add(_apply(store, adapter, pipeline, stream, batch, progress, statistics))
+        del batch
+        collect_between_batches()
     return total
 
 
@@ -199,7 +202,6 @@ def _apply(
         progress(stream, len(batch))
     if statistics is not None:
         statistics.after_batch(store, len(batch))
-    collect_between_batches()
     return result
 
 
@@ -227,8 +229,12 @@ def _sync_read_ahead(
             plan.append((spec.name, pipeline.load_cursor(session, adapter.name, spec.name)))
     total = BatchResult()
     with _Reader(adapter, plan, until, batch_size, validate=not pipeline.enrichers) as reader:
-        for stream, batch in reader.batches():
+        while (received := reader.next_batch()) is not None:
+            stream, batch = received
+            del received
             total.add(_apply(store, adapter, pipeline, stream, batch, progress, statistics))
+            del batch  # before the collection: it would walk (and freeze) the whole batch
+            collect_between_batches()
     return total
 
 
@@ -261,20 +267,22 @@ class _Reader:
             self._process.kill()
         self._process.join()
 
-    def batches(self) -> Iterator[tuple[str, list[PreparedRecord]]]:
-        """(stream, batch) in read order, until the reader has read every planned stream."""
-        while True:
-            try:
-                kind, stream, body = pickle.loads(self._incoming.recv_bytes())
-            except EOFError:
-                self._process.join(timeout=5)
-                raise HubError(f"the source reader stopped unexpectedly (exit code {self._process.exitcode})")\
-                    from None
-            if kind == "done":
-                return
-            if kind == "error":
-                raise body
-            yield stream, [_unpack(stream, row) for row in body]
+    def next_batch(self) -> tuple[str, list[PreparedRecord]] | None:
+        """The next (stream, batch) in read order; None once the reader has read every planned stream.
+
+        Not a generator, so that nothing here keeps a batch alive after the caller is done with it.
+        """
+        try:
+            kind, stream, body = pickle.loads(self._incoming.recv_bytes())
+        except EOFError:
+            self._process.join(timeout=5)
+            raise HubError(f"the source reader stopped unexpectedly (exit code {self._process.exitcode})")\
+                from None
+        if kind == "done":
+            return None
+        if kind == "error":
+            raise body
+        return stream, [_unpack(stream, row) for row in body]
 
 
 def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime, batch_size: int,
