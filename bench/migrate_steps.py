@@ -81,8 +81,8 @@ def instrument() -> None:
         wrap_method(resolver_module.ScoredResolver, name, f"identity {name}")
     bulk_insert = pipeline_module.bulk_insert
 
-    def insert(session: Any, entity: Any, rows: list[dict[str, Any]]) -> None:
-        timed(f"insert {entity.__tablename__}", bulk_insert)(session, entity, rows)
+    def insert(session: Any, entity: Any, *rows: Any) -> None:
+        timed(f"insert {entity.__tablename__}", bulk_insert)(session, entity, *rows)
 
     pipeline_module.bulk_insert = insert  # type: ignore[assignment]
     if hasattr(pipeline_module, "insert_returning"):

@@ -35,8 +35,8 @@ from typing import Any
 
 from sqlalchemy import text, update
 
-from hub.contract import Adapter, MappedRecord, SourceRecord, StreamCursor
-from hub.errors import HubError, QuarantineError
+from hub.contract import Adapter, SourceRecord, StreamCursor
+from hub.errors import HubError
 from hub.pipeline import BatchResult, Pipeline, PreparedRecord, prepare
 from hub.store.db import Store
 from hub.store.tables import SyncRun, utcnow
@@ -207,12 +207,6 @@ def _apply(
 
 # -- read-ahead ---------------------------------------------------------------------------------
 
-# A prepared record crosses the pipe as a plain tuple (pickles several times faster than objects):
-# (source id, modified, payload JSON, hash, entity type, document, references, reason, message, field, validated,
-# (reason, message, field) of a validation error).
-_Row = tuple[Any, ...]
-
-
 def _sync_read_ahead(
     store: Store,
     adapter: Adapter,
@@ -282,7 +276,7 @@ class _Reader:
             return None
         if kind == "error":
             raise body
-        return stream, [_unpack(stream, row) for row in body]
+        return stream, body
 
 
 def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime, batch_size: int,
@@ -297,9 +291,9 @@ def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: d
 
     try:
         for stream, cursor in plan:
-            batch: list[_Row] = []
+            batch: list[PreparedRecord] = []
             for record in adapter.pull(stream, cursor, until):
-                batch.append(_pack(prepare(record, adapter.map, validate=validate)))
+                batch.append(prepare(record, adapter.map, validate=validate, source=adapter.name))
                 if len(batch) >= batch_size:
                     send(("batch", stream, batch))
                     batch = []
@@ -322,28 +316,6 @@ def _die_with(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:
         os._exit(0)
-
-
-def _pack(prepared: PreparedRecord) -> _Row:
-    mapped, error, invalid = prepared.mapped, prepared.error, prepared.invalid
-    return (prepared.source_id, prepared.modified, prepared.payload_json, prepared.hash,
-            mapped.entity_type if mapped else None, mapped.document if mapped else None,
-            mapped.references if mapped else None,
-            error.reason if error else None, error.message if error else None, error.field if error else None,
-            prepared.validated,
-            (invalid.reason, invalid.message, invalid.field) if invalid else None)
-
-
-def _unpack(stream: str, row: _Row) -> PreparedRecord:
-    source_id, modified, payload, digest, entity_type, document, references, reason, message, field, validated, \
-        invalid = row
-    return PreparedRecord(
-        stream, source_id, modified, payload, digest,
-        MappedRecord(entity_type, document, references) if entity_type is not None else None,
-        QuarantineError(reason, message, field=field) if reason is not None else None,
-        validated,
-        QuarantineError(invalid[0], invalid[1], field=invalid[2]) if invalid is not None else None,
-    )
 
 
 def _finish(store: Store, run_id: int, outcome: str, counts: BatchResult, error: str | None) -> None:

@@ -219,9 +219,13 @@ class IdentityResolver:
             tuple(ranked),
         )
 
-    def _encode(self, matcher: Matcher, records: Sequence[MatchRecord]) -> tuple[RecordTable, list[list[Any]]]:
-        """The incoming records encoded, and their normalised fields (read again for their blocking keys)."""
-        fields = [normalised_fields(r) for r in records]
+    def _encode(self, matcher: Matcher, records: Sequence[MatchRecord],
+                known: Sequence[Sequence[Any] | None] | None = None) -> tuple[RecordTable, list[Sequence[Any]]]:
+        """The incoming records encoded, and their normalised fields (read again for their blocking keys);
+        ``known`` gives a record's fields where they were already computed."""
+        fields: list[Sequence[Any]] = [
+            f if f is not None else normalised_fields(r)
+            for r, f in zip(records, known if known is not None else [None] * len(records), strict=True)]
         identifiers = {row: frozenset(r.identifiers) for row, r in enumerate(records) if r.identifiers}
         return matcher.encoder.encode_normalised([r.id for r in records], fields, identifiers), fields
 
@@ -445,19 +449,20 @@ class ScoredResolver(IdentityResolver):
             self._blocks = PersonBlocks.load(session)
         return self._blocks
 
-    def persons_written(self, session: Session, rows: Sequence[dict[str, Any]], replaced: Iterable[str],
-                        identifiers: Iterable[dict[str, str]]) -> None:
-        """What a batch wrote to ``person_index`` and ``person_identifiers`` (after its outbox rows)."""
+    def persons_written(self, session: Session, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                        replaced: Iterable[str], identifiers: Iterable[tuple[str, str, str]]) -> None:
+        """What a batch wrote to ``person_index`` (rows of ``columns``) and ``person_identifiers``
+        ((person id, system, value)), after its outbox rows."""
         if self._blocks is not None and self._remembering == 1:
-            self._blocks.written(session, rows, replaced, identifiers)
+            self._blocks.written(session, columns, rows, replaced, identifiers)
 
     def resolve_batch(self, session: Session, candidates: Sequence[PersonCandidate]) -> list[PersonResolution]:
         """One resolution per candidate, in order (see the class)."""
         if not candidates:
             return []
-        records = [MatchRecord.from_person(c.person, c.new_id) for c in candidates]
+        records = [c.record for c in candidates]
         matcher = self._matcher(session, len(records))
-        left, fields = self._encode(matcher, records)
+        left, fields = self._encode(matcher, records, [c.fields for c in candidates])
         blocks = self._blocks_for(session)
         found = self._candidate_ids(session, records, fields, blocks)
         right = self._candidate_table(session, matcher, sorted({pid for ids in found for pid in ids}), blocks)
