@@ -140,21 +140,24 @@ class PreparedRecord(NamedTuple):
     reader process can do it while the store writes the batch before (``hub.sync``). The
     pipeline treats it exactly as the record it came from: ``payload_json`` is the raw record
     kept; ``entity_type``, ``document`` and ``references`` are what the mapper made of it, or
-    ``error`` the mapper's quarantine reason. A plain tuple of plain values: it crosses a pipe
-    by the batch, and unpickling is paid by the store's process.
+    ``error`` the mapper's quarantine reason. Plain values only: a batch crosses a pipe as
+    plain tuples (:func:`prepared_rows`), and unpickling is paid by the store's process.
 
     ``validated``: the mapped record was also validated (:func:`prepare`); ``invalid`` is then
-    the validation's quarantine reason, or else the record is kept in the forms the store writes:
-    ``document_json`` the canonical document's JSON and ``event_json`` the JSON of the outbox
-    payload of the entity it creates (when it creates one), each reference field holding its
-    mark (:func:`reference_mark`) until the pipeline resolves it, and the payload its
-    :data:`ID_MARK` and :data:`PERSON_MARK`; ``person_id`` is the document's own person id (not a
-    reference). ``document`` is then None unless the marks could not be placed (a document that
-    happens to contain one): it is the canonical document, each reference field holding a placeholder.
-    ``entity_id`` and ``created_event_id`` are the ids of the entity the record would create and of
-    its ``created`` event. ``person`` (a validated Person) is what identity and the person index
-    need of it: the fields of its :class:`~hub.identity.record.MatchRecord` but the id, their
-    :func:`~hub.identity.table.normalised_fields`, and its ``person_index`` columns but the person id.
+    the validation's quarantine reason, or else the record is kept in the form the store writes:
+    ``event_json`` is the JSON of the outbox payload of the entity it creates (``id`` and
+    ``person_id`` first in the golden document, which is its canonical document), with
+    :data:`ID_MARK` for the id, :data:`PERSON_MARK` for the person id (when the document has none)
+    and :func:`reference_mark` in each reference field until the pipeline resolves them; the
+    document's own JSON is the same without those two entries (:func:`document_json`).
+    ``person_id`` is the document's own person id (when not a reference). ``document`` is then
+    None, unless the marks could not be placed (a document containing a mark's text): it is then
+    the canonical document, each reference field holding a placeholder, and ``event_json`` is None.
+    ``entity_id`` and ``created_event_id`` are the ids of the entity the record would create and
+    of its ``created`` event. ``person`` (a validated Person) is what identity and the person
+    index need of it: the fields of its :class:`~hub.identity.record.MatchRecord` but the id,
+    their :func:`~hub.identity.table.normalised_fields`, and its ``person_index`` columns but the
+    person id (:data:`PERSON_INDEX_COLUMNS`).
     """
 
     stream: str
@@ -168,7 +171,6 @@ class PreparedRecord(NamedTuple):
     error: Problem | None = None
     validated: bool = False
     invalid: Problem | None = None
-    document_json: bytes | None = None
     event_json: bytes | None = None
     person_id: str | None = None
     entity_id: str | None = None
@@ -179,6 +181,13 @@ class PreparedRecord(NamedTuple):
     def cursor(self) -> StreamCursor:
         """The cursor that resumes just after this record."""
         return StreamCursor(modified=self.modified, key=self.source_id)
+
+
+def prepared_rows(rows: Iterable[tuple[Any, ...]]) -> list[PreparedRecord]:
+    """Prepared records from the plain tuples of their values (as they cross a pipe: a tuple
+    pickles and unpickles in C, a named tuple through Python calls)."""
+    make = tuple.__new__
+    return [make(PreparedRecord, row) for row in rows]
 
 
 def prepare(record: SourceRecord, mapper: Mapper, *, validate: bool = False, source: str = "") -> PreparedRecord:
@@ -192,74 +201,82 @@ def prepare(record: SourceRecord, mapper: Mapper, *, validate: bool = False, sou
     pipeline (identity needs its resolved fields).
     """
     payload = dumps(record.payload)
-    stream, source_id = record.stream, record.source_id
+    stream, source_id, modified = record.stream, record.source_id, record.modified
     try:
         mapped = mapper(record)
     except QuarantineError as exc:
-        return PreparedRecord(stream, source_id, record.modified, payload, content_hash(payload),
+        return PreparedRecord(stream, source_id, modified, payload, content_hash(payload),
                               error=(exc.reason, exc.message, exc.field))
-    prepared = PreparedRecord(stream, source_id, record.modified, payload, content_hash(payload),
-                              mapped.entity_type, mapped.document, mapped.references)
-    is_person = mapped.entity_type == Person.entity_type
-    if not validate or (is_person and mapped.references):
-        return prepared
-    document = {**mapped.document, **dict.fromkeys(mapped.references, _UNRESOLVED)}
+    etype, references = mapped.entity_type, mapped.references
+    is_person = etype == Person.entity_type
+    if not validate or (is_person and references):
+        return PreparedRecord(stream, source_id, modified, payload, content_hash(payload), etype, mapped.document,
+                              references)
     try:
-        model = ENTITIES[mapped.entity_type].model_validate(document)
+        model = ENTITIES[etype].model_validate({**mapped.document, **dict.fromkeys(references, _UNRESOLVED)})
     except ValidationError as exc:
         problem = quarantine_reason(exc)
-        return prepared._replace(document=None, validated=True,
-                                 invalid=(problem.reason, problem.message, problem.field))
+        return PreparedRecord(stream, source_id, modified, payload, content_hash(payload), etype, None, references,
+                              None, True, (problem.reason, problem.message, problem.field))
     canonical = _canonical(model)
     entity_id = entity_id_for(source, stream, source_id)
     person = None
     if is_person:
         assert isinstance(model, Person)
         match = MatchRecord.from_person(model, "")
-        index = person_index_row("", canonical)
-        person = (_match_values(match), normalised_fields(match), tuple(index[c] for c in PERSON_INDEX_COLUMNS[1:]))
-    marked = _marked(canonical, mapped.references)
-    if marked is None:
-        return prepared._replace(document=canonical, validated=True, entity_id=entity_id, person=person,
-                                 created_event_id=event_id_for(entity_id, 1, "created"))
-    document_json, event_json = marked
-    return prepared._replace(
-        document=None, validated=True, document_json=document_json, event_json=event_json,
-        person_id=canonical.get("person_id") if "person_id" not in mapped.references else None,
-        entity_id=entity_id, created_event_id=event_id_for(entity_id, 1, "created"), person=person)
+        normalised = normalised_fields(match)
+        index = person_index_row("", canonical, normalised)
+        person = (tuple([getattr(match, name) for name in _MATCH_FIELDS]), normalised,
+                  tuple([index[c] for c in PERSON_INDEX_COLUMNS[1:]]))
+    event_json = _marked(canonical, references)
+    return PreparedRecord(
+        stream, source_id, modified, payload, content_hash(payload), etype,
+        canonical if event_json is None else None, references, None, True, None, event_json,
+        canonical.get("person_id") if "person_id" not in references else None,
+        entity_id, event_id_for(entity_id, 1, "created"), person)
 
 
 _UNRESOLVED = "00000000-0000-0000-0000-000000000000"  # a reference field's value until it is resolved
+_MARK = "#carehub:"  # every mark's text starts so
 ID_MARK = b'"#carehub:id#"'
 """Where the entity's id goes in a prepared record's ``event_json`` (a JSON string, quotes included)."""
 PERSON_MARK = b'"#carehub:person#"'
 """Where the entity's person id goes in a prepared record's ``event_json`` (when the document has none)."""
+_ID_ENTRY = b'"id":' + ID_MARK + b","  # always followed by person_id's entry: never the last
+_PERSON_ENTRY = b',"person_id":' + PERSON_MARK  # always after id's entry: never the first
 
 
 def reference_mark(target: str) -> bytes:
     """Where the resolved id of the reference field ``target`` goes in a prepared record's JSON."""
-    return b'"#carehub:ref:' + target.encode() + b'#"'
+    return f'"{_MARK}ref:{target}#"'.encode()
 
 
-def _marked(canonical: dict[str, Any], references: dict[str, tuple[str, str]]) -> tuple[bytes, bytes] | None:
-    """The canonical document's JSON and its outbox payload's, marks in place (see :class:`PreparedRecord`);
-    None when a mark cannot be placed exactly once (a reference field the model changed, or a
-    document that already contains a mark's text)."""
-    document = dict(canonical)
-    marks = []
-    for target in references:
-        if document.get(target) != _UNRESOLVED:
-            return None
-        mark = reference_mark(target)
-        document[target] = orjson.loads(mark)
-        marks.append(mark)
-    document_json = dumps(document)
-    event_json = dumps({"id": orjson.loads(ID_MARK), "person_id": orjson.loads(PERSON_MARK), **document})
-    if (any(document_json.count(m) != 1 or event_json.count(m) != 1 for m in marks)
-            or event_json.count(ID_MARK) != 1 or document_json.count(ID_MARK)
-            or event_json.count(PERSON_MARK) != ("person_id" not in document) or document_json.count(PERSON_MARK)):
+def document_json(event_json: bytes) -> bytes:
+    """A prepared record's document JSON (marks in place) from its ``event_json``: the payload without
+    its ``id`` entry and, when the document has no person id, its ``person_id`` entry."""
+    return event_json.replace(_ID_ENTRY, b"", 1).replace(_PERSON_ENTRY, b"", 1)
+
+
+def _marked(canonical: dict[str, Any], references: dict[str, tuple[str, str]]) -> bytes | None:
+    """The outbox payload's JSON of a canonical document with its marks (see :class:`PreparedRecord`);
+    None when a reference field does not hold the placeholder (a model that changed it) or a mark's
+    text is in the document already (a mark would not be found exactly once)."""
+    document = canonical
+    if references:
+        document = dict(canonical)
+        for target in references:
+            if document.get(target) != _UNRESOLVED:
+                return None
+            document[target] = f"{_MARK}ref:{target}#"
+    event_json = dumps({"id": _ID_TEXT, "person_id": _PERSON_TEXT, **document})
+    # Every mark was placed once; any other occurrence of the marks' text would be the document's own.
+    if event_json.count(_MARK.encode()) != len(references) + 1 + ("person_id" not in document):
         return None
-    return document_json, event_json
+    return event_json
+
+
+_ID_TEXT = orjson.loads(ID_MARK)
+_PERSON_TEXT = orjson.loads(PERSON_MARK)
 
 
 def _filled(template: bytes, marks: Iterable[tuple[bytes, Any]]) -> bytes:
@@ -267,11 +284,6 @@ def _filled(template: bytes, marks: Iterable[tuple[bytes, Any]]) -> bytes:
     for mark, value in marks:
         template = template.replace(mark, dumps(value))
     return template
-
-
-def _match_values(match: MatchRecord) -> tuple[Any, ...]:
-    """A match record's fields but its id, in order (it crosses a pipe as a plain tuple)."""
-    return tuple(getattr(match, name) for name in _MATCH_FIELDS)
 
 
 _MATCH_FIELDS = tuple(f.name for f in fields(MatchRecord) if f.name != "id")
@@ -611,7 +623,7 @@ class Pipeline:
                     item.error = QuarantineError(record.invalid[0], record.invalid[1], field=record.invalid[2])
                 else:
                     item.validated = True
-                    if record.document_json is not None:
+                    if record.event_json is not None:
                         item.ready = record
                 continue
             cls = ENTITIES[item.entity_type]
@@ -718,8 +730,8 @@ class Pipeline:
         changed_links: list[dict[str, Any]] = []
         for item in items:
             if item.ready is not None:  # its JSON came from prepare(): the references go in
-                assert item.ready.document_json is not None
-                item.document_json = _filled(item.ready.document_json, _reference_marks(item))
+                assert item.ready.event_json is not None
+                item.document_json = _filled(document_json(item.ready.event_json), _reference_marks(item))
             else:
                 if item.model is not None:
                     item.document = _canonical(item.model)
@@ -905,8 +917,9 @@ def _taken_identifiers(session: Session, identifiers: list[tuple[str, str, str]]
     return taken
 
 
-def person_index_row(person_id: str, doc: dict[str, Any]) -> dict[str, Any]:
-    """The person_index columns for a golden Person document."""
+def person_index_row(person_id: str, doc: dict[str, Any], fields: Sequence[Any] | None = None) -> dict[str, Any]:
+    """The person_index columns for a golden Person document (``fields``: its normalised match fields,
+    when known; see ``document_match_keys``)."""
     name = (doc.get("names") or [{}])[0]
     address = (doc.get("addresses") or [{}])[0]
     birth = doc.get("birth_date")
@@ -921,7 +934,7 @@ def person_index_row(person_id: str, doc: dict[str, Any]) -> dict[str, Any]:
         "postcode": address.get("postcode"),
         "status": "merged" if doc.get("merged_into") else "active",
         "merged_into": doc.get("merged_into"),
-        **document_match_keys(doc),
+        **document_match_keys(doc, fields),
     }
 
 

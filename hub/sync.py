@@ -37,7 +37,7 @@ from sqlalchemy import text, update
 
 from hub.contract import Adapter, SourceRecord, StreamCursor
 from hub.errors import HubError
-from hub.pipeline import BatchResult, Pipeline, PreparedRecord, prepare
+from hub.pipeline import BatchResult, Pipeline, PreparedRecord, prepare, prepared_rows
 from hub.store.db import Store
 from hub.store.tables import SyncRun, utcnow
 
@@ -276,7 +276,7 @@ class _Reader:
             return None
         if kind == "error":
             raise body
-        return stream, body
+        return stream, prepared_rows(body)
 
 
 def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime, batch_size: int,
@@ -291,9 +291,9 @@ def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: d
 
     try:
         for stream, cursor in plan:
-            batch: list[PreparedRecord] = []
+            batch: list[tuple[Any, ...]] = []
             for record in adapter.pull(stream, cursor, until):
-                batch.append(prepare(record, adapter.map, validate=validate, source=adapter.name))
+                batch.append(tuple(prepare(record, adapter.map, validate=validate, source=adapter.name)))
                 if len(batch) >= batch_size:
                     send(("batch", stream, batch))
                     batch = []

@@ -53,16 +53,21 @@ def match_keys(person: Person) -> dict[str, Any]:
                  person.birth_date.year if person.birth_date else None)
 
 
-def document_match_keys(document: dict[str, Any]) -> dict[str, Any]:
+def document_match_keys(document: dict[str, Any], fields: Sequence[Any] | None = None) -> dict[str, Any]:
     """``match_keys`` of a golden Person kept as a JSON document (the pipeline's form).
 
     Also ``match_fields``: the person's fields normalised for the matcher, so the resolver
     encodes a candidate from its ``person_index`` row instead of reading its document.
+    ``fields`` are those fields when already computed (``normalised_fields`` of the validated
+    Person's ``MatchRecord.from_person``: the record ``MatchRecord.from_document`` reads from
+    its canonical document).
     """
     name = (document.get("names") or [{}])[0]
     birth = document.get("birth_date")
     keys = _keys(name.get("family"), (name.get("given") or [None])[0], int(birth[:4]) if birth else None)
-    keys["match_fields"] = orjson.dumps(normalised_fields(MatchRecord.from_document(document, ""))).decode()
+    if fields is None:
+        fields = normalised_fields(MatchRecord.from_document(document, ""))
+    keys["match_fields"] = orjson.dumps(fields).decode()
     return keys
 
 
