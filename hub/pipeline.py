@@ -69,15 +69,14 @@ class Enricher(Protocol):
 
 
 def _uuid5(name: str) -> str:
-    """``str(uuid.uuid5(ID_NAMESPACE, name))`` without building UUID objects (twice per record)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """``str(uuid.uuid5(ID_NAMESPACE, name))`` without building UUID objects (twice per record): the
+    version's digit is 5 and the variant's top bits 10, set on the digest's hex digits directly."""
+    h = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 _NAMESPACE_BYTES = ID_NAMESPACE.bytes
+_VARIANT = {f"{n:x}": f"{n & 0x3 | 0x8:x}" for n in range(16)}  # a hex digit with its top two bits set to 10
 
 
 def entity_id_for(source: str, stream: str, source_id: str) -> str:
@@ -248,7 +247,13 @@ _PERSON_ENTRY = b',"person_id":' + PERSON_MARK  # always after id's entry: never
 
 def reference_mark(target: str) -> bytes:
     """Where the resolved id of the reference field ``target`` goes in a prepared record's JSON."""
-    return f'"{_MARK}ref:{target}#"'.encode()
+    mark = _REFERENCE_MARKS.get(target)
+    if mark is None:
+        mark = _REFERENCE_MARKS[target] = f'"{_MARK}ref:{target}#"'.encode()
+    return mark
+
+
+_REFERENCE_MARKS: dict[str, bytes] = {}
 
 
 def document_json(event_json: bytes) -> bytes:
@@ -279,10 +284,10 @@ _ID_TEXT = orjson.loads(ID_MARK)
 _PERSON_TEXT = orjson.loads(PERSON_MARK)
 
 
-def _filled(template: bytes, marks: Iterable[tuple[bytes, Any]]) -> bytes:
-    """``template`` with each mark replaced by its value's JSON."""
+def _filled(template: bytes, marks: Iterable[tuple[bytes, str | None]]) -> bytes:
+    """``template`` with each mark replaced by its value's JSON (an id: a plain string, or None)."""
     for mark, value in marks:
-        template = template.replace(mark, dumps(value))
+        template = template.replace(mark, b"null" if value is None else b'"' + value.encode() + b'"')
     return template
 
 
@@ -863,9 +868,11 @@ def _person_write(person_id: str, kind: str, ready: PreparedRecord | None, golde
             [(i["system"], i["value"]) for i in golden.get("identifiers", [])])
 
 
-def _reference_marks(item: _Item) -> list[tuple[bytes, Any]]:
+def _reference_marks(item: _Item) -> list[tuple[bytes, str | None]]:
     """The marks of a ready record's reference fields, each with the id it resolved to."""
-    return [(reference_mark(target), entity_id) for target, entity_id in (item.resolved or {}).items()]
+    if not item.resolved:
+        return []
+    return [(reference_mark(target), entity_id) for target, entity_id in item.resolved.items()]
 
 
 def write_person_index(
