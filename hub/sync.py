@@ -6,7 +6,8 @@ where the last committed batch ended and reaches the state of an unbroken run.
 
 With ``read_ahead`` (``carehub sync`` and the migration benchmark), an adapter that
 can run in a forked process (``can_read_ahead``) is pulled, serialised, hashed,
-mapped and (but for persons, and when the pipeline has no enrichers) validated there,
+mapped and (when the pipeline has no enrichers) validated there and kept in the form the
+store writes (``hub.pipeline.prepare``: JSON, ids, a person's match fields and index row),
 a batch ahead of the store, while this process writes the batch before: the two halves
 of a migration run on two cores. The batches, their order, their cursors and every
 record's outcome are the same as read in process; only the mapping of a record the
