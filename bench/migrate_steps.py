@@ -81,8 +81,8 @@ def instrument() -> None:
         wrap_method(resolver_module.ScoredResolver, name, f"identity {name}")
     bulk_insert = pipeline_module.bulk_insert
 
-    def insert(session: Any, entity: Any, rows: list[dict[str, Any]]) -> None:
-        timed(f"insert {entity.__tablename__}", bulk_insert)(session, entity, rows)
+    def insert(session: Any, entity: Any, *rows: Any) -> None:
+        timed(f"insert {entity.__tablename__}", bulk_insert)(session, entity, *rows)
 
     pipeline_module.bulk_insert = insert  # type: ignore[assignment]
     if hasattr(pipeline_module, "insert_returning"):
@@ -91,7 +91,9 @@ def instrument() -> None:
     sync_module._apply = timed("_apply(total)", sync_module._apply)  # type: ignore[attr-defined]
     sync_module.collect_between_batches = timed("gc between batches", sync_module.collect_between_batches)
     reader = getattr(sync_module, "_Reader", None)
-    if reader is not None:
+    if reader is not None and hasattr(reader, "next_batch"):
+        reader.next_batch = timed("batches from the reader", reader.next_batch)
+    elif reader is not None:
         batches = reader.batches
 
         def timed_batches(self: Any) -> Iterator[Any]:

@@ -18,7 +18,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
@@ -32,7 +32,9 @@ from hub.delivery.fanout import hold_outbox_order
 from hub.errors import QuarantineError
 from hub.identity.blocks import last_event, persons_unchanged_since, persons_written_since
 from hub.identity.exact import PersonCandidate, PersonResolver
+from hub.identity.record import MatchRecord
 from hub.identity.resolver import ScoredResolver, document_match_keys
+from hub.identity.table import normalised_fields
 from hub.model import ENTITIES, Canonical, Person
 from hub.store.tables import (
     Cursor,
@@ -67,15 +69,14 @@ class Enricher(Protocol):
 
 
 def _uuid5(name: str) -> str:
-    """``str(uuid.uuid5(ID_NAMESPACE, name))`` without building UUID objects (twice per record)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """``str(uuid.uuid5(ID_NAMESPACE, name))`` without building UUID objects (twice per record): the
+    version's digit is 5 and the variant's top bits 10, set on the digest's hex digits directly."""
+    h = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 _NAMESPACE_BYTES = ID_NAMESPACE.bytes
+_VARIANT = {f"{n:x}": f"{n & 0x3 | 0x8:x}" for n in range(16)}  # a hex digit with its top two bits set to 10
 
 
 def entity_id_for(source: str, stream: str, source_id: str) -> str:
@@ -127,18 +128,35 @@ class BatchResult:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedRecord:
+# A quarantine reason as it crosses from a reader process: (reason, message, field).
+Problem = tuple[str, str, str | None]
+
+
+class PreparedRecord(NamedTuple):
     """A source record already kept as canonical JSON, hashed and mapped, ready for :meth:`Pipeline.ingest`.
 
     What :func:`prepare` makes of a :class:`SourceRecord` without touching the store, so a
     reader process can do it while the store writes the batch before (``hub.sync``). The
     pipeline treats it exactly as the record it came from: ``payload_json`` is the raw record
-    kept, and ``mapped`` or ``error`` is what the mapper said of it.
+    kept; ``entity_type``, ``document`` and ``references`` are what the mapper made of it, or
+    ``error`` the mapper's quarantine reason. Plain values only: a batch crosses a pipe as
+    plain tuples (:func:`prepared_rows`), and unpickling is paid by the store's process.
 
     ``validated``: the mapped record was also validated (:func:`prepare`); ``invalid`` is then
-    the validation's quarantine reason, or else ``mapped.document`` is the canonical document
-    the pipeline stores, with a placeholder in each reference field until the pipeline resolves it.
+    the validation's quarantine reason, or else the record is kept in the form the store writes:
+    ``event_json`` is the JSON of the outbox payload of the entity it creates (``id`` and
+    ``person_id`` first in the golden document, which is its canonical document), with
+    :data:`ID_MARK` for the id, :data:`PERSON_MARK` for the person id (when the document has none)
+    and :func:`reference_mark` in each reference field until the pipeline resolves them; the
+    document's own JSON is the same without those two entries (:func:`document_json`).
+    ``person_id`` is the document's own person id (when not a reference). ``document`` is then
+    None, unless the marks could not be placed (a document containing a mark's text): it is then
+    the canonical document, each reference field holding a placeholder, and ``event_json`` is None.
+    ``entity_id`` and ``created_event_id`` are the ids of the entity the record would create and
+    of its ``created`` event. ``person`` (a validated Person) is what identity and the person
+    index need of it: the fields of its :class:`~hub.identity.record.MatchRecord` but the id,
+    their :func:`~hub.identity.table.normalised_fields`, and its ``person_index`` columns but the
+    person id (:data:`PERSON_INDEX_COLUMNS`).
     """
 
     stream: str
@@ -146,10 +164,17 @@ class PreparedRecord:
     modified: str | None
     payload_json: bytes
     hash: str
-    mapped: MappedRecord | None
-    error: QuarantineError | None
+    entity_type: str | None = None
+    document: dict[str, Any] | None = None
+    references: dict[str, tuple[str, str]] | None = None
+    error: Problem | None = None
     validated: bool = False
-    invalid: QuarantineError | None = None
+    invalid: Problem | None = None
+    event_json: bytes | None = None
+    person_id: str | None = None
+    entity_id: str | None = None
+    created_event_id: str | None = None
+    person: tuple[tuple[Any, ...], list[Any], tuple[Any, ...]] | None = None
 
     @property
     def cursor(self) -> StreamCursor:
@@ -157,38 +182,116 @@ class PreparedRecord:
         return StreamCursor(modified=self.modified, key=self.source_id)
 
 
-def prepare(record: SourceRecord, mapper: Mapper, *, validate: bool = False) -> PreparedRecord:
-    """Serialise, hash and map one source record (pure: no store, no clock).
+def prepared_rows(rows: Iterable[tuple[Any, ...]]) -> list[PreparedRecord]:
+    """Prepared records from the plain tuples of their values (as they cross a pipe: a tuple
+    pickles and unpickles in C, a named tuple through Python calls)."""
+    make = tuple.__new__
+    return [make(PreparedRecord, row) for row in rows]
 
-    ``validate`` also validates the mapped record, unless it is a Person (whose model identity
-    needs, and whose dates are checked against today): its reference fields hold a placeholder
+
+def prepare(record: SourceRecord, mapper: Mapper, *, validate: bool = False, source: str = "") -> PreparedRecord:
+    """Serialise, hash and map one source record (pure: no store, no clock), for ``source``.
+
+    ``validate`` also validates the mapped record: its reference fields hold a placeholder
     meanwhile, which no validator reads (they are plain text ids), so the outcome and the
-    document are those of validating it with the resolved ids. Only for a pipeline without
-    enrichers (they change models before they are stored).
+    document are those of validating it with the resolved ids. Dates are checked against
+    today, as the pipeline would a batch later. Only for a pipeline without enrichers (they
+    change models before they are stored). A Person with reference fields is left to the
+    pipeline (identity needs its resolved fields).
     """
     payload = dumps(record.payload)
-    mapped: MappedRecord | None = None
-    error: QuarantineError | None = None
-    invalid: QuarantineError | None = None
+    stream, source_id, modified = record.stream, record.source_id, record.modified
     try:
         mapped = mapper(record)
     except QuarantineError as exc:
-        error = _bare(exc)
-    validated = validate and mapped is not None and mapped.entity_type != Person.entity_type
-    if validated:
-        assert mapped is not None
-        document = {**mapped.document, **dict.fromkeys(mapped.references, _UNRESOLVED)}
-        try:
-            model = ENTITIES[mapped.entity_type].model_validate(document)
-        except ValidationError as exc:
-            invalid = quarantine_reason(exc)
-        else:
-            mapped = MappedRecord(mapped.entity_type, _canonical(model), mapped.references)
-    return PreparedRecord(record.stream, record.source_id, record.modified, payload, content_hash(payload),
-                          mapped, error, validated, invalid)
+        return PreparedRecord(stream, source_id, modified, payload, content_hash(payload),
+                              error=(exc.reason, exc.message, exc.field))
+    etype, references = mapped.entity_type, mapped.references
+    is_person = etype == Person.entity_type
+    if not validate or (is_person and references):
+        return PreparedRecord(stream, source_id, modified, payload, content_hash(payload), etype, mapped.document,
+                              references)
+    try:
+        model = ENTITIES[etype].model_validate({**mapped.document, **dict.fromkeys(references, _UNRESOLVED)})
+    except ValidationError as exc:
+        problem = quarantine_reason(exc)
+        return PreparedRecord(stream, source_id, modified, payload, content_hash(payload), etype, None, references,
+                              None, True, (problem.reason, problem.message, problem.field))
+    canonical = _canonical(model)
+    entity_id = entity_id_for(source, stream, source_id)
+    person = None
+    if is_person:
+        assert isinstance(model, Person)
+        match = MatchRecord.from_person(model, "")
+        normalised = normalised_fields(match)
+        index = person_index_row("", canonical, normalised)
+        person = (tuple([getattr(match, name) for name in _MATCH_FIELDS]), normalised,
+                  tuple([index[c] for c in PERSON_INDEX_COLUMNS[1:]]))
+    event_json = _marked(canonical, references)
+    return PreparedRecord(
+        stream, source_id, modified, payload, content_hash(payload), etype,
+        canonical if event_json is None else None, references, None, True, None, event_json,
+        canonical.get("person_id") if "person_id" not in references else None,
+        entity_id, event_id_for(entity_id, 1, "created"), person)
 
 
 _UNRESOLVED = "00000000-0000-0000-0000-000000000000"  # a reference field's value until it is resolved
+_MARK = "#carehub:"  # every mark's text starts so
+ID_MARK = b'"#carehub:id#"'
+"""Where the entity's id goes in a prepared record's ``event_json`` (a JSON string, quotes included)."""
+PERSON_MARK = b'"#carehub:person#"'
+"""Where the entity's person id goes in a prepared record's ``event_json`` (when the document has none)."""
+_ID_ENTRY = b'"id":' + ID_MARK + b","  # always followed by person_id's entry: never the last
+_PERSON_ENTRY = b',"person_id":' + PERSON_MARK  # always after id's entry: never the first
+
+
+def reference_mark(target: str) -> bytes:
+    """Where the resolved id of the reference field ``target`` goes in a prepared record's JSON."""
+    mark = _REFERENCE_MARKS.get(target)
+    if mark is None:
+        mark = _REFERENCE_MARKS[target] = f'"{_MARK}ref:{target}#"'.encode()
+    return mark
+
+
+_REFERENCE_MARKS: dict[str, bytes] = {}
+
+
+def document_json(event_json: bytes) -> bytes:
+    """A prepared record's document JSON (marks in place) from its ``event_json``: the payload without
+    its ``id`` entry and, when the document has no person id, its ``person_id`` entry."""
+    return event_json.replace(_ID_ENTRY, b"", 1).replace(_PERSON_ENTRY, b"", 1)
+
+
+def _marked(canonical: dict[str, Any], references: dict[str, tuple[str, str]]) -> bytes | None:
+    """The outbox payload's JSON of a canonical document with its marks (see :class:`PreparedRecord`);
+    None when a reference field does not hold the placeholder (a model that changed it) or a mark's
+    text is in the document already (a mark would not be found exactly once)."""
+    document = canonical
+    if references:
+        document = dict(canonical)
+        for target in references:
+            if document.get(target) != _UNRESOLVED:
+                return None
+            document[target] = f"{_MARK}ref:{target}#"
+    event_json = dumps({"id": _ID_TEXT, "person_id": _PERSON_TEXT, **document})
+    # Every mark was placed once; any other occurrence of the marks' text would be the document's own.
+    if event_json.count(_MARK.encode()) != len(references) + 1 + ("person_id" not in document):
+        return None
+    return event_json
+
+
+_ID_TEXT = orjson.loads(ID_MARK)
+_PERSON_TEXT = orjson.loads(PERSON_MARK)
+
+
+def _filled(template: bytes, marks: Iterable[tuple[bytes, str | None]]) -> bytes:
+    """``template`` with each mark replaced by its value's JSON (an id: a plain string, or None)."""
+    for mark, value in marks:
+        template = template.replace(mark, b"null" if value is None else b'"' + value.encode() + b'"')
+    return template
+
+
+_MATCH_FIELDS = tuple(f.name for f in fields(MatchRecord) if f.name != "id")
 
 
 def _canonical(model: Canonical) -> dict[str, Any]:
@@ -212,32 +315,39 @@ class _Link(NamedTuple):
     version: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Item:
-    """One record on its way through a batch."""
+    """One record on its way through a batch.
+
+    ``document`` is the mapped document, then (once validated) the canonical one; a record
+    validated by :func:`prepare` may come as JSON only (``ready``), its document read from
+    ``document_json`` when something needs it (:meth:`canonical`).
+    """
 
     record: SourceRecord | PreparedRecord
     payload: bytes
     hash: str
     raw_id: int | None = None
     link: _Link | None = None
-    mapped: MappedRecord | None = None
+    entity_type: str = ""
+    document: dict[str, Any] | None = None
+    references: dict[str, tuple[str, str]] | None = None
     model: Canonical | None = None
+    validated: bool = False  # ``document`` (or ``ready``) is the canonical document
+    ready: PreparedRecord | None = None  # validated by prepare() and kept as JSON with marks
+    resolved: dict[str, str] | None = None  # a ready record's reference fields -> the ids they resolved to
     entity_id: str | None = None
     person_id: str | None = None
-    document: dict[str, Any] | None = None
     document_json: bytes = b""
     error: QuarantineError | None = None
     held: bool = False  # a raw record of its key is quarantined: it may have an open quarantine entry
     fresh: bool = False  # its entity is new: id derived from its own key, which has no link yet
 
-    @property
-    def entity_type(self) -> str:
-        """The canonical type of a validated record."""
-        if self.model is not None:
-            return self.model.entity_type
-        assert self.mapped is not None
-        return self.mapped.entity_type
+    def canonical(self) -> dict[str, Any]:
+        """The canonical document of a validated record (read from its JSON when it came as JSON)."""
+        if self.document is None:
+            self.document = orjson.loads(self.document_json)
+        return self.document
 
 
 _REASONS = (
@@ -428,18 +538,24 @@ class Pipeline:
     def _map(item: _Item, mapper: Mapper) -> None:
         record = item.record
         if isinstance(record, PreparedRecord):
-            item.mapped, item.error = record.mapped, record.error
+            if record.error is not None:
+                item.error = QuarantineError(record.error[0], record.error[1], field=record.error[2])
+            elif record.entity_type is not None:
+                item.entity_type, item.document, item.references = (
+                    record.entity_type, record.document, record.references)
             return
         try:
-            item.mapped = mapper(record)
+            mapped = mapper(record)
         except QuarantineError as exc:
             item.error = _bare(exc)
+        else:
+            item.entity_type, item.document, item.references = mapped.entity_type, mapped.document, mapped.references
 
     def _resolve_references(self, session: Session, source: str, items: list[_Item]) -> None:
         wanted: set[tuple[str, str]] = set()
         for item in items:
-            if item.mapped is not None:
-                wanted.update(item.mapped.references.values())
+            if item.references:
+                wanted.update(item.references.values())
         found: dict[tuple[str, str], str] = {}
         if self._current_links(session):
             known = self._links
@@ -452,9 +568,10 @@ class Pipeline:
         found.update(((stream, source_id), entity_id)
                      for stream, source_id, entity_id in _by_stream_key(session, cols, SourceLink, source, missing))
         for item in items:
-            if item.mapped is None:
+            if not item.references:
                 continue
-            for target, ref in item.mapped.references.items():
+            resolved: dict[str, str] = {}
+            for target, ref in item.references.items():
                 entity_id = found.get(ref)
                 if entity_id is None:
                     item.error = QuarantineError(
@@ -462,7 +579,10 @@ class Pipeline:
                         field=target,
                     )
                     break
-                item.mapped.document[target] = entity_id
+                if item.document is not None:
+                    item.document[target] = entity_id
+                resolved[target] = entity_id
+            item.resolved = resolved
 
     def _current_links(self, session: Session) -> bool:
         """Whether the links in memory may answer this batch's references (see :meth:`remembering`);
@@ -499,36 +619,45 @@ class Pipeline:
 
     def _validate(self, items: list[_Item]) -> None:
         for item in items:
-            if item.error is not None or item.mapped is None:
+            if item.error is not None or not item.entity_type:
                 continue
             record = item.record
             if isinstance(record, PreparedRecord) and record.validated and not self.enrichers:
-                # validated by prepare(): its document is canonical, its references resolved into it
+                # validated by prepare(): its document (or JSON) is canonical, its references resolved into it
                 if record.invalid is not None:
-                    item.error = record.invalid
+                    item.error = QuarantineError(record.invalid[0], record.invalid[1], field=record.invalid[2])
                 else:
-                    item.document = item.mapped.document
+                    item.validated = True
+                    if record.event_json is not None:
+                        item.ready = record
                 continue
-            cls = ENTITIES[item.mapped.entity_type]
+            cls = ENTITIES[item.entity_type]
             try:
-                item.model = cls.model_validate(item.mapped.document)
+                item.model = cls.model_validate(item.document)
             except ValidationError as exc:
                 item.error = quarantine_reason(exc)
 
     def _assign_entities(self, session: Session, source: str, items: list[_Item]) -> None:
         candidates: list[tuple[_Item, PersonCandidate]] = []
         for item in items:
-            if item.error is not None or (item.model is None and item.document is None):
+            if item.error is not None or (item.model is None and not item.validated):
                 continue
             if item.link is not None:
                 item.entity_id = item.link.entity_id
-            elif isinstance(item.model, Person):
-                candidate = PersonCandidate(source, item.record.stream, item.record.source_id, item.model,
-                                            entity_id_for(source, item.record.stream, item.record.source_id))
-                candidates.append((item, candidate))
+                continue
+            record = item.record
+            own_id = (record.entity_id if isinstance(record, PreparedRecord) and record.entity_id is not None
+                      else entity_id_for(source, record.stream, record.source_id))
+            if item.entity_type != Person.entity_type:
+                item.entity_id, item.fresh = own_id, True
+            elif isinstance(record, PreparedRecord) and record.person is not None:
+                values, normalised, _ = record.person
+                candidates.append((item, PersonCandidate(source, record.stream, record.source_id,
+                                                         MatchRecord(own_id, *values), own_id, normalised)))
             else:
-                item.entity_id = entity_id_for(source, item.record.stream, item.record.source_id)
-                item.fresh = True
+                assert isinstance(item.model, Person)
+                candidates.append((item, PersonCandidate(source, record.stream, record.source_id,
+                                                         MatchRecord.from_person(item.model, own_id), own_id)))
         if candidates:
             batch = [c for _, c in candidates]
             resolutions = self.resolver.resolve_batch(session, batch)
@@ -539,11 +668,15 @@ class Pipeline:
         for item in items:
             if item.error is not None:
                 continue
-            if item.model is not None:
-                item.person_id = item.entity_id if isinstance(item.model, Person) else getattr(
-                    item.model, "person_id", None)
-            elif item.document is not None:  # validated by prepare(): never a Person
+            if item.entity_type == Person.entity_type:
+                item.person_id = item.entity_id
+            elif item.model is not None:
+                item.person_id = getattr(item.model, "person_id", None)
+            elif item.document is not None:  # validated by prepare()
                 item.person_id = item.document.get("person_id")
+            elif item.ready is not None:
+                item.person_id = (item.resolved or {}).get("person_id") if (
+                    "person_id" in (item.references or {})) else item.ready.person_id
 
     @staticmethod
     def _keep_raw(session: Session, source: str, items: list[_Item], now: datetime) -> None:
@@ -551,16 +684,12 @@ class Pipeline:
         again = [i for i in items if i.raw_id is not None]
         if fresh:
             rows = [
-                {
-                    "source": source, "stream": i.record.stream, "source_id": i.record.source_id,
-                    "content_hash": i.hash, "payload": i.payload.decode(), "received_at": now,
-                    "source_modified": i.record.modified,
-                    "status": "quarantined" if i.error else "accepted",
-                }
+                [source, i.record.stream, i.record.source_id, i.hash, i.payload.decode(), now, i.record.modified,
+                 "quarantined" if i.error else "accepted"]
                 for i in fresh
             ]
             ids = {(stream, source_id, digest): raw_id for raw_id, stream, source_id, digest in insert_returning(
-                session, RawRecord, rows, ("id", "stream", "source_id", "content_hash"))}
+                session, RawRecord, _RAW_COLUMNS, rows, ("id", "stream", "source_id", "content_hash"))}
             for item in fresh:
                 item.raw_id = ids[(item.record.stream, item.record.source_id, item.hash)]
         if again:
@@ -576,7 +705,7 @@ class Pipeline:
             q.raw_record_id: q
             for q in session.scalars(select(Quarantine).where(Quarantine.raw_record_id.in_([i.raw_id for i in bad])))
         }
-        fresh: list[dict[str, Any]] = []
+        fresh: list[list[Any]] = []
         for item in bad:
             err = item.error
             assert err is not None and item.raw_id is not None
@@ -585,19 +714,15 @@ class Pipeline:
             entry = {"at": now.isoformat(), "reason": err.reason, "message": err.message}
             q = existing.get(item.raw_id)
             if q is None:
-                fresh.append({
-                    "raw_record_id": item.raw_id, "source": source, "stream": item.record.stream,
-                    "source_id": item.record.source_id, "reason": err.reason, "message": err.message,
-                    "field": err.field, "status": "open", "attempts": 1, "history": [entry], "created_at": now,
-                    "updated_at": now,
-                })
+                fresh.append([item.raw_id, source, item.record.stream, item.record.source_id, err.reason, err.message,
+                              err.field, "open", 1, [entry], now, now])
             else:
                 q.reason, q.message, q.field, q.status = err.reason, err.message, err.field, "open"
                 q.attempts += 1
                 q.history = [*q.history, entry]
                 q.updated_at = now
         session.flush()
-        bulk_insert(session, Quarantine, fresh)  # in batch order, as the session would have
+        bulk_insert(session, Quarantine, _QUARANTINE_COLUMNS, fresh)  # in batch order, as the session would have
 
     def _upsert(self, session: Session, source: str, items: list[_Item], now: datetime, result: BatchResult) -> int:
         """Write the batch's accepted records; returns how many ``Person`` events it wrote."""
@@ -605,28 +730,28 @@ class Pipeline:
             return 0
         result.accepted += len(items)
         _settle_quarantine(session, source, items, now)
-        for item in items:
-            if item.model is not None:
-                item.document = _canonical(item.model)
         # provenance first, so survivorship sees this batch's contributions
-        new_links, changed_links = [], []
+        new_links: list[list[Any]] = []
+        changed_links: list[dict[str, Any]] = []
         for item in items:
-            item.document_json = dumps(item.document)
+            if item.ready is not None:  # its JSON came from prepare(): the references go in
+                assert item.ready.event_json is not None
+                item.document_json = _filled(document_json(item.ready.event_json), _reference_marks(item))
+            else:
+                if item.model is not None:
+                    item.document = _canonical(item.model)
+                item.document_json = dumps(item.document)
             doc_json = item.document_json.decode()
             if item.link is None:
-                new_links.append({
-                    "source": source, "stream": item.record.stream, "source_id": item.record.source_id,
-                    "entity_type": item.entity_type, "entity_id": item.entity_id,
-                    "content_hash": item.hash, "document": doc_json, "raw_record_id": item.raw_id,
-                    "version": 1, "first_seen": now, "last_seen": now,
-                })
+                new_links.append([source, item.record.stream, item.record.source_id, item.entity_type, item.entity_id,
+                                  item.hash, doc_json, item.raw_id, 1, now, now])
             else:
                 changed_links.append({
                     "id": item.link.id, "content_hash": item.hash, "document": doc_json,
                     "raw_record_id": item.raw_id, "version": item.link.version + 1, "last_seen": now,
                 })
         if new_links:
-            bulk_insert(session, SourceLink, new_links)
+            bulk_insert(session, SourceLink, _LINK_COLUMNS, new_links)
         if changed_links:
             bulk_update(session, SourceLink, changed_links)
 
@@ -652,14 +777,19 @@ class Pipeline:
             ):
                 others[eid].append(Contribution(src, seen, orjson.loads(doc)))
 
-        inserts, updates, events, persons = [], [], [], []
+        inserts: list[list[Any]] = []
+        updates: list[dict[str, Any]] = []
+        events: list[list[Any]] = []
+        persons: list[_PersonWrite] = []
         for eid, group in by_entity.items():
             head = group[-1]
             etype = head.entity_type
-            if eid not in others and len(group) == 1:  # the only source of a new entity: its document as is
-                golden, golden_json = head.document or {}, head.document_json
+            own = eid not in others and len(group) == 1  # the only source of a new entity: its document as is
+            golden: dict[str, Any] | None
+            if own:
+                golden, golden_json = head.document, head.document_json
             else:
-                contributions = others.get(eid) or [Contribution(source, now, i.document or {}) for i in group]
+                contributions = others.get(eid) or [Contribution(source, now, i.canonical()) for i in group]
                 golden = self.survivorship.merge(etype, contributions) if len(contributions) > 1 else (
                     contributions[0].document)
                 golden_json = dumps(golden)
@@ -676,78 +806,117 @@ class Pipeline:
                 result.updated += 1
             else:
                 version, kind = 1, "created"
-                inserts.append({"id": eid, "entity_type": etype, "person_id": person_id, "version": 1,
-                                "content_hash": golden_hash, "document": golden_json.decode(),
-                                "created_at": now, "updated_at": now})
+                inserts.append([eid, etype, person_id, 1, golden_hash, golden_json.decode(), now, now])
                 result.created += 1
+            ready = head.ready if own else None
             if etype == "Person":
-                persons.append((eid, golden, kind))
-            events.append({
-                "event_id": event_id_for(eid, version, kind), "entity_type": etype, "entity_id": eid,
-                "person_id": person_id, "kind": kind, "version": version,
-                "ordering_key": person_id or eid, "lane": lane_of(person_id or eid), "source": source,
-                "created_at": now, "status": "pending",
-                "payload": dumps({"id": eid, "person_id": person_id, **golden}).decode(),
-            })
+                persons.append(_person_write(eid, kind, ready, golden))
+            if ready is not None:
+                assert ready.event_json is not None
+                event_id = ready.created_event_id if (kind == "created" and eid == ready.entity_id) else None
+                payload = _filled(ready.event_json, [(ID_MARK, eid), (PERSON_MARK, person_id),
+                                                     *_reference_marks(head)])
+            else:
+                event_id, payload = None, dumps({"id": eid, "person_id": person_id, **(golden or {})})
+            events.append([event_id or event_id_for(eid, version, kind), etype, eid, person_id, kind, version,
+                           person_id or eid, lane_of(person_id or eid), source, now, "pending", payload.decode()])
         if inserts:
-            bulk_insert(session, Entity, inserts)
+            bulk_insert(session, Entity, _ENTITY_COLUMNS, inserts)
         if updates:
             bulk_update(session, Entity, updates)
         written = write_person_index(session, persons) if persons else None
         if events:
             hold_outbox_order(session)
-            bulk_insert(session, OutboxEvent, events)
+            bulk_insert(session, OutboxEvent, _EVENT_COLUMNS, events)
             result.events += len(events)
         notify = getattr(self.resolver, "persons_written", None)
         if written is not None and notify is not None:  # after the outbox rows: see hub.identity.blocks
-            notify(session, *written)
+            notify(session, PERSON_INDEX_COLUMNS, *written)
         return len(persons)
 
 
+# The columns of the rows the pipeline inserts, in the order its rows give them.
+_RAW_COLUMNS = ("source", "stream", "source_id", "content_hash", "payload", "received_at", "source_modified", "status")
+_QUARANTINE_COLUMNS = ("raw_record_id", "source", "stream", "source_id", "reason", "message", "field", "status",
+                       "attempts", "history", "created_at", "updated_at")
+_LINK_COLUMNS = ("source", "stream", "source_id", "entity_type", "entity_id", "content_hash", "document",
+                 "raw_record_id", "version", "first_seen", "last_seen")
+_ENTITY_COLUMNS = ("id", "entity_type", "person_id", "version", "content_hash", "document", "created_at", "updated_at")
+_EVENT_COLUMNS = ("event_id", "entity_type", "entity_id", "person_id", "kind", "version", "ordering_key", "lane",
+                  "source", "created_at", "status", "payload")
+PERSON_INDEX_COLUMNS = ("person_id", "nhs_number", "nhs_verified", "family_name", "given_name", "birth_date", "sex",
+                        "postcode", "status", "merged_into", "family_phonetic", "given_phonetic", "birth_year",
+                        "match_fields")
+"""The ``person_index`` columns of :func:`person_index_row`, in the order the pipeline's index rows give them."""
+
+# A golden person to index: (person id, "created" or "updated", its person_index row in PERSON_INDEX_COLUMNS
+# order, its local identifiers as (system, value)).
+_PersonWrite = tuple[str, str, tuple[Any, ...], Sequence[tuple[str, str]]]
+_IDENTIFIERS_AT = _MATCH_FIELDS.index("identifiers")
+
+
+def _person_write(person_id: str, kind: str, ready: PreparedRecord | None, golden: dict[str, Any] | None,
+                  ) -> _PersonWrite:
+    """What the person index gets for a golden person: computed by prepare() when the golden
+    document is the record's own, else from the document."""
+    if ready is not None and ready.person is not None:
+        values, _, index = ready.person
+        return person_id, kind, (person_id, *index), values[_IDENTIFIERS_AT]
+    assert golden is not None
+    row = person_index_row(person_id, golden)
+    return (person_id, kind, tuple(row[c] for c in PERSON_INDEX_COLUMNS),
+            [(i["system"], i["value"]) for i in golden.get("identifiers", [])])
+
+
+def _reference_marks(item: _Item) -> list[tuple[bytes, str | None]]:
+    """The marks of a ready record's reference fields, each with the id it resolved to."""
+    if not item.resolved:
+        return []
+    return [(reference_mark(target), entity_id) for target, entity_id in item.resolved.items()]
+
+
 def write_person_index(
-    session: Session, persons: Iterable[tuple[str, dict[str, Any], str]]
-) -> tuple[list[dict[str, Any]], list[str], list[dict[str, str]]]:
+    session: Session, persons: Iterable[_PersonWrite]
+) -> tuple[list[tuple[Any, ...]], list[str], list[tuple[str, str, str]]]:
     """Keep the typed search columns and identifiers of golden persons in step with their documents.
 
-    Returns what it wrote: the index rows (new and changed), the persons whose identifiers it
-    replaced, and the identifiers it inserted.
+    Returns what it wrote: the index rows (new and changed, in :data:`PERSON_INDEX_COLUMNS` order),
+    the persons whose identifiers it replaced, and the identifiers it inserted (person id, system, value).
     """
-    index_new: list[dict[str, Any]] = []
-    index_changed: list[dict[str, Any]] = []
-    identifiers: list[dict[str, str]] = []
+    index_new: list[tuple[Any, ...]] = []
+    index_changed: list[tuple[Any, ...]] = []
+    identifiers: list[tuple[str, str, str]] = []
     changed_ids: list[str] = []
-    for pid, doc, kind in persons:
-        row = person_index_row(pid, doc)
+    for pid, kind, row, pairs in persons:
         (index_new if kind == "created" else index_changed).append(row)
         if kind != "created":
             changed_ids.append(pid)
         seen: set[tuple[str, str]] = set()
-        for ident in doc.get("identifiers", []):
-            key = (ident["system"], ident["value"])
+        for key in pairs:
             if key not in seen:
                 seen.add(key)
-                identifiers.append({"person_id": pid, "system": key[0], "value": key[1]})
+                identifiers.append((pid, key[0], key[1]))
     if index_new:
-        bulk_insert(session, PersonIndex, index_new)
+        bulk_insert(session, PersonIndex, PERSON_INDEX_COLUMNS, [list(row) for row in index_new])
     if index_changed:
-        bulk_update(session, PersonIndex, index_changed)
+        bulk_update(session, PersonIndex, [dict(zip(PERSON_INDEX_COLUMNS, row, strict=True)) for row in index_changed])
     for chunk in _chunks(changed_ids, _CHUNK):
         session.execute(delete(PersonIdentifier).where(PersonIdentifier.person_id.in_(chunk)))
-    free: list[dict[str, str]] = []
+    free: list[tuple[str, str, str]] = []
     if identifiers:
         taken = _taken_identifiers(session, identifiers)
-        free = [i for i in identifiers if (i["system"], i["value"]) not in taken]
+        free = [i for i in identifiers if (i[1], i[2]) not in taken]
         if free:
-            bulk_insert(session, PersonIdentifier, free)
+            bulk_insert(session, PersonIdentifier, ("person_id", "system", "value"), [list(i) for i in free])
     return [*index_new, *index_changed], changed_ids, free
 
 
-def _taken_identifiers(session: Session, identifiers: list[dict[str, str]]) -> set[tuple[str, str]]:
+def _taken_identifiers(session: Session, identifiers: list[tuple[str, str, str]]) -> set[tuple[str, str]]:
     """Identifiers already held by another person (a duplicate the identity review will settle)."""
     taken: set[tuple[str, str]] = set()
     by_system: dict[str, list[str]] = defaultdict(list)
-    for ident in identifiers:
-        by_system[ident["system"]].append(ident["value"])
+    for _, system, value in identifiers:
+        by_system[system].append(value)
     for system, values in by_system.items():  # a plain IN per system uses the value index
         rows = _rows_in(session, "SELECT value FROM person_identifiers WHERE system = {m} AND value IN ({in})",
                         (system,), values)
@@ -755,8 +924,9 @@ def _taken_identifiers(session: Session, identifiers: list[dict[str, str]]) -> s
     return taken
 
 
-def person_index_row(person_id: str, doc: dict[str, Any]) -> dict[str, Any]:
-    """The person_index columns for a golden Person document."""
+def person_index_row(person_id: str, doc: dict[str, Any], fields: Sequence[Any] | None = None) -> dict[str, Any]:
+    """The person_index columns for a golden Person document (``fields``: its normalised match fields,
+    when known; see ``document_match_keys``)."""
     name = (doc.get("names") or [{}])[0]
     address = (doc.get("addresses") or [{}])[0]
     birth = doc.get("birth_date")
@@ -771,7 +941,7 @@ def person_index_row(person_id: str, doc: dict[str, Any]) -> dict[str, Any]:
         "postcode": address.get("postcode"),
         "status": "merged" if doc.get("merged_into") else "active",
         "merged_into": doc.get("merged_into"),
-        **document_match_keys(doc),
+        **document_match_keys(doc, fields),
     }
 
 
@@ -782,23 +952,23 @@ def search_key(name: str | None) -> str | None:
     return re.sub(r"[^A-Z]", "", name.upper()) or None
 
 
-def bulk_insert(session: Session, entity: Any, rows: list[dict[str, Any]]) -> None:
+def bulk_insert(session: Session, entity: Any, columns: Sequence[str], rows: list[list[Any]]) -> None:
     """executemany INSERT straight to the driver, values prepared by each column's own type.
 
-    The ORM's and Core's per-row parameter handling cost more than the write itself
-    at migration volumes; the column types' bind processors keep values identical
-    to what the ORM would store.
+    Each row lists its values in the order of ``columns`` (converted in place). The ORM's and
+    Core's per-row parameter handling cost more than the write itself at migration volumes, and
+    so did building a dict per row; the column types' bind processors keep values identical to
+    what the ORM would store.
     """
     if not rows:
         return
     table = entity.__table__
-    columns = list(rows[0])
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({_marks(session, len(columns))})"
-    _executemany(session, sql, [table.c[c] for c in columns], [[row[c] for c in columns] for row in rows])
+    _executemany(session, sql, [table.c[c] for c in columns], rows)
 
 
-def insert_returning(session: Session, entity: Any, rows: list[dict[str, Any]], returning: Sequence[str],
-                     ) -> list[tuple[Any, ...]]:
+def insert_returning(session: Session, entity: Any, columns: Sequence[str], rows: list[list[Any]],
+                     returning: Sequence[str]) -> list[tuple[Any, ...]]:
     """As :func:`bulk_insert`, answering the ``returning`` columns of every row inserted (in no set order).
 
     Multi-row ``INSERT ... VALUES ... RETURNING`` statements (SQLite 3.35+, PostgreSQL), as many
@@ -809,8 +979,7 @@ def insert_returning(session: Session, entity: Any, rows: list[dict[str, Any]], 
     if not rows:
         return []
     table = entity.__table__
-    columns = list(rows[0])
-    values = [[row[c] for c in columns] for row in rows]
+    values = rows
     _bind(session, [table.c[c] for c in columns], values)
     row_marks = f"({_marks(session, len(columns))})"
     per = max(1, _BOUND_VALUES // len(columns))
@@ -852,7 +1021,11 @@ def _marks(session: Session, n: int) -> str:
 
 def _executemany(session: Session, sql: str, columns: list[Any], rows: list[list[Any]]) -> None:
     _bind(session, columns, rows)
-    session.connection().exec_driver_sql(sql, [tuple(row) for row in rows])
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
 
 
 def _bind(session: Session, columns: list[Any], rows: list[list[Any]]) -> None:

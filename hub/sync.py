@@ -6,7 +6,8 @@ where the last committed batch ended and reaches the state of an unbroken run.
 
 With ``read_ahead`` (``carehub sync`` and the migration benchmark), an adapter that
 can run in a forked process (``can_read_ahead``) is pulled, serialised, hashed,
-mapped and (but for persons, and when the pipeline has no enrichers) validated there,
+mapped and (when the pipeline has no enrichers) validated there and kept in the form the
+store writes (``hub.pipeline.prepare``: JSON, ids, a person's match fields and index row),
 a batch ahead of the store, while this process writes the batch before: the two halves
 of a migration run on two cores. The batches, their order, their cursors and every
 record's outcome are the same as read in process; only the mapping of a record the
@@ -35,9 +36,9 @@ from typing import Any
 
 from sqlalchemy import text, update
 
-from hub.contract import Adapter, MappedRecord, SourceRecord, StreamCursor
-from hub.errors import HubError, QuarantineError
-from hub.pipeline import BatchResult, Pipeline, PreparedRecord, prepare
+from hub.contract import Adapter, SourceRecord, StreamCursor
+from hub.errors import HubError
+from hub.pipeline import BatchResult, Pipeline, PreparedRecord, prepare, prepared_rows
 from hub.store.db import Store
 from hub.store.tables import SyncRun, utcnow
 
@@ -178,8 +179,11 @@ def sync_stream(
         if len(batch) >= batch_size:
             total.add(_apply(store, adapter, pipeline, stream, batch, progress, statistics))
             batch = []
+            collect_between_batches()
     if batch:
         total.add(_apply(store, adapter, pipeline, stream, batch, progress, statistics))
+        del batch
+        collect_between_batches()
     return total
 
 
@@ -199,17 +203,10 @@ def _apply(
         progress(stream, len(batch))
     if statistics is not None:
         statistics.after_batch(store, len(batch))
-    collect_between_batches()
     return result
 
 
 # -- read-ahead ---------------------------------------------------------------------------------
-
-# A prepared record crosses the pipe as a plain tuple (pickles several times faster than objects):
-# (source id, modified, payload JSON, hash, entity type, document, references, reason, message, field, validated,
-# (reason, message, field) of a validation error).
-_Row = tuple[Any, ...]
-
 
 def _sync_read_ahead(
     store: Store,
@@ -227,8 +224,12 @@ def _sync_read_ahead(
             plan.append((spec.name, pipeline.load_cursor(session, adapter.name, spec.name)))
     total = BatchResult()
     with _Reader(adapter, plan, until, batch_size, validate=not pipeline.enrichers) as reader:
-        for stream, batch in reader.batches():
+        while (received := reader.next_batch()) is not None:
+            stream, batch = received
+            del received
             total.add(_apply(store, adapter, pipeline, stream, batch, progress, statistics))
+            del batch  # before the collection: it would walk (and freeze) the whole batch
+            collect_between_batches()
     return total
 
 
@@ -261,20 +262,22 @@ class _Reader:
             self._process.kill()
         self._process.join()
 
-    def batches(self) -> Iterator[tuple[str, list[PreparedRecord]]]:
-        """(stream, batch) in read order, until the reader has read every planned stream."""
-        while True:
-            try:
-                kind, stream, body = pickle.loads(self._incoming.recv_bytes())
-            except EOFError:
-                self._process.join(timeout=5)
-                raise HubError(f"the source reader stopped unexpectedly (exit code {self._process.exitcode})")\
-                    from None
-            if kind == "done":
-                return
-            if kind == "error":
-                raise body
-            yield stream, [_unpack(stream, row) for row in body]
+    def next_batch(self) -> tuple[str, list[PreparedRecord]] | None:
+        """The next (stream, batch) in read order; None once the reader has read every planned stream.
+
+        Not a generator, so that nothing here keeps a batch alive after the caller is done with it.
+        """
+        try:
+            kind, stream, body = pickle.loads(self._incoming.recv_bytes())
+        except EOFError:
+            self._process.join(timeout=5)
+            raise HubError(f"the source reader stopped unexpectedly (exit code {self._process.exitcode})")\
+                from None
+        if kind == "done":
+            return None
+        if kind == "error":
+            raise body
+        return stream, prepared_rows(body)
 
 
 def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime, batch_size: int,
@@ -289,9 +292,9 @@ def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: d
 
     try:
         for stream, cursor in plan:
-            batch: list[_Row] = []
+            batch: list[tuple[Any, ...]] = []
             for record in adapter.pull(stream, cursor, until):
-                batch.append(_pack(prepare(record, adapter.map, validate=validate)))
+                batch.append(tuple(prepare(record, adapter.map, validate=validate, source=adapter.name)))
                 if len(batch) >= batch_size:
                     send(("batch", stream, batch))
                     batch = []
@@ -314,28 +317,6 @@ def _die_with(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:
         os._exit(0)
-
-
-def _pack(prepared: PreparedRecord) -> _Row:
-    mapped, error, invalid = prepared.mapped, prepared.error, prepared.invalid
-    return (prepared.source_id, prepared.modified, prepared.payload_json, prepared.hash,
-            mapped.entity_type if mapped else None, mapped.document if mapped else None,
-            mapped.references if mapped else None,
-            error.reason if error else None, error.message if error else None, error.field if error else None,
-            prepared.validated,
-            (invalid.reason, invalid.message, invalid.field) if invalid else None)
-
-
-def _unpack(stream: str, row: _Row) -> PreparedRecord:
-    source_id, modified, payload, digest, entity_type, document, references, reason, message, field, validated, \
-        invalid = row
-    return PreparedRecord(
-        stream, source_id, modified, payload, digest,
-        MappedRecord(entity_type, document, references) if entity_type is not None else None,
-        QuarantineError(reason, message, field=field) if reason is not None else None,
-        validated,
-        QuarantineError(invalid[0], invalid[1], field=invalid[2]) if invalid is not None else None,
-    )
 
 
 def _finish(store: Store, run_id: int, outcome: str, counts: BatchResult, error: str | None) -> None:

@@ -80,10 +80,11 @@ class PersonBlocks:
         """True when the store's persons are still those of the index (see the module)."""
         return persons_unchanged_since(session, self.mark)
 
-    def written(self, session: Session, rows: Sequence[dict[str, Any]], replaced: Iterable[str],
-                identifiers: Iterable[dict[str, str]]) -> None:
-        """Take in what a batch wrote: index rows (new or changed), persons whose identifiers were
-        replaced, and the identifiers inserted; then move the mark to the batch's last event.
+    def written(self, session: Session, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                replaced: Iterable[str], identifiers: Iterable[tuple[str, str, str]]) -> None:
+        """Take in what a batch wrote: index rows (new or changed, values of ``columns``), persons whose
+        identifiers were replaced, and the identifiers inserted (person id, system, value); then move
+        the mark to the batch's last event.
 
         Called after the batch's outbox rows, in its transaction. Each row written came with one
         ``Person`` event; any other ``Person`` event since the mark is another writer's (committed
@@ -95,14 +96,15 @@ class PersonBlocks:
             self.mark = (-1, "stale")
             return
         self.mark = latest
+        at = [columns.index(c) if c in columns else None for c in _COLUMNS]
         for row in rows:
-            self._put(tuple(row.get(c) for c in _COLUMNS))
+            self._put(tuple(row[i] if i is not None else None for i in at))
         for pid in replaced:
             for key in self.identifiers.pop(pid, set()):
                 if self.identifier_owner.get(key) == pid:
                     del self.identifier_owner[key]
-        for ident in identifiers:
-            self._own(ident["person_id"], (ident["system"], ident["value"]))
+        for pid, system, value in identifiers:
+            self._own(pid, (system, value))
 
     def _put(self, row: tuple[Any, ...]) -> None:
         pid = row[0]

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.model import Person
+from hub.identity.record import MatchRecord
 from hub.store.identity import record_links
 from hub.store.tables import PersonIndex
 
@@ -28,14 +28,18 @@ from hub.store.tables import PersonIndex
 class PersonCandidate:
     """A person record from a source that has no golden person yet.
 
-    ``new_id`` is the id the record's golden person gets if it is nobody the hub knows.
+    ``record`` is the validated person as the matcher sees it (``MatchRecord.from_person``, its id
+    ``new_id``); ``new_id`` is the id the record's golden person gets if it is nobody the hub knows.
+    ``fields`` are the record's :func:`~hub.identity.table.normalised_fields` when already computed
+    (by the sync's reader process).
     """
 
     source: str
     stream: str
     source_id: str
-    person: Person
+    record: MatchRecord
     new_id: str = ""
+    fields: Sequence[Any] | None = None
 
     @property
     def ref(self) -> str:
@@ -78,7 +82,7 @@ class ExactResolver:
 
     def resolve_batch(self, session: Session, candidates: Sequence[PersonCandidate]) -> list[Resolution]:
         """Join verified NHS numbers to the active person that holds them, in store or in batch."""
-        numbers = {c.person.nhs_number for c in candidates if c.person.nhs_number_verified}
+        numbers = {c.record.nhs_number for c in candidates if c.record.nhs_verified}
         known: dict[str, str] = {}
         if numbers:
             rows = session.execute(
@@ -91,7 +95,7 @@ class ExactResolver:
             known = {n: pid for n, pid in rows if n is not None}
         out: list[Resolution] = []
         for c in candidates:
-            number = c.person.nhs_number if c.person.nhs_number_verified else None
+            number = c.record.nhs_number if c.record.nhs_verified else None
             if number and number in known:
                 out.append(Resolution(known[number], "verified_nhs_number", 1.0, _NHS_EVIDENCE))
             else:

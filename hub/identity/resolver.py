@@ -53,16 +53,21 @@ def match_keys(person: Person) -> dict[str, Any]:
                  person.birth_date.year if person.birth_date else None)
 
 
-def document_match_keys(document: dict[str, Any]) -> dict[str, Any]:
+def document_match_keys(document: dict[str, Any], fields: Sequence[Any] | None = None) -> dict[str, Any]:
     """``match_keys`` of a golden Person kept as a JSON document (the pipeline's form).
 
     Also ``match_fields``: the person's fields normalised for the matcher, so the resolver
     encodes a candidate from its ``person_index`` row instead of reading its document.
+    ``fields`` are those fields when already computed (``normalised_fields`` of the validated
+    Person's ``MatchRecord.from_person``: the record ``MatchRecord.from_document`` reads from
+    its canonical document).
     """
     name = (document.get("names") or [{}])[0]
     birth = document.get("birth_date")
     keys = _keys(name.get("family"), (name.get("given") or [None])[0], int(birth[:4]) if birth else None)
-    keys["match_fields"] = orjson.dumps(normalised_fields(MatchRecord.from_document(document, ""))).decode()
+    if fields is None:
+        fields = normalised_fields(MatchRecord.from_document(document, ""))
+    keys["match_fields"] = orjson.dumps(fields).decode()
     return keys
 
 
@@ -219,9 +224,13 @@ class IdentityResolver:
             tuple(ranked),
         )
 
-    def _encode(self, matcher: Matcher, records: Sequence[MatchRecord]) -> tuple[RecordTable, list[list[Any]]]:
-        """The incoming records encoded, and their normalised fields (read again for their blocking keys)."""
-        fields = [normalised_fields(r) for r in records]
+    def _encode(self, matcher: Matcher, records: Sequence[MatchRecord],
+                known: Sequence[Sequence[Any] | None] | None = None) -> tuple[RecordTable, list[Sequence[Any]]]:
+        """The incoming records encoded, and their normalised fields (read again for their blocking keys);
+        ``known`` gives a record's fields where they were already computed."""
+        fields: list[Sequence[Any]] = [
+            f if f is not None else normalised_fields(r)
+            for r, f in zip(records, known if known is not None else [None] * len(records), strict=True)]
         identifiers = {row: frozenset(r.identifiers) for row, r in enumerate(records) if r.identifiers}
         return matcher.encoder.encode_normalised([r.id for r in records], fields, identifiers), fields
 
@@ -445,19 +454,20 @@ class ScoredResolver(IdentityResolver):
             self._blocks = PersonBlocks.load(session)
         return self._blocks
 
-    def persons_written(self, session: Session, rows: Sequence[dict[str, Any]], replaced: Iterable[str],
-                        identifiers: Iterable[dict[str, str]]) -> None:
-        """What a batch wrote to ``person_index`` and ``person_identifiers`` (after its outbox rows)."""
+    def persons_written(self, session: Session, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                        replaced: Iterable[str], identifiers: Iterable[tuple[str, str, str]]) -> None:
+        """What a batch wrote to ``person_index`` (rows of ``columns``) and ``person_identifiers``
+        ((person id, system, value)), after its outbox rows."""
         if self._blocks is not None and self._remembering == 1:
-            self._blocks.written(session, rows, replaced, identifiers)
+            self._blocks.written(session, columns, rows, replaced, identifiers)
 
     def resolve_batch(self, session: Session, candidates: Sequence[PersonCandidate]) -> list[PersonResolution]:
         """One resolution per candidate, in order (see the class)."""
         if not candidates:
             return []
-        records = [MatchRecord.from_person(c.person, c.new_id) for c in candidates]
+        records = [c.record for c in candidates]
         matcher = self._matcher(session, len(records))
-        left, fields = self._encode(matcher, records)
+        left, fields = self._encode(matcher, records, [c.fields for c in candidates])
         blocks = self._blocks_for(session)
         found = self._candidate_ids(session, records, fields, blocks)
         right = self._candidate_table(session, matcher, sorted({pid for ids in found for pid in ids}), blocks)
