@@ -1,6 +1,6 @@
 """`carehub serve --workers N`: each worker on its own listening socket, a dead worker replaced, SIGTERM stops all.
 
-The sockets are read from Linux's /proc, as an operator would with ``ss -ltnp``.
+The sockets are read from Linux's /proc (the hub's servers run on Linux), as an operator would with ``ss -ltnp``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import requests
 
 from tests.e2e.helpers import CARHUB, carehub, hub_env
 from tests.e2e.test_demo import free_port
-
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads sockets from Linux's /proc")
 
 APP = """
 import os
