@@ -37,7 +37,8 @@ _SPAWN = multiprocessing.get_context("spawn")
 
 
 def reuse_port_supported() -> bool:
-    """True where the kernel can share one address between listening sockets (Linux, the BSDs)."""
+    """True on Linux, whose kernel spreads new connections over the sockets sharing an address (the BSDs'
+    ``SO_REUSEPORT`` lets sockets share it but does not spread connections)."""
     return hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
 
 
