@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from hub.identity.table import MATCH_FORMAT
+from hub.identity.table import MATCH_FORMAT, EncodedPersons, Encoder
 
 ACTIVE = "active"
 _KINDS = ("nhs", "birth", "family_year", "given_year", "postcode")
@@ -55,6 +55,9 @@ class PersonBlocks:
         self.identifier_owner: dict[tuple[str, str], str] = {}
         self.identifiers: dict[str, set[tuple[str, str]]] = {}
         self.mark: tuple[int, str | None] = (0, None)  # the outbox id and event id the index is current to
+        # The persons encoded for comparison, kept with the index: a person's codes are reused until its
+        # row changes (_put forgets it), and the batches' own records are encoded over the same vocabularies.
+        self.encoded = EncodedPersons(Encoder())
 
     # -- loading and keeping up to date ----------------------------------------------------------
 
@@ -119,6 +122,7 @@ class PersonBlocks:
                 self.given_year_all[year_key].discard(pid)
         self.rows[pid] = row
         self.fields.pop(pid, None)
+        self.encoded.forget(pid)
         for kind, key in _keys_of(row):
             self.keys[kind].setdefault(key, set()).add(pid)
         year_key = _year_key(row)

@@ -22,7 +22,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, JaroWinkler
 
 from hub.identity.config import Guards
-from hub.identity.table import MISSING, Encoder, IntArray, RecordTable, lookup
+from hub.identity.table import MISSING, NONE, Encoder, IntArray, RecordTable, lookup
 
 COMPARISONS: dict[str, tuple[str, ...]] = {
     "given_name": (
@@ -101,19 +101,20 @@ class PairComparison:
 def _pair_scores(
     left: IntArray,
     right: IntArray,
-    values: Sequence[str],
+    values: npt.NDArray[np.object_],
     mask: npt.NDArray[np.bool_],
     scorer: Callable[..., Any],
 ) -> npt.NDArray[np.float64]:
-    """scorer(values[left], values[right]) where ``mask``, once per distinct pair of codes."""
+    """scorer(values[left], values[right]) where ``mask``, once per distinct pair of codes
+    (``values``: the strings by code, as an object array)."""
     out = np.zeros(left.shape, dtype=np.float64)
     if not mask.any():
         return out
     width = max(len(values), 1)
     keys = left[mask] * width + right[mask]
     unique, inverse = np.unique(keys, return_inverse=True)
-    queries = [values[k] for k in (unique // width).tolist()]
-    choices = [values[k] for k in (unique % width).tolist()]
+    queries = values[unique // width]
+    choices = values[unique % width]
     scores = process.cpdist(queries, choices, scorer=scorer, workers=-1, dtype=np.float64)
     out[mask] = np.asarray(scores, dtype=np.float64)[inverse]
     return out
@@ -129,9 +130,11 @@ def _pair_flags(
     out = np.zeros(left.shape, dtype=np.bool_)
     if not mask.any():
         return out
-    pairs = np.stack([left[mask], right[mask]], axis=1)
-    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    answers = np.array([test(a, b) for a, b in unique.tolist()], dtype=np.bool_)
+    a, b = left[mask], right[mask]
+    width = int(max(a.max(), b.max())) + 1  # codes of both present: >= 0
+    unique, inverse = np.unique(a * width + b, return_inverse=True)
+    answers = np.array([test(x, y) for x, y in zip((unique // width).tolist(), (unique % width).tolist(),
+                                                    strict=True)], dtype=np.bool_)
     out[mask] = answers[inverse.reshape(-1)]
     return out
 
@@ -171,7 +174,7 @@ class Comparer:
         """
         enc, li, ri = self.encoder, left_rows, right_rows
         facts = enc.name_facts()
-        names = enc.names.values
+        names = enc.names.array()
         gl, gr = left.given[li], right.given[ri]
         fl, fr = left.family[li], right.family[ri]
         levels = np.zeros((len(li), len(FIELDS)), dtype=np.int8)
@@ -195,7 +198,7 @@ class Comparer:
         gl: IntArray,
         gr: IntArray,
         facts: Any,
-        names: list[str],
+        names: npt.NDArray[np.object_],
         swapped: npt.NDArray[np.bool_],
     ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
         both = (gl >= 0) & (gr >= 0)
@@ -237,7 +240,7 @@ class Comparer:
         fl: IntArray,
         fr: IntArray,
         facts: Any,
-        names: list[str],
+        names: npt.NDArray[np.object_],
         swapped: npt.NDArray[np.bool_],
     ) -> npt.NDArray[np.int8]:
         both = (fl >= 0) & (fr >= 0)
@@ -298,9 +301,8 @@ class Comparer:
         uprn_both = (ul >= 0) & (ur >= 0)
         pc_both = (pl >= 0) & (pr >= 0)
         line_both = (ll >= 0) & (lr >= 0)
-        ratio = _pair_scores(
-            ll, lr, self.encoder.lines.values, line_both & (ll != lr), fuzz.token_sort_ratio
-        )
+        # token_sort_ratio is ratio of the lines with their words sorted: sorted once per line, not per pair.
+        ratio = _pair_scores(ll, lr, self.encoder.sorted_lines(), line_both & (ll != lr), fuzz.ratio)
         same_line = line_both & ((ll == lr) | (ratio >= SAME_LINE))
         same_pc = pc_both & (pl == pr)
         level = _select(
@@ -327,36 +329,18 @@ class Comparer:
         level = np.zeros(li.shape, dtype=np.int8)
         if not left.identifiers or not right.identifiers:
             return level
-        both = np.flatnonzero(np.isin(li, list(left.identifiers)) & np.isin(ri, list(right.identifiers)))
-        if not len(both):
+        # Each row's one identifier and its system are codes of the encoder's (RecordTable.identifier):
+        # pairs of rows with one identifier each compare codes; a row with several compares the sets.
+        lp, rp = left.identifier[li], right.identifier[ri]
+        both = (lp != NONE) & (rp != NONE)
+        if not both.any():
             return level
-        # Codes per distinct row (not per pair): a row with one identifier (the usual case) gets a code
-        # for its (system, value) and one for its system, and the pairs compare codes; pairs with a
-        # row holding several identifiers compare the sets.
-        lb, rb = li[both], ri[both]
-        pair_codes: dict[tuple[str, str], int] = {}
-        system_codes: dict[str, int] = {}
-
-        def codes(table: RecordTable, rows: IntArray) -> tuple[IntArray, IntArray]:
-            distinct, inverse = np.unique(rows, return_inverse=True)
-            pair_of = np.full(len(distinct), MISSING, dtype=np.int64)
-            system_of = np.full(len(distinct), MISSING, dtype=np.int64)
-            for k, row in enumerate(distinct.tolist()):
-                ids = table.identifiers[row]
-                if len(ids) == 1:
-                    ((system, value),) = ids
-                    pair_of[k] = pair_codes.setdefault((system, value), len(pair_codes))
-                    system_of[k] = system_codes.setdefault(system, len(system_codes))
-            return pair_of[inverse], system_of[inverse]
-
-        lp, ls = codes(left, lb)
-        rp, rs = codes(right, rb)
-        single = (lp >= 0) & (rp >= 0)
-        out = np.where(lp == rp, 1, np.where(ls == rs, 2, 0)).astype(np.int8)
-        for k in np.flatnonzero(~single).tolist():
-            a, b = left.identifiers[int(lb[k])], right.identifiers[int(rb[k])]
-            out[k] = 1 if a & b else 2 if {s for s, _ in a} & {s for s, _ in b} else 0
-        level[both] = out
+        ls, rs = left.identifier_system[li], right.identifier_system[ri]
+        single = both & (lp >= 0) & (rp >= 0)
+        level[single] = np.where(lp[single] == rp[single], 1, np.where(ls[single] == rs[single], 2, 0))
+        for k in np.flatnonzero(both & ~single).tolist():
+            a, b = left.identifiers[int(li[k])], right.identifiers[int(ri[k])]
+            level[k] = 1 if a & b else 2 if {s for s, _ in a} & {s for s, _ in b} else 0
         return level
 
     def _guards(

@@ -31,7 +31,7 @@ from hub.identity.exact import PersonCandidate
 from hub.identity.exact import Resolution as PersonResolution
 from hub.identity.model import MatchModel
 from hub.identity.record import MatchRecord
-from hub.identity.table import MATCH_FORMAT, RecordTable, normalised_fields
+from hub.identity.table import MATCH_FORMAT, Encoder, RecordTable, normalised_fields
 from hub.model import Person
 from hub.store.identity import NO_LINK, ordered_pair, queue_reviews, record_links, remembered_decisions
 from hub.store.tables import Entity, PersonIndex
@@ -185,11 +185,12 @@ class IdentityResolver:
             )
         return [self._answer(sorted(c, key=lambda x: -x.score)) for c in per_record]
 
-    def _matcher(self, session: Session, incoming: int) -> Matcher:
+    def _matcher(self, session: Session, incoming: int, encoder: Encoder | None = None) -> Matcher:
         """A matcher whose prior is the share of known people over the population they may be among.
 
         The population is the active persons plus the incoming records, and never fewer than
         ``estimation.population_floor``: an almost empty store must not make a weak match likely.
+        ``encoder`` is one kept across batches (see :class:`~hub.identity.table.EncodedPersons`).
         """
         active = session.scalar(
             select(func.count()).select_from(PersonIndex).where(PersonIndex.status == ACTIVE)
@@ -197,7 +198,7 @@ class IdentityResolver:
         cfg = self.config.estimation
         population = max(int(active or 0) + incoming, cfg.population_floor, 1)
         prior = min(cfg.expected_known_share / population, 0.5)
-        return Matcher(self.config, model=MatchModel.from_config(self.config, prior=prior))
+        return Matcher(self.config, encoder=encoder, model=MatchModel.from_config(self.config, prior=prior))
 
     @staticmethod
     def _answer(ranked: list[Candidate]) -> Resolution:
@@ -348,23 +349,13 @@ class IdentityResolver:
         return found
 
     @staticmethod
-    def _candidate_table(session: Session, matcher: Matcher, person_ids: list[str],
-                         blocks: PersonBlocks | None = None) -> RecordTable:
-        """The candidate persons encoded from their ``person_index`` rows (documents only for old rows),
-        read from ``blocks`` when given."""
+    def _candidate_table(session: Session, matcher: Matcher, person_ids: list[str]) -> RecordTable:
+        """The candidate persons encoded from their ``person_index`` rows (documents only for old rows)."""
         conn = session.connection()
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         kept: dict[str, list[Any]] = {}
         identifiers: dict[str, set[tuple[str, str]]] = {}
-        if blocks is not None:
-            for pid in person_ids:
-                row = blocks.match_fields(pid)
-                if row is not None:
-                    kept[pid] = row
-                found = blocks.identifiers_of(pid)
-                if found:
-                    identifiers[pid] = found
-        for start in range(0, len(person_ids) if blocks is None else 0, _LOOKUP_CHUNK):
+        for start in range(0, len(person_ids), _LOOKUP_CHUNK):
             chunk = tuple(person_ids[start:start + _LOOKUP_CHUNK])
             marks = ", ".join([mark] * len(chunk))
             for pid, text in _rows(
@@ -395,6 +386,44 @@ class IdentityResolver:
             ids.append(pid)
             rows.append(row)
         return matcher.encoder.encode_normalised(ids, rows, idents)
+
+    @staticmethod
+    def _known_candidates(session: Session, blocks: PersonBlocks,
+                          person_ids: Iterable[str]) -> tuple[RecordTable, dict[str, int]]:
+        """The candidates as rows of the sync's table of encoded persons (``blocks.encoded``), each
+        encoded the first time it is a candidate (or again after its fields changed); persons whose
+        index row has no match fields in the current format are encoded from their documents
+        every time, as :meth:`_candidate_table` does."""
+        known = blocks.encoded
+        column: dict[str, int] = {}
+        fresh: list[str] = []
+        rows: list[list[Any]] = []
+        idents: dict[int, frozenset[tuple[str, str]]] = {}
+        without: list[str] = []
+        for pid in person_ids:
+            row = known.row_of.get(pid)
+            if row is not None:
+                column[pid] = row
+                continue
+            fields = blocks.match_fields(pid)
+            if fields is None:
+                without.append(pid)
+                continue
+            found = blocks.identifiers_of(pid)
+            if found:
+                idents[len(fresh)] = frozenset(found)
+            fresh.append(pid)
+            rows.append(fields)
+        if fresh:
+            column.update(zip(fresh, known.add(fresh, rows, idents), strict=True))
+        documents = IdentityResolver._load(session, sorted(without))
+        if documents:
+            ids = list(documents)
+            column.update(zip(ids, known.add(
+                ids, [normalised_fields(documents[pid]) for pid in ids],
+                {k: frozenset(documents[pid].identifiers) for k, pid in enumerate(ids) if documents[pid].identifiers},
+                remember=False), strict=True))
+        return known.table, column
 
     @staticmethod
     def _load(session: Session, person_ids: list[str]) -> dict[str, MatchRecord]:
@@ -466,16 +495,19 @@ class ScoredResolver(IdentityResolver):
         if not candidates:
             return []
         records = [c.record for c in candidates]
-        matcher = self._matcher(session, len(records))
-        left, fields = self._encode(matcher, records, [c.fields for c in candidates])
         blocks = self._blocks_for(session)
+        matcher = self._matcher(session, len(records), blocks.encoded.encoder if blocks is not None else None)
+        left, fields = self._encode(matcher, records, [c.fields for c in candidates])
         found = self._candidate_ids(session, records, fields, blocks)
-        right = self._candidate_table(session, matcher, sorted({pid for ids in found for pid in ids}), blocks)
+        if blocks is not None:
+            right, column = self._known_candidates(session, blocks, {pid for ids in found for pid in ids})
+        else:
+            right = self._candidate_table(session, matcher, sorted({pid for ids in found for pid in ids}))
+            column = {pid: k for k, pid in enumerate(right.ids)}
         person_ids = right.ids
         options: list[list[tuple[int, float, int, Evidence | None]]] = [[] for _ in records]
         # Against the store: keep only pairs worth a link or a review.
-        if person_ids:
-            column = {pid: k for k, pid in enumerate(person_ids)}
+        if column:
             li: list[int] = []
             ri: list[int] = []
             for row, ids in enumerate(found):

@@ -32,6 +32,7 @@ class Vocabulary:
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
         self.values: list[str] = []
+        self._array: npt.NDArray[np.object_] = np.empty(0, dtype=object)
 
     def code(self, value: str | None) -> int:
         """The code of ``value`` (added if new); MISSING for None."""
@@ -56,6 +57,15 @@ class Vocabulary:
                 found = get(value)
                 append(code(value) if found is None else found)
         return out
+
+    def array(self) -> npt.NDArray[np.object_]:
+        """The values as an object array, so a column of codes picks its strings in one indexing
+        (kept, and extended only by the values added since)."""
+        if len(self._array) != len(self.values):
+            grown = np.empty(len(self.values) - len(self._array), dtype=object)
+            grown[:] = self.values[len(self._array):]
+            self._array = np.concatenate([self._array, grown])
+        return self._array
 
     def __len__(self) -> int:
         return len(self.values)
@@ -92,9 +102,16 @@ class RecordTable:
     nhs_verified: npt.NDArray[np.bool_]
     deceased: npt.NDArray[np.bool_]
     identifiers: dict[int, frozenset[tuple[str, str]]]
+    # A row's one local identifier as a code of the encoder's (system, value) pairs, and its system's code;
+    # NONE without identifiers, SEVERAL with more than one (compared as sets).
+    identifier: IntArray
+    identifier_system: IntArray
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+NONE, SEVERAL = -1, -2
 
 
 class Encoder:
@@ -108,7 +125,16 @@ class Encoder:
         self.districts = Vocabulary()
         self.uprns = Vocabulary()
         self.phonetics = Vocabulary()
+        self.identifier_pairs: dict[tuple[str, str], int] = {}
+        self.identifier_systems: dict[str, int] = {}
         self._facts: NameFacts | None = None
+        self._sorted_lines: list[str] = []
+        self._sorted_array: npt.NDArray[np.object_] = np.empty(0, dtype=object)
+        # Per-name facts and nickname groups, extended only by the names added since they were last
+        # computed: an encoder kept across a sync's batches (hub.identity.blocks) never redoes a name.
+        self._fact_columns: tuple[list[int], list[int], list[int], list[int], list[int]] = ([], [], [], [], [])
+        self._nicknames: dict[int, frozenset[str]] = {}
+        self._nicknames_seen = 0
 
     def encode(self, records: Iterable[MatchRecord]) -> RecordTable:
         """Encode records (any iterable, read once) into a table."""
@@ -177,11 +203,20 @@ class Encoder:
 
     def _table(self, ids: list[str], cols: dict[str, array[int]], verified: array[int], deceased: array[int],
                identifiers: dict[int, frozenset[tuple[str, str]]]) -> RecordTable:
-        self._facts = None
         as_int = {
             k: np.frombuffer(v, dtype=np.int64).copy() if len(v) else np.zeros(0, np.int64)
             for k, v in cols.items()
         }
+        identifier = np.full(len(ids), NONE, dtype=np.int64)
+        system = np.full(len(ids), NONE, dtype=np.int64)
+        pairs, systems = self.identifier_pairs, self.identifier_systems
+        for row, found in identifiers.items():
+            if len(found) == 1:
+                ((name, value),) = found
+                identifier[row] = pairs.setdefault((name, value), len(pairs))
+                system[row] = systems.setdefault(name, len(systems))
+            elif found:
+                identifier[row] = system[row] = SEVERAL
         return RecordTable(
             ids=ids,
             given=as_int["given"],
@@ -199,27 +234,49 @@ class Encoder:
             nhs_verified=np.array(verified, dtype=np.bool_),
             deceased=np.array(deceased, dtype=np.bool_),
             identifiers=identifiers,
+            identifier=identifier,
+            identifier_system=system,
         )
+
+    def sorted_lines(self) -> npt.NDArray[np.object_]:
+        """Each address line's words sorted and joined by one space, by line code: what
+        ``fuzz.token_sort_ratio`` compares, made once per line so pairs need only ``fuzz.ratio``."""
+        done = self._sorted_lines
+        if len(done) != len(self.lines):
+            done.extend(" ".join(sorted(v.split())) for v in self.lines.values[len(done):])
+            self._sorted_array = np.array(done, dtype=object)
+        return self._sorted_array
 
     def name_facts(self) -> NameFacts:
         """Phonetic codes and initials of every name seen so far (computed once per name)."""
         if self._facts is None or len(self._facts.soundex) != len(self.names):
-            values = self.names.values
-            soundex = [self.phonetics.code("s:" + jellyfish.soundex(v)) for v in values]
-            metaphone = [self.phonetics.code("m:" + jellyfish.metaphone(v)) for v in values]
+            soundex, metaphone, initial, length, parts = self._fact_columns
+            for v in self.names.values[len(soundex):]:
+                soundex.append(self.phonetics.code("s:" + jellyfish.soundex(v)))
+                metaphone.append(self.phonetics.code("m:" + jellyfish.metaphone(v)))
+                initial.append(ord(v[0]))
+                length.append(len(v))
+                parts.append(v.count(" ") + 1)
             self._facts = NameFacts(
                 soundex=np.array(soundex, dtype=np.int64),
                 metaphone=np.array(metaphone, dtype=np.int64),
-                initial=np.array([ord(v[0]) for v in values], dtype=np.int64),
-                length=np.array([len(v) for v in values], dtype=np.int64),
-                parts=np.array([v.count(" ") + 1 for v in values], dtype=np.int64),
+                initial=np.array(initial, dtype=np.int64),
+                length=np.array(length, dtype=np.int64),
+                parts=np.array(parts, dtype=np.int64),
             )
         return self._facts
 
     def nickname_key(self) -> dict[int, frozenset[str]]:
         """Name code -> the formal names it stands for, for names on the nickname list."""
-        groups = nickname_groups()
-        return {code: groups[v] for code, v in enumerate(self.names.values) if v in groups}
+        values = self.names.values
+        if self._nicknames_seen < len(values):
+            groups = nickname_groups()
+            for code in range(self._nicknames_seen, len(values)):
+                found = groups.get(values[code])
+                if found is not None:
+                    self._nicknames[code] = found
+            self._nicknames_seen = len(values)
+        return self._nicknames
 
 
 MATCH_FORMAT = 1
@@ -266,3 +323,48 @@ def lookup(facts: IntArray, codes: IntArray) -> IntArray:
     present = codes >= 0
     out[present] = facts[codes[present]]
     return out
+
+
+class EncodedPersons:
+    """Known persons encoded once, kept as one growing table over one encoder's vocabularies.
+
+    During a sync (:class:`hub.identity.blocks.PersonBlocks`) the same persons are candidates
+    batch after batch; encoding each once, and comparing candidate pairs against this table's
+    rows, replaces building and encoding a table of every batch's candidates. A person whose
+    match fields change is forgotten (:meth:`forget`) and encoded again when next a candidate;
+    its old row stays unused.
+    """
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.row_of: dict[str, int] = {}
+        self._table = encoder.encode_normalised([], [])
+
+    @property
+    def table(self) -> RecordTable:
+        """Every row encoded so far (rows of forgotten persons included)."""
+        return self._table
+
+    def add(self, ids: list[str], rows: Sequence[Sequence[Any]],
+            identifiers: dict[int, frozenset[tuple[str, str]]], remember: bool = True) -> list[int]:
+        """Encode ``rows`` (normalised fields; ``identifiers`` by position in ``rows``) and append them;
+        their rows in :attr:`table`. ``remember`` False leaves them unfound by :attr:`row_of`."""
+        start = len(self._table)
+        new = self.encoder.encode_normalised(ids, rows, identifiers)
+        old = self._table
+        self._table = RecordTable(
+            ids=old.ids + new.ids,
+            **{name: np.concatenate([getattr(old, name), getattr(new, name)]) for name in _ARRAYS},
+            identifiers={**old.identifiers, **{start + k: v for k, v in new.identifiers.items()}},
+        )
+        if remember:
+            self.row_of.update((pid, start + k) for k, pid in enumerate(ids))
+        return list(range(start, start + len(ids)))
+
+    def forget(self, person_id: str) -> None:
+        """The person's fields changed: encode it again when it is next asked for."""
+        self.row_of.pop(person_id, None)
+
+
+_ARRAYS = ("given", "family", "birth_year", "birth_month", "birth_day", "sex", "postcode", "sector", "district",
+           "line", "uprn", "nhs", "nhs_verified", "deceased", "identifier", "identifier_system")
