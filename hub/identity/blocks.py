@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -100,8 +101,12 @@ class PersonBlocks:
             return
         self.mark = latest
         at = [columns.index(c) if c in columns else None for c in _COLUMNS]
-        for row in rows:
-            self._put(tuple(row[i] if i is not None else None for i in at))
+        if None in at:
+            picked: Iterable[tuple[Any, ...]] = (tuple(row[i] if i is not None else None for i in at) for row in rows)
+        else:  # the pipeline's rows carry every column: pick them in C
+            picked = map(itemgetter(*at), rows)  # type: ignore[arg-type]
+        for row in picked:
+            self._put(row)
         for pid in replaced:
             for key in self.identifiers.pop(pid, set()):
                 if self.identifier_owner.get(key) == pid:

@@ -12,7 +12,7 @@ here, beside the levels they read, as bits of one flag per pair.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 

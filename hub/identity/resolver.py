@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import chain, repeat
 from typing import Any
 
 import jellyfish
@@ -274,15 +275,13 @@ class IdentityResolver:
         cap = self.config.blocking.max_candidates_per_key
         found = blocks.found(keys, cap) if blocks is not None else self._found_in_store(session, keys, cap)
         out: list[set[str]] = []
-        empty: list[str] = []
+        # found holds only keys some record carries (never a missing one), so a missing key finds None.
+        lookups = [(kind, found[kind].get) for kind in _KEY_KINDS]
+        owner = found["identifier"].get
         for k in keys:
-            ids: set[str] = set()
-            for kind in _KEY_KINDS:
-                if k[kind]:
-                    ids.update(found[kind].get(k[kind], empty))
-            for pair in k["identifiers"]:
-                ids.update(found["identifier"].get(pair, empty))
-            out.append(ids)
+            blocks_found = [people for people in (get(k[kind]) for kind, get in lookups) if people]
+            blocks_found.extend(people for people in map(owner, k["identifiers"]) if people)
+            out.append(set().union(*blocks_found))
         return out
 
     @staticmethod
@@ -508,13 +507,14 @@ class ScoredResolver(IdentityResolver):
         options: list[list[tuple[int, float, int, Evidence | None]]] = [[] for _ in records]
         # Against the store: keep only pairs worth a link or a review.
         if column:
-            li: list[int] = []
-            ri: list[int] = []
-            for row, ids in enumerate(found):
-                cols = [k for k in map(column.get, ids) if k is not None]
-                li.extend([row] * len(cols))
-                ri.extend(cols)
-            scored = matcher.score(left, right, np.array(li, dtype=np.int64), np.array(ri, dtype=np.int64))
+            # Every (record, candidate) pair in the order found lists them, without a Python step per pair.
+            total = sum(map(len, found))
+            cols = np.fromiter(map(column.get, chain.from_iterable(found), repeat(-1)), dtype=np.int64, count=total)
+            rows = np.repeat(np.arange(len(found), dtype=np.int64), list(map(len, found)))
+            kept = cols >= 0
+            lr, rr = rows[kept], cols[kept]
+            scored = matcher.score(left, right, lr, rr)
+            li, ri = lr.tolist(), rr.tolist()
             for k in np.flatnonzero(scored.decisions > NOT_LINKED).tolist():
                 options[li[k]].append((-1 - ri[k], float(scored.probability[k]), int(scored.decisions[k]),
                                        scored.evidence(k)))
