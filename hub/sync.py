@@ -29,17 +29,19 @@ import os
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text, update
+from sqlalchemy.orm import Session
 
 from hub.contract import Adapter, SourceRecord, StreamCursor
 from hub.errors import HubError
 from hub.pipeline import BatchResult, Pipeline, PreparedRecord, prepare, prepared_rows
-from hub.store.db import Store
+from hub.store.db import SQLITE_WAL_CHECKPOINT_PAGES, Store, is_sqlite, pragma
 from hub.store.tables import SyncRun, utcnow
 
 Progress = Callable[[str, int], None]
@@ -223,14 +225,103 @@ def _sync_read_ahead(
         for spec in adapter.streams():
             plan.append((spec.name, pipeline.load_cursor(session, adapter.name, spec.name)))
     total = BatchResult()
-    with _Reader(adapter, plan, until, batch_size, validate=not pipeline.enrichers) as reader:
-        while (received := reader.next_batch()) is not None:
+    with (_Reader(adapter, plan, until, batch_size, validate=not pipeline.enrichers) as reader,
+          _Writer(store, statistics, progress) as writer):
+        while (received := _next_batch(reader, writer)) is not None:
             stream, batch = received
             del received
-            total.add(_apply(store, adapter, pipeline, stream, batch, progress, statistics))
+            total.add(writer.apply(adapter, pipeline, stream, batch))
             del batch  # before the collection: it would walk (and freeze) the whole batch
             collect_between_batches()
     return total
+
+
+def _next_batch(reader: _Reader, writer: _Writer) -> tuple[str, list[PreparedRecord]] | None:
+    """The reader's next batch; when the reader fails, the batches applied before it are committed first
+    (as they would have been one by one) and its error raised."""
+    try:
+        return reader.next_batch()
+    except BaseException:
+        writer.commit()
+        raise
+
+
+# SQLite, a read-ahead sync: a transaction holds COMMIT_BATCHES batches, or fewer once it has been open
+# COMMIT_SECONDS. Ids are uuid5 of source keys, so every batch dirties pages all over the indexes and
+# every commit wrote most of them to the log again: at 100,000 people (batches of 20,000) the commits took
+# 24 us of CPU per source row, and the checkpoints every 64 MiB of log 30 s of the sync's 268 s. The
+# seconds bound how long other writers wait for the database (busy_timeout is 30 s).
+COMMIT_BATCHES = 3
+COMMIT_SECONDS = 10.0
+# ... and the sync's commits checkpoint only once the log reaches 1 GiB (4 KiB pages), with one passive
+# checkpoint when the sync ends: a migration's log reached 64 MiB at nearly every commit.
+SYNC_WAL_CHECKPOINT_PAGES = 262_144
+
+
+class _Writer:
+    """This process's side of a read-ahead sync: applies each batch, commits the batches it holds.
+
+    Each batch saves its stream's cursor in the transaction that holds it, so a cursor still moves
+    only with its data: a sync killed before a commit loses the batches since the last one, and the
+    next sync reads them again. PostgreSQL commits every batch (its planner statistics are taken
+    between batches, and its commits cost little); SQLite holds several (see ``COMMIT_BATCHES``) and
+    checkpoints less often, on one connection kept for the sync.
+    """
+
+    def __init__(self, store: Store, statistics: PlannerStatistics, progress: Progress | None) -> None:
+        self.store = store
+        self.statistics = statistics
+        self.progress = progress
+        self.sqlite = is_sqlite(store.engine)
+        self.connection = store.engine.connect()
+        self.session: Session | None = None
+        self.opened = 0.0
+        self.pending: list[tuple[str, int]] = []  # the batches of the open transaction: (stream, rows)
+        if self.sqlite:
+            pragma(self.connection, "wal_autocheckpoint", SYNC_WAL_CHECKPOINT_PAGES)
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        try:
+            if kind is None:
+                self.commit()
+        finally:
+            if self.session is not None:
+                self.session.close()  # rolls back what was not committed
+            if self.sqlite:
+                with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
+                    pragma(self.connection, "wal_autocheckpoint", SQLITE_WAL_CHECKPOINT_PAGES)
+                    if kind is None:
+                        pragma(self.connection, "wal_checkpoint(PASSIVE)")
+            self.connection.close()
+
+    def apply(self, adapter: Adapter, pipeline: Pipeline, stream: str, batch: Sequence[PreparedRecord],
+              ) -> BatchResult:
+        """Ingest one batch with its stream's cursor; commit when the transaction holds enough."""
+        if self.session is None:
+            self.session = Session(self.connection, expire_on_commit=False)
+            self.opened = time.monotonic()
+        result = pipeline.ingest(self.session, adapter.name, batch, adapter.map, cursors={stream: batch[-1].cursor})
+        self.pending.append((stream, len(batch)))
+        if (not self.sqlite or len(self.pending) >= COMMIT_BATCHES
+                or time.monotonic() - self.opened >= COMMIT_SECONDS):
+            self.commit()
+        return result
+
+    def commit(self) -> None:
+        """Commit the open transaction; report its batches (progress, planner statistics)."""
+        if self.session is None:
+            return
+        self.session.commit()
+        self.session.close()
+        self.session = None
+        pending, self.pending = self.pending, []
+        for stream, rows in pending:
+            if self.progress:
+                self.progress(stream, rows)
+            self.statistics.after_batch(self.store, rows)
 
 
 class _Reader:
@@ -325,3 +416,4 @@ def _finish(store: Store, run_id: int, outcome: str, counts: BatchResult, error:
             update(SyncRun).where(SyncRun.id == run_id).values(
                 finished_at=utcnow(), outcome=outcome, counts=counts.as_dict(), error=error)
         )
+

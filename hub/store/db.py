@@ -146,7 +146,7 @@ class KeptConnection:
             if self._connection is None:
                 self._connection = self.engine.connect()
                 if self._quiet:
-                    _pragma(self._connection, "wal_autocheckpoint", 0)
+                    pragma(self._connection, "wal_autocheckpoint", 0)
             connection = self._connection
             try:
                 if read_only:
@@ -190,7 +190,7 @@ class KeptConnection:
         if connection is not None:
             with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
                 if self._quiet:
-                    _pragma(connection, "wal_autocheckpoint", SQLITE_WAL_CHECKPOINT_PAGES)
+                    pragma(connection, "wal_autocheckpoint", SQLITE_WAL_CHECKPOINT_PAGES)
                 connection.close()
 
 
@@ -202,11 +202,12 @@ def _end_read(connection: Connection) -> None:
         connection.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
 
 
-def _pragma(connection: Connection, name: str, value: int) -> None:
-    """Set a SQLite pragma on the driver's connection (outside SQLAlchemy's transaction bookkeeping)."""
+def pragma(connection: Connection, name: str, value: int | None = None) -> None:
+    """Set (or, without a value, run) a SQLite pragma on the driver's connection (outside SQLAlchemy's
+    transaction bookkeeping)."""
     cursor = connection.connection.cursor()
     try:
-        cursor.execute(f"PRAGMA {name}={value}")
+        cursor.execute(f"PRAGMA {name}" if value is None else f"PRAGMA {name}={value}")
     finally:
         cursor.close()
 
