@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import yaml
 from hub.contract import MappedRecord
 from hub.errors import MappingError, QuarantineError
 from hub.model import ENTITIES
+from mappings.compiled import compile_stream
 
 MAPPINGS_DIR = Path(__file__).resolve().parent
 
@@ -107,19 +109,26 @@ _FAST_DATES: dict[str, Callable[[str], datetime]] = {
 
 
 def _parse_dates(formats: list[str], as_datetime: bool) -> Transform:
+    parsers = [(_FAST_DATES.get(fmt), fmt) for fmt in formats]
+
+    # Dates repeat across a source (days of birth, of starting): each distinct text is read once. An
+    # unreadable one raises every time (an exception is not cached).
+    @lru_cache(maxsize=1 << 13)
+    def parse(text: str) -> date:
+        for fast, fmt in parsers:
+            try:
+                parsed = fast(text) if fast is not None else datetime.strptime(text, fmt)
+            except ValueError:
+                continue
+            return parsed if as_datetime else parsed.date()
+        raise QuarantineError("DATE_INVALID", f"{text!r} is not a date in {', '.join(formats)}")
+
     def apply(value: Any) -> Any:
         if isinstance(value, datetime):
             return value if as_datetime else value.date()
         if isinstance(value, date):
             return value
-        text = str(value).strip()
-        for fmt in formats:
-            try:
-                parsed = _FAST_DATES[fmt](text) if fmt in _FAST_DATES else datetime.strptime(text, fmt)
-            except ValueError:
-                continue
-            return parsed if as_datetime else parsed.date()
-        raise QuarantineError("DATE_INVALID", f"{text!r} is not a date in {', '.join(formats)}")
+        return parse(str(value).strip())
 
     return apply
 
@@ -189,13 +198,29 @@ def _title_part(match: re.Match[str]) -> str:
     return part.capitalize()
 
 
+@lru_cache(maxsize=1 << 16)
+def _title(text: str) -> str:
+    """Title case of a name or address part (cached: names and streets repeat across a source)."""
+    return _NAME_PART.sub(_title_part, text.lower())
+
+
+_NOT_DIGIT = re.compile(r"\D")
+
+
+def _digits_only(text: str) -> str:
+    return _NOT_DIGIT.sub("", text)
+
+
+# The text-to-text functions of transforms, for a mapping compiled to code (mappings.compiled).
+_TEXT_FUNCTIONS: dict[str, Callable[[str], str]] = {"title": _title, "digits_only": _digits_only}
+
 _SIMPLE: dict[str, Transform] = {
     "trim": _each_str(str.strip),
     "upper": _each_str(str.upper),
     "lower": _each_str(str.lower),
-    "title": _each_str(lambda s: _NAME_PART.sub(_title_part, s.lower())),
+    "title": _each_str(_title),
     "string": _each_str(str),
-    "digits_only": _each_str(lambda s: re.sub(r"\D", "", s)),
+    "digits_only": _each_str(_digits_only),
     "collapse_spaces": _each_str(lambda s: " ".join(s.split())),
     "split": _split(None),
     "decimal": _to_decimal,
@@ -230,6 +255,14 @@ _PARAMETRIC: dict[str, Callable[[Any], Transform]] = {
 }
 
 
+def _transform_spec(spec: Any) -> tuple[str, Any]:
+    """A valid transform's name and argument (None for a plain name)."""
+    if isinstance(spec, str):
+        return spec, None
+    name, arg = next(iter(spec.items()))
+    return str(name), arg
+
+
 def _compile_transform(spec: Any, where: Callable[[str], MappingError]) -> Transform:
     if isinstance(spec, str):
         if spec not in _SIMPLE:
@@ -260,6 +293,7 @@ class FieldRule:
     join: str | None = None
     constant: Any = _MISSING
     transforms: list[Transform] = field(default_factory=list)
+    transform_specs: list[tuple[str, Any]] = field(default_factory=list)  # (name, argument) of each transform
     null_if: set[str] = field(default_factory=set)
     value_map: dict[str, Any] | None = None
     on_unmapped: str = "quarantine"
@@ -393,30 +427,53 @@ def _assign(doc: dict[str, Any], path: list[tuple[str, int | None]], value: Any)
 
 
 def _prune(value: Any) -> Any:
-    """Drop None values, list elements whose values are all empty, and empty containers."""
+    """Drop None values, list elements whose values are all empty, and empty containers.
+
+    Exactly ``_present`` of each value, with the common types (text, lists, dicts) decided inline:
+    a mapping of a sparse row prunes every list field of every record.
+    """
     kind = type(value)
     if kind is dict:
         out = {}
         for k, v in value.items():
-            if type(v) is dict or type(v) is list:
+            kind = type(v)
+            if kind is dict or kind is list:
                 v = _prune(v)
-            if _present(v):
+                if v:
+                    out[k] = v
+            elif kind is str:
+                if v.strip():
+                    out[k] = v
+            elif _present(v):
                 out[k] = v
         return out
     if kind is list:
         items = []
         for v in value:
-            if type(v) is dict or type(v) is list:
+            kind = type(v)
+            if kind is dict:
                 v = _prune(v)
-            if _present(v) and not (type(v) is dict and not _meaningful(v)):
+                if _meaningful(v):  # not empty, and more than constants
+                    items.append(v)
+            elif kind is list:
+                v = _prune(v)
+                if v:
+                    items.append(v)
+            elif kind is str:
+                if v.strip():
+                    items.append(v)
+            elif _present(v):
                 items.append(v)
         return items
     return value
 
 
+_CONSTANT_KEYS = frozenset({"use", "system"})
+
+
 def _meaningful(doc: dict[str, Any]) -> bool:
     """A list element counts only if it holds something besides constants like `use`."""
-    return any(k not in {"use", "system"} for k in doc)
+    return not doc.keys() <= _CONSTANT_KEYS
 
 
 # --- streams and files ----------------------------------------------------------------------
@@ -454,59 +511,15 @@ class StreamMapping:
     joins: list[Join]
     collections: list[Collection]
     rules: list[FieldRule]
-    _plan: list[tuple[Any, ...]] | None = field(default=None, init=False, repr=False, compare=False)
+    _applier: Callable[[Mapping[str, Any]], MappedRecord] | None = field(default=None, init=False, repr=False,
+                                                                           compare=False)
 
     def apply(self, row: Mapping[str, Any]) -> MappedRecord:
         """Map one source row (with its join columns and collections) to a canonical record."""
-        plan = self._plan if self._plan is not None else self._compile()
-        doc: dict[str, Any] = {}
-        references: dict[str, tuple[str, str]] = {}
-        for read, key, path, ref, target, nested in plan:
-            if nested is not None:
-                built = []
-                for child in row.get(read) or []:  # ``read`` names the collection here
-                    item: dict[str, Any] = {}
-                    for sub_read, sub_key, sub_path in nested:
-                        value = sub_read(child)
-                        if value is not None:
-                            if sub_key is not None:
-                                item[sub_key] = value
-                            else:
-                                _assign(item, sub_path, value)
-                    built.append(item)
-                _assign(doc, path, built)
-                continue
-            value = read(row)
-            if value is None:
-                continue
-            if ref is not None:
-                references[target] = (ref, str(value))
-            elif key is not None:
-                doc[key] = value
-            else:
-                _assign(doc, path, value)
-        for name in self.list_fields:  # only lists can hold elements left empty by a sparse row
-            if name in doc:
-                doc[name] = _prune(doc[name])
-                if not doc[name]:
-                    del doc[name]
-        return MappedRecord(entity_type=self.entity, document=doc, references=references)
-
-    def _compile(self) -> list[tuple[Any, ...]]:
-        """Each rule as (reader, plain top-level key or None, path, ref, target, nested plan or None)."""
-
-        def key_of(rule: FieldRule) -> str | None:
-            return rule.path[0][0] if len(rule.path) == 1 and rule.path[0][1] is None else None
-
-        plan: list[tuple[Any, ...]] = []
-        for rule in self.rules:
-            if rule.each is not None:
-                nested = [(sub.compile(), key_of(sub), sub.path) for sub in rule.nested]
-                plan.append((rule.each, None, rule.path, None, rule.target, nested))
-            else:
-                plan.append((rule.compile(), key_of(rule), rule.path, rule.ref, rule.target, None))
-        self._plan = plan
-        return plan
+        applier = self._applier
+        if applier is None:
+            applier = self._applier = compile_stream(self, _TEXT_FUNCTIONS)
+        return applier(row)
 
     def __post_init__(self) -> None:
         # top-level fields built as lists (by index or from a collection)
@@ -618,6 +631,7 @@ def _rule(target: str, spec: Any, fname: str, line: int | None, collections: set
     else:
         raise err("a rule needs 'from', 'value' or 'each'")
     rule.transforms = [_compile_transform(t, err) for t in spec.get("transform", [])]
+    rule.transform_specs = [_transform_spec(t) for t in spec.get("transform", [])]
     rule.null_if = {str(v) for v in spec.get("null_if", [])}
     if "map" in spec:
         rule.value_map = {str(k): v for k, v in spec["map"].items()}

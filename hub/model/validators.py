@@ -7,9 +7,14 @@ validation error) so the pipeline can quarantine the record with a reason.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+import time
+from datetime import UTC, date, datetime, timedelta
+from operator import mul
 
 _NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+_ZERO_WEIGHT = ord("0") * sum(_NHS_WEIGHTS)  # what the ASCII codes add to the weighted sum of the digits
+_NHS_SEPARATORS = re.compile(r"[\s-]")
+_SPACES = re.compile(r"\s+")
 
 # The shape of a UK postcode (BS7666 / Royal Mail): outward code, a space, inward code.
 _POSTCODE = re.compile(
@@ -32,12 +37,16 @@ def is_valid_nhs_number(value: str) -> bool:
     """True when ``value`` is ten digits whose last is the modulus-11 check digit."""
     if len(value) != 10 or not value.isdigit():
         return False
+    if value.isascii():  # the digits' ASCII codes, weighted in C: every person's number is checked twice
+        codes = value.encode()
+        check = 11 - (sum(map(mul, codes, _NHS_WEIGHTS)) - _ZERO_WEIGHT) % 11
+        return (0 if check == 11 else check) == codes[9] - 48
     return nhs_number_check_digit(value[:9]) == int(value[9])
 
 
 def normalise_nhs_number(value: str) -> str:
     """Strip spaces and dashes; raise ValueError unless a valid NHS number remains."""
-    digits = re.sub(r"[\s-]", "", value)
+    digits = value if value.isdigit() else _NHS_SEPARATORS.sub("", value)
     if len(digits) != 10 or not digits.isdigit():
         raise ValueError("NHS number must be ten digits")
     if not is_valid_nhs_number(digits):
@@ -47,7 +56,7 @@ def normalise_nhs_number(value: str) -> str:
 
 def normalise_postcode(value: str) -> str:
     """Upper-case, single space before the inward code; raise ValueError if not a UK shape."""
-    compact = re.sub(r"\s+", "", value).upper()
+    compact = _SPACES.sub("", value).upper()
     if len(compact) < 5 or len(compact) > 7:
         raise ValueError("postcode is not a UK postcode shape")
     formatted = f"{compact[:-3]} {compact[-3:]}"
@@ -58,9 +67,23 @@ def normalise_postcode(value: str) -> str:
 
 def not_in_future(value: date, what: str) -> date:
     """Raise ValueError when ``value`` is after today (UTC)."""
-    if value > datetime.now(UTC).date():
+    if value > _today():
         raise ValueError(f"{what} is in the future")
     return value
+
+
+_day: tuple[float, float, date] = (0.0, 0.0, date.min)  # (the UTC day's first and next day's first second; it)
+
+
+def _today() -> date:
+    """Today's UTC date, kept for as long as the clock reads that day (every record's dates are checked)."""
+    global _day
+    starts, ends, today = _day
+    if not starts <= time.time() < ends:
+        today = datetime.now(UTC).date()
+        midnight = datetime.combine(today, datetime.min.time(), UTC)
+        _day = (midnight.timestamp(), (midnight + timedelta(days=1)).timestamp(), today)
+    return today
 
 
 def end_not_before_start(start: date | datetime | None, end: date | datetime | None) -> None:
