@@ -104,7 +104,7 @@ class PersonBlocks:
         if None in at:
             picked: Iterable[tuple[Any, ...]] = (tuple(row[i] if i is not None else None for i in at) for row in rows)
         else:  # the pipeline's rows carry every column: pick them in C
-            picked = map(itemgetter(*at), rows)  # type: ignore[arg-type]
+            picked = map(itemgetter(*at), rows)
         for row in picked:
             self._put(row)
         for pid in replaced:

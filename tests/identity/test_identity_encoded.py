@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz
 
 from hub.identity import Matcher, MatchRecord, load_identity_config
 from hub.identity.synthetic import linkage_task
-from hub.identity.table import EncodedPersons, Encoder, normalised_fields
+from hub.identity.table import EncodedPersons, Encoder, IntArray, RecordTable, normalised_fields
 
 
 def _records(rows: list[dict[str, str]], prefix: str, rng: random.Random) -> list[MatchRecord]:
@@ -32,7 +33,7 @@ def _records(rows: list[dict[str, str]], prefix: str, rng: random.Random) -> lis
     return out
 
 
-def _evidence(matcher: Matcher, left, right, li, ri) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+def _evidence(matcher: Matcher, left: RecordTable, right: RecordTable, li: IntArray, ri: IntArray) -> list[Any]:
     scored = matcher.score(left, right, li, ri)
     return [scored.evidence(k).as_json() for k in range(len(li))]
 
@@ -60,8 +61,9 @@ def test_kept_codes_score_every_pair_as_a_fresh_encoding_of_each_batch() -> None
         rows = np.array([kept.row_of[r.id] for r in known], dtype=np.int64)
         batch_table = kept.encoder.encode(batch)
         assert _evidence(shared, batch_table, kept.table, li, rows[ri]) == expected
-        assert any(level["level"] == "conflicting" for e in expected for level in e["fields"])  # type: ignore[attr-defined, union-attr]
-        assert any(level["level"] == "shared" for e in expected for level in e["fields"])  # type: ignore[attr-defined, union-attr]
+        # The pairs cover local ids that agree and that conflict.
+        assert any(level["level"] == "conflicting" for e in expected for level in e["fields"])
+        assert any(level["level"] == "shared" for e in expected for level in e["fields"])
 
 
 def test_a_forgotten_person_is_encoded_again_in_a_new_row() -> None:
