@@ -1,8 +1,10 @@
 """Running a sync: pull each stream of a source in batches through the pipeline.
 
-Each batch is one transaction holding its raw records, canonical changes,
+Each batch is written in one transaction with its raw records, canonical changes,
 outbox events and the stream's cursor, so a sync killed at any moment resumes
 where the last committed batch ended and reaches the state of an unbroken run.
+A read-ahead sync on SQLite commits up to ``COMMIT_BATCHES`` batches together
+(see ``_Writer``); every other sync commits each batch.
 
 With ``read_ahead`` (``carehub sync`` and the migration benchmark), an adapter that
 can run in a forked process (``can_read_ahead``) is pulled, serialised, hashed,
