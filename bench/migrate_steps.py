@@ -5,9 +5,10 @@ Generates the legacy ESCR (``--people``), syncs it into a fresh SQLite store (or
 this process's and the reader's CPU per source row, load average) and then the thread CPU and
 wall time of each step of the pipeline (``Pipeline.ingest``'s steps, identity, each table's
 insert, the batches' arrival from the reader, the collection between batches), per source row.
-``_apply(total)`` is a whole batch with its commit, so its CPU minus the steps inside it is mostly
-the commit. The steps are timed by wrapping the pipeline's methods for this run only; a step the
-code no longer has is skipped. ``--profile FILE`` also writes a cProfile of the sync.
+``_apply(total)`` is a whole batch with its commit (a read-ahead sync on SQLite commits every few
+batches: ``commits``), so its CPU minus the steps inside it is mostly the commit. The steps are
+timed by wrapping the pipeline's methods for this run only; a step the code no longer has is skipped.
+``--profile FILE`` also writes a cProfile of the sync.
 
     python bench/migrate_steps.py [--people 30000] [--url postgresql+psycopg://...] [--profile FILE]
 """
@@ -89,6 +90,10 @@ def instrument() -> None:
         pipeline_module.insert_returning = timed("insert raw_records (returning)", pipeline_module.insert_returning)
     pipeline_module.write_person_index = timed("write_person_index", pipeline_module.write_person_index)
     sync_module._apply = timed("_apply(total)", sync_module._apply)  # type: ignore[attr-defined]
+    writer = getattr(sync_module, "_Writer", None)  # a read-ahead sync's batches, with their commits
+    if writer is not None:
+        wrap_method(writer, "apply", "_apply(total)")
+        wrap_method(writer, "commit", "commits")
     sync_module.collect_between_batches = timed("gc between batches", sync_module.collect_between_batches)
     reader = getattr(sync_module, "_Reader", None)
     if reader is not None and hasattr(reader, "next_batch"):

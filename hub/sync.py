@@ -1,8 +1,10 @@
 """Running a sync: pull each stream of a source in batches through the pipeline.
 
-Each batch is one transaction holding its raw records, canonical changes,
+Each batch is written in one transaction with its raw records, canonical changes,
 outbox events and the stream's cursor, so a sync killed at any moment resumes
 where the last committed batch ended and reaches the state of an unbroken run.
+A read-ahead sync on SQLite commits up to ``COMMIT_BATCHES`` batches together
+(see ``_Writer``); every other sync commits each batch.
 
 With ``read_ahead`` (``carehub sync`` and the migration benchmark), an adapter that
 can run in a forked process (``can_read_ahead``) is pulled, serialised, hashed,
@@ -249,8 +251,8 @@ def _next_batch(reader: _Reader, writer: _Writer) -> tuple[str, list[PreparedRec
 # SQLite, a read-ahead sync: a transaction holds COMMIT_BATCHES batches, or fewer once it has been open
 # COMMIT_SECONDS. Ids are uuid5 of source keys, so every batch dirties pages all over the indexes and
 # every commit wrote most of them to the log again: at 100,000 people (batches of 20,000) the commits took
-# 24 us of CPU per source row, and the checkpoints every 64 MiB of log 30 s of the sync's 268 s. The
-# seconds bound how long other writers wait for the database (busy_timeout is 30 s).
+# 29 us of CPU per source row and 45 s of the sync's 403 s, most of it checkpoints (every 64 MiB of log).
+# The seconds bound how long other writers wait for the database (busy_timeout is 30 s).
 COMMIT_BATCHES = 3
 COMMIT_SECONDS = 10.0
 # ... and the sync's commits checkpoint only once the log reaches 1 GiB (4 KiB pages), with one passive

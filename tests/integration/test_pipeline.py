@@ -46,6 +46,24 @@ def test_sync_accepts_good_rows_quarantines_bad_and_links_verified_duplicates(st
     assert status["canonical"] == {"Episode": 2, "Person": 2}
 
 
+def test_raw_ids_are_right_when_the_store_hands_them_out_at_random(store: Store, tmp_path: Path) -> None:
+    # With the largest possible id taken, SQLite gives new rows free ids at random (not one more than the
+    # largest): links and quarantine entries must still point at their own raw records.
+    with store.session() as s:
+        s.add(RawRecord(id=2**63 - 1, source="other", stream="s", source_id="1", content_hash="h", payload="{}",
+                        status="accepted"))
+    sync_source(store, tiny_adapter(tmp_path), Pipeline(), batch_size=3)
+    with store.session() as s:
+        raw = {(stream, sid): rid for rid, stream, sid in s.execute(
+            select(RawRecord.id, RawRecord.stream, RawRecord.source_id).where(RawRecord.source == "tiny"))}
+        linked = {(stream, sid): rid for stream, sid, rid in s.execute(
+            text("SELECT stream, source_id, raw_record_id FROM source_links"))}
+        held = {(stream, sid): rid for stream, sid, rid in s.execute(
+            select(Quarantine.stream, Quarantine.source_id, Quarantine.raw_record_id))}
+    assert len(raw) == 11 and len(linked) + len(held) == 11
+    assert linked == {key: raw[key] for key in linked} and held == {key: raw[key] for key in held}
+
+
 def test_second_sync_changes_nothing(store: Store, tmp_path: Path) -> None:
     adapter = tiny_adapter(tmp_path)
     sync_source(store, adapter, Pipeline(), batch_size=3)
