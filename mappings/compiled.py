@@ -115,18 +115,9 @@ def _emit_collection(src: _Source, rule: FieldRule) -> None:
         if not _emit_value(src, sub, 2, "child", "cget"):
             continue
         src.add(2, "if v is not None:")
-        key = _plain_key(sub)
-        if key is not None:
-            src.add(3, f"item[{key!r}] = v")
-        else:
-            src.add(3, f"_assign(item, {src.bind(sub.path, 'path')}, v)")
-        # an item is built fresh per child: nothing else writes it
+        src.add(3, _assignment(src, sub, "item", False))
     src.add(2, "built.append(item)")
-    key = _plain_key(rule)
-    if key is not None:
-        src.add(1, f"doc[{key!r}] = built")
-    else:
-        src.add(1, f"_assign(doc, {src.bind(rule.path, 'path')}, built)")
+    src.add(1, _assignment(src, rule, "doc", False, "built"))
 
 
 def _emit_value(src: _Source, rule: FieldRule, depth: int, row: str, get: str) -> bool:
@@ -277,15 +268,17 @@ def _element_path(rule: FieldRule) -> tuple[str, int, str] | None:
     return None
 
 
-def _assignment(src: _Source, rule: FieldRule, doc: str, by_element: bool) -> str:
+def _assignment(src: _Source, rule: FieldRule, doc: str, by_element: bool, value: str = "v") -> str:
+    """The statement putting ``value`` at the rule's path in ``doc`` (``by_element``: the path's list is
+    only ever written as name[i].key, so its element is reached without a path walk)."""
     key = _plain_key(rule)
     if key is not None:
-        return f"{doc}[{key!r}] = v"
+        return f"{doc}[{key!r}] = {value}"
     element = _element_path(rule)
     if by_element and element is not None:
         name, index, field = element
-        return f"_element({doc}, {name!r}, {index})[{field!r}] = v"
-    return f"_assign({doc}, {src.bind(rule.path, 'path')}, v)"
+        return f"_element({doc}, {name!r}, {index})[{field!r}] = {value}"
+    return f"_assign({doc}, {src.bind(rule.path, 'path')}, {value})"
 
 
 def _element(doc: dict[str, Any], name: str, index: int) -> dict[str, Any]:
