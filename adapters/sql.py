@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -44,12 +44,16 @@ from mappings.engine import StreamMapping
 
 _CHILD_CHUNK = 500
 _PLAIN = (str, int, float, bool)
+_PLAIN_OR_NONE = frozenset({*_PLAIN, type(None)})
 
 
 def json_value(value: Any) -> Any:
     """A database value as JSON keeps it: ISO dates, exact decimals as strings."""
     if value is None or type(value) in _PLAIN:
         return value
+    exact = _BY_TYPE.get(type(value))
+    if exact is not None:
+        return exact(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -59,13 +63,44 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def _payload(keys: list[str], row: Any) -> dict[str, Any]:
-    """A row as JSON keeps it, by column name (or ``ALIAS.COLUMN`` label); plain values pass as they are."""
-    payload = dict(zip(keys, row, strict=True))
-    for key, value in payload.items():
-        if value is not None and type(value) not in _PLAIN:
-            payload[key] = json_value(value)
-    return payload
+# what json_value does to a value of exactly these types (subclasses go through its isinstance checks)
+_BY_TYPE: dict[type, Callable[[Any], str]] = {datetime: datetime.isoformat, date: date.isoformat,
+                                              time: time.isoformat, Decimal: str}
+
+
+def _payloads(keys: list[str], rows: Iterable[Any], converted: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Rows as JSON keeps them, by column name (or ``ALIAS.COLUMN`` label): each value as :func:`json_value`
+    gives it, plain values as they are.
+
+    ``converted``: the columns whose type reads values that are not plain (dates, decimals): those are
+    converted first, and a row whose values are then all plain is taken as it is (checked in C, without
+    a Python step per value); any other row goes value by value.
+    """
+    payloads = []
+    for row in rows:
+        if converted:
+            row = list(row)
+            for i in converted:
+                value = row[i]
+                if value is not None:
+                    row[i] = json_value(value)
+        if not set(map(type, row)) <= _PLAIN_OR_NONE:
+            row = [value if value is None or type(value) in _PLAIN else json_value(value) for value in row]
+        payloads.append(dict(zip(keys, row)))  # noqa: B905 - a row has a value for every key
+    return payloads
+
+
+def _converted(columns: Iterable[Any]) -> tuple[int, ...]:
+    """The positions of the columns whose values are read as something JSON does not keep as it is."""
+    positions = []
+    for i, column in enumerate(columns):
+        try:
+            python_type = column.type.python_type
+        except NotImplementedError:  # unknown: the row's check converts its values if need be
+            continue
+        if python_type not in _PLAIN:
+            positions.append(i)
+    return tuple(positions)
 
 
 class SqlAdapter(BaseAdapter):
@@ -146,8 +181,9 @@ class SqlAdapter(BaseAdapter):
             with self.engine.connect() as conn:
                 result = conn.execution_options(stream_results=True, yield_per=self.batch_size).execute(query)
                 keys = list(map(str, result.keys()))
+                converted = _converted(query.selected_columns)
                 for rows in result.partitions():
-                    payloads = [_payload(keys, row) for row in rows]
+                    payloads = _payloads(keys, rows, converted)
                     self._attach_collections(conn, spec, payloads)
                     for payload in payloads:
                         modified = payload.get(spec.cursor) if spec.cursor else None
@@ -164,13 +200,13 @@ class SqlAdapter(BaseAdapter):
             fk = self._column(child, coll.foreign_key, spec.name)
             keys = [p[spec.key] for p in payloads]
             grouped: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+            converted = _converted(child.c)
             for start in range(0, len(keys), _CHILD_CHUNK):
                 query = select(child).where(fk.in_(keys[start:start + _CHILD_CHUNK]))
                 order = [_order(child, o, spec.name, self) for o in coll.order_by]
                 result = conn.execute(query.order_by(fk, *order))
                 names = list(map(str, result.keys()))
-                for row in result:
-                    values = _payload(names, row)
+                for values in _payloads(names, result, converted):
                     grouped[values[coll.foreign_key]].append(values)
             for payload in payloads:
                 payload[coll.name] = grouped.get(payload[spec.key], [])

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -71,11 +72,13 @@ class Enricher(Protocol):
 def _uuid5(name: str) -> str:
     """``str(uuid.uuid5(ID_NAMESPACE, name))`` without building UUID objects (twice per record): the
     version's digit is 5 and the variant's top bits 10, set on the digest's hex digits directly."""
-    h = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).hexdigest()
+    digest = _NAMESPACE_SHA1.copy()  # the namespace's bytes hashed once: a copy costs less than a new hash
+    digest.update(name.encode())
+    h = digest.hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
-_NAMESPACE_BYTES = ID_NAMESPACE.bytes
+_NAMESPACE_SHA1 = hashlib.sha1(ID_NAMESPACE.bytes, usedforsecurity=False)
 _VARIANT = {f"{n:x}": f"{n & 0x3 | 0x8:x}" for n in range(16)}  # a hex digit with its top two bits set to 10
 
 
@@ -212,7 +215,8 @@ def prepare(record: SourceRecord, mapper: Mapper, *, validate: bool = False, sou
         return PreparedRecord(stream, source_id, modified, payload, content_hash(payload), etype, mapped.document,
                               references)
     try:
-        model = ENTITIES[etype].model_validate({**mapped.document, **dict.fromkeys(references, _UNRESOLVED)})
+        model = ENTITIES[etype].__pydantic_validator__.validate_python(  # model_validate without its wrapper
+            {**mapped.document, **dict.fromkeys(references, _UNRESOLVED)} if references else mapped.document)
     except ValidationError as exc:
         problem = quarantine_reason(exc)
         return PreparedRecord(stream, source_id, modified, payload, content_hash(payload), etype, None, references,
@@ -225,8 +229,7 @@ def prepare(record: SourceRecord, mapper: Mapper, *, validate: bool = False, sou
         match = MatchRecord.from_person(model, "")
         normalised = normalised_fields(match)
         index = person_index_row("", canonical, normalised)
-        person = (tuple([getattr(match, name) for name in _MATCH_FIELDS]), normalised,
-                  tuple([index[c] for c in PERSON_INDEX_COLUMNS[1:]]))
+        person = (_match_values(match), normalised, _index_values(index))
     event_json = _marked(canonical, references)
     return PreparedRecord(
         stream, source_id, modified, payload, content_hash(payload), etype,
@@ -292,11 +295,16 @@ def _filled(template: bytes, marks: Iterable[tuple[bytes, str | None]]) -> bytes
 
 
 _MATCH_FIELDS = tuple(f.name for f in fields(MatchRecord) if f.name != "id")
+_match_values = attrgetter(*_MATCH_FIELDS)  # a MatchRecord's fields but the id, as a tuple
 
 
 def _canonical(model: Canonical) -> dict[str, Any]:
     """The document the store keeps for a validated model."""
-    return model.model_dump(mode="json", exclude_none=True, exclude={"id"})
+    return model.__pydantic_serializer__.to_python(  # model_dump without its wrapper
+        model, mode="json", exclude_none=True, exclude=_ID_ONLY)
+
+
+_ID_ONLY = {"id"}  # what the canonical document leaves out (the store keeps the id beside it)
 
 
 def _bare(exc: QuarantineError) -> QuarantineError:
@@ -863,6 +871,7 @@ PERSON_INDEX_COLUMNS = ("person_id", "nhs_number", "nhs_verified", "family_name"
                         "postcode", "status", "merged_into", "family_phonetic", "given_phonetic", "birth_year",
                         "match_fields")
 """The ``person_index`` columns of :func:`person_index_row`, in the order the pipeline's index rows give them."""
+_index_values = itemgetter(*PERSON_INDEX_COLUMNS[1:])  # an index row's values but the person id, as a tuple
 
 # A golden person to index: (person id, "created" or "updated", its person_index row in PERSON_INDEX_COLUMNS
 # order, its local identifiers as (system, value)).
@@ -964,7 +973,10 @@ def search_key(name: str | None) -> str | None:
     """A name folded for searching: upper case, letters only."""
     if not name:
         return None
-    return re.sub(r"[^A-Z]", "", name.upper()) or None
+    return _NOT_LETTER.sub("", name.upper()) or None
+
+
+_NOT_LETTER = re.compile(r"[^A-Z]")
 
 
 def bulk_insert(session: Session, entity: Any, columns: Sequence[str], rows: list[list[Any]]) -> None:

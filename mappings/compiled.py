@@ -44,9 +44,12 @@ Applier = Callable[[Mapping[str, Any]], MappedRecord]
 class _Source:
     """The function's source lines and the objects its names stand for."""
 
-    def __init__(self) -> None:
+    def __init__(self, text_functions: Mapping[str, Callable[[str], Any]],
+                 text_forms: Mapping[Any, Callable[[str], Any]]) -> None:
         self.lines: list[str] = []
         self.names: dict[str, Any] = {}
+        self.text_functions = text_functions  # text to text, by transform name (title, digits_only)
+        self.text_forms = text_forms  # a transform's quicker function for a str value, where it has one
 
     def bind(self, value: Any, hint: str) -> str:
         name = f"_{hint}{len(self.names)}"
@@ -57,14 +60,11 @@ class _Source:
         self.lines.append("    " * depth + text)
 
 
-def compile_stream(stream: StreamMapping, text_functions: Mapping[str, Callable[[str], Any]]) -> Applier:
-    """One function mapping a row of ``stream`` exactly as its rules do (see the module).
+def compile_stream(stream: StreamMapping) -> Applier:
+    """One function mapping a row of ``stream`` exactly as its rules do (see the module)."""
+    from mappings import engine  # the engine imports this module: no cycle at import time
 
-    ``text_functions``: the engine's text-to-text functions by transform name (``title``, ``digits_only``).
-    """
-    from mappings import engine  # the engine imports this module lazily: no cycle at import time
-
-    src = _Source()
+    src = _Source(engine._TEXT_FUNCTIONS, engine._TEXT_FORMS)
     src.names.update(_MappedRecord=MappedRecord, _assign=engine._assign, _prune=engine._prune, _element=_element,
                      _NO_CODE=_NO_CODE)
     # top-level names only ever written as name[i].key may be written through _element (no path walk)
@@ -79,9 +79,9 @@ def compile_stream(stream: StreamMapping, text_functions: Mapping[str, Callable[
     for rule in stream.rules:
         src.add(1, f"# {rule.target}")
         if rule.each is not None:
-            _emit_collection(src, rule, text_functions)
+            _emit_collection(src, rule)
             continue
-        if not _emit_value(src, rule, 1, "row", "get", text_functions):
+        if not _emit_value(src, rule, 1, "row", "get"):
             continue
         src.add(1, "if v is not None:")
         if rule.ref is not None:
@@ -104,7 +104,7 @@ def compile_stream(stream: StreamMapping, text_functions: Mapping[str, Callable[
     return applier
 
 
-def _emit_collection(src: _Source, rule: FieldRule, text_functions: Mapping[str, Callable[[str], Any]]) -> None:
+def _emit_collection(src: _Source, rule: FieldRule) -> None:
     """An ``each`` rule: one item per child row, its nested rules inline (a nested ``ref`` is a plain value)."""
     src.add(1, "built = []")
     src.add(1, f"for child in get({rule.each!r}) or []:")
@@ -112,25 +112,15 @@ def _emit_collection(src: _Source, rule: FieldRule, text_functions: Mapping[str,
     src.add(2, "cget = child.get")
     for sub in rule.nested:
         src.add(2, f"# {rule.target}: {sub.target}")
-        if not _emit_value(src, sub, 2, "child", "cget", text_functions):
+        if not _emit_value(src, sub, 2, "child", "cget"):
             continue
         src.add(2, "if v is not None:")
-        key = _plain_key(sub)
-        if key is not None:
-            src.add(3, f"item[{key!r}] = v")
-        else:
-            src.add(3, f"_assign(item, {src.bind(sub.path, 'path')}, v)")
-        # an item is built fresh per child: nothing else writes it
+        src.add(3, _assignment(src, sub, "item", False))
     src.add(2, "built.append(item)")
-    key = _plain_key(rule)
-    if key is not None:
-        src.add(1, f"doc[{key!r}] = built")
-    else:
-        src.add(1, f"_assign(doc, {src.bind(rule.path, 'path')}, built)")
+    src.add(1, _assignment(src, rule, "doc", False, "built"))
 
 
-def _emit_value(src: _Source, rule: FieldRule, depth: int, row: str, get: str,
-                text_functions: Mapping[str, Callable[[str], Any]]) -> bool:
+def _emit_value(src: _Source, rule: FieldRule, depth: int, row: str, get: str) -> bool:
     """Code leaving the rule's value (or None) in ``v``; False when the rule never has one (a None constant)."""
     from mappings import engine
 
@@ -152,15 +142,14 @@ def _emit_value(src: _Source, rule: FieldRule, depth: int, row: str, get: str,
     src.add(depth, "if v is None:")
     src.add(depth + 1, missing)
     src.add(depth, "elif type(v) is str:")
-    _emit_text(src, rule, steps, depth + 1, missing, text_functions)
+    _emit_text(src, rule, steps, depth + 1, missing)
     if rule.join is None:  # a joined value is text or None
         src.add(depth, "else:")
         src.add(depth + 1, f"v = {generic}({row})")
     return True
 
 
-def _emit_text(src: _Source, rule: FieldRule, steps: list[tuple[str, Any, Any]], depth: int, missing: str,
-               text_functions: Mapping[str, Callable[[str], Any]]) -> None:
+def _emit_text(src: _Source, rule: FieldRule, steps: list[tuple[str, Any, Any]], depth: int, missing: str) -> None:
     """The rule applied to ``v``, a str: blank or ``null_if`` text, the transforms, the code list."""
     src.add(depth, "t = v.strip()")
     if rule.null_if:
@@ -173,7 +162,7 @@ def _emit_text(src: _Source, rule: FieldRule, steps: list[tuple[str, Any, Any]],
     kind = "text"  # what v is now: "text" (a non-empty str), "texts" (a non-empty list of str) or "any"
     for i, (name, arg, function) in enumerate(steps):
         check: str | None = "if not v:"  # the engine's None / "" / [] check, for text or a list of text
-        inline = _TEXT_EXPRESSIONS.get(name) or (f"{src.bind(text_functions[name], name)}(v)"
+        inline = _TEXT_EXPRESSIONS.get(name) or (f"{src.bind(src.text_functions[name], name)}(v)"
                                                  if name in _TEXT_FUNCTIONS else None)
         if kind == "text" and i == 0 and name == "trim":
             src.add(depth, "v = t")  # the text checked above is v.strip(), and not empty
@@ -191,7 +180,8 @@ def _emit_text(src: _Source, rule: FieldRule, steps: list[tuple[str, Any, Any]],
                 src.add(depth, f"v = [{inline} for v in v]")
             check = None
         else:
-            src.add(depth, f"v = {src.bind(function, 'transform')}(v)")
+            on_text = src.text_forms.get(function) if kind == "text" else None
+            src.add(depth, f"v = {src.bind(on_text or function, 'transform')}(v)")
             if name in _NEVER_EMPTY:
                 check, kind = None, "any"
             elif kind == "text" and name == "regex":
@@ -278,15 +268,17 @@ def _element_path(rule: FieldRule) -> tuple[str, int, str] | None:
     return None
 
 
-def _assignment(src: _Source, rule: FieldRule, doc: str, by_element: bool) -> str:
+def _assignment(src: _Source, rule: FieldRule, doc: str, by_element: bool, value: str = "v") -> str:
+    """The statement putting ``value`` at the rule's path in ``doc`` (``by_element``: the path's list is
+    only ever written as name[i].key, so its element is reached without a path walk)."""
     key = _plain_key(rule)
     if key is not None:
-        return f"{doc}[{key!r}] = v"
+        return f"{doc}[{key!r}] = {value}"
     element = _element_path(rule)
     if by_element and element is not None:
         name, index, field = element
-        return f"_element({doc}, {name!r}, {index})[{field!r}] = v"
-    return f"_assign({doc}, {src.bind(rule.path, 'path')}, v)"
+        return f"_element({doc}, {name!r}, {index})[{field!r}] = {value}"
+    return f"_assign({doc}, {src.bind(rule.path, 'path')}, {value})"
 
 
 def _element(doc: dict[str, Any], name: str, index: int) -> dict[str, Any]:

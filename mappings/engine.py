@@ -11,6 +11,7 @@ with a stable reason.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -111,10 +112,8 @@ _FAST_DATES: dict[str, Callable[[str], datetime]] = {
 def _parse_dates(formats: list[str], as_datetime: bool) -> Transform:
     parsers = [(_FAST_DATES.get(fmt), fmt) for fmt in formats]
 
-    # Dates repeat across a source (days of birth, of starting): each distinct text is read once. An
-    # unreadable one raises every time (an exception is not cached).
-    @lru_cache(maxsize=1 << 13)
     def parse(text: str) -> date:
+        text = text.strip()
         for fast, fmt in parsers:
             try:
                 parsed = fast(text) if fast is not None else datetime.strptime(text, fmt)
@@ -123,14 +122,25 @@ def _parse_dates(formats: list[str], as_datetime: bool) -> Transform:
             return parsed if as_datetime else parsed.date()
         raise QuarantineError("DATE_INVALID", f"{text!r} is not a date in {', '.join(formats)}")
 
+    if not any(directive in fmt for fmt in formats for directive in _TIME_DIRECTIVES):
+        # Days repeat across a source (of birth, of starting): each distinct text is read once. An
+        # unreadable one raises every time (an exception is not cached). Times of day hardly repeat.
+        parse = lru_cache(maxsize=1 << 13)(parse)
+
     def apply(value: Any) -> Any:
         if isinstance(value, datetime):
             return value if as_datetime else value.date()
         if isinstance(value, date):
             return value
-        return parse(str(value).strip())
+        return parse(str(value))
 
+    _TEXT_FORMS[apply] = parse
     return apply
+
+
+_TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%f", "%p", "%X", "%c")
+_TEXT_FORMS: weakref.WeakKeyDictionary[Transform, Callable[[str], Any]] = weakref.WeakKeyDictionary()
+"""A transform's own function for a str value, where it has a quicker one (a compiled mapping calls it)."""
 
 
 def _to_decimal(value: Any) -> Decimal:
@@ -518,7 +528,7 @@ class StreamMapping:
         """Map one source row (with its join columns and collections) to a canonical record."""
         applier = self._applier
         if applier is None:
-            applier = self._applier = compile_stream(self, _TEXT_FUNCTIONS)
+            applier = self._applier = compile_stream(self)
         return applier(row)
 
     def __post_init__(self) -> None:

@@ -44,6 +44,8 @@ _ADDRESS_WORDS = {
 _ISO_DATE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})")
 _UK_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\s*$")
 _YEAR = re.compile(r"^\s*(\d{4})\s*$")
+_NOT_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9]")
+_NHS_SEPARATORS = re.compile(r"[\s-]")
 
 
 @lru_cache(maxsize=1 << 16)
@@ -109,7 +111,7 @@ def postcode_parts(value: str | None) -> tuple[str, str, str] | None:
     """(full, sector, district) of a UK-shaped postcode, e.g. ('LS6 2AB', 'LS6 2', 'LS6')."""
     if not value:
         return None
-    compact = re.sub(r"[^A-Za-z0-9]", "", value).upper()
+    compact = _NOT_ALPHANUMERIC.sub("", value).upper()
     if not 5 <= len(compact) <= 7 or not compact[-3].isdigit():
         return None
     outward, inward = compact[:-3], compact[-3:]
@@ -130,7 +132,7 @@ def nhs_number(value: str | None) -> str | None:
     """A valid ten-digit NHS number, or None (a number failing its check digit is no evidence)."""
     if not value:
         return None
-    digits = re.sub(r"[\s-]", "", value)
+    digits = value if value.isdigit() else _NHS_SEPARATORS.sub("", value)
     return digits if is_valid_nhs_number(digits) else None
 
 

@@ -56,6 +56,8 @@ def normalise_nhs_number(value: str) -> str:
 
 def normalise_postcode(value: str) -> str:
     """Upper-case, single space before the inward code; raise ValueError if not a UK shape."""
+    if _POSTCODE.fullmatch(value):  # already so: what the steps below would give back
+        return value
     compact = _SPACES.sub("", value).upper()
     if len(compact) < 5 or len(compact) > 7:
         raise ValueError("postcode is not a UK postcode shape")
