@@ -50,7 +50,7 @@ from hub.settings import SourceSettings, config_dir  # noqa: E402
 from hub.store.db import Store, make_engine  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.survivorship import Survivorship  # noqa: E402
-from hub.sync import COMMIT_BATCHES, sync_source  # noqa: E402
+from hub.sync import COMMIT_BATCHES, SYNC_WAL_CHECKPOINT_PAGES, sync_source  # noqa: E402
 
 TARGET_SQLITE = 10_000
 
@@ -140,10 +140,13 @@ def store_floor(synced_url: str, fresh_url: str, transaction_rows: int) -> tuple
     engine = make_engine(fresh_url)  # the hub's own connection settings (SQLite's pragmas)
     raw = engine.raw_connection()
     cursor = raw.cursor()
-    mark = "?" if isinstance(raw.driver_connection, sqlite3.Connection) else "%s"
+    sqlite = isinstance(raw.driver_connection, sqlite3.Connection)
+    mark = "?" if sqlite else "%s"
     statements = {table: f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
                   for table, (columns, _) in tables.items()}
     tables.clear()
+    if sqlite:  # as the sync's connection (hub.sync._Writer)
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SYNC_WAL_CHECKPOINT_PAGES}")
     start, cpu = time.perf_counter(), time.process_time()
     for number in range(max(in_transaction.values(), default=0) + 1):
         for table in STORE_TABLES:
@@ -151,6 +154,8 @@ def store_floor(synced_url: str, fresh_url: str, transaction_rows: int) -> tuple
             if batch:
                 cursor.executemany(statements[table], batch)
         raw.commit()
+    if sqlite:
+        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     raw.close()
     engine.dispose()

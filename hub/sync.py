@@ -423,4 +423,3 @@ def _finish(store: Store, run_id: int, outcome: str, counts: BatchResult, error:
             update(SyncRun).where(SyncRun.id == run_id).values(
                 finished_at=utcnow(), outcome=outcome, counts=counts.as_dict(), error=error)
         )
-
