@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from hub.contract import Adapter, SourceRecord, StreamCursor
 from hub.errors import HubError
 from hub.pipeline import BatchResult, Pipeline, PreparedRecord, prepare, prepared_rows
-from hub.store.db import SQLITE_WAL_CHECKPOINT_PAGES, Store, is_sqlite, pragma
+from hub.store.db import SQLITE_WAL_CHECKPOINT_BYTES, Store, is_sqlite, pragma, pragma_pages
 from hub.store.tables import SyncRun, utcnow
 
 Progress = Callable[[str, int], None]
@@ -255,9 +255,9 @@ def _next_batch(reader: _Reader, writer: _Writer) -> tuple[str, list[PreparedRec
 # The seconds bound how long other writers wait for the database (busy_timeout is 30 s).
 COMMIT_BATCHES = 3
 COMMIT_SECONDS = 10.0
-# ... and the sync's commits checkpoint only once the log reaches 1 GiB (4 KiB pages), with one passive
-# checkpoint when the sync ends: a migration's log reached 64 MiB at nearly every commit.
-SYNC_WAL_CHECKPOINT_PAGES = 262_144
+# ... and the sync's commits checkpoint only once the log reaches 1 GiB, with one passive checkpoint when
+# the sync ends: a migration's log reached 64 MiB at nearly every commit.
+SYNC_WAL_CHECKPOINT_BYTES = 2**30
 
 
 class _Writer:
@@ -280,7 +280,7 @@ class _Writer:
         self.opened = 0.0
         self.pending: list[tuple[str, int]] = []  # the batches of the open transaction: (stream, rows)
         if self.sqlite:
-            pragma(self.connection, "wal_autocheckpoint", SYNC_WAL_CHECKPOINT_PAGES)
+            pragma_pages(self.connection.connection, "wal_autocheckpoint", SYNC_WAL_CHECKPOINT_BYTES)
 
     def __enter__(self) -> _Writer:
         return self
@@ -294,7 +294,7 @@ class _Writer:
                 self.session.close()  # rolls back what was not committed
             if self.sqlite:
                 with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
-                    pragma(self.connection, "wal_autocheckpoint", SQLITE_WAL_CHECKPOINT_PAGES)
+                    pragma_pages(self.connection.connection, "wal_autocheckpoint", SQLITE_WAL_CHECKPOINT_BYTES)
                     if kind is None:
                         pragma(self.connection, "wal_checkpoint(PASSIVE)")
             self.connection.close()

@@ -22,13 +22,18 @@ log = logging.getLogger("carehub.store")
 T = TypeVar("T")
 P = ParamSpec("P")
 
+# The page size of a new SQLite store (a store keeps the size it was created with). SQLite's own 4 KiB:
+# 32 KiB pages took a migration's store floor from 82-97 to 60 us of CPU per source row (bench/migrate.py)
+# and the sync 12% faster, but cost the shared record 20% more CPU per request and doubled the council's
+# day p95 (bench/api_load.py: every page read from the file is eight times the bytes). docs/operations.md.
+SQLITE_PAGE_SIZE = 4_096
 SQLITE_CACHE_KIB = 131_072
-SQLITE_WAL_CHECKPOINT_PAGES = 16_384
+SQLITE_WAL_CHECKPOINT_BYTES = 64 * 2**20
 # Seconds between two checkpoints by WalCheckpoints (for writers whose commits do not checkpoint), and the
-# log's size in pages (16 MiB) from which it starts the log over. Measured at saturation: restarting at 16 MiB
-# served 2,590-2,796 record opens/s, at 64 MiB 2,240-2,267, never 2,007-2,897 with the log at 107-294 MiB.
+# log's size from which it starts the log over. Measured at saturation: restarting at 16 MiB served
+# 2,590-2,796 record opens/s, at 64 MiB 2,240-2,267, never 2,007-2,897 with the log at 107-294 MiB.
 SQLITE_CHECKPOINT_INTERVAL = 1.0
-SQLITE_WAL_RESTART_PAGES = 4_096
+SQLITE_WAL_RESTART_BYTES = 16 * 2**20
 # What read-only queries run on: a request's ORM session, or a bare connection where the ORM's per-session
 # bookkeeping would cost more than the query (the hot read routes).
 Reader = Session | Connection
@@ -59,6 +64,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
+            # Only a new file takes it (before anything is written, WAL mode included); an existing one keeps its own.
+            cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -67,11 +74,11 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             # 2 MiB holds a small fraction of the indexes a migration inserts into, so every insert
             # re-read index pages from the file and throughput fell as the tables grew.
             cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+            cur.close()
             # Checkpoint the WAL into the database every 64 MiB rather than every 4 MiB: a migration
             # batch writes more than 4 MiB, so every commit was also copying pages (hot index pages
             # many times over) into the file. Readers and committed transactions are unaffected.
-            cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_CHECKPOINT_PAGES}")
-            cur.close()
+            pragma_pages(dbapi_conn, "wal_autocheckpoint", SQLITE_WAL_CHECKPOINT_BYTES)
 
         return engine
     kwargs["pool_pre_ping"] = True
@@ -190,7 +197,7 @@ class KeptConnection:
         if connection is not None:
             with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
                 if self._quiet:
-                    pragma(connection, "wal_autocheckpoint", SQLITE_WAL_CHECKPOINT_PAGES)
+                    pragma_pages(connection.connection, "wal_autocheckpoint", SQLITE_WAL_CHECKPOINT_BYTES)
                 connection.close()
 
 
@@ -200,6 +207,18 @@ def _end_read(connection: Connection) -> None:
         connection.rollback()
     else:
         connection.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+
+
+def pragma_pages(dbapi_connection: Any, name: str, size: int) -> int:
+    """Set a SQLite pragma counted in pages (``wal_autocheckpoint``) to ``size`` bytes of the database's own
+    pages, on a DB-API connection (or SQLAlchemy's pool proxy of one); returns the pages (at least one)."""
+    pages = max(1, size // _page_size(dbapi_connection))
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA {name}={pages}")
+    finally:
+        cursor.close()
+    return pages
 
 
 def pragma(connection: Connection, name: str, value: int | None = None) -> None:
@@ -227,7 +246,7 @@ class WalCheckpoints:
     So the audit writer leaves checkpoints out of its commits
     (``KeptConnection(checkpoints=False)``) and this thread runs a passive
     checkpoint every ``interval`` seconds (it blocks neither readers nor
-    writers). Once the log holds ``restart_pages`` or more it runs a restart
+    writers). Once the log holds ``restart_bytes`` or more it runs a restart
     checkpoint instead: writers wait while it copies the little the passive
     ones left and readers move off the log, and the next writer starts the
     log over. That is one wait, a few milliseconds, per 16 MiB of log, instead
@@ -235,10 +254,10 @@ class WalCheckpoints:
     """
 
     def __init__(self, engine: Engine, interval: float = SQLITE_CHECKPOINT_INTERVAL,
-                 restart_pages: int = SQLITE_WAL_RESTART_PAGES) -> None:
+                 restart_bytes: int = SQLITE_WAL_RESTART_BYTES) -> None:
         self.engine = engine
         self.interval = interval
-        self.restart_pages = restart_pages
+        self.restart_bytes = restart_bytes
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -260,12 +279,12 @@ class WalCheckpoints:
             thread.join(timeout=30)
 
     def checkpoint(self) -> tuple[int, int, int]:
-        """A passive checkpoint, then a restart one when the log has grown to ``restart_pages``: (busy, frames in
+        """A passive checkpoint, then a restart one when the log has grown to ``restart_bytes``: (busy, frames in
         the log, frames copied to the database file) of the last."""
         connection = self.engine.raw_connection()
         try:
             outcome = _checkpoint(connection, "PASSIVE")
-            if outcome[1] >= self.restart_pages:
+            if outcome[1] * _page_size(connection) >= self.restart_bytes:
                 outcome = _checkpoint(connection, "RESTART")
         finally:
             connection.close()
@@ -280,6 +299,15 @@ class WalCheckpoints:
                 log.exception("WAL checkpoint failed")
             if stopping:
                 return
+
+
+def _page_size(connection: Any) -> int:
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA page_size")
+        return int(cursor.fetchone()[0])
+    finally:
+        cursor.close()
 
 
 def _checkpoint(connection: Any, mode: str) -> tuple[int, int, int]:

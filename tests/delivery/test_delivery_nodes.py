@@ -84,12 +84,14 @@ def leader(store: Store) -> str | None:
 def test_three_workers_deliver_ten_thousand_events_once_in_order(
     pg_store: Store, target: CountingTarget, workers: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
-    n = add_events(pg_store, 1000, 10)
     # A lease far longer than any push, so no claim is ever taken over: the target must see no duplicate at all.
     env = worker_env(pg_store.url, tmp_path, target_config(target.url, batch_size=100),
                      CAREHUB_WORKER__LEASE_SECONDS="60")
     logs = [tmp_path / f"worker{i}.log" for i in range(3)]
     workers.extend(start_worker(env, log) for log in logs)
+    # The events arrive once all three are polling: written before, the first worker up could deliver them all
+    # while a busy machine was still starting the others (seen under load), and no work would be shared.
+    n = add_events(pg_store, 1000, 10)
     wait_for(lambda: count(pg_store, "delivered") == n, 300, f"{n} deliveries", every=0.5)
     assert stop_gracefully(workers) == [0, 0, 0]
 
