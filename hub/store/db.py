@@ -23,7 +23,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 # The page size of a new SQLite store (a store keeps the size it was created with). SQLite's own 4 KiB:
-# 32 KiB pages took a migration's store floor from 82-97 to 60 us of CPU per source row (bench/migrate.py)
+# 32 KiB pages took a migration's store floor from 71-98 to 60 us of CPU per source row (bench/migrate.py)
 # and the sync 12% faster, but cost the shared record 20% more CPU per request and doubled the council's
 # day p95 (bench/api_load.py: every page read from the file is eight times the bytes). docs/operations.md.
 SQLITE_PAGE_SIZE = 4_096
@@ -213,22 +213,14 @@ def pragma_pages(dbapi_connection: Any, name: str, size: int) -> int:
     """Set a SQLite pragma counted in pages (``wal_autocheckpoint``) to ``size`` bytes of the database's own
     pages, on a DB-API connection (or SQLAlchemy's pool proxy of one); returns the pages (at least one)."""
     pages = max(1, size // _page_size(dbapi_connection))
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA {name}={pages}")
-    finally:
-        cursor.close()
+    _run_pragma(dbapi_connection, f"PRAGMA {name}={pages}")
     return pages
 
 
 def pragma(connection: Connection, name: str, value: int | None = None) -> None:
     """Set (or, without a value, run) a SQLite pragma on the driver's connection (outside SQLAlchemy's
     transaction bookkeeping)."""
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA {name}" if value is None else f"PRAGMA {name}={value}")
-    finally:
-        cursor.close()
+    _run_pragma(connection.connection, f"PRAGMA {name}" if value is None else f"PRAGMA {name}={value}")
 
 
 class WalCheckpoints:
@@ -301,22 +293,22 @@ class WalCheckpoints:
                 return
 
 
-def _page_size(connection: Any) -> int:
-    cursor = connection.cursor()
+def _run_pragma(dbapi_connection: Any, statement: str) -> Any:
+    """Run a PRAGMA statement on a DB-API connection (or SQLAlchemy's pool proxy of one); its first row, if any."""
+    cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA page_size")
-        return int(cursor.fetchone()[0])
+        cursor.execute(statement)
+        return cursor.fetchone()
     finally:
         cursor.close()
+
+
+def _page_size(dbapi_connection: Any) -> int:
+    return int(_run_pragma(dbapi_connection, "PRAGMA page_size")[0])
 
 
 def _checkpoint(connection: Any, mode: str) -> tuple[int, int, int]:
-    cursor = connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA wal_checkpoint({mode})")
-        busy, logged, copied = cursor.fetchone() or (0, 0, 0)
-    finally:
-        cursor.close()
+    busy, logged, copied = _run_pragma(connection, f"PRAGMA wal_checkpoint({mode})") or (0, 0, 0)
     return int(busy), int(logged), int(copied)
 
 
