@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_middleware(HotRoutes)  # inside the audit: the busiest reads, straight to their routes
     app.add_middleware(AuditMiddleware, trail=trail)
     problems.install(app)
+    problems.install_openapi(app)
 
     @app.get("/health", tags=["ops"], summary="Liveness and store reachability")
     def health() -> dict[str, str]:
