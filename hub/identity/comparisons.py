@@ -72,6 +72,9 @@ DECEASED = 8
 NHS_VERIFIED_SAME = 16
 NHS_VERIFIED_DIFFERENT = 32
 AMBIGUOUS = 64
+# Two different NHS numbers that both pass modulus 11, not both verified: two people, as far as
+# anything automatic may say (a mistyped number that still passes the check is for a person to find).
+NHS_CONFLICT = 128
 
 # Jaro-Winkler similarity at or above which two names are "similar" / "close".
 SIMILAR = 0.92
@@ -92,7 +95,7 @@ class PairComparison:
     left_rows: IntArray
     right_rows: IntArray
     levels: npt.NDArray[np.int8]
-    guards: npt.NDArray[np.int8]
+    guards: npt.NDArray[np.int16]
 
     def __len__(self) -> int:
         return len(self.left_rows)
@@ -353,7 +356,7 @@ class Comparer:
         given_edits: npt.NDArray[np.float64],
         facts: Any,
         strict: bool,
-    ) -> npt.NDArray[np.int8]:
+    ) -> npt.NDArray[np.int16]:
         cfg = self.guards
         given, family, birth, address = levels[:, 0], levels[:, 1], levels[:, 2], levels[:, 4]
         # Any likeness of surname counts (a twin's record may carry a mistyped one), and so
@@ -418,18 +421,22 @@ class Comparer:
         # child or a wrong date: a person decides which.
         conflict = household & (birth == level("birth_date", "different")) & ~generation
 
-        flags = np.zeros(li.shape, dtype=np.int8)
-        flags |= np.where(twins, TWINS, 0).astype(np.int8)
-        flags |= np.where(generation & ~one_digit, PARENT_CHILD, 0).astype(np.int8)
+        flags = np.zeros(li.shape, dtype=np.int16)
+        flags |= np.where(twins, TWINS, 0).astype(np.int16)
+        flags |= np.where(generation & ~one_digit, PARENT_CHILD, 0).astype(np.int16)
         flags |= np.where((generation & one_digit) | conflict, PARENT_CHILD_OR_TYPO, 0).astype(
-            np.int8
+            np.int16
         )
         if cfg.deceased_needs_review:
-            flags |= np.where(left.deceased[li] != right.deceased[ri], DECEASED, 0).astype(np.int8)
+            flags |= np.where(left.deceased[li] != right.deceased[ri], DECEASED, 0).astype(np.int16)
         verified = left.nhs_verified[li] & right.nhs_verified[ri]
         nhs_same = left.nhs[li] == right.nhs[ri]
-        flags |= np.where(verified & nhs_same, NHS_VERIFIED_SAME, 0).astype(np.int8)
-        flags |= np.where(verified & ~nhs_same, NHS_VERIFIED_DIFFERENT, 0).astype(np.int8)
+        flags |= np.where(verified & nhs_same, NHS_VERIFIED_SAME, 0).astype(np.int16)
+        flags |= np.where(verified & ~nhs_same, NHS_VERIFIED_DIFFERENT, 0).astype(np.int16)
+        # The encoder keeps only numbers whose check digit is valid (0 = none): two of them that
+        # differ say two people, verified or not; at most a review, never an automatic link.
+        both = (left.nhs[li] > 0) & (right.nhs[ri] > 0)
+        flags |= np.where(both & ~nhs_same & ~verified, NHS_CONFLICT, 0).astype(np.int16)
         return flags
 
 
@@ -440,6 +447,7 @@ __all__ = [
     "FIELDS",
     "MAX_LEVELS",
     "MISSING",
+    "NHS_CONFLICT",
     "NHS_VERIFIED_DIFFERENT",
     "NHS_VERIFIED_SAME",
     "PARENT_CHILD",

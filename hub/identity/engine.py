@@ -49,6 +49,12 @@ GUARDS: dict[int, tuple[str, Outcome, str]] = {
         Outcome.NO_LINK,
         "the records carry different verified NHS numbers",
     ),
+    cmp.NHS_CONFLICT: (
+        "nhs_number_conflict",
+        Outcome.REVIEW,
+        "the records carry different NHS numbers that are both valid (not both verified): "
+        "two people unless a person finds one number was mistyped",
+    ),
     cmp.TWINS: (
         "twins",
         Outcome.REVIEW,
@@ -173,7 +179,7 @@ class ScoredPairs:
 
 def decide(
     probability: npt.NDArray[np.float64],
-    guards: npt.NDArray[np.int8],
+    guards: npt.NDArray[np.int16],
     link: float,
     review: float,
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
@@ -187,7 +193,7 @@ def decide(
     decisions[same], probability[same] = LINK, 1.0
     decisions[different], probability[different] = NO_LINK, 0.0
     scored = ~same & ~different
-    capped = scored & ((guards & (cmp.TWINS | cmp.PARENT_CHILD_OR_TYPO)) > 0)
+    capped = scored & ((guards & (cmp.TWINS | cmp.PARENT_CHILD_OR_TYPO | cmp.NHS_CONFLICT)) > 0)
     decisions[capped] = np.minimum(decisions[capped], REVIEW)
     decisions[scored & ((guards & cmp.PARENT_CHILD) > 0)] = NO_LINK
     # Even a verified NHS number does not join a dead person's record to a live one unreviewed.
@@ -344,7 +350,7 @@ class Matcher:
             # Spokes are two people when they cannot be one (no link) or a guard says so;
             # a merely unsure pair of spokes is left to the links' own scores.
             apart = (scored.decisions == NO_LINK) | (
-                (scored.pairs.guards & (cmp.TWINS | cmp.PARENT_CHILD | cmp.PARENT_CHILD_OR_TYPO))
+                (scored.pairs.guards & (cmp.TWINS | cmp.PARENT_CHILD | cmp.PARENT_CHILD_OR_TYPO | cmp.NHS_CONFLICT))
                 > 0
             )
             split = {h for h, a in zip(owner, apart.tolist(), strict=True) if a}
