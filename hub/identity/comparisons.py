@@ -21,6 +21,7 @@ import numpy.typing as npt
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, JaroWinkler
 
+from hub.identity.blocking import Blocker
 from hub.identity.config import Guards
 from hub.identity.table import MISSING, NONE, Encoder, IntArray, RecordTable, lookup
 
@@ -161,6 +162,9 @@ class Comparer:
     def __init__(self, encoder: Encoder, guards: Guards) -> None:
         self.encoder = encoder
         self.guards = guards
+        # The twins and parent/child guards: on unless the data shows no households at all
+        # (see :func:`household_share`); the pipeline's resolver always keeps them on.
+        self.relatives = True
 
     def compare(
         self,
@@ -422,6 +426,8 @@ class Comparer:
         conflict = household & (birth == level("birth_date", "different")) & ~generation
 
         flags = np.zeros(li.shape, dtype=np.int16)
+        if not self.relatives:
+            twins = generation = conflict = np.zeros(li.shape, dtype=np.bool_)
         flags |= np.where(twins, TWINS, 0).astype(np.int16)
         flags |= np.where(generation & ~one_digit, PARENT_CHILD, 0).astype(np.int16)
         flags |= np.where((generation & one_digit) | conflict, PARENT_CHILD_OR_TYPO, 0).astype(
@@ -440,6 +446,39 @@ class Comparer:
         return flags
 
 
+def household_share(comparer: Comparer, table: RecordTable, block_pairs: int = 10**6) -> float:
+    """Share of a file's records that share their address and surname with someone clearly
+    someone else: a given name that differs, a birth date that differs, and either the other
+    sex or a birth date a generation away with another month and day.
+
+    Twins and a parent and child are only possible where a file holds households. A file in
+    which no record has such a housemate (a public benchmark of unrelated people) gives the
+    relatives' guards nothing to protect; every council's file of people has them.
+    """
+    family, postcode = table.family.astype(np.int64), table.postcode.astype(np.int64)
+    keys = np.where((family >= 0) & (postcode >= 0), family * 1_000_003 + postcode, MISSING)
+    if len(table) < 2:
+        return 0.0
+    members: set[int] = set()
+    for a, b, _ in Blocker([keys], None, block_pairs, 10**7).chunks():
+        if not len(a):
+            continue
+        lv = comparer.compare(table, table, a, b).levels
+        apart = (
+            np.isin(lv[:, 4], [level("address", "uprn"), level("address", "line_and_postcode")])
+            & (lv[:, 1] == level("family_name", "exact"))
+            & (lv[:, 0] == level("given_name", "different"))
+            & (lv[:, 2] == level("birth_date", "different"))
+        )
+        ya, yb = table.birth_year[a], table.birth_year[b]
+        ma, mb, da, db = table.birth_month[a], table.birth_month[b], table.birth_day[a], table.birth_day[b]
+        generation = (np.abs(ya - yb) >= 12) & (ma > 0) & (mb > 0) & (ma != mb) & (da != db)
+        clear = apart & ((lv[:, 3] == level("sex", "different")) | generation)
+        members.update(a[clear].tolist())
+        members.update(b[clear].tolist())
+    return len(members) / len(table)
+
+
 __all__ = [
     "AMBIGUOUS",
     "COMPARISONS",
@@ -455,5 +494,6 @@ __all__ = [
     "TWINS",
     "Comparer",
     "PairComparison",
+    "household_share",
     "level",
 ]

@@ -21,7 +21,13 @@ from hub.identity import comparisons as cmp
 from hub.identity.blocking import Blocker, block_keys
 from hub.identity.comparisons import COMPARISONS, FIELDS, Comparer, PairComparison
 from hub.identity.config import IdentityConfig
-from hub.identity.model import MatchModel, TermFrequencies, estimate_m_and_prior, estimate_u
+from hub.identity.model import (
+    MatchModel,
+    TermFrequencies,
+    estimate_em,
+    estimate_m_and_prior,
+    estimate_u,
+)
 from hub.identity.table import MISSING, Encoder, RecordTable
 
 NO_LINK, REVIEW, LINK = 0, 1, 2
@@ -215,6 +221,7 @@ class Matcher:
         self.encoder = encoder or Encoder()
         self.model = model or MatchModel.from_config(config)
         self.comparer = Comparer(self.encoder, config.guards)
+        self.em_iterations = 0
 
     def score(
         self,
@@ -282,15 +289,22 @@ class Matcher:
             keep = tl != tr if right is None else np.ones(len(tl), dtype=np.bool_)
             training = self.comparer.compare(left, other, tl[keep], tr[keep])
             total = float(len(sample)) * (len(other) - (1 if right is None else 0))
-            model = estimate_m_and_prior(
-                model,
-                training,
-                left,
-                other,
-                total,
-                cfg.high_confidence,
-                cfg.rounds,
-            )
+            if len(training) < cfg.min_training_pairs:
+                pass  # too little to learn from: the configured m and the 1/n prior stand
+            elif cfg.method == "em":
+                model, self.em_iterations = estimate_em(
+                    model, training, total, cfg.prior_pairs, cfg.em_iterations
+                )
+            else:
+                model = estimate_m_and_prior(
+                    model,
+                    training,
+                    left,
+                    other,
+                    total,
+                    cfg.high_confidence,
+                    cfg.rounds,
+                )
         self.model = model
         return model
 
