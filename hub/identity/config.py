@@ -27,6 +27,8 @@ BLOCKING_KEYS = (
     "postcode+given_initial",
     "given_phonetic+family_phonetic",
     "given_phonetic+birth_year",
+    "birth_date_any_order",
+    "postcode+family_phonetic",
 )
 
 
@@ -64,7 +66,16 @@ class Guards(_Strict):
 class Blocking(_Strict):
     """Which keys make candidate pairs, and how much is compared at once."""
 
-    passes: tuple[str, ...] = BLOCKING_KEYS[:6]
+    passes: tuple[str, ...] = (
+        "nhs_number",
+        "birth_date_any_order",
+        "family_phonetic+birth_year",
+        "postcode+given_initial",
+        "family_phonetic+birth_month_day",
+        "given_phonetic+birth_year",
+        "given_phonetic+family_phonetic",
+        "postcode+family_phonetic",
+    )
     max_block_pairs: int = Field(default=250_000, ge=1)
     chunk_pairs: int = Field(default=1_000_000, ge=1000)
     max_candidates_per_key: int = Field(default=100, ge=1)

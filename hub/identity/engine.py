@@ -362,11 +362,15 @@ class Matcher:
                 spoke_table, spoke_table, np.array(pa), np.array(pb), strict=not dedupe
             )
             # Spokes are two people when they cannot be one (no link) or a guard says so;
-            # a merely unsure pair of spokes is left to the links' own scores.
-            apart = (scored.decisions == NO_LINK) | (
-                (scored.pairs.guards & (cmp.TWINS | cmp.PARENT_CHILD | cmp.PARENT_CHILD_OR_TYPO | cmp.NHS_CONFLICT))
-                > 0
-            )
+            # a merely unsure pair of spokes is left to the links' own scores. In data without
+            # households (relatives' guards off) two weak spokes of one strong hub are one
+            # person recorded badly twice when deduplicating: only a guard (NHS numbers) splits them.
+            flags = cmp.TWINS | cmp.PARENT_CHILD | cmp.PARENT_CHILD_OR_TYPO | cmp.NHS_CONFLICT
+            flags |= cmp.NHS_VERIFIED_DIFFERENT
+            apart = (scored.pairs.guards & flags) > 0
+            # (Two records of one file of a link both fitting one record stay ambiguous.)
+            if self.comparer.relatives or not dedupe:
+                apart |= scored.decisions == NO_LINK
             split = {h for h, a in zip(owner, apart.tolist(), strict=True) if a}
             if split:
                 # In dedupe each pair was listed from both of its ends: fold the two halves.
