@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from hub.access.rules import require_read
 from hub.api.deps import AuditDep, CurrentUser, PolicyDep, StoreDep
+from hub.api.params import row_cursor
 from hub.api.problems import FHIR_JSON
 from hub.audit import AuditQuery, count_events, get_event, search_events, subjects_of
 from hub.errors import Forbidden, HubError, NotFound
@@ -246,12 +247,9 @@ def search_audit(request: Request, session: StoreDep, policy: PolicyDep, caller:
     require_read(policy, caller, "AuditEvent")
     audit.action = "search"
     search = read_search(request, "AuditEvent", 50)
-    after = None
-    if search.cursor:
-        try:
-            after = int(search.cursor)
-        except ValueError as exc:
-            raise BadSearch("_cursor is not one this server gave") from exc
+    after = row_cursor(search.cursor) if search.cursor else None
+    if search.cursor and after is None:
+        raise BadSearch("_cursor is not one this server gave")
     patient = next((c.values[0] for c in search.of("patient")), None)
     agent = next((c.values[0] for c in search.of("agent")), None)
     since, until = _date_range([c.values[0] for c in search.of("date")])
