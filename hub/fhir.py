@@ -32,7 +32,7 @@ from fhir.resources.R4B.resource import Resource
 
 from hub import __version__
 from hub.errors import HubError
-from hub.fhir_search import PARAMETERS, RESULT_PARAMETERS, SearchParameter, includes_of
+from hub.fhir_search import PARAMETERS, PREFIXES, RESULT_PARAMETERS, SearchParameter, includes_of
 
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 NHS_STATUS_EXT = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
@@ -397,11 +397,14 @@ def search_bundle(entries: list[tuple[Resource, str]], base: str, self_url: str,
 
 
 def parameter_documentation(param: SearchParameter) -> str:
-    """A parameter's documentation with the modifiers it supports (the CapabilityStatement has no field for
-    them)."""
-    modifiers = sorted(m for m in param.modifiers if m not in param.targets)
-    said = f"; modifiers: {', '.join(':' + m for m in modifiers)}" if modifiers else ""
-    return f"{param.documentation}{said}"
+    """A parameter's documentation ending with the modifiers and prefixes it supports (a CapabilityStatement
+    has no field for them): ``...; modifiers: :contains, :exact; prefixes: eq, ge``."""
+    said = param.documentation
+    if param.modifiers:
+        said += f"; modifiers: {', '.join(':' + m for m in sorted(param.modifiers))}"
+    if param.prefixes:
+        said += f"; prefixes: {', '.join(p for p in PREFIXES if p in param.prefixes)}"
+    return said
 
 
 def capability_statement(base: str) -> CapabilityStatement:

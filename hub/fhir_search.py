@@ -196,7 +196,7 @@ PARAMETERS: dict[str, list[SearchParameter]] = {
 
 # Result parameters every search takes: name -> what the facade does with it.
 RESULT_PARAMETERS = {
-    "_count": "page size (0: the total only; above 500: 500)",
+    "_count": "page size (0: the total only; above the most a page holds, 100 Patients or 500 others: capped)",
     "_include": "the Patient of each match (declared per type)",
     "_summary": "count only (the total, no entries)",
     "_total": "accurate (totals are always counted)",
@@ -397,7 +397,7 @@ def wants_lenient(prefer: str | None) -> bool:
 
 
 __all__ = [
-    "MAX_COUNT", "PARAMETERS", "RESULT_PARAMETERS", "BadSearch", "Criterion", "DateValue", "NumberValue",
+    "MAX_COUNT", "PARAMETERS", "PREFIXES", "RESULT_PARAMETERS", "BadSearch", "Criterion", "DateValue", "NumberValue",
     "ReferenceValue", "Search", "SearchParameter", "StringValue", "TokenValue", "includes_of", "parse_date",
     "parse_number", "parse_reference", "parse_search", "parse_token", "wants_lenient",
 ]

@@ -8,6 +8,7 @@ answer fails.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -229,3 +230,27 @@ def test_api_identifier_takes_nhs_numbers(hub: Hub) -> None:
     assert found("C-1001") == [ann]
     assert found("council_test|C-1001") == [ann]
     assert found("elsewhere|C-1001") == []
+
+
+def _doc_table(page: str, marker: str) -> list[list[str]]:
+    text = (Path(__file__).resolve().parents[2] / "docs" / page).read_text()
+    block = text.split(f"<!-- {marker}:", 1)[1].split(f"<!-- /{marker} -->", 1)[0]
+    rows = [line for line in block.splitlines() if line.startswith("|")][2:]
+    return [[cell.strip().strip("`") for cell in row.strip("|").split("|")] for row in rows]
+
+
+def test_the_docs_list_exactly_what_the_capability_statement_declares(hub: Hub) -> None:
+    cap = hub.client.get("/fhir/metadata").json()
+    declared, includes = set(), {}
+    for resource in cap["rest"][0]["resource"]:
+        for param in resource["searchParam"]:
+            said = dict(part.split(": ", 1) for part in param["documentation"].split("; ")[1:] if ": " in part)
+            declared.add((resource["type"], param["name"], param["type"], said.get("modifiers", "-"),
+                           said.get("prefixes", "-")))
+        if resource.get("searchInclude"):
+            includes[resource["type"]] = resource["searchInclude"]
+    documented = {tuple(row) for row in _doc_table("shared-record.md", "search-parameters")}
+    assert documented == declared
+    listed = {row[0]: [i.strip().strip("`") for i in row[1].split(",")]
+              for row in _doc_table("shared-record.md", "search-includes")}
+    assert listed == includes
