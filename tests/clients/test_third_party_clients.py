@@ -7,10 +7,11 @@ listener on another free port takes ADT for the same store.
 
 from __future__ import annotations
 
+import importlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import requests
 import uvicorn
 from fhirclient import client as smart_client
 from fhirclient.models.encounter import Encounter as SmartEncounter
+from fhirclient.models.fhirelementfactory import FHIRElementFactory
 from fhirclient.models.patient import Patient as SmartPatient
 from fhirpy import SyncFHIRClient
 from hl7.client import MLLPClient
@@ -48,6 +50,7 @@ class LiveHub:
     token: str
     people: dict[str, str]
     mllp_port: int
+    issue: Callable[[str, str, str | None], str]
 
     @property
     def fhir(self) -> str:
@@ -84,7 +87,8 @@ def live(store: Store, tmp_path: Path) -> Iterator[LiveHub]:
     listener = RunningListener(MllpListener(store, AdtFeed(build_pipeline(settings, store))))
     try:
         token = app.state.demo_issuer.issue("dr.patel", "clinician", "ICT-1", ttl=600)
-        yield LiveHub(f"http://127.0.0.1:{port}", token, hub_ids(store, named), listener.port)
+        yield LiveHub(f"http://127.0.0.1:{port}", token, hub_ids(store, named), listener.port,
+                      lambda user, role, team: app.state.demo_issuer.issue(user, role, team, ttl=600))
     finally:
         listener.stop()
         server.should_exit = True
@@ -165,3 +169,38 @@ def test_openapi_document_is_valid_and_declares_the_errors_sent(live: LiveHub) -
           fhir_search)
     check(requests.get(f"{live.fhir}/Patient", params={"_format": "xml"}, headers=live.auth, timeout=30),
           fhir_search)
+
+
+def validate_twice(resource: dict[str, Any]) -> None:
+    """fhir.resources (R4B) and fhirclient's R4 (4.0.1) models: two validators written apart from the hub."""
+    rtype = resource["resourceType"]
+    module = importlib.import_module(f"fhir.resources.R4B.{rtype.lower()}")
+    getattr(module, rtype).model_validate(resource)
+    FHIRElementFactory.instantiate(rtype, resource)  # strict: unknown or mistyped elements raise
+
+
+def test_a_sweep_of_emitted_resources_validates_under_two_independent_models(live: LiveHub, store: Store) -> None:
+    reason = {"X-Break-Glass": "Validation sweep of every emitted resource"}
+    seen: dict[str, int] = {}
+
+    def get(path: str, headers: dict[str, str], **params: str) -> dict[str, Any]:
+        response = requests.get(f"{live.fhir}/{path}", params=params, headers=headers, timeout=60)
+        body: dict[str, Any] = response.json()
+        validate_twice(body)
+        seen[body["resourceType"]] = seen.get(body["resourceType"], 0) + 1
+        for entry in body.get("entry", []):
+            validate_twice(entry["resource"])
+            seen[entry["resource"]["resourceType"]] = seen.get(entry["resource"]["resourceType"], 0) + 1
+        return body
+
+    get("metadata", {})
+    workers = [{**live.auth, **reason},
+               {"Authorization": f"Bearer {live.issue('tw.ali', 'transitions_worker', 'TRANS')}", **reason}]
+    people = get("Patient", workers[0], birthdate="ge1800", _count="100")
+    for entry in people["entry"]:
+        for headers in workers:
+            get(f"Patient/{entry['resource']['id']}/$everything", headers)
+    get("Patient", live.auth, **{"given:exact": "x"})  # an OperationOutcome
+    get("AuditEvent", {"Authorization": f"Bearer {live.issue('ig.morgan', 'auditor', None)}"}, _count="200")
+    assert {"CapabilityStatement", "Bundle", "Patient", "RelatedPerson", "EpisodeOfCare", "CarePlan", "Encounter",
+            "Flag", "Consent", "DocumentReference", "AuditEvent", "OperationOutcome"} <= set(seen)
