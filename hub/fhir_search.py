@@ -130,6 +130,7 @@ class Search:
     count: int = 20
     cursor: str | None = None
     includes: list[str] = field(default_factory=list)
+    counted: bool = True  # False: ``_total=none``, no total counted
     applied: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
 
@@ -141,6 +142,11 @@ class Search:
     def summary_only(self) -> bool:
         """True when the client asked only for the total (``_count=0`` or ``_summary=count``)."""
         return self.count == 0
+
+    @property
+    def wants_total(self) -> bool:
+        """True unless the client said ``_total=none`` (a count-only search is always counted)."""
+        return self.counted or self.summary_only
 
     def query_string(self, cursor: str | None = None) -> str:
         """The query as applied (the ``self`` link), with a cursor for a ``next`` link."""
@@ -199,8 +205,8 @@ RESULT_PARAMETERS = {
     "_count": "page size (0: the total only; above the most a page holds, 100 Patients or 500 others: capped)",
     "_include": "the Patient of each match (declared per type)",
     "_summary": "count only (the total, no entries)",
-    "_total": "accurate (totals are always counted)",
-    "_totalMethod": "count (what fhirpy sends; totals are always counted)",
+    "_total": "none (no total: saves counting every match), or accurate / estimate (counted exactly, the default)",
+    "_totalMethod": "as _total (fhirpy sends count)",
     "_format": "json or application/fhir+json (XML: 406)",
     "_cursor": "the facade's own paging cursor, from a next link",
 }
@@ -356,7 +362,8 @@ def parse_search(resource_type: str, pairs: list[tuple[str, str]], *, base: str,
             else:
                 refuse(key, f"_include={raw!r} is not offered on {resource_type} "
                             f"(offered: {', '.join(includes_of(resource_type)) or 'none'})")
-        elif name in ("_total", "_totalMethod") and raw in ("accurate", "count", "estimate"):
+        elif name in ("_total", "_totalMethod") and raw in ("accurate", "count", "estimate", "none"):
+            search.counted = raw != "none"
             search.applied.append((key, raw))
         elif name == "_format":
             search.applied.append((key, raw))  # XML was refused before the search was read

@@ -105,11 +105,13 @@ def page_links(request: Request, search: Search, next_cursor: str | None) -> tup
     return own, (f"{here}?{search.query_string(next_cursor)}" if next_cursor is not None else None)
 
 
-def searchset(request: Request, search: Search, entries: list[tuple[Resource, str]], total: int,
+def searchset(request: Request, search: Search, entries: list[tuple[Resource, str]], total: int | None,
               next_cursor: str | None = None) -> Response:
-    """A searchset Bundle answer: the matches (none when only the total was asked for) and the total."""
+    """A searchset Bundle answer: the matches (none when only the total was asked for) and the total (left out
+    for ``_total=none``)."""
     self_url, next_url = page_links(request, search, next_cursor)
-    return fhir_response(to_json(search_bundle(entries, base_url(request), self_url, next_url, total)))
+    return fhir_response(to_json(search_bundle(entries, base_url(request), self_url, next_url,
+                                               total if search.wants_total else None)))
 
 
 @router.get("/metadata", summary="CapabilityStatement (FHIR 4.0.1)")
@@ -138,7 +140,7 @@ def search_patients(request: Request, session: StoreDep, policy: PolicyDep, call
         return searchset(request, search, [], 0)
     if query.is_empty():
         raise BadSearch("name at least one search parameter")
-    total = count_people(session, policy, caller, query)
+    total = count_people(session, policy, caller, query) if search.wants_total else None
     if search.summary_only:
         return searchset(request, search, [], total)
     page = search_people(session, policy, caller, query, audit, limit=search.count, cursor=search.cursor,
@@ -257,7 +259,7 @@ def search_audit(request: Request, session: StoreDep, policy: PolicyDep, caller:
         return searchset(request, search, [], 0)
     query = AuditQuery(person_id=patient.id if isinstance(patient, ReferenceValue) else None,
                        user_id=agent.id if isinstance(agent, ReferenceValue) else None, since=since, until=until)
-    total = count_events(session, query)
+    total = count_events(session, query) if search.wants_total else None
     if search.summary_only:
         return searchset(request, search, [], total)
     rows = search_events(session, query, after=after, limit=search.count + 1)

@@ -133,6 +133,8 @@ def test_totals_count_zero_and_a_capped_count(hub: Hub) -> None:
     self_link = next(link["url"] for link in big.json()["link"] if link["relation"] == "self")
     assert int(dict(parse_qsl(urlsplit(self_link).query))["_count"]) <= 500
     assert get(hub, "/fhir/Patient", {"birthdate": "ge1800", "_count": "-1"}).status_code == 400
+    uncounted = get(hub, "/fhir/Patient", {"birthdate": "ge1800", "_total": "none", "_count": "5"}).json()
+    assert "total" not in uncounted and len(uncounted["entry"]) == 5
     encounters = get(hub, "/fhir/Encounter", {"patient": hub.people["ann"], "_count": "0"}).json()
     assert encounters["total"] == len(search(hub, {"patient": hub.people["ann"]}, "/fhir/Encounter")) >= 1
 
