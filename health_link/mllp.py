@@ -135,6 +135,7 @@ class MllpListener:
         pending: asyncio.Queue[asyncio.Future[Answer] | None] = asyncio.Queue()
         answering = asyncio.create_task(self._answer(writer, pending))
         buffer = bytearray()
+        found: list[bytes]
         assert self._queue is not None
         try:
             while True:

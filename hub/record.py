@@ -195,7 +195,7 @@ def _criteria(query: PersonQuery, *, family_by_index: bool = False) -> tuple[tup
 def _match_values(match: Match) -> tuple[Any, ...]:
     """The bound values of one match, as the index holds them (names folded, postcodes normalised)."""
     if match.field in ("family", "given", "name"):
-        keys = tuple(search_key(v) for v in match.values)
+        keys = tuple(search_key(v) or "" for v in match.values)
         if not all(keys):
             raise InvalidQuery(f"{' '.join(match.values)!r} holds no letters to search by")
         if match.field == "family" and match.op == "prefix":  # also as a range the family-name index can walk

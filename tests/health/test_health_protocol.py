@@ -252,3 +252,21 @@ def test_carehub_mllp_stops_with_its_readers_on_sigterm_and_on_sigint_in_the_bac
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_reader_process_keeps_broken_frames_and_stray_bytes_alike(store: Store, tmp_path: Path) -> None:
+    settings = Settings(database_url=store.url, data_dir=tmp_path / "var")
+    running = RunningListener(MllpListener(store, AdtFeed(build_pipeline(settings, store)), readers=1))
+    first = adt_message("A28", "RLOST", synthetic_patient(46)).encode()
+    second = adt_message("A28", "RNEXT", synthetic_patient(47)).encode()
+    try:
+        with MllpClient("127.0.0.1", running.port) as mllp:
+            mllp.send_raw(b"noise" + b"\x0b" + first + b"\x0b" + second + b"\x1c\x0d")
+            acks = [mllp.read_ack(), mllp.read_ack()]
+    finally:
+        running.stop()
+    assert [msa(a)[1:3] for a in acks] == [["AR", "RLOST"], ["AA", "RNEXT"]]
+    with store.session() as s:
+        rows = [(raw_bytes(r), r.answer, r.status) for r in s.scalars(select(InboundMessage).order_by(
+            InboundMessage.id))]
+    assert rows == [(b"noise", None, "refused"), (first, "AR", "refused"), (second, "AA", "accepted")]
