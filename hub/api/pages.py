@@ -103,7 +103,7 @@ def _record_page(request: Request, session: StoreDep, policy: PolicyDep, caller:
                                                     "detail": exc.message}, status=403)
     return render(request, "record.html", {
         "caller": caller, "summary": contact_summary(record), "timeline": timeline(record), "record": record,
-        "hidden": record.hidden_sections, "links": person_links(session, person_id),
+        "hidden": record.hidden_sections, "links": record.identity(person_links(session, person_id)),
     })
 
 
