@@ -334,3 +334,15 @@ class Access:
         for doc in documents:
             if doc.get("related_person_id") and doc["related_person_id"] not in seen:
                 doc["related_person_id"] = None
+
+    def source_record(self, entity_type: str | None, person_id: str | None) -> str | None:
+        """Why a raw source record (a quarantined payload) is withheld from the caller, or None to show it:
+        a type the hub cannot tell, a section the role may not read, or a person the caller may not read."""
+        if entity_type is None:
+            return "withheld: the hub cannot tell what this record holds, so not whether your role may read it"
+        if entity_type not in self.policy.readable_types(self.caller.role):
+            section = self.policy.section_of(entity_type) or entity_type
+            return f"withheld: the role {self.caller.role} may not read {section}"
+        if person_id is not None and not self.person(person_id, exact=False).open:
+            return "withheld: the record belongs to a person you may not read"
+        return None

@@ -8,6 +8,7 @@ every route asks about a person.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -98,6 +99,9 @@ def break_glass_reason(text: str | None) -> str | None:
     dots, dashes, underscores: padding) squeezed to one, trimmed; None when nothing is left."""
     if text is None:
         return None
+    # HTTP hands headers over as Latin-1; a client's UTF-8 (a non-breaking space, a dash) reads as it was meant.
+    with contextlib.suppress(UnicodeError):
+        text = text.encode("latin-1").decode("utf-8")
     kept = "".join(" " if ch.isspace() else ch for ch in text
                    if ch.isspace() or unicodedata.category(ch)[0] not in ("C", "Z"))
     squeezed = re.sub(r"([\s._\-*=~#])\1+", r"\1", kept)

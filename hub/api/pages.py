@@ -91,7 +91,7 @@ def search_page(request: Request, session: StoreDep, policy: PolicyDep, caller: 
             context["people"] = search_people(session, policy, caller, query, audit, limit=50).people
         except (ValueError, InvalidQuery) as exc:
             context["error"] = exc.message if isinstance(exc, HubError) else "Enter the date as YYYY-MM-DD."
-    return render(request, "search.html", context)
+    return render(request, "search.html", context, status=422 if context["error"] else 200)
 
 
 def _record_page(request: Request, session: StoreDep, policy: PolicyDep, caller: Caller, audit: AuditDep,

@@ -69,6 +69,15 @@ def hub_error_response(request: Request, exc: HubError) -> Response:
     return _respond(request, exc.http_status, exc.message, exc.code, headers)
 
 
+def _words(detail: Any, status: int) -> str:
+    """An HTTP error's detail as a sentence (never a printed Python structure)."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, dict) and isinstance(detail.get("message"), str):
+        return str(detail["message"])
+    return ERROR_TITLES.get(status, "Error")
+
+
 def install(app: FastAPI) -> None:
     """Register the error handlers on ``app``."""
 
@@ -83,7 +92,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return _respond(request, exc.status_code, str(exc.detail), f"CAREHUB-E{exc.status_code}")
+        return _respond(request, exc.status_code, _words(exc.detail, exc.status_code), f"CAREHUB-E{exc.status_code}")
 
 
 __all__ = ["FHIR_JSON", "hub_error_response", "install", "operation_outcome"]
