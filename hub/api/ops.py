@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.access.decision import Access
 from hub.api.deps import AdminUser, AuditDep, PolicyDep, StoreDep
+from hub.api.params import RowId, RowIdValue
 from hub.contract import Adapter
 from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry
 from hub.record import InvalidQuery
@@ -41,7 +42,7 @@ class RetryIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] = Field(default_factory=list)
+    ids: list[RowIdValue] = Field(default_factory=list)
     reason: str | None = None
     source: str | None = None
 
@@ -73,7 +74,7 @@ def quarantine_list(
 
 
 @router.get("/quarantine/{entry_id}", summary="One quarantined record with its raw payload")
-def quarantine_show(entry_id: int, session: StoreDep, policy: PolicyDep, caller: AdminUser, audit: AuditDep
+def quarantine_show(entry_id: RowId, session: StoreDep, policy: PolicyDep, caller: AdminUser, audit: AuditDep
                     ) -> dict[str, Any]:
     """The entry, its history and the raw record as kept: the payload only when your role may read its
     section and its person (``withheld`` says why not)."""
