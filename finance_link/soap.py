@@ -26,14 +26,12 @@ from typing import Any
 import requests
 import zeep
 import zeep.exceptions
-from sqlalchemy import insert
 from zeep.transports import Transport
 
-from hub.audit import AuditContext, AuditRow, time_ordered_uuid
+from finance_link.auditing import SystemAudit, audit_system
 from hub.contract import ChangeEvent, PushResult
 from hub.delivery.config import TargetSettings
 from hub.errors import ConfigError, PermanentDeliveryError, SourceUnavailable
-from hub.store.audit import AuditEvent, AuditSubject
 from hub.store.db import Store
 
 log = logging.getLogger("carehub.finance.soap")
@@ -172,24 +170,12 @@ class FinanceTarget:
         """One audit row per push or fault: which line version, what the finance system said (never names)."""
         if self.audit_store is None or not pushes:
             return
-        rows: list[AuditRow] = []
-        for event, outcome, status, reason in pushes:
-            ctx = AuditContext(method="SOAP", path=f"finance:{OPERATION.get(event.payload.get('action', ''), '')}",
-                               client_ip=None, user_id=f"system:{self.name}", purpose="payment", action="write",
-                               outcome=outcome, reason=reason)
-            ctx.touch("CommitmentLine", f"{event.entity_id}/_version/{event.version}")
-            if event.person_id:
-                ctx.touch_person(event.person_id)
-            rows.append(AuditRow.of(ctx, status))
+        entries = [SystemAudit(
+            "SOAP", f"finance:{OPERATION.get(event.payload.get('action', ''), '')}", f"system:{self.name}", "write",
+            outcome, reason, [f"CommitmentLine/{event.entity_id}/_version/{event.version}"],
+            [event.person_id] if event.person_id else [], status) for event, outcome, status, reason in pushes]
         with self.audit_store.session() as session:
-            for row in rows:
-                event_id = time_ordered_uuid()
-                session.execute(insert(AuditEvent), [{**row.event, "event_id": event_id}])
-                audit_id = session.scalar(AuditEvent.__table__.select().with_only_columns(AuditEvent.id)
-                                          .where(AuditEvent.event_id == event_id))
-                if row.persons:
-                    session.execute(insert(AuditSubject), [{"audit_id": audit_id, "person_id": p}
-                                                           for p in row.persons])
+            audit_system(session, entries)
 
     def close(self) -> None:
         """Release connections."""
