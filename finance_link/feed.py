@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from finance_link.commitments import FEED_COLUMNS, feed_item
+from hub.api.params import row_cursor
 from hub.errors import HubError
 from hub.store.finance import FinanceVersion
 
@@ -28,7 +29,7 @@ class InvalidFeedCursor(HubError):
     """A ``since`` cursor the feed never handed out."""
 
     code = "CAREHUB-E420"
-    http_status = 400
+    http_status = 422
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +53,10 @@ def decode_cursor(cursor: str | None) -> int:
     """The version id a cursor stands after (0 for none); InvalidFeedCursor for anything else."""
     if not cursor:
         return 0
-    digits = cursor.removeprefix(CURSOR_PREFIX)
-    if not cursor.startswith(CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 18:
+    position = row_cursor(cursor.removeprefix(CURSOR_PREFIX)) if cursor.startswith(CURSOR_PREFIX) else None
+    if position is None:
         raise InvalidFeedCursor(f"since={cursor!r} is not a cursor this feed gave out")
-    return int(digits)
+    return position
 
 
 def read_page(session: Session, since: str | None, limit: int) -> FeedPage:

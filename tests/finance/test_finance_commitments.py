@@ -98,7 +98,7 @@ def test_drafts_are_never_sent_and_only_finance_may_pull(fin: FinanceHub) -> Non
     assert derive_commitments(fin.store, fin.settings).versions == 0
     assert _feed(fin)["items"] == []
     assert fin.get("/api/finance/commitments", role="social_worker").status_code == 403
-    assert fin.get("/api/finance/commitments", since="garbage").status_code == 400
+    assert fin.get("/api/finance/commitments", since="garbage").status_code == 422
 
 
 def test_the_feed_gives_every_version_once_in_order_across_pages_and_a_restart(fin: FinanceHub) -> None:
