@@ -25,6 +25,8 @@ sealed people. ``carehub simulate edrms --port P`` runs it alone.
 from __future__ import annotations
 
 import base64
+import bisect
+import itertools
 import json
 import random
 import re
@@ -158,6 +160,8 @@ class Repository:
     objects: dict[str, StoredObject] = field(default_factory=dict)
     change_log: list[ChangeLogEntry] = field(default_factory=list)
     updates: int = 0
+    _order: list[tuple[float, str]] = field(default_factory=list)
+    _order_dirty: bool = True
     clock: datetime = field(default_factory=lambda: datetime(2024, 1, 1, tzinfo=UTC))
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -198,6 +202,7 @@ class Repository:
                 props[key] = value
             stored = StoredObject(props, content)
             self.objects[oid] = stored
+            self._order_dirty = True
             self._log(oid, "created", when)
             return stored
 
@@ -225,6 +230,7 @@ class Repository:
             stored.properties["cmis:lastModifiedBy"] = by
             stored.properties["cmis:changeToken"] = str(int(stored.properties["cmis:changeToken"]) + 1)
             self.updates += 1
+            self._order_dirty = True
             self._log(object_id, "updated", when)
             return stored
 
@@ -259,21 +265,53 @@ class Repository:
         """Every document."""
         return [o for o in self.objects.values() if o.properties["cmis:baseTypeId"] == "cmis:document"]
 
-    def query(self, statement: str, max_items: int | None, skip_count: int) -> tuple[list[dict[str, Any]], int, bool]:
-        """Run a CMIS-SQL statement; one page of selected properties, the total and whether more follow."""
+    def query(self, statement: str, max_items: int | None, skip_count: int
+              ) -> tuple[list[dict[str, Any]], int | None, bool]:
+        """Run a CMIS-SQL statement; one page of selected properties, the total (None when not counted) and
+        whether more follow."""
         parsed = parse_query(statement)
+        size = min(max_items or self.page_limit, self.page_limit)
         with self.lock:
+            if parsed.table in ("cmis:document", DOCUMENT_TYPE) and parsed.order == [
+                    ("cmis:lastModificationDate", False), ("cmis:objectId", False)]:
+                matched, more = self._by_modification(parsed, skip_count, size)
+                return [self._select(o, parsed) for o in matched], None, more
             base = "cmis:relationship" if parsed.table == "cmis:relationship" else "cmis:document"
             rows = [o for o in self.objects.values() if o.properties["cmis:baseTypeId"] == base
                     and (parsed.table in (base, DOCUMENT_TYPE) or o.properties["cmis:objectTypeId"] == parsed.table)
                     and all(cond(o.properties) for cond in parsed.conditions)]
             for column, descending in reversed(parsed.order):
                 rows.sort(key=lambda o, c=column: _sort_key(o.properties.get(c)), reverse=descending)
-            size = min(max_items or self.page_limit, self.page_limit)
             page = rows[skip_count:skip_count + size]
-            selected = [{k: v for k, v in o.properties.items() if parsed.columns is None or k in parsed.columns}
-                        for o in page]
-            return selected, len(rows), skip_count + len(page) < len(rows)
+            return [self._select(o, parsed) for o in page], len(rows), skip_count + len(page) < len(rows)
+
+    @staticmethod
+    def _select(stored: StoredObject, parsed: ParsedQuery) -> dict[str, Any]:
+        return {k: v for k, v in stored.properties.items() if parsed.columns is None or k in parsed.columns}
+
+    def _by_modification(self, parsed: ParsedQuery, skip: int, size: int) -> tuple[list[StoredObject], bool]:
+        """Documents in (modification time, id) order from an index, as a crawler's keyset query reads them."""
+        if self._order_dirty:
+            self._order = sorted((o.properties["cmis:lastModificationDate"].timestamp(), o.object_id)
+                                 for o in self.documents())
+            self._order_dirty = False
+        start = 0
+        for prop, op, value in parsed.comparisons:
+            if prop == "cmis:lastModificationDate" and op in (">=", ">") and isinstance(value, datetime):
+                start = bisect.bisect_left(self._order, (value.timestamp(), ""))
+        matched: list[StoredObject] = []
+        skipped = 0
+        for _, oid in itertools.islice(self._order, start, None):
+            stored = self.objects[oid]
+            if not all(cond(stored.properties) for cond in parsed.conditions):
+                continue
+            if skipped < skip:
+                skipped += 1
+                continue
+            if len(matched) == size:
+                return matched, True
+            matched.append(stored)
+        return matched, False
 
     def content_changes(self, token: str | None, max_items: int | None) -> tuple[list[ChangeLogEntry], str, bool]:
         """Change-log entries from ``token`` (inclusive: the boundary entry repeats), the token to ask for next
@@ -327,6 +365,7 @@ class ParsedQuery:
     table: str
     conditions: list[Callable[[dict[str, Any]], bool]]
     order: list[tuple[str, bool]]
+    comparisons: list[tuple[str, str, Any]] = field(default_factory=list)
 
 
 _QUERY = re.compile(r"^\s*SELECT\s+(?P<cols>.+?)\s+FROM\s+(?P<table>[\w:]+)(?:\s+(?!WHERE\b|ORDER\b)\w+)?"
@@ -344,18 +383,19 @@ def parse_query(statement: str) -> ParsedQuery:
     cols = found["cols"].strip()
     columns = None if cols == "*" else {c.strip() for c in cols.split(",")}
     conditions = []
+    comparisons: list[tuple[str, str, Any]] = []
     if found["where"]:
         for part in re.split(r"\s+AND\s+", found["where"], flags=re.I):
-            conditions.append(_condition(part))
+            conditions.append(_condition(part, comparisons))
     order = []
     if found["order"]:
         for part in found["order"].split(","):
             words = part.split()
             order.append((words[0], len(words) > 1 and words[1].upper() == "DESC"))
-    return ParsedQuery(columns, found["table"], conditions, order)
+    return ParsedQuery(columns, found["table"], conditions, order, comparisons)
 
 
-def _condition(text: str) -> Callable[[dict[str, Any]], bool]:
+def _condition(text: str, comparisons: list[tuple[str, str, Any]]) -> Callable[[dict[str, Any]], bool]:
     found = _CONDITION.match(text)
     if not found:
         raise CmisFault("invalidArgument", f"unsupported condition: {text.strip()}")
@@ -374,6 +414,7 @@ def _condition(text: str) -> Callable[[dict[str, Any]], bool]:
     else:
         value = float(raw)
     op = found["op"]
+    comparisons.append((prop, op, value))
     compare: dict[str, Callable[[Any, Any], bool]] = {
         "=": lambda a, b: a == b, "<>": lambda a, b: a != b, "<": lambda a, b: a < b,
         "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
