@@ -815,6 +815,11 @@ class CmisSimulator:
         self._thread = threading.Thread(target=self._server.serve_forever, name="cmis-simulator", daemon=True)
 
     @property
+    def host(self) -> str:
+        """The address it listens on."""
+        return str(self._server.server_address[0])
+
+    @property
     def port(self) -> int:
         """The port it listens on."""
         return int(self._server.server_address[1])
@@ -822,12 +827,12 @@ class CmisSimulator:
     @property
     def browser_url(self) -> str:
         """The browser binding's service URL."""
-        return f"http://127.0.0.1:{self.port}{BROWSER_PATH}"
+        return f"http://{self.host}:{self.port}{BROWSER_PATH}"
 
     @property
     def atom_url(self) -> str:
         """The AtomPub binding's service document URL."""
-        return f"http://127.0.0.1:{self.port}{ATOM_PATH}"
+        return f"http://{self.host}:{self.port}{ATOM_PATH}"
 
     def start(self) -> CmisSimulator:
         """Serve in a background thread."""
@@ -841,6 +846,10 @@ class CmisSimulator:
     def stop(self) -> None:
         """Stop serving and close the socket."""
         self._server.shutdown()
+        self._server.server_close()
+
+    def close(self) -> None:
+        """Close the socket (after :meth:`serve_forever` returned)."""
         self._server.server_close()
 
     def __enter__(self) -> CmisSimulator:
@@ -956,12 +965,14 @@ def synthetic_subjects(count: int = 60, *, seed: int = 7) -> list[Subject]:
     return subjects
 
 
-def serve(port: int, documents: int = 300, *, page_limit: int = 100, changes: bool = True,
-          subjects: Iterable[Subject] | None = None, announce: Callable[[str], None] = print) -> None:
-    """Run the simulator in the foreground with synthetic documents until interrupted."""
+def serve(host: str = "127.0.0.1", port: int = 0, documents: int = 300, *, page_limit: int = 100,
+          changes: bool = True, subjects: Iterable[Subject] | None = None,
+          announce: Callable[[str], None] = print) -> None:
+    """Run the simulator in the foreground with synthetic documents until interrupted (``carehub simulate
+    edrms``): prints the browser binding's and AtomPub's service URLs."""
     repository = Repository(page_limit=page_limit, changes=changes)
     synthetic_documents(repository, list(subjects or synthetic_subjects()), documents)
-    simulator = CmisSimulator(repository, port=port)
+    simulator = CmisSimulator(repository, host=host, port=port)
     announce(f"EDRMS (CMIS 1.1) simulator: {len(repository.documents())} documents, page limit {page_limit}, "
              f"change log {'on' if changes else 'off'}")
     announce(f"browser binding: {simulator.browser_url}")
@@ -971,4 +982,4 @@ def serve(port: int, documents: int = 300, *, page_limit: int = 100, changes: bo
     except KeyboardInterrupt:
         pass
     finally:
-        simulator._server.server_close()
+        simulator.close()
