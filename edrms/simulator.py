@@ -148,7 +148,8 @@ class ChangeLogEntry:
 class Repository:
     """The repository's state: objects, the change log and the knobs tests turn.
 
-    ``page_limit`` caps every page; ``changes`` switches the change log on (capabilityChanges
+    ``page_limit`` caps every page; ``interleave_edits`` makes that many coming updates meet a user's edit
+    saved just before them (a 409 for a token read earlier); ``changes`` switches the change log on (capabilityChanges
     ``properties``) or off (``none``, as Alfresco ships); ``credentials`` are the Basic user and
     password and ``bearer`` a token the repository accepts (neither set: anyone may call).
     """
@@ -160,6 +161,8 @@ class Repository:
     objects: dict[str, StoredObject] = field(default_factory=dict)
     change_log: list[ChangeLogEntry] = field(default_factory=list)
     updates: int = 0
+    conflicts: int = 0
+    interleave_edits: int = 0
     _order: list[tuple[float, str]] = field(default_factory=list)
     _order_dirty: bool = True
     clock: datetime = field(default_factory=lambda: datetime(2024, 1, 1, tzinfo=UTC))
@@ -218,7 +221,14 @@ class Repository:
         """Set properties; a ``changeToken`` other than the current one is an ``updateConflict``."""
         with self.lock:
             stored = self.get(object_id)
+            if change_token is not None and self.interleave_edits > 0:  # a user saved the document just before
+                self.interleave_edits -= 1
+                stored.properties["cmis:changeToken"] = str(int(stored.properties["cmis:changeToken"]) + 1)
+                stored.properties["cmis:lastModificationDate"] = self.tick()
+                self._order_dirty = True
+                self._log(object_id, "updated", stored.properties["cmis:lastModificationDate"])
             if change_token is not None and change_token != stored.properties["cmis:changeToken"]:
+                self.conflicts += 1
                 raise CmisFault("updateConflict", f"object {object_id} is not current (change token "
                                                   f"{change_token}, now {stored.properties['cmis:changeToken']})")
             for key, value in values.items():

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from edrms.cmis import CmisConflict, CmisObject, Credentials, Repository, connect
+from edrms.records import SOURCE
 from hub.contract import ChangeEvent, PushResult
 from hub.delivery.config import TargetSettings
 from hub.errors import HubError, NotFound, RetryableError
@@ -77,6 +78,9 @@ class EdrmsTarget:
                 latest[str(event.payload["document_id"])] = n
         for n, event in enumerate(batch):
             object_id = str(event.payload.get("document_id") or "")
+            if event.source != SOURCE:  # a document link another system told the hub about
+                results.append(PushResult(event.event_id, True, receipt="not from the EDRMS"))
+                continue
             if not object_id or latest.get(object_id) != n:
                 results.append(PushResult(event.event_id, True, receipt="superseded in batch"))
                 continue
