@@ -658,7 +658,8 @@ class _CmisHandler(BaseHTTPRequestHandler):
             raise CmisFault("invalidArgument", "objectId is required")
         stored = self.repo.get(object_id)
         if selector in (None, "object", "properties"):
-            body = object_json(stored.properties, succinct, params.get("includeAllowableActions") == "true")
+            body = object_json(stored.properties, succinct,
+                               params.get("includeAllowableActions", "").lower() == "true")
             self._json(200, body if selector != "properties" else body.get("properties", body))
         elif selector == "content":
             self._send(200, stored.content, str(stored.properties.get("cmis:contentStreamMimeType")))
