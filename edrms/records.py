@@ -218,6 +218,12 @@ def document_page(session: Session, *, after: int | None, limit: int,
     return list(session.scalars(query.order_by(EdrmsDocument.id).limit(limit)))
 
 
+def recently_linked(session: Session, limit: int) -> list[EdrmsDocument]:
+    """Linked documents, the most recently changed first."""
+    return list(session.scalars(select(EdrmsDocument).where(EdrmsDocument.status == "linked")
+                                .order_by(EdrmsDocument.updated_at.desc(), EdrmsDocument.id.desc()).limit(limit)))
+
+
 def links_of(session: Session, document_ids: Sequence[int]) -> dict[int, list[EdrmsLink]]:
     """Every link of these documents, in force or ended, oldest first."""
     out: dict[int, list[EdrmsLink]] = defaultdict(list)

@@ -100,4 +100,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for ep in entry_points(group="carehub.routers"):  # every link's routes need a signed-in caller
         app.include_router(ep.load(), dependencies=[Depends(current_caller)])
+    for ep in entry_points(group="carehub.pages"):  # a link's pages sign their users in from the page cookie
+        app.include_router(ep.load())
     return app
