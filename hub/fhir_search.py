@@ -37,6 +37,8 @@ from hub.errors import HubError
 ParamType = Literal["string", "token", "date", "reference", "number"]
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
 MAX_COUNT = 500
+MAX_ALTERNATIVES = 50  # comma-separated values of one parameter: each is a condition in one query
+MAX_CRITERIA = 20  # parameters of one search, repeats included
 
 
 class BadSearch(HubError):
@@ -376,6 +378,10 @@ def parse_search(resource_type: str, pairs: list[tuple[str, str]], *, base: str,
             if not raw:
                 raise BadSearch(f"{name} has no value")
             alternatives = _split(raw, ",")
+            if len(alternatives) > MAX_ALTERNATIVES:
+                raise BadSearch(f"{name} takes at most {MAX_ALTERNATIVES} comma-separated values")
+            if len(search.criteria) >= MAX_CRITERIA:
+                raise BadSearch(f"a search takes at most {MAX_CRITERIA} parameters")
             if len(alternatives) > 1 and not param.alternatives:
                 raise BadSearch(f"{name} takes one value at a time here (no comma OR)")
             if name in seen and not param.repeats:

@@ -18,25 +18,19 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, String, and_, bindparam, false, func, or_, select, type_coerce
+from sqlalchemy import Integer, String, and_, bindparam, false, func, or_, select, type_coerce, union
 from sqlalchemy.orm import Session, aliased
 
+from hub.access.decision import OPEN, UNKNOWN, Access, Disclosure, Subject, held_seals, load_subjects
 from hub.access.policy import Policy
-from hub.access.rules import (
-    Caller,
-    PersonFacts,
-    RecordView,
-    decide,
-    has_relationship,
-    is_hidden,
-    load_people,
-    require_read,
-)
+from hub.access.rules import Caller, PersonFacts, RecordView, require_read
 from hub.audit import AuditContext
-from hub.errors import Forbidden, HubError, NotFound
+from hub.errors import HubError
 from hub.model.validators import normalise_postcode
 from hub.pipeline import search_key
 from hub.store.db import PreparedStatement, Reader
+from hub.store.identity import OPEN as REVIEW_OPEN
+from hub.store.identity import MatchReview
 from hub.store.tables import Entity, IsoTimestamp, PersonIdentifier, PersonIndex, SourceLink
 
 # Where each entity type sits in the record (fixed: the API's shape does not follow policy renames).
@@ -46,6 +40,8 @@ RECORD_SECTIONS: dict[str, str] = {
     "DocumentLink": "documents", "HealthEvent": "health_events", "Transition": "transitions",
 }
 MAX_PAGE = 100
+# A name search's words each add a condition to the query; past a handful, no real name is meant.
+MAX_NAME_WORDS = 8
 
 
 class InvalidQuery(HubError):
@@ -123,6 +119,11 @@ class LoadedRecord:
     person: dict[str, Any]
     items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     hidden_sections: list[str] = field(default_factory=list)
+    access: Access | None = None
+
+    def identity(self, links: dict[str, Any]) -> dict[str, Any]:
+        """The person's identity links as the caller may see them (no one they may not know of named)."""
+        return self.access.person_links(links) if self.access is not None else links
 
 
 def _like_prefix(value: str) -> str:
@@ -169,6 +170,8 @@ def _criteria(query: PersonQuery, *, family_by_index: bool = False) -> tuple[tup
         params["given"] = _like_prefix(query.given)
     if query.name:
         tokens = query.name.split()
+        if len(tokens) > MAX_NAME_WORDS:
+            raise InvalidQuery(f"a name search takes at most {MAX_NAME_WORDS} words; this one has {len(tokens)}")
         shape.append(("name", len(tokens)))
         params.update({f"name_{n}": _like_prefix(token) for n, token in enumerate(tokens)})
     if query.birth_date:
@@ -195,6 +198,9 @@ def _criteria(query: PersonQuery, *, family_by_index: bool = False) -> tuple[tup
 def _match_values(match: Match) -> tuple[Any, ...]:
     """The bound values of one match, as the index holds them (names folded, postcodes normalised)."""
     if match.field in ("family", "given", "name"):
+        if len(match.values) > MAX_NAME_WORDS:
+            raise InvalidQuery(f"a name search takes at most {MAX_NAME_WORDS} words; this one has "
+                               f"{len(match.values)}")
         keys = tuple(search_key(v) or "" for v in match.values)
         if not all(keys):
             raise InvalidQuery(f"{' '.join(match.values)!r} holds no letters to search by")
@@ -275,12 +281,16 @@ def _count_statement(shape: tuple[Any, ...]) -> PreparedStatement:
 
 
 @functools.lru_cache(maxsize=256)
-def _sealed_statement(shape: tuple[Any, ...]) -> PreparedStatement:
-    """The matching people who carry a seal: the only ones a caller may not be allowed to know of."""
-    # correlated, so the (person_id, entity_type) index answers it for each match rather than every seal's
-    # entity being listed first
+def _guarded_statement(shape: tuple[Any, ...]) -> PreparedStatement:
+    """The matching people who carry a seal or are held in an open identity review: the only ones a caller may
+    not be allowed to know of (:mod:`hub.access.decision`)."""
+    # the seal probe is correlated, so the (person_id, entity_type) index answers it for each match rather than
+    # every seal's entity being listed first; open reviews are few and listed once
     sealed = select(Entity.id).where(Entity.person_id == PersonIndex.person_id, Entity.entity_type == "Seal")
-    return PreparedStatement(select(PersonIndex.person_id).where(*_filter(shape), sealed.exists()))
+    reviewed = union(select(MatchReview.person_a).where(MatchReview.status == REVIEW_OPEN),
+                     select(MatchReview.person_b).where(MatchReview.status == REVIEW_OPEN))
+    return PreparedStatement(select(PersonIndex.person_id).where(
+        *_filter(shape), or_(sealed.exists(), PersonIndex.person_id.in_(reviewed))))
 
 
 def _filter(shape: tuple[Any, ...]) -> list[Any]:
@@ -363,26 +373,22 @@ def summarise(person_id: str, doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _hidden_from(facts: PersonFacts, caller: Caller, query: PersonQuery) -> bool:
-    """True when search must leave this person out: a seal hides them, and no break glass by exact id opens it."""
-    return is_hidden(facts, caller) and not (caller.break_glass and query.by_identifier)
-
-
 def count_people(session: Reader, policy: Policy, caller: Caller, query: PersonQuery) -> int:
     """How many people :func:`search_people` would hand this caller over all its pages.
 
-    Only a sealed person can be hidden from a search, so only the matching
-    people with a seal are looked at one by one; the rest are counted.
+    Only someone with a seal, or held in an open identity review (who may inherit
+    a seal from the other person), can be unknown to a caller, so only those
+    matches go through the access decision one by one; the rest are counted.
     """
     require_read(policy, caller, "Person")
     if query.is_empty():
         raise InvalidQuery("name at least one search criterion")
     shape, params = _criteria(query, family_by_index=True)  # a count reads every match: a range walks fewer
     ((total,),) = _count_statement(shape).all(session, params)
-    sealed = [pid for (pid,) in _sealed_statement(shape).all(session, params)] if total else []
-    if sealed:
-        _, facts = load_people(session, sealed)
-        total -= sum(1 for pid in sealed if _hidden_from(facts[pid], caller, query))
+    guarded = [pid for (pid,) in _guarded_statement(shape).all(session, params)] if total else []
+    if guarded:
+        decided = Access(session, policy, caller).people(guarded, exact=query.by_identifier)
+        total -= sum(1 for d in decided.values() if not d.visible)
     return int(total)
 
 
@@ -399,41 +405,50 @@ def search_people(session: Reader, policy: Policy, caller: Caller, query: Person
                   *, limit: int = 20, cursor: str | None = None, with_updated: bool = False) -> SearchPage:
     """People matching ``query`` that the caller may know exist, in id order after ``cursor``.
 
-    Sealed people are left out unless a seal names the caller, or the caller
-    breaks glass *and* searches by an exact identifier; the page is filled from
-    further rows so a hidden person leaves no gap or count behind.
+    Each match goes through the access decision (:mod:`hub.access.decision`):
+    a person the caller may not know of is left out, and the page is filled
+    from further rows so they leave no gap or count behind; a person the caller
+    may know of but not read without breaking glass is a reduced entry (name,
+    birth date, sex). Only a search by an exact identifier can break glass, and
+    when it does the reason goes on the audit row as a record read's would.
     """
     require_read(policy, caller, "Person")
     if query.is_empty():
         raise InvalidQuery("name at least one search criterion")
     limit = max(1, min(limit, MAX_PAGE))
     audit.action = "search"
+    access = Access(session, policy, caller, audit)
     shape, params = _criteria(query, family_by_index=_few_by_family(session, query))
     params["limit"] = limit + 1
-    found: list[tuple[str, dict[str, Any], PersonFacts]] = []
+    found: list[tuple[str, Subject, Disclosure]] = []
     after = cursor
     exhausted = False
     while len(found) <= limit and not exhausted:
-        # The page's ids first, then their documents and access facts in one query: documents are read for
+        # The page's ids first, then their documents and access facts together: documents are read for
         # one page, not for every match.
         ids = [pid for (pid,) in _ids_statement(shape, bool(after)).all(session, {**params, "after": after})]
         exhausted = len(ids) < limit + 1
         if not ids:
             break
         after = ids[-1]
-        docs, facts = load_people(session, ids)
-        for pid in ids:
-            doc, f = docs[pid], facts[pid]
-            if _hidden_from(f, caller, query):
+        for pid, subject in load_subjects(session, ids).items():
+            if subject.document is None:
                 continue
-            found.append((pid, doc, f))
+            disclosure = access.decide(subject, exact=query.by_identifier)
+            if disclosure.visible:
+                found.append((pid, subject, disclosure))
     page, more = found[:limit], len(found) > limit
     people, documents = [], {}
-    for pid, doc, f in page:
-        documents[pid] = doc
-        summary = summarise(pid, doc)
-        related = has_relationship(policy, f, caller)
-        summary["access"] = "open" if related and not is_hidden(f, caller) else "break_glass_required"
+    for pid, subject, disclosure in page:
+        assert subject.document is not None
+        summary = summarise(pid, subject.document)
+        if disclosure.outcome == OPEN:
+            access.note(disclosure)
+            documents[pid] = subject.document
+            summary["access"] = "open"
+        else:
+            documents[pid] = reduced_person(subject.document)
+            summary = {**summarise(pid, documents[pid]), "access": "break_glass_required"}
         people.append(summary)
         audit.touch_person(pid)
         audit.touch("Patient", pid)
@@ -448,6 +463,13 @@ def owners(session: Reader, entity_type: str, ids: Iterable[str]) -> set[str]:
         return set()
     return {pid for pid in session.scalars(select(Entity.person_id).where(
         Entity.id.in_(wanted), Entity.entity_type == entity_type)) if pid}
+
+
+def reduced_person(doc: dict[str, Any]) -> dict[str, Any]:
+    """What a search shows of a person the caller must break glass to read: the name, birth date and sex
+    needed to tell them apart, nothing more."""
+    names = doc.get("names") or []
+    return {"names": names[:1], "birth_date": doc.get("birth_date"), "sex": doc.get("sex", "unknown")}
 
 
 def person_entities(session: Session, person_id: str) -> list[Entity]:
@@ -555,36 +577,29 @@ def open_record(session: Reader, policy: Policy, caller: Caller, person_id: str,
     ``embed_documents`` hands each item's ``data`` out as its stored JSON
     (an ``orjson.Fragment``, for an answer that only serialises it) unless the
     rules have parsed it already. ``types`` narrows what is handed out (FHIR
-    reads of one resource type). A
-    sealed person the caller may not see is NotFound; someone outside a social
-    worker's team is Forbidden unless the caller breaks glass. Both refusals are
-    noted on the audit context with their real reason.
+    reads of one resource type). The access decision (:mod:`hub.access.decision`)
+    says what may be read: a person the caller may not know of is NotFound
+    exactly as an id never held; someone outside a social worker's team is
+    Forbidden unless the caller breaks glass. Refusals are noted on the audit
+    context with their real reason; a break glass, with the caller's reason.
+    Relatives the caller may not know of are not named.
     """
     audit.touch_person(person_id)
+    access = Access(session, policy, caller, audit)
     entities = load_person(session, person_id, with_provenance=with_provenance)
     person = next((e for e in entities if e.entity_type == "Person" and e.id == person_id), None)
-    if person is None:
-        audit.deny("no such person", "not_found")
-        raise NotFound(f"no person {person_id}")
-    if person.data.get("merged_into"):
-        audit.deny("merged record", "not_found")
-        raise NotFound(f"no person {person_id}")
+    if person is None or person.data.get("merged_into"):
+        access.refuse(Disclosure(person_id, UNKNOWN, "merged record" if person else "no such person",
+                                 exists=False))
     facts = facts_from(person_id, entities)
-    try:
-        view = decide(policy, caller, facts)
-    except NotFound:
-        audit.deny("sealed: the seal does not name the caller's role or team")
-        raise
-    except Forbidden as exc:
-        audit.deny(exc.message)
-        raise
-    if view.break_glass:
-        audit.break_glass_reason = caller.break_glass
-    if view.restricted:
-        audit.reason = "consent withheld: only demographics shown"
+    held = held_seals(session, [person_id]).get(person_id)
+    if held:
+        facts.seals.extend(held)
+    view = access.require(access.decide(Subject(person_id, True, facts, person.data)))
     wanted = view.types if types is None else view.types & types
     allowed = [e for e in entities if e.entity_type in wanted and e.entity_type in RECORD_SECTIONS]
-    record = LoadedRecord(view=view, person=_item(person))
+    access.relatives([e.data for e in allowed if e.entity_type == "Relationship"])
+    record = LoadedRecord(view=view, person=_item(person), access=access)
     for e in sorted(allowed, key=lambda e: e.id):
         record.items.setdefault(e.entity_type, []).append(_item(e, embed_documents))
         audit.touch(e.entity_type, e.id)

@@ -14,9 +14,11 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from fhir.resources.R4B.meta import Meta
 from fhir.resources.R4B.resource import Resource
 from sqlalchemy import select
 
+from hub.access.decision import Access
 from hub.access.rules import require_read
 from hub.api.deps import AuditDep, CurrentUser, PolicyDep, StoreDep
 from hub.api.params import row_cursor
@@ -146,8 +148,17 @@ def search_patients(request: Request, session: StoreDep, policy: PolicyDep, call
     page = search_people(session, policy, caller, query, audit, limit=search.count, cursor=search.cursor,
                          with_updated=True)
     build = builder(request)
-    entries: list[tuple[Resource, str]] = [
-        (build.patient(p["id"], page.documents[p["id"]], page.updated.get(p["id"])), "match") for p in page.people]
+    entries: list[tuple[Resource, str]] = []
+    for p in page.people:
+        if p["access"] == "open":  # the meta a read has
+            patient = build.patient(p["id"], page.documents[p["id"]], page.updated.get(p["id"]))
+        else:
+            # As /api's search: a reduced entry (name, birth date, sex) saying the record needs break glass.
+            patient = build.patient(p["id"], page.documents[p["id"]])
+            patient.meta = Meta.model_validate({"tag": [{
+                "system": f"{build.identifier_base}/access", "code": p["access"],
+                "display": "Outside your usual access: break glass to read this record"}]})
+        entries.append((patient, "match"))
     return searchset(request, search, entries, total, page.next_cursor)
 
 
@@ -207,8 +218,11 @@ def read_patient(pid: str, request: Request, session: StoreDep, policy: PolicyDe
     audit.touch("Patient", pid)
     merged = merged_away(session, pid)
     if merged is not None:
-        survivor, doc, updated = merged
-        open_record(session, policy, caller, survivor, audit, types=frozenset(), with_provenance=False)
+        # Decided by the survivor's facts, answered in the asked id's name only: a survivor the caller may not
+        # know of leaves the same 404 as an id never held.
+        _, doc, updated = merged
+        access = Access(session, policy, caller, audit)
+        access.require(access.person(pid))
         return fhir_response(to_json(builder(request).patient(pid, doc, updated)))
     record = open_record(session, policy, caller, pid, audit, types=frozenset(), with_provenance=False)
     return fhir_response(to_json(builder(request).patient(pid, record.person["data"], record.person["updated"])))
@@ -333,13 +347,16 @@ def search_resources(rtype: str, request: Request, session: StoreDep, policy: Po
         people = owning if people is None else people & owning
     items: list[dict[str, Any]] = []
     records: dict[str, LoadedRecord] = {}
+    access = Access(session, policy, caller, audit)
     for pid in sorted(people or ()):
-        try:
-            record = open_record(session, policy, caller, pid, audit, types=frozenset({etype}),
-                                 with_provenance=False)
-        except NotFound:
-            continue  # no such patient (or one the caller may not know of): nothing matches
+        # A patient the caller may not know of matches nothing, exactly as an id never held.
+        disclosure = access.person(pid)
+        if not disclosure.visible:
+            audit.reason = disclosure.reason
+            continue
+        record = open_record(session, policy, caller, pid, audit, types=frozenset({etype}), with_provenance=False)
         if etype not in record.view.types:
+            audit.deny(record.view.consent_withheld or "role")
             raise Forbidden(record.view.consent_withheld or f"the role {caller.role} may not read {rtype}")
         records[pid] = record
         items += [i for i in record.items.get(etype, []) if ids is None or i["id"] in ids]
@@ -368,6 +385,10 @@ def read_resource(rtype: str, rid: str, request: Request, session: StoreDep, pol
     if person is None:
         audit.deny("no such resource", "not_found")
         raise NotFound(f"no {rtype} {rid}")
+    access = Access(session, policy, caller, audit)
+    disclosure = access.person(person)
+    if not disclosure.visible:  # the same answer as a resource never held
+        access.refuse(disclosure, shown_as=f"no {rtype} {rid}")
     record = open_record(session, policy, caller, person, audit, types=frozenset({etype}), with_provenance=False)
     if etype not in record.view.types:
         audit.deny("consent withheld")

@@ -68,3 +68,10 @@ def test_unsupported_is_refused_unless_lenient() -> None:
     with pytest.raises(BadSearch):
         parse_search("AuditEvent", [("patient", "1,2")], base=BASE)
     assert wants_lenient("return=minimal, handling=lenient") and not wants_lenient("handling=strict")
+
+
+def test_a_search_too_large_to_be_one_query_is_refused() -> None:
+    with pytest.raises(BadSearch):
+        parse_search("Patient", [("family", ",".join(["Hale"] * 51))], base=BASE)
+    with pytest.raises(BadSearch):
+        parse_search("Patient", [("family", "Hale")] * 21, base=BASE)
