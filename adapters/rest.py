@@ -316,7 +316,7 @@ class RestTarget:
                 results.append(PushResult(event.event_id, True, receipt="not sent"))
                 continue
             try:
-                answer = self.client.json("POST", path, content=orjson.dumps(body), headers={
+                answer = self.client.json("POST", path, data=orjson.dumps(body), headers={
                     "Content-Type": "application/json", self.header: self.idempotency_key(event)})
             except RestRefused as exc:
                 if exc.status == 409:

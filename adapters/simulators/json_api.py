@@ -54,6 +54,8 @@ class JsonApi:
         self.client_id, self.client_secret = client_id, client_secret
         self.tokens: set[str] = set()
         self.failures: list[int] = []
+        self.refused: dict[str, str] = {}  # idempotency key -> the reason a POST with it is refused (422)
+        self.idempotent: dict[str, tuple[int, Any]] = {}  # idempotency key -> the answer first given
         self.requests = 0
         self.routes: list[tuple[str, str, Handler]] = []
         self._clock = datetime.now(UTC) - timedelta(days=1)
@@ -148,6 +150,30 @@ class JsonApi:
         with self.lock:
             self.failures.extend([status] * times)
 
+    def refuse(self, key: str, reason: str) -> None:
+        """Refuse (422, for good) a POST carrying this idempotency key."""
+        with self.lock:
+            self.refused[key] = reason
+
+    def create(self, collection: str, request: Request) -> tuple[int, Any]:
+        """``POST /api/v1/<collection>``: a new record from the body, once per ``Idempotency-Key``.
+
+        A repeated key answers what the first request was answered (the record is not made again)."""
+        key = request.headers.get("Idempotency-Key")
+        with self.lock:
+            if key and key in self.refused:
+                return 422, {"error": self.refused[key]}
+            if key and key in self.idempotent:
+                return self.idempotent[key]
+            if not isinstance(request.body, dict):
+                return 400, {"error": "the body must be a JSON object"}
+            record = self.put(collection, {**request.body, "id": self.next_id(collection[:2].upper()),
+                                           "idempotency_key": key})
+            answer = (201, record)
+            if key:
+                self.idempotent[key] = answer
+            return answer
+
     def route(self, method: str, prefix: str, handler: Handler) -> None:
         """Serve ``method`` requests whose path starts with ``prefix`` by ``handler``."""
         self.routes.append((method, prefix, handler))
@@ -205,6 +231,11 @@ class JsonApi:
             if len(parts) == 2 and parts[0] in self.collections:
                 found = self.get(parts[0], parts[1])
                 return (200, found, {}) if found else (404, {"error": f"no {parts[0]} {parts[1]}"}, {})
+        if request.method == "POST" and request.path.startswith("/api/v1/"):
+            parts = request.path.removeprefix("/api/v1/").strip("/").split("/")
+            if len(parts) == 1:
+                status, body = self.create(parts[0], request)
+                return status, body, {}
         return 404, {"error": f"no route {request.method} {request.path}"}, {}
 
     def _authorised(self, request: Request) -> bool:
