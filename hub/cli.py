@@ -323,6 +323,25 @@ def _load_link_commands() -> None:
         app.add_typer(ep.load(), name=ep.name)
 
 
+# `carehub simulate NAME --port P`: every simulator of the estate starts the same way. A minimal registry
+# (name -> 'module:function(port)'); helper i18's registry replaces it when merged.
+SIMULATORS: dict[str, str] = {
+    "children": "adapters.simulators.childrens_case:main",
+    "adults": "adapters.simulators.adults_case:main",
+}
+
+
+@app.command("simulate")
+def simulate(
+    name: Annotated[str, typer.Argument(help=f"Which simulator: {', '.join(SIMULATORS)}.")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 0,
+) -> None:
+    """Serve one synthetic external system on loopback until interrupted."""
+    if name not in SIMULATORS:
+        raise ConfigError(f"unknown simulator {name!r} (known: {', '.join(sorted(SIMULATORS))})")
+    load_object(SIMULATORS[name])(port=port)
+
+
 def main() -> None:
     """Console-script entry: run the app, turning hub errors into one line and exit code 2."""
     _load_link_commands()

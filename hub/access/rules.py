@@ -14,6 +14,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import orjson
@@ -49,6 +50,18 @@ class PersonFacts:
     seals: list[dict[str, Any]] = field(default_factory=list)
     teams: set[str] = field(default_factory=set)
     consents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    person: dict[str, Any] | None = None
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+    transition_stage: str | None = None
+
+    def note(self, entity_type: str, doc: dict[str, Any]) -> None:
+        """Keep what the transitions cohort rule needs from one of the person's documents."""
+        if entity_type == "Person":
+            self.person = doc
+        elif entity_type == "Episode":
+            self.episodes.append(doc)
+        elif entity_type == "Transition" and doc.get("stage") not in ("closed", None):
+            self.transition_stage = doc["stage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +147,17 @@ def has_relationship(policy: Policy, facts: PersonFacts, caller: Caller) -> bool
     return caller.team in facts.teams or any(caller.team in seal.get("allowed_teams", []) for seal in facts.seals)
 
 
+def in_transitions_cohort(facts: PersonFacts) -> bool:
+    """True when the person is a young person the transitions team works with (hub.transitions.due)."""
+    from hub.settings import get_settings
+    from hub.transitions.due import cohort_of
+
+    if facts.person is None:
+        return False
+    return bool(cohort_of(facts.person, facts.episodes, date.today(), get_settings().transitions,
+                          facts.transition_stage))
+
+
 def decide(policy: Policy, caller: Caller, facts: PersonFacts) -> RecordView:
     """What of this person's record the caller may read; NotFound/Forbidden when nothing."""
     require_read(policy, caller, "Person")
@@ -146,6 +170,12 @@ def decide(policy: Policy, caller: Caller, facts: PersonFacts) -> RecordView:
             raise NotFound(f"no person {facts.person_id}")
         glass = True
     related = has_relationship(policy, facts, caller)
+    if related and rule.cohort == "transitions" and not in_transitions_cohort(facts):
+        related = False
+        if not caller.break_glass:
+            raise Forbidden("this person is not in the transitions cohort (14 to 25 with children's social care "
+                            "involvement); to open the record anyway, break glass with a stated reason "
+                            "(header X-Break-Glass)")
     if not related:
         if not caller.break_glass:
             raise Forbidden("this person is not on your team's caseload; to open the record anyway, "
@@ -170,7 +200,7 @@ def _people_and_facts(count: int) -> PreparedStatement:
     built once: a search page runs one, and SQLAlchemy building and running it cost more than SQLite did)."""
     return PreparedStatement(select(Entity.person_id, Entity.entity_type, Entity.document).where(
         Entity.person_id.in_([bindparam(f"p{n}", type_=String) for n in range(count)]),
-        Entity.entity_type.in_([literal(t, String) for t in ("Person", "Seal", "Episode", "Consent")])))
+        Entity.entity_type.in_([literal(t, String) for t in ("Person", "Seal", "Episode", "Consent", "Transition")])))
 
 
 def load_people(session: Reader, person_ids: Iterable[str]) -> tuple[dict[str, dict[str, Any]],
@@ -186,8 +216,11 @@ def load_people(session: Reader, person_ids: Iterable[str]) -> tuple[dict[str, d
         if pid is None:
             continue
         doc = orjson.loads(document)
+        facts[pid].note(etype, doc)
         if etype == "Person":
             people[pid] = doc
+        elif etype == "Transition":
+            continue
         elif etype == "Seal":
             facts[pid].seals.append(doc)
         elif etype == "Episode":
