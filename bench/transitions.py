@@ -1,0 +1,100 @@
+"""Transitions benchmark: the due scan's time, and the children's system pulled end to end beside a bare HTTP floor.
+
+    .venv/bin/python bench/transitions.py --people 100000
+
+Seeds the children's case system simulator with ``--people`` young people aged 0-25 (about half aged
+14-25), syncs it into a fresh SQLite store through the REST adapter and the pipeline (source rows/s), reads
+the same simulator again with bare requests paging (the floor, rows/s), then times the due scan
+(``hub.transitions.due.scan``) ``--scans`` times. Prints figures; asserts nothing. Targets: a scan under
+2 s at 100,000 people on SQLite; the sync at least 40% of the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import time
+from datetime import date
+
+import requests
+
+from adapters.rest import RestSource
+from adapters.simulators.childrens_case import COLLECTIONS, ChildrensCaseSystem
+from hub.pipeline import Pipeline
+from hub.settings import SourceSettings, TransitionSettings
+from hub.store.db import Store
+from hub.store.migrate import upgrade
+from hub.sync import sync_source
+from hub.transitions.due import scan
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def floor(sim: ChildrensCaseSystem, page_size: int) -> tuple[int, float]:
+    """Every collection read with bare requests and cursor paging: rows and seconds."""
+    session = requests.Session()
+    token = session.post(sim.token_url, data={"grant_type": "client_credentials"},
+                         auth=(sim.client_id, sim.client_secret)).json()["access_token"]
+    session.headers["Authorization"] = f"Bearer {token}"
+    rows, started = 0, time.perf_counter()
+    for collection in COLLECTIONS:
+        url: str | None = f"{sim.base_url}/{collection}?page_size={page_size}"
+        while url:
+            body = session.get(url).json()
+            rows += len(body["data"])
+            url = body["links"]["next"]
+    return rows, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--scans", type=int, default=5)
+    parser.add_argument("--page-size", type=int, default=1000)
+    args = parser.parse_args()
+    sim = ChildrensCaseSystem(require_auth=True).start()
+    sim.seed(args.people)
+    total = sum(sim.count(c) for c in COLLECTIONS)
+    print(f"children's system: {args.people:,} people, {total:,} records; load average {os.getloadavg()[0]:.2f}")
+    bare_rows, bare_seconds = floor(sim, args.page_size)
+    print(f"bare HTTP paging floor: {bare_rows:,} rows in {bare_seconds:.1f} s = "
+          f"{bare_rows / bare_seconds:,.0f} rows/s")
+    folder = tempfile.mkdtemp(prefix="carehub-bench-transitions-")
+    store = Store(f"sqlite:///{folder}/hub.db")
+    upgrade(store.engine)
+    adapter = RestSource("childrens_case", SourceSettings(
+        adapter="adapters.rest:RestSource", mapping="childrens_case.yaml", options={
+            "base_url": sim.base_url, "auth": "oauth2", "token_url": sim.token_url, "client_id": sim.client_id,
+            "client_secret": sim.client_secret, "paging": "cursor", "sorted": True, "page_size": args.page_size}))
+    started, cpu0 = time.perf_counter(), cpu()
+    result = sync_source(store, adapter, Pipeline(), batch_size=5000)
+    seconds, used = time.perf_counter() - started, cpu() - cpu0
+    rate = result.received / seconds
+    print(f"sync end to end: {result.received:,} rows in {seconds:.1f} s = {rate:,.0f} rows/s "
+          f"({rate / (bare_rows / bare_seconds):.0%} of the floor; target >= 40%); "
+          f"CPU {used / result.received * 1e6:.0f} us/row; load average {os.getloadavg()[0]:.2f}")
+    settings = TransitionSettings()
+    times = []
+    for _ in range(args.scans):
+        with store.session() as session:
+            t0 = time.perf_counter()
+            entries = scan(session, date.today(), settings)
+            times.append(time.perf_counter() - t0)
+    from sqlalchemy import func, select
+
+    from hub.store.tables import PersonIndex
+    with store.session() as session:
+        people = session.scalar(select(func.count()).select_from(PersonIndex))
+    print(f"due scan over {people:,} people: {len(entries):,} due, {sum(e.overdue for e in entries):,} overdue; "
+          f"best {min(times):.3f} s, median {sorted(times)[len(times) // 2]:.3f} s (target < 2 s)")
+    sim.stop()
+    store.dispose()
+
+
+if __name__ == "__main__":
+    main()
