@@ -54,8 +54,8 @@ from hub.errors import Conflict, HubError
 from hub.model import HealthEvent, Person
 from hub.model.validators import is_valid_nhs_number, normalise_postcode
 from hub.pipeline import Pipeline, quarantine_reason
-from hub.store.identity import merge
 from hub.store.inbound import ACCEPTED, DUPLICATE, FAILED, REFUSED, InboundMessage, raw_columns, seen_keys
+from hub.store.merges import merge
 from hub.store.tables import Entity, SourceLink, utcnow
 
 log = logging.getLogger(__name__)

@@ -35,6 +35,7 @@ from hub.api import (
     problems,
     transitions,
 )
+from hub.api.access_log import install as install_path_only_access_log
 from hub.api.deps import current_caller
 from hub.api.hot import HotRoutes
 from hub.api.middleware import AuditMiddleware
@@ -86,7 +87,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.reads = reads
     app.state.settings = settings
     app.state.policy = Policy.load(config_dir() / settings.auth.policy_file)
-    app.state.demo_issuer = demo_issuer(settings)
+    app.state.demo_issuer = demo_issuer(settings)  # ConfigError beside a real tenant
+    install_path_only_access_log()  # whatever server runs the app, its access log writes paths without their queries
     app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer)
     app.state.pipeline = build_pipeline(settings, the_store)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))

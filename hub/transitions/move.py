@@ -34,8 +34,8 @@ from hub.errors import Conflict, HubError, NotFound, QuarantineError
 from hub.model import Flag, Transition
 from hub.store.tables import Entity, utcnow
 from hub.store.transitions import TransitionItem, TransitionStep
+from hub.store.writer import Provenance, write_canonical
 from hub.transitions.due import PLAN_IN_PLACE, age_on
-from hub.transitions.records import Provenance, write_canonical
 
 SOURCE = "transitions"
 CONSENT_ROUTES = ("consent", "best_interests", "abuse_neglect_override")
