@@ -511,3 +511,18 @@ def contact_summary(record: LoadedRecord) -> dict[str, Any]:
         "break_glass": record.view.break_glass,
     })
     return summary
+
+
+def episodes_side_by_side(record: LoadedRecord) -> dict[str, list[dict[str, Any]]]:
+    """The person's children's and adults' episodes (what the caller may see), each side newest first:
+    the two case systems' view of one young person, for the record page during a transition."""
+    sides: dict[str, list[dict[str, Any]]] = {"childrens": [], "adults": []}
+    for item in record.items.get("Episode", []):
+        doc = item["data"]
+        side = sides.get(doc.get("service_area", ""))
+        if side is not None:
+            side.append({"kind": doc.get("kind"), "team": doc.get("team"), "start": doc.get("start"),
+                         "end": doc.get("end"), "sources": [s.get("system") for s in item.get("sources") or []]})
+    for side in sides.values():
+        side.sort(key=lambda e: str(e["start"] or ""), reverse=True)
+    return sides

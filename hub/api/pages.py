@@ -16,8 +16,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from hub.access.rules import Caller
 from hub.api.deps import COOKIE, AuditDep, PolicyDep, StoreDep, authenticate
 from hub.errors import Forbidden, HubError, NotFound
-from hub.record import InvalidQuery, PersonQuery, contact_summary, open_record, search_people, timeline
+from hub.record import (
+    InvalidQuery,
+    PersonQuery,
+    contact_summary,
+    episodes_side_by_side,
+    open_record,
+    search_people,
+    timeline,
+)
 from hub.store.identity import person_links
+from hub.transitions import move
 
 router = APIRouter(include_in_schema=False)
 
@@ -110,6 +119,8 @@ def _record_page(request: Request, session: StoreDep, policy: PolicyDep, caller:
     return render(request, "record.html", {
         "caller": caller, "summary": contact_summary(record), "timeline": timeline(record), "record": record,
         "hidden": record.hidden_sections, "links": person_links(session, person_id),
+        "episodes": episodes_side_by_side(record),
+        "transitions": [move.view(session, item["id"]) for item in record.items.get("Transition", [])],
     })
 
 
