@@ -48,5 +48,15 @@ def test_due_list_start_status_and_cohort_access(store: Store, tmp_path: Path, c
         closing = client.post(f"/api/transitions/{held['id']}/close-childrens-case", headers=auth)
         assert closing.status_code == 409 and "s66" in closing.text
 
+        # as FHIR: a Task on hold, its reason the hold reason
+        task = client.get(f"/fhir/Task/{held['id']}", headers=auth)
+        assert task.status_code == 200, task.text
+        body = task.json()
+        assert body["resourceType"] == "Task" and body["status"] == "on-hold" and body["intent"] == "order"
+        assert body["for"]["reference"] == f"Patient/{hub_person(store, due)}"
+        assert "lacks capacity" in body["statusReason"]["text"] and body["businessStatus"]["text"] == "held"
+        tasks = client.get("/fhir/Task", params={"patient": hub_person(store, due)}, headers=auth).json()
+        assert [e["resource"]["id"] for e in tasks["entry"]] == [held["id"]]
+
         social = app.state.demo_issuer.issue("sw.amira", "social_worker", "CIN-N", ttl=600)
         assert client.get("/api/transitions", headers={"Authorization": f"Bearer {social}"}).status_code == 403
