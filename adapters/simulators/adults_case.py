@@ -169,9 +169,10 @@ class AdultsCaseSystem(JsonApi):
         return 200, self.advance(str(body["id"]), int(body.get("steps", 1)))
 
 
-def main(port: int = 0, people: int = 200, step_seconds: float = 20.0) -> None:
-    """Serve a seeded adults' system until interrupted (``carehub simulate adults``)."""
-    sim = AdultsCaseSystem(port=port, step_seconds=step_seconds)
+def serve(host: str = "127.0.0.1", port: int = 0, people: int = 200, step_seconds: float = 20.0) -> None:
+    """Serve a seeded adults' system until interrupted (``carehub simulate adults``); a referral moves on a
+    stage every ``step_seconds``."""
+    sim = AdultsCaseSystem(host, port, step_seconds=step_seconds)
     sim.seed(people)
     print(f"adults' case system at {sim.base_url} (token {sim.token_url}, client carehub/demo-secret)", flush=True)
     sim.serve_forever()

@@ -15,6 +15,7 @@ exactly the involvement a test needs.
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import date, timedelta
 from typing import Any
@@ -174,9 +175,11 @@ class ChildrensCaseSystem(JsonApi):
         return made
 
 
-def main(port: int = 0, people: int = 300) -> None:
-    """Serve a seeded children's system until interrupted (``carehub simulate children``)."""
-    sim = ChildrensCaseSystem(port=port)
+def serve(host: str = "127.0.0.1", port: int = 0, people: int = 300) -> None:
+    """Serve a seeded children's system until interrupted (``carehub simulate children``; ``CAREHUB_SIM_PEOPLE``
+    sets how many young people it holds)."""
+    people = int(os.environ.get("CAREHUB_SIM_PEOPLE", people))
+    sim = ChildrensCaseSystem(host, port)
     sim.seed(people)
     print(f"children's case system at {sim.base_url} (token {sim.token_url}, client carehub/demo-secret)",
           flush=True)

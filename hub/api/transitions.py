@@ -1,7 +1,7 @@
 """Transitions routes: who is due, starting a transition, its status, history and reconciliation.
 
 For the ``transitions_worker`` role (and ``admin``). Every person an answer names passes the
-access decision first (:func:`hub.access.rules.decide`): a sealed young person is not listed,
+access decision first (:class:`hub.access.decision.Access`): a sealed young person is not listed,
 and the role's cohort rule keeps it to the transitions cohort. Thin routes over
 :mod:`hub.transitions`.
 """
@@ -14,10 +14,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.access.rules import Caller, decide, load_people, require_write
+from hub.access.decision import Access, load_subjects
+from hub.access.rules import Caller, require_write
 from hub.api.deps import AuditDep, PolicyDep, StoreDep, require_role
-from hub.errors import HubError
-from hub.record import facts_from, person_entities
 from hub.settings import get_settings
 from hub.transitions import move
 from hub.transitions.due import scan
@@ -52,17 +51,13 @@ def _name(person: dict[str, Any] | None) -> str | None:
 
 
 def due_list(session: Any, policy: Any, caller: Caller, due_before: date | None, today: date) -> list[dict[str, Any]]:
-    """The due list as this caller may see it."""
+    """The due list as this caller may see it: only people the access decision opens to them (a list never
+    breaks glass)."""
     entries = scan(session, today, get_settings().transitions, due_before=due_before)
-    people, facts = load_people(session, [e.person_id for e in entries])
-    shown = []
-    for entry in entries:
-        try:
-            decide(policy, caller, facts[entry.person_id])
-        except HubError:
-            continue
-        shown.append({**entry.as_json(), "name": _name(people.get(entry.person_id))})
-    return shown
+    access = Access(session, policy, caller)
+    subjects = load_subjects(session, [e.person_id for e in entries])
+    return [{**entry.as_json(), "name": _name(subjects[entry.person_id].document)} for entry in entries
+            if access.decide(subjects[entry.person_id], exact=False).open]
 
 
 @router.get("", summary="Young people due for transition to adult services")
@@ -85,7 +80,7 @@ def start(body: TransitionIn, session: StoreDep, policy: PolicyDep, caller: Tran
     audit.action = "write"
     audit.touch_person(body.person_id)
     require_write(policy, caller, "Transition")
-    decide(policy, caller, facts_from(body.person_id, person_entities(session, body.person_id)))
+    Access(session, policy, caller, audit).open(body.person_id)
     transition_id = move.start(session, move.StartRequest(**body.model_dump()), caller.user_id, date.today())
     audit.touch("Transition", transition_id)
     return move.view(session, transition_id)
@@ -95,7 +90,7 @@ def _visible(session: Any, policy: Any, caller: Caller, audit: Any, transition_i
     shown = move.view(session, transition_id)
     audit.touch_person(shown["person_id"])
     audit.touch("Transition", transition_id)
-    decide(policy, caller, facts_from(shown["person_id"], person_entities(session, shown["person_id"])))
+    Access(session, policy, caller, audit).open(shown["person_id"])
     return shown
 
 

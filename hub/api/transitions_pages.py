@@ -9,19 +9,25 @@ keyboard with no script. The same service functions and access decisions as the 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from hub.access.rules import Caller, decide, require_write
+from hub.access.decision import Access
+from hub.access.rules import Caller, require_write
 from hub.api.deps import AuditDep, PolicyDep, StoreDep
 from hub.api.pages import page_caller, render
 from hub.api.transitions import TransitionIn, due_list
-from hub.errors import Conflict, Forbidden, HubError, NotFound
-from hub.record import facts_from, person_entities
+from hub.errors import Conflict, Forbidden, HubError
+from hub.store.tables import Entity
 from hub.transitions import move
 
 router = APIRouter(prefix="/transitions", include_in_schema=False)
@@ -81,12 +87,9 @@ def due_page(request: Request, session: StoreDep, policy: PolicyDep, caller: Wor
 
 
 def _person_view(session: Any, policy: Any, caller: Caller, audit: Any, person_id: str) -> dict[str, Any]:
-    audit.touch_person(person_id)
-    entities = person_entities(session, person_id)
-    decide(policy, caller, facts_from(person_id, entities))
-    person = next((e for e in entities if e.entity_type == "Person"), None)
-    if person is None:
-        raise NotFound(f"no person {person_id}")
+    """The person's document, once the access decision opens them to the caller (refused otherwise)."""
+    Access(session, policy, caller, audit).open(person_id)
+    person = session.get(Entity, person_id)
     document: dict[str, Any] = orjson.loads(person.document)
     return document
 
@@ -182,3 +185,28 @@ def close(transition_id: str, request: Request, session: StoreDep, policy: Polic
     except Conflict as exc:
         return transition_page(transition_id, request, session, policy, caller, audit, refused=exc.message)
     return RedirectResponse(f"/transitions/{transition_id}", status_code=303)
+
+
+_panel = Environment(loader=FileSystemLoader(str(Path(__file__).resolve().parent / "templates")),
+                     autoescape=select_autoescape(["html"]))
+
+
+def record_panel(session: Session, person_id: str, types: frozenset[str]) -> Markup | None:
+    """The record page's transition panel (a ``carehub.record_panels`` entry point): each Transition with its
+    stage and history, and the children's and adults' episodes side by side, as far as ``types`` (what the
+    access decision lets the caller read of this person) allows. Nothing for someone with neither."""
+    transitions = [move.view(session, tid) for tid in move.list_for_person(session, person_id)] \
+        if "Transition" in types else []
+    sides: dict[str, list[dict[str, Any]]] = {"childrens": [], "adults": []}
+    if "Episode" in types:
+        for (document,) in session.execute(select(Entity.document).where(Entity.person_id == person_id,
+                                                                          Entity.entity_type == "Episode")):
+            doc = orjson.loads(document)
+            side = sides.get(doc.get("service_area", ""))
+            if side is not None:
+                side.append(doc)
+    for side in sides.values():
+        side.sort(key=lambda e: str(e.get("start") or ""), reverse=True)
+    if not transitions and not (sides["childrens"] and sides["adults"]):
+        return None
+    return Markup(_panel.get_template("transition_panel.html").render(transitions=transitions, episodes=sides))
