@@ -194,6 +194,13 @@ class HttpClient:
             delay = float(retry_after)
         time.sleep(min(delay, self.max_wait))
 
+    def after_fork(self) -> None:
+        """In a forked reader: connections and the token lock of our own (the parent's stay the parent's)."""
+        headers = dict(self.session.headers)
+        self.session = requests.Session()
+        self.session.headers.update(headers)
+        self.auth._lock = threading.Lock()
+
     def close(self) -> None:
         """Close pooled connections."""
         self.session.close()

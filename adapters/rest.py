@@ -33,7 +33,8 @@ after it in ``(modified, key)`` order and not after the moment the sync began, a
 yields them in that order (``sorted = true`` when the server already sorts so; else a
 stream's window is read, then sorted). A record without its key or replication key is
 yielded under a key made from its content, and mapping it quarantines it with
-``MISSING_KEY``: nothing is dropped.
+``MISSING_KEY``: nothing is dropped. The next page is fetched on a thread while the
+hub works on this one (``prefetch = false`` to read one page at a time).
 
 :class:`RestTarget` posts each change event of the entity types it is given a path for,
 with an ``Idempotency-Key`` header (the event's key, or a hook's), so a retried push is
@@ -44,6 +45,8 @@ recognised by the server; 429/503 are retried here, other 4xx are a permanent re
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,6 +117,42 @@ def instant(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def ahead(pages: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+    """The same pages, the next one fetched on a thread while the caller works on this one (the wait on the
+    server overlaps the pipeline's work; at most one page is held ahead). Errors arrive in order."""
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        handoff.put(("page", page), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(("end", None))
+        except BaseException as exc:  # handed to the caller, raised there
+            handoff.put(("error", exc))
+
+    worker = threading.Thread(target=fetch, name="rest-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join(timeout=30)
 
 
 def key_order(key: str | None) -> tuple[int, int, str]:
@@ -216,7 +255,8 @@ class RestSource(BaseAdapter):
         after = (instant(cursor.modified), key_order(cursor.key)) if cursor.modified or cursor.key else None
         floor = datetime.min.replace(tzinfo=UTC)
         kept: list[tuple[tuple[datetime, tuple[int, int, str]], SourceRecord]] = []
-        for page in self.pages(declared, cursor):
+        pages = self.pages(declared, cursor)
+        for page in (ahead(pages) if self.settings.options.get("prefetch", True) else pages):
             for raw in page:
                 record = self._record(declared, self.prepare(declared, raw))
                 moment = instant(record.modified) if declared.replication_key else None
@@ -254,6 +294,15 @@ class RestSource(BaseAdapter):
             raise QuarantineError("DATE_INVALID", f"modified time {record.modified!r} is not ISO 8601",
                                   field=self.declarations[record.stream].replication_key)
         return super().map(record)
+
+    def can_read_ahead(self) -> bool:
+        """A REST source can be read from a forked reader process (``hub.sync``: pull, map and validate there,
+        on a second core, a batch ahead of the store)."""
+        return True
+
+    def after_fork(self) -> None:
+        """The reader's own HTTP connections."""
+        self.client.after_fork()
 
     def close(self) -> None:
         """Close the client's connections."""

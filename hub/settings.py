@@ -56,6 +56,13 @@ class DemoSettings(BaseModel):
         default_factory=list,
         description="Import paths 'module:function' called with the settings once the sources are synced.",
     )
+    simulators: dict[str, int] = Field(
+        default_factory=dict,
+        description="Simulators `carehub demo` starts first (`carehub simulate NAME --port PORT`, the "
+                    "carehub.simulators registry) and stops when it ends: name -> port.",
+    )
+    enable_sources: list[str] = Field(
+        default_factory=list, description="Sources switched on for the demo run (the simulators' systems).")
 
 
 class PipelineSettings(BaseModel):

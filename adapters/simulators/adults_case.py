@@ -74,6 +74,7 @@ class AdultsCaseSystem(JsonApi):
                                    "start_date": (start + timedelta(days=28)).isoformat(), "end_date": None,
                                    "provider": f"Ashcombe {provider}", "status": "APPROVED",
                                    "approved_date": (start + timedelta(days=27)).isoformat(),
+                                   "approved_by": f"AM{rng.randint(1, 4)}",
                                    "delivery": "DP" if service == "direct_payment" else "CM"})
         self.put("reviews", {"id": self.next_id("RV"), "person_id": person_id,
                              "review_date": (start + timedelta(days=120)).isoformat(), "outcome": "CONTINUE"})

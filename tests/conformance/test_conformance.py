@@ -75,6 +75,21 @@ def test_a_pull_resumes_from_its_cursor(store: Store, source: SourceCase) -> Non
     assert cursors[stream]["key"] == key
 
 
+def test_a_read_ahead_pull_resumes_like_one_in_process(store: Store, source: SourceCase) -> None:
+    """An adapter that can be read by a forked reader (``carehub sync``) gives the same outcome there."""
+    can = getattr(source.adapter, "can_read_ahead", None)
+    if can is None or not can():
+        pytest.skip("this adapter is read in process only")
+    first = sync_source(store, source.adapter, Pipeline(), batch_size=4, read_ahead=True)
+    assert first.received == source.initial and first.created == source.initial
+    stream, key = source.add()
+    second = sync_source(store, source.adapter, Pipeline(), batch_size=4, read_ahead=True)
+    assert (second.received, second.created) == (1, 1)
+    with store.session() as s:
+        cursors = {c.stream: c.value for c in s.scalars(select(Cursor))}
+    assert cursors[stream]["key"] == key
+
+
 def test_a_repeated_pull_changes_nothing(store: Store, source: SourceCase) -> None:
     sync(store, source)
     with store.session() as s:
