@@ -153,6 +153,7 @@ class AdultsCaseSystem(JsonApi):
         with self.lock:
             referral = self.collections["intake"][referral_id]
             self.collections["intake"][referral_id] = {**referral, "steps": referral["steps"] + steps}
+            self._writes += 1
         return self.status_of(referral_id)
 
     def _intake_status(self, request: Request) -> tuple[int, Any]:

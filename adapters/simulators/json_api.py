@@ -14,6 +14,7 @@ protocol boundary. Subclasses add routes (``route``) for what else they serve.
 from __future__ import annotations
 
 import base64
+import bisect
 import itertools
 import secrets
 import threading
@@ -49,6 +50,9 @@ class JsonApi:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, require_auth: bool = True,
                  client_id: str = "carehub", client_secret: str = "demo-secret") -> None:  # noqa: S107 - synthetic
         self.collections: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        # Each collection in (modified, id) order, kept while the collection is unchanged (version, size).
+        self._writes = 0
+        self._ordered: dict[str, tuple[tuple[int, int], list[dict[str, Any]], list[str]]] = {}
         self.lock = threading.RLock()
         self.require_auth = require_auth
         self.client_id, self.client_secret = client_id, client_secret
@@ -124,6 +128,7 @@ class JsonApi:
         with self.lock:
             stored = {**record, "modified_at": self.tick()}
             self.collections[collection][str(record["id"])] = stored
+            self._writes += 1
             return stored
 
     def put_raw(self, collection: str, record: dict[str, Any]) -> None:
@@ -131,6 +136,7 @@ class JsonApi:
         with self.lock:
             key = str(record.get("id") or f"raw-{len(self.collections[collection])}")
             self.collections[collection][key] = record
+            self._writes += 1
 
     def touch(self, collection: str, record_id: str, **changes: Any) -> dict[str, Any]:
         """Change a record's fields and stamp it as modified now."""
@@ -183,11 +189,12 @@ class JsonApi:
     def list_page(self, collection: str, request: Request) -> dict[str, Any]:
         """One page of a collection, in any paging style (see the module)."""
         since = request.arg("modified_since")
-        with self.lock:
-            records = list(self.collections.get(collection, {}).values())
+        ordered, stamps = self._in_order(collection)
         if since:
-            records = [r for r in records if isinstance(r.get("modified_at"), str) and r["modified_at"] >= since]
-        records.sort(key=lambda r: (str(r.get("modified_at") or ""), str(r.get("id") or "")))
+            first = bisect.bisect_left(stamps, since)
+            records = [r for r in ordered[first:] if isinstance(r.get("modified_at"), str)]
+        else:
+            records = ordered
         size = int(request.arg("page_size") or request.arg("limit") or 100)
         if request.arg("offset") is not None:
             start = int(request.arg("offset") or 0)
@@ -207,6 +214,20 @@ class JsonApi:
             query = {"cursor": token, "page_size": size, **({"modified_since": since} if since else {})}
             body["links"]["next"] = f"{self.base_url}/{collection}?{urlencode(query)}"
         return body
+
+    def _in_order(self, collection: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """The collection sorted by (modified, id), and its modified times (sorted once per change, not per page:
+        a server's index, so paging a large collection costs what a real API's would)."""
+        with self.lock:
+            records = self.collections.get(collection, {})
+            stamp = (self._writes, len(records))
+            cached = self._ordered.get(collection)
+            if cached is not None and cached[0] == stamp:
+                return cached[1], cached[2]
+            ordered = sorted(records.values(), key=lambda r: (str(r.get("modified_at") or ""), str(r.get("id") or "")))
+            stamps = [str(r.get("modified_at") or "") for r in ordered]
+            self._ordered[collection] = (stamp, ordered, stamps)
+            return ordered, stamps
 
     def handle(self, request: Request) -> tuple[int, Any, dict[str, str]]:
         """Route one request; returns status, JSON body and headers."""
