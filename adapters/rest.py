@@ -65,7 +65,7 @@ Paging = Literal["page", "offset", "cursor", "next_link"]
 PAGING = ("page", "offset", "cursor", "next_link")
 _UNKEYED = "_carehub_unkeyed"
 # options read per stream (the source's value is the default)
-_STREAM_OPTIONS = {
+_STREAM_OPTIONS: dict[str, Any] = {
     "path": None, "paging": "page", "records": "data", "page_size": 100, "since_param": "modified_since",
     "page_param": "page", "size_param": "page_size", "first_page": 1, "offset_param": "offset",
     "limit_param": "limit", "cursor_param": "cursor", "cursor_path": "next_cursor", "next_path": "links.next",
@@ -184,7 +184,7 @@ class RestSource(BaseAdapter):
             raise ConfigError(f"source {self.name!r} stream {stream!r}: paging is one of {', '.join(PAGING)}, "
                               f"not {values['paging']!r}")
         return RestStream(name=stream, path=str(values.pop("path") or spec.table), primary_key=spec.key,
-                          replication_key=spec.cursor, **values)
+                          replication_key=spec.cursor, **values)  # type: ignore[arg-type]
 
     # -- hooks -------------------------------------------------------------------------------------
 

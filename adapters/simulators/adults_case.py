@@ -94,8 +94,8 @@ class AdultsCaseSystem(JsonApi):
         key = request.headers.get("Idempotency-Key")
         if not key:
             return 400, {"error": "an Idempotency-Key header is required"}
-        body = request.body if isinstance(request.body, dict) else None
-        person = (body or {}).get("person")
+        body: dict[str, Any] = request.body if isinstance(request.body, dict) else {}
+        person = body.get("person")
         with self.lock:
             if key in self.refused:
                 return 422, {"error": self.refused[key]}

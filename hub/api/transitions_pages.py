@@ -138,9 +138,11 @@ def start(request: Request, session: StoreDep, policy: PolicyDep, caller: Worker
         body = TransitionIn(
             person_id=person_id, likely_needs_after_18=_yes_no(likely_needs_after_18),  # type: ignore[arg-type]
             significant_benefit=_yes_no(significant_benefit),  # type: ignore[arg-type]
-            significant_benefit_reason=significant_benefit_reason.strip(), consent_route=consent_route or None,
+            significant_benefit_reason=significant_benefit_reason.strip(),
+            consent_route=consent_route or None,  # type: ignore[arg-type]
             consent_given=_yes_no(consent_given), has_capacity=_yes_no(has_capacity),
-            requested_by=requested_by or None, written_reasons=(written_reasons or "").strip() or None,
+            requested_by=requested_by or None,  # type: ignore[arg-type]
+            written_reasons=(written_reasons or "").strip() or None,
             advice_given=(advice_given or "").strip() or None, lead_worker=caller.user_id,
             notes=(notes or "").strip() or None)
     except ValidationError as exc:

@@ -176,6 +176,8 @@ def scan(session: Session, today: date, settings: TransitionSettings, *,
     episodes: dict[str, list[dict[str, Any]]] = defaultdict(list)
     transitions: dict[str, tuple[str, dict[str, Any]]] = {}
     for person_id, entity_id, etype, document in rows:
+        if person_id is None:
+            continue
         doc = orjson.loads(document)
         if etype == "Person":
             people[person_id] = doc
