@@ -28,7 +28,7 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from hub.settings import TransitionSettings
@@ -164,30 +164,41 @@ def milestones_for(born: date, involvement: list[str], stage: str | None, today:
 def scan(session: Session, today: date, settings: TransitionSettings, *,
          due_before: date | None = None) -> list[DueEntry]:
     """Everyone in the cohort today (with a milestone due on or before ``due_before``, when given), overdue first
-    then by the next date due."""
+    then by the next date due.
+
+    Reads only what can put someone in the cohort: of the people of cohort age (the person index's birth
+    dates), their children's episodes of the kinds that count and their transitions, then the Person
+    documents of just those people. The episodes are narrowed in SQL on the canonical JSON's text
+    (compact, sorted keys: ``"service_area":"childrens"``), and every test is made again on the parsed
+    documents (:func:`cohort_of`), so the narrowing can only skip what could not count.
+    """
     oldest = birthday(today, -settings.to_age)
     youngest = birthday(today, -settings.from_age)
     in_age = select(PersonIndex.person_id).where(
         PersonIndex.birth_date > oldest, PersonIndex.birth_date <= youngest, PersonIndex.status == "active")
-    rows = session.execute(
-        select(Entity.person_id, Entity.id, Entity.entity_type, Entity.document)
-        .where(Entity.person_id.in_(in_age), Entity.entity_type.in_(("Person", "Episode", "Transition"))))
-    people: dict[str, dict[str, Any]] = {}
+    counted = or_(*(Entity.document.contains(f'"kind":"{kind}"') for kind in ("LAC", "CIN", *TO_25_KINDS)))
+    involvement = or_(
+        and_(Entity.entity_type == "Episode", Entity.document.contains('"service_area":"childrens"'), counted),
+        Entity.entity_type == "Transition")
+    relevant = select(Entity.person_id).where(Entity.person_id.in_(in_age), involvement)
     episodes: dict[str, list[dict[str, Any]]] = defaultdict(list)
     transitions: dict[str, tuple[str, dict[str, Any]]] = {}
-    for person_id, entity_id, etype, document in rows:
+    for person_id, entity_id, etype, document in session.execute(
+            select(Entity.person_id, Entity.id, Entity.entity_type, Entity.document)
+            .where(Entity.person_id.in_(in_age), involvement)):
         if person_id is None:
             continue
         doc = orjson.loads(document)
-        if etype == "Person":
-            people[person_id] = doc
-        elif etype == "Episode":
+        if etype == "Episode":
             episodes[person_id].append(doc)
         elif person_id not in transitions or doc.get("identified", "") > transitions[person_id][1].get(
                 "identified", ""):
             transitions[person_id] = (entity_id, doc)
+    people = session.execute(select(Entity.id, Entity.document).where(
+        Entity.entity_type == "Person", Entity.id.in_(relevant)))
     found = []
-    for person_id, person in people.items():
+    for person_id, document in people:
+        person = orjson.loads(document)
         transition_id, transition = transitions.get(person_id, (None, {}))
         kinds = cohort_of(person, episodes[person_id], today, settings, transition.get("stage"))
         if not kinds:
@@ -202,3 +213,4 @@ def scan(session: Session, today: date, settings: TransitionSettings, *,
         found.append(entry)
     found.sort(key=lambda e: (not e.overdue, e.next_due or date.max, e.person_id))
     return found
+
