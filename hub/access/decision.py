@@ -211,7 +211,7 @@ def disclose(policy: Policy, caller: Caller, person_id: str, facts: PersonFacts 
     if rule is None or "Person" not in policy.readable_types(caller.role):
         return Disclosure(person_id, UNKNOWN, f"the role {caller.role} may not read demographics")
     glass = False
-    hidden = is_hidden(facts, caller)
+    hidden = is_hidden(policy, facts, caller)
     if hidden:
         held = any(s.get("held_for_review") for s in facts.seals)
         why = ("held for identity review beside a sealed record the seal does not name the caller for" if held

@@ -320,3 +320,21 @@ def test_a_not_found_detail_is_a_sentence(hub: Hub) -> None:
     assert r.status_code == 404
     detail = r.json()["detail"]
     assert isinstance(detail, str) and "{" not in detail and "999999999" in detail
+
+
+def test_the_caseload_rule_compares_team_codes(hub: Hub) -> None:
+    # a source that sends the team's name, not its code: the rule reads the name as its code (config/teams.toml)
+    ingest(hub, SOURCE, "people", [("C-2001", person_payload("Iris", "Penrose", date(1941, 5, 6), "female",
+                                                             nhs_number(20), "01", "LS17 6HJ", "C-2001"))])
+    ingest(hub, SOURCE, "episodes", [("ep-name", {"person": "C-2001", "service_area": "adults",
+                                                  "kind": "long_term_support", "start": "2023-01-01",
+                                                  "team": "Older People North"})])
+    iris = person_of(hub, SOURCE, "C-2001")
+    north = hub.client.get(f"/api/persons/{iris}/record", headers=hub.headers("sw.owen", "social_worker", "ASC-OPN"))
+    assert north.status_code == 200 and north.json()["access"]["break_glass"] is False
+    south = hub.client.get(f"/api/persons/{iris}/record", headers=hub.headers("sw.sam", "social_worker", "ASC-OPS"))
+    assert south.status_code == 403
+    # and a token that carries the team's name is read as the code too
+    named = hub.client.get(f"/api/persons/{iris}/record",
+                           headers=hub.headers("sw.owen", "social_worker", "older people north"))
+    assert named.status_code == 200
