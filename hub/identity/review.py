@@ -27,12 +27,11 @@ from hub.store.identity import (
     OPEN,
     MatchReview,
     PersonMerge,
-    merge,
     person_links,
     record_link,
-    unmerge,
 )
-from hub.store.identity import decide as decide_review
+from hub.store.merges import decide as decide_review
+from hub.store.merges import merge, unmerge
 from hub.store.tables import Entity, SourceLink
 
 REVIEWER_ROLES = ("admin", "data_quality")
