@@ -272,6 +272,11 @@ class Access:
         only a person asked for directly)."""
         return {pid for pid, d in self.people(person_ids, exact=False).items() if d.visible}
 
+    def hidden(self, ids: Iterable[str]) -> set[str]:
+        """The ids among ``ids`` that are people the hub holds and the caller may not know of (an id that is no
+        person, such as another entity's, is not hidden by this)."""
+        return {pid for pid, d in self.people(ids, exact=False).items() if d.exists and not d.visible}
+
     def note(self, disclosure: Disclosure) -> Disclosure:
         """Put what the decision used on the audit row: the break-glass reason (which queues a review)."""
         if disclosure.used_glass and self.audit is not None:
