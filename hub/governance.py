@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.access.decision import Access
+from hub.access.decision import Access, no_person
 from hub.access.policy import Policy
 from hub.access.rules import Caller, require_write
 from hub.audit import AuditContext
@@ -46,7 +46,11 @@ def _write(session: Session, pipeline: Pipeline, policy: Policy, caller: Caller,
     require_write(policy, caller, entity_type)
     # The person must exist and the administrator must be able to see them (a seal can hide them from admins
     # too): otherwise the same 404, and no orphan row.
-    Access(session, policy, caller, audit).open(person_id)
+    access = Access(session, policy, caller, audit)
+    access.open(person_id)
+    if access.person(person_id).merged_into:  # a registration merged away is no longer a person to write to
+        audit.deny("merged record", "not_found")
+        raise no_person(person_id)
     source_id = f"{person_id}/{key}"
     record = SourceRecord(stream, source_id, {**document, "person_id": person_id},
                           modified=utcnow().isoformat())

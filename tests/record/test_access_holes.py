@@ -277,6 +277,15 @@ def test_admin_writes_to_a_person_never_held_are_not_found(hub: Hub) -> None:
         same_answer(a, unknown, b, sealed)
     with hub.store.session() as s:
         assert s.scalar(select(func.count()).select_from(Entity)) == before
+    # nor to a registration merged away into another person
+    tom = hub.people["tom"]
+    assert hub.client.post("/api/identity/merges", json={"survivor": hub.people["ann"], "merged": tom},
+                           headers=hub.headers(*DQ)).status_code == 201
+    a = hub.client.put(f"/api/admin/persons/{tom}/consents", headers=hub.headers(*ADMIN),
+                       json={"scope": "share_with_health", "decision": False, "reason": "asked"})
+    b = hub.client.put(f"/api/admin/persons/{unknown}/consents", headers=hub.headers(*ADMIN),
+                       json={"scope": "share_with_health", "decision": False, "reason": "asked"})
+    same_answer(a, tom, b, unknown)
 
 
 def test_a_name_of_a_thousand_words_is_refused_not_a_server_error(hub: Hub) -> None:
