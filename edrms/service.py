@@ -1,7 +1,7 @@
 """What records managers see and do, shared by the API and the page: documents, orphans with suggested
 people, links made and ended, the retention report.
 
-Everything that reveals a person goes through the hub's access decision (:mod:`hub.access.decision`):
+Everything that reveals a person goes through the hub's access decision (:class:`hub.access.decision.Access`):
 a document linked to someone the caller may not see is not found; a suggested person the caller may not
 see is not suggested. Suggestions come from the identity engine, scoring the names and dates a document's
 title and properties carry against the hub's people.
