@@ -271,13 +271,9 @@ def search_resources(
         who = found
     if who is None:
         raise BadSearch(f"search {rtype} by patient (or _id)")
-    # A patient the caller may not know of is answered exactly as an id never held: the patient named in the
-    # search is not found; a resource's _id matches nothing.
-    access = Access(session, policy, caller, audit)
-    disclosure = access.person(patient_id(who))
+    # A patient the caller may not know of matches nothing, exactly as an id never held.
+    disclosure = Access(session, policy, caller, audit).person(patient_id(who))
     if not disclosure.visible:
-        if patient or subject:
-            access.refuse(disclosure)
         audit.reason = disclosure.reason
         return _empty_bundle(request)
     record = open_record(session, policy, caller, patient_id(who), audit, types=frozenset({etype}),
