@@ -187,6 +187,7 @@ class Comparer:
         levels = np.zeros((len(li), len(FIELDS)), dtype=np.int8)
 
         swapped = (gl >= 0) & (fl >= 0) & (gl == fr) & (fl == gr) & (gl != fl)
+        swapped |= self._swapped_with_typos(gl, gr, fl, fr, names, swapped)
         given_level, given_edits = self._given(gl, gr, facts, names, swapped)
         levels[:, 0] = given_level
         levels[:, 1] = self._family(fl, fr, facts, names, swapped)
@@ -199,6 +200,32 @@ class Comparer:
         levels[:, 6] = self._identifiers(left, right, li, ri)
         guards = self._guards(left, right, li, ri, levels, given_edits, facts, strict)
         return PairComparison(li, ri, levels, guards)
+
+    @staticmethod
+    def _swapped_with_typos(
+        gl: IntArray,
+        gr: IntArray,
+        fl: IntArray,
+        fr: IntArray,
+        names: npt.NDArray[np.object_],
+        exact: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.bool_]:
+        """Given and family names exchanged, one or both mistyped ('Millar Isabella' against
+        'Isabella Milloar'): each name close to the other side's other name (Jaro-Winkler >=
+        CLOSE, one of them >= SIMILAR), while the names as given are not close."""
+        mask = (gl >= 0) & (gr >= 0) & (fl >= 0) & (fr >= 0) & (gl != gr) & (fl != fr) & ~exact
+        if not mask.any():
+            return np.zeros(gl.shape, dtype=np.bool_)
+        jw = JaroWinkler.normalized_similarity
+        cross_a = _pair_scores(gl, fr, names, mask, jw)
+        cross_b = _pair_scores(fl, gr, names, mask, jw)
+        crossed = mask & (np.minimum(cross_a, cross_b) >= CLOSE) & (np.maximum(cross_a, cross_b) >= SIMILAR)
+        if not crossed.any():
+            return crossed
+        direct = np.maximum(
+            _pair_scores(gl, gr, names, crossed, jw), _pair_scores(fl, fr, names, crossed, jw)
+        )
+        return crossed & (direct < CLOSE)
 
     def _given(
         self,

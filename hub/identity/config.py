@@ -29,6 +29,7 @@ BLOCKING_KEYS = (
     "given_phonetic+birth_year",
     "birth_date_any_order",
     "postcode+family_phonetic",
+    "address_line",
 )
 
 
@@ -61,6 +62,9 @@ class Guards(_Strict):
     household_min_share: float = Field(default=0.004, ge=0, le=1)
     # ...judged only on files of at least this many records (fewer prove nothing: the guards stay on).
     household_min_records: int = Field(default=1000, ge=0)
+    # Without households, a record linked to two records that are not one person keeps the link
+    # that beats the other by this many bits (log2 odds); otherwise both go to review.
+    ambiguity_margin_bits: float = Field(default=10.0, ge=0)
 
 
 class Blocking(_Strict):
@@ -75,6 +79,7 @@ class Blocking(_Strict):
         "given_phonetic+birth_year",
         "given_phonetic+family_phonetic",
         "postcode+family_phonetic",
+        "address_line",
     )
     max_block_pairs: int = Field(default=250_000, ge=1)
     chunk_pairs: int = Field(default=1_000_000, ge=1000)

@@ -317,8 +317,13 @@ class Matcher:
         right: RecordTable | None,
         left_rows: npt.NDArray[np.int64],
         right_rows: npt.NDArray[np.int64],
+        weights: npt.NDArray[np.float64] | None = None,
     ) -> npt.NDArray[np.bool_]:
         """Which linked pairs are ambiguous: one record linked to two that are not one person.
+
+        ``weights`` (each link's match weight) lets a clear winner stand in data without
+        households (relatives' guards off): a link whose weight beats every other link of its
+        record by ``guards.ambiguity_margin_bits`` is kept; the others are still ambiguous.
 
         A record with a missing given name or birth date can score as high against each
         twin, or against parent and child, as against itself. When a record links to
@@ -340,6 +345,8 @@ class Matcher:
             ends.append((right_rows, left_rows, left))
             ends.append((left_rows, right_rows, other))
         flagged = np.zeros(len(left_rows), dtype=np.bool_)
+        if weights is not None and dedupe:
+            weights = np.concatenate([weights, weights])
         for hub_rows, spoke_rows, spoke_table in ends:
             order = np.argsort(hub_rows, kind="stable")
             hubs, starts, counts = np.unique(hub_rows[order], return_index=True, return_counts=True)
@@ -378,8 +385,33 @@ class Matcher:
             if split:
                 # In dedupe each pair was listed from both of its ends: fold the two halves.
                 bad = np.isin(hub_rows, list(split))
+                if weights is not None and not self.comparer.relatives:
+                    bad &= ~self._clear_winners(hub_rows, weights, bad)
                 flagged |= bad.reshape(-1, len(left_rows)).any(axis=0)
         return flagged
+
+    def _clear_winners(
+        self,
+        hub_rows: npt.NDArray[np.int64],
+        weights: npt.NDArray[np.float64],
+        among: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.bool_]:
+        """Links (of ``among``) that beat every other link of their hub by the margin."""
+        rows = np.flatnonzero(among)
+        order = rows[np.lexsort((-weights[rows], hub_rows[rows]))]
+        hubs = hub_rows[order]
+        first = np.ones(len(order), dtype=np.bool_)
+        first[1:] = hubs[1:] != hubs[:-1]
+        second = np.zeros(len(order), dtype=np.bool_)
+        second[1:] = first[:-1] & ~first[1:]
+        runner_up = np.full(len(order), -np.inf)
+        # The best of each hub sits at `first`; its runner-up right after it.
+        runner_up[np.flatnonzero(second) - 1] = weights[order[second]]
+        margin = self.config.guards.ambiguity_margin_bits
+        wins = first & (weights[order] - runner_up >= margin)
+        out = np.zeros(len(hub_rows), dtype=np.bool_)
+        out[order[wins]] = True
+        return out
 
     def link(
         self,
