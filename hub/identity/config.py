@@ -108,6 +108,9 @@ class Estimation(_Strict):
     prior_pairs: float = Field(default=50.0, ge=0)
     # Fewer candidate pairs than this: keep the configured m (too little data to learn from).
     min_training_pairs: int = Field(default=200, ge=0)
+    # The pipeline's resolver learns m and u per source from a sync's first batch of at least this
+    # many records (and keeps them for that source until its next sync); smaller: the weights below.
+    min_source_records: int = Field(default=1000, ge=2)
     random_pairs: int = Field(default=300_000, ge=1000)
     training_records: int = Field(default=25_000, ge=100)
     high_confidence: float = Field(default=0.999, gt=0.5, lt=1)

@@ -311,6 +311,60 @@ class Matcher:
         self.model = model
         return model
 
+    def learn_source(
+        self, batch: RecordTable, known: RecordTable | None, seed: int = 0
+    ) -> MatchModel | None:
+        """m and u learned from one source's batch of records and the persons already known.
+
+        The pipeline's resolver calls this once per source per sync (on a batch of at least
+        ``estimation.min_source_records``): u from random pairs of the batch's own records
+        (one source's records are mostly different people), m from the batch's candidate
+        pairs among the known persons and within the batch, by ``estimation.method`` (the
+        resolver keeps the relatives' guards on, so "auto" is leave-one-out). No term
+        frequencies (the resolver scores a handful of candidates per record). Returns None
+        when there is too little to learn from; the matcher's model is left as it was.
+        """
+        cfg = self.config.estimation
+        rng = np.random.default_rng(seed)
+        n = len(batch)
+        if n < 2:
+            return None
+        count = min(cfg.random_pairs, n * (n - 1))
+        li, ri = rng.integers(0, n, count), rng.integers(0, n, count)
+        distinct = li != ri
+        model = estimate_u(self.model, self.comparer.compare(batch, batch, li[distinct], ri[distinct]))
+        levels, guards, lrows, rrows = [], [], [], []
+        sides: list[RecordTable | None] = [None]
+        if known is not None and len(known):
+            sides.insert(0, known)
+        for other in sides:
+            for a, b, _ in self.blocker(batch, other).chunks():
+                if len(a):
+                    compared = self.comparer.compare(batch, batch if other is None else other, a, b)
+                    levels.append(compared.levels)
+                    guards.append(compared.guards)
+                    lrows.append(a)
+                    rrows.append(b)
+        if not levels or sum(len(x) for x in levels) < cfg.min_training_pairs:
+            return None
+        training = PairComparison(
+            np.concatenate(lrows), np.concatenate(rrows), np.concatenate(levels), np.concatenate(guards)
+        )
+        population = n + (len(known) if known is not None else 0)
+        total = float(n) * max(population - 1, 1)
+        model = replace(model, prior=min(cfg.expected_known_share / max(population, 1), 0.5))
+        # Term frequencies off: the pairs mix two tables, and the resolver weighs names by level.
+        model = replace(model, term_frequencies=None)
+        if cfg.method == "em" or (cfg.method == "auto" and not self.comparer.relatives):
+            model, self.em_iterations = estimate_em(
+                model, training, total, cfg.prior_pairs, cfg.em_iterations
+            )
+        else:
+            model = estimate_m_and_prior(
+                model, training, batch, batch, total, cfg.high_confidence, cfg.rounds
+            )
+        return model
+
     def ambiguous(
         self,
         left: RecordTable,
