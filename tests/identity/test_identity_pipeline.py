@@ -132,8 +132,8 @@ def test_the_sync_learns_the_sources_weights_and_explains_links_with_them(store:
     # Each link is explained with the learned weights, field by field.
     for evidence in scored:
         for item in evidence["fields"]:
-            f = FIELDS.index(item["field"])
-            assert abs(item["weight"] - round(float(weights[f, COMPARISONS[item["field"]].index(item["level"])]), 3)) < 1e-3
+            f, level = FIELDS.index(item["field"]), COMPARISONS[item["field"]].index(item["level"])
+            assert abs(item["weight"] - round(float(weights[f, level]), 3)) < 1e-3
     found = [(owner[a], owner[b]) for a, b in summary.duplicates if a in owner and b in owner]
     linked = [pair for pair in found if pair[0] == pair[1]]
     asked = [pair for pair in found if frozenset(pair) in queued]
