@@ -164,12 +164,19 @@ class AddressMatcher:
         # Properties known by a name (PAO text) or an organisation, wherever they are, and the
         # named properties of each place (locality or town): rural addresses often have no street.
         self.by_name: dict[str, list[Entry]] = {}
+        # (name, postcode) and (name, place) -> the properties of that name there.
+        self.by_name_near: dict[tuple[str, str], list[Entry]] = {}
+        # (street, place) -> the named properties of that street in that place.
+        self.named_near: dict[tuple[str, str], list[Entry]] = {}
         self.named_in_place: dict[str, list[Entry]] = {}
         for entry in entries:
             town = phrase(entry.raw[12])
             entry.towns = frozenset({entry.locality, town} if entry.locality else {town})
             for label in {entry.name, entry.org} - {""}:
                 self.by_name.setdefault(label, []).append(entry)
+                self.by_name_near.setdefault((label, entry.postcode), []).append(entry)
+                for place in entry.towns:
+                    self.by_name_near.setdefault((label, place), []).append(entry)
             if entry.name or entry.org:
                 for place in self.towns_of(entry) - {""}:
                     self.named_in_place.setdefault(place, []).append(entry)
@@ -180,6 +187,8 @@ class AddressMatcher:
                     self.by_street_pao.setdefault((entry.street, part), []).append(entry)
             if entry.name or entry.org:
                 self.named.setdefault(entry.street, []).append(entry)
+                for place in entry.towns:
+                    self.named_near.setdefault((entry.street, place), []).append(entry)
             if entry.postcode:
                 self.by_postcode.setdefault(entry.postcode, []).append(entry)
                 self.streets_by_outward.setdefault(entry.postcode.split()[0], set()).add(
@@ -196,6 +205,7 @@ class AddressMatcher:
         self.longest_place = max((len(p.split()) for p in self.places), default=1)
         self.longest_name = max((len(n.split()) for n in self.by_name), default=1)
         self._labels: dict[str, list[str]] = {}
+        self._pools: dict[tuple[str, str], tuple[list[Entry], list[str]]] = {}
 
     @classmethod
     def from_store(cls, store: Store) -> AddressMatcher:
@@ -371,34 +381,56 @@ class AddressMatcher:
                     # A common name (a pub, a "Rose Cottage"): those in the places or at the
                     # postcode given first; the others only when none of them is.
                     places = (query.places & self.localities) or query.places
-                    near = [e for e in held if e.towns & places or e.postcode == query.postcode.full]
-                    held = near or held
+                    near: dict[int, Entry] = {}
+                    for key in [query.postcode.full or "", *places]:
+                        near.update((e.uprn, e) for e in self.by_name_near.get((name, key), ()))
+                    held = list(near.values()) or held
                 for entry in held:
                     self._keep(best, entry, query, prefix, streets, 0.0, "name found", name)
             return
-        # No name word for word: the named properties at the postcode or in the places named.
+        # No name word for word: the named properties at the postcode, or in the most specific
+        # places named (a village, else the post town when there is no postcode either).
         rest = self._strip_places(words, query)
-        pool: dict[int, Entry] = {}
-        if query.postcode.full:
-            pool.update((e.uprn, e) for e in self.by_postcode.get(query.postcode.full, ()) if e.name or e.org)
-        for place in query.places:
-            pool.update((e.uprn, e) for e in self.named_in_place.get(place, ()))
-        if not pool or not rest:
-            return
         text = " ".join(w for w in rest if not _numberish(w) and w not in FLAT_WORDS)
         if not text:
             return
         prefix = [w for w in rest if _numberish(w) or w in FLAT_WORDS]
-        for entry in pool.values():
-            similarity = max(
-                fuzz.token_set_ratio(text, entry.name) if entry.name else 0.0,
-                fuzz.token_set_ratio(text, entry.org) if entry.org else 0.0,
-            )
-            if similarity >= 85:
+        places = query.places & self.localities
+        if not places and not query.postcode.full:
+            places = query.places
+        keys = [("postcode", query.postcode.full)] if query.postcode.full else []
+        keys += [("place", place) for place in sorted(places)]
+        seen: set[int] = set()
+        for key in keys:
+            entries, labels = self._pool(key)
+            for _, similarity, k in process.extract(
+                text, labels, scorer=fuzz.token_set_ratio, score_cutoff=85, limit=None
+            ):
+                entry = entries[k]
+                if entry.uprn in seen:
+                    continue
+                seen.add(entry.uprn)
                 self._keep(
                     best, entry, query, prefix, streets, (100 - similarity) / 100 * 1.5,
                     f"name {similarity:.0f}% alike", entry.name or entry.org,
                 )
+
+    def _pool(self, key: tuple[str, str]) -> tuple[list[Entry], list[str]]:
+        """The named properties at a postcode or in a place, with one label per name
+        (a property with both a name and an organisation appears under each)."""
+        held = self._pools.get(key)
+        if held is None:
+            kind, value = key
+            source = self.by_postcode.get(value, []) if kind == "postcode" else self.named_in_place.get(value, [])
+            entries: list[Entry] = []
+            labels: list[str] = []
+            for entry in source:
+                for label in (entry.name, entry.org):
+                    if label:
+                        entries.append(entry)
+                        labels.append(label)
+            held = self._pools[key] = (entries, labels)
+        return held
 
     def _keep(
         self,
@@ -520,6 +552,12 @@ class AddressMatcher:
                 pool = self.by_street_pao.get((street, reading.pao), [])
             else:
                 pool = self.named.get(street, [])
+                places = query.places & self.localities
+                if len(pool) > 8 and places:
+                    # A street name found in many places: its named properties in the place given
+                    # (the others would lose for the place anyway), all of them when none is there.
+                    near = [e for place in places for e in self.named_near.get((street, place), ())]
+                    pool = near or pool
                 if name_text and len(pool) > 8:
                     # Only a name at least 75% alike can score (see _score): find those in one call.
                     pool = self._named_alike(street, pool, name_text)
@@ -534,9 +572,12 @@ class AddressMatcher:
                     best[entry.uprn] = (score, entry, f"{how}; {reading.note}{why}")
 
     def _named_alike(self, street: str, pool: list[Entry], name_text: str) -> list[Entry]:
-        labels = self._labels.get(street)
-        if labels is None:
-            labels = self._labels[street] = [f"{e.name} {e.org}".strip() for e in pool]
+        if pool is self.named.get(street):
+            labels = self._labels.get(street)
+            if labels is None:
+                labels = self._labels[street] = [f"{e.name} {e.org}".strip() for e in pool]
+        else:
+            labels = [f"{e.name} {e.org}".strip() for e in pool]
         found = process.extract(
             name_text, labels, scorer=fuzz.token_set_ratio, score_cutoff=75, limit=None
         )
