@@ -677,7 +677,7 @@ def _postcode_penalty(entry: Entry, pc: Postcode) -> tuple[float, str]:
         if entry.postcode == pc.full:
             return 0.0, ""
         if entry.postcode[:-2] == pc.full[:-2]:
-            return 0.06, "postcode differs (same sector)"
+            return 0.12, "postcode differs (same sector)"
         if entry.postcode.split()[0] == pc.outward:
             return 0.1, "postcode differs (same district)"
         return 0.15, "postcode differs"

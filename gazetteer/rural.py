@@ -74,6 +74,7 @@ def generate_district(blpus: int, seed: int = 11) -> Town:
     # House names already used in each village: a second one in the same village is rare
     # (Royal Mail would want the lane), so only a few are allowed.
     used: dict[str, set[str]] = {}
+    lanes_used: set[tuple[str, str]] = set()
     usrn = 31000001
     lane_types = [t for t, _ in LANE_TYPES]
     lane_weights = [w for _, w in LANE_TYPES]
@@ -88,6 +89,9 @@ def generate_district(blpus: int, seed: int = 11) -> Town:
             if len(district.properties) >= blpus:
                 break
             lane = f"{rng.choice(LANE_NAMES)} {rng.choices(lane_types, lane_weights)[0]}"
+            if (village, lane) in lanes_used:
+                continue  # one Church Lane to a village
+            lanes_used.add((village, lane))
             street = SimStreet(usrn, lane, village, post_town=post_town)
             usrn += 1
             district.streets.append(street)
