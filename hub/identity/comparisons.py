@@ -187,7 +187,7 @@ class Comparer:
         levels = np.zeros((len(li), len(FIELDS)), dtype=np.int8)
 
         swapped = (gl >= 0) & (fl >= 0) & (gl == fr) & (fl == gr) & (gl != fl)
-        swapped |= self._swapped_with_typos(gl, gr, fl, fr, names, swapped)
+        swapped |= self._swapped_with_typos(gl, gr, fl, fr, names, swapped, facts)
         given_level, given_edits = self._given(gl, gr, facts, names, swapped)
         levels[:, 0] = given_level
         levels[:, 1] = self._family(fl, fr, facts, names, swapped)
@@ -209,11 +209,16 @@ class Comparer:
         fr: IntArray,
         names: npt.NDArray[np.object_],
         exact: npt.NDArray[np.bool_],
+        facts: Any,
     ) -> npt.NDArray[np.bool_]:
         """Given and family names exchanged, one or both mistyped ('Millar Isabella' against
         'Isabella Milloar'): each name close to the other side's other name (Jaro-Winkler >=
-        CLOSE, one of them >= SIMILAR), while the names as given are not close."""
+        CLOSE, one of them >= SIMILAR), while the names as given are not close. Only pairs
+        whose initials agree crosswise are scored (a typo rarely hits the first letter)."""
         mask = (gl >= 0) & (gr >= 0) & (fl >= 0) & (fr >= 0) & (gl != gr) & (fl != fr) & ~exact
+        mask &= (lookup(facts.initial, gl) == lookup(facts.initial, fr)) & (
+            lookup(facts.initial, fl) == lookup(facts.initial, gr)
+        )
         if not mask.any():
             return np.zeros(gl.shape, dtype=np.bool_)
         jw = JaroWinkler.normalized_similarity
