@@ -53,8 +53,10 @@ COMPARISONS: dict[str, tuple[str, ...]] = {
         "missing",
         "uprn",
         "line_and_postcode",
+        "similar_line_and_postcode",
         "postcode",
         "line",
+        "similar_line",
         "sector",
         "district",
         "different",
@@ -80,8 +82,10 @@ NHS_CONFLICT = 128
 # Jaro-Winkler similarity at or above which two names are "similar" / "close".
 SIMILAR = 0.92
 CLOSE = 0.80
-# Token-sort ratio (0-100) at or above which two address lines are the same line.
+# Token-sort ratio (0-100) at or above which two address lines are the same line, or alike
+# (a mistyped street: "stanleykstreet" for "stanley street").
 SAME_LINE = 90.0
+SIMILAR_LINE = 75.0
 
 
 def level(field: str, name: str) -> int:
@@ -191,6 +195,9 @@ class Comparer:
         given_level, given_edits = self._given(gl, gr, facts, names, swapped)
         levels[:, 0] = given_level
         levels[:, 1] = self._family(fl, fr, facts, names, swapped)
+        # A swap is one piece of evidence (two names agreeing crosswise): the given name's
+        # `swapped` level carries it, and the family name is not counted a second time.
+        levels[swapped, 1] = 0
         levels[:, 2] = self._birth(left, right, li, ri)
         sl, sr = left.sex[li], right.sex[ri]
         levels[:, 3] = np.where((sl == 0) | (sr == 0), 0, np.where(sl == sr, 1, 2))
@@ -343,13 +350,16 @@ class Comparer:
         # token_sort_ratio is ratio of the lines with their words sorted: sorted once per line, not per pair.
         ratio = _pair_scores(ll, lr, self.encoder.sorted_lines(), line_both & (ll != lr), fuzz.ratio)
         same_line = line_both & ((ll == lr) | (ratio >= SAME_LINE))
+        similar_line = line_both & (ratio >= SIMILAR_LINE)
         same_pc = pc_both & (pl == pr)
         level = _select(
             [
                 uprn_both & (ul == ur),
                 same_line & same_pc,
+                similar_line & same_pc & ~uprn_both,
                 same_pc & ~uprn_both,
                 same_line & ~uprn_both,
+                similar_line & ~uprn_both,
                 pc_both & ~uprn_both & (left.sector[li] == right.sector[ri]),
                 pc_both & ~uprn_both & (left.district[li] == right.district[ri]),
             ],
@@ -403,6 +413,7 @@ class Comparer:
             [
                 level("address", "uprn"),
                 level("address", "line_and_postcode"),
+                level("address", "similar_line_and_postcode"),
                 level("address", "postcode"),
                 level("address", "line"),
             ],
