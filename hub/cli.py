@@ -334,6 +334,19 @@ def demo(
         serve(host=host, port=port, workers=1)
 
 
+@app.command()
+def simulate(
+    name: Annotated[str, typer.Argument(help="Which simulator (see the carehub.simulators entry points).")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 0,
+) -> None:
+    """Run one simulator of the estate in the foreground: the one way every simulator starts."""
+    known = {ep.name: ep for ep in entry_points(group="carehub.simulators")}
+    if name not in known:
+        raise ConfigError(f"no simulator {name!r} (known: {', '.join(sorted(known)) or 'none'})")
+    known[name].load()(host, port)
+
+
 def _load_link_commands() -> None:
     for ep in entry_points(group="carehub.commands"):
         app.add_typer(ep.load(), name=ep.name)
