@@ -3,8 +3,9 @@
 A UPRN replaced by exactly one successor moves every person living at it to the
 successor (the source's own address text is never touched). A UPRN retired with
 no single successor leaves the address as it was and raises a data-quality
-issue for a person to resolve. Either way the golden record gets a new version
-and a change event, in one transaction.
+issue for a person to resolve. A move gives the golden record a new version, its person
+index (identity's ``match_fields`` included) and a change event, in one transaction,
+through the golden-record writer (:mod:`hub.store.writer`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.delivery.fanout import hold_outbox_order
-from hub.pipeline import content_hash, dumps, event_id_for
 from hub.store.quality import DataQualityIssue
-from hub.store.tables import Entity, OutboxEvent, SourceLink, utcnow
+from hub.store.tables import Entity, SourceLink, utcnow
+from hub.store.writer import append_events, entity_event, revise_contribution, revise_entity
+
+SOURCE = "gazetteer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +82,6 @@ def _move(session: Session, entity: Entity, change: UprnChange, successor: str) 
     for link in session.scalars(select(SourceLink).where(SourceLink.entity_id == entity.id)):
         contribution = orjson.loads(link.document)
         if _repoint(contribution, change.uprn, successor):
-            link.document = dumps(contribution).decode()
-    body = dumps(document)
-    version = entity.version + 1
-    session.execute(update(Entity).where(Entity.id == entity.id).values(
-        document=body.decode(), content_hash=content_hash(body), version=version, updated_at=now))
-    hold_outbox_order(session)  # outbox ids rise in commit order: lane cursors rely on it
-    session.add(OutboxEvent(
-        event_id=event_id_for(entity.id, version, "updated"), entity_type="Person", entity_id=entity.id,
-        person_id=entity.id, kind="updated", version=version, ordering_key=entity.id, source="gazetteer",
-        created_at=now, status="pending", payload=dumps({"id": entity.id, "person_id": entity.id, **document}).decode(),
-    ))
+            revise_contribution(link, contribution)
+    revise_entity(session, entity, document, at=now)
+    append_events(session, [entity_event(entity, "updated", source=SOURCE, at=now)])

@@ -12,9 +12,6 @@ rolled back and run again leaves exactly the state of a single run.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,34 +22,55 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.contract import MappedRecord, SourceRecord, StreamCursor
-from hub.delivery.fanout import hold_outbox_order
 from hub.errors import QuarantineError
 from hub.identity.blocks import last_event, persons_unchanged_since, persons_written_since
 from hub.identity.exact import PersonCandidate, PersonResolver
 from hub.identity.record import MatchRecord
-from hub.identity.resolver import ScoredResolver, document_match_keys
+from hub.identity.resolver import ScoredResolver
 from hub.identity.table import normalised_fields
 from hub.model import ENTITIES, Canonical, Person
+from hub.model.validators import SAFE_TEXT, SAFE_TEXT_MESSAGE
+from hub.store.bulk import (
+    CHUNK,
+    bulk_insert,
+    bulk_update,
+    by_stream_key,
+    chunks,
+    insert_returning,
+    rowids_of_last_insert,
+    rows_in,
+)
+from hub.store.canonical import ID_NAMESPACE, content_hash, entity_id_for, event_id_for
+from hub.store.canonical import canonical_json as dumps
 from hub.store.tables import (
     Cursor,
-    Entity,
-    OutboxEvent,
-    PersonIdentifier,
-    PersonIndex,
     Quarantine,
     RawRecord,
     SourceLink,
-    lane_of,
     utcnow,
+)
+from hub.store.writer import (
+    PERSON_INDEX_COLUMNS,
+    NewEvent,
+    PersonWrite,
+    append_events,
+    insert_entities,
+    person_index_row,
+    search_key,
+    update_entities,
+    write_person_index,
+    write_source_links,
 )
 from hub.survivorship import Contribution, Survivorship
 
-ID_NAMESPACE = uuid.UUID("6f1c2a52-3c1e-4f0e-9a57-2f4d8e1b7c10")
-_CHUNK = 500
+__all__ = ["ID_NAMESPACE", "BatchResult", "Pipeline", "PreparedRecord", "content_hash", "dumps", "entity_id_for",
+           "event_id_for", "person_index_row", "prepare", "prepared_rows", "quarantine_reason", "search_key"]
+
+_CHUNK = CHUNK
 
 Mapper = Callable[[SourceRecord], MappedRecord]
 
@@ -69,39 +87,6 @@ class Enricher(Protocol):
         ...
 
 
-def _uuid5(name: str) -> str:
-    """``str(uuid.uuid5(ID_NAMESPACE, name))`` without building UUID objects (twice per record): the
-    version's digit is 5 and the variant's top bits 10, set on the digest's hex digits directly."""
-    digest = _NAMESPACE_SHA1.copy()  # the namespace's bytes hashed once: a copy costs less than a new hash
-    digest.update(name.encode())
-    h = digest.hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
-
-
-_NAMESPACE_SHA1 = hashlib.sha1(ID_NAMESPACE.bytes, usedforsecurity=False)
-_VARIANT = {f"{n:x}": f"{n & 0x3 | 0x8:x}" for n in range(16)}  # a hex digit with its top two bits set to 10
-
-
-def entity_id_for(source: str, stream: str, source_id: str) -> str:
-    """The hub's id for the entity a source record first created (stable across runs)."""
-    return _uuid5(f"{source}/{stream}/{source_id}")
-
-
-def event_id_for(entity_id: str, version: int, kind: str) -> str:
-    """A change event's id: the same change always gets the same id."""
-    return _uuid5(f"event/{entity_id}/{version}/{kind}")
-
-
-def dumps(value: Any) -> bytes:
-    """Canonical JSON: sorted keys, so equal content hashes equally."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
-
-
-def content_hash(data: bytes) -> str:
-    """SHA-256 of the bytes, hex."""
-    return hashlib.sha256(data).hexdigest()
-
-
 @dataclass
 class BatchResult:
     """What one batch did, by outcome."""
@@ -114,6 +99,7 @@ class BatchResult:
     updated: int = 0
     events: int = 0
     reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    streams: dict[str, BatchResult] = field(default_factory=dict)  # a sync's counts per stream
 
     def add(self, other: BatchResult) -> None:
         """Fold another batch's counts into this one."""
@@ -121,6 +107,17 @@ class BatchResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, n in other.reasons.items():
             self.reasons[reason] += n
+        for stream, counts in other.streams.items():
+            self.streams.setdefault(stream, BatchResult()).add(counts)
+
+    def add_stream(self, stream: str, other: BatchResult) -> None:
+        """Fold a batch of ``stream`` into this one, keeping the stream's own counts too."""
+        self.add(other)
+        self.streams.setdefault(stream, BatchResult()).add(other)
+
+    def refused_streams(self) -> dict[str, BatchResult]:
+        """The streams that read records and accepted none of them, every new one quarantined."""
+        return {name: r for name, r in self.streams.items() if r.received and not r.accepted and r.quarantined}
 
     def as_dict(self) -> dict[str, Any]:
         """Counts as plain JSON."""
@@ -369,17 +366,27 @@ _REASONS = (
 )
 
 
+def _error_text(error: Any) -> str:
+    """What a validation error says, without the value it refused (a name, a control character)."""
+    if error["type"] == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == SAFE_TEXT:
+        return SAFE_TEXT_MESSAGE
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def quarantine_reason(exc: ValidationError) -> QuarantineError:
     """Turn a pydantic validation error into a stable reason code and a readable message."""
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
     message = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg'].removeprefix('Value error, ')}"
-        for e in exc.errors()
+        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {_error_text(e)}" for e in exc.errors()
     )
     kind = first["type"]
     if kind == "missing":
         reason = "MISSING_FIELD"
+    elif kind in ("string_too_long", "too_long"):
+        reason = "TOO_LONG"
+    elif kind == "string_pattern_mismatch" and (first.get("ctx") or {}).get("pattern") == SAFE_TEXT:
+        reason = "CONTROL_CHARACTER"
     elif kind in ("date_from_datetime_parsing", "date_parsing", "date_from_datetime_inexact", "datetime_parsing"):
         reason = "DATE_INVALID"
     elif kind in ("enum", "literal_error"):
@@ -508,11 +515,11 @@ class Pipeline:
         link_cols = (SourceLink.stream, SourceLink.source_id, SourceLink.id, SourceLink.entity_id,
                      SourceLink.content_hash, SourceLink.version)
         links = {(stream, source_id): _Link(*rest)
-                 for stream, source_id, *rest in _by_stream_key(session, link_cols, SourceLink, source, keys)}
+                 for stream, source_id, *rest in by_stream_key(session, link_cols, SourceLink, source, keys)}
         raw_cols = (RawRecord.stream, RawRecord.source_id, RawRecord.content_hash, RawRecord.id, RawRecord.status)
         raws: dict[tuple[str, str, str], tuple[int, str]] = {}
         held: set[tuple[str, str]] = set()  # keys with a quarantined raw record (an open entry is one of them)
-        for stream, source_id, digest, raw_id, status in _by_stream_key(session, raw_cols, RawRecord, source, keys):
+        for stream, source_id, digest, raw_id, status in by_stream_key(session, raw_cols, RawRecord, source, keys):
             raws[(stream, source_id, digest)] = (raw_id, status)
             if status == "quarantined":
                 held.add((stream, source_id))
@@ -574,7 +581,7 @@ class Pipeline:
         missing = sorted(wanted - found.keys()) if found else sorted(wanted)
         cols = (SourceLink.stream, SourceLink.source_id, SourceLink.entity_id)
         found.update(((stream, source_id), entity_id)
-                     for stream, source_id, entity_id in _by_stream_key(session, cols, SourceLink, source, missing))
+                     for stream, source_id, entity_id in by_stream_key(session, cols, SourceLink, source, missing))
         for item in items:
             if not item.references:
                 continue
@@ -756,10 +763,7 @@ class Pipeline:
                     "id": item.link.id, "content_hash": item.hash, "document": doc_json,
                     "raw_record_id": item.raw_id, "version": item.link.version + 1, "last_seen": now,
                 })
-        if new_links:
-            bulk_insert(session, SourceLink, _LINK_COLUMNS, new_links)
-        if changed_links:
-            bulk_update(session, SourceLink, changed_links)
+        write_source_links(session, new_links, changed_links)
 
         by_entity: dict[str, list[_Item]] = defaultdict(list)
         for item in items:
@@ -772,11 +776,11 @@ class Pipeline:
         existing: dict[str, tuple[int, str]] = {}
         others: dict[str, list[Contribution]] = defaultdict(list)
         existing.update({
-            eid: (ver, h) for eid, ver, h in _rows_in(
+            eid: (ver, h) for eid, ver, h in rows_in(
                 session, "SELECT id, version, content_hash FROM entities WHERE id IN ({in})", (), maybe)
         })
         shared = [eid for eid in entity_ids if eid in existing or len(by_entity[eid]) > 1]
-        for chunk in _chunks(shared, _CHUNK):
+        for chunk in chunks(shared, _CHUNK):
             for eid, src, seen, doc in session.execute(
                 select(SourceLink.entity_id, SourceLink.source, SourceLink.last_seen, SourceLink.document)
                 .where(SourceLink.entity_id.in_(chunk))
@@ -785,8 +789,8 @@ class Pipeline:
 
         inserts: list[list[Any]] = []
         updates: list[dict[str, Any]] = []
-        events: list[list[Any]] = []
-        persons: list[_PersonWrite] = []
+        events: list[NewEvent] = []
+        persons: list[PersonWrite] = []
         for eid, group in by_entity.items():
             head = group[-1]
             etype = head.entity_type
@@ -824,17 +828,14 @@ class Pipeline:
                                                      *_reference_marks(head)])
             else:
                 event_id, payload = None, dumps({"id": eid, "person_id": person_id, **(golden or {})})
-            events.append([event_id or event_id_for(eid, version, kind), etype, eid, person_id, kind, version,
-                           person_id or eid, lane_of(person_id or eid), source, now, "pending", payload.decode()])
+            events.append(NewEvent(event_id or event_id_for(eid, version, kind), etype, eid, person_id, kind, version,
+                                   person_id or eid, source, now, payload))
         if inserts:
-            bulk_insert(session, Entity, _ENTITY_COLUMNS, inserts)
+            insert_entities(session, inserts)
         if updates:
-            bulk_update(session, Entity, updates)
+            update_entities(session, updates)
         written = write_person_index(session, persons) if persons else None
-        if events:
-            hold_outbox_order(session)
-            bulk_insert(session, OutboxEvent, _EVENT_COLUMNS, events)
-            result.events += len(events)
+        result.events += append_events(session, events)
         notify = getattr(self.resolver, "persons_written", None)
         if written is not None and notify is not None:  # after the outbox rows: see hub.identity.blocks
             notify(session, PERSON_INDEX_COLUMNS, *written)
@@ -845,13 +846,13 @@ def _insert_raw(session: Session, source: str, items: list[_Item], rows: list[li
     """Insert the raw rows of ``items`` (``rows``, in the same order); their ids, in that order."""
     if session.get_bind().dialect.name == "sqlite":
         bulk_insert(session, RawRecord, _RAW_COLUMNS, rows)
-        ids = _rowids_of_last_insert(session, RawRecord, len(rows))
+        ids = rowids_of_last_insert(session, RawRecord, len(rows))
         if ids is not None:
             return ids
         cols = (RawRecord.stream, RawRecord.source_id, RawRecord.content_hash, RawRecord.id)
         keys = [(i.record.stream, i.record.source_id) for i in items]
         found = {(stream, source_id, digest): raw_id
-                 for stream, source_id, digest, raw_id in _by_stream_key(session, cols, RawRecord, source, keys)}
+                 for stream, source_id, digest, raw_id in by_stream_key(session, cols, RawRecord, source, keys)}
     else:
         found = {(stream, source_id, digest): raw_id for raw_id, stream, source_id, digest in insert_returning(
             session, RawRecord, _RAW_COLUMNS, rows, ("id", "stream", "source_id", "content_hash"))}
@@ -862,25 +863,13 @@ def _insert_raw(session: Session, source: str, items: list[_Item], rows: list[li
 _RAW_COLUMNS = ("source", "stream", "source_id", "content_hash", "payload", "received_at", "source_modified", "status")
 _QUARANTINE_COLUMNS = ("raw_record_id", "source", "stream", "source_id", "reason", "message", "field", "status",
                        "attempts", "history", "created_at", "updated_at")
-_LINK_COLUMNS = ("source", "stream", "source_id", "entity_type", "entity_id", "content_hash", "document",
-                 "raw_record_id", "version", "first_seen", "last_seen")
-_ENTITY_COLUMNS = ("id", "entity_type", "person_id", "version", "content_hash", "document", "created_at", "updated_at")
-_EVENT_COLUMNS = ("event_id", "entity_type", "entity_id", "person_id", "kind", "version", "ordering_key", "lane",
-                  "source", "created_at", "status", "payload")
-PERSON_INDEX_COLUMNS = ("person_id", "nhs_number", "nhs_verified", "family_name", "given_name", "birth_date", "sex",
-                        "postcode", "status", "merged_into", "family_phonetic", "given_phonetic", "birth_year",
-                        "match_fields")
-"""The ``person_index`` columns of :func:`person_index_row`, in the order the pipeline's index rows give them."""
 _index_values = itemgetter(*PERSON_INDEX_COLUMNS[1:])  # an index row's values but the person id, as a tuple
 
-# A golden person to index: (person id, "created" or "updated", its person_index row in PERSON_INDEX_COLUMNS
-# order, its local identifiers as (system, value)).
-_PersonWrite = tuple[str, str, tuple[Any, ...], Sequence[tuple[str, str]]]
 _IDENTIFIERS_AT = _MATCH_FIELDS.index("identifiers")
 
 
 def _person_write(person_id: str, kind: str, ready: PreparedRecord | None, golden: dict[str, Any] | None,
-                  ) -> _PersonWrite:
+                  ) -> PersonWrite:
     """What the person index gets for a golden person: computed by prepare() when the golden
     document is the record's own, else from the document."""
     if ready is not None and ready.person is not None:
@@ -899,241 +888,6 @@ def _reference_marks(item: _Item) -> list[tuple[bytes, str | None]]:
     return [(reference_mark(target), entity_id) for target, entity_id in item.resolved.items()]
 
 
-def write_person_index(
-    session: Session, persons: Iterable[_PersonWrite]
-) -> tuple[list[tuple[Any, ...]], list[str], list[tuple[str, str, str]]]:
-    """Keep the typed search columns and identifiers of golden persons in step with their documents.
-
-    Returns what it wrote: the index rows (new and changed, in :data:`PERSON_INDEX_COLUMNS` order),
-    the persons whose identifiers it replaced, and the identifiers it inserted (person id, system, value).
-    """
-    index_new: list[tuple[Any, ...]] = []
-    index_changed: list[tuple[Any, ...]] = []
-    identifiers: list[tuple[str, str, str]] = []
-    changed_ids: list[str] = []
-    for pid, kind, row, pairs in persons:
-        (index_new if kind == "created" else index_changed).append(row)
-        if kind != "created":
-            changed_ids.append(pid)
-        seen: set[tuple[str, str]] = set()
-        for key in pairs:
-            if key not in seen:
-                seen.add(key)
-                identifiers.append((pid, key[0], key[1]))
-    if index_new:
-        bulk_insert(session, PersonIndex, PERSON_INDEX_COLUMNS, [list(row) for row in index_new])
-    if index_changed:
-        bulk_update(session, PersonIndex, [dict(zip(PERSON_INDEX_COLUMNS, row, strict=True)) for row in index_changed])
-    for chunk in _chunks(changed_ids, _CHUNK):
-        session.execute(delete(PersonIdentifier).where(PersonIdentifier.person_id.in_(chunk)))
-    free: list[tuple[str, str, str]] = []
-    if identifiers:
-        taken = _taken_identifiers(session, identifiers)
-        free = [i for i in identifiers if (i[1], i[2]) not in taken]
-        if free:
-            bulk_insert(session, PersonIdentifier, ("person_id", "system", "value"), [list(i) for i in free])
-    return [*index_new, *index_changed], changed_ids, free
-
-
-def _taken_identifiers(session: Session, identifiers: list[tuple[str, str, str]]) -> set[tuple[str, str]]:
-    """Identifiers already held by another person (a duplicate the identity review will settle)."""
-    taken: set[tuple[str, str]] = set()
-    by_system: dict[str, list[str]] = defaultdict(list)
-    for _, system, value in identifiers:
-        by_system[system].append(value)
-    for system, values in by_system.items():  # a plain IN per system uses the value index
-        rows = _rows_in(session, "SELECT value FROM person_identifiers WHERE system = {m} AND value IN ({in})",
-                        (system,), values)
-        taken.update((system, value) for (value,) in rows)
-    return taken
-
-
-def person_index_row(person_id: str, doc: dict[str, Any], fields: Sequence[Any] | None = None) -> dict[str, Any]:
-    """The person_index columns for a golden Person document (``fields``: its normalised match fields,
-    when known; see ``document_match_keys``)."""
-    name = (doc.get("names") or [{}])[0]
-    address = (doc.get("addresses") or [{}])[0]
-    birth = doc.get("birth_date")
-    return {
-        "person_id": person_id,
-        "nhs_number": doc.get("nhs_number"),
-        "nhs_verified": bool(doc.get("nhs_number")) and doc.get("nhs_number_status") == "01",
-        "family_name": search_key(name.get("family")),
-        "given_name": search_key((name.get("given") or [None])[0]),
-        "birth_date": datetime.fromisoformat(birth).date() if birth else None,
-        "sex": doc.get("sex"),
-        "postcode": address.get("postcode"),
-        "status": "merged" if doc.get("merged_into") else "active",
-        "merged_into": doc.get("merged_into"),
-        **document_match_keys(doc, fields),
-    }
-
-
-def search_key(name: str | None) -> str | None:
-    """A name folded for searching: upper case, letters only."""
-    if not name:
-        return None
-    return _NOT_LETTER.sub("", name.upper()) or None
-
-
-_NOT_LETTER = re.compile(r"[^A-Z]")
-
-
-def bulk_insert(session: Session, entity: Any, columns: Sequence[str], rows: list[list[Any]]) -> None:
-    """executemany INSERT straight to the driver, values prepared by each column's own type.
-
-    Each row lists its values in the order of ``columns`` (converted in place). The ORM's and
-    Core's per-row parameter handling cost more than the write itself at migration volumes, and
-    so did building a dict per row; the column types' bind processors keep values identical to
-    what the ORM would store.
-    """
-    if not rows:
-        return
-    table = entity.__table__
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({_marks(session, len(columns))})"
-    _executemany(session, sql, [table.c[c] for c in columns], rows)
-
-
-def insert_returning(session: Session, entity: Any, columns: Sequence[str], rows: list[list[Any]],
-                     returning: Sequence[str]) -> list[tuple[Any, ...]]:
-    """As :func:`bulk_insert`, answering the ``returning`` columns of every row inserted (in no set order).
-
-    Multi-row ``INSERT ... VALUES ... RETURNING`` statements (SQLite 3.35+, PostgreSQL), as many
-    rows each as the drivers' bound-value limits allow: the ids come back with the insert instead
-    of a second lookup of every row by its key. Only for ``returning`` columns that need no
-    conversion by their type.
-    """
-    if not rows:
-        return []
-    table = entity.__table__
-    values = rows
-    _bind(session, [table.c[c] for c in columns], values)
-    row_marks = f"({_marks(session, len(columns))})"
-    per = max(1, _BOUND_VALUES // len(columns))
-    cursor = session.connection().connection.cursor()
-    out: list[tuple[Any, ...]] = []
-    try:
-        for start in range(0, len(values), per):
-            chunk = values[start:start + per]
-            cursor.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-                           f"{', '.join([row_marks] * len(chunk))} RETURNING {', '.join(returning)}",
-                           [v for row in chunk for v in row])
-            out.extend(cursor.fetchall())
-    finally:
-        cursor.close()
-    return out
-
-
-def _rowids_of_last_insert(session: Session, entity: Any, count: int) -> list[int] | None:
-    """SQLite: the ids of the ``count`` rows the connection has just inserted into ``entity``'s table with one
-    ``executemany``, in insertion order; None when they cannot be known so (look them up instead).
-
-    A row inserted without an id gets one more than the table's largest (the usual algorithm for an
-    ``INTEGER PRIMARY KEY``), and the transaction holds the write lock from its first insert, so the rows
-    take consecutive ids ending at ``last_insert_rowid()``. Once the largest possible id is taken, SQLite
-    picks free ids at random instead; the table's largest id then differs from the last one inserted.
-    Cheaper than ``INSERT ... RETURNING`` (:func:`insert_returning`): ``executemany`` binds rows in C.
-    """
-    cursor = session.connection().connection.cursor()
-    try:
-        cursor.execute(f"SELECT last_insert_rowid(), max(id) FROM {entity.__table__.name}")
-        last, largest = cursor.fetchone() or (None, None)
-    finally:
-        cursor.close()
-    if last is None or last != largest:
-        return None
-    return list(range(last - count + 1, last + 1))
-
-
-# Bound values per statement: under SQLite's limit (32,766 since 3.32) and PostgreSQL's (65,535).
-_BOUND_VALUES = 30_000
-
-
-def bulk_update(session: Session, entity: Any, rows: list[dict[str, Any]]) -> None:
-    """executemany UPDATE by primary key straight to the driver; each row names its key and new values."""
-    if not rows:
-        return
-    table = entity.__table__
-    (pk,) = table.primary_key.columns
-    columns = [c for c in rows[0] if c != pk.name]
-    mark = _marks(session, 1)
-    sql = f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} WHERE {pk.name} = {mark}"
-    _executemany(session, sql, [*(table.c[c] for c in columns), pk],
-                 [[*(row[c] for c in columns), row[pk.name]] for row in rows])
-
-
-def _marks(session: Session, n: int) -> str:
-    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
-    return ", ".join([mark] * n)
-
-
-def _executemany(session: Session, sql: str, columns: list[Any], rows: list[list[Any]]) -> None:
-    _bind(session, columns, rows)
-    cursor = session.connection().connection.cursor()
-    try:
-        cursor.executemany(sql, rows)
-    finally:
-        cursor.close()
-
-
-def _bind(session: Session, columns: list[Any], rows: list[list[Any]]) -> None:
-    """Convert each row's values in place, as each column's type binds them."""
-    conn = session.connection()
-    processors = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
-    for i, proc in enumerate(processors):
-        if proc is None:
-            continue
-        memo: dict[Any, Any] = {}  # a batch's rows share their timestamps: convert each once
-        for row in rows:
-            value = row[i]
-            if isinstance(value, datetime):
-                if value not in memo:
-                    memo[value] = proc(value)
-                row[i] = memo[value]
-            else:
-                row[i] = proc(value)
-
-
-def _by_stream_key(
-    session: Session, columns: tuple[Any, ...], entity: Any, source: str, keys: Sequence[tuple[str, str]],
-    where: str = "",
-) -> Iterable[Any]:
-    """Rows of ``entity`` for (stream, source id) keys of one source, looked up stream by stream.
-
-    A plain ``IN`` per stream uses the (source, stream, source_id) index. ``where`` adds a
-    literal SQL condition. Rows are plain tuples in the order of ``columns``.
-    """
-    by_stream: dict[str, list[str]] = defaultdict(list)
-    for stream, source_id in keys:
-        by_stream[stream].append(source_id)
-    names = ", ".join(c.name for c in columns)
-    select_sql = (f"SELECT {names} FROM {entity.__table__.name} "
-                  f"WHERE source = {{m}} AND stream = {{m}} AND source_id IN ({{in}}){where}")
-    for stream, ids in by_stream.items():
-        yield from _rows_in(session, select_sql, (source, stream), ids)
-
-
-def _rows_in(session: Session, select_sql: str, params: Sequence[Any], values: Sequence[Any]) -> Iterable[Any]:
-    """Rows of ``select_sql`` for ``values``, _CHUNK at a time, straight to the driver.
-
-    ``select_sql`` writes ``{m}`` for each marker of ``params`` and ``{in}`` where the values'
-    markers go. SQLAlchemy's expanding ``IN`` coerced each of hundreds of values again on
-    every call, which cost more than the indexed lookup itself; its result rows (a ``Row`` and a
-    ``fetchone`` each) cost more again, so rows come back from the DB-API cursor as plain tuples.
-    Only for columns whose values need no conversion by their type (text, integers).
-    """
-    conn = session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    cursor = conn.connection.cursor()
-    try:
-        for chunk in _chunks(values, _CHUNK):
-            sql = select_sql.format(m=mark, **{"in": ", ".join([mark] * len(chunk))})
-            cursor.execute(sql, (*params, *chunk))
-            yield from cursor.fetchall()
-    finally:
-        cursor.close()
-
-
 def _settle_quarantine(session: Session, source: str, items: list[_Item], now: datetime) -> None:
     """Accepted records close their open quarantine entries: their own raw row's as resolved,
     an older version's of the same source record as superseded.
@@ -1146,7 +900,7 @@ def _settle_quarantine(session: Session, source: str, items: list[_Item], now: d
     keys = [(i.record.stream, i.record.source_id) for i in items if i.held]
     if not keys:
         return
-    open_entries = list(_by_stream_key(session, cols, Quarantine, source, keys, " AND status = 'open'"))
+    open_entries = list(by_stream_key(session, cols, Quarantine, source, keys, " AND status = 'open'"))
     if not open_entries:
         return
     accepted_raw = {(i.record.stream, i.record.source_id): i.raw_id for i in items}
@@ -1156,8 +910,3 @@ def _settle_quarantine(session: Session, source: str, items: list[_Item], now: d
             update(Quarantine).where(Quarantine.id == entry_id).values(
                 status="resolved" if own else "superseded", updated_at=now)
         )
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -137,6 +137,37 @@ class AuthSettings(BaseModel):
         description="Base URL of the council's own FHIR identifier systems (local ids, EDRMS ids).",
     )
 
+
+class EdrmsSettings(BaseModel):
+    """The council's EDRMS, reached over CMIS 1.1 (edrms/, docs/edrms.md)."""
+
+    enabled: bool = Field(default=False, description="Pull documents on the schedule and push metadata back.")
+    service_url: str = Field(
+        default="http://127.0.0.1:8095/alfresco/api/-default-/public/cmis/versions/1.1/browser",
+        description="The CMIS service URL: the browser binding's, or the AtomPub service document's.")
+    repository: str = Field(default="edrms", max_length=64, description="The hub's name for this repository.")
+    repository_id: str | None = Field(default=None, description="Which repository of the service; the first if empty.")
+    user: str | None = Field(default=None, description="Basic authentication user.")
+    password: SecretStr | None = Field(default=None, description="Basic authentication password.")
+    token: SecretStr | None = Field(default=None, description="A bearer token (instead of user and password).")
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+    page_size: int = Field(default=100, ge=1, le=10_000, description="maxItems asked per page (the repository may "
+                                                                       "cap it).")
+    use_change_log: bool = Field(
+        default=True, description="Read getContentChanges when the repository's capabilityChanges allows it.")
+    document_type: str = Field(default="cmis:document", description="The CMIS type queried (FROM ...).")
+    properties: dict[str, str] = Field(
+        default_factory=lambda: {
+            "person_id": "sc:personId", "nhs_number": "sc:nhsNumber", "client_id": "sc:clientId",
+            "case_id": "sc:caseId", "document_type": "sc:documentType", "record_class": "sc:recordClass",
+            "author": "sc:author", "retention_date": "sc:retentionDate", "legal_hold": "sc:legalHold"},
+        description="The repository's property for each thing the hub reads or writes back.")
+    client_id_system: str = Field(default="legacy_escr",
+                                  description="Identifier system of the legacy client ids found in documents.")
+    retention_file: str = Field(default="retention.toml", description="Retention rules and legal holds "
+                                                                        "(under config/, or a path).")
+
+
 class WorkerSettings(BaseModel):
     """How `carehub worker` paces itself, holds its claims and shares the scheduler."""
 
@@ -192,6 +223,7 @@ class Settings(BaseSettings):
         default="schedules.toml", description="Scheduled jobs (under config/, or a path).")
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     finance: FinanceSettings = Field(default_factory=FinanceSettings)
+    edrms: EdrmsSettings = Field(default_factory=EdrmsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -102,7 +102,7 @@ def search_page(request: Request, session: StoreDep, policy: PolicyDep, caller: 
             context["people"] = search_people(session, policy, caller, query, audit, limit=50).people
         except (ValueError, InvalidQuery) as exc:
             context["error"] = exc.message if isinstance(exc, HubError) else "Enter the date as YYYY-MM-DD."
-    return render(request, "search.html", context)
+    return render(request, "search.html", context, status=422 if context["error"] else 200)
 
 
 def _record_page(request: Request, session: StoreDep, policy: PolicyDep, caller: Caller, audit: AuditDep,
@@ -114,7 +114,7 @@ def _record_page(request: Request, session: StoreDep, policy: PolicyDep, caller:
                                                     "detail": exc.message}, status=403)
     return render(request, "record.html", {
         "caller": caller, "summary": contact_summary(record), "timeline": timeline(record), "record": record,
-        "hidden": record.hidden_sections, "links": person_links(session, person_id),
+        "hidden": record.hidden_sections, "links": record.identity(person_links(session, person_id)),
         "panels": record_panels(session, person_id, record.view.types),
     })
 

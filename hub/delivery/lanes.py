@@ -20,7 +20,8 @@ has an unsettled row (pending, failed, in flight, or dead and not replayed) is
 person's later change never overtakes one that failed.
 
 **Outbox order.** Outbox ids rise in commit order: every writer of outbox rows
-holds :func:`hub.delivery.fanout.hold_outbox_order` while inserting, so a cursor
+goes through :func:`hub.store.writer.append_events`, which holds
+:func:`hub.delivery.fanout.hold_outbox_order` while inserting, so a cursor
 never passes an id whose transaction is still open.
 
 **Leases.** The lane lease is taken in its own statement (``FOR UPDATE SKIP

@@ -11,8 +11,9 @@ batch writes, and answers the same lookups from memory: the same candidates, cou
 against the same ``max_candidates_per_key``, so the same decisions.
 
 The store stays the truth. Every writer of ``person_index`` and ``person_identifiers``
-(the pipeline, a merge, an unmerge) writes a ``Person`` event to the outbox in the same
-transaction and takes the outbox-order lock first (``hold_outbox_order``), so before
+(the pipeline, a merge, an unmerge, a UPRN retirement: all through ``hub.store.writer``)
+writes a ``Person`` event to the outbox in the same transaction with ``append_events``
+(which takes the outbox-order lock first), so before
 each batch the index checks, with two reads by primary key, that its own last batch
 committed (its last event is where it left it) and that nobody has written a
 ``Person`` event since. Otherwise it is loaded again from the store.

@@ -21,7 +21,8 @@ from rich.table import Table
 
 from hub.identity.bulk import BulkReport, match_files
 from hub.identity.config import load_identity_config
-from hub.store.identity import LINK, decide, merge, open_reviews, record_link, unmerge
+from hub.store.identity import LINK, open_reviews, record_link
+from hub.store.merges import decide, merge, unmerge
 
 identity_app = typer.Typer(help="Identity resolution: the review queue, merge and unmerge.", no_args_is_help=True)
 review_app = typer.Typer(help="Pairs waiting for a person to decide.", no_args_is_help=True)

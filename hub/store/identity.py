@@ -7,15 +7,12 @@
 * ``person_merges`` - each merge with a snapshot of both persons and of every record it
   re-pointed, so :func:`unmerge` restores both exactly.
 
-Every function works inside the caller's session (one transaction) and writes its
-change events to the outbox in that same transaction.
+Every function works inside the caller's session (one transaction). Merging, unmerging and a
+reviewer's decision live in :mod:`hub.store.merges` (they write through the golden-record writer).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -36,17 +33,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from hub.delivery.fanout import hold_outbox_order
-from hub.errors import Conflict, NotFound
 from hub.store.db import PreparedStatement
 from hub.store.tables import (
     Base,
     BigId,
-    Entity,
-    OutboxEvent,
-    PersonIdentifier,
-    PersonIndex,
-    SourceLink,
     utcnow,
 )
 
@@ -120,15 +110,6 @@ def ordered_pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a <= b else (b, a)
 
 
-def content_hash(document: str) -> str:
-    """SHA-256 of a stored document."""
-    return hashlib.sha256(document.encode("utf-8")).hexdigest()
-
-
-def _dump(document: dict[str, Any]) -> str:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
-
-
 def remembered_decisions(session: Session, person_ids: list[str]) -> dict[tuple[str, str], str]:
     """Decisions already taken about pairs among or with these persons: ordered pair -> decision."""
     if not person_ids:
@@ -199,216 +180,6 @@ def open_reviews(session: Session, limit: int = 50) -> list[MatchReview]:
             .limit(limit)
         )
     )
-
-
-def decide(session: Session, pair_id: int, accept: bool, user: str) -> MatchReview:
-    """A reviewer's answer: accept merges the two persons, reject keeps them apart for good."""
-    review = session.get(MatchReview, pair_id)
-    if review is None:
-        raise NotFound(f"no review {pair_id}")
-    if review.status != OPEN:
-        raise Conflict(f"review {pair_id} was already {review.status}")
-    review.status = ACCEPTED if accept else REJECTED
-    review.decided_by, review.decided_at = user, utcnow()
-    record_link(
-        session,
-        review.person_a,
-        review.person_b,
-        review.score,
-        review.evidence,
-        LINK if accept else NO_LINK,
-        user,
-    )
-    if accept:
-        survivor, merged = _survivor_first(session, review.person_a, review.person_b)
-        review.merge_id = merge(session, survivor, merged, user).id
-    session.flush()
-    return review
-
-
-def _survivor_first(session: Session, a: str, b: str) -> tuple[str, str]:
-    """The longer-known person survives (the older golden record keeps its id)."""
-    first, second = _person(session, a), _person(session, b)
-    return (a, b) if (first.created_at, a) <= (second.created_at, b) else (b, a)
-
-
-def _person(session: Session, person_id: str) -> Entity:
-    entity = session.get(Entity, person_id)
-    if entity is None or entity.entity_type != PERSON:
-        raise NotFound(f"no person {person_id}")
-    return entity
-
-
-def _entity_state(entity: Entity) -> dict[str, Any]:
-    return {
-        "id": entity.id,
-        "person_id": entity.person_id,
-        "version": entity.version,
-        "content_hash": entity.content_hash,
-        "document": entity.document,
-    }
-
-
-def _index_state(session: Session, person_id: str) -> dict[str, Any] | None:
-    row = session.get(PersonIndex, person_id)
-    if row is None:
-        return None
-    return {c.key: getattr(row, c.key) for c in PersonIndex.__table__.columns} | {
-        "birth_date": row.birth_date.isoformat() if row.birth_date else None
-    }
-
-
-def _set_document(entity: Entity, document: dict[str, Any]) -> None:
-    text = _dump(document)
-    entity.document, entity.content_hash = text, content_hash(text)
-    entity.version += 1
-    entity.updated_at = utcnow()
-
-
-def _emit(session: Session, person: Entity, kind: str, payload: dict[str, Any]) -> None:
-    session.add(
-        OutboxEvent(
-            event_id=str(uuid.uuid4()),
-            entity_type=PERSON,
-            entity_id=person.id,
-            person_id=person.id,
-            kind=kind,
-            version=person.version,
-            ordering_key=person.id,
-            payload=json.dumps(payload, sort_keys=True),
-        )
-    )
-
-
-def merge(session: Session, survivor: str, merged: str, user: str) -> PersonMerge:
-    """Fold ``merged`` into ``survivor``: its records, provenance and local ids move across.
-
-    The merged person's document stays (marked ``merged_into``) and its index row is
-    marked merged; a snapshot of both persons and of every re-pointed row is kept so
-    :func:`unmerge` can restore them exactly. Emits a ``merged`` event for each person.
-    """
-    if survivor == merged:
-        raise Conflict("a person cannot be merged into itself")
-    kept, gone = _person(session, survivor), _person(session, merged)
-    for entity in (kept, gone):
-        if json.loads(entity.document).get("merged_into"):
-            raise Conflict(f"person {entity.id} has already been merged away")
-    records = list(
-        session.scalars(select(Entity).where(Entity.person_id == merged, Entity.id != merged))
-    )
-    links = list(session.scalars(select(SourceLink).where(SourceLink.entity_id == merged)))
-    identifiers = list(
-        session.scalars(select(PersonIdentifier).where(PersonIdentifier.person_id == merged))
-    )
-    snapshot = {
-        "survivor": _entity_state(kept),
-        "merged": _entity_state(gone),
-        "index": {survivor: _index_state(session, survivor), merged: _index_state(session, merged)},
-        "records": [_entity_state(e) for e in records],
-        "source_links": [link.id for link in links],
-        "identifiers": [i.id for i in identifiers],
-    }
-    for entity in records:
-        document = json.loads(entity.document)
-        if document.get("person_id") == merged:
-            document["person_id"] = survivor
-            _set_document(entity, document)
-        entity.person_id = survivor
-    for link in links:
-        link.entity_id = survivor
-    for identifier in identifiers:
-        identifier.person_id = survivor
-
-    kept_doc, gone_doc = json.loads(kept.document), json.loads(gone.document)
-    known = {(i.get("system"), i.get("value")) for i in kept_doc.get("identifiers", [])}
-    extra = [
-        i for i in gone_doc.get("identifiers", []) if (i.get("system"), i.get("value")) not in known
-    ]
-    if extra:
-        kept_doc["identifiers"] = [*kept_doc.get("identifiers", []), *extra]
-    _set_document(kept, kept_doc)
-    gone_doc["merged_into"] = survivor
-    _set_document(gone, gone_doc)
-    index = session.get(PersonIndex, merged)
-    if index is not None:
-        index.status, index.merged_into = "merged", survivor
-
-    history = PersonMerge(
-        survivor_id=survivor, merged_id=merged, merged_by=user, snapshot=snapshot, status="merged"
-    )
-    session.add(history)
-    session.flush()
-    payload = {
-        "merge_id": history.id,
-        "survivor": survivor,
-        "merged": merged,
-        "records": [e.id for e in records],
-    }
-    hold_outbox_order(session)
-    _emit(session, kept, "merged", payload)
-    _emit(session, gone, "merged", payload)
-    session.flush()
-    return history
-
-
-def unmerge(session: Session, merge_id: int, user: str) -> PersonMerge:
-    """Undo a merge: both persons, their index rows and every re-pointed row as they were.
-
-    Documents come back byte for byte; versions move on (a downstream system must see
-    a newer version). The pair is remembered as two people, and an ``unmerged`` event
-    is emitted for each.
-    """
-    history = session.get(PersonMerge, merge_id)
-    if history is None:
-        raise NotFound(f"no merge {merge_id}")
-    if history.status != "merged":
-        raise Conflict(f"merge {merge_id} was already undone")
-    snap = history.snapshot
-    restored: list[Entity] = []
-    for state in (snap["survivor"], snap["merged"], *snap["records"]):
-        entity = session.get(Entity, state["id"])
-        if entity is None:
-            raise NotFound(f"entity {state['id']} of merge {merge_id} no longer exists")
-        entity.document, entity.content_hash = state["document"], state["content_hash"]
-        entity.person_id = state["person_id"]
-        entity.version = max(entity.version, state["version"]) + 1
-        entity.updated_at = utcnow()
-        restored.append(entity)
-    for person_id, state in snap["index"].items():
-        row = session.get(PersonIndex, person_id)
-        if row is None or state is None:
-            continue
-        for key, value in state.items():
-            if key == "birth_date":
-                value = datetime.fromisoformat(value).date() if value else None
-            setattr(row, key, value)
-    for link in session.scalars(select(SourceLink).where(SourceLink.id.in_(snap["source_links"]))):
-        link.entity_id = history.merged_id
-    for identifier in session.scalars(
-        select(PersonIdentifier).where(PersonIdentifier.id.in_(snap["identifiers"]))
-    ):
-        identifier.person_id = history.merged_id
-    history.status, history.unmerged_by, history.unmerged_at = "unmerged", user, utcnow()
-    record_link(
-        session,
-        history.survivor_id,
-        history.merged_id,
-        0.0,
-        {"reason": f"unmerged by a person (merge {merge_id})"},
-        NO_LINK,
-        user,
-    )
-    payload = {
-        "merge_id": merge_id,
-        "survivor": history.survivor_id,
-        "merged": history.merged_id,
-        "records": [s["id"] for s in snap["records"]],
-    }
-    hold_outbox_order(session)
-    _emit(session, restored[0], "unmerged", payload)
-    _emit(session, restored[1], "unmerged", payload)
-    session.flush()
-    return history
 
 
 def record_links(session: Session, links: list[dict[str, Any]]) -> None:

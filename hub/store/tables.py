@@ -254,8 +254,8 @@ def _lane_default(context: Any) -> int:
 class OutboxEvent(Base):
     """A change event, written in the same transaction as the change it announces.
 
-    ``lane`` is set from the ordering key at insert (:func:`lane_of`); a writer that bypasses
-    column defaults (``hub.pipeline.bulk_insert``) sets it itself. ``status`` is the settlement of
+    Written only by :func:`hub.store.writer.append_events`, which takes the outbox-order lock and
+    sets ``lane`` from the ordering key (:func:`lane_of`). ``status`` is the settlement of
     events routed before lanes existed (migration 0009_delivery_lanes); later events keep
     ``pending`` there, and their delivery state is read from the lane cursors (docs/delivery.md).
     """

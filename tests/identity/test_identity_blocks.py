@@ -22,7 +22,7 @@ from hub.identity.resolver import ScoredResolver
 from hub.pipeline import Pipeline
 from hub.settings import SourceSettings
 from hub.store.db import Store
-from hub.store.identity import merge
+from hub.store.merges import merge
 from hub.store.migrate import upgrade
 from hub.store.tables import Entity, PersonIndex, SourceLink
 from hub.sync import sync_source

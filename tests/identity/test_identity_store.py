@@ -16,15 +16,8 @@ from hub.errors import Conflict
 from hub.identity import IdentityResolver, MatchRecord, Outcome, match_keys
 from hub.model import Address, Identifier, Person, PersonName
 from hub.store.db import Store
-from hub.store.identity import (
-    NO_LINK,
-    PersonMerge,
-    decide,
-    merge,
-    queue_review,
-    record_link,
-    unmerge,
-)
+from hub.store.identity import NO_LINK, PersonMerge, queue_review, record_link
+from hub.store.merges import decide, merge, unmerge
 from hub.store.tables import Entity, OutboxEvent, PersonIdentifier, PersonIndex, SourceLink
 
 

@@ -1,0 +1,188 @@
+"""The one seam for raw driver SQL: bulk inserts, updates and keyed lookups at migration volumes.
+
+The pipeline and the golden-record writer (:mod:`hub.store.writer`) move tens of
+thousands of rows a second; SQLAlchemy's per-row parameter handling costs more
+than the write itself there, so these helpers hand rows straight to the DB-API
+cursor, each value converted by its column's own bind processor (values stay
+identical to what the ORM would store). Table and column names come from the
+ORM's metadata, never from input; values always travel as bound parameters.
+:func:`param_mark` is the one place that knows each driver's paramstyle.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+
+CHUNK = 500
+"""Values per ``IN (...)`` lookup."""
+
+BOUND_VALUES = 30_000
+"""Bound values per statement: under SQLite's limit (32,766 since 3.32) and PostgreSQL's (65,535)."""
+
+
+def param_mark(dialect: Dialect) -> str:
+    """The DB-API parameter marker of the dialect's driver (``?`` for sqlite3, ``%s`` for psycopg)."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"
+
+
+def marks(session: Session, n: int) -> str:
+    """``n`` parameter markers, comma-separated, for the session's driver."""
+    return ", ".join([param_mark(session.get_bind().dialect)] * n)
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    """``items`` in slices of ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def bulk_insert(session: Session, entity: Any, columns: Sequence[str], rows: list[list[Any]]) -> None:
+    """executemany INSERT straight to the driver, values prepared by each column's own type.
+
+    Each row lists its values in the order of ``columns`` (converted in place). The ORM's and
+    Core's per-row parameter handling cost more than the write itself at migration volumes, and
+    so did building a dict per row; the column types' bind processors keep values identical to
+    what the ORM would store.
+    """
+    if not rows:
+        return
+    table = entity.__table__
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks(session, len(columns))})"
+    _executemany(session, sql, [table.c[c] for c in columns], rows)
+
+
+def insert_returning(session: Session, entity: Any, columns: Sequence[str], rows: list[list[Any]],
+                     returning: Sequence[str]) -> list[tuple[Any, ...]]:
+    """As :func:`bulk_insert`, answering the ``returning`` columns of every row inserted (in no set order).
+
+    Multi-row ``INSERT ... VALUES ... RETURNING`` statements (SQLite 3.35+, PostgreSQL), as many
+    rows each as the drivers' bound-value limits allow: the ids come back with the insert instead
+    of a second lookup of every row by its key. Only for ``returning`` columns that need no
+    conversion by their type.
+    """
+    if not rows:
+        return []
+    table = entity.__table__
+    _bind(session, [table.c[c] for c in columns], rows)
+    row_marks = f"({marks(session, len(columns))})"
+    per = max(1, BOUND_VALUES // len(columns))
+    cursor = session.connection().connection.cursor()
+    out: list[tuple[Any, ...]] = []
+    try:
+        for start in range(0, len(rows), per):
+            chunk = rows[start:start + per]
+            cursor.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                           f"{', '.join([row_marks] * len(chunk))} RETURNING {', '.join(returning)}",
+                           [v for row in chunk for v in row])
+            out.extend(cursor.fetchall())
+    finally:
+        cursor.close()
+    return out
+
+
+def rowids_of_last_insert(session: Session, entity: Any, count: int) -> list[int] | None:
+    """SQLite: the ids of the ``count`` rows the connection has just inserted into ``entity``'s table with one
+    ``executemany``, in insertion order; None when they cannot be known so (look them up instead).
+
+    A row inserted without an id gets one more than the table's largest (the usual algorithm for an
+    ``INTEGER PRIMARY KEY``), and the transaction holds the write lock from its first insert, so the rows
+    take consecutive ids ending at ``last_insert_rowid()``. Once the largest possible id is taken, SQLite
+    picks free ids at random instead; the table's largest id then differs from the last one inserted.
+    Cheaper than ``INSERT ... RETURNING`` (:func:`insert_returning`): ``executemany`` binds rows in C.
+    """
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(f"SELECT last_insert_rowid(), max(id) FROM {entity.__table__.name}")
+        last, largest = cursor.fetchone() or (None, None)
+    finally:
+        cursor.close()
+    if last is None or last != largest:
+        return None
+    return list(range(last - count + 1, last + 1))
+
+
+def bulk_update(session: Session, entity: Any, rows: list[dict[str, Any]]) -> None:
+    """executemany UPDATE by primary key straight to the driver; each row names its key and new values."""
+    if not rows:
+        return
+    table = entity.__table__
+    (pk,) = table.primary_key.columns
+    columns = [c for c in rows[0] if c != pk.name]
+    mark = marks(session, 1)
+    sql = f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} WHERE {pk.name} = {mark}"
+    _executemany(session, sql, [*(table.c[c] for c in columns), pk],
+                 [[*(row[c] for c in columns), row[pk.name]] for row in rows])
+
+
+def _executemany(session: Session, sql: str, columns: list[Any], rows: list[list[Any]]) -> None:
+    _bind(session, columns, rows)
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+
+
+def _bind(session: Session, columns: list[Any], rows: list[list[Any]]) -> None:
+    """Convert each row's values in place, as each column's type binds them."""
+    conn = session.connection()
+    processors = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
+    for i, proc in enumerate(processors):
+        if proc is None:
+            continue
+        memo: dict[Any, Any] = {}  # a batch's rows share their timestamps: convert each once
+        for row in rows:
+            value = row[i]
+            if isinstance(value, datetime):
+                if value not in memo:
+                    memo[value] = proc(value)
+                row[i] = memo[value]
+            else:
+                row[i] = proc(value)
+
+
+def by_stream_key(
+    session: Session, columns: tuple[Any, ...], entity: Any, source: str, keys: Sequence[tuple[str, str]],
+    where: str = "",
+) -> Iterable[Any]:
+    """Rows of ``entity`` for (stream, source id) keys of one source, looked up stream by stream.
+
+    A plain ``IN`` per stream uses the (source, stream, source_id) index. ``where`` adds a
+    literal SQL condition (a constant of the caller's code, never a value). Rows are plain
+    tuples in the order of ``columns``.
+    """
+    by_stream: dict[str, list[str]] = defaultdict(list)
+    for stream, source_id in keys:
+        by_stream[stream].append(source_id)
+    names = ", ".join(c.name for c in columns)
+    select_sql = (f"SELECT {names} FROM {entity.__table__.name} "
+                  f"WHERE source = {{m}} AND stream = {{m}} AND source_id IN ({{in}}){where}")
+    for stream, ids in by_stream.items():
+        yield from rows_in(session, select_sql, (source, stream), ids)
+
+
+def rows_in(session: Session, select_sql: str, params: Sequence[Any], values: Sequence[Any]) -> Iterable[Any]:
+    """Rows of ``select_sql`` for ``values``, :data:`CHUNK` at a time, straight to the driver.
+
+    ``select_sql`` writes ``{m}`` for each marker of ``params`` and ``{in}`` where the values'
+    markers go. SQLAlchemy's expanding ``IN`` coerced each of hundreds of values again on
+    every call, which cost more than the indexed lookup itself; its result rows (a ``Row`` and a
+    ``fetchone`` each) cost more again, so rows come back from the DB-API cursor as plain tuples.
+    Only for columns whose values need no conversion by their type (text, integers).
+    """
+    conn = session.connection()
+    mark = param_mark(conn.dialect)
+    cursor = conn.connection.cursor()
+    try:
+        for chunk in chunks(values, CHUNK):
+            sql = select_sql.format(m=mark, **{"in": ", ".join([mark] * len(chunk))})
+            cursor.execute(sql, (*params, *chunk))
+            yield from cursor.fetchall()
+    finally:
+        cursor.close()
