@@ -271,6 +271,7 @@ class Deriver:
             delta_total_pence=terms["total_pence"] - (previous.total_pence if previous else 0),
             event_id=event_id_for(line_id, number, kind), recorded_at=utcnow(),
         )
+        version.item = orjson.dumps(feed_item(version)).decode()
         self.latest[line_id] = version
         self.written.append(version)
         counter = {"create": "created", "amend": "amended", "close": "closed", "reverse": "reversed"}[action]
@@ -307,7 +308,7 @@ def announce(session: Session, versions: Iterable[FinanceVersion]) -> None:
     them (their key: line id + version; their ordering key: the person)."""
     append_events(session, [NewEvent(
         v.event_id, LINE_ENTITY, v.line_id, v.person_id, "created" if v.version == 1 else "updated", v.version,
-        v.person_id, SOURCE, v.recorded_at, orjson.dumps(feed_item(v))) for v in versions])
+        v.person_id, SOURCE, v.recorded_at, v.item or orjson.dumps(feed_item(v))) for v in versions])
 
 
 def feed_item(v: FinanceVersion) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """finance link: commitment versions, lines, actuals, files, variances
 
-Revision ID: 0012_finance
-Revises: 0011_edrms
+Revision ID: 0011_finance
+Revises: 0010_sync_indexes
 
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 import hub.store.tables
 
 
-revision: str = '0012_finance'
-down_revision: str | Sequence[str] | None = '0011_edrms'
+revision: str = '0011_finance'
+down_revision: str | Sequence[str] | None = '0010_sync_indexes'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
