@@ -115,7 +115,7 @@ def _relink(session: Session, docs: list[EdrmsDocument], settings: Settings) -> 
                 session.add(EdrmsLink(document_id=doc.id, person_id=target, episode_id=manual[-1].episode_id,
                                       method="manual", basis="merge", reason=manual[-1].reason,
                                       created_by=manual[-1].created_by, created_at=now, active=True))
-                doc.person_id = target
+                doc.link_to(target, doc.episode_id)
                 moved += 1
             continue
         if doc.orphan_reason == "UNLINKED":
@@ -130,11 +130,9 @@ def _relink(session: Session, docs: list[EdrmsDocument], settings: Settings) -> 
                                   episode_id=resolution.episode_id, method="pull", basis=resolution.basis[:40],
                                   reason=f"identifiers in the document's properties: {resolution.basis}",
                                   created_by=PULL_USER, created_at=now, active=True))
-            doc.person_id, doc.episode_id, doc.status, doc.orphan_reason = (
-                resolution.person_id, resolution.episode_id, "linked", None)
+            doc.link_to(str(resolution.person_id), resolution.episode_id)
         else:
-            doc.person_id, doc.episode_id, doc.status, doc.orphan_reason = None, None, "orphan", resolution.reason
-            doc.retain_until, doc.retention_rule, doc.legal_holds = None, None, []
+            doc.make_orphan(resolution.reason)
         moved += 1
     session.flush()
     return moved

@@ -272,15 +272,12 @@ class DocumentPull:
                                       episode_id=resolution.episode_id, method="pull", basis=resolution.basis[:40],
                                       reason=f"identifiers in the document's properties: {resolution.basis}",
                                       created_by=PULL_USER, created_at=now, active=True))
-            doc.person_id, doc.episode_id = resolution.person_id, resolution.episode_id
-            doc.status, doc.orphan_reason = "linked", None
+            doc.link_to(resolution.person_id, resolution.episode_id)
             result.linked += 1
         else:
             for old in current:
                 end_link(old, PULL_USER, f"the document's identifiers no longer link it ({resolution.reason})", now)
-            doc.person_id, doc.episode_id = None, None
-            doc.status, doc.orphan_reason = "orphan", resolution.reason
-            doc.retain_until, doc.retention_rule, doc.legal_holds = None, None, []
+            doc.make_orphan(resolution.reason)
             result.orphans += 1
             result.reasons[resolution.reason] = result.reasons.get(resolution.reason, 0) + 1
 
@@ -293,8 +290,7 @@ class DocumentPull:
         for doc in docs:
             for old in active_links(session, doc.id):
                 end_link(old, PULL_USER, "the document was deleted in the EDRMS", now)
-            doc.person_id, doc.episode_id, doc.status, doc.orphan_reason = None, None, "deleted", None
-            doc.updated_at = now
+            doc.make_orphan(None, status="deleted")
             result.deleted += 1
         session.flush()
         settled = settle(session, docs, self.schedule)

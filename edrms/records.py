@@ -171,8 +171,7 @@ def link_document(session: Session, document_id: int, person_id: str, episode_id
     link = EdrmsLink(document_id=document_id, person_id=target, episode_id=episode_id, method="manual",
                      basis="records_manager", reason=reason, created_by=user, created_at=now, active=True)
     session.add(link)
-    doc.person_id, doc.episode_id, doc.status, doc.orphan_reason = target, episode_id, "linked", None
-    doc.updated_at = now
+    doc.link_to(target, episode_id)
     session.flush()
     settle(session, [doc], schedule)
     return link
@@ -189,9 +188,7 @@ def unlink_document(session: Session, document_id: int, link_id: int, reason: st
         raise Conflict(f"link {link_id} was already ended on {link.ended_at:%Y-%m-%d}")
     end_link(link, user, reason)
     if not active_links(session, document_id):
-        doc.person_id, doc.episode_id, doc.status, doc.orphan_reason = None, None, "orphan", "UNLINKED"
-        doc.retain_until, doc.retention_rule, doc.legal_holds = None, None, []
-        doc.updated_at = utcnow()
+        doc.make_orphan("UNLINKED")
     session.flush()
     settle(session, [doc], schedule)
     return link

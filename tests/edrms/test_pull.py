@@ -6,7 +6,7 @@ import orjson
 from sqlalchemy import func, select
 
 from hub.store.documents import EdrmsDocument, EdrmsLink
-from hub.store.identity import merge
+from hub.store.merges import merge
 from hub.store.tables import Entity, OutboxEvent
 from tests.edrms.conftest import EdrmsHub
 
