@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from edrms.linking import FoundIds, IdentifierIndex
 from edrms.pull import DocumentPull
-from edrms.records import PULL_USER, active_links, end_link, settle, survivor_of
+from edrms.records import PULL_USER, SOURCE, active_links, end_link, settle, survivor_of
 from edrms.retention import Schedule
 from edrms.target import open_repository
 from hub.scheduler import JobContext
@@ -29,7 +29,7 @@ from hub.store.tables import Cursor, OutboxEvent, utcnow
 
 __all__ = ["open_repository", "pull_documents", "refresh", "refresh_documents"]
 
-REFRESH_SOURCE = "edrms:refresh"
+REFRESH_STREAM = "refresh:outbox"
 
 
 def pull_documents(ctx: JobContext) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def refresh(ctx: JobContext) -> dict[str, Any]:
 
 
 def _cursor(session: Session) -> Cursor | None:
-    return session.scalar(select(Cursor).where(Cursor.source == REFRESH_SOURCE, Cursor.stream == "outbox"))
+    return session.scalar(select(Cursor).where(Cursor.source == SOURCE, Cursor.stream == REFRESH_STREAM))
 
 
 def refresh_documents(store: Store, settings: Settings, *, batch: int = 5000) -> dict[str, int]:
@@ -76,7 +76,7 @@ def refresh_documents(store: Store, settings: Settings, *, batch: int = 5000) ->
             settled = settle(session, docs, schedule)
             out["written"] += settled.created + settled.updated
             if row is None:
-                session.add(Cursor(source=REFRESH_SOURCE, stream="outbox", value={"id": last}, updated_at=utcnow()))
+                session.add(Cursor(source=SOURCE, stream=REFRESH_STREAM, value={"id": last}, updated_at=utcnow()))
             else:
                 row.value, row.updated_at = {"id": last}, utcnow()
             session.commit()

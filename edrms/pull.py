@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from edrms.cmis import CmisObject, Repository, cmis_instant
 from edrms.linking import FoundIds, IdentifierIndex
-from edrms.records import PULL_USER, active_links, end_link, settle
+from edrms.records import PULL_USER, SOURCE, active_links, end_link, settle
 from edrms.retention import Schedule
 from hub.settings import EdrmsSettings
 from hub.store.db import Store
@@ -75,20 +75,21 @@ class DocumentPull:
         self.settings = settings
         self.schedule = schedule
         self.name = settings.repository
+        self.stream = f"documents:{self.name}"
         self.names = settings.properties
 
     # -- cursor ---------------------------------------------------------------------------------
 
     def load_cursor(self, session: Session) -> dict[str, Any]:
         """The saved position (empty before the first pull)."""
-        row = session.scalar(select(Cursor).where(Cursor.source == f"edrms:{self.name}", Cursor.stream == "documents"))
+        row = session.scalar(select(Cursor).where(Cursor.source == SOURCE, Cursor.stream == self.stream))
         return dict(row.value) if row is not None else {}
 
     def save_cursor(self, session: Session, value: dict[str, Any]) -> None:
         """Save the position in the transaction of the documents it covers."""
-        row = session.scalar(select(Cursor).where(Cursor.source == f"edrms:{self.name}", Cursor.stream == "documents"))
+        row = session.scalar(select(Cursor).where(Cursor.source == SOURCE, Cursor.stream == self.stream))
         if row is None:
-            session.add(Cursor(source=f"edrms:{self.name}", stream="documents", value=value, updated_at=utcnow()))
+            session.add(Cursor(source=SOURCE, stream=self.stream, value=value, updated_at=utcnow()))
         else:
             row.value, row.updated_at = value, utcnow()
 

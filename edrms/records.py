@@ -26,7 +26,7 @@ from edrms.retention import EpisodeFacts, PersonFacts, Retention, Schedule
 from hub.errors import Conflict, NotFound
 from hub.model import DocumentLink
 from hub.store.documents import EdrmsDocument, EdrmsLink
-from hub.store.tables import Entity, PersonIndex, utcnow
+from hub.store.tables import Entity, PersonIndex, SourceLink, utcnow
 from hub.store.writer import Provenance, write_canonical
 
 SOURCE = "edrms"
@@ -95,8 +95,12 @@ def settle(session: Session, docs: Sequence[EdrmsDocument], schedule: Schedule, 
     """
     today = on or utcnow().date()
     facts = person_facts(session, [d.person_id for d in docs if d.person_id])
+    known = _on_record(session, [_key(d) for d in docs if not d.person_id])
     out = Settled()
     for doc in docs:
+        if not doc.person_id and _key(doc) not in known:  # never on anyone's record: nothing to take off
+            out.unchanged += 1
+            continue
         if doc.person_id:
             stated = (stated_classes or {}).get(doc.id, doc.record_class)
             person = facts.get(doc.person_id, PersonFacts())
@@ -104,10 +108,24 @@ def settle(session: Session, docs: Sequence[EdrmsDocument], schedule: Schedule, 
                                          person=person, episode=_episode(person, doc.episode_id), on=today)
             apply_retention(doc, retention)
         outcome = write_canonical(session, canonical_link(doc), Provenance(
-            SOURCE, STREAM, f"{doc.repository}:{doc.object_id}",
+            SOURCE, STREAM, _key(doc),
             modified=doc.modified.isoformat() if doc.modified else None))
         setattr(out, outcome.kind, getattr(out, outcome.kind) + 1)
     return out
+
+
+def _key(doc: EdrmsDocument) -> str:
+    return f"{doc.repository}:{doc.object_id}"
+
+
+def _on_record(session: Session, keys: list[str]) -> set[str]:
+    """Which of these documents the shared record already holds (as a canonical DocumentLink)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        found.update(session.scalars(select(SourceLink.source_id).where(
+            SourceLink.source == SOURCE, SourceLink.stream == STREAM, SourceLink.source_id.in_(chunk))))
+    return found
 
 
 def apply_retention(doc: EdrmsDocument, retention: Retention) -> None:
