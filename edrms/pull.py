@@ -201,12 +201,11 @@ class DocumentPull:
         index = IdentifierIndex(session, self.settings.client_id_system)
         index.load(found.values())
         manual = self._manual(session, [d.id for d in existing.values()])
-        touched: list[EdrmsDocument] = []
-        stated: dict[int, str | None] = {}
+        active = self._active(session, [d.id for d in existing.values() if d.status == "linked"])
+        work: list[tuple[EdrmsDocument, tuple[str | None, ...], FoundIds, CmisObject]] = []
         now = utcnow()
         for obj in objects:
             doc = existing.get(obj.object_id)
-            ids_now = found[obj.object_id]
             if doc is not None and doc.change_token == obj.change_token and doc.modified == obj.modified:
                 result.unchanged += 1
                 continue
@@ -218,20 +217,34 @@ class DocumentPull:
             else:
                 result.changed += 1
             ids_before = (doc.person_ref, doc.nhs_number, doc.client_ref, doc.case_ref)
-            self._describe(doc, obj, ids_now)
-            session.flush()
-            touched.append(doc)
-            stated[doc.id] = _text(obj.properties.get(self.names.get("record_class", "")))
-            if doc.id in manual:
+            self._describe(doc, obj, found[obj.object_id])
+            work.append((doc, ids_before, found[obj.object_id], obj))
+        if not work:
+            return
+        stated: dict[str, str | None] = {}
+        for doc, ids_before, ids_now, obj in work:
+            stated[doc.object_id] = _text(obj.properties.get(self.names.get("record_class", "")))
+            if doc.id is not None and doc.id in manual:
                 result.linked += 1
                 continue
             if doc.orphan_reason == "UNLINKED" and ids_before == (doc.person_ref, doc.nhs_number, doc.client_ref,
                                                                   doc.case_ref):
                 result.orphans += 1
                 continue
-            self._link(session, doc, index.resolve(ids_now), result, now)
-        settled = settle(session, touched, self.schedule, stated_classes=stated)
+            self._link(session, doc, index.resolve(ids_now), result, now,
+                       active.get(doc.id, []) if doc.id is not None else [])
+        settled = settle(session, [doc for doc, *_ in work], self.schedule, stated_classes=stated)
         result.events += settled.created + settled.updated
+
+    @staticmethod
+    def _active(session: Session, doc_ids: list[int]) -> dict[int, list[EdrmsLink]]:
+        out: dict[int, list[EdrmsLink]] = {}
+        for start in range(0, len(doc_ids), 500):
+            for link in session.scalars(select(EdrmsLink).where(
+                    EdrmsLink.document_id.in_(doc_ids[start:start + 500]), EdrmsLink.active.is_(True))
+                    .order_by(EdrmsLink.id)):
+                out.setdefault(link.document_id, []).append(link)
+        return out
 
     def _describe(self, doc: EdrmsDocument, obj: CmisObject, ids: FoundIds) -> None:
         props, names = obj.properties, self.names
@@ -260,8 +273,8 @@ class DocumentPull:
         return set(session.scalars(select(EdrmsLink.document_id).where(
             EdrmsLink.document_id.in_(doc_ids), EdrmsLink.active.is_(True), EdrmsLink.method == "manual")))
 
-    def _link(self, session: Session, doc: EdrmsDocument, resolution: Any, result: PullResult, now: datetime) -> None:
-        current = active_links(session, doc.id) if doc.status == "linked" else []
+    def _link(self, session: Session, doc: EdrmsDocument, resolution: Any, result: PullResult, now: datetime,
+              current: list[EdrmsLink]) -> None:
         if resolution.linked:
             same = [k for k in current if k.person_id == resolution.person_id
                     and k.episode_id == resolution.episode_id]
@@ -269,7 +282,7 @@ class DocumentPull:
                 if old not in same:
                     end_link(old, PULL_USER, "the document's identifiers now point elsewhere", now)
             if not same:
-                session.add(EdrmsLink(document_id=doc.id, person_id=resolution.person_id,
+                session.add(EdrmsLink(document=doc, person_id=resolution.person_id,
                                       episode_id=resolution.episode_id, method="pull", basis=resolution.basis[:40],
                                       reason=f"identifiers in the document's properties: {resolution.basis}",
                                       created_by=PULL_USER, created_at=now, active=True))

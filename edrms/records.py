@@ -27,7 +27,7 @@ from hub.errors import Conflict, NotFound
 from hub.model import DocumentLink
 from hub.store.documents import EdrmsDocument, EdrmsLink
 from hub.store.tables import Entity, PersonIndex, SourceLink, utcnow
-from hub.store.writer import Provenance, write_canonical
+from hub.store.writer import Provenance, write_canonical_batch
 
 SOURCE = "edrms"
 STREAM = "documents"
@@ -87,29 +87,31 @@ class Settled:
 
 
 def settle(session: Session, docs: Sequence[EdrmsDocument], schedule: Schedule, *, on: date | None = None,
-           stated_classes: dict[int, str | None] | None = None) -> Settled:
+           stated_classes: dict[str, str | None] | None = None) -> Settled:
     """Recompute retention and write each document's canonical link (through the core's writer).
 
-    ``stated_classes``: the record class each document's own properties state (by row id); otherwise
+    ``stated_classes``: the record class each document's own properties state (by object id); otherwise
     the class last computed is kept as stated.
     """
     today = on or utcnow().date()
-    facts = person_facts(session, [d.person_id for d in docs if d.person_id])
-    known = _on_record(session, [_key(d) for d in docs if not d.person_id])
+    with session.no_autoflush:  # rows are written once, with their retention, by the writer's flush
+        facts = person_facts(session, [d.person_id for d in docs if d.person_id])
+        known = _on_record(session, [_key(d) for d in docs if not d.person_id])
     out = Settled()
+    batch = []
     for doc in docs:
         if not doc.person_id and _key(doc) not in known:  # never on anyone's record: nothing to take off
             out.unchanged += 1
             continue
         if doc.person_id:
-            stated = (stated_classes or {}).get(doc.id, doc.record_class)
+            stated = (stated_classes or {}).get(doc.object_id, doc.record_class)
             person = facts.get(doc.person_id, PersonFacts())
             retention = schedule.compute(stated_class=stated, created=doc.created.date() if doc.created else None,
                                          person=person, episode=_episode(person, doc.episode_id), on=today)
             apply_retention(doc, retention)
-        outcome = write_canonical(session, canonical_link(doc), Provenance(
-            SOURCE, STREAM, _key(doc),
-            modified=doc.modified.isoformat() if doc.modified else None))
+        batch.append((canonical_link(doc), Provenance(SOURCE, STREAM, _key(doc), modified=doc.modified.isoformat()
+                                                      if doc.modified else None)))
+    for outcome in write_canonical_batch(session, batch):
         setattr(out, outcome.kind, getattr(out, outcome.kind) + 1)
     return out
 

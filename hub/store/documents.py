@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.store.tables import Base, BigId, utcnow
 
@@ -78,6 +78,7 @@ class EdrmsLink(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("edrms_documents.id"))
+    document: Mapped[EdrmsDocument] = relationship(lazy="raise")
     person_id: Mapped[str] = mapped_column(String(36), index=True)
     episode_id: Mapped[str | None] = mapped_column(String(36))
     method: Mapped[str] = mapped_column(String(16))  # "pull" or "manual"
