@@ -21,6 +21,7 @@ import resource
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -28,7 +29,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import requests  # noqa: E402
 
 from adapters.simulators.legacy_escr import generate  # noqa: E402
-from edrms.cmis import connect  # noqa: E402
+from edrms.cmis import cmis_instant, connect  # noqa: E402
 from edrms.demo import demo_subjects  # noqa: E402
 from edrms.pull import DocumentPull  # noqa: E402
 from edrms.retention import Schedule  # noqa: E402
@@ -57,17 +58,25 @@ def _cpu() -> float:
 
 
 def floor(url: str, page: int) -> tuple[int, float]:
-    """Bare HTTP paging of the crawl's query: documents read and seconds taken."""
+    """Bare HTTP paging of the crawl's query, paged as the pull pages it (from the last modification time
+    seen, skipping the documents already read at that time): documents read and seconds taken."""
     session = requests.Session()
     repo = session.get(url, timeout=60).json()["-default-"]["repositoryUrl"]
-    read, skip = 0, 0
+    read, since_ms, ties = 0, None, 0
     started = time.perf_counter()
     while True:
-        body = session.post(repo, data={"cmisaction": "query", "q": STATEMENT, "succinct": "true",
-                                        "maxItems": str(page), "skipCount": str(skip)}, timeout=120).json()
-        read += len(body["results"])
-        skip += len(body["results"])
-        if not body["hasMoreItems"] or not body["results"]:
+        since = ("1970-01-01T00:00:00.000Z" if since_ms is None
+                 else cmis_instant(datetime.fromtimestamp(since_ms / 1000, UTC)))
+        query = STATEMENT.replace("1970-01-01T00:00:00.000Z", since)
+        body = session.post(repo, data={"cmisaction": "query", "q": query, "succinct": "true",
+                                        "maxItems": str(page), "skipCount": str(ties)}, timeout=120).json()
+        results = body["results"]
+        read += len(results)
+        for obj in results:
+            stamp = obj["succinctProperties"]["cmis:lastModificationDate"]
+            ties = ties + 1 if stamp == since_ms else 1
+            since_ms = stamp
+        if not body["hasMoreItems"] or not results:
             break
     return read, time.perf_counter() - started
 

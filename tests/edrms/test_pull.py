@@ -130,3 +130,14 @@ def test_a_document_that_loses_its_person_leaves_the_record(edrms_hub: EdrmsHub)
     assert (row.status, row.orphan_reason) == ("orphan", "UNKNOWN_IDENTIFIERS")
     link = canonical(edrms_hub, tom.object_id)
     assert link is not None and link["person_id"] is None and "retain_until" not in link
+
+
+def test_the_scheduled_job_pulls_then_refreshes(edrms_hub: EdrmsHub) -> None:
+    from edrms.jobs import pull_documents
+    from hub.scheduler import JobContext
+
+    off = edrms_hub.settings.model_copy(update={"edrms": edrms_hub.settings.edrms.model_copy(
+        update={"enabled": False})})
+    assert "switched off" in pull_documents(JobContext(edrms_hub.store, off, "edrms_pull", "node-1"))["note"]
+    done = pull_documents(JobContext(edrms_hub.store, edrms_hub.settings, "edrms_pull", "node-1"))
+    assert done["read"] == 8 and done["linked"] == 4 and done["refresh"]["events"] > 0
