@@ -109,6 +109,14 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources to sy
         typer.echo(f"{name}: {r.received} read, {r.accepted} accepted, {r.quarantined} quarantined, "
                    f"{r.unchanged} unchanged, {r.created} created, {r.updated} updated, {r.events} events")
     store.dispose()
+    refused = [(name, stream, r) for name, result in results.items()
+               for stream, r in result.refused_streams().items()]
+    for name, stream, r in refused:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(r.reasons.items(), key=lambda kv: -kv[1]))
+        typer.echo(f"error: {name}.{stream} accepted nothing: all {r.quarantined} new records of {r.received} read "
+                   f"were quarantined ({reasons}); see `carehub quarantine list --source {name}`", err=True)
+    if refused:
+        raise typer.Exit(1)
 
 
 @app.command()

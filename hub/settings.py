@@ -137,6 +137,7 @@ class AuthSettings(BaseModel):
         description="Base URL of the council's own FHIR identifier systems (local ids, EDRMS ids).",
     )
 
+
 class EdrmsSettings(BaseModel):
     """The council's EDRMS, reached over CMIS 1.1 (edrms/, docs/edrms.md)."""
 
@@ -182,6 +183,23 @@ class WorkerSettings(BaseModel):
         default=30, gt=0, description="On SQLite, how long the one worker's lease lasts between heartbeats.")
 
 
+class FinanceSettings(BaseModel):
+    """The finance link: its mapping to the ledger, how the finance system pulls, actuals and variances."""
+
+    mapping_file: str = Field(
+        default="finance.toml",
+        description="Cost centres, subjectives, VAT treatment and the provider-to-supplier cross-reference.")
+    feed_max_limit: int = Field(default=5000, ge=1, le=100_000, description="Most versions one feed page carries.")
+    variance_threshold_percent: float = Field(
+        default=10.0, ge=0, description="A line whose actual spend differs from plan by more than this is flagged.")
+    actuals_drop_folder: str = Field(
+        default="{data_dir}/finance/actuals",
+        description="Where the finance system drops CSVs of actuals (processed/ and failed/ made beside them).")
+    actuals_min_age_seconds: float = Field(
+        default=5, ge=0, description="A dropped file younger than this is left for the next run (still copying).")
+    derive_batch: int = Field(default=2000, ge=1, le=50_000, description="Change events read per derivation step.")
+
+
 class Settings(BaseSettings):
     """Care Hub settings; see config/hub.toml for every key with a comment."""
 
@@ -204,6 +222,7 @@ class Settings(BaseSettings):
     schedules_file: str = Field(
         default="schedules.toml", description="Scheduled jobs (under config/, or a path).")
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    finance: FinanceSettings = Field(default_factory=FinanceSettings)
     edrms: EdrmsSettings = Field(default_factory=EdrmsSettings)
 
     @classmethod

@@ -138,6 +138,8 @@ class Commitment(PersonRecord):
     @model_validator(mode="after")
     def _ordered(self) -> Commitment:
         end_not_before_start(self.start, self.end)
+        if self.status == ApprovalStatus.APPROVED and not (self.approved_on and self.approved_by):
+            raise ValueError("an approved service needs an approver and an approval date")
         return self
 
     @property
