@@ -43,12 +43,14 @@ def demo_subjects(store: Store, settings: Settings, limit: int = 150) -> list[Su
         for pid, source_id in s.execute(select(Entity.person_id, SourceLink.source_id).join(
                 SourceLink, SourceLink.entity_id == Entity.id).where(Entity.person_id.in_(ids),
                                                                      Entity.entity_type == "Episode")):
-            cases[pid].append(source_id)
+            if pid:
+                cases[pid].append(source_id)
         sealed = set(s.scalars(select(Entity.person_id).where(Entity.person_id.in_(ids), Entity.entity_type == "Seal")))
         stale: dict[str, list[str]] = defaultdict(list)
         for gone, into in s.execute(select(PersonIndex.person_id, PersonIndex.merged_into).where(
                 PersonIndex.merged_into.in_(ids))):
-            stale[into].append(gone)
+            if into:
+                stale[into].append(gone)
     subjects = []
     for pid, document in rows:
         doc = orjson.loads(document)

@@ -202,7 +202,8 @@ class DocumentPull:
         index.load(found.values())
         manual = self._manual(session, [d.id for d in existing.values()])
         active = self._active(session, [d.id for d in existing.values() if d.status == "linked"])
-        work: list[tuple[EdrmsDocument, tuple[str | None, ...], FoundIds, CmisObject]] = []
+        work: list[tuple[EdrmsDocument, tuple[str | None, str | None, str | None, str | None], FoundIds,
+                         CmisObject]] = []
         now = utcnow()
         for obj in objects:
             doc = existing.get(obj.object_id)

@@ -53,6 +53,8 @@ def person_facts(session: Session, person_ids: Iterable[str]) -> dict[str, Perso
                 select(Entity.id, Entity.person_id, Entity.entity_type, Entity.document).where(
                     Entity.person_id.in_(chunk), Entity.entity_type.in_(("Person", "Episode")))):
             doc = orjson.loads(document)
+            if pid is None:
+                continue
             if etype == "Person":
                 facts[pid].birth_date = _date(doc.get("birth_date"))
                 facts[pid].death_date = _date(doc.get("death_date"))

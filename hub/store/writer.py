@@ -419,9 +419,9 @@ def write_canonical_batch(session: Session, items: Sequence[tuple[Canonical, Pro
     todo: list[int] = []
     same: dict[int, str] = {}
     for n, key in enumerate(keys):
-        link = links.get(key)
-        if link is not None and link.content_hash == prepared[n][5]:
-            same[n] = link.entity_id
+        known = links.get(key)
+        if known is not None and known.content_hash == prepared[n][5]:
+            same[n] = known.entity_id
         else:
             todo.append(n)
     fresh = [[prepared[n][1].source, prepared[n][1].stream, prepared[n][1].source_id, prepared[n][5],
@@ -437,15 +437,15 @@ def write_canonical_batch(session: Session, items: Sequence[tuple[Canonical, Pro
     entity_of: dict[int, str] = {}
     for n in todo:
         model, prov, _doc, body, _payload, digest = prepared[n]
-        key, link = keys[n], links.get(keys[n])
+        key, previous = keys[n], links.get(keys[n])
         raw_id = raws[(*key, digest)]
-        entity_id = link.entity_id if link is not None else (model.id or entity_id_for(*key))
+        entity_id = previous.entity_id if previous is not None else (model.id or entity_id_for(*key))
         entity_of[n] = entity_id
-        if link is None:
+        if previous is None:
             new_links.append([*key, model.entity_type, entity_id, digest, body.decode(), raw_id, 1, now, now])
         else:
-            changed_links.append({"id": link.id, "content_hash": digest, "document": body.decode(),
-                                  "raw_record_id": raw_id, "version": link.version + 1, "last_seen": now})
+            changed_links.append({"id": previous.id, "content_hash": digest, "document": body.decode(),
+                                  "raw_record_id": raw_id, "version": previous.version + 1, "last_seen": now})
     write_source_links(session, new_links, changed_links)
     contributions: dict[str, list[Contribution]] = defaultdict(list)
     for chunk in chunks(sorted(set(entity_of.values()))):
