@@ -748,7 +748,8 @@ class _CmisHandler(BaseHTTPRequestHandler):
         feed = etree.Element(f"{{{NS['atom']}}}feed", nsmap=NS)
         etree.SubElement(feed, f"{{{NS['atom']}}}title").text = "query"
         etree.SubElement(feed, f"{{{NS['atom']}}}updated").text = iso(datetime.now(UTC))
-        etree.SubElement(feed, f"{{{NS['cmisra']}}}numItems").text = str(total)
+        if total is not None:
+            etree.SubElement(feed, f"{{{NS['cmisra']}}}numItems").text = str(total)
         if more:
             etree.SubElement(feed, f"{{{NS['atom']}}}link", rel="next", href=f"{base}/query",
                              type="application/atom+xml;type=feed")

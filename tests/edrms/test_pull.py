@@ -141,3 +141,18 @@ def test_the_scheduled_job_pulls_then_refreshes(edrms_hub: EdrmsHub) -> None:
     assert "switched off" in pull_documents(JobContext(edrms_hub.store, off, "edrms_pull", "node-1"))["note"]
     done = pull_documents(JobContext(edrms_hub.store, edrms_hub.settings, "edrms_pull", "node-1"))
     assert done["read"] == 8 and done["linked"] == 4 and done["refresh"]["events"] > 0
+
+
+def test_an_atompub_only_repository_is_pulled_by_query(edrms_hub: EdrmsHub) -> None:
+    from edrms.cmis import Credentials, connect
+    from edrms.pull import DocumentPull
+    from tests.edrms.conftest import PASSWORD, USER
+
+    repository = connect(edrms_hub.simulator.atom_url, Credentials(USER, PASSWORD))
+    try:
+        assert repository.binding_name == "atompub"
+        result = DocumentPull(edrms_hub.store, repository, edrms_hub.settings.edrms, edrms_hub.schedule()).run()
+    finally:
+        repository.close()
+    assert result.mode == "query" and result.read == 8 and result.linked == 4
+    assert by_key(edrms_hub)["ann_case"].person_id == edrms_hub.people["ann"]
