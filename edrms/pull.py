@@ -127,19 +127,19 @@ class DocumentPull:
             page = self.repository.query_page(self._statement(since), self.settings.page_size, ties)
             result.pages += 1
             fresh: list[CmisObject] = []
+            at = _instant(since)  # compared as datetimes; written as CMIS text once a page
             for obj in page.objects:
-                stamp = cmis_instant(obj.modified) if obj.modified else None
-                if since is not None and stamp == since and key is not None and obj.object_id <= key:
+                if at is not None and obj.modified == at and key is not None and obj.object_id <= key:
                     result.duplicates += 1
                     continue
                 fresh.append(obj)
             for obj in fresh:
-                stamp = cmis_instant(obj.modified) if obj.modified else None
-                if stamp == since:
+                if obj.modified == at:
                     ties += 1
                 else:
-                    since, ties = stamp, 1
+                    at, ties = obj.modified, 1
                 key = obj.object_id
+            since = cmis_instant(at) if at is not None else since
             value: dict[str, Any] = {"modified": since, "key": key, "ties": ties}
             if keep_token:
                 value["token"] = cursor.get("token")
@@ -310,6 +310,10 @@ class DocumentPull:
         session.flush()
         settled = settle(session, docs, self.schedule)
         result.events += settled.created + settled.updated
+
+
+def _instant(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _text(value: Any) -> str | None:

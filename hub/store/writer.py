@@ -396,8 +396,9 @@ def write_canonical_batch(session: Session, items: Sequence[tuple[Canonical, Pro
     prepared = []
     for model, prov in items:
         document = model.model_dump(mode="json", exclude_none=True, exclude={"id"})
-        payload = canonical_json(prov.payload if prov.payload is not None else document)
-        prepared.append((model, prov, document, canonical_json(document), payload, content_hash(payload)))
+        body = canonical_json(document)
+        payload = canonical_json(prov.payload) if prov.payload is not None else body
+        prepared.append((model, prov, document, body, payload, content_hash(payload)))
     keys = [(p.source, p.stream, p.source_id) for _, p, *_ in prepared]
     if len(set(keys)) != len(keys):
         raise ValueError("write_canonical_batch: a source key appears twice in one batch")
