@@ -76,6 +76,7 @@ class DocumentPull:
         self.schedule = schedule
         self.name = settings.repository
         self.stream = f"documents:{self.name}"
+        self.facts: dict[str, Any] = {}  # people's retention facts, read once per pull
         self.names = settings.properties
 
     # -- cursor ---------------------------------------------------------------------------------
@@ -98,6 +99,7 @@ class DocumentPull:
     def run(self, *, max_pages: int | None = None) -> PullResult:
         """Pull until the repository has nothing newer (or ``max_pages`` pages)."""
         clock = time.perf_counter()
+        self.facts = {}
         with self.store.session() as session:
             cursor = self.load_cursor(session)
         info = self.repository.info()
@@ -234,7 +236,8 @@ class DocumentPull:
                 continue
             self._link(session, doc, index.resolve(ids_now), result, now,
                        active.get(doc.id, []) if doc.id is not None else [])
-        settled = settle(session, [doc for doc, *_ in work], self.schedule, stated_classes=stated)
+        settled = settle(session, [doc for doc, *_ in work], self.schedule, stated_classes=stated,
+                         known_facts=self.facts)
         result.events += settled.created + settled.updated
 
     @staticmethod

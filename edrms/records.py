@@ -89,15 +89,18 @@ class Settled:
 
 
 def settle(session: Session, docs: Sequence[EdrmsDocument], schedule: Schedule, *, on: date | None = None,
-           stated_classes: dict[str, str | None] | None = None) -> Settled:
+           stated_classes: dict[str, str | None] | None = None,
+           known_facts: dict[str, PersonFacts] | None = None) -> Settled:
     """Recompute retention and write each document's canonical link (through the core's writer).
 
     ``stated_classes``: the record class each document's own properties state (by object id); otherwise
-    the class last computed is kept as stated.
+    the class last computed is kept as stated. ``known_facts``: people's facts already read in this
+    transaction's run (a pull's pages share them; the facts do not change under a pull), filled in here.
     """
     today = on or utcnow().date()
     with session.no_autoflush:  # rows are written once, with their retention, by the writer's flush
-        facts = person_facts(session, [d.person_id for d in docs if d.person_id])
+        facts = known_facts if known_facts is not None else {}
+        facts.update(person_facts(session, [d.person_id for d in docs if d.person_id and d.person_id not in facts]))
         known = _on_record(session, [_key(d) for d in docs if not d.person_id])
     out = Settled()
     batch = []
