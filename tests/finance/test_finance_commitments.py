@@ -221,3 +221,9 @@ def test_an_ended_plan_closes_its_open_lines_at_its_end_and_a_rejected_service_i
     day = [i for i in items if i["service_type"] == "day_care"]
     assert [d["action"] for d in day] == ["create", "close", "reverse"] and day[-1]["reason"] == "service rejected"
     assert day[0]["cost_period"] == "daily" and day[0]["weekly_amount"] == "96.00"
+
+    # a later change to a service of the ended plan keeps the plan's end: the line is not reopened
+    council.ingest("services", "svc-8a", service_doc("hal", "plan-8", unit_cost="22.00"))
+    assert derive_commitments(fin.store, fin.settings).amended == 1
+    last = _feed(fin)["items"][-1]
+    assert last["action"] == "amend" and last["end"] == "2026-02-01" and last["total_amount"] == "880.00"
