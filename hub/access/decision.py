@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 import orjson
-from sqlalchemy import String, bindparam, literal, or_, select
+from sqlalchemy import String, bindparam, literal, select, union_all
 
 from hub.access.policy import Policy
 from hub.access.rules import Caller, PersonFacts, RecordView, has_relationship, in_transitions_cohort, is_hidden
@@ -112,15 +112,22 @@ def _facts_statement(count: int) -> PreparedStatement:
 
 
 @functools.lru_cache(maxsize=128)
-def _held_statement(count: int) -> PreparedStatement:
-    """The open identity reviews of ``count`` people, and the seals of each review's two people."""
-    ids = [bindparam(f"p{n}", type_=String) for n in range(count)]
+def _reviews_statement(count: int) -> PreparedStatement:
+    """The two people and the status of each identity review of any of ``count`` people: one arm per side of
+    the pair, each on its own index (a person is in few reviews, so the status is checked on the rows)."""
     review = MatchReview
-    return PreparedStatement(
-        select(review.person_a, review.person_b, Entity.person_id, Entity.document)
-        .join(Entity, or_(Entity.person_id == review.person_a, Entity.person_id == review.person_b))
-        .where(review.status == literal(REVIEW_OPEN, String), Entity.entity_type == literal("Seal", String),
-               or_(review.person_a.in_(ids), review.person_b.in_(ids))))
+    arms = [select(review.person_a, review.person_b, review.status).where(
+        side.in_([bindparam(f"p{n}", type_=String) for n in range(count)]))
+        for side in (review.person_a, review.person_b)]
+    return PreparedStatement(union_all(*arms))
+
+
+@functools.lru_cache(maxsize=128)
+def _seals_statement(count: int) -> PreparedStatement:
+    """The seals of ``count`` people."""
+    return PreparedStatement(select(Entity.person_id, Entity.document).where(
+        Entity.person_id.in_([bindparam(f"p{n}", type_=String) for n in range(count)]),
+        Entity.entity_type == literal("Seal", String)))
 
 
 def _read_facts(session: Reader, ids: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, PersonFacts]]:
@@ -152,16 +159,30 @@ def _read_facts(session: Reader, ids: list[str]) -> tuple[dict[str, dict[str, An
 
 
 def held_seals(session: Reader, person_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    """The seals each person inherits from an open identity review pairing them with a sealed person."""
+    """The seals each person inherits from an open identity review pairing them with a sealed person.
+
+    One indexed query when the people wait in no review (nearly always); a second for the partners' seals
+    when they do.
+    """
     ids = list(dict.fromkeys(person_ids))
     held: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if not ids:
         return held
     wanted = set(ids)
-    for a, b, sealed, document in _held_statement(len(ids)).all(session, {f"p{n}": p for n, p in enumerate(ids)}):
-        other = b if sealed == a else a
-        if other in wanted:
-            held[other].append({**orjson.loads(document), "held_for_review": True})
+    partners: dict[str, set[str]] = defaultdict(set)
+    for a, b, status in _reviews_statement(len(ids)).all(session, {f"p{n}": p for n, p in enumerate(ids)}):
+        if status != REVIEW_OPEN:
+            continue
+        if a in wanted:
+            partners[b].add(a)
+        if b in wanted:
+            partners[a].add(b)
+    if not partners:
+        return held
+    others = list(partners)
+    for sealed, document in _seals_statement(len(others)).all(session, {f"p{n}": p for n, p in enumerate(others)}):
+        for pid in partners[sealed]:
+            held[pid].append({**orjson.loads(document), "held_for_review": True})
     return held
 
 

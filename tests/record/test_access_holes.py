@@ -262,7 +262,13 @@ def test_quarantined_payloads_follow_the_policy_and_the_seals(hub: Hub) -> None:
     assert episode["raw"]["payload"] is None and "episodes" in episode["raw"]["withheld"]
     assert "Owen Price" not in show["ep-bad"].text
     assert sky["raw"]["payload"] is None and "Marlow" not in show["C-1003"].text
+    # the message (which may quote the record) and the history are withheld with the payload
+    assert sky["message"].startswith("withheld") and sky["history"] == []
     assert ann["raw"]["payload"]["names"][0]["family"] == "Hale" and ann["raw"]["withheld"] is None
+    assert "birth_date" in ann["message"]
+    listed = {e["source_id"]: e for e in hub.client.get("/api/ops/quarantine", headers=hub.headers(*ADMIN)).json()}
+    assert listed["C-1003"]["message"].startswith("withheld") and listed["ep-bad"]["message"].startswith("withheld")
+    assert "birth_date" in listed["C-1001"]["message"]
 
 
 def test_admin_writes_to_a_person_never_held_are_not_found(hub: Hub) -> None:

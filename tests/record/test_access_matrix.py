@@ -211,7 +211,13 @@ def person_requests(m: Matrix, s: Subject) -> list[tuple[str, str, str, dict[str
                 if s.kind == "sealed":
                     out.append((key, method, path.replace("{entry_id}", str(m.quarantined)), None, None))
             else:
-                PERSONLESS.add(key)
+                # any other route that takes a person in its query (a link's list by person, say)
+                named = [q["name"] for q in operations[method.lower()].get("parameters", [])
+                         if q["in"] == "query" and q["name"] in ("person_id", "person", "patient", "subject")]
+                if named:
+                    out.append((key + f" by {named[0]}", method, path, {named[0]: s.person_id}, None))
+                else:
+                    PERSONLESS.add(key)
     return out
 
 
