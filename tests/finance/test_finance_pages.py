@@ -120,7 +120,7 @@ def test_the_record_page_shows_planned_vs_actual_and_other_roles_get_no_finance_
     browser.get(f"{base}/persons/{ledger['over']}")
     panel = browser.find_element(By.ID, "spend").text
     assert "Care costs: planned and actual" in visible(browser)
-    assert "860.00 1,075.00 215.00 (25.0%) Over threshold" in panel
+    assert "860.00 1,075.00 215.00 (25.0%)\nOver threshold" in panel
     shot(browser, "record-spend")
     sign_in(browser, base, "dr.patel")
     browser.get(f"{base}/finance")
