@@ -192,6 +192,7 @@ PARAMETERS: dict[str, list[SearchParameter]] = {
     "Flag": [_PATIENT, _SUBJECT, _ID],
     "Consent": [_PATIENT, _ID],
     "DocumentReference": [_PATIENT, _SUBJECT, _ID],
+    "Task": [_PATIENT, _SUBJECT, _ID],  # Task.for
     "AuditEvent": [
         SearchParameter("patient", "reference", "the person the event touched (one)", frozenset({"Patient"}),
                         targets=_PATIENT_REF, alternatives=False, repeats=False),

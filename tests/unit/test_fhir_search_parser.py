@@ -75,3 +75,10 @@ def test_a_search_too_large_to_be_one_query_is_refused() -> None:
         parse_search("Patient", [("family", ",".join(["Hale"] * 51))], base=BASE)
     with pytest.raises(BadSearch):
         parse_search("Patient", [("family", "Hale")] * 21, base=BASE)
+
+
+def test_every_resource_type_the_facade_serves_declares_its_parameters() -> None:
+    from hub.fhir import RESOURCE_TYPES
+    from hub.fhir_search import PARAMETERS
+
+    assert set(PARAMETERS) == set(RESOURCE_TYPES) | {"AuditEvent"}
