@@ -282,15 +282,19 @@ def _count_statement(shape: tuple[Any, ...]) -> PreparedStatement:
 
 @functools.lru_cache(maxsize=256)
 def _guarded_statement(shape: tuple[Any, ...]) -> PreparedStatement:
-    """The matching people who carry a seal or are held in an open identity review: the only ones a caller may
-    not be allowed to know of (:mod:`hub.access.decision`)."""
+    """The matching people who carry a seal or are held in an open identity review beside someone who does: the
+    only ones a caller may not be allowed to know of (:mod:`hub.access.decision`)."""
     # the seal probe is correlated, so the (person_id, entity_type) index answers it for each match rather than
     # every seal's entity being listed first; open reviews are few and listed once
-    sealed = select(Entity.id).where(Entity.person_id == PersonIndex.person_id, Entity.entity_type == "Seal")
-    reviewed = union(select(MatchReview.person_a).where(MatchReview.status == REVIEW_OPEN),
-                     select(MatchReview.person_b).where(MatchReview.status == REVIEW_OPEN))
+    def sealed_person(person: Any) -> Any:
+        return select(Entity.id).where(Entity.person_id == person, Entity.entity_type == "Seal").exists()
+
+    review = MatchReview
+    # held beside a sealed person: the only reviews that lend a seal (hub.access.decision.held_seals)
+    reviewed = union(select(review.person_a).where(review.status == REVIEW_OPEN, sealed_person(review.person_b)),
+                     select(review.person_b).where(review.status == REVIEW_OPEN, sealed_person(review.person_a)))
     return PreparedStatement(select(PersonIndex.person_id).where(
-        *_filter(shape), or_(sealed.exists(), PersonIndex.person_id.in_(reviewed))))
+        *_filter(shape), or_(sealed_person(PersonIndex.person_id), PersonIndex.person_id.in_(reviewed))))
 
 
 def _filter(shape: tuple[Any, ...]) -> list[Any]:
