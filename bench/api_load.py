@@ -360,7 +360,9 @@ def main() -> None:
     warm_page_cache(url)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREHUB_")}
-    env.update({"CAREHUB_DATABASE_URL": url, "CAREHUB_DATA_DIR": str(bench_dir), "CAREHUB_LOG_LEVEL": "WARNING"})
+    # The benchmark signs its users in with the demo issuer: demo sign-in on for the server it starts.
+    env.update({"CAREHUB_DATABASE_URL": url, "CAREHUB_DATA_DIR": str(bench_dir), "CAREHUB_LOG_LEVEL": "WARNING",
+                "CAREHUB_AUTH__DEMO": "true"})
     hub_port, bare_port = free_port(), free_port()
     issuer = DemoIssuer("https://carehub.local/demo", bench_dir, "carehub")
     token = issuer.issue("bench.clinician", "clinician", "ICT-1", ttl=3600)

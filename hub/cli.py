@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -22,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from hub.access.policy import Policy
-from hub.access.tokens import demo_issuer
+from hub.access.tokens import DEMO_WARNING, demo_issuer
 from hub.audit import export_csv
 from hub.contract import Adapter
 from hub.delivery.cli import deliveries_app
@@ -33,7 +34,7 @@ from hub.identity.cli import dedupe_command, identity_app, match_command
 from hub.pipeline import BatchResult
 from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry
 from hub.registry import build_pipeline, enabled_sources, load_adapter, load_object
-from hub.settings import Settings, config_dir, get_settings
+from hub.settings import Settings, config_dir, get_settings, reload_settings
 from hub.status import DELIVERY_STATUSES, hub_status
 from hub.store.db import Store
 from hub.store.migrate import upgrade
@@ -216,18 +217,21 @@ def quarantine_retry(
 @app.command()
 def token(
     user: Annotated[str, typer.Option(help="Token subject (the user id).")],
-    role: Annotated[str, typer.Option(help="A role of config/policy.toml.")],
+    role: Annotated[list[str], typer.Option(help="A role of config/policy.toml; repeat for several roles.")],
     team: Annotated[str | None, typer.Option(help="The user's team code.")] = None,
     ttl: Annotated[int | None, typer.Option(help="Life of the token in seconds.")] = None,
 ) -> None:
-    """Print a bearer token from the local demo issuer that the local hub accepts."""
+    """Print a bearer token from the local demo issuer, which a hub accepts only with demo sign-in on."""
     settings = get_settings()
     issuer = demo_issuer(settings)
     if issuer is None:
-        raise ConfigError("the demo issuer is switched off ([auth] demo_issuer is empty)")
-    if Policy.load(config_dir() / settings.auth.policy_file).role(role) is None:
-        raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role")
-    typer.echo(issuer.issue(user, role, team, ttl=ttl or settings.auth.demo_ttl_seconds))
+        raise ConfigError("the demo issuer is off: set auth.demo = true (CAREHUB_AUTH__DEMO=true), as "
+                          "`carehub demo` does for the server it starts")
+    policy = Policy.load(config_dir() / settings.auth.policy_file)
+    for name in role:
+        if policy.role(name) is None:
+            raise typer.BadParameter(f"unknown role {name!r}", param_hint="--role")
+    typer.echo(issuer.issue(user, list(dict.fromkeys(role)), team, ttl=ttl or settings.auth.demo_ttl_seconds))
 
 
 def _when(value: str | None, name: str) -> datetime | None:
@@ -280,6 +284,8 @@ def serve(
                                                   "anyway).")] = True,
 ) -> None:
     """Serve the hub's API and pages (several workers each listen on a socket of their own: hub.serving)."""
+    if demo_issuer(get_settings()) is not None:  # ConfigError when the demo issuer sits beside a real tenant
+        typer.echo(f"warning: {DEMO_WARNING}", err=True)
     if workers > 1:
         from hub.serving import serve as serve_workers
 
@@ -301,8 +307,10 @@ def demo(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
-    """Seed the synthetic sources, sync them, run the after-sync steps, print a summary, then serve."""
-    settings = get_settings()
+    """Seed the synthetic sources, sync them, run the after-sync steps, print a summary, then serve (with demo
+    sign-in on: the demo users' picker and the demo issuer)."""
+    os.environ["CAREHUB_AUTH__DEMO"] = "true"
+    settings = reload_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store()
     upgrade(store.engine)

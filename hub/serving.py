@@ -31,6 +31,8 @@ from types import FrameType
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from hub.api.access_log import install as install_path_only
+
 log = logging.getLogger("carehub.serving")
 
 _SPAWN = multiprocessing.get_context("spawn")
@@ -60,6 +62,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def _worker(config: uvicorn.Config, sock: socket.socket) -> None:
     """A worker process: one uvicorn server on its own listening socket."""
     config.configure_logging()
+    install_path_only()
     # Ctrl-C reaches the whole process group: the supervisor is stopping this worker anyway.
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])
@@ -154,6 +157,7 @@ def serve(app: str, *, host: str, port: int, workers: int, access_log: bool = Tr
         return 0
     config = uvicorn.Config(app, factory=factory, host=host, port=port, workers=workers, access_log=access_log)
     config.configure_logging()
+    install_path_only()
     return Workers(config, workers).run()
 
 

@@ -68,16 +68,38 @@ class PipelineSettings(BaseModel):
 
 
 class IssuerSettings(BaseModel):
-    """One token issuer the hub trusts (an Entra ID tenant, an OIDC provider, the demo issuer)."""
+    """One token issuer the hub trusts (an Entra ID tenant, an OIDC provider).
+
+    An Entra ID tenant signs two forms of token: v2.0 (``iss`` is
+    ``https://login.microsoftonline.com/{tenant}/v2.0``, ``aud`` the app's client id) and v1.0
+    (``iss`` is ``https://sts.windows.net/{tenant}/``, ``aud`` the app id URI); ``issuer_forms``
+    and ``audiences`` accept both. Roles come from ``role_claim`` (app roles) and from groups
+    named in ``group_roles``.
+    """
 
     issuer: str = Field(description="The `iss` claim tokens from this issuer carry.")
+    issuer_forms: list[str] = Field(
+        default_factory=list,
+        description="Further `iss` values of the same issuer (Entra ID v1.0 tokens: https://sts.windows.net/{tenant}/).")
     jwks_uri: str | None = Field(default=None, description="HTTPS address of the issuer's JWKS.")
     jwks_file: Path | None = Field(default=None, description="A local JWKS file (relative to the config folder).")
+    audiences: list[str] = Field(
+        default_factory=list,
+        description="`aud` values accepted from this issuer (the app's client id, its app id URI); "
+                    "empty for [auth] audience.")
+    role_claim: str | None = Field(default=None, description="Claim holding roles; empty for [auth] role_claim.")
+    group_claim: str | None = Field(default=None, description="Claim holding group ids (Entra ID: groups).")
+    group_roles: dict[str, str] = Field(
+        default_factory=dict, description="Group id -> the role its members hold (from group_claim).")
+    team_claim: str | None = Field(
+        default=None, description="Claim holding the team code; empty for [auth] team_claim.")
 
     @model_validator(mode="after")
     def _one_key_source(self) -> IssuerSettings:
         if bool(self.jwks_uri) == bool(self.jwks_file):
             raise ValueError(f"issuer {self.issuer!r} needs exactly one of jwks_uri or jwks_file")
+        if self.group_roles and not self.group_claim:
+            raise ValueError(f"issuer {self.issuer!r} maps groups to roles but names no group_claim")
         return self
 
 
@@ -93,16 +115,20 @@ class DemoUser(BaseModel):
 class AuthSettings(BaseModel):
     """How the hub authenticates callers: OAuth2 bearer JWTs signed RS256."""
 
-    audience: str = Field(default="carehub", description="The `aud` every accepted token must carry.")
+    audience: str = Field(
+        default="carehub",
+        description="The `aud` of the demo issuer's tokens, and of every issuer's that names no audiences.")
     issuers: list[IssuerSettings] = Field(default_factory=list, description="Trusted issuers besides the demo one.")
     clock_skew_seconds: int = Field(default=60, ge=0, le=600, description="Leeway on exp/nbf/iat.")
     jwks_cache_seconds: int = Field(default=300, ge=0, description="How long a fetched JWKS is trusted.")
     role_claim: str = Field(default="roles", description="Claim holding the caller's roles (a list or a string).")
     team_claim: str = Field(default="team", description="Claim holding the caller's team code.")
-    demo_issuer: str | None = Field(
-        default="https://carehub.local/demo",
-        description="Issuer of the local demo key (data_dir/keys); empty to switch the demo issuer off.",
-    )
+    demo: bool = Field(
+        default=False,
+        description="The local demo issuer and the sign-in page that hands its tokens to anyone: for the demo only "
+                    "(`carehub demo` switches it on for the server it starts). Never beside [[auth.issuers]].")
+    demo_issuer: str = Field(
+        default="https://carehub.local/demo", description="The `iss` of the local demo issuer's tokens.")
     demo_ttl_seconds: int = Field(default=3600, ge=60, le=86_400, description="Default life of a demo token.")
     policy_file: str = Field(default="policy.toml", description="Role policy, under the config folder.")
     demo_users: list[DemoUser] = Field(default_factory=list, description="Users the demo sign-in page offers.")

@@ -20,6 +20,11 @@ from hub.store.db import Store, normalise_url
 from hub.store.migrate import upgrade
 from hub.store.schema import Base
 
+# The suite signs its callers in through the local demo issuer, so every Settings a test makes has demo sign-in
+# on. A carehub subprocess gets it only when its test says so (tests/e2e/helpers.hub_env drops CAREHUB_*), so
+# the default (off) is what tests of `carehub serve` see.
+os.environ["CAREHUB_AUTH__DEMO"] = "true"
+
 PG_URL = os.environ.get("CAREHUB_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,13 +93,15 @@ class DemoIssuer:
         jwk.update({"kid": self.kid, "alg": ALGORITHM, "use": "sig"})
         return {"keys": [jwk]}
 
-    def issue(self, user: str, role: str, team: str | None = None, ttl: int = 3600,
+    def issue(self, user: str, role: str | Sequence[str], team: str | None = None, ttl: int = 3600,
               name: str | None = None) -> str:
-        """A signed token for ``user`` in ``role`` (and ``team``), valid for ``ttl`` seconds."""
+        """A signed token for ``user`` holding ``role`` (one or several, as a tenant's tokens carry them) and
+        ``team``, valid for ``ttl`` seconds."""
         now = int(time.time())
+        roles = [role] if isinstance(role, str) else list(role)
         claims: dict[str, Any] = {
             "iss": self.issuer, "aud": self.audience, "sub": user, "iat": now, "nbf": now, "exp": now + ttl,
-            "jti": str(uuid.uuid4()), "roles": [role], "name": name or user,
+            "jti": str(uuid.uuid4()), "roles": roles, "name": name or user,
         }
         if team:
             claims["team"] = team
@@ -156,19 +159,77 @@ class KeySet:
         return {k.key_id or "": k.key for k in keys}
 
 
+@dataclass(frozen=True, slots=True)
+class TrustedIssuer:
+    """What the hub accepts from one issuer: its keys, its ``iss`` forms, its audiences, where its roles are."""
+
+    keys: KeySet
+    audiences: tuple[str, ...]
+    role_claim: str
+    team_claim: str
+    group_claim: str | None = None
+    group_roles: tuple[tuple[str, str], ...] = ()
+
+    def roles(self, claims: dict[str, Any]) -> tuple[str, ...]:
+        """The roles ``claims`` give: the role claim's names, then the roles of the groups mapped in config."""
+        named = _names(claims.get(self.role_claim), self.role_claim)
+        if self.group_claim:
+            groups = set(_names(claims.get(self.group_claim), self.group_claim))
+            named += tuple(role for group, role in self.group_roles if group in groups and role not in named)
+        return named
+
+
+def _names(value: Any, claim: str) -> tuple[str, ...]:
+    """A claim holding names: absent, one string or a list of strings; anything else refuses the token."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(dict.fromkeys(value))
+    raise Unauthenticated(f"the bearer token's {claim!r} claim is not a list of names")
+
+
+# What each PyJWT refusal means to the caller (the library's class names are no business of theirs).
+_REFUSALS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "the bearer token has expired"),
+    (jwt.ImmatureSignatureError, "the bearer token is not valid yet"),
+    (jwt.InvalidAudienceError, "the bearer token is not meant for this hub (audience)"),
+    (jwt.InvalidIssuerError, "the bearer token's issuer is not trusted"),
+    (jwt.MissingRequiredClaimError, "the bearer token lacks a required claim"),
+    (jwt.InvalidSignatureError, "the bearer token's signature does not verify"),
+    (jwt.InvalidIssuedAtError, "the bearer token's issue time is not valid"),
+)
+
+
+def _refusal(exc: jwt.PyJWTError) -> str:
+    for kind, message in _REFUSALS:
+        if isinstance(exc, kind):
+            if isinstance(exc, jwt.MissingRequiredClaimError):
+                return f"{message} ({exc.claim})"
+            return message
+    return "the bearer token was refused"
+
+
 class TokenVerifier:
-    """Checks bearer tokens against the trusted issuers, the audience and the clock."""
+    """Checks bearer tokens against the trusted issuers, their audiences and the clock."""
 
     def __init__(self, auth: AuthSettings, demo: DemoIssuer | None) -> None:
         self.auth = auth
         self.demo = demo
-        self.keysets: dict[str, KeySet] = {}
+        self.issuers: dict[str, TrustedIssuer] = {}
         for issuer in auth.issuers:
             file = issuer.jwks_file if issuer.jwks_file is None or issuer.jwks_file.is_absolute() else (
                 config_dir() / issuer.jwks_file)
-            self.keysets[issuer.issuer] = KeySet(uri=issuer.jwks_uri, file=file, cache_seconds=auth.jwks_cache_seconds)
+            trusted = TrustedIssuer(
+                keys=KeySet(uri=issuer.jwks_uri, file=file, cache_seconds=auth.jwks_cache_seconds),
+                audiences=tuple(issuer.audiences or [auth.audience]),
+                role_claim=issuer.role_claim or auth.role_claim, team_claim=issuer.team_claim or auth.team_claim,
+                group_claim=issuer.group_claim, group_roles=tuple(issuer.group_roles.items()))
+            for form in (issuer.issuer, *issuer.issuer_forms):
+                self.issuers[form] = trusted
         if demo is not None:
-            self.keysets[demo.issuer] = KeySet(demo=demo)
+            self.issuers[demo.issuer] = TrustedIssuer(KeySet(demo=demo), (demo.audience,), "roles", "team")
         self._verified: dict[str, tuple[TokenClaims, float]] = {}
         self._verified_lock = threading.Lock()
 
@@ -220,31 +281,41 @@ class TokenVerifier:
         if header.get("alg") != ALGORITHM:
             raise Unauthenticated(f"tokens must be signed {ALGORITHM}")
         issuer = unverified.get("iss")
-        keyset = self.keysets.get(issuer) if isinstance(issuer, str) else None
-        if keyset is None:
+        trusted = self.issuers.get(issuer) if isinstance(issuer, str) else None
+        if trusted is None:
             raise Unauthenticated("the token's issuer is not trusted")
-        key = keyset.key(header.get("kid"))
+        key = trusted.keys.key(header.get("kid"))
         try:
             claims = jwt.decode(
-                token, key, algorithms=[ALGORITHM], audience=self.auth.audience, issuer=issuer,
+                token, key, algorithms=[ALGORITHM], audience=list(trusted.audiences), issuer=issuer,
                 leeway=self.auth.clock_skew_seconds, options={"require": ["exp", "iat", "sub", "aud", "iss"]},
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise Unauthenticated("the bearer token has expired") from exc
         except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"the bearer token was refused: {type(exc).__name__}") from exc
-        roles = claims.get(self.auth.role_claim) or []
-        if isinstance(roles, str):
-            roles = [roles]
-        team = claims.get(self.auth.team_claim)
+            raise Unauthenticated(_refusal(exc)) from exc
+        except (TypeError, ValueError, OverflowError) as exc:  # a claim of the wrong type PyJWT did not expect
+            raise Unauthenticated("the bearer token's claims are malformed") from exc
+        team = claims.get(trusted.team_claim)
+        if team is not None and not isinstance(team, str):
+            raise Unauthenticated(f"the bearer token's {trusted.team_claim!r} claim is not a team code")
+        if not isinstance(claims["sub"], str) or not isinstance(claims["exp"], int | float):
+            raise Unauthenticated("the bearer token's claims are malformed")
+        name = claims.get("name")
         return TokenClaims(
-            subject=str(claims["sub"]), issuer=str(issuer), roles=tuple(str(r) for r in roles),
-            team=str(team) if team else None, name=claims.get("name"), expires=int(claims["exp"]),
+            subject=claims["sub"], issuer=str(issuer), roles=trusted.roles(claims), team=team or None,
+            name=name if isinstance(name, str) else None, expires=int(claims["exp"]),
         )
 
 
 def demo_issuer(settings: Settings) -> DemoIssuer | None:
-    """The demo issuer when the settings switch it on."""
-    if not settings.auth.demo_issuer:
+    """The demo issuer when the settings switch it on (``auth.demo``); ConfigError beside a real tenant."""
+    if not settings.auth.demo:
         return None
+    if settings.auth.issuers:
+        raise ConfigError(
+            "the demo issuer is on (auth.demo) beside real issuers ([[auth.issuers]]): its sign-in page hands "
+            "anyone a token for anyone; switch auth.demo off")
     return DemoIssuer(settings.auth.demo_issuer, settings.data_dir, settings.auth.audience)
+
+
+DEMO_WARNING = ("demo sign-in is ON (auth.demo): anyone who reaches this server can sign in as any demo user. "
+                "Never with real data.")

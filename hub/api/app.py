@@ -23,6 +23,7 @@ from hub import __version__
 from hub.access.policy import Policy
 from hub.access.tokens import TokenVerifier, demo_issuer
 from hub.api import admin, auditing, deliveries, fhir, identity, identity_pages, ops, pages, persons, problems
+from hub.api.access_log import install as install_path_only_access_log
 from hub.api.deps import current_caller
 from hub.api.hot import HotRoutes
 from hub.api.middleware import AuditMiddleware
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.reads = reads
     app.state.settings = settings
     app.state.policy = Policy.load(config_dir() / settings.auth.policy_file)
-    app.state.demo_issuer = demo_issuer(settings)
+    app.state.demo_issuer = demo_issuer(settings)  # ConfigError beside a real tenant
+    install_path_only_access_log()  # whatever server runs the app, its access log writes paths without their queries
     app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer)
     app.state.pipeline = build_pipeline(settings, the_store)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from hub.api.deps import AuditDep, AuditorUser, StoreDep
+from hub.api.params import RowId
 from hub.api.schemas import BreakGlassEntry, ReviewIn
 from hub.audit import pending_reviews, review_break_glass, subjects_of
 from hub.store.audit import AuditEvent
@@ -27,7 +28,7 @@ def break_glass_queue(session: StoreDep, caller: AuditorUser, audit: AuditDep,
 
 
 @router.post("/break-glass/{review_id}", response_model=BreakGlassEntry, summary="Review a break glass")
-def review(review_id: int, body: ReviewIn, session: StoreDep, caller: AuditorUser, audit: AuditDep
+def review(review_id: RowId, body: ReviewIn, session: StoreDep, caller: AuditorUser, audit: AuditDep
            ) -> BreakGlassEntry:
     """Mark a break glass justified, or referred for follow-up."""
     r = review_break_glass(session, review_id, caller.user_id, body.decision, body.note)

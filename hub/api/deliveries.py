@@ -6,13 +6,13 @@ each delivery's history, and the audit middleware records the call itself.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from hub.api.deps import AdminUser, StoreDep
+from hub.api.params import Moment, MomentQuery, Offset, RowId
 from hub.delivery.config import load_delivery_config
 from hub.delivery.operations import (
     DeliveryFilter,
@@ -33,7 +33,7 @@ class BulkRetryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target: str
-    since: datetime
+    since: Moment
 
 
 class CancelIn(BaseModel):
@@ -48,8 +48,8 @@ class CancelIn(BaseModel):
 def deliveries(
     session: StoreDep, caller: AdminUser,
     status: str | None = None, target: str | None = None, ordering_key: str | None = None,
-    event_id: str | None = None, since: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+    event_id: str | None = None, since: MomentQuery = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     """Filter by status (pending, in_flight, delivered, failed, dead, cancelled), target, person, event."""
     flt = DeliveryFilter(status=status, target=target, ordering_key=ordering_key, event_id=event_id, since=since)
@@ -63,7 +63,7 @@ def event(event_id: str, request: Request, session: StoreDep, caller: AdminUser)
 
 
 @router.get("/{delivery_id}", summary="One delivery with its attempts")
-def delivery(delivery_id: int, session: StoreDep, caller: AdminUser) -> dict[str, Any]:
+def delivery(delivery_id: RowId, session: StoreDep, caller: AdminUser) -> dict[str, Any]:
     """The delivery, its history of attempts and operator actions."""
     return show_delivery(session, delivery_id)
 
@@ -75,12 +75,12 @@ def retry_many(body: BulkRetryIn, session: StoreDep, caller: AdminUser) -> dict[
 
 
 @router.post("/{delivery_id}/retry", summary="Retry a failed delivery now, or replay a dead one")
-def retry_one(delivery_id: int, session: StoreDep, caller: AdminUser) -> dict[str, Any]:
+def retry_one(delivery_id: RowId, session: StoreDep, caller: AdminUser) -> dict[str, Any]:
     """409 when it is in flight or already delivered."""
     return retry_delivery(session, delivery_id, caller.user_id)
 
 
 @router.post("/{delivery_id}/cancel", summary="Stop every further attempt of a delivery")
-def cancel(delivery_id: int, body: CancelIn, session: StoreDep, caller: AdminUser) -> dict[str, Any]:
+def cancel(delivery_id: RowId, body: CancelIn, session: StoreDep, caller: AdminUser) -> dict[str, Any]:
     """Cancelling really stops the retries; the person's later events are no longer held back."""
     return cancel_delivery(session, delivery_id, caller.user_id, body.reason)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from hub.access.rules import require_read
 from hub.api.deps import AuditDep, CurrentUser, PolicyDep, StoreDep
+from hub.api.params import row_cursor
 from hub.api.problems import FHIR_JSON
 from hub.audit import AuditQuery, get_event, search_events, subjects_of
 from hub.errors import Forbidden, HubError, NotFound
@@ -182,12 +183,9 @@ def search_audit(
     require_read(policy, caller, "AuditEvent")
     audit.action = "search"
     since, until = _date_range(date or [])
-    after = None
-    if cursor:
-        try:
-            after = int(cursor)
-        except ValueError as exc:
-            raise BadSearch("_cursor is not one this server gave") from exc
+    after = row_cursor(cursor) if cursor else None
+    if cursor and after is None:
+        raise BadSearch("_cursor is not one this server gave")
     query = AuditQuery(person_id=patient_id(patient) if patient else None,
                        user_id=agent.rpartition("/")[2] if agent else None, since=since, until=until)
     rows = search_events(session, query, after=after, limit=count + 1)

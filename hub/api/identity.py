@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.access.rules import Caller
 from hub.api.deps import AuditDep, CurrentUser, PolicyDep, StoreDep, require_role
+from hub.api.params import AfterId, RowId
 from hub.audit import AuditContext
 from hub.identity.review import (
     REVIEWER_ROLES,
@@ -59,7 +60,7 @@ def reviews(
     session: StoreDep, caller: ReviewerUser, audit: AuditDep,
     status: Literal["open", "accepted", "rejected"] = "open",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    after: Annotated[int | None, Query(description="Id of the last review of the previous page.")] = None,
+    after: AfterId = None,
 ) -> list[dict[str, Any]]:
     """Each review with both people (sealed ones without details), its score and per-field evidence."""
     audit.action = "search"
@@ -70,7 +71,7 @@ def reviews(
 
 
 @router.get("/reviews/{review_id}", summary="One review")
-def review(review_id: int, session: StoreDep, caller: ReviewerUser, audit: AuditDep) -> dict[str, Any]:
+def review(review_id: RowId, session: StoreDep, caller: ReviewerUser, audit: AuditDep) -> dict[str, Any]:
     """Both people side by side with the evidence."""
     found = show_review(session, caller, review_id)
     touch_review(audit, found)
@@ -78,7 +79,7 @@ def review(review_id: int, session: StoreDep, caller: ReviewerUser, audit: Audit
 
 
 @router.post("/reviews/{review_id}/accept", summary="The two are one person: merge them")
-def accept(review_id: int, session: StoreDep, caller: ReviewerUser, audit: AuditDep) -> dict[str, Any]:
+def accept(review_id: RowId, session: StoreDep, caller: ReviewerUser, audit: AuditDep) -> dict[str, Any]:
     """The longer-known person survives; change events go to the outbox. 409 when already decided."""
     decided = decide_pair(session, caller, review_id, accept=True)
     touch_review(audit, decided)
@@ -86,7 +87,7 @@ def accept(review_id: int, session: StoreDep, caller: ReviewerUser, audit: Audit
 
 
 @router.post("/reviews/{review_id}/reject", summary="The two are different people: never ask again")
-def reject(review_id: int, session: StoreDep, caller: ReviewerUser, audit: AuditDep) -> dict[str, Any]:
+def reject(review_id: RowId, session: StoreDep, caller: ReviewerUser, audit: AuditDep) -> dict[str, Any]:
     """The pair is remembered as two people. 409 when already decided."""
     decided = decide_pair(session, caller, review_id, accept=False)
     touch_review(audit, decided)
@@ -102,7 +103,7 @@ def merge(body: MergeIn, session: StoreDep, caller: ReviewerUser, audit: AuditDe
 
 
 @router.get("/merges/{merge_id}", summary="One merge")
-def merge_history(merge_id: int, session: StoreDep, caller: ReviewerUser, audit: AuditDep) -> dict[str, Any]:
+def merge_history(merge_id: RowId, session: StoreDep, caller: ReviewerUser, audit: AuditDep) -> dict[str, Any]:
     """Who merged whom, when, and whether it was undone."""
     found = show_merge(session, merge_id)
     touch_merge(audit, found)
@@ -110,7 +111,7 @@ def merge_history(merge_id: int, session: StoreDep, caller: ReviewerUser, audit:
 
 
 @router.post("/merges/{merge_id}/unmerge", summary="Undo a merge exactly")
-def unmerge(merge_id: int, session: StoreDep, caller: ReviewerUser, audit: AuditDep) -> dict[str, Any]:
+def unmerge(merge_id: RowId, session: StoreDep, caller: ReviewerUser, audit: AuditDep) -> dict[str, Any]:
     """Both people and every re-pointed record as they were; change events go to the outbox."""
     done = unmerge_persons(session, caller, merge_id)
     touch_merge(audit, done)

@@ -17,6 +17,7 @@ from hub.access.rules import Caller
 from hub.api.deps import AuditDep, StoreDep
 from hub.api.identity import touch_merge, touch_review
 from hub.api.pages import page_caller, render
+from hub.api.params import RowId
 from hub.errors import Conflict, Forbidden
 from hub.identity.review import REVIEWER_ROLES, decide_pair, list_reviews, show_review, unmerge_persons
 
@@ -55,7 +56,7 @@ def queue_page(request: Request, session: StoreDep, caller: ReviewerPage, audit:
 
 
 @router.get("/reviews/{review_id}", response_class=HTMLResponse)
-def review_page(review_id: int, request: Request, session: StoreDep, caller: ReviewerPage, audit: AuditDep,
+def review_page(review_id: RowId, request: Request, session: StoreDep, caller: ReviewerPage, audit: AuditDep,
                 done: str | None = None) -> HTMLResponse:
     """Both people side by side, the evidence, and the decision."""
     review = show_review(session, caller, review_id)
@@ -65,21 +66,21 @@ def review_page(review_id: int, request: Request, session: StoreDep, caller: Rev
 
 
 @router.post("/reviews/{review_id}/accept")
-def accept_form(review_id: int, session: StoreDep, caller: ReviewerPage, audit: AuditDep) -> Response:
+def accept_form(review_id: RowId, session: StoreDep, caller: ReviewerPage, audit: AuditDep) -> Response:
     """Merge the two, then back to the pair with the outcome."""
     touch_review(audit, decide_pair(session, caller, review_id, accept=True))
     return RedirectResponse(f"/identity/reviews/{review_id}?done=accepted", status_code=303)
 
 
 @router.post("/reviews/{review_id}/reject")
-def reject_form(review_id: int, session: StoreDep, caller: ReviewerPage, audit: AuditDep) -> Response:
+def reject_form(review_id: RowId, session: StoreDep, caller: ReviewerPage, audit: AuditDep) -> Response:
     """Keep the two apart, then back to the queue."""
     touch_review(audit, decide_pair(session, caller, review_id, accept=False))
     return RedirectResponse("/identity/reviews?done=rejected", status_code=303)
 
 
 @router.post("/reviews/{review_id}/unmerge")
-def unmerge_form(review_id: int, session: StoreDep, caller: ReviewerPage, audit: AuditDep) -> Response:
+def unmerge_form(review_id: RowId, session: StoreDep, caller: ReviewerPage, audit: AuditDep) -> Response:
     """Undo the merge an accepted review made."""
     review = show_review(session, caller, review_id)
     if review["merge_id"] is None:

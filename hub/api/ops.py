@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.deps import AdminUser, AuditDep, StoreDep
+from hub.api.params import RowId, RowIdValue
 from hub.contract import Adapter
 from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry
 from hub.record import InvalidQuery
@@ -40,7 +41,7 @@ class RetryIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] = Field(default_factory=list)
+    ids: list[RowIdValue] = Field(default_factory=list)
     reason: str | None = None
     source: str | None = None
 
@@ -72,7 +73,7 @@ def quarantine_list(
 
 
 @router.get("/quarantine/{entry_id}", summary="One quarantined record with its raw payload")
-def quarantine_show(entry_id: int, session: StoreDep, caller: AdminUser, audit: AuditDep) -> dict[str, Any]:
+def quarantine_show(entry_id: RowId, session: StoreDep, caller: AdminUser, audit: AuditDep) -> dict[str, Any]:
     """The entry, its history and the raw record exactly as kept."""
     audit.touch("Quarantine", str(entry_id))
     return show_entry(session, entry_id)

@@ -46,19 +46,25 @@ def home(request: Request, audit: AuditDep, token: Annotated[str | None, Cookie(
 
 @router.get("/sign-in", response_class=HTMLResponse)
 def sign_in_page(request: Request, audit: AuditDep) -> HTMLResponse:
-    """The demo user picker."""
+    """The demo user picker; 404 unless the settings switch demo sign-in on (``auth.demo``)."""
     settings = request.app.state.settings
-    return render(request, "sign_in.html", {"users": settings.auth.demo_users,
-                                            "enabled": request.app.state.demo_issuer is not None})
+    enabled = request.app.state.demo_issuer is not None
+    if not enabled:
+        audit.deny("demo sign-in is switched off")
+    return render(request, "sign_in.html", {"users": settings.auth.demo_users, "enabled": enabled},
+                  status=200 if enabled else 404)
 
 
 @router.post("/sign-in")
 def sign_in(request: Request, audit: AuditDep, user: Annotated[str, Form()]) -> Response:
-    """Sign in as a demo user: a demo token in a cookie."""
+    """Sign in as a demo user: a demo token in a cookie (404 unless ``auth.demo`` is on)."""
     settings = request.app.state.settings
     issuer = request.app.state.demo_issuer
+    if issuer is None:
+        audit.deny("demo sign-in is switched off")
+        raise NotFound("demo sign-in is switched off")
     chosen = next((u for u in settings.auth.demo_users if u.user == user), None)
-    if issuer is None or chosen is None:
+    if chosen is None:
         raise NotFound("no such demo user")
     audit.user_id, audit.role, audit.team = chosen.user, chosen.role, chosen.team
     token = issuer.issue(chosen.user, chosen.role, chosen.team, ttl=settings.auth.demo_ttl_seconds, name=chosen.name)

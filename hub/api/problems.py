@@ -79,7 +79,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return _respond(request, exc.status_code, str(exc.detail), f"CAREHUB-E{exc.status_code}")
+        # A link's router may give a detail of its own shape ({"code", "message"}): the message, never a printout.
+        detail, code = exc.detail, f"CAREHUB-E{exc.status_code}"
+        if isinstance(detail, dict):
+            code = str(detail.get("code") or code)
+            detail = detail.get("message")
+        if not isinstance(detail, str):
+            detail = ERROR_TITLES.get(exc.status_code, "Error")
+        return _respond(request, exc.status_code, detail, code)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Whatever nothing else handled: a 500 in the dialect of the path, naming no exception and no value.
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return _respond(request, 500, "the hub could not answer this request", "CAREHUB-E500")
 
 
 __all__ = ["FHIR_JSON", "hub_error_response", "install", "operation_outcome"]

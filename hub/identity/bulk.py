@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from hub.errors import QuarantineError
 from hub.identity.blocking import Blocker
+from hub.identity.comparisons import household_share
 from hub.identity.config import IdentityConfig
 from hub.identity.engine import LINK, Matcher
 from hub.identity.record import MatchRecord
@@ -36,6 +37,8 @@ class BulkReport:
     matches: int
     reviews: int
     seconds: float
+    household_share: float = 0.0
+    relative_guards: bool = True
 
 
 def read_records(path: Path) -> Iterator[MatchRecord]:
@@ -115,6 +118,14 @@ def match_files(
     matcher = Matcher(config)
     left = matcher.encoder.encode(read_records(left_path))
     right = matcher.encoder.encode(read_records(right_path)) if right_path else None
+    # Twins and parents with children need households: a large file with none (unrelated people)
+    # switches the relatives' guards off; a small one proves nothing and keeps them.
+    tables = [t for t in (left, right) if t is not None]
+    share = max(household_share(matcher.comparer, t) for t in tables)
+    matcher.comparer.relatives = (
+        share >= config.guards.household_min_share
+        or min(len(t) for t in tables) < config.guards.household_min_records
+    )
     if config.estimation.estimate if estimate is None else estimate:
         matcher.estimate(left, right)
     blocker = matcher.blocker(left, right)
@@ -144,4 +155,6 @@ def match_files(
         counts["match"],
         counts["review"],
         time.perf_counter() - started,
+        share,
+        matcher.comparer.relatives,
     )

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, JaroWinkler
 
+from hub.identity.blocking import Blocker
 from hub.identity.config import Guards
 from hub.identity.table import MISSING, NONE, Encoder, IntArray, RecordTable, lookup
 
@@ -72,6 +73,9 @@ DECEASED = 8
 NHS_VERIFIED_SAME = 16
 NHS_VERIFIED_DIFFERENT = 32
 AMBIGUOUS = 64
+# Two different NHS numbers that both pass modulus 11, not both verified: two people, as far as
+# anything automatic may say (a mistyped number that still passes the check is for a person to find).
+NHS_CONFLICT = 128
 
 # Jaro-Winkler similarity at or above which two names are "similar" / "close".
 SIMILAR = 0.92
@@ -92,7 +96,7 @@ class PairComparison:
     left_rows: IntArray
     right_rows: IntArray
     levels: npt.NDArray[np.int8]
-    guards: npt.NDArray[np.int8]
+    guards: npt.NDArray[np.int16]
 
     def __len__(self) -> int:
         return len(self.left_rows)
@@ -158,6 +162,9 @@ class Comparer:
     def __init__(self, encoder: Encoder, guards: Guards) -> None:
         self.encoder = encoder
         self.guards = guards
+        # The twins and parent/child guards: on unless the data shows no households at all
+        # (see :func:`household_share`); the pipeline's resolver always keeps them on.
+        self.relatives = True
 
     def compare(
         self,
@@ -353,7 +360,7 @@ class Comparer:
         given_edits: npt.NDArray[np.float64],
         facts: Any,
         strict: bool,
-    ) -> npt.NDArray[np.int8]:
+    ) -> npt.NDArray[np.int16]:
         cfg = self.guards
         given, family, birth, address = levels[:, 0], levels[:, 1], levels[:, 2], levels[:, 4]
         # Any likeness of surname counts (a twin's record may carry a mistyped one), and so
@@ -418,19 +425,58 @@ class Comparer:
         # child or a wrong date: a person decides which.
         conflict = household & (birth == level("birth_date", "different")) & ~generation
 
-        flags = np.zeros(li.shape, dtype=np.int8)
-        flags |= np.where(twins, TWINS, 0).astype(np.int8)
-        flags |= np.where(generation & ~one_digit, PARENT_CHILD, 0).astype(np.int8)
+        flags = np.zeros(li.shape, dtype=np.int16)
+        if not self.relatives:
+            twins = generation = conflict = np.zeros(li.shape, dtype=np.bool_)
+        flags |= np.where(twins, TWINS, 0).astype(np.int16)
+        flags |= np.where(generation & ~one_digit, PARENT_CHILD, 0).astype(np.int16)
         flags |= np.where((generation & one_digit) | conflict, PARENT_CHILD_OR_TYPO, 0).astype(
-            np.int8
+            np.int16
         )
         if cfg.deceased_needs_review:
-            flags |= np.where(left.deceased[li] != right.deceased[ri], DECEASED, 0).astype(np.int8)
+            flags |= np.where(left.deceased[li] != right.deceased[ri], DECEASED, 0).astype(np.int16)
         verified = left.nhs_verified[li] & right.nhs_verified[ri]
         nhs_same = left.nhs[li] == right.nhs[ri]
-        flags |= np.where(verified & nhs_same, NHS_VERIFIED_SAME, 0).astype(np.int8)
-        flags |= np.where(verified & ~nhs_same, NHS_VERIFIED_DIFFERENT, 0).astype(np.int8)
+        flags |= np.where(verified & nhs_same, NHS_VERIFIED_SAME, 0).astype(np.int16)
+        flags |= np.where(verified & ~nhs_same, NHS_VERIFIED_DIFFERENT, 0).astype(np.int16)
+        # The encoder keeps only numbers whose check digit is valid (0 = none): two of them that
+        # differ say two people, verified or not; at most a review, never an automatic link.
+        both = (left.nhs[li] > 0) & (right.nhs[ri] > 0)
+        flags |= np.where(both & ~nhs_same & ~verified, NHS_CONFLICT, 0).astype(np.int16)
         return flags
+
+
+def household_share(comparer: Comparer, table: RecordTable, block_pairs: int = 10**6) -> float:
+    """Share of a file's records that share their address and surname with someone clearly
+    someone else: a given name that differs, a birth date that differs, and either the other
+    sex or a birth date a generation away with another month and day.
+
+    Twins and a parent and child are only possible where a file holds households. A file in
+    which no record has such a housemate (a public benchmark of unrelated people) gives the
+    relatives' guards nothing to protect; every council's file of people has them.
+    """
+    family, postcode = table.family.astype(np.int64), table.postcode.astype(np.int64)
+    keys = np.where((family >= 0) & (postcode >= 0), family * 1_000_003 + postcode, MISSING)
+    if len(table) < 2:
+        return 0.0
+    members: set[int] = set()
+    for a, b, _ in Blocker([keys], None, block_pairs, 10**7).chunks():
+        if not len(a):
+            continue
+        lv = comparer.compare(table, table, a, b).levels
+        apart = (
+            np.isin(lv[:, 4], [level("address", "uprn"), level("address", "line_and_postcode")])
+            & (lv[:, 1] == level("family_name", "exact"))
+            & (lv[:, 0] == level("given_name", "different"))
+            & (lv[:, 2] == level("birth_date", "different"))
+        )
+        ya, yb = table.birth_year[a], table.birth_year[b]
+        ma, mb, da, db = table.birth_month[a], table.birth_month[b], table.birth_day[a], table.birth_day[b]
+        generation = (np.abs(ya - yb) >= 12) & (ma > 0) & (mb > 0) & (ma != mb) & (da != db)
+        clear = apart & ((lv[:, 3] == level("sex", "different")) | generation)
+        members.update(a[clear].tolist())
+        members.update(b[clear].tolist())
+    return len(members) / len(table)
 
 
 __all__ = [
@@ -440,6 +486,7 @@ __all__ = [
     "FIELDS",
     "MAX_LEVELS",
     "MISSING",
+    "NHS_CONFLICT",
     "NHS_VERIFIED_DIFFERENT",
     "NHS_VERIFIED_SAME",
     "PARENT_CHILD",
@@ -447,5 +494,6 @@ __all__ = [
     "TWINS",
     "Comparer",
     "PairComparison",
+    "household_share",
     "level",
 ]

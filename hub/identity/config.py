@@ -12,6 +12,7 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -26,6 +27,8 @@ BLOCKING_KEYS = (
     "postcode+given_initial",
     "given_phonetic+family_phonetic",
     "given_phonetic+birth_year",
+    "birth_date_any_order",
+    "postcode+family_phonetic",
 )
 
 
@@ -53,12 +56,26 @@ class Guards(_Strict):
     twin_max_given_edits: int = Field(default=1, ge=0, le=3)
     twin_typo_min_length: int = Field(default=3, ge=1, le=20)
     deceased_needs_review: bool = True
+    # The bulk commands: the twins and parent/child guards are on when at least this share of a
+    # file's records has a clear housemate (same surname and address, clearly someone else).
+    household_min_share: float = Field(default=0.004, ge=0, le=1)
+    # ...judged only on files of at least this many records (fewer prove nothing: the guards stay on).
+    household_min_records: int = Field(default=1000, ge=0)
 
 
 class Blocking(_Strict):
     """Which keys make candidate pairs, and how much is compared at once."""
 
-    passes: tuple[str, ...] = BLOCKING_KEYS[:6]
+    passes: tuple[str, ...] = (
+        "nhs_number",
+        "birth_date_any_order",
+        "family_phonetic+birth_year",
+        "postcode+given_initial",
+        "family_phonetic+birth_month_day",
+        "given_phonetic+birth_year",
+        "given_phonetic+family_phonetic",
+        "postcode+family_phonetic",
+    )
     max_block_pairs: int = Field(default=250_000, ge=1)
     chunk_pairs: int = Field(default=1_000_000, ge=1000)
     max_candidates_per_key: int = Field(default=100, ge=1)
@@ -77,6 +94,14 @@ class Estimation(_Strict):
     """How the bulk commands estimate weights from the data they are given."""
 
     estimate: bool = True
+    # "em": m and the prior by expectation-maximisation over candidate pairs (u from random pairs);
+    # "leave_one_out": m from high-confidence pairs leaving the field out (the earlier method).
+    method: Literal["em", "leave_one_out"] = "em"
+    em_iterations: int = Field(default=40, ge=1, le=500)
+    # The configured m count as this many pairs in EM: the data outweighs them once it has many more.
+    prior_pairs: float = Field(default=50.0, ge=0)
+    # Fewer candidate pairs than this: keep the configured m (too little data to learn from).
+    min_training_pairs: int = Field(default=200, ge=0)
     random_pairs: int = Field(default=300_000, ge=1000)
     training_records: int = Field(default=25_000, ge=100)
     high_confidence: float = Field(default=0.999, gt=0.5, lt=1)

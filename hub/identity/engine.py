@@ -21,7 +21,13 @@ from hub.identity import comparisons as cmp
 from hub.identity.blocking import Blocker, block_keys
 from hub.identity.comparisons import COMPARISONS, FIELDS, Comparer, PairComparison
 from hub.identity.config import IdentityConfig
-from hub.identity.model import MatchModel, TermFrequencies, estimate_m_and_prior, estimate_u
+from hub.identity.model import (
+    MatchModel,
+    TermFrequencies,
+    estimate_em,
+    estimate_m_and_prior,
+    estimate_u,
+)
 from hub.identity.table import MISSING, Encoder, RecordTable
 
 NO_LINK, REVIEW, LINK = 0, 1, 2
@@ -48,6 +54,12 @@ GUARDS: dict[int, tuple[str, Outcome, str]] = {
         "nhs_number_verified",
         Outcome.NO_LINK,
         "the records carry different verified NHS numbers",
+    ),
+    cmp.NHS_CONFLICT: (
+        "nhs_number_conflict",
+        Outcome.REVIEW,
+        "the records carry different NHS numbers that are both valid (not both verified): "
+        "two people unless a person finds one number was mistyped",
     ),
     cmp.TWINS: (
         "twins",
@@ -173,7 +185,7 @@ class ScoredPairs:
 
 def decide(
     probability: npt.NDArray[np.float64],
-    guards: npt.NDArray[np.int8],
+    guards: npt.NDArray[np.int16],
     link: float,
     review: float,
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
@@ -187,7 +199,7 @@ def decide(
     decisions[same], probability[same] = LINK, 1.0
     decisions[different], probability[different] = NO_LINK, 0.0
     scored = ~same & ~different
-    capped = scored & ((guards & (cmp.TWINS | cmp.PARENT_CHILD_OR_TYPO)) > 0)
+    capped = scored & ((guards & (cmp.TWINS | cmp.PARENT_CHILD_OR_TYPO | cmp.NHS_CONFLICT)) > 0)
     decisions[capped] = np.minimum(decisions[capped], REVIEW)
     decisions[scored & ((guards & cmp.PARENT_CHILD) > 0)] = NO_LINK
     # Even a verified NHS number does not join a dead person's record to a live one unreviewed.
@@ -209,6 +221,7 @@ class Matcher:
         self.encoder = encoder or Encoder()
         self.model = model or MatchModel.from_config(config)
         self.comparer = Comparer(self.encoder, config.guards)
+        self.em_iterations = 0
 
     def score(
         self,
@@ -276,15 +289,22 @@ class Matcher:
             keep = tl != tr if right is None else np.ones(len(tl), dtype=np.bool_)
             training = self.comparer.compare(left, other, tl[keep], tr[keep])
             total = float(len(sample)) * (len(other) - (1 if right is None else 0))
-            model = estimate_m_and_prior(
-                model,
-                training,
-                left,
-                other,
-                total,
-                cfg.high_confidence,
-                cfg.rounds,
-            )
+            if len(training) < cfg.min_training_pairs:
+                pass  # too little to learn from: the configured m and the 1/n prior stand
+            elif cfg.method == "em":
+                model, self.em_iterations = estimate_em(
+                    model, training, total, cfg.prior_pairs, cfg.em_iterations
+                )
+            else:
+                model = estimate_m_and_prior(
+                    model,
+                    training,
+                    left,
+                    other,
+                    total,
+                    cfg.high_confidence,
+                    cfg.rounds,
+                )
         self.model = model
         return model
 
@@ -342,11 +362,15 @@ class Matcher:
                 spoke_table, spoke_table, np.array(pa), np.array(pb), strict=not dedupe
             )
             # Spokes are two people when they cannot be one (no link) or a guard says so;
-            # a merely unsure pair of spokes is left to the links' own scores.
-            apart = (scored.decisions == NO_LINK) | (
-                (scored.pairs.guards & (cmp.TWINS | cmp.PARENT_CHILD | cmp.PARENT_CHILD_OR_TYPO))
-                > 0
-            )
+            # a merely unsure pair of spokes is left to the links' own scores. In data without
+            # households (relatives' guards off) two weak spokes of one strong hub are one
+            # person recorded badly twice when deduplicating: only a guard (NHS numbers) splits them.
+            flags = cmp.TWINS | cmp.PARENT_CHILD | cmp.PARENT_CHILD_OR_TYPO | cmp.NHS_CONFLICT
+            flags |= cmp.NHS_VERIFIED_DIFFERENT
+            apart = (scored.pairs.guards & flags) > 0
+            # (Two records of one file of a link both fitting one record stay ambiguous.)
+            if self.comparer.relatives or not dedupe:
+                apart |= scored.decisions == NO_LINK
             split = {h for h, a in zip(owner, apart.tolist(), strict=True) if a}
             if split:
                 # In dedupe each pair was listed from both of its ends: fold the two halves.

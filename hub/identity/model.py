@@ -5,16 +5,15 @@ For each field a pair falls into a level; the level's weight is
 how often random pairs do. A pair's score is the prior's log-odds plus the sum
 of its field weights, turned into a match probability.
 
-Estimation (the bulk commands) follows Splink's recipe without its EM step:
+Estimation (the bulk commands and the sync, from the data in hand):
 
 * **u from random pairs**: among random pairs almost none are matches, so the
   share of random pairs in each level is ``u``.
-* **m from high-confidence pairs**, field by field: take the candidate pairs
-  whose *other* fields alone give a match probability above
-  ``estimation.high_confidence`` and count their levels of this field. Leaving
-  the field out of the selection keeps its own agreement from biasing ``m``.
-* **prior** (the share of all pairs that match) from the expected number of
-  matches among the candidates, repeated for a few rounds.
+* **m and the prior by EM** (:func:`estimate_em`) over the candidate pairs of a
+  sample of records, u held fixed, the configured m as a Dirichlet prior worth
+  ``estimation.prior_pairs`` pairs (so a tiny input keeps the shipped weights).
+* (:func:`estimate_m_and_prior`, m from high-confidence pairs leaving the field
+  out, is kept for comparison: ``estimation.method = "leave_one_out"``.)
 * **term frequency**: an exact match on a name is weighed against how common
   that name is in the data (``log2(m / frequency)``) rather than the average u.
 """
@@ -166,3 +165,71 @@ def estimate_m_and_prior(
         prior = min(max(expected / max(total_pairs, 1.0), 1e-12), 0.5)
         model = replace(model, m=m, prior=prior)
     return model
+
+
+def estimate_em(
+    model: MatchModel,
+    pairs: PairComparison,
+    total_pairs: float,
+    prior_pairs: float,
+    iterations: int,
+    tolerance: float = 1e-5,
+) -> tuple[MatchModel, int]:
+    """m and the prior by expectation-maximisation over candidate pairs, u held fixed.
+
+    The pairs are folded into their distinct comparison patterns (levels of every field)
+    with counts, so each iteration costs the number of patterns, not of pairs. E-step: each
+    pattern's match probability from the current m, u and the share of matches among the
+    candidates (lambda). M-step: m of each level is the expected share of matches in it among
+    matches with that field present (``missing`` is neither evidence for nor against), with
+    ``prior_pairs`` pseudo-pairs distributed as the current (configured) m - the configured
+    weights act as a prior, and decide alone when the data is small. The prior over all pairs
+    is lambda times the candidates over ``total_pairs``. Returns the model and iterations run.
+    """
+    levels = pairs.levels.astype(np.int64)
+    if not len(levels):
+        return model, 0
+    n_fields = levels.shape[1]
+    base = np.int64(MAX_LEVELS + 1)
+    keys = np.zeros(len(levels), dtype=np.int64)
+    for f in range(n_fields):
+        keys = keys * base + levels[:, f]
+    unique_keys, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    patterns = levels[first]  # patterns x fields
+    counts = counts.astype(np.float64)
+    prior_m = model.m.copy()
+    u = model.u
+    m = model.m.copy()
+    n_candidates = float(counts.sum())
+    lam = min(max(model.prior * total_pairs / n_candidates, 1e-4), 0.5)
+    cols = np.arange(n_fields)
+    one_hot = [
+        (patterns[:, f][:, None] == np.arange(MAX_LEVELS)[None, :]).astype(np.float64)
+        for f in range(n_fields)
+    ]
+    done = 0
+    for step in range(1, iterations + 1):
+        done = step
+        w = np.log2(m / u)
+        w[:, 0] = 0.0
+        total = w[cols[None, :], patterns].sum(axis=1)
+        log_odds = total + np.log2(lam / (1 - lam))
+        posterior = 1.0 / (1.0 + np.exp2(-np.clip(log_odds, -60, 60)))
+        expected = posterior * counts
+        new_m = m.copy()
+        for f in range(n_fields):
+            per_level = expected @ one_hot[f]
+            per_level[0] = 0.0
+            n_levels = len(COMPARISONS[FIELDS[f]])
+            pseudo = prior_pairs * prior_m[f, :n_levels]
+            pseudo[0] = 0.0
+            mass = per_level[:n_levels] + pseudo
+            if mass.sum() > 0:
+                new_m[f, 1:n_levels] = np.maximum(mass[1:] / mass[1:].sum(), 1e-6)
+        new_lam = min(max(float(expected.sum() / n_candidates), 1e-6), 0.999)
+        change = float(np.abs(new_m - m).max())
+        m, lam = new_m, new_lam
+        if change < tolerance:
+            break
+    prior = min(max(lam * n_candidates / max(total_pairs, 1.0), 1e-12), 0.5)
+    return replace(model, m=m, prior=prior), done

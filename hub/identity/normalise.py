@@ -44,6 +44,8 @@ _ADDRESS_WORDS = {
 _ISO_DATE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})")
 _UK_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\s*$")
 _YEAR = re.compile(r"^\s*(\d{4})\s*$")
+_COMPACT_DATE = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})\s*$")
+_NUMERIC_POSTCODE = re.compile(r"^\d{3,10}$")
 _NOT_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9]")
 _NHS_SEPARATORS = re.compile(r"[\s-]")
 
@@ -82,15 +84,15 @@ def family_name(text: str | None) -> str | None:
 def birth_parts(value: str | date | None) -> tuple[int, int, int]:
     """(year, month, day) of a birth date; 0 for a part that is not known.
 
-    Reads YYYY-MM-DD, DD/MM/YYYY and a bare year; an impossible date keeps its
-    year only, since the year is what survives most typing errors.
+    Reads YYYY-MM-DD, YYYYMMDD (HL7 v2 and many exports), DD/MM/YYYY and a bare year; an
+    impossible date keeps its year only, since the year is what survives most typing errors.
     """
     if value is None:
         return (0, 0, 0)
     if isinstance(value, date):
         return (value.year, value.month, value.day)
     text = value.strip()
-    iso = _ISO_DATE.match(text)
+    iso = _ISO_DATE.match(text) or _COMPACT_DATE.match(text)
     if iso:
         y, m, d = int(iso.group(1)), int(iso.group(2)), int(iso.group(3))
     else:
@@ -108,10 +110,16 @@ def birth_parts(value: str | date | None) -> tuple[int, int, int]:
 
 
 def postcode_parts(value: str | None) -> tuple[str, str, str] | None:
-    """(full, sector, district) of a UK-shaped postcode, e.g. ('LS6 2AB', 'LS6 2', 'LS6')."""
+    """(full, sector, district) of a UK-shaped postcode, e.g. ('LS6 2AB', 'LS6 2', 'LS6').
+
+    A numeric postcode of another country (3-10 digits: Australia's 2119, a US ZIP) is kept
+    whole as all three parts, so it agrees or differs as one value.
+    """
     if not value:
         return None
     compact = _NOT_ALPHANUMERIC.sub("", value).upper()
+    if _NUMERIC_POSTCODE.match(compact):
+        return (compact, compact, compact)
     if not 5 <= len(compact) <= 7 or not compact[-3].isdigit():
         return None
     outward, inward = compact[:-3], compact[-3:]

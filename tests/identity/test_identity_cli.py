@@ -182,3 +182,37 @@ def test_review_list_accept_and_reject(configured: Store) -> None:
     assert kinds == ["merged"]
     assert [(h.survivor_id, h.merged_id, h.status) for h in history][-1] == (a, c, "merged")
     assert history[0].status == "unmerged" and history[0].unmerged_by == "dq-officer"
+
+
+def _nhs(nine: str) -> str:
+    """A valid NHS number from nine digits (a check digit of 10 is skipped by the caller)."""
+    total = sum(int(d) * w for d, w in zip(nine, range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    check = 0 if check == 11 else check
+    assert check != 10
+    return nine + str(check)
+
+
+@pytest.mark.parametrize("verified", [("", ""), ("1", ""), ("", "1")])
+def test_two_different_valid_nhs_numbers_are_never_matched(
+    tmp_path: Path, verified: tuple[str, str]
+) -> None:
+    columns = "id,given_name,family_name,birth_date,sex,address_line,postcode,nhs_number,nhs_verified\n"
+    first, second = _nhs("999031337"), _nhs("999052115")
+    (tmp_path / "left.csv").write_text(
+        columns + f"L1,Megan,Pritchard,1947-03-02,F,12 Mill Road,SA31 1AA,{first},{verified[0]}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "right.csv").write_text(
+        columns + f"R1,Megen,Pritchard,1947-03-02,F,12 Mill Road,SA31 1AA,{second},{verified[1]}\n"
+        + f"R2,Megan,Pritchard,1947-03-02,F,12 Mill Road,SA31 1AA,{first},{verified[0]}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.csv"
+    result = runner.invoke(
+        app, ["match", str(tmp_path / "left.csv"), str(tmp_path / "right.csv"), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    decisions = {(r["left_id"], r["right_id"]): r["decision"] for r in read_links(out)}
+    assert decisions.get(("L1", "R1")) == "review"
+    assert decisions.get(("L1", "R2")) == "match"

@@ -33,8 +33,8 @@ def test_no_token_is_401_problem_on_api_and_operation_outcome_on_fhir(hub: Hub) 
 
 def test_bad_tokens_are_refused(hub: Hub, tmp_path: Path) -> None:
     good = hub.token("sw.owen", "social_worker", "ASC-E")
-    stranger = DemoIssuer(hub.settings.auth.demo_issuer or "", tmp_path / "other", "carehub")
-    wrong_audience = DemoIssuer(hub.settings.auth.demo_issuer or "", hub.settings.data_dir, "someone-else")
+    stranger = DemoIssuer(hub.settings.auth.demo_issuer, tmp_path / "other", "carehub")
+    wrong_audience = DemoIssuer(hub.settings.auth.demo_issuer, hub.settings.data_dir, "someone-else")
     expired = hub.client.app.state.demo_issuer.issue("sw.owen", "social_worker", "ASC-E", ttl=-600)  # type: ignore[attr-defined]
     hs256 = jwt.encode({"iss": hub.settings.auth.demo_issuer, "aud": "carehub", "sub": "x", "exp": time.time() + 60,
                         "iat": time.time(), "roles": ["admin"]}, "hmac-secret-of-32-bytes-or-more!", algorithm="HS256")
@@ -52,7 +52,7 @@ def test_jwks_endpoint_publishes_the_demo_key(hub: Hub, tmp_path: Path) -> None:
     # a verifier that trusts the demo issuer only through a JWKS file accepts the demo token
     path = tmp_path / "jwks.json"
     path.write_text(json.dumps(jwks))
-    auth = AuthSettings(demo_issuer=None, issuers=[IssuerSettings(issuer=hub.settings.auth.demo_issuer or "",
+    auth = AuthSettings(issuers=[IssuerSettings(issuer=hub.settings.auth.demo_issuer,
                                                                   jwks_file=path)])
     claims = TokenVerifier(auth, None).verify(hub.token("dr.patel", "clinician", "ICT-1"))
     assert claims.subject == "dr.patel" and claims.roles == ("clinician",) and claims.team == "ICT-1"
@@ -64,7 +64,7 @@ def test_remote_issuer_keys_are_fetched_from_jwks_uri() -> None:
     jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
     jwk.update({"kid": "tenant-key-1", "alg": "RS256", "use": "sig"})
     responses.get("https://login.example.test/tenant/keys", json={"keys": [jwk]})
-    auth = AuthSettings(demo_issuer=None, issuers=[IssuerSettings(
+    auth = AuthSettings(issuers=[IssuerSettings(
         issuer="https://login.example.test/tenant/v2.0", jwks_uri="https://login.example.test/tenant/keys")])
     verifier = TokenVerifier(auth, None)
     now = int(time.time())
@@ -98,8 +98,9 @@ def test_role_not_in_token_or_unknown_purpose_is_403(hub: Hub) -> None:
 
 
 def test_carehub_token_command_prints_a_token_the_hub_accepts(hub: Hub) -> None:
-    env = {"CAREHUB_DATA_DIR": str(hub.settings.data_dir), "CAREHUB_DATABASE_URL": hub.store.url,
+    off = {"CAREHUB_DATA_DIR": str(hub.settings.data_dir), "CAREHUB_DATABASE_URL": hub.store.url,
            "PATH": "/usr/bin:/bin"}
+    env = {**off, "CAREHUB_AUTH__DEMO": "true"}
     proc = subprocess.run([sys.executable, "-m", "hub", "token", "--user", "dr.patel", "--role", "clinician",
                            "--team", "ICT-1", "--ttl", "120"], env=env, capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[2])
@@ -112,3 +113,24 @@ def test_carehub_token_command_prints_a_token_the_hub_accepts(hub: Hub) -> None:
     bad = subprocess.run([sys.executable, "-m", "hub", "token", "--user", "x", "--role", "janitor"], env=env,
                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert bad.returncode != 0
+    # demo sign-in off (the default): the demo issuer signs nothing
+    refused = subprocess.run([sys.executable, "-m", "hub", "token", "--user", "x", "--role", "clinician"], env=off,
+                             capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert refused.returncode != 0 and "auth.demo" in refused.stderr and not refused.stdout
+
+
+def test_carehub_token_carries_every_role_repeated(hub: Hub) -> None:
+    env = {"CAREHUB_DATA_DIR": str(hub.settings.data_dir), "CAREHUB_DATABASE_URL": hub.store.url,
+           "PATH": "/usr/bin:/bin", "CAREHUB_AUTH__DEMO": "true"}
+    proc = subprocess.run([sys.executable, "-m", "hub", "token", "--user", "dr.both", "--role", "clinician",
+                           "--role", "auditor", "--team", "ICT-1"], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    token = proc.stdout.strip()
+    assert jwt.decode(token, options={"verify_signature": False})["roles"] == ["clinician", "auditor"]
+    auth = {"Authorization": f"Bearer {token}"}
+    # the first role is the default; the second is taken with X-Role
+    assert hub.client.get("/fhir/Patient", params={"family": "hale"}, headers=auth).status_code == 200
+    audit = hub.client.get("/api/audit/break-glass", headers={**auth, "X-Role": "auditor"})
+    assert audit.status_code == 200, audit.text
+    assert hub.client.get("/api/audit/break-glass", headers=auth).status_code == 403  # as clinician
