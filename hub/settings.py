@@ -3,7 +3,11 @@
 Read from ``config/hub.toml`` (or the file named by ``CAREHUB_CONFIG``), then
 overridden by ``CAREHUB_*`` environment variables, ``__`` separating nested
 keys (``CAREHUB_DATABASE_URL``, ``CAREHUB_SOURCES__LEGACY_ESCR__ENABLED``).
-Every problem is reported at start-up, all at once.
+Every problem is reported at start-up, all at once; an unknown key at any level
+is a problem (``extra="forbid"``), so a key in the wrong table is never silently
+ignored. Every other configuration file is named here (``*_file`` keys, resolved
+by :meth:`Settings.config_path`) and checked with this file by
+:func:`hub.config_check.check_config` (``carehub config check``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,16 +30,27 @@ from hub.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def config_dir() -> Path:
-    """The folder holding hub.toml, the policy and the survivorship rules."""
+def config_file() -> Path:
+    """The hub's settings file: ``CAREHUB_CONFIG``, else ``config/hub.toml`` here or in the project."""
     explicit = os.environ.get("CAREHUB_CONFIG")
     if explicit:
-        return Path(explicit).resolve().parent
+        return Path(explicit).resolve()
     local = Path.cwd() / "config"
-    return local if (local / "hub.toml").exists() else PROJECT_ROOT / "config"
+    return (local if (local / "hub.toml").exists() else PROJECT_ROOT / "config") / "hub.toml"
 
 
-class SourceSettings(BaseModel):
+def config_dir() -> Path:
+    """The folder holding hub.toml; every other file the settings name is found relative to it."""
+    return config_file().parent
+
+
+class Strict(BaseModel):
+    """A settings table that refuses keys it does not know (a misplaced key is an error, never ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceSettings(Strict):
     """One source system the hub pulls from (or pushes to)."""
 
     adapter: str = Field(description="Import path of the adapter class, 'package.module:Class'.")
@@ -45,7 +60,7 @@ class SourceSettings(BaseModel):
     batch_size: int = Field(default=5000, ge=1, le=100_000)
 
 
-class DemoSettings(BaseModel):
+class DemoSettings(Strict):
     """What `carehub demo` seeds before it syncs, and what it runs after."""
 
     seeders: list[str] = Field(
@@ -58,7 +73,7 @@ class DemoSettings(BaseModel):
     )
 
 
-class PipelineSettings(BaseModel):
+class PipelineSettings(Strict):
     """What the ingest pipeline adds to every record."""
 
     enrichers: list[str] = Field(
@@ -67,7 +82,7 @@ class PipelineSettings(BaseModel):
     )
 
 
-class IssuerSettings(BaseModel):
+class IssuerSettings(Strict):
     """One token issuer the hub trusts (an Entra ID tenant, an OIDC provider).
 
     An Entra ID tenant signs two forms of token: v2.0 (``iss`` is
@@ -103,7 +118,7 @@ class IssuerSettings(BaseModel):
         return self
 
 
-class DemoUser(BaseModel):
+class DemoUser(Strict):
     """A user the demo sign-in page offers (tokens from the local demo issuer)."""
 
     user: str = Field(description="Token subject, e.g. sw.amira.")
@@ -112,7 +127,7 @@ class DemoUser(BaseModel):
     team: str | None = None
 
 
-class AuthSettings(BaseModel):
+class AuthSettings(Strict):
     """How the hub authenticates callers: OAuth2 bearer JWTs signed RS256."""
 
     audience: str = Field(
@@ -137,7 +152,8 @@ class AuthSettings(BaseModel):
         description="Base URL of the council's own FHIR identifier systems (local ids, EDRMS ids).",
     )
 
-class WorkerSettings(BaseModel):
+
+class WorkerSettings(Strict):
     """How `carehub worker` paces itself, holds its claims and shares the scheduler."""
 
     poll_seconds: float = Field(default=0.5, gt=0, description="Sleep when there is nothing to deliver.")
@@ -163,7 +179,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), description="Where the demo keeps its files.")
     sql_echo: bool = False
     log_level: str = "INFO"
-    survivorship_file: str = "survivorship.toml"
+    survivorship_file: str = Field(
+        default="survivorship.toml", description="Which source wins each field (under config/, or a path).")
+    identity_file: str = Field(
+        default="identity.toml", description="Identity resolution: thresholds, guards, blocking, weights.")
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
@@ -175,6 +194,21 @@ class Settings(BaseSettings):
         default="schedules.toml", description="Scheduled jobs (under config/, or a path).")
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
+    def config_path(self, name: str | Path) -> Path:
+        """A file the settings name: absolute as given, else relative to the folder of hub.toml."""
+        path = Path(name)
+        return path if path.is_absolute() else config_dir() / path
+
+    def named_files(self) -> dict[str, Path]:
+        """Every configuration file these settings name, by the key that names it."""
+        return {
+            "survivorship_file": self.config_path(self.survivorship_file),
+            "identity_file": self.config_path(self.identity_file),
+            "subscriptions_file": self.config_path(self.subscriptions_file),
+            "schedules_file": self.config_path(self.schedules_file),
+            "auth.policy_file": self.config_path(self.auth.policy_file),
+        }
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -184,7 +218,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get("CAREHUB_CONFIG") or config_dir() / "hub.toml")
+        toml_file = config_file()
         return (
             init_settings,
             env_settings,
@@ -199,7 +233,7 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{config_file()}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"configuration is invalid: {problems}") from exc
 

@@ -30,7 +30,7 @@ from hub.api.middleware import AuditMiddleware
 from hub.api.reads import ReadThreads
 from hub.audit import AuditTrail
 from hub.registry import build_pipeline
-from hub.settings import Settings, config_dir, get_settings
+from hub.settings import Settings, get_settings
 from hub.store.db import Store
 
 HERE = Path(__file__).resolve().parent
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.store = the_store
     app.state.reads = reads
     app.state.settings = settings
-    app.state.policy = Policy.load(config_dir() / settings.auth.policy_file)
+    app.state.policy = Policy.load(settings.config_path(settings.auth.policy_file))
     app.state.demo_issuer = demo_issuer(settings)  # ConfigError beside a real tenant
     install_path_only_access_log()  # whatever server runs the app, its access log writes paths without their queries
     app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer)
