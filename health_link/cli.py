@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from typing import Annotated
 
 import typer
@@ -27,7 +28,8 @@ def mllp(
     readers: Annotated[int, typer.Option(help="Processes parsing messages beside the committing one (0: none).")
                        ] = 1,
 ) -> None:
-    """Listen for ADT messages; each is acknowledged (AA, AE or AR) once committed. Stop with Ctrl-C."""
+    """Listen for ADT messages; each is acknowledged (AA, AE or AR) once committed. Stop with Ctrl-C or SIGTERM:
+    the listener finishes what it has queued and its reader processes stop with it."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = open_store()
@@ -37,16 +39,23 @@ def mllp(
 
     async def serve() -> None:
         tune_collector()
-        bound = await listener.start(host, port)
-        typer.echo(f"listening for MLLP on {bound[0]}:{bound[1]} (Ctrl-C to stop)")
+        # SIGTERM and Ctrl-C cancel the serving task, so the listener closes (and shuts its reader processes
+        # down) instead of the interpreter exiting under them and leaving the readers behind
+        loop, serving = asyncio.get_running_loop(), asyncio.current_task()
+        assert serving is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, serving.cancel)
         try:
+            bound = await listener.start(host, port)
+            typer.echo(f"listening for MLLP on {bound[0]}:{bound[1]} (Ctrl-C to stop)")
             await listener.serve_forever()
+        except asyncio.CancelledError:
+            pass
         finally:
             await listener.close()
 
     try:
         asyncio.run(serve())
-    except KeyboardInterrupt:
         typer.echo(f"stopped after {listener.stats.messages} messages: {listener.stats.answers}")
     finally:
         store.dispose()

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import requests
 
-from tests.e2e.helpers import CARHUB, carehub, hub_env, status
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.cli import CARHUB, carehub, free_port, hub_env, status
 
 
 def test_demo_syncs_reconciles_and_a_second_sync_changes_nothing(database_url: str, tmp_path: Path) -> None:

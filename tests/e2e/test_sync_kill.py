@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from adapters.simulators.legacy_escr import generate
 from hub.store.tables import RawRecord
-from tests.e2e.helpers import CARHUB, carehub, hub_env
+from tests.support.cli import CARHUB, carehub, hub_env
 
 STATE_QUERIES = {
     "raw": "SELECT source, stream, source_id, content_hash, status FROM raw_records",

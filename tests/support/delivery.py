@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from hub.settings import Settings, WorkerSettings
 from hub.status import delivery_status
 from hub.store.db import Store
 from hub.store.tables import OutboxEvent, utcnow
+from tests.support.waiting import wait_for
 
 CARHUB = [sys.executable, "-m", "hub"]
 
@@ -144,19 +143,10 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start `carehub worker` and wait for its 'ready' line."""
     out = log.open("wb")
     proc = subprocess.Popen([*CARHUB, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    wait_for(lambda: b"ready" in log.read_bytes() or proc.poll() is not None, 60, "worker start")
+    wait_for(lambda: b"ready" in log.read_bytes() or proc.poll() is not None, "worker start", timeout=60)
     if proc.poll() is not None:
         raise AssertionError(f"worker exited at start ({proc.returncode}):\n{log.read_text()}")
     return proc
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str, every: float = 0.1) -> None:
-    """Poll ``check`` until true; fail after ``timeout`` seconds naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
 
 
 def count(store: Store, status: str) -> int:
