@@ -37,10 +37,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
 
 from adapters.base import BaseAdapter
-from hub.contract import SourceRecord, StreamCursor
-from hub.errors import ConfigError, SourceUnavailable
+from hub.contract import SourceRecord, StreamCursor, StreamSpec
+from hub.errors import ConfigError, MappingError, SourceUnavailable
 from hub.settings import SourceSettings
-from mappings.engine import StreamMapping
+from mappings.engine import FieldRule, StreamMapping
 
 _CHILD_CHUNK = 500
 _PLAIN = (str, int, float, bool)
@@ -116,6 +116,7 @@ class SqlAdapter(BaseAdapter):
         self.lag = timedelta(seconds=float(self.option("lag_seconds", 0)))
         self._meta = MetaData()
         self.batch_size = settings.batch_size
+        self._checked = False
 
     def close(self) -> None:
         """Close the source's connection pool."""
@@ -129,6 +130,40 @@ class SqlAdapter(BaseAdapter):
     def after_fork(self) -> None:
         """The reader opens connections of its own; the parent's pooled ones stay the parent's."""
         self.engine.dispose(close=False)
+
+    def streams(self) -> list[StreamSpec]:
+        """The mapping's streams, once every column the mapping reads is known to be in its table."""
+        if not self._checked:
+            for spec in self.mapping.streams.values():
+                self.check_columns(spec)
+            self._checked = True
+        return super().streams()
+
+    def check_columns(self, spec: StreamMapping) -> None:
+        """MappingError (file, line, field) for the first rule reading a column its table does not have: a
+        misspelt ``from`` would otherwise read nothing, and silently empty the field of every record."""
+        try:
+            base = self._table(spec.table)
+            joined = {j.alias: self._table(j.table) for j in spec.joins}
+            children = {c.name: self._table(c.table) for c in spec.collections}
+        except ConfigError:  # a missing table: reading the stream reports it (after the streams before it)
+            return
+
+        def check(rules: list[FieldRule], table: Table) -> None:
+            for rule in rules:
+                if rule.each is not None:
+                    check(rule.nested, children[rule.each])
+                    continue
+                for column in rule.columns:
+                    alias, dot, name = column.partition(".")
+                    owner, wanted = (joined[alias], name) if dot and alias in joined else (table, column)
+                    if wanted not in owner.c:
+                        raise MappingError(
+                            f"stream {spec.name!r}: table {owner.name} has no column {wanted!r} "
+                            f"(it has: {', '.join(c.name for c in owner.c)})",
+                            file=self.mapping.file, line=rule.line, field=rule.target)
+
+        check(spec.rules, base)
 
     def _table(self, name: str) -> Table:
         if name not in self._meta.tables:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from gazetteer.lookup import property_record
 from gazetteer.matcher import AddressMatcher, MatcherCache
@@ -65,8 +65,5 @@ def get_property(
     """The property: status, addresses (approved, alternative, historical), street, successors."""
     record = property_record(store, int(uprn))
     if record is None:
-        raise HTTPException(
-            status_code=404,
-            detail={"code": NotFound.code, "message": f"UPRN {uprn} is not in the gazetteer"},
-        )
+        raise NotFound(f"UPRN {uprn} is not in the gazetteer")
     return record

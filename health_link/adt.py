@@ -52,7 +52,7 @@ from health_link.hl7 import parse_time as hl7_time
 from hub.contract import MappedRecord, SourceRecord
 from hub.errors import Conflict, HubError
 from hub.model import HealthEvent, Person
-from hub.model.validators import is_valid_nhs_number, normalise_postcode
+from hub.model.validators import MAX_NAMES, is_valid_nhs_number, normalise_postcode
 from hub.pipeline import Pipeline, quarantine_reason
 from hub.store.inbound import ACCEPTED, DUPLICATE, FAILED, REFUSED, InboundMessage, raw_columns, seen_keys
 from hub.store.merges import merge
@@ -372,7 +372,8 @@ def _prior_identifiers(reps: list[list[list[str]]], facility: str) -> tuple[str 
 def overlay_person(existing: dict[str, Any] | None, said: dict[str, Any], when: date) -> dict[str, Any]:
     """What the hub holds for this registration, with what the message says laid over it.
 
-    A new current name or address goes first; the former ones are kept (old, ended).
+    A new current name or address goes first; the former ones are kept (old, ended), the most recent
+    of them up to the model's limit of names (a registration renamed every day does not pile them up).
     """
     doc = {k: v for k, v in (existing or {}).items() if k not in ("id", "person_id", "merged_into")}
     for key in ("birth_date", "sex", "nhs_number", "nhs_number_status", "ethnicity", "death_date"):
@@ -386,7 +387,7 @@ def overlay_person(existing: dict[str, Any] | None, said: dict[str, Any], when: 
     if said.get("names"):
         current = {_name_key(n) for n in said["names"]}
         former = [{**n, "use": "old"} for n in doc.get("names", []) if _name_key(n) not in current]
-        doc["names"] = [*said["names"], *former]
+        doc["names"] = [*said["names"], *former][:max(MAX_NAMES, len(said["names"]))]
     if said.get("addresses"):
         current = {a.get("text") for a in said["addresses"]}
         former = [a if a.get("end") else {**a, "end": when.isoformat()}

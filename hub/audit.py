@@ -29,7 +29,7 @@ from typing import Any, TextIO, cast
 from sqlalchemy import Connection, Select, String, Table, bindparam, insert, literal, select
 from sqlalchemy.orm import Session
 
-from hub.errors import Conflict, HubError, NotFound
+from hub.errors import Conflict, Forbidden, HubError, NotFound
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
 from hub.store.db import KeptConnection, PreparedStatement, Store, WalCheckpoints, is_sqlite
 from hub.store.tables import utcnow
@@ -420,12 +420,19 @@ def pending_reviews(session: Session, limit: int = 100) -> list[tuple[BreakGlass
     )]
 
 
-def review_break_glass(session: Session, review_id: int, reviewer: str, decision: str, note: str | None
-                       ) -> BreakGlassReview:
-    """An auditor's verdict on one break glass: ``justified`` or ``referred`` (for follow-up)."""
+def review_break_glass(session: Session, review_id: int, reviewer: str, decision: str, note: str | None,
+                       *, reviewer_issuer: str | None = None) -> BreakGlassReview:
+    """An auditor's verdict on one break glass: ``justified`` or ``referred`` (for follow-up).
+
+    Nobody reviews their own break glass, whichever of their roles they act in.
+    """
     review = session.get(BreakGlassReview, review_id)
     if review is None:
         raise NotFound(f"no break-glass review {review_id}")
+    event = session.get(AuditEvent, review.audit_id)
+    if event is not None and event.user_id == reviewer and (reviewer_issuer is None or event.issuer in (
+            None, reviewer_issuer)):
+        raise Forbidden("you broke this glass yourself: another auditor must review it")
     if review.status != "pending":
         raise Conflict(f"break-glass review {review_id} was already reviewed")
     review.status, review.reviewed_by, review.reviewed_at, review.note = decision, reviewer, utcnow(), note

@@ -131,6 +131,14 @@ def sync(sources: Annotated[list[str] | None, typer.Argument(help="Sources to sy
         typer.echo(f"{name}: {r.received} read, {r.accepted} accepted, {r.quarantined} quarantined, "
                    f"{r.unchanged} unchanged, {r.created} created, {r.updated} updated, {r.events} events")
     store.dispose()
+    refused = [(name, stream, r) for name, result in results.items()
+               for stream, r in result.refused_streams().items()]
+    for name, stream, r in refused:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(r.reasons.items(), key=lambda kv: -kv[1]))
+        typer.echo(f"error: {name}.{stream} accepted nothing: all {r.quarantined} new records of {r.received} read "
+                   f"were quarantined ({reasons}); see `carehub quarantine list --source {name}`", err=True)
+    if refused:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -346,6 +354,19 @@ def demo(
     if not no_serve:
         typer.echo(f"serving Care Hub on http://{host}:{port}/ (Ctrl-C to stop)")
         serve(host=host, port=port, workers=1)
+
+
+@app.command()
+def simulate(
+    name: Annotated[str, typer.Argument(help="Which simulator (see the carehub.simulators entry points).")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 0,
+) -> None:
+    """Run one simulator of the estate in the foreground: the one way every simulator starts."""
+    known = {ep.name: ep for ep in entry_points(group="carehub.simulators")}
+    if name not in known:
+        raise ConfigError(f"no simulator {name!r} (known: {', '.join(sorted(known)) or 'none'})")
+    known[name].load()(host, port)
 
 
 def _load_link_commands() -> None:

@@ -316,8 +316,10 @@ class FhirBuilder:
                 "type": _text(doc["document_type"]) if doc.get("document_type") else None,
                 "subject": _ref("Patient", doc.get("person_id")), "date": _instant(doc.get("created")),
                 "description": doc["title"],
+                "author": [{"display": doc["author"]}] if doc.get("author") else None,
                 "content": [{"attachment": {"title": doc["title"],
-                                            "url": f"{self.local_system('edrms')}/{doc['document_id']}"}}],
+                                            "url": doc.get("url") or
+                                            f"{self.local_system('edrms')}/{doc['document_id']}"}}],
                 "context": {"encounter": None,
                             "related": [_ref("EpisodeOfCare", doc["episode_id"])] if doc.get("episode_id") else None}}
         return DocumentReference.model_validate(_clean(data))

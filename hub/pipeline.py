@@ -33,6 +33,7 @@ from hub.identity.record import MatchRecord
 from hub.identity.resolver import ScoredResolver
 from hub.identity.table import normalised_fields
 from hub.model import ENTITIES, Canonical, Person
+from hub.model.validators import SAFE_TEXT, SAFE_TEXT_MESSAGE
 from hub.store.bulk import (
     CHUNK,
     bulk_insert,
@@ -98,6 +99,7 @@ class BatchResult:
     updated: int = 0
     events: int = 0
     reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    streams: dict[str, BatchResult] = field(default_factory=dict)  # a sync's counts per stream
 
     def add(self, other: BatchResult) -> None:
         """Fold another batch's counts into this one."""
@@ -105,6 +107,17 @@ class BatchResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, n in other.reasons.items():
             self.reasons[reason] += n
+        for stream, counts in other.streams.items():
+            self.streams.setdefault(stream, BatchResult()).add(counts)
+
+    def add_stream(self, stream: str, other: BatchResult) -> None:
+        """Fold a batch of ``stream`` into this one, keeping the stream's own counts too."""
+        self.add(other)
+        self.streams.setdefault(stream, BatchResult()).add(other)
+
+    def refused_streams(self) -> dict[str, BatchResult]:
+        """The streams that read records and accepted none of them, every new one quarantined."""
+        return {name: r for name, r in self.streams.items() if r.received and not r.accepted and r.quarantined}
 
     def as_dict(self) -> dict[str, Any]:
         """Counts as plain JSON."""
@@ -353,17 +366,27 @@ _REASONS = (
 )
 
 
+def _error_text(error: Any) -> str:
+    """What a validation error says, without the value it refused (a name, a control character)."""
+    if error["type"] == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == SAFE_TEXT:
+        return SAFE_TEXT_MESSAGE
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def quarantine_reason(exc: ValidationError) -> QuarantineError:
     """Turn a pydantic validation error into a stable reason code and a readable message."""
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
     message = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg'].removeprefix('Value error, ')}"
-        for e in exc.errors()
+        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {_error_text(e)}" for e in exc.errors()
     )
     kind = first["type"]
     if kind == "missing":
         reason = "MISSING_FIELD"
+    elif kind in ("string_too_long", "too_long"):
+        reason = "TOO_LONG"
+    elif kind == "string_pattern_mismatch" and (first.get("ctx") or {}).get("pattern") == SAFE_TEXT:
+        reason = "CONTROL_CHARACTER"
     elif kind in ("date_from_datetime_parsing", "date_parsing", "date_from_datetime_inexact", "datetime_parsing"):
         reason = "DATE_INVALID"
     elif kind in ("enum", "literal_error"):

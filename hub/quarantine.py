@@ -16,11 +16,12 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.access.decision import Access
 from hub.contract import Adapter, SourceRecord
 from hub.errors import NotFound
 from hub.pipeline import BatchResult, Pipeline
 from hub.store.db import Store
-from hub.store.tables import Quarantine, RawRecord, SourceLink, utcnow
+from hub.store.tables import Entity, Quarantine, RawRecord, SourceLink, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +45,37 @@ def list_entries(session: Session, flt: QuarantineFilter, limit: int = 100) -> l
     return list(session.scalars(query))
 
 
-def show_entry(session: Session, entry_id: int) -> dict[str, Any]:
-    """One entry with its raw record as kept."""
+def record_subject(session: Session, source: str, stream: str, source_id: str) -> tuple[str | None, str | None]:
+    """What a source record is (its canonical type) and whose (the person id), as far as the hub knows:
+    from the record's own link when it was ever accepted, else the type another record of its stream became."""
+    row = session.execute(select(Entity.entity_type, Entity.person_id).join(
+        SourceLink, SourceLink.entity_id == Entity.id).where(
+        SourceLink.source == source, SourceLink.stream == stream, SourceLink.source_id == source_id)).first()
+    if row is not None:
+        return row.entity_type, row.person_id
+    etype = session.scalar(select(Entity.entity_type).join(SourceLink, SourceLink.entity_id == Entity.id).where(
+        SourceLink.source == source, SourceLink.stream == stream).limit(1))
+    return etype, None
+
+
+def show_entry(session: Session, entry_id: int, access: Access | None = None) -> dict[str, Any]:
+    """One entry with its raw record as kept, unless the access decision withholds it from the caller: a
+    record of a section their role may not read, or of a person they may not read (a seal). ``access`` None
+    is the operator at the hub's own console (``carehub quarantine show``), who holds the store anyway."""
     q = session.get(Quarantine, entry_id)
     if q is None:
         raise NotFound(f"no quarantine entry {entry_id}")
     raw = session.get(RawRecord, q.raw_record_id)
     assert raw is not None
+    withheld = None
+    if access is not None:
+        withheld = access.source_record(*record_subject(session, q.source, q.stream, q.source_id))
     return {
         "id": q.id, "source": q.source, "stream": q.stream, "source_id": q.source_id,
         "reason": q.reason, "message": q.message, "field": q.field, "status": q.status,
         "attempts": q.attempts, "history": q.history, "created_at": q.created_at.isoformat(),
         "raw": {"id": raw.id, "received_at": raw.received_at.isoformat(), "sha256": raw.content_hash,
-                "payload": orjson.loads(raw.payload)},
+                "payload": None if withheld else orjson.loads(raw.payload), "withheld": withheld},
     }
 
 

@@ -20,19 +20,11 @@ import orjson
 from sqlalchemy import Integer, String, bindparam, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
+from hub.access.decision import OPEN, UNKNOWN, Access, Disclosure, Subject, held_seals, load_subjects
 from hub.access.policy import Policy
-from hub.access.rules import (
-    Caller,
-    PersonFacts,
-    RecordView,
-    decide,
-    has_relationship,
-    is_hidden,
-    load_people,
-    require_read,
-)
+from hub.access.rules import Caller, PersonFacts, RecordView, require_read
 from hub.audit import AuditContext
-from hub.errors import Forbidden, HubError, NotFound
+from hub.errors import HubError
 from hub.model.validators import normalise_postcode
 from hub.pipeline import search_key
 from hub.store.db import PreparedStatement, Reader
@@ -45,6 +37,8 @@ RECORD_SECTIONS: dict[str, str] = {
     "DocumentLink": "documents", "HealthEvent": "health_events", "Transition": "transitions",
 }
 MAX_PAGE = 100
+# A name search's words each add a condition to the query; past a handful, no real name is meant.
+MAX_NAME_WORDS = 8
 
 
 class InvalidQuery(HubError):
@@ -96,6 +90,11 @@ class LoadedRecord:
     person: dict[str, Any]
     items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     hidden_sections: list[str] = field(default_factory=list)
+    access: Access | None = None
+
+    def identity(self, links: dict[str, Any]) -> dict[str, Any]:
+        """The person's identity links as the caller may see them (no one they may not know of named)."""
+        return self.access.person_links(links) if self.access is not None else links
 
 
 def _like_prefix(value: str) -> str:
@@ -142,6 +141,8 @@ def _criteria(query: PersonQuery, *, family_by_index: bool = False) -> tuple[tup
         params["given"] = _like_prefix(query.given)
     if query.name:
         tokens = query.name.split()
+        if len(tokens) > MAX_NAME_WORDS:
+            raise InvalidQuery(f"a name search takes at most {MAX_NAME_WORDS} words; this one has {len(tokens)}")
         shape.append(("name", len(tokens)))
         params.update({f"name_{n}": _like_prefix(token) for n, token in enumerate(tokens)})
     if query.birth_date:
@@ -245,45 +246,61 @@ def search_people(session: Reader, policy: Policy, caller: Caller, query: Person
                   *, limit: int = 20, cursor: str | None = None) -> SearchPage:
     """People matching ``query`` that the caller may know exist, in id order after ``cursor``.
 
-    Sealed people are left out unless a seal names the caller, or the caller
-    breaks glass *and* searches by an exact identifier; the page is filled from
-    further rows so a hidden person leaves no gap or count behind.
+    Each match goes through the access decision (:mod:`hub.access.decision`):
+    a person the caller may not know of is left out, and the page is filled
+    from further rows so they leave no gap or count behind; a person the caller
+    may know of but not read without breaking glass is a reduced entry (name,
+    birth date, sex). Only a search by an exact identifier can break glass, and
+    when it does the reason goes on the audit row as a record read's would.
     """
     require_read(policy, caller, "Person")
     if query.is_empty():
         raise InvalidQuery("name at least one search criterion")
     limit = max(1, min(limit, MAX_PAGE))
     audit.action = "search"
+    access = Access(session, policy, caller, audit)
     shape, params = _criteria(query, family_by_index=_few_by_family(session, query))
     params["limit"] = limit + 1
-    found: list[tuple[str, dict[str, Any], PersonFacts]] = []
+    found: list[tuple[str, Subject, Disclosure]] = []
     after = cursor
     exhausted = False
     while len(found) <= limit and not exhausted:
-        # The page's ids first, then their documents and access facts in one query: documents are read for
+        # The page's ids first, then their documents and access facts together: documents are read for
         # one page, not for every match.
         ids = [pid for (pid,) in _ids_statement(shape, bool(after)).all(session, {**params, "after": after})]
         exhausted = len(ids) < limit + 1
         if not ids:
             break
         after = ids[-1]
-        docs, facts = load_people(session, ids)
-        for pid in ids:
-            doc, f = docs[pid], facts[pid]
-            if is_hidden(f, caller) and not (caller.break_glass and query.by_identifier):
+        for pid, subject in load_subjects(session, ids).items():
+            if subject.document is None:
                 continue
-            found.append((pid, doc, f))
+            disclosure = access.decide(subject, exact=query.by_identifier)
+            if disclosure.visible:
+                found.append((pid, subject, disclosure))
     page, more = found[:limit], len(found) > limit
     people, documents = [], {}
-    for pid, doc, f in page:
-        documents[pid] = doc
-        summary = summarise(pid, doc)
-        related = has_relationship(policy, f, caller)
-        summary["access"] = "open" if related and not is_hidden(f, caller) else "break_glass_required"
+    for pid, subject, disclosure in page:
+        assert subject.document is not None
+        summary = summarise(pid, subject.document)
+        if disclosure.outcome == OPEN:
+            access.note(disclosure)
+            documents[pid] = subject.document
+            summary["access"] = "open"
+        else:
+            documents[pid] = reduced_person(subject.document)
+            summary = {**summarise(pid, documents[pid]), "access": "break_glass_required"}
         people.append(summary)
         audit.touch_person(pid)
         audit.touch("Patient", pid)
     return SearchPage(people, page[-1][0] if more and page else None, documents)
+
+
+def reduced_person(doc: dict[str, Any]) -> dict[str, Any]:
+    """What a search shows of a person the caller must break glass to read: the name, birth date and sex
+    needed to tell them apart, nothing more."""
+    names = doc.get("names") or []
+    return {"names": names[:1], "birth_date": doc.get("birth_date"), "sex": doc.get("sex", "unknown")}
 
 
 def person_entities(session: Session, person_id: str) -> list[Entity]:
@@ -391,36 +408,29 @@ def open_record(session: Reader, policy: Policy, caller: Caller, person_id: str,
     ``embed_documents`` hands each item's ``data`` out as its stored JSON
     (an ``orjson.Fragment``, for an answer that only serialises it) unless the
     rules have parsed it already. ``types`` narrows what is handed out (FHIR
-    reads of one resource type). A
-    sealed person the caller may not see is NotFound; someone outside a social
-    worker's team is Forbidden unless the caller breaks glass. Both refusals are
-    noted on the audit context with their real reason.
+    reads of one resource type). The access decision (:mod:`hub.access.decision`)
+    says what may be read: a person the caller may not know of is NotFound
+    exactly as an id never held; someone outside a social worker's team is
+    Forbidden unless the caller breaks glass. Refusals are noted on the audit
+    context with their real reason; a break glass, with the caller's reason.
+    Relatives the caller may not know of are not named.
     """
     audit.touch_person(person_id)
+    access = Access(session, policy, caller, audit)
     entities = load_person(session, person_id, with_provenance=with_provenance)
     person = next((e for e in entities if e.entity_type == "Person" and e.id == person_id), None)
-    if person is None:
-        audit.deny("no such person", "not_found")
-        raise NotFound(f"no person {person_id}")
-    if person.data.get("merged_into"):
-        audit.deny("merged record", "not_found")
-        raise NotFound(f"no person {person_id}")
+    if person is None or person.data.get("merged_into"):
+        access.refuse(Disclosure(person_id, UNKNOWN, "merged record" if person else "no such person",
+                                 exists=False))
     facts = facts_from(person_id, entities)
-    try:
-        view = decide(policy, caller, facts)
-    except NotFound:
-        audit.deny("sealed: the seal does not name the caller's role or team")
-        raise
-    except Forbidden as exc:
-        audit.deny(exc.message)
-        raise
-    if view.break_glass:
-        audit.break_glass_reason = caller.break_glass
-    if view.restricted:
-        audit.reason = "consent withheld: only demographics shown"
+    held = held_seals(session, [person_id]).get(person_id)
+    if held:
+        facts.seals.extend(held)
+    view = access.require(access.decide(Subject(person_id, True, facts, person.data)))
     wanted = view.types if types is None else view.types & types
     allowed = [e for e in entities if e.entity_type in wanted and e.entity_type in RECORD_SECTIONS]
-    record = LoadedRecord(view=view, person=_item(person))
+    access.relatives([e.data for e in allowed if e.entity_type == "Relationship"])
+    record = LoadedRecord(view=view, person=_item(person), access=access)
     for e in sorted(allowed, key=lambda e: e.id):
         record.items.setdefault(e.entity_type, []).append(_item(e, embed_documents))
         audit.touch(e.entity_type, e.id)

@@ -62,7 +62,8 @@ def load_target(settings: Settings, config: DeliveryConfig, name: str) -> Target
         raise ConfigError(f"unknown target {name!r} (configured: {known})")
     target = config.targets[name]
     options = {
-        k: v.format(data_dir=settings.data_dir) if isinstance(v, str) else v for k, v in target.options.items()
+        k: v.format(data_dir=settings.data_dir, database_url=settings.database_url) if isinstance(v, str) else v
+        for k, v in target.options.items()
     }
     cls = load_object(target.adapter)
     adapter: TargetAdapter = cls(name, target.model_copy(update={"options": options}))

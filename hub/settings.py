@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -153,6 +153,36 @@ class AuthSettings(Strict):
     )
 
 
+class EdrmsSettings(Strict):
+    """The council's EDRMS, reached over CMIS 1.1 (edrms/, docs/edrms.md)."""
+
+    enabled: bool = Field(default=False, description="Pull documents on the schedule and push metadata back.")
+    service_url: str = Field(
+        default="http://127.0.0.1:8095/alfresco/api/-default-/public/cmis/versions/1.1/browser",
+        description="The CMIS service URL: the browser binding's, or the AtomPub service document's.")
+    repository: str = Field(default="edrms", max_length=64, description="The hub's name for this repository.")
+    repository_id: str | None = Field(default=None, description="Which repository of the service; the first if empty.")
+    user: str | None = Field(default=None, description="Basic authentication user.")
+    password: SecretStr | None = Field(default=None, description="Basic authentication password.")
+    token: SecretStr | None = Field(default=None, description="A bearer token (instead of user and password).")
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+    page_size: int = Field(default=100, ge=1, le=10_000, description="maxItems asked per page (the repository may "
+                                                                       "cap it).")
+    use_change_log: bool = Field(
+        default=True, description="Read getContentChanges when the repository's capabilityChanges allows it.")
+    document_type: str = Field(default="cmis:document", description="The CMIS type queried (FROM ...).")
+    properties: dict[str, str] = Field(
+        default_factory=lambda: {
+            "person_id": "sc:personId", "nhs_number": "sc:nhsNumber", "client_id": "sc:clientId",
+            "case_id": "sc:caseId", "document_type": "sc:documentType", "record_class": "sc:recordClass",
+            "author": "sc:author", "retention_date": "sc:retentionDate", "legal_hold": "sc:legalHold"},
+        description="The repository's property for each thing the hub reads or writes back.")
+    client_id_system: str = Field(default="legacy_escr",
+                                  description="Identifier system of the legacy client ids found in documents.")
+    retention_file: str = Field(default="retention.toml", description="Retention rules and legal holds "
+                                                                        "(under config/, or a path).")
+
+
 class WorkerSettings(Strict):
     """How `carehub worker` paces itself, holds its claims and shares the scheduler."""
 
@@ -166,6 +196,23 @@ class WorkerSettings(Strict):
         default=15, ge=2, description="Within how long another worker takes the scheduler over when its leader dies.")
     sqlite_lease_seconds: float = Field(
         default=30, gt=0, description="On SQLite, how long the one worker's lease lasts between heartbeats.")
+
+
+class FinanceSettings(Strict):
+    """The finance link: its mapping to the ledger, how the finance system pulls, actuals and variances."""
+
+    mapping_file: str = Field(
+        default="finance.toml",
+        description="Cost centres, subjectives, VAT treatment and the provider-to-supplier cross-reference.")
+    feed_max_limit: int = Field(default=5000, ge=1, le=100_000, description="Most versions one feed page carries.")
+    variance_threshold_percent: float = Field(
+        default=10.0, ge=0, description="A line whose actual spend differs from plan by more than this is flagged.")
+    actuals_drop_folder: str = Field(
+        default="{data_dir}/finance/actuals",
+        description="Where the finance system drops CSVs of actuals (processed/ and failed/ made beside them).")
+    actuals_min_age_seconds: float = Field(
+        default=5, ge=0, description="A dropped file younger than this is left for the next run (still copying).")
+    derive_batch: int = Field(default=2000, ge=1, le=50_000, description="Change events read per derivation step.")
 
 
 class Settings(BaseSettings):
@@ -193,6 +240,8 @@ class Settings(BaseSettings):
     schedules_file: str = Field(
         default="schedules.toml", description="Scheduled jobs (under config/, or a path).")
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    finance: FinanceSettings = Field(default_factory=FinanceSettings)
+    edrms: EdrmsSettings = Field(default_factory=EdrmsSettings)
 
     def config_path(self, name: str | Path) -> Path:
         """A file the settings name: absolute as given, else relative to the folder of hub.toml."""
@@ -207,6 +256,8 @@ class Settings(BaseSettings):
             "subscriptions_file": self.config_path(self.subscriptions_file),
             "schedules_file": self.config_path(self.schedules_file),
             "auth.policy_file": self.config_path(self.auth.policy_file),
+            "finance.mapping_file": self.config_path(self.finance.mapping_file),
+            "edrms.retention_file": self.config_path(self.edrms.retention_file),
         }
 
     @classmethod

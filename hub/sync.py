@@ -151,8 +151,8 @@ def sync_source(
                 total.add(_sync_read_ahead(store, adapter, pipeline, started, batch_size, progress, statistics))
             else:
                 for spec in adapter.streams():
-                    total.add(sync_stream(store, adapter, pipeline, spec.name, started, batch_size, progress,
-                                          statistics))
+                    total.add_stream(spec.name, sync_stream(store, adapter, pipeline, spec.name, started, batch_size,
+                                                            progress, statistics))
     except HubError as exc:
         _finish(store, run_id, "failed", total, str(exc))
         raise
@@ -232,7 +232,7 @@ def _sync_read_ahead(
         while (received := _next_batch(reader, writer)) is not None:
             stream, batch = received
             del received
-            total.add(writer.apply(adapter, pipeline, stream, batch))
+            total.add_stream(stream, writer.apply(adapter, pipeline, stream, batch))
             del batch  # before the collection: it would walk (and freeze) the whole batch
             collect_between_batches()
     return total

@@ -18,9 +18,11 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel
 
 from hub.contract import MappedRecord
 from hub.errors import MappingError, QuarantineError
@@ -34,6 +36,11 @@ _RULE_KEYS = {
     "from", "value", "transform", "null_if", "map", "on_unmapped", "default", "required",
     "ref", "each", "fields", "join",
 }
+# Every key a file, a stream, a join and a collection may have: a misspelt one (`wher:`) is refused, not ignored.
+_FILE_KEYS = {"source", "description", "streams"}
+_STREAM_KEYS = {"entity", "table", "key", "cursor", "where", "joins", "collections", "fields"}
+_JOIN_KEYS = {"table", "alias", "on", "True"}  # YAML 1.1 reads a bare `on:` as true
+_COLLECTION_KEYS = {"table", "foreign_key", "order_by"}
 _TRUE = {"Y", "YES", "T", "TRUE", "1"}
 _FALSE = {"N", "NO", "F", "FALSE", "0"}
 
@@ -312,6 +319,7 @@ class FieldRule:
     ref: str | None = None
     each: str | None = None
     nested: list[FieldRule] = field(default_factory=list)
+    line: int | None = None  # where the mapping file states the rule
 
     def read(self, row: Mapping[str, Any]) -> Any:
         """The rule's value for ``row``, or None when the source has nothing."""
@@ -564,6 +572,9 @@ def load_mapping(path: str | Path) -> SourceMapping:
                            line=mark.line + 1 if mark else None) from exc
     if not isinstance(raw, dict) or "source" not in raw or "streams" not in raw:
         raise MappingError("a mapping needs 'source' and 'streams'", file=fname, line=1)
+    _refuse_unknown(raw, _FILE_KEYS, "the file", fname)
+    if not isinstance(raw["streams"], dict):
+        raise MappingError("'streams' must be a mapping of stream names", file=fname, line=_line(raw, "streams"))
     streams: dict[str, StreamMapping] = {}
     for name, spec in raw["streams"].items():
         streams[name] = _stream(name, spec, fname, _line(raw["streams"], name))
@@ -575,6 +586,14 @@ def load_mapping(path: str | Path) -> SourceMapping:
                          streams=streams, file=fname)
 
 
+def _refuse_unknown(spec: Any, known: set[str], where: str, fname: str) -> None:
+    """MappingError naming the first key of ``spec`` that is not one of ``known`` (a typo never passes)."""
+    for key in spec:
+        if str(key) not in known:
+            raise MappingError(f"{where}: unknown key {str(key)!r} (known: {', '.join(sorted(known - {'True'}))})",
+                               file=fname, line=_line(spec, str(key)), field=str(key))
+
+
 def _stream(name: str, spec: Any, fname: str, line: int | None) -> StreamMapping:
     def err(msg: str, key: str | None = None, fld: str | None = None) -> MappingError:
         return MappingError(f"stream {name!r}: {msg}", file=fname,
@@ -582,31 +601,76 @@ def _stream(name: str, spec: Any, fname: str, line: int | None) -> StreamMapping
 
     if not isinstance(spec, dict):
         raise err("must be a mapping")
+    _refuse_unknown(spec, _STREAM_KEYS, f"stream {name!r}", fname)
     for key in ("entity", "table", "key", "fields"):
         if key not in spec:
             raise err(f"missing {key!r}")
     entity = spec["entity"]
     if entity not in ENTITIES:
         raise err(f"unknown entity {entity!r} (known: {', '.join(sorted(ENTITIES))})", "entity")
+    for j in spec.get("joins") or []:
+        _refuse_unknown(j, _JOIN_KEYS, f"stream {name!r} join", fname)
+    for c in (spec.get("collections") or {}).values():
+        _refuse_unknown(c, _COLLECTION_KEYS, f"stream {name!r} collection", fname)
     # YAML 1.1 reads a bare `on:` key as the boolean true; accept it as the `on` it was meant to be
-    joins = [Join(table=j["table"], alias=j["alias"], on=dict(j.get("on", j.get(True, {}))))  # type: ignore[call-overload]
+    joins = [Join(table=j["table"], alias=j["alias"], on=dict(j.get("on", j.get("True", j.get(True, {})))))  # type: ignore[call-overload]
              for j in spec.get("joins", [])]
     collections = [
         Collection(name=n, table=c["table"], foreign_key=c["foreign_key"], order_by=list(c.get("order_by", [])))
         for n, c in (spec.get("collections") or {}).items()
     ]
     fields_spec = spec["fields"]
-    model_fields = set(ENTITIES[entity].model_fields)
+    model = ENTITIES[entity]
     rules = []
     for target, rule_spec in fields_spec.items():
-        top = target.split(".")[0].split("[")[0]
-        if top not in model_fields:
-            raise MappingError(f"stream {name!r}: {entity} has no field {top!r}", file=fname,
-                               line=_line(fields_spec, target), field=target)
-        rules.append(_rule(target, rule_spec, fname, _line(fields_spec, target), {c.name for c in collections}))
+        target_line = _line(fields_spec, target)
+        rule = _rule(target, rule_spec, fname, target_line, {c.name for c in collections})
+        _check_target(model, rule, f"stream {name!r}: {entity}", fname)
+        rules.append(rule)
     return StreamMapping(name=name, entity=entity, table=spec["table"], key=spec["key"],
                          cursor=spec.get("cursor"), where=spec.get("where"), joins=joins,
                          collections=collections, rules=rules)
+
+
+def _check_target(model: type[BaseModel], rule: FieldRule, where: str, fname: str) -> None:
+    """MappingError unless ``rule``'s path names fields the canonical model has, all the way down (and the
+    fields of an ``each`` rule exist on the model of the list's items)."""
+    node: type[BaseModel] | None = model
+    described = where
+    for depth, (name, index) in enumerate(rule.path):
+        if node is None or name not in node.model_fields:
+            known = ", ".join(sorted(node.model_fields)) if node is not None else "nothing"
+            raise MappingError(f"{described} has no field {name!r} (it has: {known})", file=fname, line=rule.line,
+                               field=rule.target)
+        kind, is_list = _field_kind(node.model_fields[name].annotation)
+        if index is not None and not is_list:
+            raise MappingError(f"{described}.{name} is not a list: it takes no index", file=fname, line=rule.line,
+                               field=rule.target)
+        last = depth == len(rule.path) - 1
+        if not last or rule.each is not None:
+            if is_list and index is None and not (last and rule.each is not None):
+                raise MappingError(f"{described}.{name} is a list: name an element ({name}[0])", file=fname,
+                                   line=rule.line, field=rule.target)
+            node = kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+            if node is None:
+                raise MappingError(f"{described}.{name} has no fields of its own", file=fname, line=rule.line,
+                                   field=rule.target)
+        described = f"{described}.{name}"
+    if rule.each is not None:
+        assert node is not None
+        for nested in rule.nested:
+            _check_target(node, nested, described, fname)
+
+
+def _field_kind(annotation: Any) -> tuple[Any, bool]:
+    """The type a field holds (without None), and whether it is a list of it."""
+    kind = annotation
+    args = [a for a in get_args(kind) if a is not type(None)] if get_origin(kind) in (Union, UnionType) else None
+    if args:
+        kind = args[0]
+    if get_origin(kind) is list:
+        return (get_args(kind) or (Any,))[0], True
+    return kind, False
 
 
 def _rule(target: str, spec: Any, fname: str, line: int | None, collections: set[str]) -> FieldRule:
@@ -624,12 +688,13 @@ def _rule(target: str, spec: Any, fname: str, line: int | None, collections: set
     unknown = set(spec) - _RULE_KEYS
     if unknown:
         raise err(f"unknown rule keys {sorted(unknown)}")
-    rule = FieldRule(target=target, path=path)
+    rule = FieldRule(target=target, path=path, line=line)
     if "each" in spec:
         if spec["each"] not in collections:
             raise err(f"each names unknown collection {spec['each']!r}")
         rule.each = spec["each"]
-        rule.nested = [_rule(t, s, fname, line, collections) for t, s in (spec.get("fields") or {}).items()]
+        nested = spec.get("fields") or {}
+        rule.nested = [_rule(t, s, fname, _line(nested, t) or line, collections) for t, s in nested.items()]
         return rule
     if "value" in spec:
         rule.constant = spec["value"]

@@ -236,6 +236,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(404, {"error": "GET /stats"})
 
 
+def serve(host: str, port: int, *, discard: bool = False) -> None:
+    """Serve a counting target in the foreground until interrupted (``carehub simulate counting``)."""
+    sim = CountingTarget(host, port, discard=discard).start()
+    print(f"counting target on {sim.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        sim.stop()
+
+
 def main() -> None:
     """Serve a counting target until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -243,13 +254,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--discard", action="store_true", help="answer 200 without recording (no-op target)")
     args = parser.parse_args()
-    sim = CountingTarget(args.host, args.port, discard=args.discard).start()
-    print(f"counting target on {sim.url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        sim.stop()
+    serve(args.host, args.port, discard=args.discard)
 
 
 if __name__ == "__main__":

@@ -1,29 +1,22 @@
 """Who sees what of one person's record: role, then seal, legitimate relationship and consent.
 
 :func:`caller_for` turns verified token claims and the request's purpose and
-break-glass headers into a :class:`Caller`. :func:`decide` takes a caller and
-the :class:`PersonFacts` of one person (seals, the teams working with them,
-consent decisions) and says whether the person is visible at all, which entity
-types the caller may read, and why anything is held back. Nothing here leaks a
-record's content into a refusal: a sealed person is simply not found.
+break-glass headers into a :class:`Caller`. The rules here (seal, relationship)
+are the pieces :mod:`hub.access.decision` puts together into the one decision
+every route asks about a person.
 """
 
 from __future__ import annotations
 
-import functools
-from collections import defaultdict
-from collections.abc import Iterable
+import contextlib
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-from sqlalchemy import String, bindparam, literal, select
-
 from hub.access.policy import Policy
 from hub.access.tokens import TokenClaims
-from hub.errors import Forbidden, NotFound
-from hub.store.db import PreparedStatement, Reader
-from hub.store.tables import Entity
+from hub.errors import Forbidden
 
 MIN_BREAK_GLASS_REASON = 10
 
@@ -71,6 +64,8 @@ class RecordView:
 def caller_for(claims: TokenClaims, policy: Policy, *, role: str | None = None, purpose: str | None = None,
                break_glass: str | None = None) -> Caller:
     """The caller a token describes, in the role and for the purpose the request names (or their defaults)."""
+    role = role.strip() or None if role is not None else None  # an empty header is no header
+    purpose = purpose.strip() or None if purpose is not None else None
     known = [r for r in claims.roles if policy.role(r) is not None]
     if role is not None:
         if role not in claims.roles:
@@ -88,14 +83,30 @@ def caller_for(claims: TokenClaims, policy: Policy, *, role: str | None = None, 
     if stated not in rule.purposes:
         raise Forbidden(f"the role {chosen} may not act for the purpose {stated!r}; "
                         f"allowed: {', '.join(rule.purposes)}")
-    reason = break_glass.strip() if break_glass else None
-    if reason is not None:
+    reason = break_glass_reason(break_glass)
+    if break_glass is not None and (break_glass.strip() or reason):
         if not rule.break_glass:
             raise Forbidden(f"the role {chosen} may not break glass")
-        if len(reason) < MIN_BREAK_GLASS_REASON:
-            raise Forbidden(f"a break-glass reason must say why, in at least {MIN_BREAK_GLASS_REASON} characters")
+        if reason is None or sum(ch.isalnum() for ch in reason) < MIN_BREAK_GLASS_REASON:
+            raise Forbidden(f"a break-glass reason must say why, in at least {MIN_BREAK_GLASS_REASON} letters or "
+                            "digits")
     return Caller(user_id=claims.subject, issuer=claims.issuer, role=chosen, team=claims.team, purpose=stated,
                   name=claims.name, break_glass=reason or None)
+
+
+def break_glass_reason(text: str | None) -> str | None:
+    """A stated break-glass reason as it counts: control and invisible characters dropped, runs of spaces (and
+    dots, dashes, underscores: padding) squeezed to one, trimmed; None when nothing is left."""
+    if text is None:
+        return None
+    # HTTP hands headers over as Latin-1; a client's UTF-8 (a non-breaking space, a dash) reads as it was meant.
+    with contextlib.suppress(UnicodeError):
+        text = text.encode("latin-1").decode("utf-8")
+    kept = "".join(" " if ch.isspace() else ch for ch in text
+                   if ch.isspace() or unicodedata.category(ch)[0] not in ("C", "Z"))
+    squeezed = re.sub(r"([\s._\-*=~#])\1+", r"\1", kept)
+    squeezed = re.sub(r"\s+", " ", squeezed).strip(" ._-*=~#")
+    return squeezed or None
 
 
 def require_read(policy: Policy, caller: Caller, entity_type: str) -> None:
@@ -132,70 +143,3 @@ def has_relationship(policy: Policy, facts: PersonFacts, caller: Caller) -> bool
     if caller.team is None:
         return False
     return caller.team in facts.teams or any(caller.team in seal.get("allowed_teams", []) for seal in facts.seals)
-
-
-def decide(policy: Policy, caller: Caller, facts: PersonFacts) -> RecordView:
-    """What of this person's record the caller may read; NotFound/Forbidden when nothing."""
-    require_read(policy, caller, "Person")
-    rule = policy.role(caller.role)
-    assert rule is not None
-    glass = False
-    sealed = bool(facts.seals)
-    if is_hidden(facts, caller):
-        if not caller.break_glass:
-            raise NotFound(f"no person {facts.person_id}")
-        glass = True
-    related = has_relationship(policy, facts, caller)
-    if not related:
-        if not caller.break_glass:
-            raise Forbidden("this person is not on your team's caseload; to open the record anyway, "
-                            "break glass with a stated reason (header X-Break-Glass)")
-        glass = True
-    types = policy.readable_types(caller.role)
-    withheld = None
-    if rule.consent_scope:
-        consent = facts.consents.get(rule.consent_scope)
-        if consent is not None and consent.get("decision") is False:
-            reason = consent.get("reason") or "no reason recorded"
-            withheld = (f"{facts.person_id} declined consent to {rule.consent_scope.replace('_', ' ')} "
-                        f"on {consent.get('recorded')}: {reason}. Only demographics are shown.")
-            types = types & {"Person"}
-    return RecordView(person_id=facts.person_id, types=frozenset(types), sealed=sealed, consent_withheld=withheld,
-                      relationship=related, break_glass=glass)
-
-
-@functools.lru_cache(maxsize=128)
-def _people_and_facts(count: int) -> PreparedStatement:
-    """Each of ``count`` people's document and what the rules need, by ``:p0`` ... (one statement per count,
-    built once: a search page runs one, and SQLAlchemy building and running it cost more than SQLite did)."""
-    return PreparedStatement(select(Entity.person_id, Entity.entity_type, Entity.document).where(
-        Entity.person_id.in_([bindparam(f"p{n}", type_=String) for n in range(count)]),
-        Entity.entity_type.in_([literal(t, String) for t in ("Person", "Seal", "Episode", "Consent")])))
-
-
-def load_people(session: Reader, person_ids: Iterable[str]) -> tuple[dict[str, dict[str, Any]],
-                                                                       dict[str, PersonFacts]]:
-    """Each person's document, and their seals, teams and latest consent per scope, in one query."""
-    ids = list(dict.fromkeys(person_ids))
-    facts = {pid: PersonFacts(pid) for pid in ids}
-    people: dict[str, dict[str, Any]] = {}
-    if not ids:
-        return people, facts
-    consents: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for pid, etype, document in _people_and_facts(len(ids)).all(session, {f"p{n}": pid for n, pid in enumerate(ids)}):
-        if pid is None:
-            continue
-        doc = orjson.loads(document)
-        if etype == "Person":
-            people[pid] = doc
-        elif etype == "Seal":
-            facts[pid].seals.append(doc)
-        elif etype == "Episode":
-            if doc.get("team") and not doc.get("end"):
-                facts[pid].teams.add(doc["team"])
-        else:
-            consents[pid][doc["scope"]].append(doc)
-    for pid, scopes in consents.items():
-        for scope, docs in scopes.items():
-            facts[pid].consents[scope] = max(docs, key=lambda d: d.get("recorded", ""))
-    return people, facts

@@ -1,7 +1,8 @@
 """The hub's web application: FastAPI with the shared record, the FHIR facade, pages and link routers.
 
-Links add routers through the ``carehub.routers`` entry-point group, so this
-module imports none of them. Every request outside a short list of public paths
+Links add routers through the ``carehub.routers`` entry-point group (API routes,
+bearer token) and ``carehub.pages`` (server-rendered pages, the sign-in cookie),
+so this module imports none of them. Every request outside a short list of public paths
 (health, the demo JWKS, static files, the OpenAPI document) is audited by
 :class:`hub.api.middleware.AuditMiddleware`.
 """
@@ -100,4 +101,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for ep in entry_points(group="carehub.routers"):  # every link's routes need a signed-in caller
         app.include_router(ep.load(), dependencies=[Depends(current_caller)])
+    for ep in entry_points(group="carehub.pages"):  # a link's pages sign their user in by the page cookie
+        app.include_router(ep.load())
     return app

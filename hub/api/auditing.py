@@ -31,7 +31,8 @@ def break_glass_queue(session: StoreDep, caller: AuditorUser, audit: AuditDep,
 def review(review_id: RowId, body: ReviewIn, session: StoreDep, caller: AuditorUser, audit: AuditDep
            ) -> BreakGlassEntry:
     """Mark a break glass justified, or referred for follow-up."""
-    r = review_break_glass(session, review_id, caller.user_id, body.decision, body.note)
+    r = review_break_glass(session, review_id, caller.user_id, body.decision, body.note,
+                           reviewer_issuer=caller.issuer)
     e = session.get(AuditEvent, r.audit_id)
     assert e is not None
     persons = subjects_of(session, [e.id])[e.id]

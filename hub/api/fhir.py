@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from fhir.resources.R4B.resource import Resource
 from sqlalchemy import select
 
+from hub.access.decision import Access
 from hub.access.rules import require_read
 from hub.api.deps import AuditDep, CurrentUser, PolicyDep, StoreDep
 from hub.api.params import row_cursor
@@ -117,8 +118,14 @@ def search_patients(
         raise BadSearch("name at least one search parameter")
     page = search_people(session, policy, caller, query, audit, limit=count, cursor=cursor)
     build = builder(request)
-    entries: list[tuple[Resource, str]] = [(build.patient(p["id"], page.documents[p["id"]]), "match")
-                                           for p in page.people]
+    entries: list[tuple[Resource, str]] = []
+    for p in page.people:
+        patient = build.patient(p["id"], page.documents[p["id"]])
+        if p["access"] != "open":
+            # As /api's search: a reduced entry (name, birth date, sex) saying the record needs break glass.
+            patient.meta = {"tag": [{"system": f"{build.identifier_base}/access", "code": p["access"],
+                                     "display": "Outside your usual access: break glass to read this record"}]}
+        entries.append((patient, "match"))
     self_url, next_url = page_links(request, page.next_cursor)
     return fhir_response(to_json(search_bundle(entries, base_url(request), self_url, next_url)))
 
@@ -139,8 +146,11 @@ def read_patient(pid: str, request: Request, session: StoreDep, policy: PolicyDe
     audit.touch("Patient", pid)
     merged = merged_away(session, pid)
     if merged is not None:
-        survivor, doc, updated = merged
-        open_record(session, policy, caller, survivor, audit, types=frozenset(), with_provenance=False)
+        # Decided by the survivor's facts, answered in the asked id's name only: a survivor the caller may not
+        # know of leaves the same 404 as an id never held.
+        _, doc, updated = merged
+        access = Access(session, policy, caller, audit)
+        access.require(access.person(pid))
         return fhir_response(to_json(builder(request).patient(pid, doc, updated)))
     record = open_record(session, policy, caller, pid, audit, types=frozenset(), with_provenance=False)
     return fhir_response(to_json(builder(request).patient(pid, record.person["data"], record.person["updated"])))
@@ -261,9 +271,15 @@ def search_resources(
         who = found
     if who is None:
         raise BadSearch(f"search {rtype} by patient (or _id)")
+    # A patient the caller may not know of matches nothing, exactly as an id never held.
+    disclosure = Access(session, policy, caller, audit).person(patient_id(who))
+    if not disclosure.visible:
+        audit.reason = disclosure.reason
+        return _empty_bundle(request)
     record = open_record(session, policy, caller, patient_id(who), audit, types=frozenset({etype}),
                          with_provenance=False)
     if etype not in record.view.types:
+        audit.deny(record.view.consent_withheld or "role")
         raise Forbidden(record.view.consent_withheld or f"the role {caller.role} may not read {rtype}")
     items = [i for i in record.items.get(etype, []) if (rid is None or i["id"] == rid)
              and (cursor is None or i["id"] > cursor)]
@@ -288,6 +304,10 @@ def read_resource(rtype: str, rid: str, request: Request, session: StoreDep, pol
     if person is None:
         audit.deny("no such resource", "not_found")
         raise NotFound(f"no {rtype} {rid}")
+    access = Access(session, policy, caller, audit)
+    disclosure = access.person(person)
+    if not disclosure.visible:  # the same answer as a resource never held
+        access.refuse(disclosure, shown_as=f"no {rtype} {rid}")
     record = open_record(session, policy, caller, person, audit, types=frozenset({etype}), with_provenance=False)
     if etype not in record.view.types:
         audit.deny("consent withheld")

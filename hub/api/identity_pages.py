@@ -13,8 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from hub.access.decision import Access
 from hub.access.rules import Caller
-from hub.api.deps import AuditDep, StoreDep
+from hub.api.deps import AuditDep, PolicyDep, StoreDep
 from hub.api.identity import touch_merge, touch_review
 from hub.api.pages import page_caller, render
 from hub.api.params import RowId
@@ -42,48 +43,56 @@ def reviewer(audit: AuditDep, caller: Annotated[Caller, Depends(page_caller)]) -
 ReviewerPage = Annotated[Caller, Depends(reviewer)]
 
 
+def reviewer_page_access(session: StoreDep, policy: PolicyDep, caller: ReviewerPage, audit: AuditDep) -> Access:
+    """The access decision for a reviewer's page."""
+    return Access(session, policy, caller, audit)
+
+
+ReviewerPageAccess = Annotated[Access, Depends(reviewer_page_access)]
+
+
 @router.get("/reviews", response_class=HTMLResponse)
-def queue_page(request: Request, session: StoreDep, caller: ReviewerPage, audit: AuditDep,
+def queue_page(request: Request, session: StoreDep, access: ReviewerPageAccess, audit: AuditDep,
                status: Annotated[str, Query(pattern="^(open|accepted|rejected)$")] = "open",
                done: str | None = None) -> HTMLResponse:
     """The pairs waiting for a decision (or those decided), oldest first."""
     audit.action = "search"
-    reviews = list_reviews(session, caller, status, limit=100)
+    reviews = list_reviews(session, access, status, limit=100)
     for review in reviews:
         touch_review(audit, review)
-    return render(request, "identity_reviews.html", {"caller": caller, "reviews": reviews, "status": status,
+    return render(request, "identity_reviews.html", {"caller": access.caller, "reviews": reviews, "status": status,
                                                      "done": DONE.get(done or "")})
 
 
 @router.get("/reviews/{review_id}", response_class=HTMLResponse)
-def review_page(review_id: RowId, request: Request, session: StoreDep, caller: ReviewerPage, audit: AuditDep,
+def review_page(review_id: RowId, request: Request, session: StoreDep, access: ReviewerPageAccess, audit: AuditDep,
                 done: str | None = None) -> HTMLResponse:
     """Both people side by side, the evidence, and the decision."""
-    review = show_review(session, caller, review_id)
+    review = show_review(session, access, review_id)
     touch_review(audit, review)
-    return render(request, "identity_review.html", {"caller": caller, "review": review,
+    return render(request, "identity_review.html", {"caller": access.caller, "review": review,
                                                     "done": DONE.get(done or "")})
 
 
 @router.post("/reviews/{review_id}/accept")
-def accept_form(review_id: RowId, session: StoreDep, caller: ReviewerPage, audit: AuditDep) -> Response:
+def accept_form(review_id: RowId, session: StoreDep, access: ReviewerPageAccess, audit: AuditDep) -> Response:
     """Merge the two, then back to the pair with the outcome."""
-    touch_review(audit, decide_pair(session, caller, review_id, accept=True))
+    touch_review(audit, decide_pair(session, access, review_id, accept=True))
     return RedirectResponse(f"/identity/reviews/{review_id}?done=accepted", status_code=303)
 
 
 @router.post("/reviews/{review_id}/reject")
-def reject_form(review_id: RowId, session: StoreDep, caller: ReviewerPage, audit: AuditDep) -> Response:
+def reject_form(review_id: RowId, session: StoreDep, access: ReviewerPageAccess, audit: AuditDep) -> Response:
     """Keep the two apart, then back to the queue."""
-    touch_review(audit, decide_pair(session, caller, review_id, accept=False))
+    touch_review(audit, decide_pair(session, access, review_id, accept=False))
     return RedirectResponse("/identity/reviews?done=rejected", status_code=303)
 
 
 @router.post("/reviews/{review_id}/unmerge")
-def unmerge_form(review_id: RowId, session: StoreDep, caller: ReviewerPage, audit: AuditDep) -> Response:
+def unmerge_form(review_id: RowId, session: StoreDep, access: ReviewerPageAccess, audit: AuditDep) -> Response:
     """Undo the merge an accepted review made."""
-    review = show_review(session, caller, review_id)
+    review = show_review(session, access, review_id)
     if review["merge_id"] is None:
         raise Conflict("this review made no merge to undo")
-    touch_merge(audit, unmerge_persons(session, caller, review["merge_id"]))
+    touch_merge(audit, unmerge_persons(session, access, review["merge_id"]))
     return RedirectResponse(f"/identity/reviews/{review_id}?done=unmerged", status_code=303)

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.api.deps import AdminUser, AuditDep, StoreDep
+from hub.access.decision import Access
+from hub.api.deps import AdminUser, AuditDep, PolicyDep, StoreDep
 from hub.api.params import RowId, RowIdValue
 from hub.contract import Adapter
 from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry
@@ -73,10 +74,12 @@ def quarantine_list(
 
 
 @router.get("/quarantine/{entry_id}", summary="One quarantined record with its raw payload")
-def quarantine_show(entry_id: RowId, session: StoreDep, caller: AdminUser, audit: AuditDep) -> dict[str, Any]:
-    """The entry, its history and the raw record exactly as kept."""
+def quarantine_show(entry_id: RowId, session: StoreDep, policy: PolicyDep, caller: AdminUser, audit: AuditDep
+                    ) -> dict[str, Any]:
+    """The entry, its history and the raw record as kept: the payload only when your role may read its
+    section and its person (``withheld`` says why not)."""
     audit.touch("Quarantine", str(entry_id))
-    return show_entry(session, entry_id)
+    return show_entry(session, entry_id, Access(session, policy, caller, audit))
 
 
 @router.post("/quarantine/retry", response_model=RetryResult, summary="Re-run quarantined records")

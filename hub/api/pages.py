@@ -7,11 +7,16 @@ cookie. Every page request is audited like an API call.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import date
+from importlib.metadata import entry_points
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Cookie, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
+from sqlalchemy.orm import Session
 
 from hub.access.rules import Caller
 from hub.api.deps import COOKIE, AuditDep, PolicyDep, StoreDep, authenticate
@@ -97,7 +102,7 @@ def search_page(request: Request, session: StoreDep, policy: PolicyDep, caller: 
             context["people"] = search_people(session, policy, caller, query, audit, limit=50).people
         except (ValueError, InvalidQuery) as exc:
             context["error"] = exc.message if isinstance(exc, HubError) else "Enter the date as YYYY-MM-DD."
-    return render(request, "search.html", context)
+    return render(request, "search.html", context, status=422 if context["error"] else 200)
 
 
 def _record_page(request: Request, session: StoreDep, policy: PolicyDep, caller: Caller, audit: AuditDep,
@@ -109,8 +114,20 @@ def _record_page(request: Request, session: StoreDep, policy: PolicyDep, caller:
                                                     "detail": exc.message}, status=403)
     return render(request, "record.html", {
         "caller": caller, "summary": contact_summary(record), "timeline": timeline(record), "record": record,
-        "hidden": record.hidden_sections, "links": person_links(session, person_id),
+        "hidden": record.hidden_sections, "links": record.identity(person_links(session, person_id)),
+        "panels": record_panels(session, person_id, record.view.types),
     })
+
+
+@functools.cache
+def _panel_makers() -> tuple[Callable[[Session, str, frozenset[str]], Markup | None], ...]:
+    return tuple(ep.load() for ep in entry_points(group="carehub.record_panels"))
+
+
+def record_panels(session: Session, person_id: str, types: frozenset[str]) -> list[Markup]:
+    """Sections links add to the record page (``carehub.record_panels`` entry points), each given the entity
+    types the caller may read of this person, so a panel shows only what the access decision allowed."""
+    return [panel for make in _panel_makers() if (panel := make(session, person_id, types)) is not None]
 
 
 @router.get("/persons/{person_id}", response_class=HTMLResponse)

@@ -91,7 +91,7 @@ def record_json(session: Connection, policy: Policy, caller: Caller, person_id: 
                             "person": record.person}
     for etype, key in RECORD_SECTIONS.items():
         body[key] = record.items.get(etype, [])
-    body["identity"] = person_links(session, person_id)
+    body["identity"] = record.identity(person_links(session, person_id))
     return orjson.dumps(body)
 
 

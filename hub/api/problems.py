@@ -61,6 +61,10 @@ def hub_error_response(request: Request, exc: HubError) -> Response:
     """The answer to a hub error: its status, and why, in the dialect of the path."""
     if exc.http_status >= 500:
         log.error("%s on %s %s: %s", exc.code, request.method, request.url.path, type(exc).__name__)
+    audit = request.scope.get("state", {}).get("audit")
+    if audit is not None and exc.http_status in (401, 403, 404) and audit.reason is None:
+        # Every refusal leaves its reason on the audit row, whichever route raised it.
+        audit.deny(exc.message, "not_found" if exc.http_status == 404 else "denied")
     headers = {"WWW-Authenticate": 'Bearer realm="carehub"'} if exc.http_status == 401 else None
     return _respond(request, exc.http_status, exc.message, exc.code, headers)
 

@@ -94,8 +94,9 @@ class Estimation(_Strict):
 
     estimate: bool = True
     # "em": m and the prior by expectation-maximisation over candidate pairs (u from random pairs);
-    # "leave_one_out": m from high-confidence pairs leaving the field out (the earlier method).
-    method: Literal["em", "leave_one_out"] = "em"
+    # "leave_one_out": m from high-confidence pairs leaving the field out (the earlier method);
+    # "auto": EM where the data shows no households, else leave-one-out (see docs/identity.md).
+    method: Literal["auto", "em", "leave_one_out"] = "auto"
     em_iterations: int = Field(default=40, ge=1, le=500)
     # The configured m count as this many pairs in EM: the data outweighs them once it has many more.
     prior_pairs: float = Field(default=50.0, ge=0)

@@ -291,7 +291,10 @@ class Matcher:
             total = float(len(sample)) * (len(other) - (1 if right is None else 0))
             if len(training) < cfg.min_training_pairs:
                 pass  # too little to learn from: the configured m and the 1/n prior stand
-            elif cfg.method == "em":
+            elif cfg.method == "em" or (cfg.method == "auto" and not self.comparer.relatives):
+                # EM assumes fields agree independently given match status; households break
+                # that (surname and address agree together among non-matches), so "auto" uses
+                # EM only where the data shows no households, else leave-one-out.
                 model, self.em_iterations = estimate_em(
                     model, training, total, cfg.prior_pairs, cfg.em_iterations
                 )

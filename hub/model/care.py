@@ -138,6 +138,8 @@ class Commitment(PersonRecord):
     @model_validator(mode="after")
     def _ordered(self) -> Commitment:
         end_not_before_start(self.start, self.end)
+        if self.status == ApprovalStatus.APPROVED and not (self.approved_on and self.approved_by):
+            raise ValueError("an approved service needs an approver and an approval date")
         return self
 
     @property
@@ -191,7 +193,12 @@ class DocumentLink(PersonRecord):
     episode_id: str | None = None
     created: datetime | None = None
     record_class: str | None = Field(default=None, description="Retention class, e.g. looked_after_child.")
-    retain_until: date | None = None
+    retain_until: date | None = Field(default=None, description="When the document is due for review "
+                                                                "(never deleted by the hub).")
+    retention_rule: str | None = Field(default=None, description="The rule of config/retention.toml applied.")
+    legal_holds: list[str] = Field(default_factory=list, description="Legal holds suspending its review.")
+    author: str | None = None
+    url: str | None = Field(default=None, description="Where a person opens it in the EDRMS.")
 
 
 class HealthEvent(PersonRecord):

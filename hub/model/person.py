@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from hub.model.base import Canonical
 from hub.model.validators import (
+    MAX_GIVEN_NAMES,
+    MAX_NAME_PART,
+    MAX_NAMES,
+    MAX_PREFIX,
+    SAFE_TEXT,
     end_not_before_start,
     normalise_nhs_number,
     normalise_postcode,
@@ -48,15 +54,26 @@ class NameUse(StrEnum):
     OLD = "old"
 
 
+NamePart = Annotated[str, StringConstraints(max_length=MAX_NAME_PART, pattern=SAFE_TEXT)]
+"""One part of a name: at most MAX_NAME_PART characters, no control or text-direction characters."""
+
+
 class PersonName(BaseModel):
-    """One name a person is or was known by; old names are kept, not overwritten."""
+    """One name a person is or was known by; old names are kept, not overwritten.
+
+    Every source's names pass the same limits (hub.model.validators): parts of at
+    most 100 characters, at most 10 given names, no control or text-direction
+    characters; a record breaking them is quarantined (an HL7 message gets AE).
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     use: NameUse = Field(default=NameUse.OFFICIAL, description="Why this name is recorded.")
-    prefix: str | None = Field(default=None, description="Title, e.g. Mrs, Dr.")
-    given: list[str] = Field(default_factory=list, description="Given names, first one first.")
-    family: str | None = Field(default=None, description="Family name (surname).")
+    prefix: str | None = Field(default=None, max_length=MAX_PREFIX, pattern=SAFE_TEXT,
+                               description="Title, e.g. Mrs, Dr.")
+    given: list[NamePart] = Field(default_factory=list, max_length=MAX_GIVEN_NAMES,
+                                  description="Given names, first one first.")
+    family: NamePart | None = Field(default=None, description="Family name (surname).")
     start: date | None = Field(default=None, description="From when the name was used.")
     end: date | None = Field(default=None, description="Until when; empty if still used.")
 
@@ -116,7 +133,8 @@ class Address(BaseModel):
 class Person(Canonical):
     """A child or adult known to social care: the golden record the hub keeps for them."""
 
-    names: list[PersonName] = Field(min_length=1, description="Current name first, then former names.")
+    names: list[PersonName] = Field(min_length=1, max_length=MAX_NAMES,
+                                    description="Current name first, then former names.")
     birth_date: date | None = Field(default=None, description="Date of birth.")
     sex: Sex = Field(default=Sex.UNKNOWN, description="Administrative gender.")
     nhs_number: str | None = Field(default=None, description="Ten-digit NHS number, check digit valid.")

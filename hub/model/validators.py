@@ -11,6 +11,18 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from operator import mul
 
+# Text a person's name may hold: no control characters (C0, DEL, C1: NUL, newlines, escapes) and no
+# bidirectional controls (U+061C, U+200E/F, U+202A-U+202E overrides, U+2066-U+2069 isolates), which make a
+# name display as something other than what it is. Checked by pydantic's own regex engine (no Python call).
+SAFE_TEXT = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+SAFE_TEXT_MESSAGE = "contains a control or text-direction character"
+# Longest name part the hub keeps (a family name, one given name, a title) and most given names in one name.
+MAX_NAME_PART = 100
+MAX_PREFIX = 40
+MAX_GIVEN_NAMES = 10
+# Most names one person carries: the current ones and the former ones a source keeps sending.
+MAX_NAMES = 20
+
 _NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 _ZERO_WEIGHT = ord("0") * sum(_NHS_WEIGHTS)  # what the ASCII codes add to the weighted sum of the digits
 _NHS_SEPARATORS = re.compile(r"[\s-]")

@@ -6,7 +6,8 @@ module is added here in the same commit as its migration.
 
 from __future__ import annotations
 
-from hub.store import addressing, audit, delivery, identity, inbound, quality, tables
+from hub.store import addressing, audit, delivery, documents, finance, identity, inbound, quality, tables
 from hub.store.tables import Base
 
-__all__ = ["Base", "addressing", "audit", "delivery", "identity", "inbound", "quality", "tables"]
+__all__ = ["Base", "addressing", "audit", "delivery", "documents", "finance", "identity", "inbound", "quality",
+           "tables"]

@@ -9,6 +9,7 @@ from gazetteer_files import TownFiles, U
 
 from gazetteer.api import router
 from gazetteer.load import load_file
+from hub.api.problems import install
 from hub.store.db import Store
 
 
@@ -16,6 +17,7 @@ def client_for(store: Store) -> TestClient:
     app = FastAPI()
     app.state.store = store
     app.include_router(router)
+    install(app)  # the hub's error handlers, as the hub's own app has them
     return TestClient(app)
 
 
@@ -42,7 +44,8 @@ def test_property_by_uprn(client: TestClient) -> None:
     assert body["parent_uprn"] == str(U + 1)
     assert body["addresses"][0]["lines"] == ["Flat 2", "14 High Street", "EXAMPLETOWN", "ZT1 1AA"]
     assert body["streets"][0]["descriptor"] == "HIGH STREET"
-    assert client.get("/api/addresses/999").status_code == 404
+    missing = client.get("/api/addresses/999")
+    assert missing.status_code == 404 and missing.json()["detail"] == "UPRN 999 is not in the gazetteer"
     assert client.get("/api/addresses/not-a-uprn").status_code == 422
 
 

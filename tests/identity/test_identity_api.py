@@ -186,16 +186,22 @@ def test_direct_merge_and_the_record_says_why_records_were_joined(hub: Hub) -> N
     assert "Peggy" not in str(identity) and "1941" not in str(identity)  # evidence carries no personal details
 
 
-def test_a_sealed_person_is_shown_without_details_and_cannot_be_decided_blind(hub: Hub) -> None:
+def test_a_review_naming_a_sealed_person_goes_only_to_reviewers_the_seal_names(hub: Hub) -> None:
     margaret, greta = hub.people["margaret"], hub.people["greta"]
     sealed = hub.client.put(f"/api/admin/persons/{greta}/seals", headers=hub.headers(*ADMIN),
                             json={"kind": "witness_protection", "allowed_roles": ["admin"], "reason": "court order"})
     assert sealed.status_code == 200, sealed.text
-    pair = review_of(hub.client.get("/api/identity/reviews", headers=hub.headers(*DQ)).json(), margaret, greta)
-    card = pair["person_a"] if pair["person_a"]["id"] == greta else pair["person_b"]
-    assert card == {"id": greta, "sealed": True, "name": "sealed record"}
+    # the administrator, whom the seal names, sees the pair in full
+    pair = review_of(hub.client.get("/api/identity/reviews", headers=hub.headers(*ADMIN)).json(), margaret, greta)
+    # the data-quality officer, whom it does not, never learns the pair (or the sealed person) exists
+    listed = hub.client.get("/api/identity/reviews", headers=hub.headers(*DQ)).json()
+    assert all(greta not in (r["person_a"]["id"], r["person_b"]["id"]) for r in listed)
+    assert greta not in str(listed)
+    unknown = hub.client.get("/api/identity/reviews/999999", headers=hub.headers(*DQ))
+    shown = hub.client.get(f"/api/identity/reviews/{pair['id']}", headers=hub.headers(*DQ))
+    assert shown.status_code == unknown.status_code == 404
+    assert shown.json()["detail"].replace(str(pair["id"]), "N") == unknown.json()["detail"].replace("999999", "N")
     refused = hub.client.post(f"/api/identity/reviews/{pair['id']}/accept", headers=hub.headers(*DQ))
-    assert refused.status_code == 403
+    assert refused.status_code == 404
     assert events_for(hub.store, greta, "merged") == []
-    # the administrator, whom the seal names, may decide
     assert hub.client.post(f"/api/identity/reviews/{pair['id']}/reject", headers=hub.headers(*ADMIN)).status_code == 200

@@ -267,6 +267,8 @@ def add_named(data: Dataset) -> dict[str, str]:
             "units_per_week": "7",
             "start": "2021-04-05",
             "status": "approved",
+            "approved_by": "Team Manager",
+            "approved_on": "2021-04-02",
             "provider_name": "Caring Hands Ltd",
         },
     )
@@ -387,6 +389,8 @@ def add_random(data: Dataset, count: int, seed: int = 7, offset: int = 100) -> N
                 "units_per_week": str(rng.randrange(1, 20)),
                 "start": (today - timedelta(days=200)).isoformat(),
                 "status": "approved",
+                "approved_by": "Team Manager",
+                "approved_on": (today - timedelta(days=201)).isoformat(),
             },
         )
         kind = rng.choice(["admission", "transfer", "discharge", "attendance", "registration"])
