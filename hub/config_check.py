@@ -1,11 +1,11 @@
 """Checking the whole configuration at once: ``hub.toml`` and every file it names.
 
 :func:`check_config` loads the settings and every configuration file they name
-(survivorship, identity, subscriptions, schedules, the access policy) with the
-loaders the hub itself uses, and answers every problem with its file and key, or
-the effective settings with secrets masked. Entry points call :func:`require_valid`
-at start-up, so a bad file stops the hub before it serves or syncs anything;
-``carehub config check`` prints the report.
+(survivorship, identity, subscriptions, schedules, the access policy, and each link's:
+entry-point group ``carehub.config_files``) with the loaders the hub itself uses, and
+answers every problem with its file and key, or the effective settings with secrets
+masked. Entry points call :func:`require_valid` at start-up, so a bad file stops the hub
+before it serves or syncs anything; ``carehub config check`` prints the report.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,19 @@ class ConfigReport:
 
 
 def _loaders(settings: Settings) -> dict[str, Callable[[Path], object]]:
-    return {
+    """Each named file's loader: the core's own, and each link's (entry-point group ``carehub.config_files``:
+    the settings key naming the file -> a loader(settings))."""
+    loaders: dict[str, Callable[[Path], object]] = {
         "survivorship_file": Survivorship.load,
         "identity_file": read_identity_config,
         "subscriptions_file": lambda _path: load_delivery_config(settings),
         "schedules_file": lambda _path: load_schedule_config(settings),
         "auth.policy_file": Policy.load,
     }
+    for entry in entry_points(group="carehub.config_files"):
+        load = entry.load()
+        loaders[entry.name] = lambda _path, load=load: load(settings)
+    return loaders
 
 
 def check_config(load: Callable[[], Settings] = Settings) -> ConfigReport:
@@ -77,13 +84,20 @@ def check_config(load: Callable[[], Settings] = Settings) -> ConfigReport:
             report.problems.append(Problem(main_file, ".".join(str(p) for p in err["loc"]), err["msg"]))
         return report
     report.files["hub.toml"] = main_file
+    named = settings.named_files()
     for key, loader in _loaders(settings).items():
-        path = settings.named_files()[key]
+        path = named.get(key)
+        if path is None:
+            report.problems.append(Problem(main_file, key, "a loader names a file the settings do not"))
+            continue
         report.files[key] = str(path)
         try:
             loader(path)
         except HubError as exc:
-            report.problems.append(Problem(str(path), "", exc.message.removeprefix(f"{path}: ")))
+            message = exc.message
+            for prefix in (f"{path}: ", f"retention file {path}: "):
+                message = message.removeprefix(prefix)
+            report.problems.append(Problem(str(path), "", message))
     report.effective = mask(settings.model_dump(mode="json"))
     return report
 

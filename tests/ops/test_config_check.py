@@ -37,7 +37,8 @@ def test_the_shipped_configuration_loads_every_file_it_names(config: Path) -> No
     report = check_config(Settings)
     assert report.problems == []
     assert set(report.files) == {"hub.toml", "survivorship_file", "identity_file", "subscriptions_file",
-                                 "schedules_file", "auth.policy_file"}
+                                 "schedules_file", "auth.policy_file", "finance.mapping_file",
+                                 "edrms.retention_file"}
     assert all(Path(p).exists() for p in report.files.values())
     settings = Settings()
     # the keys that once sat inside the last [[auth.demo_users]] table are top-level settings now

@@ -10,16 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import insert
 
 from adapters.simulators.counting_target import CountingTarget
 from hub.delivery.config import DeliveryConfig
-from hub.delivery.fanout import hold_outbox_order
 from hub.pipeline import ID_NAMESPACE, event_id_for
 from hub.settings import Settings, WorkerSettings
 from hub.status import delivery_status
 from hub.store.db import Store
-from hub.store.tables import OutboxEvent, utcnow
+from hub.store.tables import utcnow
+from hub.store.writer import NewEvent, append_events
 from tests.support.waiting import wait_for
 
 CARHUB = [sys.executable, "-m", "hub"]
@@ -37,21 +36,15 @@ def add_events(store: Store, people: int, per_person: int, *, start_version: int
     idempotency key (entity id and version) is distinct.
     """
     now = utcnow()
-    rows: list[dict[str, Any]] = []
+    rows: list[NewEvent] = []
     for v in range(start_version, start_version + per_person):
         for p in range(people):
             pid = person_id(p)
             kind = "created" if v == 1 else "updated"
-            rows.append({
-                "event_id": event_id_for(pid, v, kind), "entity_type": "Person", "entity_id": pid,
-                "person_id": pid, "kind": kind, "version": v, "ordering_key": pid, "source": "test",
-                "payload": orjson.dumps({"id": pid, "version": v}).decode(), "created_at": now,
-                "status": "pending",
-            })
-    with store.session() as session:
-        hold_outbox_order(session)
-        for i in range(0, len(rows), 5000):
-            session.execute(insert(OutboxEvent), rows[i:i + 5000])
+            rows.append(NewEvent(event_id_for(pid, v, kind), "Person", pid, pid, kind, v, pid, "test", now,
+                                 orjson.dumps({"id": pid, "version": v})))
+    with store.session() as session:  # through the writer, as every producer of events
+        append_events(session, rows)
     return len(rows)
 
 
