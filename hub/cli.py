@@ -113,9 +113,7 @@ def run_sync(store: Store, settings: Settings, sources: list[str]) -> dict[str, 
                 results[name] = sync_source(store, adapter, pipeline, batch_size=batch_size, progress=advance,
                                             read_ahead=True)
             finally:
-                close = getattr(adapter, "close", None)
-                if close:
-                    close()
+                adapter.close()
     return results
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
-from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -31,7 +30,6 @@ from hub.identity.blocks import last_event, persons_unchanged_since, persons_wri
 from hub.identity.exact import PersonCandidate, PersonResolver
 from hub.identity.record import MatchRecord
 from hub.identity.resolver import ScoredResolver
-from hub.identity.table import normalised_fields
 from hub.model import ENTITIES, Canonical, Person
 from hub.model.validators import SAFE_TEXT, SAFE_TEXT_MESSAGE
 from hub.store.bulk import (
@@ -60,6 +58,7 @@ from hub.store.writer import (
     append_events,
     insert_entities,
     person_index_row,
+    person_write,
     search_key,
     update_entities,
     write_person_index,
@@ -142,21 +141,6 @@ class PreparedRecord(NamedTuple):
     ``error`` the mapper's quarantine reason. Plain values only: a batch crosses a pipe as
     plain tuples (:func:`prepared_rows`), and unpickling is paid by the store's process.
 
-    ``validated``: the mapped record was also validated (:func:`prepare`); ``invalid`` is then
-    the validation's quarantine reason, or else the record is kept in the form the store writes:
-    ``event_json`` is the JSON of the outbox payload of the entity it creates (``id`` and
-    ``person_id`` first in the golden document, which is its canonical document), with
-    :data:`ID_MARK` for the id, :data:`PERSON_MARK` for the person id (when the document has none)
-    and :func:`reference_mark` in each reference field until the pipeline resolves them; the
-    document's own JSON is the same without those two entries (:func:`document_json`).
-    ``person_id`` is the document's own person id (when not a reference). ``document`` is then
-    None, unless the marks could not be placed (a document containing a mark's text): it is then
-    the canonical document, each reference field holding a placeholder, and ``event_json`` is None.
-    ``entity_id`` and ``created_event_id`` are the ids of the entity the record would create and
-    of its ``created`` event. ``person`` (a validated Person) is what identity and the person
-    index need of it: the fields of its :class:`~hub.identity.record.MatchRecord` but the id,
-    their :func:`~hub.identity.table.normalised_fields`, and its ``person_index`` columns but the
-    person id (:data:`PERSON_INDEX_COLUMNS`).
     """
 
     stream: str
@@ -168,13 +152,6 @@ class PreparedRecord(NamedTuple):
     document: dict[str, Any] | None = None
     references: dict[str, tuple[str, str]] | None = None
     error: Problem | None = None
-    validated: bool = False
-    invalid: Problem | None = None
-    event_json: bytes | None = None
-    person_id: str | None = None
-    entity_id: str | None = None
-    created_event_id: str | None = None
-    person: tuple[tuple[Any, ...], list[Any], tuple[Any, ...]] | None = None
 
     @property
     def cursor(self) -> StreamCursor:
@@ -189,15 +166,12 @@ def prepared_rows(rows: Iterable[tuple[Any, ...]]) -> list[PreparedRecord]:
     return [make(PreparedRecord, row) for row in rows]
 
 
-def prepare(record: SourceRecord, mapper: Mapper, *, validate: bool = False, source: str = "") -> PreparedRecord:
-    """Serialise, hash and map one source record (pure: no store, no clock), for ``source``.
+def prepare(record: SourceRecord, mapper: Mapper) -> PreparedRecord:
+    """Serialise, hash and map one source record (pure: no store, no clock).
 
-    ``validate`` also validates the mapped record: its reference fields hold a placeholder
-    meanwhile, which no validator reads (they are plain text ids), so the outcome and the
-    document are those of validating it with the resolved ids. Dates are checked against
-    today, as the pipeline would a batch later. Only for a pipeline without enrichers (they
-    change models before they are stored). A Person with reference fields is left to the
-    pipeline (identity needs its resolved fields).
+    The map stage of a record, done by the sync's reader process while the store writes the
+    batch before; validation, enrichment and everything after run in the pipeline (enrichers
+    read the store), on every record alike.
     """
     payload = dumps(record.payload)
     stream, source_id, modified = record.stream, record.source_id, record.modified
@@ -206,93 +180,8 @@ def prepare(record: SourceRecord, mapper: Mapper, *, validate: bool = False, sou
     except QuarantineError as exc:
         return PreparedRecord(stream, source_id, modified, payload, content_hash(payload),
                               error=(exc.reason, exc.message, exc.field))
-    etype, references = mapped.entity_type, mapped.references
-    is_person = etype == Person.entity_type
-    if not validate or (is_person and references):
-        return PreparedRecord(stream, source_id, modified, payload, content_hash(payload), etype, mapped.document,
-                              references)
-    try:
-        model = ENTITIES[etype].__pydantic_validator__.validate_python(  # model_validate without its wrapper
-            {**mapped.document, **dict.fromkeys(references, _UNRESOLVED)} if references else mapped.document)
-    except ValidationError as exc:
-        problem = quarantine_reason(exc)
-        return PreparedRecord(stream, source_id, modified, payload, content_hash(payload), etype, None, references,
-                              None, True, (problem.reason, problem.message, problem.field))
-    canonical = _canonical(model)
-    entity_id = entity_id_for(source, stream, source_id)
-    person = None
-    if is_person:
-        assert isinstance(model, Person)
-        match = MatchRecord.from_person(model, "")
-        normalised = normalised_fields(match)
-        index = person_index_row("", canonical, normalised)
-        person = (_match_values(match), normalised, _index_values(index))
-    event_json = _marked(canonical, references)
-    return PreparedRecord(
-        stream, source_id, modified, payload, content_hash(payload), etype,
-        canonical if event_json is None else None, references, None, True, None, event_json,
-        canonical.get("person_id") if "person_id" not in references else None,
-        entity_id, event_id_for(entity_id, 1, "created"), person)
-
-
-_UNRESOLVED = "00000000-0000-0000-0000-000000000000"  # a reference field's value until it is resolved
-_MARK = "#carehub:"  # every mark's text starts so
-ID_MARK = b'"#carehub:id#"'
-"""Where the entity's id goes in a prepared record's ``event_json`` (a JSON string, quotes included)."""
-PERSON_MARK = b'"#carehub:person#"'
-"""Where the entity's person id goes in a prepared record's ``event_json`` (when the document has none)."""
-_ID_ENTRY = b'"id":' + ID_MARK + b","  # always followed by person_id's entry: never the last
-_PERSON_ENTRY = b',"person_id":' + PERSON_MARK  # always after id's entry: never the first
-
-
-def reference_mark(target: str) -> bytes:
-    """Where the resolved id of the reference field ``target`` goes in a prepared record's JSON."""
-    mark = _REFERENCE_MARKS.get(target)
-    if mark is None:
-        mark = _REFERENCE_MARKS[target] = f'"{_MARK}ref:{target}#"'.encode()
-    return mark
-
-
-_REFERENCE_MARKS: dict[str, bytes] = {}
-
-
-def document_json(event_json: bytes) -> bytes:
-    """A prepared record's document JSON (marks in place) from its ``event_json``: the payload without
-    its ``id`` entry and, when the document has no person id, its ``person_id`` entry."""
-    return event_json.replace(_ID_ENTRY, b"", 1).replace(_PERSON_ENTRY, b"", 1)
-
-
-def _marked(canonical: dict[str, Any], references: dict[str, tuple[str, str]]) -> bytes | None:
-    """The outbox payload's JSON of a canonical document with its marks (see :class:`PreparedRecord`);
-    None when a reference field does not hold the placeholder (a model that changed it) or a mark's
-    text is in the document already (a mark would not be found exactly once)."""
-    document = canonical
-    if references:
-        document = dict(canonical)
-        for target in references:
-            if document.get(target) != _UNRESOLVED:
-                return None
-            document[target] = f"{_MARK}ref:{target}#"
-    event_json = dumps({"id": _ID_TEXT, "person_id": _PERSON_TEXT, **document})
-    # Every mark was placed once; any other occurrence of the marks' text would be the document's own.
-    if event_json.count(_MARK.encode()) != len(references) + 1 + ("person_id" not in document):
-        return None
-    return event_json
-
-
-_ID_TEXT = orjson.loads(ID_MARK)
-_PERSON_TEXT = orjson.loads(PERSON_MARK)
-
-
-def _filled(template: bytes, marks: Iterable[tuple[bytes, str | None]]) -> bytes:
-    """``template`` with each mark replaced by its value's JSON (an id: a plain string, or None)."""
-    for mark, value in marks:
-        template = template.replace(mark, b"null" if value is None else b'"' + value.encode() + b'"')
-    return template
-
-
-_MATCH_FIELDS = tuple(f.name for f in fields(MatchRecord) if f.name != "id")
-_match_values = attrgetter(*_MATCH_FIELDS)  # a MatchRecord's fields but the id, as a tuple
+    return PreparedRecord(stream, source_id, modified, payload, content_hash(payload), mapped.entity_type,
+                          mapped.document, mapped.references)
 
 
 def _canonical(model: Canonical) -> dict[str, Any]:
@@ -324,9 +213,8 @@ class _Link(NamedTuple):
 class _Item:
     """One record on its way through a batch.
 
-    ``document`` is the mapped document, then (once validated) the canonical one; a record
-    validated by :func:`prepare` may come as JSON only (``ready``), its document read from
-    ``document_json`` when something needs it (:meth:`canonical`).
+    ``document`` is the mapped document (its references resolved to the hub's ids), then, once
+    validated (``model``), the canonical one, and ``document_json`` its canonical JSON.
     """
 
     record: SourceRecord | PreparedRecord
@@ -338,9 +226,6 @@ class _Item:
     document: dict[str, Any] | None = None
     references: dict[str, tuple[str, str]] | None = None
     model: Canonical | None = None
-    validated: bool = False  # ``document`` (or ``ready``) is the canonical document
-    ready: PreparedRecord | None = None  # validated by prepare() and kept as JSON with marks
-    resolved: dict[str, str] | None = None  # a ready record's reference fields -> the ids they resolved to
     entity_id: str | None = None
     person_id: str | None = None
     document_json: bytes = b""
@@ -349,9 +234,8 @@ class _Item:
     fresh: bool = False  # its entity is new: id derived from its own key, which has no link yet
 
     def canonical(self) -> dict[str, Any]:
-        """The canonical document of a validated record (read from its JSON when it came as JSON)."""
-        if self.document is None:
-            self.document = orjson.loads(self.document_json)
+        """The canonical document of a validated record."""
+        assert self.document is not None
         return self.document
 
 
@@ -585,7 +469,6 @@ class Pipeline:
         for item in items:
             if not item.references:
                 continue
-            resolved: dict[str, str] = {}
             for target, ref in item.references.items():
                 entity_id = found.get(ref)
                 if entity_id is None:
@@ -596,8 +479,6 @@ class Pipeline:
                     break
                 if item.document is not None:
                     item.document[target] = entity_id
-                resolved[target] = entity_id
-            item.resolved = resolved
 
     def _current_links(self, session: Session) -> bool:
         """Whether the links in memory may answer this batch's references (see :meth:`remembering`);
@@ -636,16 +517,6 @@ class Pipeline:
         for item in items:
             if item.error is not None or not item.entity_type:
                 continue
-            record = item.record
-            if isinstance(record, PreparedRecord) and record.validated and not self.enrichers:
-                # validated by prepare(): its document (or JSON) is canonical, its references resolved into it
-                if record.invalid is not None:
-                    item.error = QuarantineError(record.invalid[0], record.invalid[1], field=record.invalid[2])
-                else:
-                    item.validated = True
-                    if record.event_json is not None:
-                        item.ready = record
-                continue
             cls = ENTITIES[item.entity_type]
             try:
                 item.model = cls.model_validate(item.document)
@@ -655,20 +526,15 @@ class Pipeline:
     def _assign_entities(self, session: Session, source: str, items: list[_Item]) -> None:
         candidates: list[tuple[_Item, PersonCandidate]] = []
         for item in items:
-            if item.error is not None or (item.model is None and not item.validated):
+            if item.error is not None or item.model is None:
                 continue
             if item.link is not None:
                 item.entity_id = item.link.entity_id
                 continue
             record = item.record
-            own_id = (record.entity_id if isinstance(record, PreparedRecord) and record.entity_id is not None
-                      else entity_id_for(source, record.stream, record.source_id))
+            own_id = entity_id_for(source, record.stream, record.source_id)
             if item.entity_type != Person.entity_type:
                 item.entity_id, item.fresh = own_id, True
-            elif isinstance(record, PreparedRecord) and record.person is not None:
-                values, normalised, _ = record.person
-                candidates.append((item, PersonCandidate(source, record.stream, record.source_id,
-                                                         MatchRecord(own_id, *values), own_id, normalised)))
             else:
                 assert isinstance(item.model, Person)
                 candidates.append((item, PersonCandidate(source, record.stream, record.source_id,
@@ -687,11 +553,6 @@ class Pipeline:
                 item.person_id = item.entity_id
             elif item.model is not None:
                 item.person_id = getattr(item.model, "person_id", None)
-            elif item.document is not None:  # validated by prepare()
-                item.person_id = item.document.get("person_id")
-            elif item.ready is not None:
-                item.person_id = (item.resolved or {}).get("person_id") if (
-                    "person_id" in (item.references or {})) else item.ready.person_id
 
     @staticmethod
     def _keep_raw(session: Session, source: str, items: list[_Item], now: datetime) -> None:
@@ -747,13 +608,9 @@ class Pipeline:
         new_links: list[list[Any]] = []
         changed_links: list[dict[str, Any]] = []
         for item in items:
-            if item.ready is not None:  # its JSON came from prepare(): the references go in
-                assert item.ready.event_json is not None
-                item.document_json = _filled(document_json(item.ready.event_json), _reference_marks(item))
-            else:
-                if item.model is not None:
-                    item.document = _canonical(item.model)
-                item.document_json = dumps(item.document)
+            if item.model is not None:
+                item.document = _canonical(item.model)
+            item.document_json = dumps(item.document)
             doc_json = item.document_json.decode()
             if item.link is None:
                 new_links.append([source, item.record.stream, item.record.source_id, item.entity_type, item.entity_id,
@@ -818,17 +675,10 @@ class Pipeline:
                 version, kind = 1, "created"
                 inserts.append([eid, etype, person_id, 1, golden_hash, golden_json.decode(), now, now])
                 result.created += 1
-            ready = head.ready if own else None
             if etype == "Person":
-                persons.append(_person_write(eid, kind, ready, golden))
-            if ready is not None:
-                assert ready.event_json is not None
-                event_id = ready.created_event_id if (kind == "created" and eid == ready.entity_id) else None
-                payload = _filled(ready.event_json, [(ID_MARK, eid), (PERSON_MARK, person_id),
-                                                     *_reference_marks(head)])
-            else:
-                event_id, payload = None, dumps({"id": eid, "person_id": person_id, **(golden or {})})
-            events.append(NewEvent(event_id or event_id_for(eid, version, kind), etype, eid, person_id, kind, version,
+                persons.append(person_write(eid, kind, golden or {}))
+            payload = dumps({"id": eid, "person_id": person_id, **(golden or {})})
+            events.append(NewEvent(event_id_for(eid, version, kind), etype, eid, person_id, kind, version,
                                    person_id or eid, source, now, payload))
         if inserts:
             insert_entities(session, inserts)
@@ -853,39 +703,14 @@ def _insert_raw(session: Session, source: str, items: list[_Item], rows: list[li
         keys = [(i.record.stream, i.record.source_id) for i in items]
         found = {(stream, source_id, digest): raw_id
                  for stream, source_id, digest, raw_id in by_stream_key(session, cols, RawRecord, source, keys)}
-    else:
-        found = {(stream, source_id, digest): raw_id for raw_id, stream, source_id, digest in insert_returning(
-            session, RawRecord, _RAW_COLUMNS, rows, ("id", "stream", "source_id", "content_hash"))}
-    return [found[(i.record.stream, i.record.source_id, i.hash)] for i in items]
+        return [found[(i.record.stream, i.record.source_id, i.hash)] for i in items]
+    return [raw_id for (raw_id,) in insert_returning(session, RawRecord, _RAW_COLUMNS, rows, ("id",))]
 
 
 # The columns of the rows the pipeline inserts, in the order its rows give them.
 _RAW_COLUMNS = ("source", "stream", "source_id", "content_hash", "payload", "received_at", "source_modified", "status")
 _QUARANTINE_COLUMNS = ("raw_record_id", "source", "stream", "source_id", "reason", "message", "field", "status",
                        "attempts", "history", "created_at", "updated_at")
-_index_values = itemgetter(*PERSON_INDEX_COLUMNS[1:])  # an index row's values but the person id, as a tuple
-
-_IDENTIFIERS_AT = _MATCH_FIELDS.index("identifiers")
-
-
-def _person_write(person_id: str, kind: str, ready: PreparedRecord | None, golden: dict[str, Any] | None,
-                  ) -> PersonWrite:
-    """What the person index gets for a golden person: computed by prepare() when the golden
-    document is the record's own, else from the document."""
-    if ready is not None and ready.person is not None:
-        values, _, index = ready.person
-        return person_id, kind, (person_id, *index), values[_IDENTIFIERS_AT]
-    assert golden is not None
-    row = person_index_row(person_id, golden)
-    return (person_id, kind, tuple(row[c] for c in PERSON_INDEX_COLUMNS),
-            [(i["system"], i["value"]) for i in golden.get("identifiers", [])])
-
-
-def _reference_marks(item: _Item) -> list[tuple[bytes, str | None]]:
-    """The marks of a ready record's reference fields, each with the id it resolved to."""
-    if not item.resolved:
-        return []
-    return [(reference_mark(target), entity_id) for target, entity_id in item.resolved.items()]
 
 
 def _settle_quarantine(session: Session, source: str, items: list[_Item], now: datetime) -> None:
