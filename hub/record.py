@@ -165,7 +165,7 @@ def _criteria(query: PersonQuery, *, family_by_index: bool = False) -> tuple[tup
 def _ids_statement(shape: tuple[Any, ...], after: bool) -> PreparedStatement:
     """Ids of the active people matching a filter of this shape, in id order, after ``:after``, ``:limit`` of
     them. Built once per shape: building and compiling the statement for every search cost more than running
-    it (a search was 2.1 ms of CPU, of which SQLAlchemy's statement building and execution about 0.9 ms)."""
+    it (bench/api_load.py)."""
     pi = PersonIndex
     stmt = select(pi.person_id).where(pi.status == "active")
     for part in shape:
