@@ -1,7 +1,7 @@
 """What records managers see and do, shared by the API and the page: documents, orphans with suggested
 people, links made and ended, the retention report.
 
-Everything that reveals a person goes through the hub's access decision (:func:`hub.access.rules.decide`):
+Everything that reveals a person goes through the hub's access decision (:class:`hub.access.decision.Access`):
 a document linked to someone the caller may not see is not found; a suggested person the caller may not
 see is not suggested. Suggestions come from the identity engine, scoring the names and dates a document's
 title and properties carry against the hub's people.
@@ -20,9 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edrms.records import document_page, get_document, links_of, orphan_page
+from hub.access.decision import Access, load_subjects
 from hub.access.policy import Policy
-from hub.access.rules import Caller, decide, load_people
-from hub.errors import Forbidden, NotFound
+from hub.access.rules import Caller
+from hub.errors import NotFound
 from hub.identity import IdentityResolver, MatchRecord
 from hub.store.documents import EdrmsDocument, EdrmsLink
 
@@ -35,15 +36,7 @@ def visible_people(session: Session, policy: Policy, caller: Caller, person_ids:
     ids = [p for p in dict.fromkeys(person_ids) if p]
     if not ids:
         return set()
-    _, facts = load_people(session, ids)
-    seen = set()
-    for pid in ids:
-        try:
-            decide(policy, caller, facts[pid])
-        except (NotFound, Forbidden):
-            continue
-        seen.add(pid)
-    return seen
+    return {pid for pid, d in Access(session, policy, caller).people(ids).items() if d.open}
 
 
 def require_person(session: Session, policy: Policy, caller: Caller, person_id: str) -> None:
@@ -101,7 +94,7 @@ def suggestions(session: Session, policy: Policy, caller: Caller, docs: Sequence
               in zip(wanted, answers, strict=True)}
     everyone = {pid for pairs in ranked.values() for pid, _ in pairs}
     allowed = visible_people(session, policy, caller, everyone)
-    people, _ = load_people(session, sorted(allowed))
+    people = {pid: s.document for pid, s in load_subjects(session, sorted(allowed)).items() if s.document}
     out: dict[int, list[Suggestion]] = {}
     for doc_id, pairs in ranked.items():
         picks = []
