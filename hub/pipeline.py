@@ -686,9 +686,8 @@ class Pipeline:
             update_entities(session, updates)
         written = write_person_index(session, persons) if persons else None
         result.events += append_events(session, events)
-        notify = getattr(self.resolver, "persons_written", None)
-        if written is not None and notify is not None:  # after the outbox rows: see hub.identity.blocks
-            notify(session, PERSON_INDEX_COLUMNS, *written)
+        if written is not None:  # after the outbox rows: see hub.identity.blocks
+            self.resolver.persons_written(session, PERSON_INDEX_COLUMNS, *written)
         return len(persons)
 
 

@@ -100,10 +100,9 @@ def sync_source(
         run_id = run.id
     total = BatchResult()
     statistics = PlannerStatistics(store)
-    remembering = getattr(pipeline.resolver, "remembering", None)  # identity's keys in memory (hub.identity.blocks)
     try:
         with (batch_friendly_gc(), pipeline.remembering(),
-              remembering() if remembering is not None else contextlib.nullcontext()):
+              pipeline.resolver.remembering()):  # identity's keys in memory (hub.identity.blocks)
             forks = "fork" in multiprocessing.get_all_start_methods()
             if read_ahead and forks and adapter.can_read_ahead():
                 total.add(_sync_read_ahead(store, adapter, pipeline, started, batch_size, progress, statistics))
