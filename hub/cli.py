@@ -37,7 +37,7 @@ from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry
 from hub.registry import build_pipeline, enabled_sources, load_adapter, load_object
 from hub.settings import Settings, get_settings, reload_settings
 from hub.status import DELIVERY_STATUSES, hub_status
-from hub.store.db import Store
+from hub.store.db import Store, open_store
 from hub.store.migrate import upgrade
 from hub.sync import sync_source
 
@@ -74,12 +74,6 @@ def config_check() -> None:
             typer.echo(f"problem: {problem}", err=True)
         raise typer.Exit(1)
     typer.echo(json.dumps({"files": report.files, "settings": report.effective}, indent=2))
-
-
-def open_store() -> Store:
-    """The store named by CAREHUB_DATABASE_URL (or config/hub.toml)."""
-    settings = get_settings()
-    return Store(settings.database_url, echo=settings.sql_echo)
 
 
 @db_app.command("upgrade")

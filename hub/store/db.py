@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import HubError
+from hub.settings import get_settings
 
 log = logging.getLogger("carehub.store")
 T = TypeVar("T")
@@ -106,6 +107,12 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def open_store() -> Store:
+    """The store the settings name (``CAREHUB_DATABASE_URL`` or ``database_url`` in config/hub.toml)."""
+    settings = get_settings()
+    return Store(settings.database_url, echo=settings.sql_echo)
 
 
 class KeptConnection:

@@ -12,6 +12,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from adapters.simulators.counting_target import CountingTarget
@@ -30,6 +31,8 @@ from tests.support.delivery import (
     worker_env,
 )
 from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 
 
 def carehub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

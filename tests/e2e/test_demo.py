@@ -6,9 +6,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.support.cli import CARHUB, carehub, free_port, hub_env, status
+
+pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 
 
 def test_demo_syncs_reconciles_and_a_second_sync_changes_nothing(database_url: str, tmp_path: Path) -> None:

@@ -23,6 +23,8 @@ from tests.support.waiting import wait_for
 APP = """
 import os
 from fastapi import FastAPI
+
+pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 app = FastAPI()
 @app.get("/pid")
 def pid() -> int:
