@@ -74,7 +74,8 @@ def documents_page(request: Request, session: StoreDep, policy: PolicyDep, calle
               .items()}
     for doc in linked:
         audit.touch("DocumentReference", str(doc.id))
-        audit.touch_person(doc.person_id or "")
+        if doc.person_id:
+            audit.touch_person(doc.person_id)
     return render(request, "edrms_documents.html", {
         "caller": caller, "orphans": orphans, "linked": linked, "active": active, "counts": counts(session),
         "done": DONE.get(done or "")})

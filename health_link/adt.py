@@ -54,6 +54,7 @@ from hub.errors import Conflict, HubError
 from hub.model import HealthEvent, Person
 from hub.model.validators import MAX_NAMES, is_valid_nhs_number, normalise_postcode
 from hub.pipeline import Pipeline, quarantine_reason
+from hub.store.fit import fit_to
 from hub.store.inbound import ACCEPTED, DUPLICATE, FAILED, REFUSED, InboundMessage, raw_columns, seen_keys
 from hub.store.merges import merge
 from hub.store.tables import Entity, SourceLink, utcnow
@@ -326,6 +327,18 @@ def read_visit(msg: Hl7Message, trigger: str) -> tuple[str | None, dict[str, Any
     return f"{authority}/{visit}", {k: v for k, v in doc.items() if v is not None}, clear
 
 
+# A registration's or a visit's key in this feed is a source id: at most what the store's column holds.
+MAX_KEY = SourceLink.source_id.type.length  # type: ignore[attr-defined]
+
+
+def _fitting(key: str, what: str, location: str) -> str:
+    """``key``, or AE when it (an identifier with its assigning authority) is longer than the hub keeps."""
+    if len(key) > MAX_KEY:
+        raise _ae(102, f"TOO_LONG: the {what} with its assigning authority is longer than {MAX_KEY} characters",
+                  location)
+    return key
+
+
 def interpret(index: int, msg: Hl7Message) -> AdtEvent:
     """What one ADT message asks of the record; AR/AE (:class:`Hl7Error`) when it cannot be taken."""
     header = msg.header
@@ -338,7 +351,7 @@ def interpret(index: int, msg: Hl7Message) -> AdtEvent:
     if not msg.has("PID"):
         raise _ae(101, "the message has no PID segment", "PID")
     key, person = read_person(msg)
-    event = AdtEvent(index, header, key, person)
+    event = AdtEvent(index, header, _fitting(key, "patient identifier", "PID^1^3"), person)
     if trigger == "A40":
         if not msg.has("MRG"):
             raise _ae(101, "an A40 needs an MRG segment", "MRG")
@@ -346,10 +359,12 @@ def interpret(index: int, msg: Hl7Message) -> AdtEvent:
         _, local = _prior_identifiers(prior, header.sending_facility)
         if not local:
             raise _ae(101, "MRG-1 holds no prior patient identifier", "MRG^1^1")
-        event.prior_key = local
+        event.prior_key = _fitting(local, "prior patient identifier", "MRG^1^1")
         return event
     if trigger not in PERSON_EVENTS:
         event.encounter_key, event.encounter, event.clear = read_visit(msg, trigger)
+        if event.encounter_key:
+            _fitting(event.encounter_key, "visit number", "PV1^1^19")
     return event
 
 
@@ -499,7 +514,7 @@ class AdtFeed:
     @staticmethod
     def dedupe_key(header: Header) -> str:
         """Sending facility and message control id: the same message resent has the same key."""
-        return f"hl7|{header.sending_facility}|{header.control_id}"[:160]
+        return fit_to(InboundMessage.dedupe_key, f"hl7|{header.sending_facility}|{header.control_id}") or ""
 
     def keep(self, session: Session, batch: Sequence[Received], answers: Sequence[Answer],
              keys: Sequence[str | None]) -> None:
@@ -508,10 +523,10 @@ class AdtFeed:
         for received, answer, key in zip(batch, answers, keys, strict=True):
             header = answer.header
             rows.append({
-                "channel": self.channel, "peer": (received.peer or "")[:64] or None,
-                "sender": header.sending_facility[:64] if header else None,
-                "message_id": header.control_id[:64] if header else None,
-                "message_type": header.message_type[:32] if header else None,
+                "channel": self.channel, "peer": fit_to(InboundMessage.peer, received.peer or None),
+                "sender": fit_to(InboundMessage.sender, header.sending_facility) if header else None,
+                "message_id": fit_to(InboundMessage.message_id, header.control_id) if header else None,
+                "message_type": fit_to(InboundMessage.message_type, header.message_type) if header else None,
                 "received_at": received.received_at, "status": answer.status, "answer": answer.code,
                 "error": f"{answer.error.hl7_code} {answer.error.message}" if answer.error else None,
                 **raw_columns(received.raw, header.charset if header else None),

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from hub.errors import Conflict, Forbidden, HubError, NotFound
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
 from hub.store.db import KeptConnection, PreparedStatement, Store, WalCheckpoints, is_sqlite
+from hub.store.fit import fit, fit_to
 from hub.store.tables import utcnow
 
 log = logging.getLogger("carehub.audit")
@@ -71,6 +72,14 @@ class AuditContext:
     def deny(self, reason: str, outcome: str = "denied") -> None:
         """Record why the request was refused (kept even when the answer is a plain 404)."""
         self.outcome, self.reason = outcome, reason
+
+
+PERSON_ID_LENGTH = AuditSubject.person_id.type.length  # type: ignore[attr-defined]
+
+
+def _text(value: str | None) -> str | None:
+    """Free text for a TEXT column: any length, but no NUL (PostgreSQL refuses it)."""
+    return value.replace("\x00", "\ufffd") if value else value
 
 
 def outcome_for(status: int) -> str:
@@ -130,14 +139,18 @@ class AuditRow:
         outcome = ctx.outcome or outcome_for(status)
         if outcome == "success" and status >= 400:
             outcome = outcome_for(status)
+        # Values from outside (token claims, headers, the path) fitted to their columns, as PostgreSQL enforces.
         event = {
-            "recorded": utcnow(), "user_id": ctx.user_id[:128], "issuer": ctx.issuer,
-            "role": ctx.role, "team": ctx.team, "purpose": ctx.purpose, "client_ip": ctx.client_ip,
-            "method": ctx.method[:8], "path": ctx.path[:512], "action": action, "outcome": outcome,
-            "status": status, "reason": ctx.reason, "break_glass_reason": ctx.break_glass_reason,
+            "recorded": utcnow(), "user_id": fit_to(AuditEvent.user_id, ctx.user_id),
+            "issuer": fit_to(AuditEvent.issuer, ctx.issuer), "role": fit_to(AuditEvent.role, ctx.role),
+            "team": fit_to(AuditEvent.team, ctx.team), "purpose": fit_to(AuditEvent.purpose, ctx.purpose),
+            "client_ip": fit_to(AuditEvent.client_ip, ctx.client_ip), "method": fit_to(AuditEvent.method, ctx.method),
+            "path": fit_to(AuditEvent.path, ctx.path), "action": action, "outcome": outcome,
+            "status": status, "reason": _text(ctx.reason), "break_glass_reason": _text(ctx.break_glass_reason),
             "resources": list(ctx.resources),
         }
-        return cls(event, list(ctx.persons), bool(ctx.break_glass_reason) and outcome == "success")
+        persons = [fit(p, PERSON_ID_LENGTH) for p in ctx.persons]
+        return cls(event, persons, bool(ctx.break_glass_reason) and outcome == "success")
 
 
 # The shortest time between two group commits of one writer under load (see AuditTrail).
@@ -328,11 +341,11 @@ class AuditQuery:
 
 def _filtered(query: AuditQuery) -> Select[AuditEvent]:
     stmt = select(AuditEvent)
-    if query.person_id:
+    if query.person_id:  # fitted as the rows were, so a long id finds its own rows and no other's
         stmt = stmt.where(AuditEvent.id.in_(
-            select(AuditSubject.audit_id).where(AuditSubject.person_id == query.person_id)))
+            select(AuditSubject.audit_id).where(AuditSubject.person_id == fit(query.person_id, PERSON_ID_LENGTH))))
     if query.user_id:
-        stmt = stmt.where(AuditEvent.user_id == query.user_id)
+        stmt = stmt.where(AuditEvent.user_id == fit_to(AuditEvent.user_id, query.user_id))
     if query.since:
         stmt = stmt.where(AuditEvent.recorded >= query.since)
     if query.until:
@@ -435,6 +448,7 @@ def review_break_glass(session: Session, review_id: int, reviewer: str, decision
         raise Forbidden("you broke this glass yourself: another auditor must review it")
     if review.status != "pending":
         raise Conflict(f"break-glass review {review_id} was already reviewed")
-    review.status, review.reviewed_by, review.reviewed_at, review.note = decision, reviewer, utcnow(), note
+    review.status, review.reviewed_by, review.reviewed_at, review.note = (
+        decision, fit_to(BreakGlassReview.reviewed_by, reviewer), utcnow(), _text(note))
     session.flush()
     return review

@@ -96,6 +96,13 @@ class PermanentDeliveryError(HubError):
     code = "CAREHUB-E400"
 
 
+class BadRequest(HubError):
+    """The request itself cannot be read (a control character in its address, a value of the wrong shape)."""
+
+    code = "CAREHUB-E400"
+    http_status = 400
+
+
 class NotFound(HubError):
     """The thing asked for does not exist (or the caller may not know it exists)."""
 

@@ -211,7 +211,7 @@ def disclose(policy: Policy, caller: Caller, person_id: str, facts: PersonFacts 
     if rule is None or "Person" not in policy.readable_types(caller.role):
         return Disclosure(person_id, UNKNOWN, f"the role {caller.role} may not read demographics")
     glass = False
-    hidden = is_hidden(facts, caller)
+    hidden = is_hidden(policy, facts, caller)
     if hidden:
         held = any(s.get("held_for_review") for s in facts.seals)
         why = ("held for identity review beside a sealed record the seal does not name the caller for" if held
@@ -271,6 +271,11 @@ class Access:
         """The ids among ``person_ids`` the caller may know exist (their break glass does not count: it opens
         only a person asked for directly)."""
         return {pid for pid, d in self.people(person_ids, exact=False).items() if d.visible}
+
+    def hidden(self, ids: Iterable[str]) -> set[str]:
+        """The ids among ``ids`` that are people the hub holds and the caller may not know of (an id that is no
+        person, such as another entity's, is not hidden by this)."""
+        return {pid for pid, d in self.people(ids, exact=False).items() if d.exists and not d.visible}
 
     def note(self, disclosure: Disclosure) -> Disclosure:
         """Put what the decision used on the audit row: the break-glass reason (which queues a review)."""

@@ -27,6 +27,7 @@ from hub.api.access_log import install as install_path_only_access_log
 from hub.api.deps import current_caller
 from hub.api.hot import HotRoutes
 from hub.api.middleware import AuditMiddleware
+from hub.api.params import RefuseControlCharacters
 from hub.api.reads import ReadThreads
 from hub.audit import AuditTrail
 from hub.registry import build_pipeline
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.pipeline = build_pipeline(settings, the_store)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.add_middleware(HotRoutes)  # inside the audit: the busiest reads, straight to their routes
+    app.add_middleware(RefuseControlCharacters)  # before any route reads the path or the query, audited
     app.add_middleware(AuditMiddleware, trail=trail)
     problems.install(app)
 

@@ -9,10 +9,16 @@ before the store sees it; otherwise SQLite raises OverflowError, PostgreSQL
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
+from urllib.parse import unquote_to_bytes
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Request
 from pydantic import AwareDatetime, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hub.api.problems import hub_error_response
+from hub.errors import BadRequest
 
 # The largest value of a BIGINT (PostgreSQL) and of SQLite's INTEGER: every id column of the store.
 MAX_ROW_ID = 2**63 - 1
@@ -43,4 +49,29 @@ def row_cursor(text: str) -> int | None:
     return value if value <= MAX_ROW_ID else None
 
 
-__all__ = ["MAX_ROW_ID", "AfterId", "Moment", "MomentQuery", "Offset", "RowId", "RowIdValue", "row_cursor"]
+# A control character (C0 or DEL) anywhere in the address: no id, name or search term holds one, and a NUL
+# reaches PostgreSQL as an error (its text cannot hold one).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+class RefuseControlCharacters:
+    """Answers 400 (problem+json, or an OperationOutcome on /fhir) to a request whose path or query string holds
+    a control character, before any route, the hot reads included, sees it. Sits inside the audit middleware,
+    so the refusal leaves its row."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (_CONTROL.search(scope["path"])
+                                        or _CONTROL_BYTES.search(unquote_to_bytes(scope.get("query_string", b"")))):
+            request = Request(scope, receive)
+            response = hub_error_response(request, BadRequest("the address holds a control character"))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+__all__ = ["MAX_ROW_ID", "AfterId", "Moment", "MomentQuery", "Offset", "RefuseControlCharacters", "RowId", "RowIdValue",
+           "row_cursor"]

@@ -71,7 +71,7 @@ def link_tables(
     links to someone else, and that can only be known at the end.
     """
     other = left if right is None else right
-    links: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
+    links: list[tuple[npt.NDArray[np.int64], ...]] = []
     for batch in matcher.link(left, right, on_progress, blocker):
         linked = batch.decisions == LINK
         links.append(
@@ -79,6 +79,7 @@ def link_tables(
                 batch.pairs.left_rows[linked],
                 batch.pairs.right_rows[linked],
                 batch.probability[linked],
+                batch.weights[linked].sum(axis=1).astype(np.float64),
             )
         )
         for li, ri, score in zip(
@@ -90,10 +91,11 @@ def link_tables(
             yield left.ids[li], other.ids[ri], score, "review"
     if not links:
         return
-    li_all = np.concatenate([a for a, _, _ in links])
-    ri_all = np.concatenate([b for _, b, _ in links])
-    scores = np.concatenate([p for _, _, p in links])
-    ambiguous = matcher.ambiguous(left, right, li_all, ri_all)
+    li_all = np.concatenate([x[0] for x in links])
+    ri_all = np.concatenate([x[1] for x in links])
+    scores = np.concatenate([x[2] for x in links])
+    weights = np.concatenate([x[3] for x in links])
+    ambiguous = matcher.ambiguous(left, right, li_all, ri_all, weights)
     for li, ri, score, unsure in zip(
         li_all.tolist(), ri_all.tolist(), scores.tolist(), ambiguous.tolist(), strict=True
     ):

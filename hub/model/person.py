@@ -90,8 +90,8 @@ class Identifier(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    system: str = Field(description="The system that issued the id, e.g. 'legacy_escr'.")
-    value: str = Field(min_length=1, description="The id as that system writes it.")
+    system: str = Field(max_length=64, description="The system that issued the id, e.g. 'legacy_escr'.")
+    value: str = Field(min_length=1, max_length=128, description="The id as that system writes it.")
 
 
 class Address(BaseModel):

@@ -6,9 +6,16 @@ import subprocess
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 import requests
+from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from hub.api.app import create_app
+from hub.settings import Settings
+from hub.store.db import Store
+from hub.store.tables import Entity
 from tests.support.cli import CARHUB, carehub, free_port, hub_env, status
 
 pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
@@ -37,6 +44,27 @@ def test_demo_syncs_reconciles_and_a_second_sync_changes_nothing(database_url: s
     assert second["outbox"] == first["outbox"]
     for name, src in second["sources"].items():
         assert src["raw"] == src["accepted"] + src["quarantined"], name
+    each_demo_user_lands_on_a_caseload(database_url, tmp_path / "var")
+
+
+def each_demo_user_lands_on_a_caseload(database_url: str, data_dir: Path) -> None:
+    """Each demo social worker's team code (their token's) is on open episodes the demo's sync brought in (the
+    mapping turned the ESCR's team codes into the hub's), and opens those records without breaking glass."""
+    settings = Settings(database_url=database_url, data_dir=data_dir)
+    store = Store(database_url)
+    with store.session() as s:
+        open_episodes = [orjson.loads(doc) | {"person": pid} for pid, doc in s.execute(
+            select(Entity.person_id, Entity.document).where(Entity.entity_type == "Episode"))]
+    workers = [u for u in settings.auth.demo_users if u.role == "social_worker" and u.team != "ADOPT"]
+    assert workers
+    with TestClient(create_app(settings, store)) as client:
+        for user in workers:
+            theirs = [e["person"] for e in open_episodes if e.get("team") == user.team and not e.get("end")]
+            assert theirs, f"{user.user}'s team {user.team} has no open episode in the demo"
+            token = client.app.state.demo_issuer.issue(user.user, user.role, user.team)  # type: ignore[attr-defined]
+            record = client.get(f"/api/persons/{theirs[0]}/record", headers={"Authorization": f"Bearer {token}"})
+            assert record.status_code == 200 and record.json()["access"]["break_glass"] is False, user.user
+    store.dispose()
 
 
 def test_serve_answers_health(database_url: str, tmp_path: Path) -> None:

@@ -111,3 +111,31 @@ def test_access_log_writes_paths_without_the_search_criteria(database_url: str, 
     assert '"GET /api/persons HTTP/1.1" 200' in text and '"GET /fhir/Patient HTTP/1.1" 401' in text, text
     for secret in (NHS_NUMBER, FAMILY, "1961-02-17", "CF10", "?"):
         assert secret not in text, (secret, text)
+
+
+def test_carehub_demo_serves_with_demo_sign_in_on(database_url: str, tmp_path: Path) -> None:
+    env = hub_env(database_url, tmp_path / "var", CAREHUB_DEMO__PEOPLE="60")  # no CAREHUB_AUTH__DEMO: demo sets it
+    port = free_port()
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        demo = subprocess.Popen([*CARHUB, "demo", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 400
+        while True:
+            try:
+                requests.get(f"{base}/health", timeout=2)
+                break
+            except requests.ConnectionError:
+                if demo.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"carehub demo did not serve:\n{log.read_text()[-3000:]}") from None
+                time.sleep(0.5)
+        signed = requests.post(f"{base}/sign-in", data={"user": "dq.hughes"}, allow_redirects=False, timeout=10)
+        assert signed.status_code == 303 and "carehub_token" in signed.headers["set-cookie"]
+        token = signed.cookies["carehub_token"]
+        r = requests.get(f"{base}/api/identity/reviews", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert r.status_code == 200, r.text
+    finally:
+        demo.terminate()
+        demo.wait(timeout=30)
+    assert "demo sign-in is ON" in log.read_text()

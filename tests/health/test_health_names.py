@@ -89,3 +89,24 @@ def test_former_names_are_capped_however_often_a_patient_is_renamed(health: Heal
     # the most recent former names are the ones kept
     assert names[1]["family"] == replace(who, family=f"Pritchard{chr(ord('a') + (renames - 1) % 26)}"
                                                      f"{chr(ord('a') + (renames - 1) // 26)}").family
+
+
+def test_long_header_values_and_ids_are_stored_or_refused_never_a_fault(health: HealthHub) -> None:
+    sent = datetime.now(LOCAL_TIME) - timedelta(hours=1)
+    long_control = "C" * 300
+    first = send(health, adt_message("A28", long_control + "1", patient(10), sent=sent))
+    second = send(health, adt_message("A28", long_control + "2", patient(11), sent=sent))
+    # two control ids alike in their first 300 characters are two messages, not a duplicate
+    assert msa(first)[1] == "AA" and msa(second)[1] == "AA", (first[:200], second[:200])
+    assert "already applied" not in msa(second)[3] if len(msa(second)) > 3 else True
+    assert held(health, patient(11).hospital_number) != []
+    again = send(health, adt_message("A28", long_control + "2", patient(11), sent=sent))
+    assert msa(again)[1] == "AA" and "already applied" in msa(again)[3]
+    facility = send(health, adt_message("A28", "F0001", patient(12), sent=sent, facility="RX" + "9" * 200))
+    assert msa(facility)[1] in ("AA", "AE"), facility[:300]
+    long_number = replace(patient(13), hospital_number="H" + "7" * 300)
+    ack = send(health, adt_message("A28", "L0001", long_number, sent=sent))
+    assert msa(ack)[1] in ("AA", "AE"), ack[:300]
+    with health.store.session() as s:
+        kept = s.scalar(select(func.count()).select_from(InboundMessage))
+    assert kept == 5

@@ -277,6 +277,15 @@ def test_admin_writes_to_a_person_never_held_are_not_found(hub: Hub) -> None:
         same_answer(a, unknown, b, sealed)
     with hub.store.session() as s:
         assert s.scalar(select(func.count()).select_from(Entity)) == before
+    # nor to a registration merged away into another person
+    tom = hub.people["tom"]
+    assert hub.client.post("/api/identity/merges", json={"survivor": hub.people["ann"], "merged": tom},
+                           headers=hub.headers(*DQ)).status_code == 201
+    a = hub.client.put(f"/api/admin/persons/{tom}/consents", headers=hub.headers(*ADMIN),
+                       json={"scope": "share_with_health", "decision": False, "reason": "asked"})
+    b = hub.client.put(f"/api/admin/persons/{unknown}/consents", headers=hub.headers(*ADMIN),
+                       json={"scope": "share_with_health", "decision": False, "reason": "asked"})
+    same_answer(a, tom, b, unknown)
 
 
 def test_a_name_of_a_thousand_words_is_refused_not_a_server_error(hub: Hub) -> None:
@@ -320,3 +329,21 @@ def test_a_not_found_detail_is_a_sentence(hub: Hub) -> None:
     assert r.status_code == 404
     detail = r.json()["detail"]
     assert isinstance(detail, str) and "{" not in detail and "999999999" in detail
+
+
+def test_the_caseload_rule_compares_team_codes(hub: Hub) -> None:
+    # a source that sends the team's name, not its code: the rule reads the name as its code (config/teams.toml)
+    ingest(hub, SOURCE, "people", [("C-2001", person_payload("Iris", "Penrose", date(1941, 5, 6), "female",
+                                                             nhs_number(20), "01", "LS17 6HJ", "C-2001"))])
+    ingest(hub, SOURCE, "episodes", [("ep-name", {"person": "C-2001", "service_area": "adults",
+                                                  "kind": "long_term_support", "start": "2023-01-01",
+                                                  "team": "Older People North"})])
+    iris = person_of(hub, SOURCE, "C-2001")
+    north = hub.client.get(f"/api/persons/{iris}/record", headers=hub.headers("sw.owen", "social_worker", "ASC-OPN"))
+    assert north.status_code == 200 and north.json()["access"]["break_glass"] is False
+    south = hub.client.get(f"/api/persons/{iris}/record", headers=hub.headers("sw.sam", "social_worker", "ASC-OPS"))
+    assert south.status_code == 403
+    # and a token that carries the team's name is read as the code too
+    named = hub.client.get(f"/api/persons/{iris}/record",
+                           headers=hub.headers("sw.owen", "social_worker", "older people north"))
+    assert named.status_code == 200

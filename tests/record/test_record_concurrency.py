@@ -70,7 +70,8 @@ def test_a_burst_of_concurrent_requests_leaves_one_complete_audit_row_each(hub: 
 
 def test_a_remembered_token_is_refused_once_it_expires(store: Store, tmp_path: Path, hub: Hub) -> None:
     # The hub fixture's data_dir: its demo signing key exists already, so issuing costs no key generation.
-    settings = Settings(database_url=store.url, data_dir=tmp_path / "var", auth=AuthSettings(demo=True, clock_skew_seconds=0))
+    settings = Settings(database_url=store.url, data_dir=tmp_path / "var",
+                        auth=AuthSettings(demo=True, clock_skew_seconds=0))
     ttl = 3
     with TestClient(create_app(settings, store)) as client:
         issued = time.time()
