@@ -150,10 +150,14 @@ def line_terms(doc: dict[str, Any], person_id: str, ctx: _Context) -> dict[str, 
     start = _date(doc["start"])
     assert start is not None
     end = _date(doc.get("end"))
+    plan = ctx.plan(doc.get("care_plan_id"))
+    plan_end = _date(plan.get("end")) if plan.get("status") == "ended" else None
+    if plan_end is not None and (end is None or end > plan_end):  # a service ends with its plan
+        end = max(plan_end, start)
     total, basis = total_pence(weekly, start, end)
     provider = doc.get("provider_id")
     supplier = mapping.suppliers.get(provider or "")
-    area = ctx.plan(doc.get("care_plan_id")).get("service_area")
+    area = plan.get("service_area")
     reason = ctx.support_reason(person_id) if area != "childrens" else None
     return {
         "person_id": person_id, "care_plan_id": doc.get("care_plan_id"), "service_type": service_type,
