@@ -114,8 +114,9 @@ def test_access_log_writes_paths_without_the_search_criteria(database_url: str, 
         assert secret not in text, (secret, text)
 
 
-def test_carehub_demo_serves_with_demo_sign_in_on(database_url: str, tmp_path: Path) -> None:
-    env = hub_env(database_url, tmp_path / "var", CAREHUB_DEMO__PEOPLE="60")  # no CAREHUB_AUTH__DEMO: demo sets it
+def test_carehub_demo_serves_with_demo_sign_in_on(tmp_path: Path) -> None:
+    # The demo's own embedded store (what `make demo` runs); the sign-in does not depend on the store's kind.
+    env = hub_env(f"sqlite:///{tmp_path / 'demo.db'}", tmp_path / "var", CAREHUB_DEMO__PEOPLE="60")
     port = free_port()
     log = tmp_path / "demo.log"
     with log.open("w") as out:
