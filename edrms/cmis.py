@@ -487,7 +487,7 @@ class AtomPubBinding:
         objects = [CmisObject(properties_from_xml(e)) for e in feed.iterfind("atom:entry", NS)]
         total = feed.findtext("cmisra:numItems", namespaces=NS)
         more = any(link.get("rel") == "next" for link in feed.iterfind("atom:link", NS))
-        return QueryPage(objects, int(total) if total else None, more)
+        return QueryPage(objects, int(total) if total and total.isdigit() else None, more)
 
     def _object_url(self, object_id: str) -> str:
         return self.templates["objectbyid"].replace("{id}", quote(object_id, safe="")).split("&", 1)[0] \

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from edrms.linking import FoundIds, IdentifierIndex
 from edrms.pull import DocumentPull
-from edrms.records import PULL_USER, active_links, end_link, settle, survivor_of
+from edrms.records import PULL_USER, SOURCE, active_links, end_link, settle, survivor_of
 from edrms.retention import Schedule
 from edrms.target import open_repository
 from hub.scheduler import JobContext
@@ -29,7 +29,7 @@ from hub.store.tables import Cursor, OutboxEvent, utcnow
 
 __all__ = ["open_repository", "pull_documents", "refresh", "refresh_documents"]
 
-REFRESH_SOURCE = "edrms:refresh"
+REFRESH_STREAM = "refresh:outbox"
 
 
 def pull_documents(ctx: JobContext) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def refresh(ctx: JobContext) -> dict[str, Any]:
 
 
 def _cursor(session: Session) -> Cursor | None:
-    return session.scalar(select(Cursor).where(Cursor.source == REFRESH_SOURCE, Cursor.stream == "outbox"))
+    return session.scalar(select(Cursor).where(Cursor.source == SOURCE, Cursor.stream == REFRESH_STREAM))
 
 
 def refresh_documents(store: Store, settings: Settings, *, batch: int = 5000) -> dict[str, int]:
@@ -76,7 +76,7 @@ def refresh_documents(store: Store, settings: Settings, *, batch: int = 5000) ->
             settled = settle(session, docs, schedule)
             out["written"] += settled.created + settled.updated
             if row is None:
-                session.add(Cursor(source=REFRESH_SOURCE, stream="outbox", value={"id": last}, updated_at=utcnow()))
+                session.add(Cursor(source=SOURCE, stream=REFRESH_STREAM, value={"id": last}, updated_at=utcnow()))
             else:
                 row.value, row.updated_at = {"id": last}, utcnow()
             session.commit()
@@ -115,7 +115,7 @@ def _relink(session: Session, docs: list[EdrmsDocument], settings: Settings) -> 
                 session.add(EdrmsLink(document_id=doc.id, person_id=target, episode_id=manual[-1].episode_id,
                                       method="manual", basis="merge", reason=manual[-1].reason,
                                       created_by=manual[-1].created_by, created_at=now, active=True))
-                doc.person_id = target
+                doc.link_to(target, doc.episode_id)
                 moved += 1
             continue
         if doc.orphan_reason == "UNLINKED":
@@ -130,11 +130,9 @@ def _relink(session: Session, docs: list[EdrmsDocument], settings: Settings) -> 
                                   episode_id=resolution.episode_id, method="pull", basis=resolution.basis[:40],
                                   reason=f"identifiers in the document's properties: {resolution.basis}",
                                   created_by=PULL_USER, created_at=now, active=True))
-            doc.person_id, doc.episode_id, doc.status, doc.orphan_reason = (
-                resolution.person_id, resolution.episode_id, "linked", None)
+            doc.link_to(str(resolution.person_id), resolution.episode_id)
         else:
-            doc.person_id, doc.episode_id, doc.status, doc.orphan_reason = None, None, "orphan", resolution.reason
-            doc.retain_until, doc.retention_rule, doc.legal_holds = None, None, []
+            doc.make_orphan(resolution.reason)
         moved += 1
     session.flush()
     return moved

@@ -103,15 +103,16 @@ class IdentifierIndex:
         for chunk in _chunks(numbers - self.nhs.keys()):
             for pid, number in s.execute(select(PersonIndex.person_id, PersonIndex.nhs_number).where(
                     PersonIndex.nhs_number.in_(chunk), PersonIndex.merged_into.is_(None))):
-                self.nhs.setdefault(number, set()).add(pid)
+                if number:
+                    self.nhs.setdefault(number, set()).add(pid)
         for chunk in _chunks(clients - self.clients.keys()):
             for value, pid in s.execute(select(PersonIdentifier.value, PersonIdentifier.person_id).where(
                     PersonIdentifier.system == self.client_system, PersonIdentifier.value.in_(chunk))):
                 self.clients[value] = pid
         for chunk in _chunks(cases - self.cases.keys()):
-            for eid, pid in s.execute(select(Entity.id, Entity.person_id).where(
+            for eid, owner in s.execute(select(Entity.id, Entity.person_id).where(
                     Entity.id.in_(chunk), Entity.entity_type == "Episode")):
-                self.cases[eid] = (eid, pid)
+                self.cases[eid] = (eid, owner)
             for source_id, eid in s.execute(select(SourceLink.source_id, SourceLink.entity_id).where(
                     SourceLink.source_id.in_(chunk), SourceLink.entity_type == "Episode")):
                 if source_id not in self.cases:
@@ -131,7 +132,7 @@ class IdentifierIndex:
         while frontier:
             seen |= frontier
             for chunk in _chunks(frontier):
-                direct.update({pid: into for pid, into in self.session.execute(
+                direct.update({pid: str(into) for pid, into in self.session.execute(
                     select(PersonIndex.person_id, PersonIndex.merged_into).where(
                         PersonIndex.person_id.in_(chunk), PersonIndex.merged_into.is_not(None)))})
             frontier = set(direct.values()) - seen

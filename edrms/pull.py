@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from edrms.cmis import CmisObject, Repository, cmis_instant
 from edrms.linking import FoundIds, IdentifierIndex
-from edrms.records import PULL_USER, active_links, end_link, settle
+from edrms.records import PULL_USER, SOURCE, active_links, end_link, settle
 from edrms.retention import Schedule
 from hub.settings import EdrmsSettings
 from hub.store.db import Store
@@ -75,20 +75,22 @@ class DocumentPull:
         self.settings = settings
         self.schedule = schedule
         self.name = settings.repository
+        self.stream = f"documents:{self.name}"
+        self.facts: dict[str, Any] = {}  # people's retention facts, read once per pull
         self.names = settings.properties
 
     # -- cursor ---------------------------------------------------------------------------------
 
     def load_cursor(self, session: Session) -> dict[str, Any]:
         """The saved position (empty before the first pull)."""
-        row = session.scalar(select(Cursor).where(Cursor.source == f"edrms:{self.name}", Cursor.stream == "documents"))
+        row = session.scalar(select(Cursor).where(Cursor.source == SOURCE, Cursor.stream == self.stream))
         return dict(row.value) if row is not None else {}
 
     def save_cursor(self, session: Session, value: dict[str, Any]) -> None:
         """Save the position in the transaction of the documents it covers."""
-        row = session.scalar(select(Cursor).where(Cursor.source == f"edrms:{self.name}", Cursor.stream == "documents"))
+        row = session.scalar(select(Cursor).where(Cursor.source == SOURCE, Cursor.stream == self.stream))
         if row is None:
-            session.add(Cursor(source=f"edrms:{self.name}", stream="documents", value=value, updated_at=utcnow()))
+            session.add(Cursor(source=SOURCE, stream=self.stream, value=value, updated_at=utcnow()))
         else:
             row.value, row.updated_at = value, utcnow()
 
@@ -97,6 +99,7 @@ class DocumentPull:
     def run(self, *, max_pages: int | None = None) -> PullResult:
         """Pull until the repository has nothing newer (or ``max_pages`` pages)."""
         clock = time.perf_counter()
+        self.facts = {}
         with self.store.session() as session:
             cursor = self.load_cursor(session)
         info = self.repository.info()
@@ -126,19 +129,19 @@ class DocumentPull:
             page = self.repository.query_page(self._statement(since), self.settings.page_size, ties)
             result.pages += 1
             fresh: list[CmisObject] = []
+            at = _instant(since)  # compared as datetimes; written as CMIS text once a page
             for obj in page.objects:
-                stamp = cmis_instant(obj.modified) if obj.modified else None
-                if since is not None and stamp == since and key is not None and obj.object_id <= key:
+                if at is not None and obj.modified == at and key is not None and obj.object_id <= key:
                     result.duplicates += 1
                     continue
                 fresh.append(obj)
             for obj in fresh:
-                stamp = cmis_instant(obj.modified) if obj.modified else None
-                if stamp == since:
+                if obj.modified == at:
                     ties += 1
                 else:
-                    since, ties = stamp, 1
+                    at, ties = obj.modified, 1
                 key = obj.object_id
+            since = cmis_instant(at) if at is not None else since
             value: dict[str, Any] = {"modified": since, "key": key, "ties": ties}
             if keep_token:
                 value["token"] = cursor.get("token")
@@ -200,12 +203,12 @@ class DocumentPull:
         index = IdentifierIndex(session, self.settings.client_id_system)
         index.load(found.values())
         manual = self._manual(session, [d.id for d in existing.values()])
-        touched: list[EdrmsDocument] = []
-        stated: dict[int, str | None] = {}
+        active = self._active(session, [d.id for d in existing.values() if d.status == "linked"])
+        work: list[tuple[EdrmsDocument, tuple[str | None, str | None, str | None, str | None], FoundIds,
+                         CmisObject]] = []
         now = utcnow()
         for obj in objects:
             doc = existing.get(obj.object_id)
-            ids_now = found[obj.object_id]
             if doc is not None and doc.change_token == obj.change_token and doc.modified == obj.modified:
                 result.unchanged += 1
                 continue
@@ -217,20 +220,35 @@ class DocumentPull:
             else:
                 result.changed += 1
             ids_before = (doc.person_ref, doc.nhs_number, doc.client_ref, doc.case_ref)
-            self._describe(doc, obj, ids_now)
-            session.flush()
-            touched.append(doc)
-            stated[doc.id] = _text(obj.properties.get(self.names.get("record_class", "")))
-            if doc.id in manual:
+            self._describe(doc, obj, found[obj.object_id])
+            work.append((doc, ids_before, found[obj.object_id], obj))
+        if not work:
+            return
+        stated: dict[str, str | None] = {}
+        for doc, ids_before, ids_now, obj in work:
+            stated[doc.object_id] = _text(obj.properties.get(self.names.get("record_class", "")))
+            if doc.id is not None and doc.id in manual:
                 result.linked += 1
                 continue
             if doc.orphan_reason == "UNLINKED" and ids_before == (doc.person_ref, doc.nhs_number, doc.client_ref,
                                                                   doc.case_ref):
                 result.orphans += 1
                 continue
-            self._link(session, doc, index.resolve(ids_now), result, now)
-        settled = settle(session, touched, self.schedule, stated_classes=stated)
+            self._link(session, doc, index.resolve(ids_now), result, now,
+                       active.get(doc.id, []) if doc.id is not None else [])
+        settled = settle(session, [doc for doc, *_ in work], self.schedule, stated_classes=stated,
+                         known_facts=self.facts)
         result.events += settled.created + settled.updated
+
+    @staticmethod
+    def _active(session: Session, doc_ids: list[int]) -> dict[int, list[EdrmsLink]]:
+        out: dict[int, list[EdrmsLink]] = {}
+        for start in range(0, len(doc_ids), 500):
+            for link in session.scalars(select(EdrmsLink).where(
+                    EdrmsLink.document_id.in_(doc_ids[start:start + 500]), EdrmsLink.active.is_(True))
+                    .order_by(EdrmsLink.id)):
+                out.setdefault(link.document_id, []).append(link)
+        return out
 
     def _describe(self, doc: EdrmsDocument, obj: CmisObject, ids: FoundIds) -> None:
         props, names = obj.properties, self.names
@@ -259,8 +277,8 @@ class DocumentPull:
         return set(session.scalars(select(EdrmsLink.document_id).where(
             EdrmsLink.document_id.in_(doc_ids), EdrmsLink.active.is_(True), EdrmsLink.method == "manual")))
 
-    def _link(self, session: Session, doc: EdrmsDocument, resolution: Any, result: PullResult, now: datetime) -> None:
-        current = active_links(session, doc.id) if doc.status == "linked" else []
+    def _link(self, session: Session, doc: EdrmsDocument, resolution: Any, result: PullResult, now: datetime,
+              current: list[EdrmsLink]) -> None:
         if resolution.linked:
             same = [k for k in current if k.person_id == resolution.person_id
                     and k.episode_id == resolution.episode_id]
@@ -268,19 +286,16 @@ class DocumentPull:
                 if old not in same:
                     end_link(old, PULL_USER, "the document's identifiers now point elsewhere", now)
             if not same:
-                session.add(EdrmsLink(document_id=doc.id, person_id=resolution.person_id,
+                session.add(EdrmsLink(document=doc, person_id=resolution.person_id,
                                       episode_id=resolution.episode_id, method="pull", basis=resolution.basis[:40],
                                       reason=f"identifiers in the document's properties: {resolution.basis}",
                                       created_by=PULL_USER, created_at=now, active=True))
-            doc.person_id, doc.episode_id = resolution.person_id, resolution.episode_id
-            doc.status, doc.orphan_reason = "linked", None
+            doc.link_to(resolution.person_id, resolution.episode_id)
             result.linked += 1
         else:
             for old in current:
                 end_link(old, PULL_USER, f"the document's identifiers no longer link it ({resolution.reason})", now)
-            doc.person_id, doc.episode_id = None, None
-            doc.status, doc.orphan_reason = "orphan", resolution.reason
-            doc.retain_until, doc.retention_rule, doc.legal_holds = None, None, []
+            doc.make_orphan(resolution.reason)
             result.orphans += 1
             result.reasons[resolution.reason] = result.reasons.get(resolution.reason, 0) + 1
 
@@ -293,12 +308,15 @@ class DocumentPull:
         for doc in docs:
             for old in active_links(session, doc.id):
                 end_link(old, PULL_USER, "the document was deleted in the EDRMS", now)
-            doc.person_id, doc.episode_id, doc.status, doc.orphan_reason = None, None, "deleted", None
-            doc.updated_at = now
+            doc.make_orphan(None, status="deleted")
             result.deleted += 1
         session.flush()
         settled = settle(session, docs, self.schedule)
         result.events += settled.created + settled.updated
+
+
+def _instant(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _text(value: Any) -> str | None:

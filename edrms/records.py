@@ -26,8 +26,8 @@ from edrms.retention import EpisodeFacts, PersonFacts, Retention, Schedule
 from hub.errors import Conflict, NotFound
 from hub.model import DocumentLink
 from hub.store.documents import EdrmsDocument, EdrmsLink
-from hub.store.tables import Entity, PersonIndex, utcnow
-from hub.store.writer import Provenance, write_canonical
+from hub.store.tables import Entity, PersonIndex, SourceLink, utcnow
+from hub.store.writer import Provenance, write_canonical_batch
 
 SOURCE = "edrms"
 STREAM = "documents"
@@ -53,6 +53,8 @@ def person_facts(session: Session, person_ids: Iterable[str]) -> dict[str, Perso
                 select(Entity.id, Entity.person_id, Entity.entity_type, Entity.document).where(
                     Entity.person_id.in_(chunk), Entity.entity_type.in_(("Person", "Episode")))):
             doc = orjson.loads(document)
+            if pid is None:
+                continue
             if etype == "Person":
                 facts[pid].birth_date = _date(doc.get("birth_date"))
                 facts[pid].death_date = _date(doc.get("death_date"))
@@ -87,27 +89,50 @@ class Settled:
 
 
 def settle(session: Session, docs: Sequence[EdrmsDocument], schedule: Schedule, *, on: date | None = None,
-           stated_classes: dict[int, str | None] | None = None) -> Settled:
+           stated_classes: dict[str, str | None] | None = None,
+           known_facts: dict[str, PersonFacts] | None = None) -> Settled:
     """Recompute retention and write each document's canonical link (through the core's writer).
 
-    ``stated_classes``: the record class each document's own properties state (by row id); otherwise
-    the class last computed is kept as stated.
+    ``stated_classes``: the record class each document's own properties state (by object id); otherwise
+    the class last computed is kept as stated. ``known_facts``: people's facts already read in this
+    transaction's run (a pull's pages share them; the facts do not change under a pull), filled in here.
     """
     today = on or utcnow().date()
-    facts = person_facts(session, [d.person_id for d in docs if d.person_id])
+    with session.no_autoflush:  # rows are written once, with their retention, by the writer's flush
+        facts = known_facts if known_facts is not None else {}
+        facts.update(person_facts(session, [d.person_id for d in docs if d.person_id and d.person_id not in facts]))
+        known = _on_record(session, [_key(d) for d in docs if not d.person_id])
     out = Settled()
+    batch = []
     for doc in docs:
+        if not doc.person_id and _key(doc) not in known:  # never on anyone's record: nothing to take off
+            out.unchanged += 1
+            continue
         if doc.person_id:
-            stated = (stated_classes or {}).get(doc.id, doc.record_class)
+            stated = (stated_classes or {}).get(doc.object_id, doc.record_class)
             person = facts.get(doc.person_id, PersonFacts())
             retention = schedule.compute(stated_class=stated, created=doc.created.date() if doc.created else None,
                                          person=person, episode=_episode(person, doc.episode_id), on=today)
             apply_retention(doc, retention)
-        outcome = write_canonical(session, canonical_link(doc), Provenance(
-            SOURCE, STREAM, f"{doc.repository}:{doc.object_id}",
-            modified=doc.modified.isoformat() if doc.modified else None))
+        batch.append((canonical_link(doc), Provenance(SOURCE, STREAM, _key(doc), modified=doc.modified.isoformat()
+                                                      if doc.modified else None)))
+    for outcome in write_canonical_batch(session, batch):
         setattr(out, outcome.kind, getattr(out, outcome.kind) + 1)
     return out
+
+
+def _key(doc: EdrmsDocument) -> str:
+    return f"{doc.repository}:{doc.object_id}"
+
+
+def _on_record(session: Session, keys: list[str]) -> set[str]:
+    """Which of these documents the shared record already holds (as a canonical DocumentLink)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        found.update(session.scalars(select(SourceLink.source_id).where(
+            SourceLink.source == SOURCE, SourceLink.stream == STREAM, SourceLink.source_id.in_(chunk))))
+    return found
 
 
 def apply_retention(doc: EdrmsDocument, retention: Retention) -> None:
@@ -171,8 +196,7 @@ def link_document(session: Session, document_id: int, person_id: str, episode_id
     link = EdrmsLink(document_id=document_id, person_id=target, episode_id=episode_id, method="manual",
                      basis="records_manager", reason=reason, created_by=user, created_at=now, active=True)
     session.add(link)
-    doc.person_id, doc.episode_id, doc.status, doc.orphan_reason = target, episode_id, "linked", None
-    doc.updated_at = now
+    doc.link_to(target, episode_id)
     session.flush()
     settle(session, [doc], schedule)
     return link
@@ -189,9 +213,7 @@ def unlink_document(session: Session, document_id: int, link_id: int, reason: st
         raise Conflict(f"link {link_id} was already ended on {link.ended_at:%Y-%m-%d}")
     end_link(link, user, reason)
     if not active_links(session, document_id):
-        doc.person_id, doc.episode_id, doc.status, doc.orphan_reason = None, None, "orphan", "UNLINKED"
-        doc.retain_until, doc.retention_rule, doc.legal_holds = None, None, []
-        doc.updated_at = utcnow()
+        doc.make_orphan("UNLINKED")
     session.flush()
     settle(session, [doc], schedule)
     return link

@@ -291,7 +291,8 @@ class Repository:
                     and (parsed.table in (base, DOCUMENT_TYPE) or o.properties["cmis:objectTypeId"] == parsed.table)
                     and all(cond(o.properties) for cond in parsed.conditions)]
             for column, descending in reversed(parsed.order):
-                rows.sort(key=lambda o, c=column: _sort_key(o.properties.get(c)), reverse=descending)
+                rows.sort(key=lambda o, c=column: _sort_key(o.properties.get(c)),  # type: ignore[misc]
+                          reverse=descending)
             page = rows[skip_count:skip_count + size]
             return [self._select(o, parsed) for o in page], len(rows), skip_count + len(page) < len(rows)
 
@@ -591,8 +592,8 @@ class _CmisHandler(BaseHTTPRequestHandler):
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
                 if name:
-                    payload = part.get_payload(decode=True) or b""
-                    form[str(name)] = payload.decode()
+                    payload = part.get_payload(decode=True)
+                    form[str(name)] = payload.decode() if isinstance(payload, bytes) else str(payload or "")
             return form
         return {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
 
@@ -747,7 +748,8 @@ class _CmisHandler(BaseHTTPRequestHandler):
         feed = etree.Element(f"{{{NS['atom']}}}feed", nsmap=NS)
         etree.SubElement(feed, f"{{{NS['atom']}}}title").text = "query"
         etree.SubElement(feed, f"{{{NS['atom']}}}updated").text = iso(datetime.now(UTC))
-        etree.SubElement(feed, f"{{{NS['cmisra']}}}numItems").text = str(total)
+        if total is not None:
+            etree.SubElement(feed, f"{{{NS['cmisra']}}}numItems").text = str(total)
         if more:
             etree.SubElement(feed, f"{{{NS['atom']}}}link", rel="next", href=f"{base}/query",
                              type="application/atom+xml;type=feed")

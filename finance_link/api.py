@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from finance_link.actuals import line_spend, person_spend, record_actuals
@@ -29,11 +29,12 @@ def _max_limit(request: Request) -> int:
     return int(request.app.state.settings.finance.feed_max_limit)
 
 
-@router.get("/commitments", summary="Commitment versions after a cursor, oldest first")
+@router.get("/commitments", summary="Commitment versions after a cursor, oldest first", response_class=Response,
+            responses={200: {"content": {"application/json": {"example": {"items": [], "next": "fv1.0"}}}}})
 def commitments(request: Request, session: StoreDep, policy: PolicyDep, caller: CurrentUser, audit: AuditDep,
                 since: Annotated[str | None, Query(description="The `next` cursor of the last page loaded.")] = None,
                 limit: Annotated[int, Query(ge=1, description="Versions per page (at most feed_max_limit).")] = 500,
-                ) -> dict[str, Any]:
+                ) -> Response:
     """Every new or changed commitment version exactly once, in order: ``{"items": [...], "next": CURSOR}``.
 
     Money is a decimal string with two places. Keep ``next`` and ask again with it.
@@ -41,8 +42,8 @@ def commitments(request: Request, session: StoreDep, policy: PolicyDep, caller: 
     _finance_only(caller, policy, audit)
     page = read_page(session, since, min(limit, _max_limit(request)))
     audit.action = "read"
-    audit.touch("CommitmentFeed", f"{since or 'start'}..{page.next}:{len(page.items)}")
-    return page.as_json()
+    audit.touch("CommitmentFeed", f"{since or 'start'}..{page.next}:{len(page.raw)}")
+    return Response(page.as_bytes(), media_type="application/json")
 
 
 class ActualIn(BaseModel):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import String, Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from hub.audit import AuditContext, AuditRow, time_ordered_uuid
@@ -33,15 +34,25 @@ class SystemAudit:
 
 
 def audit_system(session: Session, entries: Sequence[SystemAudit]) -> None:
-    """Append one audit row per entry (and its people) in the session's transaction."""
+    """Append one audit row per entry, and its people, in the session's transaction (two statements)."""
+    events: list[dict[str, Any]] = []
+    subjects: list[dict[str, str]] = []
     for entry in entries:
         ctx = AuditContext(method=entry.method, path=entry.path, client_ip=None, user_id=entry.user_id,
                            purpose="payment", action=entry.action, outcome=entry.outcome, reason=entry.reason)
         ctx.resources.extend(entry.resources)
-        ctx.persons.extend(entry.persons)
         row = AuditRow.of(ctx, entry.status)
         event_id = time_ordered_uuid()
-        session.execute(insert(AuditEvent), [{**row.event, "event_id": event_id}])
-        if row.persons:
-            audit_id = session.scalar(select(AuditEvent.id).where(AuditEvent.event_id == event_id))
-            session.execute(insert(AuditSubject), [{"audit_id": audit_id, "person_id": p} for p in row.persons])
+        events.append({**row.event, "event_id": event_id})
+        subjects += [{"event_id": event_id, "person_id": p} for p in entry.persons]
+    if events:
+        session.execute(insert(_EVENTS), events)
+    if subjects:
+        session.execute(_SUBJECTS, subjects)
+
+
+# A person is tied to their audit row by its event id inside the INSERT (no id read back per row).
+_EVENTS = cast(Table, AuditEvent.__table__)
+_SUBJECTS = insert(cast(Table, AuditSubject.__table__)).from_select(
+    ["audit_id", "person_id"],
+    select(_EVENTS.c.id, bindparam("person_id", type_=String)).where(_EVENTS.c.event_id == bindparam("event_id")))

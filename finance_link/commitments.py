@@ -31,11 +31,12 @@ from sqlalchemy.orm import Session
 from finance_link.mapping import FinanceMapping, load_mapping
 from finance_link.money import PENNY, hundredths, money, to_pence
 from hub.delivery.fanout import hold_outbox_order
-from hub.pipeline import ID_NAMESPACE, event_id_for
 from hub.settings import Settings
+from hub.store.canonical import ID_NAMESPACE, event_id_for
 from hub.store.db import Store
 from hub.store.finance import FinanceLine, FinanceVersion
-from hub.store.tables import Cursor, Entity, OutboxEvent, lane_of, utcnow
+from hub.store.tables import Cursor, Entity, OutboxEvent, utcnow
+from hub.store.writer import NewEvent, append_events
 
 log = logging.getLogger("carehub.finance")
 
@@ -149,10 +150,14 @@ def line_terms(doc: dict[str, Any], person_id: str, ctx: _Context) -> dict[str, 
     start = _date(doc["start"])
     assert start is not None
     end = _date(doc.get("end"))
+    plan = ctx.plan(doc.get("care_plan_id"))
+    plan_end = _date(plan.get("end")) if plan.get("status") == "ended" else None
+    if plan_end is not None and (end is None or end > plan_end):  # a service ends with its plan
+        end = max(plan_end, start)
     total, basis = total_pence(weekly, start, end)
     provider = doc.get("provider_id")
     supplier = mapping.suppliers.get(provider or "")
-    area = ctx.plan(doc.get("care_plan_id")).get("service_area")
+    area = plan.get("service_area")
     reason = ctx.support_reason(person_id) if area != "childrens" else None
     return {
         "person_id": person_id, "care_plan_id": doc.get("care_plan_id"), "service_type": service_type,
@@ -270,6 +275,7 @@ class Deriver:
             delta_total_pence=terms["total_pence"] - (previous.total_pence if previous else 0),
             event_id=event_id_for(line_id, number, kind), recorded_at=utcnow(),
         )
+        version.item = orjson.dumps(feed_item(version)).decode()
         self.latest[line_id] = version
         self.written.append(version)
         counter = {"create": "created", "amend": "amended", "close": "closed", "reverse": "reversed"}[action]
@@ -302,18 +308,11 @@ def _keep_line(session: Session, version: FinanceVersion, commitment_id: str | N
 
 
 def announce(session: Session, versions: Iterable[FinanceVersion]) -> None:
-    """The change events of new versions, in the transaction that wrote them (the link's one event writer).
-
-    The caller holds the outbox-order lock (``hold_outbox_order``), as every writer of outbox rows must.
-    """
-    rows = [{
-        "event_id": v.event_id, "entity_type": LINE_ENTITY, "entity_id": v.line_id, "person_id": v.person_id,
-        "kind": "created" if v.version == 1 else "updated", "version": v.version, "ordering_key": v.person_id,
-        "lane": lane_of(v.person_id),
-        "payload": orjson.dumps(feed_item(v)).decode(), "source": SOURCE, "created_at": v.recorded_at,
-        "status": "pending",
-    } for v in versions]
-    session.execute(OutboxEvent.__table__.insert(), rows)
+    """The change events of new versions, through the core's ``append_events``, in the transaction that wrote
+    them (their key: line id + version; their ordering key: the person)."""
+    append_events(session, [NewEvent(
+        v.event_id, LINE_ENTITY, v.line_id, v.person_id, "created" if v.version == 1 else "updated", v.version,
+        v.person_id, SOURCE, v.recorded_at, v.item or orjson.dumps(feed_item(v))) for v in versions])
 
 
 def feed_item(v: FinanceVersion) -> dict[str, Any]:

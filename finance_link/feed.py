@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,8 @@ from hub.errors import HubError
 from hub.store.finance import FinanceVersion
 
 CURSOR_PREFIX = "fv1."
+_ID = FinanceVersion.__table__.c.id
+_ITEM = FinanceVersion.__table__.c.item
 
 
 class InvalidFeedCursor(HubError):
@@ -34,14 +37,23 @@ class InvalidFeedCursor(HubError):
 
 @dataclass(frozen=True, slots=True)
 class FeedPage:
-    """One page of the feed: the versions and the cursor to ask for next."""
+    """One page of the feed: each version's JSON (as stored when it was written) and the cursor to ask for next."""
 
-    items: list[dict[str, Any]]
+    raw: list[str]
     next: str
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The versions, parsed."""
+        return [orjson.loads(item) for item in self.raw]
 
     def as_json(self) -> dict[str, Any]:
         """The page as the API answers it."""
         return {"items": self.items, "next": self.next}
+
+    def as_bytes(self) -> bytes:
+        """The page as JSON bytes, the stored items joined as they are."""
+        return b'{"items":[' + ",".join(self.raw).encode() + b'],"next":' + orjson.dumps(self.next) + b"}"
 
 
 def encode_cursor(position: int) -> str:
@@ -62,17 +74,23 @@ def decode_cursor(cursor: str | None) -> int:
 def read_page(session: Session, since: str | None, limit: int) -> FeedPage:
     """Up to ``limit`` versions after ``since``, oldest first, and the cursor after the last."""
     after = decode_cursor(since)
-    rows = session.scalars(select(FinanceVersion).where(FinanceVersion.id > after)
-                           .order_by(FinanceVersion.id).limit(limit)).all()
-    position = rows[-1].id if rows else after
-    return FeedPage([feed_item(v) for v in rows], encode_cursor(position))
+    rows = session.execute(select(_ID, _ITEM).where(after < _ID).order_by(_ID).limit(limit)).all()
+    raw = [item if item is not None else _made(session, position) for position, item in rows]
+    return FeedPage(raw, encode_cursor(rows[-1][0] if rows else after))
+
+
+def _made(session: Session, position: int) -> str:
+    """The item of a version written before items were kept (migration 0012_finance_items)."""
+    version = session.get(FinanceVersion, position)
+    assert version is not None
+    return orjson.dumps(feed_item(version)).decode()
 
 
 def iter_pages(session: Session, since: str | None, limit: int) -> Iterator[FeedPage]:
     """Every page from ``since`` to the end of the feed."""
     while True:
         page = read_page(session, since, limit)
-        if not page.items:
+        if not page.raw:
             return
         yield page
         since = page.next

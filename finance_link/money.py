@@ -23,13 +23,16 @@ def pounds(pence: int) -> Decimal:
 
 
 def money(pence: int | None) -> str | None:
-    """Integer pence as a decimal string with two places ("1234.50", "-3.07")."""
-    return None if pence is None else f"{pounds(pence):.2f}"
+    """Integer pence as a decimal string with two places ("1234.50", "-3.07"): integer arithmetic, exact."""
+    if pence is None:
+        return None
+    whole, part = divmod(abs(pence), 100)
+    return f"{'-' if pence < 0 else ''}{whole}.{part:02d}"
 
 
 def hundredths(x100: int) -> str:
     """Integer hundredths (units per week) as a decimal string with two places."""
-    return f"{(Decimal(x100) * PENNY).quantize(PENNY):.2f}"
+    return money(x100) or "0.00"
 
 
 def parse_amount(text: str, field: str) -> Decimal:

@@ -240,19 +240,32 @@ class FinanceSimulator:
 
     def invoices(self, weeks: int, through: date, *, overspend: dict[str, Decimal] | None = None
                  ) -> list[dict[str, str]]:
-        """Invoices for the last ``weeks`` weeks to ``through`` of every open or closed line it holds (weekly
-        amount x weeks, times a factor per line in ``overspend``), as the hub's actuals API takes them."""
+        """Invoices for the last ``weeks`` weeks to ``through`` of every line it holds that ran then, for the days
+        it ran (weekly amount x days / 7, times a factor per line in ``overspend``), as the hub's actuals API
+        takes them."""
         items = []
         period_from = through - timedelta(days=7 * weeks - 1)
         with self.lock:
             for c in self.commitments.values():
-                if c.status == "reversed":
+                start, end = max(period_from, c.start), min(through, c.end or through)
+                if c.status == "reversed" or end < start:
                     continue
-                amount = (c.weekly * weeks * (overspend or {}).get(c.line_id, Decimal(1))).quantize(Decimal("0.01"))
+                days = (end - start).days + 1
+                factor = (overspend or {}).get(c.line_id, Decimal(1))
+                amount = (c.weekly * days / 7 * factor).quantize(Decimal("0.01"))
                 items.append({"reference": f"INV-{c.number}-{through:%Y%m%d}", "line_id": c.line_id,
-                              "kind": "invoice", "period_from": period_from.isoformat(),
-                              "period_to": through.isoformat(), "amount": f"{amount:.2f}"})
+                              "kind": "invoice", "period_from": start.isoformat(),
+                              "period_to": end.isoformat(), "amount": f"{amount:.2f}"})
         return items
+
+    def drop_actuals(self, folder: Path, name: str, items: list[dict[str, str]]) -> Path:
+        """Write actuals as a CSV into the hub's drop folder, as a ledger's scheduled export would."""
+        folder.mkdir(parents=True, exist_ok=True)
+        columns = ("reference", "line_id", "kind", "period_from", "period_to", "amount")
+        lines = [",".join(columns)] + [",".join(item[c] for c in columns) for item in items]
+        partial = folder / f".{name}.part"
+        partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return partial.rename(folder / name)  # appears whole: the hub never sees half a file
 
     def post_actuals(self, hub_url: str, token: str, items: list[dict[str, str]]) -> dict[str, Any]:
         """POST actuals to the hub's ``/api/finance/actuals`` with a bearer token; the hub's answer."""
@@ -298,6 +311,10 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one segment, without Nagle: otherwise each answer waits for the client's
+    # delayed ACK (about 40 ms on Linux), which a real ERP's server does not make its callers wait.
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name

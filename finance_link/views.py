@@ -125,12 +125,18 @@ def finance_view(session: Session, flt: LineFilter, page: int = 1, size: int = P
 
 
 def indicative_services(session: Session, flt: LineFilter) -> dict[str, Any]:
-    """Services planned but not yet approved (never sent to the finance system): count and weekly total."""
-    count, weekly = 0, 0
-    query = select(Entity.document).where(Entity.entity_type == "Commitment")
-    for (doc_json,) in session.execute(query):
+    """Services planned but not yet approved (never sent to the finance system): count and weekly total; and the
+    personal budgets of plans awaiting approval (annual)."""
+    count, weekly, plans, budgets = 0, 0, 0, Decimal(0)
+    query = select(Entity.entity_type, Entity.document).where(Entity.entity_type.in_(("Commitment", "CarePlan")))
+    for entity_type, doc_json in session.execute(query):
         doc = orjson.loads(doc_json)
         if doc.get("status") not in INDICATIVE:
+            continue
+        if entity_type == "CarePlan":
+            if doc.get("personal_budget") and not flt.provider:
+                plans += 1
+                budgets += Decimal(str(doc["personal_budget"]))
             continue
         if flt.provider and doc.get("provider_id") != flt.provider:
             continue
@@ -140,7 +146,7 @@ def indicative_services(session: Session, flt: LineFilter) -> dict[str, Any]:
             continue
         count += 1
         weekly += weekly_pence(Decimal(str(doc.get("unit_cost", 0))), Decimal(str(doc.get("units_per_week", 0))))
-    return {"services": count, "weekly": money(weekly)}
+    return {"services": count, "weekly": money(weekly), "budgets": plans, "budgets_annual": f"{budgets:.2f}"}
 
 
 def write_lines_csv(session: Session, flt: LineFilter, out: TextIO) -> int:

@@ -75,6 +75,7 @@ class Entry:
     locality: str
     postcode: str
     raw: tuple[Any, ...]
+    towns: frozenset[str] = frozenset()  # the place names it answers to (set by the index)
 
     def address(self) -> Bs7666Address:
         """The BS7666 address of this entry, for rendering."""
@@ -159,7 +160,26 @@ class AddressMatcher:
         self.streets_by_outward: dict[str, set[str]] = {}
         self.streets: set[str] = set()
         self.places: set[str] = set()
+        self.localities: set[str] = set()
+        # Properties known by a name (PAO text) or an organisation, wherever they are, and the
+        # named properties of each place (locality or town): rural addresses often have no street.
+        self.by_name: dict[str, list[Entry]] = {}
+        # (name, postcode) and (name, place) -> the properties of that name there.
+        self.by_name_near: dict[tuple[str, str], list[Entry]] = {}
+        # (street, place) -> the named properties of that street in that place.
+        self.named_near: dict[tuple[str, str], list[Entry]] = {}
+        self.named_in_place: dict[str, list[Entry]] = {}
         for entry in entries:
+            town = phrase(entry.raw[12])
+            entry.towns = frozenset({entry.locality, town} if entry.locality else {town})
+            for label in {entry.name, entry.org} - {""}:
+                self.by_name.setdefault(label, []).append(entry)
+                self.by_name_near.setdefault((label, entry.postcode), []).append(entry)
+                for place in entry.towns:
+                    self.by_name_near.setdefault((label, place), []).append(entry)
+            if entry.name or entry.org:
+                for place in self.towns_of(entry) - {""}:
+                    self.named_in_place.setdefault(place, []).append(entry)
             self.streets.add(entry.street)
             self.by_street_pao.setdefault((entry.street, entry.pao), []).append(entry)
             if "-" in entry.pao:
@@ -167,6 +187,8 @@ class AddressMatcher:
                     self.by_street_pao.setdefault((entry.street, part), []).append(entry)
             if entry.name or entry.org:
                 self.named.setdefault(entry.street, []).append(entry)
+                for place in entry.towns:
+                    self.named_near.setdefault((entry.street, place), []).append(entry)
             if entry.postcode:
                 self.by_postcode.setdefault(entry.postcode, []).append(entry)
                 self.streets_by_outward.setdefault(entry.postcode.split()[0], set()).add(
@@ -174,12 +196,16 @@ class AddressMatcher:
                 )
             if entry.locality:
                 self.places.add(entry.locality)
+                self.localities.add(entry.locality)
             town = entry.raw[12]
             if town:
                 self.places.add(phrase(town))
         self.street_list = sorted(self.streets)
         self.longest_street = max((len(s.split()) for s in self.streets), default=1)
         self.longest_place = max((len(p.split()) for p in self.places), default=1)
+        self.longest_name = max((len(n.split()) for n in self.by_name), default=1)
+        self._labels: dict[str, list[str]] = {}
+        self._pools: dict[tuple[str, str], tuple[list[Entry], list[str]]] = {}
 
     @classmethod
     def from_store(cls, store: Store) -> AddressMatcher:
@@ -301,6 +327,10 @@ class AddressMatcher:
             if _settled(best):
                 return best
         query.places.clear()
+        self._named(query, best)
+        if _settled(best):
+            return best
+        query.places.clear()
         rest = self._strip_places(words, query)
         prefix, street_words = _split_prefix(rest)
         if query.postcode.full and query.postcode.full in self.by_postcode:
@@ -321,6 +351,158 @@ class AddressMatcher:
                 return best
         self._fuzzy_streets(rest, query, best)
         return best
+
+    def _named(self, query: Query, best: dict[int, tuple[float, Entry, str]]) -> None:
+        """Candidates by the property's own name or organisation, with or without its street.
+
+        A name found word for word anywhere in the text is looked up wherever it is (the same
+        house name recurs in other villages and on other streets); failing that, the named
+        properties at the postcode or in the places the text names are compared by similarity.
+        Each is scored by postcode, place, street and flat (:meth:`_score_named`).
+        """
+        words = query.words
+        spans: list[tuple[int, int]] = []
+        for i in range(len(words)):
+            for j in range(min(len(words), i + self.longest_name), i, -1):
+                if " ".join(words[i:j]) in self.by_name:
+                    spans.append((i, j))
+                    break
+        streets = {
+            " ".join(words[a:b]) for a, b in self._street_spans(words)
+        }
+        if spans:
+            for start, end in spans:
+                name = " ".join(words[start:end])
+                prefix = words[:start]
+                self._strip_places(words[end:], query)
+                self._strip_places(prefix, query)
+                held = self.by_name[name]
+                if len(held) > 8 and (query.places or query.postcode.full):
+                    # A common name (a pub, a "Rose Cottage"): those in the places or at the
+                    # postcode given first; the others only when none of them is.
+                    places = (query.places & self.localities) or query.places
+                    near: dict[int, Entry] = {}
+                    for key in [query.postcode.full or "", *places]:
+                        near.update((e.uprn, e) for e in self.by_name_near.get((name, key), ()))
+                    held = list(near.values()) or held
+                for entry in held:
+                    self._keep(best, entry, query, prefix, streets, 0.0, "name found", name)
+            return
+        # No name word for word: the named properties at the postcode, or in the most specific
+        # places named (a village, else the post town when there is no postcode either).
+        rest = self._strip_places(words, query)
+        text = " ".join(w for w in rest if not _numberish(w) and w not in FLAT_WORDS)
+        if not text:
+            return
+        prefix = [w for w in rest if _numberish(w) or w in FLAT_WORDS]
+        places = query.places & self.localities
+        if not places and not query.postcode.full:
+            places = query.places
+        pools: list[tuple[str, str]] = [("postcode", query.postcode.full)] if query.postcode.full else []
+        pools += [("place", place) for place in sorted(places)]
+        seen: set[int] = set()
+        for pool_key in pools:
+            entries, labels = self._pool(pool_key)
+            for _, similarity, k in process.extract(
+                text, labels, scorer=fuzz.token_set_ratio, score_cutoff=85, limit=None
+            ):
+                entry = entries[k]
+                if entry.uprn in seen:
+                    continue
+                seen.add(entry.uprn)
+                self._keep(
+                    best, entry, query, prefix, streets, (100 - similarity) / 100 * 1.5,
+                    f"name {similarity:.0f}% alike", entry.name or entry.org,
+                )
+
+    def _pool(self, key: tuple[str, str]) -> tuple[list[Entry], list[str]]:
+        """The named properties at a postcode or in a place, with one label per name
+        (a property with both a name and an organisation appears under each)."""
+        held = self._pools.get(key)
+        if held is None:
+            kind, value = key
+            source = self.by_postcode.get(value, []) if kind == "postcode" else self.named_in_place.get(value, [])
+            entries: list[Entry] = []
+            labels: list[str] = []
+            for entry in source:
+                for label in (entry.name, entry.org):
+                    if label:
+                        entries.append(entry)
+                        labels.append(label)
+            held = self._pools[key] = (entries, labels)
+        return held
+
+    def _keep(
+        self,
+        best: dict[int, tuple[float, Entry, str]],
+        entry: Entry,
+        query: Query,
+        prefix: list[str],
+        streets: set[str],
+        penalty: float,
+        how: str,
+        name: str,
+    ) -> None:
+        score, why = self._score_named(entry, query, prefix, streets, penalty)
+        if score <= 0:
+            return
+        held = best.get(entry.uprn)
+        if held is None or score > held[0]:
+            kind = "organisation" if name == entry.org else "property name"
+            best[entry.uprn] = (score, entry, f"{how} ({kind}){why}")
+
+    def _score_named(
+        self, entry: Entry, query: Query, prefix: list[str], streets: set[str], penalty: float
+    ) -> tuple[float, str]:
+        """Score a property found by its name: flat, postcode, place and street must not disagree."""
+        sao, numbers, _, _ = _read_prefix(prefix)
+        if sao is None and entry.sao and numbers:
+            sao, numbers = numbers[-1], numbers[:-1]  # "2 The Old School": flat 2 in it
+        if (sao or "") != entry.sao:
+            return 0.0, ""
+        if numbers and entry.pao and numbers[-1] != entry.pao:
+            return 0.0, ""
+        score = 1.0 - penalty
+        notes: list[str] = []
+        pc_penalty, pc_note = _postcode_penalty(entry, query.postcode)
+        # A name and a postcode are all a rural address has: a postcode that differs counts
+        # for more than beside a street and number (the same name recurs a lane away), and
+        # whether it differs by a sector or a district says nothing about which it is.
+        if query.postcode.full and pc_penalty:
+            pc_penalty = 0.25  # another unit, near or far: two such are equally (un)likely
+        score -= pc_penalty
+        if pc_note:
+            notes.append(pc_note)
+        towns = self.towns_of(entry)
+        # The most specific place named decides: a village's name, else a post town that
+        # covers many villages.
+        named_localities = query.places & self.localities
+        if named_localities:
+            towns = frozenset({entry.locality})
+        if query.places:
+            if not (named_localities or query.places) & towns:
+                score -= 0.3
+                notes.append("place differs")
+            else:
+                notes.append("place agrees")
+        elif not query.postcode.full:
+            score -= 0.15
+            notes.append("no place or postcode")
+        if streets:
+            if entry.street in streets:
+                notes.append("street agrees")
+            else:
+                score -= 0.3
+                notes.append("another street named")
+        else:
+            notes.append("no street given")
+        if entry.status == 3:
+            score -= 0.02
+            notes.append("alternative address")
+        elif entry.status == 6:
+            score -= 0.04
+            notes.append("provisional address")
+        return score, "; " + ", ".join(notes)
 
     def _fuzzy_streets(
         self, rest: list[str], query: Query, best: dict[int, tuple[float, Entry, str]]
@@ -366,7 +548,19 @@ class AddressMatcher:
         sao_hint, numbers, names, trailing = _read_prefix(prefix)
         name_text = " ".join(names)
         for reading in _readings(sao_hint, numbers, bool(names)):
-            pool = self.by_street_pao.get((street, reading.pao), []) if reading.pao else self.named.get(street, [])
+            if reading.pao:
+                pool = self.by_street_pao.get((street, reading.pao), [])
+            else:
+                pool = self.named.get(street, [])
+                places = query.places & self.localities
+                if len(pool) > 8 and places:
+                    # A street name found in many places: its named properties in the place given
+                    # (the others would lose for the place anyway), all of them when none is there.
+                    near = [e for place in places for e in self.named_near.get((street, place), ())]
+                    pool = near or pool
+                if name_text and len(pool) > 8:
+                    # Only a name at least 75% alike can score (see _score): find those in one call.
+                    pool = self._named_alike(street, pool, name_text)
             for entry in pool:
                 if entry.sao != reading.sao:
                     continue
@@ -376,6 +570,18 @@ class AddressMatcher:
                 held = best.get(entry.uprn)
                 if held is None or score > held[0]:
                     best[entry.uprn] = (score, entry, f"{how}; {reading.note}{why}")
+
+    def _named_alike(self, street: str, pool: list[Entry], name_text: str) -> list[Entry]:
+        if pool is self.named.get(street):
+            labels = self._labels.get(street)
+            if labels is None:
+                labels = self._labels[street] = [f"{e.name} {e.org}".strip() for e in pool]
+        else:
+            labels = [f"{e.name} {e.org}".strip() for e in pool]
+        found = process.extract(
+            name_text, labels, scorer=fuzz.token_set_ratio, score_cutoff=75, limit=None
+        )
+        return [pool[k] for _, _, k in found]
 
     def _score(
         self,
@@ -391,25 +597,10 @@ class AddressMatcher:
         if "-" in entry.pao and reading.pao != entry.pao:
             score -= 0.15
             notes.append("number inside a range")
-        pc = query.postcode
-        if pc.full:
-            if entry.postcode != pc.full:
-                if entry.postcode[:-2] == pc.full[:-2]:
-                    score -= 0.06
-                    notes.append("postcode differs (same sector)")
-                elif entry.postcode.split()[0] == pc.outward:
-                    score -= 0.1
-                    notes.append("postcode differs (same district)")
-                else:
-                    score -= 0.15
-                    notes.append("postcode differs")
-        elif pc.outward:
-            if entry.postcode.split()[0] != pc.outward:
-                score -= 0.1
-                notes.append("postcode district differs")
-        else:
-            score -= 0.02
-            notes.append("no postcode")
+        pc_penalty, pc_note = _postcode_penalty(entry, query.postcode)
+        score -= pc_penalty
+        if pc_note:
+            notes.append(pc_note)
         localities = query.places - self.towns_of(entry)
         if localities:
             score -= 0.12
@@ -448,16 +639,15 @@ class AddressMatcher:
             notes.append("provisional address")
         return score, (", " + ", ".join(notes)) if notes else ""
 
-    def towns_of(self, entry: Entry) -> set[str]:
+    def towns_of(self, entry: Entry) -> frozenset[str]:
         """The place names an entry answers to (its locality and town)."""
-        town = phrase(entry.raw[12])
-        return {entry.locality, town} if entry.locality else {town}
+        return entry.towns
 
     def _decide(self, found: dict[int, tuple[float, Entry, str]]) -> AddressMatch:
         ranked = sorted(found.values(), key=lambda c: -c[0])
         candidates = [
             Candidate(str(e.uprn), round(max(0.0, min(1.0, s)), 3), e.address().single_line(), why)
-            for s, e, why in ranked[:5]
+            for s, e, why in ranked[:3]
         ]
         if not ranked:
             return _unmatched("no property in the gazetteer fits this address", candidates)
@@ -479,6 +669,23 @@ class AddressMatcher:
         return AddressMatch(
             str(entry.uprn), address.usrn, round(score, 3), address.lines(), why, candidates
         )
+
+
+def _postcode_penalty(entry: Entry, pc: Postcode) -> tuple[float, str]:
+    """What the postcode given (or its absence) takes off an entry's score, and the note."""
+    if pc.full:
+        if entry.postcode == pc.full:
+            return 0.0, ""
+        if entry.postcode[:-2] == pc.full[:-2]:
+            return 0.12, "postcode differs (same sector)"
+        if entry.postcode.split()[0] == pc.outward:
+            return 0.1, "postcode differs (same district)"
+        return 0.15, "postcode differs"
+    if pc.outward:
+        if entry.postcode.split()[0] != pc.outward:
+            return 0.1, "postcode district differs"
+        return 0.0, ""
+    return 0.02, "no postcode"
 
 
 def _extra_words(query_name: str, held: str) -> bool:

@@ -147,6 +147,7 @@ class SimStreet:
     name: str
     locality: str
     record_type: int = 1
+    post_town: str = POST_TOWN
 
 
 @dataclass
@@ -160,6 +161,7 @@ class SimLpi:
     postcode: str
     logical_status: int = 1
     end_date: date | None = None
+    post_town: str = POST_TOWN
 
 
 @dataclass
@@ -225,7 +227,7 @@ class Town:
             pao=lpi.pao,
             street=street.name,
             locality=street.locality,
-            town=POST_TOWN,
+            town=street.post_town,
             postcode=lpi.postcode,
             organisation=prop.organisation,
             uprn=str(prop.uprn),
@@ -559,7 +561,7 @@ def _street_values(street: SimStreet) -> list[Any]:
 
 
 def _descriptor_values(street: SimStreet) -> list[Any]:
-    return [street.usrn, street.name, street.locality, POST_TOWN, "NORTHBRIDGE", "ENG"]
+    return [street.usrn, street.name, street.locality, street.post_town, "NORTHBRIDGE", "ENG"]
 
 
 def _blpu_values(prop: SimProperty, updated: date) -> list[Any]:
@@ -613,7 +615,7 @@ def _lpi_values(prop: SimProperty, lpi: SimLpi, updated: date) -> list[Any]:
         None,
         "Y",
         lpi.postcode,
-        POST_TOWN,
+        lpi.post_town,
         "Y",
         None,
         None,

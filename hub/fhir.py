@@ -29,6 +29,7 @@ from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.relatedperson import RelatedPerson
 from fhir.resources.R4B.resource import Resource
+from fhir.resources.R4B.task import Task
 
 from hub import __version__
 from hub.errors import HubError
@@ -53,6 +54,8 @@ ETHNIC_CODES = frozenset("ABCDEFGHJKLMNPRSZ")
 
 # The value sets of the codes the hub emits (required bindings in R4, or the hub's chosen code systems).
 VALUE_SETS: dict[str, frozenset[str]] = {
+    "task-status": frozenset({"draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
+                              "in-progress", "on-hold", "failed", "completed", "entered-in-error"}),
     "administrative-gender": frozenset({"male", "female", "other", "unknown"}),
     "link-type": frozenset({"replaced-by", "replaces", "refer", "seealso"}),
     "name-use": frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"}),
@@ -240,6 +243,25 @@ class FhirBuilder:
                 "careManager": {"display": doc["allocated_worker"]} if doc.get("allocated_worker") else None}
         return EpisodeOfCare.model_validate(_clean(data))
 
+    def task(self, item: dict[str, Any]) -> Task:
+        """Task from a Transition: the move to adult services (Care Act s58), its stage as the Task's status and
+        business status, the hold reason as the status reason, the adults' system's referral id."""
+        doc = item["data"]
+        stage = doc.get("stage", "identified")
+        status = TASK_STATUS.get(stage, "in-progress")
+        data = {"resourceType": "Task", "id": item["id"], "meta": _meta(item.get("updated")),
+                "status": coded("task-status", status), "intent": "order",
+                "businessStatus": _text(stage.replace("_", " ")),
+                "statusReason": _text(doc["hold_reason"]) if doc.get("hold_reason") else None,
+                "code": _text("Transition to adult social care (Care Act 2014 s58 transition assessment)"),
+                "for": _ref("Patient", doc.get("person_id")), "authoredOn": doc.get("identified"),
+                "identifier": [{"system": self.local_system("adults_case"), "value": doc["adults_system_id"]}]
+                if doc.get("adults_system_id") else None,
+                "owner": {"display": "Adult social care"},
+                "note": [{"text": doc["significant_benefit_reason"]}] if doc.get("significant_benefit_reason")
+                else None}
+        return Task.model_validate(_clean(data))
+
     def care_plan(self, item: dict[str, Any]) -> CarePlan:
         """CarePlan from a CarePlan (CIN, CP, care, support, pathway plan)."""
         doc = item["data"]
@@ -369,12 +391,16 @@ class FhirBuilder:
 BUILDERS = {
     "Relationship": FhirBuilder.related_person, "Episode": FhirBuilder.episode_of_care,
     "CarePlan": FhirBuilder.care_plan, "HealthEvent": FhirBuilder.encounter, "Flag": FhirBuilder.flag,
-    "Consent": FhirBuilder.consent, "DocumentLink": FhirBuilder.document_reference,
+    "Consent": FhirBuilder.consent, "DocumentLink": FhirBuilder.document_reference, "Transition": FhirBuilder.task,
 }
+# A Transition's stage as a Task's status (the stage itself is the Task's business status).
+TASK_STATUS = {"identified": "draft", "held": "on-hold", "referral_requested": "requested", "received": "received",
+               "assessment": "in-progress", "eligible": "in-progress", "not_eligible": "rejected",
+               "plan_in_place": "completed", "closed": "completed"}
 # FHIR resource type -> the canonical entity type behind it.
 RESOURCE_TYPES = {"Patient": "Person", "RelatedPerson": "Relationship", "EpisodeOfCare": "Episode",
                   "CarePlan": "CarePlan", "Encounter": "HealthEvent", "Flag": "Flag", "Consent": "Consent",
-                  "DocumentReference": "DocumentLink"}
+                  "DocumentReference": "DocumentLink", "Task": "Transition"}
 ENTITY_RESOURCES = {v: k for k, v in RESOURCE_TYPES.items()} | {"Patient": "Patient"}
 
 

@@ -374,9 +374,12 @@ def facts_from(person_id: str, entities: Iterable[Entity | StoredItem]) -> Perso
     facts = PersonFacts(person_id)
     consents: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in entities:
-        if e.entity_type not in ("Seal", "Episode", "Consent"):
+        if e.entity_type not in ("Seal", "Episode", "Consent", "Person", "Transition"):
             continue
         doc = e.data if isinstance(e, StoredItem) else orjson.loads(e.document)
+        facts.note(e.entity_type, doc)
+        if e.entity_type in ("Person", "Transition"):
+            continue
         if e.entity_type == "Seal":
             facts.seals.append(doc)
         elif e.entity_type == "Episode":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -34,6 +35,40 @@ class RolePolicy(BaseModel):
     consent_scope: str | None = Field(default=None, description="Consent scope that limits this role to demographics.")
     requires_relationship: bool = Field(default=False, description="Only people with an Episode of the caller's team.")
     break_glass: bool = Field(default=False, description="Whether the role may break glass.")
+    cohort: Literal["transitions"] | None = Field(
+        default=None, description="'transitions': only young people in the transitions cohort (docs/transitions.md).")
+
+
+class Team(BaseModel):
+    """One team of the council: reference data (config/teams.toml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=32, description="What tokens, episodes and seals carry.")
+    name: str = Field(min_length=1, description="The team's name, as people read it.")
+    service_area: str | None = None
+    names: list[str] = Field(default_factory=list, description="Other spellings a source system uses.")
+
+
+class TeamsFile(BaseModel):
+    """The teams file: every team once, no name shared by two teams."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    teams: list[Team]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TeamsFile:
+        seen: dict[str, str] = {}
+        problems = []
+        for team in self.teams:
+            for label in {team.code.casefold(), team.name.casefold(), *(n.casefold() for n in team.names)}:
+                other = seen.setdefault(label, team.code)
+                if other != team.code:
+                    problems.append(f"{label!r} names both {other} and {team.code}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class PolicyFile(BaseModel):
@@ -41,6 +76,7 @@ class PolicyFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    teams_file: str | None = Field(default=None, description="The teams' reference data, beside the policy.")
     sections: dict[str, list[str]]
     purposes: dict[str, str]
     roles: dict[str, RolePolicy]
@@ -65,8 +101,10 @@ class Policy:
     """The loaded policy, with the lookups the access rules make (each role's types worked out once)."""
 
     file: PolicyFile
+    teams: tuple[Team, ...] = ()
     _readable: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
     _writable: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+    _codes: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         sections = self.file.sections
@@ -74,6 +112,8 @@ class Policy:
                                                for role, rule in self.file.roles.items()})
         object.__setattr__(self, "_writable", {role: frozenset(t for s in rule.write for t in sections[s])
                                                for role, rule in self.file.roles.items()})
+        object.__setattr__(self, "_codes", {label.casefold(): team.code for team in self.teams
+                                            for label in (team.code, team.name, *team.names)})
 
     @classmethod
     def load(cls, path: Path) -> Policy:
@@ -83,10 +123,21 @@ class Policy:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read the policy: {exc}") from exc
         try:
-            return cls(PolicyFile.model_validate(raw))
+            file = PolicyFile.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
             raise ConfigError(f"{path}: policy is invalid: {problems}") from exc
+        teams: tuple[Team, ...] = ()
+        if file.teams_file:
+            teams_path = path.parent / file.teams_file
+            try:
+                teams = tuple(TeamsFile.model_validate(tomllib.loads(teams_path.read_text(encoding="utf-8"))).teams)
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"{teams_path}: cannot read the teams: {exc}") from exc
+            except ValidationError as exc:
+                problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+                raise ConfigError(f"{teams_path}: teams are invalid: {problems}") from exc
+        return cls(file, teams)
 
     @property
     def roles(self) -> list[str]:
@@ -111,6 +162,19 @@ class Policy:
     def writable_types(self, role: str) -> frozenset[str]:
         """Entity types the role may change."""
         return self._writable.get(role, frozenset())
+
+    def team_code(self, team: str | None) -> str | None:
+        """The code of a team named by its code, its name or another spelling the reference data knows (the
+        text as it is, trimmed, for a team the reference data does not know)."""
+        if team is None:
+            return None
+        text = team.strip()
+        return self._codes.get(text.casefold(), text) or None
+
+    def team_name(self, code: str | None) -> str | None:
+        """A team's name, for people to read (the code itself when the reference data does not know it)."""
+        found = next((t.name for t in self.teams if t.code == code), None)
+        return found or code
 
     def purpose_code(self, purpose: str) -> str:
         """The HL7 v3 ActReason code of a purpose (for AuditEvent.purposeOfEvent)."""

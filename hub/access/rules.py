@@ -12,6 +12,7 @@ import contextlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from hub.access.policy import Policy
@@ -42,6 +43,18 @@ class PersonFacts:
     seals: list[dict[str, Any]] = field(default_factory=list)
     teams: set[str] = field(default_factory=set)
     consents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    person: dict[str, Any] | None = None
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+    transition_stage: str | None = None
+
+    def note(self, entity_type: str, doc: dict[str, Any]) -> None:
+        """Keep what the transitions cohort rule needs from one of the person's documents."""
+        if entity_type == "Person":
+            self.person = doc
+        elif entity_type == "Episode":
+            self.episodes.append(doc)
+        elif entity_type == "Transition" and doc.get("stage") not in ("closed", None):
+            self.transition_stage = doc["stage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,23 +136,41 @@ def require_write(policy: Policy, caller: Caller, entity_type: str) -> None:
         raise Forbidden(f"the role {caller.role} may not change {section}")
 
 
-def seal_admits(seal: dict[str, Any], caller: Caller) -> bool:
-    """True when the seal names the caller's role or team."""
-    return caller.role in seal.get("allowed_roles", []) or (
-        caller.team is not None and caller.team in seal.get("allowed_teams", []))
+def seal_admits(policy: Policy, seal: dict[str, Any], caller: Caller) -> bool:
+    """True when the seal names the caller's role or team (teams compared by code)."""
+    if caller.role in seal.get("allowed_roles", []):
+        return True
+    team = policy.team_code(caller.team)
+    return team is not None and team in {policy.team_code(t) for t in seal.get("allowed_teams", [])}
 
 
-def is_hidden(facts: PersonFacts, caller: Caller) -> bool:
+def is_hidden(policy: Policy, facts: PersonFacts, caller: Caller) -> bool:
     """True when a seal hides the person from this caller (before any break glass)."""
-    return any(not seal_admits(seal, caller) for seal in facts.seals)
+    return any(not seal_admits(policy, seal, caller) for seal in facts.seals)
 
 
 def has_relationship(policy: Policy, facts: PersonFacts, caller: Caller) -> bool:
     """True when the role needs no relationship, or the caller's team works with the person (an open
-    Episode of the team) or is named by the person's seal (the adoption team on a sealed adoption record)."""
+    Episode of the team) or is named by the person's seal (the adoption team on a sealed adoption record).
+    Teams are compared by code: an episode or seal that names a team by its name counts as its code."""
     rule = policy.role(caller.role)
     if rule is None or not rule.requires_relationship:
         return True
-    if caller.team is None:
+    team = policy.team_code(caller.team)
+    if team is None:
         return False
-    return caller.team in facts.teams or any(caller.team in seal.get("allowed_teams", []) for seal in facts.seals)
+    named = {policy.team_code(t) for t in facts.teams}
+    named |= {policy.team_code(t) for seal in facts.seals for t in seal.get("allowed_teams", [])}
+    return team in named
+
+
+def in_transitions_cohort(facts: PersonFacts) -> bool:
+    """True when the person is a young person the transitions team works with (hub.transitions.due): from
+    ``[transitions] from_age`` with an open children's involvement, or with a transition under way."""
+    from hub.settings import get_settings
+    from hub.transitions.due import cohort_of
+
+    if facts.person is None:
+        return False
+    return bool(cohort_of(facts.person, facts.episodes, date.today(), get_settings().transitions,
+                          facts.transition_stage))

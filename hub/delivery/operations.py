@@ -70,6 +70,12 @@ def summary(d: Delivery) -> dict[str, Any]:
     }
 
 
+def ordering_key_of(session: Session, delivery_id: int) -> str | None:
+    """Whose events a delivery carries (its ordering key: the person, for a person's events), or None."""
+    key: str | None = session.scalar(select(Delivery.ordering_key).where(Delivery.id == delivery_id))
+    return key
+
+
 def list_deliveries(session: Session, flt: DeliveryFilter, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     """Deliveries matching ``flt``, most recently changed first."""
     query = select(Delivery).order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(limit).offset(offset)

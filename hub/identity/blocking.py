@@ -51,6 +51,9 @@ def block_keys(table: RecordTable, encoder: Encoder, key: str) -> IntArray:
         # Day and month in either order: a transposed date still meets its record.
         low, high = np.minimum(month, day), np.maximum(month, day)
         values, present = year * 10000 + low * 100 + high, full_date
+    elif key == "address_line":
+        # The same address line (normalised): survives a typo in any one name, date or postcode.
+        values, present = table.line.astype(np.int64), table.line >= 0
     elif key == "postcode+family_phonetic":
         values, present = (
             table.postcode * width + family_sound,

@@ -53,8 +53,10 @@ COMPARISONS: dict[str, tuple[str, ...]] = {
         "missing",
         "uprn",
         "line_and_postcode",
+        "similar_line_and_postcode",
         "postcode",
         "line",
+        "similar_line",
         "sector",
         "district",
         "different",
@@ -80,8 +82,10 @@ NHS_CONFLICT = 128
 # Jaro-Winkler similarity at or above which two names are "similar" / "close".
 SIMILAR = 0.92
 CLOSE = 0.80
-# Token-sort ratio (0-100) at or above which two address lines are the same line.
+# Token-sort ratio (0-100) at or above which two address lines are the same line, or alike
+# (a mistyped street: "stanleykstreet" for "stanley street").
 SAME_LINE = 90.0
+SIMILAR_LINE = 75.0
 
 
 def level(field: str, name: str) -> int:
@@ -187,9 +191,13 @@ class Comparer:
         levels = np.zeros((len(li), len(FIELDS)), dtype=np.int8)
 
         swapped = (gl >= 0) & (fl >= 0) & (gl == fr) & (fl == gr) & (gl != fl)
+        swapped |= self._swapped_with_typos(gl, gr, fl, fr, names, swapped, facts)
         given_level, given_edits = self._given(gl, gr, facts, names, swapped)
         levels[:, 0] = given_level
         levels[:, 1] = self._family(fl, fr, facts, names, swapped)
+        # A swap is one piece of evidence (two names agreeing crosswise): the given name's
+        # `swapped` level carries it, and the family name is not counted a second time.
+        levels[swapped, 1] = 0
         levels[:, 2] = self._birth(left, right, li, ri)
         sl, sr = left.sex[li], right.sex[ri]
         levels[:, 3] = np.where((sl == 0) | (sr == 0), 0, np.where(sl == sr, 1, 2))
@@ -199,6 +207,37 @@ class Comparer:
         levels[:, 6] = self._identifiers(left, right, li, ri)
         guards = self._guards(left, right, li, ri, levels, given_edits, facts, strict)
         return PairComparison(li, ri, levels, guards)
+
+    @staticmethod
+    def _swapped_with_typos(
+        gl: IntArray,
+        gr: IntArray,
+        fl: IntArray,
+        fr: IntArray,
+        names: npt.NDArray[np.object_],
+        exact: npt.NDArray[np.bool_],
+        facts: Any,
+    ) -> npt.NDArray[np.bool_]:
+        """Given and family names exchanged, one or both mistyped ('Millar Isabella' against
+        'Isabella Milloar'): each name close to the other side's other name (Jaro-Winkler >=
+        CLOSE, one of them >= SIMILAR), while the names as given are not close. Only pairs
+        whose initials agree crosswise are scored (a typo rarely hits the first letter)."""
+        mask = (gl >= 0) & (gr >= 0) & (fl >= 0) & (fr >= 0) & (gl != gr) & (fl != fr) & ~exact
+        mask &= (lookup(facts.initial, gl) == lookup(facts.initial, fr)) & (
+            lookup(facts.initial, fl) == lookup(facts.initial, gr)
+        )
+        if not mask.any():
+            return np.zeros(gl.shape, dtype=np.bool_)
+        jw = JaroWinkler.normalized_similarity
+        cross_a = _pair_scores(gl, fr, names, mask, jw)
+        cross_b = _pair_scores(fl, gr, names, mask, jw)
+        crossed = mask & (np.minimum(cross_a, cross_b) >= CLOSE) & (np.maximum(cross_a, cross_b) >= SIMILAR)
+        if not crossed.any():
+            return crossed
+        direct = np.maximum(
+            _pair_scores(gl, gr, names, crossed, jw), _pair_scores(fl, fr, names, crossed, jw)
+        )
+        return crossed & (direct < CLOSE)
 
     def _given(
         self,
@@ -311,13 +350,16 @@ class Comparer:
         # token_sort_ratio is ratio of the lines with their words sorted: sorted once per line, not per pair.
         ratio = _pair_scores(ll, lr, self.encoder.sorted_lines(), line_both & (ll != lr), fuzz.ratio)
         same_line = line_both & ((ll == lr) | (ratio >= SAME_LINE))
+        similar_line = line_both & (ratio >= SIMILAR_LINE)
         same_pc = pc_both & (pl == pr)
         level = _select(
             [
                 uprn_both & (ul == ur),
                 same_line & same_pc,
+                similar_line & same_pc & ~uprn_both,
                 same_pc & ~uprn_both,
                 same_line & ~uprn_both,
+                similar_line & ~uprn_both,
                 pc_both & ~uprn_both & (left.sector[li] == right.sector[ri]),
                 pc_both & ~uprn_both & (left.district[li] == right.district[ri]),
             ],
@@ -371,6 +413,7 @@ class Comparer:
             [
                 level("address", "uprn"),
                 level("address", "line_and_postcode"),
+                level("address", "similar_line_and_postcode"),
                 level("address", "postcode"),
                 level("address", "line"),
             ],

@@ -29,6 +29,7 @@ BLOCKING_KEYS = (
     "given_phonetic+birth_year",
     "birth_date_any_order",
     "postcode+family_phonetic",
+    "address_line",
 )
 
 
@@ -61,6 +62,9 @@ class Guards(_Strict):
     household_min_share: float = Field(default=0.004, ge=0, le=1)
     # ...judged only on files of at least this many records (fewer prove nothing: the guards stay on).
     household_min_records: int = Field(default=1000, ge=0)
+    # Without households, a record linked to two records that are not one person keeps the link
+    # that beats the other by this many bits (log2 odds); otherwise both go to review.
+    ambiguity_margin_bits: float = Field(default=10.0, ge=0)
 
 
 class Blocking(_Strict):
@@ -75,6 +79,7 @@ class Blocking(_Strict):
         "given_phonetic+birth_year",
         "given_phonetic+family_phonetic",
         "postcode+family_phonetic",
+        "address_line",
     )
     max_block_pairs: int = Field(default=250_000, ge=1)
     chunk_pairs: int = Field(default=1_000_000, ge=1000)
@@ -103,6 +108,9 @@ class Estimation(_Strict):
     prior_pairs: float = Field(default=50.0, ge=0)
     # Fewer candidate pairs than this: keep the configured m (too little data to learn from).
     min_training_pairs: int = Field(default=200, ge=0)
+    # The pipeline's resolver learns m and u per source from a sync's first batch of at least this
+    # many records (and keeps them for that source until its next sync); smaller: the weights below.
+    min_source_records: int = Field(default=1000, ge=2)
     random_pairs: int = Field(default=300_000, ge=1000)
     training_records: int = Field(default=25_000, ge=100)
     high_confidence: float = Field(default=0.999, gt=0.5, lt=1)

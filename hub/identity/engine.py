@@ -311,14 +311,73 @@ class Matcher:
         self.model = model
         return model
 
+    def learn_source(
+        self, batch: RecordTable, known: RecordTable | None, seed: int = 0
+    ) -> MatchModel | None:
+        """m and u learned from one source's batch of records and the persons already known.
+
+        The pipeline's resolver calls this once per source per sync (on a batch of at least
+        ``estimation.min_source_records``): u from random pairs of the batch's own records
+        (one source's records are mostly different people), m from the batch's candidate
+        pairs among the known persons and within the batch, by ``estimation.method`` (the
+        resolver keeps the relatives' guards on, so "auto" is leave-one-out). No term
+        frequencies (the resolver scores a handful of candidates per record). Returns None
+        when there is too little to learn from; the matcher's model is left as it was.
+        """
+        cfg = self.config.estimation
+        rng = np.random.default_rng(seed)
+        n = len(batch)
+        if n < 2:
+            return None
+        count = min(cfg.random_pairs, n * (n - 1))
+        li, ri = rng.integers(0, n, count), rng.integers(0, n, count)
+        distinct = li != ri
+        model = estimate_u(self.model, self.comparer.compare(batch, batch, li[distinct], ri[distinct]))
+        levels, guards, lrows, rrows = [], [], [], []
+        sides: list[RecordTable | None] = [None]
+        if known is not None and len(known):
+            sides.insert(0, known)
+        for other in sides:
+            for a, b, _ in self.blocker(batch, other).chunks():
+                if len(a):
+                    compared = self.comparer.compare(batch, batch if other is None else other, a, b)
+                    levels.append(compared.levels)
+                    guards.append(compared.guards)
+                    lrows.append(a)
+                    rrows.append(b)
+        if not levels or sum(len(x) for x in levels) < cfg.min_training_pairs:
+            return None
+        training = PairComparison(
+            np.concatenate(lrows), np.concatenate(rrows), np.concatenate(levels), np.concatenate(guards)
+        )
+        population = n + (len(known) if known is not None else 0)
+        total = float(n) * max(population - 1, 1)
+        model = replace(model, prior=min(cfg.expected_known_share / max(population, 1), 0.5))
+        # Term frequencies off: the pairs mix two tables, and the resolver weighs names by level.
+        model = replace(model, term_frequencies=None)
+        if cfg.method == "em" or (cfg.method == "auto" and not self.comparer.relatives):
+            model, self.em_iterations = estimate_em(
+                model, training, total, cfg.prior_pairs, cfg.em_iterations
+            )
+        else:
+            model = estimate_m_and_prior(
+                model, training, batch, batch, total, cfg.high_confidence, cfg.rounds
+            )
+        return model
+
     def ambiguous(
         self,
         left: RecordTable,
         right: RecordTable | None,
         left_rows: npt.NDArray[np.int64],
         right_rows: npt.NDArray[np.int64],
+        weights: npt.NDArray[np.float64] | None = None,
     ) -> npt.NDArray[np.bool_]:
         """Which linked pairs are ambiguous: one record linked to two that are not one person.
+
+        ``weights`` (each link's match weight) lets a clear winner stand in data without
+        households (relatives' guards off): a link whose weight beats every other link of its
+        record by ``guards.ambiguity_margin_bits`` is kept; the others are still ambiguous.
 
         A record with a missing given name or birth date can score as high against each
         twin, or against parent and child, as against itself. When a record links to
@@ -340,6 +399,8 @@ class Matcher:
             ends.append((right_rows, left_rows, left))
             ends.append((left_rows, right_rows, other))
         flagged = np.zeros(len(left_rows), dtype=np.bool_)
+        if weights is not None and dedupe:
+            weights = np.concatenate([weights, weights])
         for hub_rows, spoke_rows, spoke_table in ends:
             order = np.argsort(hub_rows, kind="stable")
             hubs, starts, counts = np.unique(hub_rows[order], return_index=True, return_counts=True)
@@ -378,8 +439,33 @@ class Matcher:
             if split:
                 # In dedupe each pair was listed from both of its ends: fold the two halves.
                 bad = np.isin(hub_rows, list(split))
+                if weights is not None and not self.comparer.relatives:
+                    bad &= ~self._clear_winners(hub_rows, weights, bad)
                 flagged |= bad.reshape(-1, len(left_rows)).any(axis=0)
         return flagged
+
+    def _clear_winners(
+        self,
+        hub_rows: npt.NDArray[np.int64],
+        weights: npt.NDArray[np.float64],
+        among: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.bool_]:
+        """Links (of ``among``) that beat every other link of their hub by the margin."""
+        rows = np.flatnonzero(among)
+        order = rows[np.lexsort((-weights[rows], hub_rows[rows]))]
+        hubs = hub_rows[order]
+        first = np.ones(len(order), dtype=np.bool_)
+        first[1:] = hubs[1:] != hubs[:-1]
+        second = np.zeros(len(order), dtype=np.bool_)
+        second[1:] = first[:-1] & ~first[1:]
+        runner_up = np.full(len(order), -np.inf)
+        # The best of each hub sits at `first`; its runner-up right after it.
+        runner_up[np.flatnonzero(second) - 1] = weights[order[second]]
+        margin = self.config.guards.ambiguity_margin_bits
+        wins = first & (weights[order] - runner_up >= margin)
+        out = np.zeros(len(hub_rows), dtype=np.bool_)
+        out[order[wins]] = True
+        return out
 
     def link(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from itertools import chain, repeat
 from typing import Any
@@ -132,6 +132,8 @@ class IdentityResolver:
 
     def __init__(self, config: IdentityConfig | None = None) -> None:
         self.config = config or load_identity_config()
+        # m and u learned per source (ScoredResolver, during a sync); the prior is always the store's.
+        self.models: dict[str, MatchModel] = {}
 
     def resolve(self, candidate: MatchRecord, store_session: Session) -> Resolution:
         """Resolve one record (see :meth:`resolve_many`)."""
@@ -186,7 +188,8 @@ class IdentityResolver:
             )
         return [self._answer(sorted(c, key=lambda x: -x.score)) for c in per_record]
 
-    def _matcher(self, session: Session, incoming: int, encoder: Encoder | None = None) -> Matcher:
+    def _matcher(self, session: Session, incoming: int, encoder: Encoder | None = None,
+                 source: str | None = None) -> Matcher:
         """A matcher whose prior is the share of known people over the population they may be among.
 
         The population is the active persons plus the incoming records, and never fewer than
@@ -199,7 +202,10 @@ class IdentityResolver:
         cfg = self.config.estimation
         population = max(int(active or 0) + incoming, cfg.population_floor, 1)
         prior = min(cfg.expected_known_share / population, 0.5)
-        return Matcher(self.config, encoder=encoder, model=MatchModel.from_config(self.config, prior=prior))
+        learned = self.models.get(source) if source is not None else None
+        model = (replace(learned, prior=prior) if learned is not None
+                 else MatchModel.from_config(self.config, prior=prior))
+        return Matcher(self.config, encoder=encoder, model=model)
 
     @staticmethod
     def _answer(ranked: list[Candidate]) -> Resolution:
@@ -456,11 +462,14 @@ class ScoredResolver(IdentityResolver):
         self._remembering = 0
         self._batches = 0
         self._blocks: PersonBlocks | None = None
+        self._learned: set[str] = set()  # sources whose model this sync has learned
 
     @contextmanager
     def remembering(self) -> Iterator[None]:
         """Keep the active persons' blocking keys in memory while the block runs (re-entrant)."""
         self._remembering += 1
+        if self._remembering == 1:
+            self._learned = set()
         try:
             yield
         finally:
@@ -495,7 +504,10 @@ class ScoredResolver(IdentityResolver):
             return []
         records = [c.record for c in candidates]
         blocks = self._blocks_for(session)
-        matcher = self._matcher(session, len(records), blocks.encoded.encoder if blocks is not None else None)
+        sources = {c.source for c in candidates}
+        source = next(iter(sources)) if len(sources) == 1 else None
+        matcher = self._matcher(session, len(records), blocks.encoded.encoder if blocks is not None else None,
+                                source)
         left, fields = self._encode(matcher, records, [c.fields for c in candidates])
         found = self._candidate_ids(session, records, fields, blocks)
         if blocks is not None:
@@ -503,6 +515,7 @@ class ScoredResolver(IdentityResolver):
         else:
             right = self._candidate_table(session, matcher, sorted({pid for ids in found for pid in ids}))
             column = {pid: k for k, pid in enumerate(right.ids)}
+        self._learn(matcher, source, left, right)
         person_ids = right.ids
         options: list[list[tuple[int, float, int, Evidence | None]]] = [[] for _ in records]
         # Against the store: keep only pairs worth a link or a review.
@@ -541,6 +554,19 @@ class ScoredResolver(IdentityResolver):
             out.append(resolution)
             assigned.append(resolution.person_id or candidate.new_id)
         return out
+
+    def _learn(self, matcher: Matcher, source: str | None, batch: RecordTable, known: RecordTable) -> None:
+        """Learn (or refresh) the source's m and u once per sync, from its first batch large enough;
+        the batch is then scored with them. Outside a sync the source's last learned model is used."""
+        cfg = self.config.estimation
+        if (source is None or not cfg.estimate or self._remembering != 1 or source in self._learned
+                or len(batch) < cfg.min_source_records):
+            return
+        self._learned.add(source)
+        learned = matcher.learn_source(batch, known)
+        if learned is not None:
+            self.models[source] = learned
+            matcher.model = replace(learned, prior=matcher.model.prior)
 
     def record_batch(
         self, session: Session, candidates: Sequence[PersonCandidate], resolutions: Sequence[PersonResolution]

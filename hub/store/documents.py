@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.store.tables import Base, BigId, utcnow
 
@@ -58,6 +58,17 @@ class EdrmsDocument(Base):
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    def link_to(self, person_id: str, episode_id: str | None) -> None:
+        """Now linked to this person (and case)."""
+        self.person_id, self.episode_id, self.status, self.orphan_reason = person_id, episode_id, "linked", None
+        self.updated_at = utcnow()
+
+    def make_orphan(self, reason: str | None, *, status: str = "orphan") -> None:
+        """Linked to no one (``status`` "deleted" when the EDRMS deleted it), with no retention of its own."""
+        self.person_id, self.episode_id, self.status, self.orphan_reason = None, None, status, reason
+        self.retain_until, self.retention_rule, self.legal_holds = None, None, []
+        self.updated_at = utcnow()
+
 
 class EdrmsLink(Base):
     """One link of a document to a person (and maybe a case): who made it and why, who ended it and why."""
@@ -67,6 +78,7 @@ class EdrmsLink(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("edrms_documents.id"))
+    document: Mapped[EdrmsDocument] = relationship(lazy="raise")
     person_id: Mapped[str] = mapped_column(String(36), index=True)
     episode_id: Mapped[str | None] = mapped_column(String(36))
     method: Mapped[str] = mapped_column(String(16))  # "pull" or "manual"

@@ -7,8 +7,8 @@ now stands, the delta from the version before and the reason. ``finance_versions
 rises in commit order (its writer holds the outbox-order lock), so the finance
 feed reads it behind a cursor and never skips a version.
 
-Money is integer pence; units are integer hundredths. Both become Decimal at
-the edges (``finance_link.money``), never float.
+Money is integer pence; units are integer hundredths. Both become Decimal or
+2-place decimal strings at the edges (``finance_link.money``), never float.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ class FinanceVersion(Base):
     approved_on: Mapped[date | None] = mapped_column(Date)
     event_id: Mapped[str] = mapped_column(String(36))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The version as the feed, the CSV and the SOAP push carry it (JSON), made once when it is written:
+    # a version never changes, so the feed hands out these bytes as they are.
+    item: Mapped[str | None] = mapped_column(Text)
 
 
 class FinanceLine(Base):

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from hub.delivery.fanout import hold_outbox_order
 from hub.identity.resolver import document_match_keys
 from hub.model import Canonical, Person
-from hub.store.bulk import bulk_insert, bulk_update, chunks, rows_in
+from hub.store.bulk import bulk_insert, bulk_update, chunks, insert_returning, rows_in
 from hub.store.canonical import canonical_json, content_hash, entity_id_for, event_id_for
 from hub.store.tables import Entity, OutboxEvent, PersonIdentifier, PersonIndex, RawRecord, SourceLink, lane_of, utcnow
 from hub.survivorship import Contribution, Survivorship
@@ -45,7 +45,7 @@ __all__ = [
     "ENTITY_COLUMNS", "LINK_COLUMNS", "PERSON_INDEX_COLUMNS", "NewEvent", "Provenance", "WriteOutcome",
     "append_events", "canonical_json", "content_hash", "entity_id_for", "event_id_for", "insert_entities",
     "person_index_row", "restore_entity", "restore_person_index", "revise_entity", "search_key",
-    "update_entities", "write_canonical", "write_person_index", "write_source_links",
+    "update_entities", "write_canonical", "write_canonical_batch", "write_person_index", "write_source_links",
 ]
 
 # -- change events -----------------------------------------------------------------------------------------------
@@ -380,3 +380,123 @@ def write_canonical(session: Session, model: Canonical, provenance: Provenance, 
                                      provenance.source, now,
                                      canonical_json({"id": entity_id, "person_id": person_id, **golden}))])
     return WriteOutcome(kind, entity_id, version, event_id)
+
+
+def write_canonical_batch(session: Session, items: Sequence[tuple[Canonical, Provenance]], *,
+                          survivorship: Survivorship | None = None, at: datetime | None = None) -> list[WriteOutcome]:
+    """:func:`write_canonical` for many records at once, with one set of queries per batch (a link's page).
+
+    Same rules, same outcome per record, in order: the raw record kept, provenance folded by
+    survivorship, the entity written with its next version, a Person's index kept in step, one
+    ``created``/``updated`` event per changed entity; the same record twice changes nothing. Each
+    record must have its own source key within the batch.
+    """
+    now = at or utcnow()
+    rules = survivorship or Survivorship()
+    prepared = []
+    for model, prov in items:
+        document = model.model_dump(mode="json", exclude_none=True, exclude={"id"})
+        body = canonical_json(document)
+        payload = canonical_json(prov.payload) if prov.payload is not None else body
+        prepared.append((model, prov, document, body, payload, content_hash(payload)))
+    keys = [(p.source, p.stream, p.source_id) for _, p, *_ in prepared]
+    if len(set(keys)) != len(keys):
+        raise ValueError("write_canonical_batch: a source key appears twice in one batch")
+    links: dict[tuple[str, str, str], SourceLink] = {}
+    raws: dict[tuple[str, str, str, str], int] = {}
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for source, stream, source_id in keys:
+        groups[(source, stream)].append(source_id)
+    for (source, stream), ids in groups.items():
+        for chunk in chunks(ids):
+            for link in session.scalars(select(SourceLink).where(
+                    SourceLink.source == source, SourceLink.stream == stream, SourceLink.source_id.in_(chunk))):
+                links[(source, stream, link.source_id)] = link
+            for rid, sid, digest in session.execute(select(RawRecord.id, RawRecord.source_id, RawRecord.content_hash)
+                                                    .where(RawRecord.source == source, RawRecord.stream == stream,
+                                                           RawRecord.source_id.in_(chunk))):
+                raws[(source, stream, sid, digest)] = rid
+    outcomes: list[WriteOutcome | None] = [None] * len(prepared)
+    todo: list[int] = []
+    same: dict[int, str] = {}
+    for n, key in enumerate(keys):
+        known = links.get(key)
+        if known is not None and known.content_hash == prepared[n][5]:
+            same[n] = known.entity_id
+        else:
+            todo.append(n)
+    fresh = [[prepared[n][1].source, prepared[n][1].stream, prepared[n][1].source_id, prepared[n][5],
+              prepared[n][4].decode(), now, prepared[n][1].modified, "accepted"]
+             for n in todo if (*keys[n], prepared[n][5]) not in raws]
+    for rid, source, stream, sid, digest in insert_returning(
+            session, RawRecord, ("source", "stream", "source_id", "content_hash", "payload", "received_at",
+                                 "source_modified", "status"), fresh,
+            ("id", "source", "stream", "source_id", "content_hash")):
+        raws[(source, stream, sid, digest)] = rid
+    new_links: list[list[Any]] = []
+    changed_links: list[dict[str, Any]] = []
+    entity_of: dict[int, str] = {}
+    for n in todo:
+        model, prov, _doc, body, _payload, digest = prepared[n]
+        key, previous = keys[n], links.get(keys[n])
+        raw_id = raws[(*key, digest)]
+        entity_id = previous.entity_id if previous is not None else (model.id or entity_id_for(*key))
+        entity_of[n] = entity_id
+        if previous is None:
+            new_links.append([*key, model.entity_type, entity_id, digest, body.decode(), raw_id, 1, now, now])
+        else:
+            changed_links.append({"id": previous.id, "content_hash": digest, "document": body.decode(),
+                                  "raw_record_id": raw_id, "version": previous.version + 1, "last_seen": now})
+    write_source_links(session, new_links, changed_links)
+    contributions: dict[str, list[Contribution]] = defaultdict(list)
+    for chunk in chunks(sorted(set(entity_of.values()))):
+        for eid, src, seen, doc in session.execute(
+                select(SourceLink.entity_id, SourceLink.source, SourceLink.last_seen, SourceLink.document)
+                .where(SourceLink.entity_id.in_(chunk)).order_by(SourceLink.id)):
+            contributions[eid].append(Contribution(src, seen, orjson.loads(doc)))
+    entities: dict[str, Entity] = {}
+    for chunk in chunks(sorted({*entity_of.values(), *same.values()})):
+        entities.update({e.id: e for e in session.scalars(select(Entity).where(Entity.id.in_(chunk)))})
+    for n, entity_id in same.items():
+        outcomes[n] = WriteOutcome("unchanged", entity_id, entities[entity_id].version if entity_id in entities
+                                   else 0, None)
+    inserts: list[list[Any]] = []
+    updates: list[dict[str, Any]] = []
+    persons: list[PersonWrite] = []
+    events: list[NewEvent] = []
+    for n in todo:
+        model, prov, document, *_ = prepared[n]
+        etype, entity_id = model.entity_type, entity_of[n]
+        found = contributions.get(entity_id, [])
+        golden = rules.merge(etype, found) if len(found) > 1 else document
+        golden_bytes = canonical_json(golden)
+        golden_hash = content_hash(golden_bytes)
+        person_id = entity_id if etype == Person.entity_type else golden.get("person_id")
+        entity = entities.get(entity_id)
+        if entity is not None and entity.content_hash == golden_hash:
+            outcomes[n] = WriteOutcome("unchanged", entity_id, entity.version, None)
+            continue
+        if entity is None:
+            kind, version = "created", 1
+            inserts.append([entity_id, etype, person_id, 1, golden_hash, golden_bytes.decode(), now, now])
+        else:
+            kind, version = "updated", entity.version + 1
+            updates.append({"id": entity_id, "version": version, "content_hash": golden_hash,
+                            "document": golden_bytes.decode(), "person_id": person_id, "updated_at": now})
+        if etype == Person.entity_type:
+            persons.append(person_write(entity_id, kind, golden))
+        event_id = event_id_for(entity_id, version, kind)
+        events.append(NewEvent(event_id, etype, entity_id, person_id, kind, version, person_id or entity_id,
+                               prov.source, now, canonical_json({"id": entity_id, "person_id": person_id, **golden})))
+        outcomes[n] = WriteOutcome(kind, entity_id, version, event_id)
+    if inserts:
+        insert_entities(session, inserts)
+    if updates:
+        update_entities(session, updates)
+        for row in updates:
+            if row["id"] in entities:
+                session.expire(entities[row["id"]])
+    if persons:
+        write_person_index(session, persons)
+    append_events(session, events)
+    return [o for o in outcomes if o is not None]

@@ -48,8 +48,7 @@ def test_first_pull_links_by_each_identifier_and_lists_orphans(edrms_hub: EdrmsH
     link = canonical(edrms_hub, docs["ann_case"].object_id)
     assert link is not None and link["person_id"] == people["ann"]
     assert link["episode_id"] == episodes["ann"][0] and link["record_class"] == "adults"
-    assert canonical(edrms_hub, docs["wrong"].object_id) is not None  # kept, on no one's record
-    assert canonical(edrms_hub, docs["wrong"].object_id)["person_id"] is None
+    assert canonical(edrms_hub, docs["wrong"].object_id) is None  # an orphan is on no one's record
     with edrms_hub.store.session() as s:
         basis = dict(s.execute(select(EdrmsLink.document_id, EdrmsLink.basis)).all())
     assert basis[docs["ann_case"].id] == "client_id+case_id"
@@ -120,3 +119,40 @@ def test_a_stale_person_id_follows_the_merge_to_the_survivor(edrms_hub: EdrmsHub
     edrms_hub.repo.touch(edrms_hub.docs["tom_id"].object_id, {"sc:documentType": "cin_plan"})
     edrms_hub.pull()
     assert by_key(edrms_hub)["tom_id"].person_id == people["ann"]
+
+
+def test_a_document_that_loses_its_person_leaves_the_record(edrms_hub: EdrmsHub) -> None:
+    edrms_hub.pull()
+    tom = edrms_hub.docs["tom_id"]
+    edrms_hub.repo.touch(tom.object_id, {"sc:personId": "no-such-person"})
+    edrms_hub.pull()
+    row = by_key(edrms_hub)["tom_id"]
+    assert (row.status, row.orphan_reason) == ("orphan", "UNKNOWN_IDENTIFIERS")
+    link = canonical(edrms_hub, tom.object_id)
+    assert link is not None and link["person_id"] is None and "retain_until" not in link
+
+
+def test_the_scheduled_job_pulls_then_refreshes(edrms_hub: EdrmsHub) -> None:
+    from edrms.jobs import pull_documents
+    from hub.scheduler import JobContext
+
+    off = edrms_hub.settings.model_copy(update={"edrms": edrms_hub.settings.edrms.model_copy(
+        update={"enabled": False})})
+    assert "switched off" in pull_documents(JobContext(edrms_hub.store, off, "edrms_pull", "node-1"))["note"]
+    done = pull_documents(JobContext(edrms_hub.store, edrms_hub.settings, "edrms_pull", "node-1"))
+    assert done["read"] == 8 and done["linked"] == 4 and done["refresh"]["events"] > 0
+
+
+def test_an_atompub_only_repository_is_pulled_by_query(edrms_hub: EdrmsHub) -> None:
+    from edrms.cmis import Credentials, connect
+    from edrms.pull import DocumentPull
+    from tests.edrms.conftest import PASSWORD, USER
+
+    repository = connect(edrms_hub.simulator.atom_url, Credentials(USER, PASSWORD))
+    try:
+        assert repository.binding_name == "atompub"
+        result = DocumentPull(edrms_hub.store, repository, edrms_hub.settings.edrms, edrms_hub.schedule()).run()
+    finally:
+        repository.close()
+    assert result.mode == "query" and result.read == 8 and result.linked == 4
+    assert by_key(edrms_hub)["ann_case"].person_id == edrms_hub.people["ann"]

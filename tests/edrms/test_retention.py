@@ -146,3 +146,34 @@ def test_the_report_lists_what_is_due_and_marks_what_is_held(edrms_hub: EdrmsHub
     assert {r["object_id"]: r["action"] for r in body["documents"]} == {
         hub.docs["ann_case"].object_id: "review", hub.docs["ann_nhs"].object_id: "review"}
     assert all("title" not in r for r in body["documents"])
+
+
+def test_a_merge_moves_documents_to_the_survivor_and_an_unmerge_gives_them_back(edrms_hub: EdrmsHub) -> None:
+    from hub.store.merges import merge, unmerge
+
+    hub = edrms_hub
+    hub.pull()
+    refresh_documents(hub.store, hub.settings)
+    nora_doc = hub.client.get("/api/documents", params={"orphans": "true"}, headers=hub.headers()).json()
+    nora_id = next(d["id"] for d in nora_doc["documents"] if "Nora" in d["title"])
+    linked = hub.client.post(f"/api/documents/{nora_id}/links", headers=hub.headers(),
+                             json={"person_id": hub.people["nora"], "reason": "Named in the title"})
+    assert linked.status_code == 201
+    with hub.store.session() as s:
+        done = merge(s, hub.people["ann"], hub.people["tom"], "dq.hughes")
+        merge(s, hub.people["ann"], hub.people["nora"], "dq.hughes")
+        s.commit()
+        merge_id = done.id
+    refresh_documents(hub.store, hub.settings)
+    with hub.store.session() as s:
+        owners = {d.object_id: d.person_id for d in s.scalars(select(EdrmsDocument))}
+    assert owners[hub.docs["tom_id"].object_id] == hub.people["ann"]  # pull-linked: resolved again
+    assert owners[hub.docs["nora_none"].object_id] == hub.people["ann"]  # a manual link follows the merge
+    with hub.store.session() as s:
+        unmerge(s, merge_id, "dq.hughes")
+        s.commit()
+    refresh_documents(hub.store, hub.settings)
+    with hub.store.session() as s:
+        owners = {d.object_id: d.person_id for d in s.scalars(select(EdrmsDocument))}
+    assert owners[hub.docs["tom_id"].object_id] == hub.people["tom"]  # given back to Tom
+    assert owners[hub.docs["sky_nhs"].object_id] == hub.people["sealed"]

@@ -196,3 +196,34 @@ def test_a_version_pushed_twice_is_recognised_by_its_key(fin: FinanceHub) -> Non
 def _dead(fin: FinanceHub) -> int:
     with fin.store.session() as s:
         return len(s.scalars(select(Delivery.id).where(Delivery.status == "dead")).all())
+
+
+def test_an_ended_plan_closes_its_open_lines_at_its_end_and_a_rejected_service_is_reversed(fin: FinanceHub) -> None:
+    council = fin.council
+    council.person("hal", 8)
+    council.ingest("plans", "plan-8", plan_doc("hal"))
+    council.ingest("services", "svc-8a", service_doc("hal", "plan-8"))
+    council.ingest("services", "svc-8b", service_doc("hal", "plan-8", service_type="day_care", unit="day",
+                                                      unit_cost="48.00", units_per_week="2", provider_id="P0004"))
+    derive_commitments(fin.store, fin.settings)
+    council.ingest("plans", "plan-8", plan_doc("hal", status="ended", end="2026-02-01"))
+    council.ingest("services", "svc-8b", service_doc("hal", "plan-8", service_type="day_care", unit="day",
+                                                      unit_cost="48.00", units_per_week="2", provider_id="P0004",
+                                                      status="rejected"))
+    result = derive_commitments(fin.store, fin.settings)
+    assert (result.closed, result.reversed) == (2, 1)
+    items = _feed(fin)["items"]
+    closes = [i for i in items if i["action"] == "close"]
+    assert {c["end"] for c in closes} == {"2026-02-01"}
+    assert all(c["reason"].startswith("care plan ended") for c in closes)
+    home = next(c for c in closes if c["service_type"] == "home_care")
+    assert home["total_amount"] == "860.00" and home["total_basis"] == "dated"  # 5 Jan to 1 Feb: 4 weeks of 215.00
+    day = [i for i in items if i["service_type"] == "day_care"]
+    assert [d["action"] for d in day] == ["create", "close", "reverse"] and day[-1]["reason"] == "service rejected"
+    assert day[0]["cost_period"] == "daily" and day[0]["weekly_amount"] == "96.00"
+
+    # a later change to a service of the ended plan keeps the plan's end: the line is not reopened
+    council.ingest("services", "svc-8a", service_doc("hal", "plan-8", unit_cost="22.00"))
+    assert derive_commitments(fin.store, fin.settings).amended == 1
+    last = _feed(fin)["items"][-1]
+    assert last["action"] == "amend" and last["end"] == "2026-02-01" and last["total_amount"] == "880.00"

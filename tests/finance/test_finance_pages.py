@@ -38,7 +38,8 @@ return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
 
 @pytest.fixture
 def ledger(fin: FinanceHub) -> Iterator[dict[str, str]]:
-    """Three approved services pushed to the ERP, invoices back (one 25% over plan), one awaiting approval."""
+    """Three approved services pushed to the ERP, invoices back (one 25% over plan), one service and one plan's
+    personal budget awaiting approval."""
     people = {}
     for n, provider in enumerate(("P0001", "P0003", "P0003")):
         fin.council.person(f"b{n}", 60 + n)
@@ -46,6 +47,8 @@ def ledger(fin: FinanceHub) -> Iterator[dict[str, str]]:
         fin.council.ingest("services", f"svc-b{n}", service_doc(f"b{n}", f"plan-b{n}", provider_id=provider))
     fin.council.ingest("services", "svc-b0-extra", service_doc("b0", "plan-b0", status="awaiting_approval",
                                                                 unit_cost="18.00"))
+    fin.council.ingest("plans", "plan-b0-next", {**plan_doc("b0", status="awaiting_approval"),
+                                                 "personal_budget": "12000.00"})
     derive_commitments(fin.store, fin.settings)
     fin.loop()
     fin.drain(lambda: fin.erp.stats()["applied"] == 3)
@@ -69,6 +72,7 @@ def test_finance_officer_filters_commitments_by_keyboard_and_downloads_the_csv(
     totals = browser.find_element(By.ID, "filter-totals").text
     assert "Approved (sent to finance) 3 645.00 33,540.00" in totals
     assert "Indicative (not approved, never sent) 1 180.00" in totals
+    assert "Indicative personal budgets (plans awaiting approval; annual) 1 – 12,000.00" in totals
     rows = browser.find_elements(By.CSS_SELECTOR, "#lines tbody tr")
     assert len(rows) == 3
     flagged = browser.find_elements(By.CSS_SELECTOR, "#lines tr.variance-flag")
@@ -120,7 +124,7 @@ def test_the_record_page_shows_planned_vs_actual_and_other_roles_get_no_finance_
     browser.get(f"{base}/persons/{ledger['over']}")
     panel = browser.find_element(By.ID, "spend").text
     assert "Care costs: planned and actual" in visible(browser)
-    assert "860.00 1,075.00 215.00 (25.0%) Over threshold" in panel
+    assert "860.00 1,075.00 215.00 (25.0%)\nOver threshold" in panel
     shot(browser, "record-spend")
     sign_in(browser, base, "dr.patel")
     browser.get(f"{base}/finance")

@@ -102,3 +102,39 @@ def test_the_legacy_escrs_planted_duplicates_link_or_queue(store: Store, tmp_pat
     asked = [pair for pair in found if frozenset(pair) in queued]
     assert len(linked) + len(asked) == len(found)
     assert len(linked) >= 0.8 * len(found)
+
+
+def test_the_sync_learns_the_sources_weights_and_explains_links_with_them(store: Store, tmp_path: Path) -> None:
+    import numpy as np
+
+    from hub.identity.comparisons import COMPARISONS, FIELDS
+    from hub.identity.config import load_identity_config
+    from hub.identity.model import MatchModel
+    from hub.identity.resolver import ScoredResolver
+
+    url = f"sqlite:///{tmp_path / 'legacy.db'}"
+    summary = generate(url, people=1200, seed=5)
+    adapter = SqlAdapter("legacy_escr", SourceSettings(adapter="adapters.sql:SqlAdapter", mapping="legacy_escr.yaml",
+                                                       options={"url": url}, batch_size=2000))
+    resolver = ScoredResolver()
+    sync_source(store, adapter, Pipeline(resolver=resolver), batch_size=2000)
+    adapter.close()
+    learned = resolver.models["legacy_escr"]
+    configured = MatchModel.from_config(load_identity_config())
+    assert not np.allclose(learned.u, configured.u)
+    weights = learned.level_weights()
+    with store.session() as s:
+        scored = [link.evidence for link in s.scalars(select(MatchLink)) if not link.evidence.get("guards")]
+        owner = dict(s.execute(select(SourceLink.source_id, SourceLink.entity_id).where(
+            SourceLink.source == "legacy_escr", SourceLink.stream == "clients")).all())
+        queued = {frozenset((a, b)) for a, b in s.execute(select(MatchReview.person_a, MatchReview.person_b))}
+    assert scored, "no link was made by score"
+    # Each link is explained with the learned weights, field by field.
+    for evidence in scored:
+        for item in evidence["fields"]:
+            f, level = FIELDS.index(item["field"]), COMPARISONS[item["field"]].index(item["level"])
+            assert abs(item["weight"] - round(float(weights[f, level]), 3)) < 1e-3
+    found = [(owner[a], owner[b]) for a, b in summary.duplicates if a in owner and b in owner]
+    linked = [pair for pair in found if pair[0] == pair[1]]
+    asked = [pair for pair in found if frozenset(pair) in queued]
+    assert len(linked) + len(asked) == len(found) and len(linked) >= 0.8 * len(found)

@@ -13,7 +13,7 @@ from adapters.simulators.counting_target import CountingTarget
 from hub.delivery.worker import DeliveryLoop, ensure_circuits
 from hub.store.audit import AuditEvent
 from hub.store.db import Store
-from hub.store.delivery import DeliveryHistory
+from hub.store.delivery import Delivery, DeliveryHistory
 from tests.delivery.helpers import add_events, count, delivery_config, hub_settings, person_id, wait_for
 from tests.record.conftest import Hub, make_hub
 
@@ -70,3 +70,35 @@ def test_admin_replays_a_dead_letter_and_cancels_another_through_the_api(
         audited = list(s.scalars(select(AuditEvent).where(AuditEvent.user_id == "ops.sam")))
     assert "ops.sam" in actors
     assert len(audited) >= 4
+
+
+def test_a_sealed_persons_deliveries_are_not_shown_to_an_admin_the_seal_does_not_name(
+    hub: Hub, store: Store, target: CountingTarget
+) -> None:
+    sealed, ann = hub.people["sealed"], hub.people["ann"]
+    config = delivery_config(target.url)
+    target.fail_keys([f"{sealed}:1", f"{ann}:1"], "refused by the ledger")
+    ensure_circuits(store, config.enabled_targets())
+    loop = DeliveryLoop(store, hub_settings(store.url), config, "api-seal", threading.Event())
+
+    def drain() -> bool:
+        loop.run_once()
+        return count(store, "dead") >= 2
+
+    try:
+        wait_for(drain, 30, "two dead letters")
+    finally:
+        loop.close()
+    admin = hub.headers("ops.sam", "admin")
+    listed = hub.client.get("/api/ops/deliveries", headers=admin).json()
+    keys = {d["ordering_key"] for d in listed}
+    assert ann in keys and sealed not in keys
+    with store.session() as s:
+        hidden = s.scalar(select(Delivery.id).where(Delivery.ordering_key == sealed))
+    assert hidden is not None
+    for method, path in (("GET", f"/api/ops/deliveries/{hidden}"), ("POST", f"/api/ops/deliveries/{hidden}/retry")):
+        a = hub.client.request(method, path, headers=admin)
+        b = hub.client.request(method, path.replace(str(hidden), "987654"), headers=admin)
+        assert a.status_code == b.status_code == 404
+        assert a.json()["detail"].replace(str(hidden), "N") == b.json()["detail"].replace("987654", "N")
+    assert hub.client.get("/api/ops/deliveries", params={"ordering_key": sealed}, headers=admin).json() == []

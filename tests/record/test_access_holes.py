@@ -262,7 +262,13 @@ def test_quarantined_payloads_follow_the_policy_and_the_seals(hub: Hub) -> None:
     assert episode["raw"]["payload"] is None and "episodes" in episode["raw"]["withheld"]
     assert "Owen Price" not in show["ep-bad"].text
     assert sky["raw"]["payload"] is None and "Marlow" not in show["C-1003"].text
+    # the message (which may quote the record) and the history are withheld with the payload
+    assert sky["message"].startswith("withheld") and sky["history"] == []
     assert ann["raw"]["payload"]["names"][0]["family"] == "Hale" and ann["raw"]["withheld"] is None
+    assert "birth_date" in ann["message"]
+    listed = {e["source_id"]: e for e in hub.client.get("/api/ops/quarantine", headers=hub.headers(*ADMIN)).json()}
+    assert listed["C-1003"]["message"].startswith("withheld") and listed["ep-bad"]["message"].startswith("withheld")
+    assert "birth_date" in listed["C-1001"]["message"]
 
 
 def test_admin_writes_to_a_person_never_held_are_not_found(hub: Hub) -> None:
@@ -277,6 +283,15 @@ def test_admin_writes_to_a_person_never_held_are_not_found(hub: Hub) -> None:
         same_answer(a, unknown, b, sealed)
     with hub.store.session() as s:
         assert s.scalar(select(func.count()).select_from(Entity)) == before
+    # nor to a registration merged away into another person
+    tom = hub.people["tom"]
+    assert hub.client.post("/api/identity/merges", json={"survivor": hub.people["ann"], "merged": tom},
+                           headers=hub.headers(*DQ)).status_code == 201
+    a = hub.client.put(f"/api/admin/persons/{tom}/consents", headers=hub.headers(*ADMIN),
+                       json={"scope": "share_with_health", "decision": False, "reason": "asked"})
+    b = hub.client.put(f"/api/admin/persons/{unknown}/consents", headers=hub.headers(*ADMIN),
+                       json={"scope": "share_with_health", "decision": False, "reason": "asked"})
+    same_answer(a, tom, b, unknown)
 
 
 def test_a_name_of_a_thousand_words_is_refused_not_a_server_error(hub: Hub) -> None:
@@ -320,3 +335,21 @@ def test_a_not_found_detail_is_a_sentence(hub: Hub) -> None:
     assert r.status_code == 404
     detail = r.json()["detail"]
     assert isinstance(detail, str) and "{" not in detail and "999999999" in detail
+
+
+def test_the_caseload_rule_compares_team_codes(hub: Hub) -> None:
+    # a source that sends the team's name, not its code: the rule reads the name as its code (config/teams.toml)
+    ingest(hub, SOURCE, "people", [("C-2001", person_payload("Iris", "Penrose", date(1941, 5, 6), "female",
+                                                             nhs_number(20), "01", "LS17 6HJ", "C-2001"))])
+    ingest(hub, SOURCE, "episodes", [("ep-name", {"person": "C-2001", "service_area": "adults",
+                                                  "kind": "long_term_support", "start": "2023-01-01",
+                                                  "team": "Older People North"})])
+    iris = person_of(hub, SOURCE, "C-2001")
+    north = hub.client.get(f"/api/persons/{iris}/record", headers=hub.headers("sw.owen", "social_worker", "ASC-OPN"))
+    assert north.status_code == 200 and north.json()["access"]["break_glass"] is False
+    south = hub.client.get(f"/api/persons/{iris}/record", headers=hub.headers("sw.sam", "social_worker", "ASC-OPS"))
+    assert south.status_code == 403
+    # and a token that carries the team's name is read as the code too
+    named = hub.client.get(f"/api/persons/{iris}/record",
+                           headers=hub.headers("sw.owen", "social_worker", "older people north"))
+    assert named.status_code == 200
