@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_middleware(RefuseControlCharacters)  # before any route reads the path or the query, audited
     app.add_middleware(AuditMiddleware, trail=trail)
     problems.install(app)
+    problems.install_openapi(app)
 
     @app.get("/health", tags=["ops"], summary="Liveness and store reachability")
     def health() -> dict[str, str]:
