@@ -14,8 +14,7 @@ import pytest
 import requests
 
 from hub.access.tokens import DemoIssuer
-from tests.e2e.helpers import CARHUB, carehub, hub_env
-from tests.e2e.test_demo import free_port
+from tests.support.cli import CARHUB, carehub, free_port, hub_env
 
 NHS_NUMBER = "9434765919"
 FAMILY = "Zabrowski"
