@@ -32,13 +32,8 @@ def mllp(
         help="Answer senders that value MSH-15/16 with enhanced-mode commit ACKs (CA, CE, CR, as MSH-15 asks); "
              "otherwise every message gets an original-mode ACK (AA, AE, AR).")] = False,
 ) -> None:
-<<<<<<< HEAD
     """Listen for ADT messages; each is acknowledged once committed. Stop with Ctrl-C, SIGINT or SIGTERM (also
     in the background): the listener finishes what it has read, answers it, and stops its reader processes."""
-=======
-    """Listen for ADT messages; each is acknowledged (AA, AE or AR) once committed. Stop with Ctrl-C or SIGTERM:
-    the listener finishes what it has queued and its reader processes stop with it."""
->>>>>>> i17
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = open_store()
@@ -48,7 +43,6 @@ def mllp(
 
     async def serve() -> None:
         tune_collector()
-<<<<<<< HEAD
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         # a shell starts background jobs with SIGINT ignored, and SIGTERM's default would leave the reader
@@ -60,20 +54,6 @@ def mllp(
         serving = asyncio.create_task(listener.serve_forever())
         try:
             await stop.wait()
-=======
-        # SIGTERM and Ctrl-C cancel the serving task, so the listener closes (and shuts its reader processes
-        # down) instead of the interpreter exiting under them and leaving the readers behind
-        loop, serving = asyncio.get_running_loop(), asyncio.current_task()
-        assert serving is not None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, serving.cancel)
-        try:
-            bound = await listener.start(host, port)
-            typer.echo(f"listening for MLLP on {bound[0]}:{bound[1]} (Ctrl-C to stop)")
-            await listener.serve_forever()
-        except asyncio.CancelledError:
-            pass
->>>>>>> i17
         finally:
             serving.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -267,8 +267,7 @@ def _condition(match: tuple[str, str, int], name: str) -> Any:
 def _ids_statement(shape: tuple[Any, ...], after: bool) -> PreparedStatement:
     """Ids of the active people matching a filter of this shape, in id order, after ``:after``, ``:limit`` of
     them. Built once per shape: building and compiling the statement for every search cost more than running
-<<<<<<< HEAD
-    it (a search was 2.1 ms of CPU, of which SQLAlchemy's statement building and execution about 0.9 ms)."""
+    it (bench/api_load.py)."""
     stmt = select(PersonIndex.person_id).where(*_filter(shape))
     if after:
         stmt = stmt.where(PersonIndex.person_id > bindparam("after"))
@@ -296,9 +295,6 @@ def _guarded_statement(shape: tuple[Any, ...]) -> PreparedStatement:
 
 def _filter(shape: tuple[Any, ...]) -> list[Any]:
     """The WHERE conditions of a filter of this shape."""
-=======
-    it (bench/api_load.py)."""
->>>>>>> i17
     pi = PersonIndex
     conditions: list[Any] = [pi.status == "active"]
     clauses = 0
