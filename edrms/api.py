@@ -26,6 +26,7 @@ from edrms.service import (
 )
 from hub.access.rules import Caller
 from hub.api.deps import AuditDep, PolicyDep, StoreDep, require_role
+from hub.api.params import AfterId, RowId
 from hub.audit import AuditContext
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
@@ -74,7 +75,7 @@ def get_documents(
     orphans: Annotated[bool, Query(description="Only documents linked to no one.")] = False,
     person_id: Annotated[str | None, Query(max_length=36, description="Only this person's documents.")] = None,
     suggest: Annotated[bool, Query(description="With orphans: people the document may be about.")] = True,
-    after: Annotated[int | None, Query(ge=0, description="Cursor: the last id of the previous page.")] = None,
+    after: AfterId = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Orphans (``orphans=true``) with suggestions, or documents (one person's when ``person_id`` is given)."""
@@ -104,7 +105,7 @@ def get_retention(
 
 
 @router.get("/{document_id}", summary="One document and every link it has had")
-def get_document(document_id: int, session: StoreDep, policy: PolicyDep, caller: RecordsManager,
+def get_document(document_id: RowId, session: StoreDep, policy: PolicyDep, caller: RecordsManager,
                  audit: AuditDep) -> dict[str, Any]:
     """The document, its retention, and its links (who, when, why; ended ones too)."""
     body = show_document(session, policy, caller, document_id)
@@ -113,7 +114,7 @@ def get_document(document_id: int, session: StoreDep, policy: PolicyDep, caller:
 
 
 @router.post("/{document_id}/links", status_code=201, summary="Link a document to a person (and case)")
-def post_link(document_id: int, request_body: LinkRequest, session: StoreDep, policy: PolicyDep,
+def post_link(document_id: RowId, request_body: LinkRequest, session: StoreDep, policy: PolicyDep,
               caller: RecordsManager, audit: AuditDep, schedule: ScheduleDep) -> dict[str, Any]:
     """Link it: any link in force is ended; the metadata flows back to the EDRMS through the outbox."""
     audit.action = "write"
@@ -126,7 +127,7 @@ def post_link(document_id: int, request_body: LinkRequest, session: StoreDep, po
 
 
 @router.delete("/{document_id}/links/{link_id}", summary="Remove a link, saying why")
-def delete_link(document_id: int, link_id: int, session: StoreDep, policy: PolicyDep, caller: RecordsManager,
+def delete_link(document_id: RowId, link_id: RowId, session: StoreDep, policy: PolicyDep, caller: RecordsManager,
                 audit: AuditDep, schedule: ScheduleDep,
                 reason: Annotated[str | None, Query(min_length=5, max_length=1000)] = None,
                 request_body: Annotated[UnlinkRequest | None, Body()] = None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from edrms.service import (
 from hub.access.rules import Caller
 from hub.api.deps import AuditDep, PolicyDep, StoreDep
 from hub.api.pages import page_caller
+from hub.api.params import AfterId, RowId
 from hub.errors import Forbidden
 
 router = APIRouter(prefix="/records", include_in_schema=False)
@@ -59,7 +60,7 @@ def render(request: Request, template: str, context: dict[str, Any]) -> HTMLResp
 @router.get("/documents", response_class=HTMLResponse)
 def documents_page(request: Request, session: StoreDep, policy: PolicyDep, caller: RecordsManagerPage,
                    audit: AuditDep, done: str | None = None,
-                   after: Annotated[int | None, Query(ge=0)] = None) -> HTMLResponse:
+                   after: AfterId = None) -> HTMLResponse:
     """The orphans with suggested people, then the documents linked most recently."""
     audit.action = "search"
     orphans = list_orphans(session, policy, caller, after=after, limit=25, suggest=True)
@@ -82,7 +83,7 @@ def documents_page(request: Request, session: StoreDep, policy: PolicyDep, calle
 
 
 @router.post("/documents/{document_id}/link")
-def link_form(document_id: int, session: StoreDep, policy: PolicyDep, caller: RecordsManagerPage, audit: AuditDep,
+def link_form(document_id: RowId, session: StoreDep, policy: PolicyDep, caller: RecordsManagerPage, audit: AuditDep,
               schedule: ScheduleDep, person_id: Annotated[str, Form(min_length=1, max_length=36)],
               reason: Annotated[str, Form(min_length=5, max_length=1000)]) -> Response:
     """Link the document to the person chosen, then back to the list."""
@@ -95,7 +96,7 @@ def link_form(document_id: int, session: StoreDep, policy: PolicyDep, caller: Re
 
 
 @router.post("/documents/{document_id}/links/{link_id}/unlink")
-def unlink_form(document_id: int, link_id: int, session: StoreDep, policy: PolicyDep, caller: RecordsManagerPage,
+def unlink_form(document_id: RowId, link_id: RowId, session: StoreDep, policy: PolicyDep, caller: RecordsManagerPage,
                 audit: AuditDep, schedule: ScheduleDep,
                 reason: Annotated[str, Form(min_length=5, max_length=1000)]) -> Response:
     """End the link with the reason given, then back to the list."""

@@ -398,11 +398,11 @@ class AddressMatcher:
         places = query.places & self.localities
         if not places and not query.postcode.full:
             places = query.places
-        keys = [("postcode", query.postcode.full)] if query.postcode.full else []
-        keys += [("place", place) for place in sorted(places)]
+        pools: list[tuple[str, str]] = [("postcode", query.postcode.full)] if query.postcode.full else []
+        pools += [("place", place) for place in sorted(places)]
         seen: set[int] = set()
-        for key in keys:
-            entries, labels = self._pool(key)
+        for pool_key in pools:
+            entries, labels = self._pool(pool_key)
             for _, similarity, k in process.extract(
                 text, labels, scorer=fuzz.token_set_ratio, score_cutoff=85, limit=None
             ):

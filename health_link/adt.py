@@ -38,10 +38,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from health_link.hl7 import (
+    BrokenFrame,
     Header,
     Hl7Error,
     Hl7Message,
     Hl7ParseError,
+    StrayBytes,
     build_ack,
     check_header,
     parse,
@@ -55,7 +57,17 @@ from hub.model import HealthEvent, Person
 from hub.model.validators import MAX_NAMES, is_valid_nhs_number, normalise_postcode
 from hub.pipeline import Pipeline, quarantine_reason
 from hub.store.fit import fit_to
-from hub.store.inbound import ACCEPTED, DUPLICATE, FAILED, REFUSED, InboundMessage, raw_columns, seen_keys
+from hub.store.inbound import (
+    ACCEPTED,
+    CONFLICT,
+    DUPLICATE,
+    FAILED,
+    REFUSED,
+    InboundMessage,
+    applied_messages,
+    raw_columns,
+    same_message,
+)
 from hub.store.merges import merge
 from hub.store.tables import Entity, SourceLink, utcnow
 
@@ -65,7 +77,8 @@ SOURCE = "health_adt"
 PATIENT, ENCOUNTER = "patient", "encounter"
 PERSON_EVENTS = frozenset({"A28", "A31"})
 VISIT_EVENTS = frozenset({"A01", "A02", "A03", "A04", "A05", "A11", "A12", "A13"})
-EVENTS = PERSON_EVENTS | VISIT_EVENTS | {"A08", "A40"}
+MERGE_EVENTS = frozenset({"A34", "A40"})  # A34: the older merge of patient ids, read as A40
+EVENTS = PERSON_EVENTS | VISIT_EVENTS | MERGE_EVENTS | {"A08", "A35"}
 NHS_AUTHORITIES = frozenset({"NHS", "2.16.840.1.113883.2.1.4.1"})
 SEX = {"M": "male", "F": "female", "O": "other", "A": "other", "U": "unknown", "N": "unknown"}
 ETHNIC = frozenset("ABCDEFGHJKLMNPRSZ")
@@ -82,22 +95,47 @@ class Received:
     reading: AdtEvent | Answer | None = None
 
 
+COMMIT_CODES = {"AA": "CA", "AE": "CE", "AR": "CR"}
+
+
 @dataclass(slots=True)
 class Answer:
-    """What the hub answers a message, and what it kept of it."""
+    """What the hub answers a message, and what it kept of it.
+
+    ``code`` is the outcome as an original-mode code (AA, AE, AR). With ``enhanced`` set (the listener offers
+    enhanced mode and the sender asked for it in MSH-15/16) the ACK is the commit acknowledgement CA, CE or
+    CR, sent only when MSH-15 asks for it in that case (AL always, NE never, ER on error, SU on success).
+    """
 
     code: str
     status: str
     header: Header | None = None
     text: str = ""
     error: Hl7Error | None = None
+    enhanced: bool = False
+    silent: bool = False  # kept but not answered (stray bytes between frames)
+
+    @property
+    def sent_code(self) -> str | None:
+        """The MSA-1 code the sender is answered with (None: no answer is sent, as MSH-15 asked or for stray
+        bytes)."""
+        if self.silent:
+            return None
+        if not self.enhanced or self.header is None:
+            return self.code
+        condition = self.header.accept_ack or "AL"
+        wanted = {"AL": True, "NE": False, "ER": self.code != "AA", "SU": self.code == "AA"}.get(condition, True)
+        return COMMIT_CODES[self.code] if wanted else None
 
     def ack(self) -> str:
         """The ACK message text."""
-        return build_ack(self.header, self.code, self.text, self.error)
+        return build_ack(self.header, self.sent_code or self.code, self.text, self.error)
 
-    def ack_bytes(self) -> bytes:
-        """The ACK encoded as the sender's message was (UTF-8 for one that could not be read)."""
+    def ack_bytes(self) -> bytes | None:
+        """The ACK encoded as the sender's message was (UTF-8 for one that could not be read); None when the
+        sender asked for no acknowledgement."""
+        if self.sent_code is None:
+            return None
         codec = self.header.charset if self.header and self.header.charset not in ("utf-16",) else "utf-8"
         return self.ack().encode(codec or "utf-8", errors="replace")
 
@@ -114,6 +152,7 @@ class AdtEvent:
     encounter: dict[str, Any] | None = None
     clear: tuple[str, ...] = ()
     prior_key: str | None = None
+    note: str | None = None  # taken but changes nothing (A35): the answer's text
 
 
 class BatchFault(HubError):
@@ -272,20 +311,34 @@ def _moment(msg: Hl7Message, segment: str, field_no: int) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def read_visit(msg: Hl7Message, trigger: str) -> tuple[str | None, dict[str, Any] | None, tuple[str, ...]]:
-    """The visit's key, what this event says about it, and the fields it clears."""
+def read_visit(msg: Hl7Message, trigger: str, patient_key: str = ""
+               ) -> tuple[str | None, dict[str, Any] | None, tuple[str, ...]]:
+    """The visit's key, what this event says about it, and the fields it clears.
+
+    The key is the visit number (PV1-19) under its authority; without one (PV1-19 is optional) the visit is
+    keyed by the sending facility, the patient's key and the admission time (PV1-44, or for an admission or
+    registration the event's time), so later messages about it with the same admission time find it.
+    """
     if not msg.has("PV1"):
         if trigger in VISIT_EVENTS:
             raise _ae(101, "the event needs a PV1 segment", "PV1")
         return None, None, ()
     visit = msg.value("PV1", 19)
-    if not visit:
-        if trigger in VISIT_EVENTS:
-            raise _ae(101, "PV1-19 (visit number) is empty", "PV1^1^19")
+    doc: dict[str, Any] = {}
+    if visit:
+        key = f"{msg.value('PV1', 19, 4) or msg.header.sending_facility}/{visit}"
+        doc["visit_number"] = visit
+    elif trigger not in VISIT_EVENTS:
         return None, None, ()
-    authority = msg.value("PV1", 19, 4) or msg.header.sending_facility
+    else:
+        began = _moment(msg, "PV1", 44)
+        if began is None and trigger in ("A01", "A04", "A05"):
+            began = _moment(msg, "EVN", 6) or _moment(msg, "EVN", 2)
+        if began is None:
+            raise _ae(101, "PV1-19 (visit number) is empty and PV1-44 (admit time) does not say which visit",
+                      "PV1^1^19")
+        key = f"{msg.header.sending_facility}/{patient_key}/{began}"
     patient_class = msg.value("PV1", 2).upper()
-    doc: dict[str, Any] = {"visit_number": visit}
     if patient_class in ("I", "O", "E"):
         doc["patient_class"] = patient_class
     facility = msg.value("PV1", 3, 4) or msg.value("PV1", 39) or msg.header.sending_facility
@@ -324,7 +377,7 @@ def read_visit(msg: Hl7Message, trigger: str) -> tuple[str | None, dict[str, Any
         clear = ("discharged",)
     if discharged and trigger not in ("A13", "A11"):
         doc["discharged"] = discharged
-    return f"{authority}/{visit}", {k: v for k, v in doc.items() if v is not None}, clear
+    return key, {k: v for k, v in doc.items() if v is not None}, clear
 
 
 # A registration's or a visit's key in this feed is a source id: at most what the store's column holds.
@@ -352,9 +405,12 @@ def interpret(index: int, msg: Hl7Message) -> AdtEvent:
         raise _ae(101, "the message has no PID segment", "PID")
     key, person = read_person(msg)
     event = AdtEvent(index, header, _fitting(key, "patient identifier", "PID^1^3"), person)
-    if trigger == "A40":
+    if trigger == "A35":
+        event.note = "account numbers are not kept; nothing changed"
+        return event
+    if trigger in MERGE_EVENTS:
         if not msg.has("MRG"):
-            raise _ae(101, "an A40 needs an MRG segment", "MRG")
+            raise _ae(101, f"an {trigger} needs an MRG segment", "MRG")
         prior = msg.repetitions("MRG", 1)
         _, local = _prior_identifiers(prior, header.sending_facility)
         if not local:
@@ -362,7 +418,7 @@ def interpret(index: int, msg: Hl7Message) -> AdtEvent:
         event.prior_key = _fitting(local, "prior patient identifier", "MRG^1^1")
         return event
     if trigger not in PERSON_EVENTS:
-        event.encounter_key, event.encounter, event.clear = read_visit(msg, trigger)
+        event.encounter_key, event.encounter, event.clear = read_visit(msg, trigger, key)
         if event.encounter_key:
             _fitting(event.encounter_key, "visit number", "PV1^1^19")
     return event
@@ -449,8 +505,10 @@ def read_frames(frames: list[bytes]) -> list[AdtEvent | Answer]:
 class AdtFeed:
     """Applies batches of received ADT messages to the store and answers each one."""
 
-    def __init__(self, pipeline: Pipeline, *, source: str = SOURCE, channel: str = "mllp") -> None:
+    def __init__(self, pipeline: Pipeline, *, source: str = SOURCE, channel: str = "mllp",
+                 enhanced_acks: bool = False) -> None:
         self.pipeline, self.source, self.channel = pipeline, source, channel
+        self.enhanced_acks = enhanced_acks
 
     def apply(self, session: Session, batch: Sequence[Received]) -> list[Answer]:
         """Apply ``batch`` in order in ``session``'s transaction (the caller commits) and answer each.
@@ -468,14 +526,14 @@ class AdtFeed:
                 reading.index = i
                 events.append(reading)
         keys = {e.index: self.dedupe_key(e.header) for e in events}
-        already = seen_keys(session, keys.values())
+        already = applied_messages(session, keys.values())
         first: dict[str, int] = {}
         copies: dict[int, int] = {}
         fresh: list[AdtEvent] = []
         for event in events:
             key = keys[event.index]
             if key in already:
-                answers[event.index] = Answer("AA", DUPLICATE, event.header, "already applied; nothing changed")
+                answers[event.index] = self._resent(event.header, already[key], batch[event.index].raw)
             elif key in first:
                 copies[event.index] = first[key]
             else:
@@ -487,12 +545,27 @@ class AdtFeed:
             assert done is not None
             copy = batch[index].reading
             header = copy.header if copy is not None else None
-            answers[index] = (Answer("AA", DUPLICATE, header, "already applied; nothing changed")
-                              if done.code == "AA" else done)
+            if done.code != "AA":
+                answers[index] = Answer(done.code, REFUSED, header, done.text, done.error)
+            else:
+                answers[index] = self._resent(header, batch[original].raw, batch[index].raw)
         final = [a for a in answers if a is not None]
         assert len(final) == len(batch)
+        if self.enhanced_acks:
+            for answer in final:
+                answer.enhanced = bool(answer.header and answer.header.enhanced)
         self.keep(session, batch, final, [keys.get(i) for i in range(len(batch))])
         return final
+
+    @staticmethod
+    def _resent(header: Header | None, applied: bytes, raw: bytes) -> Answer:
+        """The answer to a message whose sender and control id were applied before: the same message again
+        changes nothing; different content under the same id is a conflict, kept raw and refused (AE 205)."""
+        if same_message(applied, raw):
+            return Answer("AA", DUPLICATE, header, "already applied; nothing changed")
+        return Answer("AE", CONFLICT, header, "another message was applied under this id",
+                      _ae(205, "MSH-10 was already used by this sender for a different message: resend it under a "
+                          "new control id", "MSH^1^10"))
 
     @staticmethod
     def read(received: Received) -> AdtEvent | Answer:
@@ -500,6 +573,12 @@ class AdtFeed:
 
         The listener calls this as frames arrive, so reading overlaps the commit of the batch before.
         """
+        if isinstance(received.raw, BrokenFrame):
+            problem = Hl7ParseError("the bytes did not arrive as a whole MLLP frame (start block, message, end "
+                                    "block 0x1C 0x0D): kept, not applied; resend the message")
+            received.reading = Answer("AR", REFUSED, read_header(received.raw), problem.message, problem,
+                                      silent=isinstance(received.raw, StrayBytes))
+            return received.reading
         try:
             msg = parse(received.raw)
         except Hl7Error as exc:
@@ -527,7 +606,7 @@ class AdtFeed:
                 "sender": fit_to(InboundMessage.sender, header.sending_facility) if header else None,
                 "message_id": fit_to(InboundMessage.message_id, header.control_id) if header else None,
                 "message_type": fit_to(InboundMessage.message_type, header.message_type) if header else None,
-                "received_at": received.received_at, "status": answer.status, "answer": answer.code,
+                "received_at": received.received_at, "status": answer.status, "answer": answer.sent_code,
                 "error": f"{answer.error.hl7_code} {answer.error.message}" if answer.error else None,
                 **raw_columns(received.raw, header.charset if header else None),
                 "dedupe_key": key if answer.status == ACCEPTED else None,
@@ -542,7 +621,9 @@ class AdtFeed:
         """Apply in order: runs of ordinary events fold together; a merge stands between runs."""
         run: list[AdtEvent] = []
         for event in events:
-            if event.prior_key is not None:
+            if event.note is not None:
+                answers[event.index] = Answer("AA", ACCEPTED, event.header, event.note)
+            elif event.prior_key is not None:
                 self._apply_run(session, run, answers)
                 run = []
                 self._apply_merge(session, event, answers)

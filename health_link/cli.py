@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from typing import Annotated
@@ -27,31 +28,36 @@ def mllp(
     max_batch: Annotated[int, typer.Option(help="Most messages committed together.")] = 500,
     readers: Annotated[int, typer.Option(help="Processes parsing messages beside the committing one (0: none).")
                        ] = 1,
+    enhanced_acks: Annotated[bool, typer.Option(
+        help="Answer senders that value MSH-15/16 with enhanced-mode commit ACKs (CA, CE, CR, as MSH-15 asks); "
+             "otherwise every message gets an original-mode ACK (AA, AE, AR).")] = False,
 ) -> None:
-    """Listen for ADT messages; each is acknowledged (AA, AE or AR) once committed. Stop with Ctrl-C or SIGTERM:
-    the listener finishes what it has queued and its reader processes stop with it."""
+    """Listen for ADT messages; each is acknowledged once committed. Stop with Ctrl-C, SIGINT or SIGTERM (also
+    in the background): the listener finishes what it has read, answers it, and stops its reader processes."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = open_store()
     upgrade(store.engine)
-    listener = MllpListener(store, AdtFeed(build_pipeline(settings, store)), max_batch=max_batch,
-                            readers=readers)
+    listener = MllpListener(store, AdtFeed(build_pipeline(settings, store), enhanced_acks=enhanced_acks),
+                            max_batch=max_batch, readers=readers)
 
     async def serve() -> None:
         tune_collector()
-        # SIGTERM and Ctrl-C cancel the serving task, so the listener closes (and shuts its reader processes
-        # down) instead of the interpreter exiting under them and leaving the readers behind
-        loop, serving = asyncio.get_running_loop(), asyncio.current_task()
-        assert serving is not None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, serving.cancel)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # a shell starts background jobs with SIGINT ignored, and SIGTERM's default would leave the reader
+        # processes behind: both now end the listener the same orderly way
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        bound = await listener.start(host, port)
+        typer.echo(f"listening for MLLP on {bound[0]}:{bound[1]} (Ctrl-C to stop)")
+        serving = asyncio.create_task(listener.serve_forever())
         try:
-            bound = await listener.start(host, port)
-            typer.echo(f"listening for MLLP on {bound[0]}:{bound[1]} (Ctrl-C to stop)")
-            await listener.serve_forever()
-        except asyncio.CancelledError:
-            pass
+            await stop.wait()
         finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
             await listener.close()
 
     try:

@@ -94,6 +94,13 @@ class Header:
     processing_id: str
     version: str
     charset: str
+    accept_ack: str = ""  # MSH-15: AL, NE, ER, SU; empty (with MSH-16) means original mode
+    application_ack: str = ""  # MSH-16
+
+    @property
+    def enhanced(self) -> bool:
+        """True when the sender asked for enhanced-mode acknowledgement (MSH-15 or MSH-16 valued)."""
+        return bool(self.accept_ack or self.application_ack)
 
     @property
     def message_type(self) -> str:
@@ -172,8 +179,22 @@ class Hl7Message:
         return result
 
 
+class BrokenFrame(bytes):
+    """A frame that did not arrive whole: it lost its end block (the next one began first), was cut at the size
+    limit or by the connection closing, or had no start block. Kept raw and refused (AR)."""
+
+
+class StrayBytes(BrokenFrame):
+    """Bytes between frames, outside any start block: kept raw, but not answered (no sender waits for them, and
+    an answer would put the sender's ACKs out of step)."""
+
+
 def frames(buffer: bytearray) -> tuple[list[bytes], int]:
-    """Complete MLLP frames at the front of ``buffer`` and how many bytes they (and junk before them) used."""
+    """Complete MLLP frames at the front of ``buffer`` and how many bytes they (and what came before them) used.
+
+    Whatever came before a frame's start block is returned too, as a :class:`BrokenFrame`, unless it is only
+    whitespace: a frame whose end block was lost is never dropped without trace.
+    """
     out: list[bytes] = []
     used = 0
     while True:
@@ -181,8 +202,11 @@ def frames(buffer: bytearray) -> tuple[list[bytes], int]:
         if end < 0:
             return out, used
         start = buffer.rfind(START, used, end)
-        # bytes before the start block are junk between frames; a frame with no start block is junk too
-        out.append(bytes(buffer[start + 1:end]) if start >= 0 else bytes(buffer[used:end]))
+        before = bytes(buffer[used:start]) if start >= 0 else b""
+        for n, piece in enumerate(before.split(START)):
+            if piece.strip(b"\r\n \t\x00"):
+                out.append(BrokenFrame(piece) if n else StrayBytes(piece))
+        out.append(bytes(buffer[start + 1:end]) if start >= 0 else BrokenFrame(buffer[used:end]))
         used = end + len(END)
 
 
@@ -236,7 +260,8 @@ def read_header(raw: bytes) -> Header | None:
         return pieces[c] if len(pieces) > c else ""
 
     return Header(separator, values[1], part(3), part(4), part(5), part(6), part(7), part(9), part(9, 1),
-                  part(9, 2), part(10), part(11), part(12), "utf-8")
+                  part(9, 2), part(10), part(11), part(12), "utf-8", part(15).strip().upper(),
+                  part(16).strip().upper())
 
 
 def parse(raw: bytes) -> Hl7Message:
@@ -258,7 +283,8 @@ def parse(raw: bytes) -> Hl7Message:
         sent_at=message.value("MSH", 7), message_code=message.value("MSH", 9, 1),
         trigger=message.value("MSH", 9, 2), structure=message.value("MSH", 9, 3),
         control_id=message.value("MSH", 10), processing_id=message.value("MSH", 11),
-        version=message.value("MSH", 12), charset=codec,
+        version=message.value("MSH", 12), charset=codec, accept_ack=message.value("MSH", 15).strip().upper(),
+        application_ack=message.value("MSH", 16).strip().upper(),
     )
     return message
 
@@ -312,19 +338,32 @@ def escape(value: str) -> str:
 
 
 _ack_ids = itertools.count(1)
+MAX_CONTROL_ID = 20  # MSH-10 is ST(20) in every version the hub takes
+TWO_PART_TYPES = frozenset({"2.2", "2.3"})  # MSH-9 gained its third component (message structure) in 2.3.1
+
+
+def ack_type(version: str, trigger: str) -> str:
+    """MSH-9 of an ACK as ``version`` defines it: ``ACK^A01`` up to 2.3, ``ACK^A01^ACK`` from 2.3.1."""
+    if not trigger:
+        return "ACK"
+    return f"ACK^{trigger}" if version in TWO_PART_TYPES else f"ACK^{trigger}^ACK"
 
 
 def build_ack(header: Header | None, answer: str, text: str = "", error: Hl7Error | None = None, *,
               application: str = "CAREHUB", facility: str = "COUNCIL") -> str:
-    """An original-mode ACK: MSH, MSA (MSA-2 echoes MSH-10) and, for AE/AR, an ERR saying why."""
-    now = datetime.now(LOCAL_TIME).strftime("%Y%m%d%H%M%S")
+    """An ACK: MSH, MSA (MSA-2 echoes MSH-10) and, for AE/AR (CE/CR), an ERR saying why.
+
+    ``answer`` is the original-mode AA/AE/AR or the enhanced-mode commit code CA/CE/CR.
+    """
+    moment = datetime.now(LOCAL_TIME)
+    now = moment.strftime("%Y%m%d%H%M%S")
     version = header.version if header and header.version in SUPPORTED_VERSIONS else "2.5.1"
     trigger = escape(header.trigger) if header else ""
-    control = f"ACK{now}{next(_ack_ids):06d}"
+    control = f"A{moment.strftime('%y%m%d%H%M%S')}{next(_ack_ids) % 1_000_000:06d}"[:MAX_CONTROL_ID]
     segments = [
         "|".join(["MSH", "^~\\&", application, facility, escape(header.sending_application) if header else "",
-                  escape(header.sending_facility) if header else "", now, "", f"ACK^{trigger}^ACK" if trigger
-                  else "ACK", control, (header.processing_id[:1] or "P") if header else "P", version]),
+                  escape(header.sending_facility) if header else "", now, "", ack_type(version, trigger), control,
+                  (header.processing_id[:1] or "P") if header else "P", version]),
         "|".join(["MSA", answer, escape(header.control_id) if header else "", escape(text)[:80]]),
     ]
     if error is not None:

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import signal
 import socket
 import threading
 from collections.abc import Iterable, Sequence
@@ -29,7 +30,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from health_link.adt import AdtEvent, AdtFeed, Answer, Received, read_frames, refusal
-from health_link.hl7 import END, START, frame, frames
+from health_link.hl7 import END, START, BrokenFrame, StrayBytes, frame, frames
 from hub.errors import SourceUnavailable
 from hub.runtime import settle_for_ingest
 from hub.store.db import Store
@@ -44,6 +45,13 @@ def tune_collector() -> None:
     parsing makes many short-lived objects, and the collector's passes over the process's long-lived
     ones cost about half the ingest time (bench/hl7_ingest.py)."""
     settle_for_ingest()
+
+
+def start_reader() -> None:
+    """A reader process's start: Ctrl-C reaches the whole process group, but only the listener decides when
+    to stop (it shuts its readers down itself), so readers ignore SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tune_collector()
 
 
 @dataclass
@@ -71,7 +79,7 @@ class MllpListener:
         # reader processes parse and interpret messages on other cores while this one commits
         self._reader_count = readers
         self._readers = ProcessPoolExecutor(readers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=tune_collector) if readers > 0 else None
+                                            initializer=start_reader) if readers > 0 else None
         self._server: asyncio.Server | None = None
         self._worker: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -121,18 +129,25 @@ class MllpListener:
         pending: asyncio.Queue[asyncio.Future[Answer] | None] = asyncio.Queue()
         answering = asyncio.create_task(self._answer(writer, pending))
         buffer = bytearray()
+        found: list[bytes]
         assert self._queue is not None
         try:
             while True:
                 chunk = await reader.read(65536)
                 if not chunk:
-                    break
-                buffer += chunk
-                found, used = frames(buffer)
-                del buffer[:used]
-                if len(buffer) > self.max_frame:  # a frame that never ends: refuse what came and start afresh
-                    found.append(bytes(buffer[:self.max_frame]))
+                    if not buffer.strip(b"\r\n \t\x00"):
+                        break
+                    # the sender left mid-frame: keep what came
+                    found = [BrokenFrame(buffer.removeprefix(START)) if buffer.startswith(START) else
+                             StrayBytes(buffer)]
                     buffer.clear()
+                else:
+                    buffer += chunk
+                    found, used = frames(buffer)
+                    del buffer[:used]
+                    if len(buffer) > self.max_frame:  # a frame that never ends: refuse what came and start afresh
+                        found.append(BrokenFrame(buffer[:self.max_frame]))
+                        buffer.clear()
                 for start in range(0, len(found), READ_CHUNK):
                     part = found[start:start + READ_CHUNK]
                     reading: asyncio.Future[list[AdtEvent | Answer]] | None = None
@@ -145,6 +160,8 @@ class MllpListener:
                             self.feed.read(received)
                         self._queue.put_nowait((received, future, reading, k))
                         pending.put_nowait(future)
+                if not chunk:
+                    break
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -166,10 +183,11 @@ class MllpListener:
         broken = False
         while (future := await pending.get()) is not None:
             answer = await future
-            if broken:
+            ack = answer.ack_bytes()
+            if broken or ack is None:  # gone, or asked for no acknowledgement (enhanced mode, MSH-15)
                 continue
             try:
-                writer.write(frame(answer.ack_bytes()))
+                writer.write(frame(ack))
                 await writer.drain()
             except ConnectionError:
                 broken = True  # the sender left; its messages are committed and it will resend them

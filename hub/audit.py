@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from sqlalchemy import Connection, Select, String, Table, bindparam, insert, literal, select
+from sqlalchemy import Connection, Select, String, Table, bindparam, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, Forbidden, HubError, NotFound
@@ -362,6 +362,11 @@ def search_events(session: Session, query: AuditQuery, *, after: int | None = No
     if after is not None:
         stmt = stmt.where(AuditEvent.id > after)
     return list(session.scalars(stmt))
+
+
+def count_events(session: Session, query: AuditQuery) -> int:
+    """How many audit rows match ``query``."""
+    return int(session.scalar(select(func.count()).select_from(_filtered(query).subquery())) or 0)
 
 
 def subjects_of(session: Session, audit_ids: Sequence[int]) -> dict[int, list[str]]:

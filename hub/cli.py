@@ -7,10 +7,14 @@ reads the store from CAREHUB_DATABASE_URL (or config/hub.toml).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import socket
+import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -332,20 +336,60 @@ def demo(
     """Seed the synthetic sources, sync them, run the after-sync steps, print a summary, then serve (with demo
     sign-in on: the demo users' picker and the demo issuer)."""
     os.environ["CAREHUB_AUTH__DEMO"] = "true"
+    for source in reload_settings().demo.enable_sources:
+        os.environ[f"CAREHUB_SOURCES__{source.upper()}__ENABLED"] = "true"
     settings = reload_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store()
-    upgrade(store.engine)
-    for path in settings.demo.seeders:
-        typer.echo(load_object(path)(settings))
-    run_sync(store, settings, [])
-    store.dispose()
-    for path in settings.demo.after_sync:
-        typer.echo(load_object(path)(settings))
-    status(as_json=False)
-    if not no_serve:
-        typer.echo(f"serving Care Hub on http://{host}:{port}/ (Ctrl-C to stop)")
-        serve(host=host, port=port, workers=1)
+    simulators = start_simulators(settings.demo.simulators)
+    try:
+        store = open_store()
+        upgrade(store.engine)
+        for path in settings.demo.seeders:
+            typer.echo(load_object(path)(settings))
+        run_sync(store, settings, [])
+        store.dispose()
+        for path in settings.demo.after_sync:
+            typer.echo(load_object(path)(settings))
+        status(as_json=False)
+        if not no_serve:
+            typer.echo(f"serving Care Hub on http://{host}:{port}/ (Ctrl-C to stop)")
+            serve(host=host, port=port, workers=1)
+    finally:
+        stop_simulators(simulators)
+
+
+def start_simulators(wanted: dict[str, int], timeout: float = 60.0) -> list[subprocess.Popen[bytes]]:
+    """Start each simulator with ``carehub simulate NAME --port PORT`` and wait until its port answers."""
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, sim_port in wanted.items():
+            started.append(subprocess.Popen([sys.executable, "-m", "hub", "simulate", name, "--port", str(sim_port)],
+                                            stdout=subprocess.DEVNULL))
+            deadline = time.monotonic() + timeout
+            while True:
+                if started[-1].poll() is not None:
+                    raise ConfigError(f"simulator {name} stopped at once (is port {sim_port} taken?)")
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", sim_port), timeout=1):
+                    break
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"simulator {name} did not answer on port {sim_port} within {timeout:.0f} s")
+                time.sleep(0.2)
+            typer.echo(f"simulator {name} on 127.0.0.1:{sim_port}")
+    except BaseException:
+        stop_simulators(started)
+        raise
+    return started
+
+
+def stop_simulators(started: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the simulators the demo started (each by its own process)."""
+    for process in started:
+        process.terminate()
+    for process in started:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @app.command()

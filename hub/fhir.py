@@ -29,9 +29,11 @@ from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.relatedperson import RelatedPerson
 from fhir.resources.R4B.resource import Resource
+from fhir.resources.R4B.task import Task
 
 from hub import __version__
 from hub.errors import HubError
+from hub.fhir_search import PARAMETERS, PREFIXES, RESULT_PARAMETERS, SearchParameter, includes_of
 
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 NHS_STATUS_EXT = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
@@ -53,6 +55,8 @@ ETHNIC_CODES = frozenset("ABCDEFGHJKLMNPRSZ")
 
 # The value sets of the codes the hub emits (required bindings in R4, or the hub's chosen code systems).
 VALUE_SETS: dict[str, frozenset[str]] = {
+    "task-status": frozenset({"draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
+                              "in-progress", "on-hold", "failed", "completed", "entered-in-error"}),
     "administrative-gender": frozenset({"male", "female", "other", "unknown"}),
     "link-type": frozenset({"replaced-by", "replaces", "refer", "seealso"}),
     "name-use": frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"}),
@@ -240,6 +244,25 @@ class FhirBuilder:
                 "careManager": {"display": doc["allocated_worker"]} if doc.get("allocated_worker") else None}
         return EpisodeOfCare.model_validate(_clean(data))
 
+    def task(self, item: dict[str, Any]) -> Task:
+        """Task from a Transition: the move to adult services (Care Act s58), its stage as the Task's status and
+        business status, the hold reason as the status reason, the adults' system's referral id."""
+        doc = item["data"]
+        stage = doc.get("stage", "identified")
+        status = TASK_STATUS.get(stage, "in-progress")
+        data = {"resourceType": "Task", "id": item["id"], "meta": _meta(item.get("updated")),
+                "status": coded("task-status", status), "intent": "order",
+                "businessStatus": _text(stage.replace("_", " ")),
+                "statusReason": _text(doc["hold_reason"]) if doc.get("hold_reason") else None,
+                "code": _text("Transition to adult social care (Care Act 2014 s58 transition assessment)"),
+                "for": _ref("Patient", doc.get("person_id")), "authoredOn": doc.get("identified"),
+                "identifier": [{"system": self.local_system("adults_case"), "value": doc["adults_system_id"]}]
+                if doc.get("adults_system_id") else None,
+                "owner": {"display": "Adult social care"},
+                "note": [{"text": doc["significant_benefit_reason"]}] if doc.get("significant_benefit_reason")
+                else None}
+        return Task.model_validate(_clean(data))
+
     def care_plan(self, item: dict[str, Any]) -> CarePlan:
         """CarePlan from a CarePlan (CIN, CP, care, support, pathway plan)."""
         doc = item["data"]
@@ -369,12 +392,16 @@ class FhirBuilder:
 BUILDERS = {
     "Relationship": FhirBuilder.related_person, "Episode": FhirBuilder.episode_of_care,
     "CarePlan": FhirBuilder.care_plan, "HealthEvent": FhirBuilder.encounter, "Flag": FhirBuilder.flag,
-    "Consent": FhirBuilder.consent, "DocumentLink": FhirBuilder.document_reference,
+    "Consent": FhirBuilder.consent, "DocumentLink": FhirBuilder.document_reference, "Transition": FhirBuilder.task,
 }
+# A Transition's stage as a Task's status (the stage itself is the Task's business status).
+TASK_STATUS = {"identified": "draft", "held": "on-hold", "referral_requested": "requested", "received": "received",
+               "assessment": "in-progress", "eligible": "in-progress", "not_eligible": "rejected",
+               "plan_in_place": "completed", "closed": "completed"}
 # FHIR resource type -> the canonical entity type behind it.
 RESOURCE_TYPES = {"Patient": "Person", "RelatedPerson": "Relationship", "EpisodeOfCare": "Episode",
                   "CarePlan": "CarePlan", "Encounter": "HealthEvent", "Flag": "Flag", "Consent": "Consent",
-                  "DocumentReference": "DocumentLink"}
+                  "DocumentReference": "DocumentLink", "Task": "Transition"}
 ENTITY_RESOURCES = {v: k for k, v in RESOURCE_TYPES.items()} | {"Patient": "Patient"}
 
 
@@ -384,44 +411,43 @@ def to_json(resource: Resource) -> dict[str, Any]:
     return result
 
 
-def search_bundle(entries: list[tuple[Resource, str]], base: str, self_url: str, next_url: str | None) -> Bundle:
-    """A searchset Bundle; ``entries`` are (resource, "match" | "include")."""
+def search_bundle(entries: list[tuple[Resource, str]], base: str, self_url: str, next_url: str | None,
+                  total: int | None = None) -> Bundle:
+    """A searchset Bundle; ``entries`` are (resource, "match" | "include"); ``total`` counts the matches of
+    every page."""
     data: dict[str, Any] = {
-        "resourceType": "Bundle", "type": "searchset", "timestamp": datetime.now(UTC).isoformat(),
+        "resourceType": "Bundle", "type": "searchset", "timestamp": datetime.now(UTC).isoformat(), "total": total,
         "link": [{"relation": "self", "url": self_url}] + ([{"relation": "next", "url": next_url}] if next_url else []),
         "entry": [{"fullUrl": f"{base}/{r.get_resource_type()}/{r.id}", "resource": r, "search": {"mode": mode}}
                   for r, mode in entries],
     }
-    if not data["entry"]:
-        del data["entry"]
-    return Bundle.model_validate(data)
+    return Bundle.model_validate(_clean(data))
 
 
-SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
-    "Patient": [("identifier", "token", "system|value or a bare value (NHS number or local id)"),
-                ("name", "string", "any part of a name"), ("family", "string", "family name"),
-                ("given", "string", "given name"), ("birthdate", "date", "date of birth"),
-                ("address-postalcode", "string", "postcode"), ("_id", "token", "the hub's id")],
-    "AuditEvent": [("patient", "reference", "the person the event touched"),
-                   ("agent", "reference", "the user (token subject)"), ("date", "date", "when recorded")],
-}
+def parameter_documentation(param: SearchParameter) -> str:
+    """A parameter's documentation ending with the modifiers and prefixes it supports (a CapabilityStatement
+    has no field for them): ``...; modifiers: :contains, :exact; prefixes: eq, ge``."""
+    said = param.documentation
+    if param.modifiers:
+        said += f"; modifiers: {', '.join(':' + m for m in sorted(param.modifiers))}"
+    if param.prefixes:
+        said += f"; prefixes: {', '.join(p for p in PREFIXES if p in param.prefixes)}"
+    return said
 
 
 def capability_statement(base: str) -> CapabilityStatement:
-    """What the facade offers: read and search per resource type, $everything on Patient."""
+    """What the facade offers, made from the one table of search parameters (:mod:`hub.fhir_search`):
+    read and search per resource type, their parameters, modifiers and includes, $everything on Patient."""
     resources = []
     for rtype in [*RESOURCE_TYPES, "AuditEvent"]:
-        params = SEARCH_PARAMS.get(rtype) or [("patient", "reference", "the person"), ("_id", "token", "the id")]
-        entry: dict[str, Any] = {
-            "type": rtype, "interaction": [{"code": "read"}, {"code": "search-type"}],
-            "searchParam": [{"name": n, "type": t, "documentation": d} for n, t, d in params],
-        }
-        if rtype != "Patient" and rtype != "AuditEvent":
-            entry["searchInclude"] = [f"{rtype}:patient" if rtype != "CarePlan" else "CarePlan:subject"]
+        params = [{"name": p.name, "type": p.type, "documentation": parameter_documentation(p)}
+                  for p in PARAMETERS[rtype]]
+        entry: dict[str, Any] = {"type": rtype, "interaction": [{"code": "read"}, {"code": "search-type"}],
+                                 "searchParam": params, "searchInclude": includes_of(rtype)}
         if rtype == "Patient":
             entry["operation"] = [{"name": "everything",
                                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]
-        resources.append(entry)
+        resources.append(_clean(entry))
     data = {
         "resourceType": "CapabilityStatement", "status": "active", "date": date.today().isoformat(),
         "kind": "instance", "fhirVersion": "4.0.1", "format": ["application/fhir+json", "json"],
@@ -431,6 +457,8 @@ def capability_statement(base: str) -> CapabilityStatement:
             "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
                                      "code": "OAuth"}]}],
             "description": "OAuth2 bearer JWT (RS256); role policy, consent, seals and break glass apply."},
-            "resource": resources}],
+            "resource": resources,
+            "searchParam": [{"name": name, "type": "special" if name != "_count" else "number",
+                             "documentation": text} for name, text in RESULT_PARAMETERS.items()]}],
     }
     return CapabilityStatement.model_validate(data)

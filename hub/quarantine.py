@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from hub.access.decision import Access
@@ -45,17 +45,43 @@ def list_entries(session: Session, flt: QuarantineFilter, limit: int = 100) -> l
     return list(session.scalars(query))
 
 
-def record_subject(session: Session, source: str, stream: str, source_id: str) -> tuple[str | None, str | None]:
-    """What a source record is (its canonical type) and whose (the person id), as far as the hub knows:
-    from the record's own link when it was ever accepted, else the type another record of its stream became."""
-    row = session.execute(select(Entity.entity_type, Entity.person_id).join(
-        SourceLink, SourceLink.entity_id == Entity.id).where(
-        SourceLink.source == source, SourceLink.stream == stream, SourceLink.source_id == source_id)).first()
-    if row is not None:
-        return row.entity_type, row.person_id
-    etype = session.scalar(select(Entity.entity_type).join(SourceLink, SourceLink.entity_id == Entity.id).where(
-        SourceLink.source == source, SourceLink.stream == stream).limit(1))
-    return etype, None
+def record_subjects(session: Session, keys: list[tuple[str, str, str]]
+                    ) -> dict[tuple[str, str, str], tuple[str | None, str | None]]:
+    """What each source record (source, stream, source id) is (its canonical type) and whose (the person id),
+    as far as the hub knows: from the record's own link when it was ever accepted, else the type another
+    record of its stream became."""
+    keys = list(dict.fromkeys(keys))
+    found: dict[tuple[str, str, str], tuple[str | None, str | None]] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        for source, stream, source_id, etype, person_id in session.execute(
+                select(SourceLink.source, SourceLink.stream, SourceLink.source_id, Entity.entity_type,
+                       Entity.person_id).join(Entity, Entity.id == SourceLink.entity_id)
+                .where(tuple_(SourceLink.source, SourceLink.stream, SourceLink.source_id).in_(chunk))):
+            found[(source, stream, source_id)] = (etype, person_id)
+    types: dict[tuple[str, str], str | None] = {}
+    for key in keys:
+        if key not in found:
+            pair = key[:2]
+            if pair not in types:
+                types[pair] = session.scalar(select(Entity.entity_type).join(
+                    SourceLink, SourceLink.entity_id == Entity.id).where(
+                    SourceLink.source == pair[0], SourceLink.stream == pair[1]).limit(1))
+            found[key] = (types[pair], None)
+    return found
+
+
+def withheld_entries(session: Session, access: Access, entries: list[Quarantine]) -> dict[int, str]:
+    """Why each entry's source record (payload, and the message quoting its values) is withheld from the
+    caller, by entry id; entries they may see are left out."""
+    subjects = record_subjects(session, [(q.source, q.stream, q.source_id) for q in entries])
+    access.people({pid for _, pid in subjects.values() if pid}, exact=False)  # decided together
+    withheld = {}
+    for q in entries:
+        why = access.source_record(*subjects[(q.source, q.stream, q.source_id)])
+        if why is not None:
+            withheld[q.id] = why
+    return withheld
 
 
 def show_entry(session: Session, entry_id: int, access: Access | None = None) -> dict[str, Any]:
@@ -67,13 +93,11 @@ def show_entry(session: Session, entry_id: int, access: Access | None = None) ->
         raise NotFound(f"no quarantine entry {entry_id}")
     raw = session.get(RawRecord, q.raw_record_id)
     assert raw is not None
-    withheld = None
-    if access is not None:
-        withheld = access.source_record(*record_subject(session, q.source, q.stream, q.source_id))
+    withheld = withheld_entries(session, access, [q]).get(q.id) if access is not None else None
     return {
         "id": q.id, "source": q.source, "stream": q.stream, "source_id": q.source_id,
-        "reason": q.reason, "message": q.message, "field": q.field, "status": q.status,
-        "attempts": q.attempts, "history": q.history, "created_at": q.created_at.isoformat(),
+        "reason": q.reason, "message": withheld or q.message, "field": q.field, "status": q.status,
+        "attempts": q.attempts, "history": [] if withheld else q.history, "created_at": q.created_at.isoformat(),
         "raw": {"id": raw.id, "received_at": raw.received_at.isoformat(), "sha256": raw.content_hash,
                 "payload": None if withheld else orjson.loads(raw.payload), "withheld": withheld},
     }

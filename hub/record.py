@@ -8,6 +8,7 @@ said it (from ``source_links``) and when it last changed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections import defaultdict
@@ -17,8 +18,8 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, String, bindparam, func, or_, select, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, String, and_, bindparam, false, func, or_, select, type_coerce, union
+from sqlalchemy.orm import Session, aliased
 
 from hub.access.decision import OPEN, UNKNOWN, Access, Disclosure, Subject, held_seals, load_subjects
 from hub.access.policy import Policy
@@ -28,6 +29,8 @@ from hub.errors import HubError
 from hub.model.validators import normalise_postcode
 from hub.pipeline import search_key
 from hub.store.db import PreparedStatement, Reader
+from hub.store.identity import OPEN as REVIEW_OPEN
+from hub.store.identity import MatchReview
 from hub.store.tables import Entity, IsoTimestamp, PersonIdentifier, PersonIndex, SourceLink
 
 # Where each entity type sits in the record (fixed: the API's shape does not follow policy renames).
@@ -49,8 +52,30 @@ class InvalidQuery(HubError):
 
 
 @dataclass(frozen=True, slots=True)
+class Match:
+    """One way a person may match a criterion: a field, how it is compared, and the values compared with.
+
+    ``field`` and ``op``: ``person_id``/``nhs_number``/``sex`` ``eq`` (one value); ``identifier`` ``eq``
+    (a value in any system), ``in_system`` (system, value) or ``system`` (any value of it); ``family``/
+    ``given`` ``prefix``/``contains`` (one name); ``name`` ``prefix``/``contains`` (words, each starting or
+    inside a given or family name); ``birth_date`` with a FHIR date prefix (first and last day of the range);
+    ``postcode`` ``prefix``/``contains``/``exact`` (one value); ``nothing`` (never matches: a system the hub
+    does not hold).
+    """
+
+    field: str
+    op: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PersonQuery:
-    """What a person search asks for; at least one criterion is needed."""
+    """What a person search asks for; at least one criterion is needed.
+
+    The named fields are the canonical API's criteria; ``all_of`` holds criteria
+    built elsewhere (the FHIR facade's), each a tuple of :class:`Match` of which
+    any may hold (OR), all of them together (AND) with the named fields.
+    """
 
     name: str | None = None
     family: str | None = None
@@ -61,16 +86,19 @@ class PersonQuery:
     identifier: str | None = None
     identifier_system: str | None = None
     person_id: str | None = None
+    all_of: tuple[tuple[Match, ...], ...] = ()
 
     @property
     def by_identifier(self) -> bool:
         """True when the search names the person exactly (NHS number, local id or hub id)."""
-        return bool(self.nhs_number or self.identifier or self.person_id)
+        exact = any(clause and all(m.field in ("nhs_number", "identifier", "person_id") and m.op == "eq"
+                                   for m in clause) for clause in self.all_of)
+        return bool(self.nhs_number or self.identifier or self.person_id or exact)
 
     def is_empty(self) -> bool:
         """True when no criterion is given."""
         return not any((self.name, self.family, self.given, self.birth_date, self.postcode, self.nhs_number,
-                        self.identifier, self.person_id))
+                        self.identifier, self.person_id, self.all_of))
 
 
 @dataclass(slots=True)
@@ -80,6 +108,7 @@ class SearchPage:
     people: list[dict[str, Any]]
     next_cursor: str | None
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    updated: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -126,7 +155,7 @@ def _criteria(query: PersonQuery, *, family_by_index: bool = False) -> tuple[tup
         params["person_id"] = query.person_id
     if query.nhs_number:
         shape.append("nhs_number")
-        params["nhs_number"] = re.sub(r"[\s-]", "", query.nhs_number)
+        params["nhs_number_0"] = re.sub(r"[\s-]", "", query.nhs_number)
     if query.identifier:
         shape.append("identifier")
         params["identifier"] = query.identifier
@@ -158,7 +187,80 @@ def _criteria(query: PersonQuery, *, family_by_index: bool = False) -> tuple[tup
                 raise InvalidQuery(f"{query.postcode!r} is neither a postcode nor an outward code") from None
             params["postcode"] = f"{outward} %"
             shape.append("outward_code")
+    for i, clause in enumerate(query.all_of):
+        shape.append(("any_of", tuple((m.field, m.op, len(_match_values(m))) for m in clause)))
+        for j, match in enumerate(clause):
+            for k, value in enumerate(_match_values(match)):
+                params[f"m{i}_{j}_{k}"] = value
     return tuple(shape), params
+
+
+def _match_values(match: Match) -> tuple[Any, ...]:
+    """The bound values of one match, as the index holds them (names folded, postcodes normalised)."""
+    if match.field in ("family", "given", "name"):
+        if len(match.values) > MAX_NAME_WORDS:
+            raise InvalidQuery(f"a name search takes at most {MAX_NAME_WORDS} words; this one has "
+                               f"{len(match.values)}")
+        keys = tuple(search_key(v) or "" for v in match.values)
+        if not all(keys):
+            raise InvalidQuery(f"{' '.join(match.values)!r} holds no letters to search by")
+        if match.field == "family" and match.op == "prefix":  # also as a range the family-name index can walk
+            return (f"{keys[0]}%", keys[0], _range_end(keys[0]))
+        return tuple(f"{k}%" if match.op == "prefix" else f"%{k}%" for k in keys)
+    if match.field == "postcode":
+        text = " ".join(str(match.values[0]).upper().split())
+        with contextlib.suppress(ValueError):
+            text = normalise_postcode(text)
+        return (text if match.op == "exact" else f"{text}%" if match.op == "prefix" else f"%{text}%",)
+    if match.field == "nhs_number":
+        return (re.sub(r"[\s-]", "", str(match.values[0])),)
+    return match.values
+
+
+def _condition(match: tuple[str, str, int], name: str) -> Any:
+    """The SQL condition of one match, its values bound as ``{name}_0``, ``{name}_1``..."""
+    pi = PersonIndex
+    field_name, op, arity = match
+
+    def value(k: int = 0, type_: Any = String) -> Any:
+        return bindparam(f"{name}_{k}", type_=type_)
+
+    if field_name == "person_id":
+        return pi.person_id == value()
+    if field_name == "sex":
+        return pi.sex == value()
+    if field_name == "nhs_number" and op == "present":
+        return pi.nhs_number.is_not(None)
+    if field_name == "nhs_number":
+        merged = aliased(PersonIndex)
+        return or_(pi.nhs_number == value(), pi.person_id.in_(
+            select(merged.merged_into).where(merged.nhs_number == value(), merged.status == "merged")))
+    if field_name == "identifier":
+        ident = select(PersonIdentifier.person_id)
+        if op == "system":
+            ident = ident.where(PersonIdentifier.system == value())
+        elif op == "in_system":
+            ident = ident.where(PersonIdentifier.system == value(0), PersonIdentifier.value == value(1))
+        else:
+            ident = ident.where(PersonIdentifier.value == value())
+        return pi.person_id.in_(ident)
+    if field_name == "family" and op == "prefix":
+        return and_(pi.family_name.between(value(1), value(2)), pi.family_name.like(value()))
+    if field_name in ("family", "given"):
+        column = pi.family_name if field_name == "family" else pi.given_name
+        return column.like(value())
+    if field_name == "name":
+        return and_(*(or_(pi.family_name.like(value(k)), pi.given_name.like(value(k))) for k in range(arity)))
+    if field_name == "postcode":
+        return pi.postcode == value() if op == "exact" else pi.postcode.like(value())
+    if field_name == "birth_date":
+        first, last = value(0, pi.birth_date.type), value(1, pi.birth_date.type)
+        return {"eq": pi.birth_date.between(first, last),
+                "ne": or_(pi.birth_date < first, pi.birth_date > last),
+                "gt": pi.birth_date > last, "sa": pi.birth_date > last,
+                "lt": pi.birth_date < first, "eb": pi.birth_date < first,
+                "ge": pi.birth_date >= first, "le": pi.birth_date <= last}[op]
+    return false()
 
 
 @functools.lru_cache(maxsize=256)
@@ -166,37 +268,66 @@ def _ids_statement(shape: tuple[Any, ...], after: bool) -> PreparedStatement:
     """Ids of the active people matching a filter of this shape, in id order, after ``:after``, ``:limit`` of
     them. Built once per shape: building and compiling the statement for every search cost more than running
     it (bench/api_load.py)."""
+    stmt = select(PersonIndex.person_id).where(*_filter(shape))
+    if after:
+        stmt = stmt.where(PersonIndex.person_id > bindparam("after"))
+    return PreparedStatement(stmt.order_by(PersonIndex.person_id).limit(bindparam("limit", type_=Integer)))
+
+
+@functools.lru_cache(maxsize=256)
+def _count_statement(shape: tuple[Any, ...]) -> PreparedStatement:
+    """How many active people match a filter of this shape (seals not yet considered)."""
+    return PreparedStatement(select(func.count()).select_from(PersonIndex).where(*_filter(shape)))
+
+
+@functools.lru_cache(maxsize=256)
+def _guarded_statement(shape: tuple[Any, ...]) -> PreparedStatement:
+    """The matching people who carry a seal or are held in an open identity review: the only ones a caller may
+    not be allowed to know of (:mod:`hub.access.decision`)."""
+    # the seal probe is correlated, so the (person_id, entity_type) index answers it for each match rather than
+    # every seal's entity being listed first; open reviews are few and listed once
+    sealed = select(Entity.id).where(Entity.person_id == PersonIndex.person_id, Entity.entity_type == "Seal")
+    reviewed = union(select(MatchReview.person_a).where(MatchReview.status == REVIEW_OPEN),
+                     select(MatchReview.person_b).where(MatchReview.status == REVIEW_OPEN))
+    return PreparedStatement(select(PersonIndex.person_id).where(
+        *_filter(shape), or_(sealed.exists(), PersonIndex.person_id.in_(reviewed))))
+
+
+def _filter(shape: tuple[Any, ...]) -> list[Any]:
+    """The WHERE conditions of a filter of this shape."""
     pi = PersonIndex
-    stmt = select(pi.person_id).where(pi.status == "active")
+    conditions: list[Any] = [pi.status == "active"]
+    clauses = 0
     for part in shape:
         if part == "family_range":
-            stmt = stmt.where(pi.family_name.between(bindparam("family_low"), bindparam("family_high")))
+            conditions.append(pi.family_name.between(bindparam("family_low"), bindparam("family_high")))
         elif part == "person_id":
-            stmt = stmt.where(pi.person_id == bindparam("person_id"))
+            conditions.append(pi.person_id == bindparam("person_id"))
         elif part == "nhs_number":
-            stmt = stmt.where(pi.nhs_number == bindparam("nhs_number"))
+            conditions.append(_condition(("nhs_number", "eq", 1), "nhs_number"))
         elif part == "identifier":
             ident = select(PersonIdentifier.person_id).where(PersonIdentifier.value == bindparam("identifier"))
             if "identifier_system" in shape:
                 ident = ident.where(PersonIdentifier.system == bindparam("identifier_system"))
-            stmt = stmt.where(pi.person_id.in_(ident))
+            conditions.append(pi.person_id.in_(ident))
         elif part == "family":
-            stmt = stmt.where(pi.family_name.like(bindparam("family")))
+            conditions.append(pi.family_name.like(bindparam("family")))
         elif part == "given":
-            stmt = stmt.where(pi.given_name.like(bindparam("given")))
+            conditions.append(pi.given_name.like(bindparam("given")))
         elif part == "birth_date":
-            stmt = stmt.where(pi.birth_date == bindparam("birth_date", type_=pi.birth_date.type))
+            conditions.append(pi.birth_date == bindparam("birth_date", type_=pi.birth_date.type))
         elif part == "postcode":
-            stmt = stmt.where(pi.postcode == bindparam("postcode"))
+            conditions.append(pi.postcode == bindparam("postcode"))
         elif part == "outward_code":
-            stmt = stmt.where(pi.postcode.like(bindparam("postcode")))
+            conditions.append(pi.postcode.like(bindparam("postcode")))
         elif isinstance(part, tuple) and part[0] == "name":
             for n in range(part[1]):
                 token = bindparam(f"name_{n}", type_=String)
-                stmt = stmt.where(or_(pi.family_name.like(token), pi.given_name.like(token)))
-    if after:
-        stmt = stmt.where(pi.person_id > bindparam("after"))
-    return PreparedStatement(stmt.order_by(pi.person_id).limit(bindparam("limit", type_=Integer)))
+                conditions.append(or_(pi.family_name.like(token), pi.given_name.like(token)))
+        elif isinstance(part, tuple) and part[0] == "any_of":
+            conditions.append(or_(*(_condition(m, f"m{clauses}_{j}") for j, m in enumerate(part[1]))))
+            clauses += 1
+    return conditions
 
 
 # Few enough people by a family-name prefix to fetch them all through the name's index and sort them by id;
@@ -242,8 +373,36 @@ def summarise(person_id: str, doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def count_people(session: Reader, policy: Policy, caller: Caller, query: PersonQuery) -> int:
+    """How many people :func:`search_people` would hand this caller over all its pages.
+
+    Only someone with a seal, or held in an open identity review (who may inherit
+    a seal from the other person), can be unknown to a caller, so only those
+    matches go through the access decision one by one; the rest are counted.
+    """
+    require_read(policy, caller, "Person")
+    if query.is_empty():
+        raise InvalidQuery("name at least one search criterion")
+    shape, params = _criteria(query, family_by_index=True)  # a count reads every match: a range walks fewer
+    ((total,),) = _count_statement(shape).all(session, params)
+    guarded = [pid for (pid,) in _guarded_statement(shape).all(session, params)] if total else []
+    if guarded:
+        decided = Access(session, policy, caller).people(guarded, exact=query.by_identifier)
+        total -= sum(1 for d in decided.values() if not d.visible)
+    return int(total)
+
+
+def _updated_of(session: Reader, person_ids: list[str]) -> dict[str, str]:
+    """When each person's golden record last changed (ISO), for a FHIR ``meta.lastUpdated``."""
+    if not person_ids:
+        return {}
+    rows = session.execute(select(Entity.id, type_coerce(Entity.updated_at, IsoTimestamp))
+                           .where(Entity.id.in_(person_ids)))
+    return {pid: updated for pid, updated in rows}
+
+
 def search_people(session: Reader, policy: Policy, caller: Caller, query: PersonQuery, audit: AuditContext,
-                  *, limit: int = 20, cursor: str | None = None) -> SearchPage:
+                  *, limit: int = 20, cursor: str | None = None, with_updated: bool = False) -> SearchPage:
     """People matching ``query`` that the caller may know exist, in id order after ``cursor``.
 
     Each match goes through the access decision (:mod:`hub.access.decision`):
@@ -293,7 +452,17 @@ def search_people(session: Reader, policy: Policy, caller: Caller, query: Person
         people.append(summary)
         audit.touch_person(pid)
         audit.touch("Patient", pid)
-    return SearchPage(people, page[-1][0] if more and page else None, documents)
+    return SearchPage(people, page[-1][0] if more and page else None, documents,
+                      _updated_of(session, list(documents)) if with_updated else {})
+
+
+def owners(session: Reader, entity_type: str, ids: Iterable[str]) -> set[str]:
+    """The people whose records of ``entity_type`` carry these ids (ids of no such record are left out)."""
+    wanted = list(ids)
+    if not wanted:
+        return set()
+    return {pid for pid in session.scalars(select(Entity.person_id).where(
+        Entity.id.in_(wanted), Entity.entity_type == entity_type)) if pid}
 
 
 def reduced_person(doc: dict[str, Any]) -> dict[str, Any]:
@@ -374,9 +543,12 @@ def facts_from(person_id: str, entities: Iterable[Entity | StoredItem]) -> Perso
     facts = PersonFacts(person_id)
     consents: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in entities:
-        if e.entity_type not in ("Seal", "Episode", "Consent"):
+        if e.entity_type not in ("Seal", "Episode", "Consent", "Person", "Transition"):
             continue
         doc = e.data if isinstance(e, StoredItem) else orjson.loads(e.document)
+        facts.note(e.entity_type, doc)
+        if e.entity_type in ("Person", "Transition"):
+            continue
         if e.entity_type == "Seal":
             facts.seals.append(doc)
         elif e.entity_type == "Episode":

@@ -71,6 +71,13 @@ class DemoSettings(Strict):
         default_factory=list,
         description="Import paths 'module:function' called with the settings once the sources are synced.",
     )
+    simulators: dict[str, int] = Field(
+        default_factory=dict,
+        description="Simulators `carehub demo` starts first (`carehub simulate NAME --port PORT`, the "
+                    "carehub.simulators registry) and stops when it ends: name -> port.",
+    )
+    enable_sources: list[str] = Field(
+        default_factory=list, description="Sources switched on for the demo run (the simulators' systems).")
 
 
 class PipelineSettings(Strict):
@@ -151,6 +158,20 @@ class AuthSettings(Strict):
         default="https://carehub.example.gov.uk/Id",
         description="Base URL of the council's own FHIR identifier systems (local ids, EDRMS ids).",
     )
+
+
+class TransitionSettings(Strict):
+    """Transitions to adult services: who is due (docs/transitions.md) and the adults' case system."""
+
+    from_age: int = Field(default=14, ge=0, le=18, description="Youngest age the due list shows.")
+    to_age: int = Field(default=25, ge=18, le=26, description="Care leavers and EHC plans are followed to this age.")
+    assessment_by_months: int = Field(
+        default=210, ge=12, le=216, description="Transition assessment due by this age in months (210: 17 years 6).")
+    adults_target: str = Field(
+        default="adults_case", description="Delivery target (subscriptions file) that takes the adult referral.")
+    adults_system: dict[str, Any] = Field(
+        default_factory=dict,
+        description="How the hub follows a referral in the adults' system: 'client' (import path) and its options.")
 
 
 class EdrmsSettings(Strict):
@@ -240,6 +261,7 @@ class Settings(BaseSettings):
     schedules_file: str = Field(
         default="schedules.toml", description="Scheduled jobs (under config/, or a path).")
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    transitions: TransitionSettings = Field(default_factory=TransitionSettings)
     finance: FinanceSettings = Field(default_factory=FinanceSettings)
     edrms: EdrmsSettings = Field(default_factory=EdrmsSettings)
 

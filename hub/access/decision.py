@@ -35,14 +35,14 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 import orjson
-from sqlalchemy import String, bindparam, literal, or_, select
+from sqlalchemy import String, bindparam, literal, select, union_all
 
 from hub.access.policy import Policy
-from hub.access.rules import Caller, PersonFacts, RecordView, has_relationship, is_hidden
+from hub.access.rules import Caller, PersonFacts, RecordView, has_relationship, in_transitions_cohort, is_hidden
 from hub.audit import AuditContext
 from hub.errors import Forbidden, NotFound
 from hub.store.db import PreparedStatement, Reader
@@ -57,6 +57,10 @@ UNKNOWN = "unknown"
 MERGE_DEPTH = 8
 GLASS_NEEDED = ("this person is not on your team's caseload; to open the record anyway, "
                 "break glass with a stated reason (header X-Break-Glass)")
+NOT_IN_COHORT = "not in the transitions cohort"
+COHORT_GLASS_NEEDED = ("this person is not in the transitions cohort (14 to 25 with children's social care "
+                       "involvement); to open the record anyway, break glass with a stated reason "
+                       "(header X-Break-Glass)")
 
 
 def no_person(person_id: str) -> NotFound:
@@ -100,23 +104,30 @@ class Subject:
 
 @functools.lru_cache(maxsize=128)
 def _facts_statement(count: int) -> PreparedStatement:
-    """Each of ``count`` people's Person document, seals, episodes and consents, by ``:p0`` ... (one statement
-    per count, built once: a search page runs one)."""
+    """Each of ``count`` people's Person document, seals, episodes, consents and transitions, by ``:p0`` ... (one
+    statement per count, built once: a search page runs one)."""
     return PreparedStatement(select(Entity.person_id, Entity.entity_type, Entity.document).where(
         Entity.person_id.in_([bindparam(f"p{n}", type_=String) for n in range(count)]),
-        Entity.entity_type.in_([literal(t, String) for t in ("Person", "Seal", "Episode", "Consent")])))
+        Entity.entity_type.in_([literal(t, String) for t in ("Person", "Seal", "Episode", "Consent", "Transition")])))
 
 
 @functools.lru_cache(maxsize=128)
-def _held_statement(count: int) -> PreparedStatement:
-    """The open identity reviews of ``count`` people, and the seals of each review's two people."""
-    ids = [bindparam(f"p{n}", type_=String) for n in range(count)]
+def _reviews_statement(count: int) -> PreparedStatement:
+    """The two people and the status of each identity review of any of ``count`` people: one arm per side of
+    the pair, each on its own index (a person is in few reviews, so the status is checked on the rows)."""
     review = MatchReview
-    return PreparedStatement(
-        select(review.person_a, review.person_b, Entity.person_id, Entity.document)
-        .join(Entity, or_(Entity.person_id == review.person_a, Entity.person_id == review.person_b))
-        .where(review.status == literal(REVIEW_OPEN, String), Entity.entity_type == literal("Seal", String),
-               or_(review.person_a.in_(ids), review.person_b.in_(ids))))
+    arms = [select(review.person_a, review.person_b, review.status).where(
+        side.in_([bindparam(f"p{n}", type_=String) for n in range(count)]))
+        for side in (review.person_a, review.person_b)]
+    return PreparedStatement(union_all(*arms))
+
+
+@functools.lru_cache(maxsize=128)
+def _seals_statement(count: int) -> PreparedStatement:
+    """The seals of ``count`` people."""
+    return PreparedStatement(select(Entity.person_id, Entity.document).where(
+        Entity.person_id.in_([bindparam(f"p{n}", type_=String) for n in range(count)]),
+        Entity.entity_type == literal("Seal", String)))
 
 
 def _read_facts(session: Reader, ids: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, PersonFacts]]:
@@ -129,8 +140,11 @@ def _read_facts(session: Reader, ids: list[str]) -> tuple[dict[str, dict[str, An
         if pid is None:
             continue
         doc = orjson.loads(document)
+        facts[pid].note(etype, doc)
         if etype == "Person":
             people[pid] = doc
+        elif etype == "Transition":
+            continue
         elif etype == "Seal":
             facts[pid].seals.append(doc)
         elif etype == "Episode":
@@ -145,16 +159,30 @@ def _read_facts(session: Reader, ids: list[str]) -> tuple[dict[str, dict[str, An
 
 
 def held_seals(session: Reader, person_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    """The seals each person inherits from an open identity review pairing them with a sealed person."""
+    """The seals each person inherits from an open identity review pairing them with a sealed person.
+
+    One indexed query when the people wait in no review (nearly always); a second for the partners' seals
+    when they do.
+    """
     ids = list(dict.fromkeys(person_ids))
     held: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if not ids:
         return held
     wanted = set(ids)
-    for a, b, sealed, document in _held_statement(len(ids)).all(session, {f"p{n}": p for n, p in enumerate(ids)}):
-        other = b if sealed == a else a
-        if other in wanted:
-            held[other].append({**orjson.loads(document), "held_for_review": True})
+    partners: dict[str, set[str]] = defaultdict(set)
+    for a, b, status in _reviews_statement(len(ids)).all(session, {f"p{n}": p for n, p in enumerate(ids)}):
+        if status != REVIEW_OPEN:
+            continue
+        if a in wanted:
+            partners[b].add(a)
+        if b in wanted:
+            partners[a].add(b)
+    if not partners:
+        return held
+    others = list(partners)
+    for sealed, document in _seals_statement(len(others)).all(session, {f"p{n}": p for n, p in enumerate(others)}):
+        for pid in partners[sealed]:
+            held[pid].append({**orjson.loads(document), "held_for_review": True})
     return held
 
 
@@ -192,8 +220,7 @@ def load_subjects(session: Reader, person_ids: Iterable[str]) -> dict[str, Subje
     for subject in subjects.values():
         extra = held.get(subject.facts.person_id)
         if extra:
-            subject.facts = PersonFacts(subject.facts.person_id, [*subject.facts.seals, *extra],
-                                        set(subject.facts.teams), dict(subject.facts.consents))
+            subject.facts = replace(subject.facts, seals=[*subject.facts.seals, *extra])
     return subjects
 
 
@@ -220,10 +247,12 @@ def disclose(policy: Policy, caller: Caller, person_id: str, facts: PersonFacts 
             return Disclosure(person_id, UNKNOWN, why, merged_into=merged_into)
         glass = True
     related = has_relationship(policy, facts, caller)
+    why_not = "not on the caller's team's caseload"
+    if related and rule.cohort == "transitions" and not in_transitions_cohort(facts):
+        related, why_not = False, NOT_IN_COHORT
     if not related:
         if not (caller.break_glass and exact):
-            return Disclosure(person_id, BREAK_GLASS_REQUIRED, "not on the caller's team's caseload",
-                              merged_into=merged_into)
+            return Disclosure(person_id, BREAK_GLASS_REQUIRED, why_not, merged_into=merged_into)
         glass = True
     types = policy.readable_types(caller.role)
     withheld = None
@@ -301,7 +330,7 @@ class Access:
         """Refuse a person not open to the caller: 403 when they may know of them, else an unknown id's 404."""
         if disclosure.outcome == BREAK_GLASS_REQUIRED:
             self._deny(disclosure.reason, "denied")
-            raise Forbidden(GLASS_NEEDED)
+            raise Forbidden(COHORT_GLASS_NEEDED if disclosure.reason == NOT_IN_COHORT else GLASS_NEEDED)
         # The audit row keeps the truth: a refusal of someone held is a denial, an id never held is not found.
         self._deny(disclosure.reason, "denied" if disclosure.exists else "not_found")
         raise NotFound(shown_as) if shown_as else no_person(disclosure.person_id)

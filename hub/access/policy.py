@@ -11,6 +11,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -34,6 +35,8 @@ class RolePolicy(BaseModel):
     consent_scope: str | None = Field(default=None, description="Consent scope that limits this role to demographics.")
     requires_relationship: bool = Field(default=False, description="Only people with an Episode of the caller's team.")
     break_glass: bool = Field(default=False, description="Whether the role may break glass.")
+    cohort: Literal["transitions"] | None = Field(
+        default=None, description="'transitions': only young people in the transitions cohort (docs/transitions.md).")
 
 
 class Team(BaseModel):

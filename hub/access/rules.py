@@ -12,6 +12,7 @@ import contextlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from hub.access.policy import Policy
@@ -42,6 +43,18 @@ class PersonFacts:
     seals: list[dict[str, Any]] = field(default_factory=list)
     teams: set[str] = field(default_factory=set)
     consents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    person: dict[str, Any] | None = None
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+    transition_stage: str | None = None
+
+    def note(self, entity_type: str, doc: dict[str, Any]) -> None:
+        """Keep what the transitions cohort rule needs from one of the person's documents."""
+        if entity_type == "Person":
+            self.person = doc
+        elif entity_type == "Episode":
+            self.episodes.append(doc)
+        elif entity_type == "Transition" and doc.get("stage") not in ("closed", None):
+            self.transition_stage = doc["stage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +162,15 @@ def has_relationship(policy: Policy, facts: PersonFacts, caller: Caller) -> bool
     named = {policy.team_code(t) for t in facts.teams}
     named |= {policy.team_code(t) for seal in facts.seals for t in seal.get("allowed_teams", [])}
     return team in named
+
+
+def in_transitions_cohort(facts: PersonFacts) -> bool:
+    """True when the person is a young person the transitions team works with (hub.transitions.due): from
+    ``[transitions] from_age`` with an open children's involvement, or with a transition under way."""
+    from hub.settings import get_settings
+    from hub.transitions.due import cohort_of
+
+    if facts.person is None:
+        return False
+    return bool(cohort_of(facts.person, facts.episodes, date.today(), get_settings().transitions,
+                          facts.transition_stage))

@@ -22,7 +22,20 @@ from fastapi.templating import Jinja2Templates
 from hub import __version__
 from hub.access.policy import Policy
 from hub.access.tokens import TokenVerifier, demo_issuer
-from hub.api import admin, auditing, deliveries, fhir, identity, identity_pages, ops, pages, persons, problems
+from hub.api import (
+    admin,
+    auditing,
+    deliveries,
+    fhir,
+    identity,
+    identity_pages,
+    ops,
+    pages,
+    persons,
+    problems,
+    transitions,
+    transitions_pages,
+)
 from hub.api.access_log import install as install_path_only_access_log
 from hub.api.deps import current_caller
 from hub.api.hot import HotRoutes
@@ -82,6 +95,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_middleware(RefuseControlCharacters)  # before any route reads the path or the query, audited
     app.add_middleware(AuditMiddleware, trail=trail)
     problems.install(app)
+    problems.install_openapi(app)
 
     @app.get("/health", tags=["ops"], summary="Liveness and store reachability")
     def health() -> dict[str, str]:
@@ -94,7 +108,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         issuer = app.state.demo_issuer
         return issuer.jwks() if issuer is not None else {"keys": []}
 
-    for module in (persons, admin, ops, deliveries, auditing, fhir, pages, identity, identity_pages):
+    for module in (persons, admin, ops, deliveries, auditing, fhir, pages, identity, identity_pages, transitions,
+                   transitions_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for ep in entry_points(group="carehub.routers"):  # every link's routes need a signed-in caller

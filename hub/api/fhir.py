@@ -8,13 +8,13 @@ an entry however the data changes between pages.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from fhir.resources.R4B.meta import Meta
 from fhir.resources.R4B.resource import Resource
 from sqlalchemy import select
 
@@ -23,30 +23,58 @@ from hub.access.rules import require_read
 from hub.api.deps import AuditDep, CurrentUser, PolicyDep, StoreDep
 from hub.api.params import row_cursor
 from hub.api.problems import FHIR_JSON
-from hub.audit import AuditQuery, get_event, search_events, subjects_of
+from hub.audit import AuditQuery, count_events, get_event, search_events, subjects_of
 from hub.errors import Forbidden, HubError, NotFound
-from hub.fhir import (
-    NHS_NUMBER,
-    RESOURCE_TYPES,
-    FhirBuilder,
-    capability_statement,
-    search_bundle,
-    to_json,
+from hub.fhir import NHS_NUMBER, RESOURCE_TYPES, FhirBuilder, capability_statement, search_bundle, to_json
+from hub.fhir_search import (
+    MAX_COUNT,
+    BadSearch,
+    DateValue,
+    ReferenceValue,
+    Search,
+    StringValue,
+    TokenValue,
+    parse_search,
+    wants_lenient,
 )
-from hub.model.validators import is_valid_nhs_number
-from hub.record import LoadedRecord, PersonQuery, merged_away, open_record, search_people
+from hub.record import (
+    MAX_PAGE,
+    LoadedRecord,
+    Match,
+    PersonQuery,
+    count_people,
+    merged_away,
+    open_record,
+    owners,
+    search_people,
+)
 from hub.store.tables import Entity
 
-router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
-CountParam = Annotated[int, Query(alias="_count", ge=1, le=500, description="Page size.")]
+JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json", "application/json+fhir"})
+
+
+class NotAcceptable(HubError):
+    """The client asked for a format the facade does not write (it writes FHIR JSON only)."""
+
+    code = "CAREHUB-E406"
+    http_status = 406
+
+
+def json_only(request: Request) -> None:
+    """Refuse (406) a request for XML or any other format than FHIR JSON, by ``_format`` or ``Accept``."""
+    wanted = request.query_params.get("_format")
+    if wanted is not None and wanted.split(";")[0].strip().lower() not in JSON_FORMATS:
+        raise NotAcceptable(f"_format={wanted[:40]} is not offered: this server writes application/fhir+json only")
+    accept = request.headers.get("accept")
+    if accept and wanted is None:
+        ranges = {r.split(";")[0].strip().lower() for r in accept.split(",")}
+        if not ranges & (JSON_FORMATS | {"*/*", "application/*", ""}):
+            raise NotAcceptable("this server writes application/fhir+json only (Accept names no JSON type)")
+
+
+router = APIRouter(prefix="/fhir", tags=["FHIR R4"], dependencies=[Depends(json_only)])
+CountParam = Annotated[int, Query(alias="_count", ge=0, description="Page size (0: the total only; capped).")]
 CursorParam = Annotated[str | None, Query(alias="_cursor", description="From a next link: the last id returned.")]
-
-
-class BadSearch(HubError):
-    """A FHIR search the facade cannot answer (becomes an OperationOutcome with code invalid)."""
-
-    code = "CAREHUB-E400"
-    http_status = 400
 
 
 def fhir_response(payload: dict[str, Any], status: int = 200) -> Response:
@@ -64,19 +92,28 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/fhir"
 
 
-def page_links(request: Request, next_cursor: str | None) -> tuple[str, str | None]:
-    """The self link and, when there is more, the next link (same query, cursor moved on)."""
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "_cursor"]
-    self_url = f"{base_url(request)}{request.url.path.removeprefix('/fhir')}"
-    own = f"{self_url}?{urlencode(params)}" if params else self_url
-    if next_cursor is None:
-        return own, None
-    return own, f"{self_url}?{urlencode([*params, ('_cursor', next_cursor)])}"
+def read_search(request: Request, resource_type: str, default_count: int, max_count: int = MAX_COUNT) -> Search:
+    """The request's search, read by the one parser (``Prefer: handling=lenient`` honoured)."""
+    return parse_search(resource_type, request.query_params.multi_items(), base=base_url(request),
+                        lenient=wants_lenient(request.headers.get("prefer")), default_count=default_count,
+                        max_count=max_count)
 
 
-def patient_id(reference: str) -> str:
-    """The id in a patient search parameter ('Patient/123' or '123')."""
-    return reference.removeprefix("Patient/").strip()
+def page_links(request: Request, search: Search, next_cursor: str | None) -> tuple[str, str | None]:
+    """The self link (the query as applied) and, when there is more, the next link (cursor moved on)."""
+    here = f"{base_url(request)}{request.url.path.removeprefix('/fhir')}"
+    query = search.query_string()
+    own = f"{here}?{query}" if query else here
+    return own, (f"{here}?{search.query_string(next_cursor)}" if next_cursor is not None else None)
+
+
+def searchset(request: Request, search: Search, entries: list[tuple[Resource, str]], total: int | None,
+              next_cursor: str | None = None) -> Response:
+    """A searchset Bundle answer: the matches (none when only the total was asked for) and the total (left out
+    for ``_total=none``)."""
+    self_url, next_url = page_links(request, search, next_cursor)
+    return fhir_response(to_json(search_bundle(entries, base_url(request), self_url, next_url,
+                                               total if search.wants_total else None)))
 
 
 @router.get("/metadata", summary="CapabilityStatement (FHIR 4.0.1)")
@@ -85,54 +122,89 @@ def metadata(request: Request) -> Response:
     return fhir_response(to_json(capability_statement(base_url(request))))
 
 
+@router.get("/.well-known/smart-configuration", summary="SMART discovery: not offered (404, public)")
+def smart_configuration() -> Response:
+    """The hub runs no authorization server of its own: callers bring bearer tokens from the council's issuers,
+    so there are no SMART endpoints to publish. Answered 404 (an OperationOutcome) without a token."""
+    raise NotFound("this server publishes no SMART configuration: send a bearer token from one of the council's "
+                   "issuers (see the CapabilityStatement's security)")
+
+
 @router.get("/Patient", summary="Search Patient")
-def search_patients(
-    request: Request, session: StoreDep, policy: PolicyDep, caller: CurrentUser, audit: AuditDep,
-    count: CountParam = 20, cursor: CursorParam = None,
-    identifier: str | None = None, name: str | None = None, family: str | None = None, given: str | None = None,
-    birthdate: str | None = None, postalcode: Annotated[str | None, Query(alias="address-postalcode")] = None,
-    rid: Annotated[str | None, Query(alias="_id")] = None,
-) -> Response:
-    """Patients by identifier (system|value or bare), name, family, given, birthdate, postcode or _id."""
-    nhs = local = system = None
-    if identifier:
-        system, _, value = identifier.rpartition("|")
-        if system == NHS_NUMBER or (not system and value.isdigit() and is_valid_nhs_number(value)):
-            nhs = value
-        elif system:
-            prefix = builder(request).identifier_base + "/"
-            if not system.startswith(prefix):
-                return _empty_bundle(request)
-            local, system = value, system.removeprefix(prefix)
-        else:
-            local = value
-    born = None
-    if birthdate:
-        try:
-            born = datetime.fromisoformat(birthdate.removeprefix("eq")).date()
-        except ValueError as exc:
-            raise BadSearch(f"birthdate {birthdate!r} is not a date (YYYY-MM-DD)") from exc
-    query = PersonQuery(name=name, family=family, given=given, birth_date=born, postcode=postalcode, nhs_number=nhs,
-                        identifier=local, identifier_system=system or None if local else None, person_id=rid)
+def search_patients(request: Request, session: StoreDep, policy: PolicyDep, caller: CurrentUser,
+                    audit: AuditDep) -> Response:
+    """Patients by identifier, name, family, given, birthdate, address-postalcode, gender or _id
+    (the parameters, modifiers and prefixes the CapabilityStatement declares)."""
+    search = read_search(request, "Patient", 20, MAX_PAGE)
+    query = patient_query(search, builder(request).identifier_base)
+    audit.action = "search"
+    if query is None:
+        return searchset(request, search, [], 0)
     if query.is_empty():
         raise BadSearch("name at least one search parameter")
-    page = search_people(session, policy, caller, query, audit, limit=count, cursor=cursor)
+    total = count_people(session, policy, caller, query) if search.wants_total else None
+    if search.summary_only:
+        return searchset(request, search, [], total)
+    page = search_people(session, policy, caller, query, audit, limit=search.count, cursor=search.cursor,
+                         with_updated=True)
     build = builder(request)
     entries: list[tuple[Resource, str]] = []
     for p in page.people:
-        patient = build.patient(p["id"], page.documents[p["id"]])
-        if p["access"] != "open":
+        if p["access"] == "open":  # the meta a read has
+            patient = build.patient(p["id"], page.documents[p["id"]], page.updated.get(p["id"]))
+        else:
             # As /api's search: a reduced entry (name, birth date, sex) saying the record needs break glass.
-            patient.meta = {"tag": [{"system": f"{build.identifier_base}/access", "code": p["access"],
-                                     "display": "Outside your usual access: break glass to read this record"}]}
+            patient = build.patient(p["id"], page.documents[p["id"]])
+            patient.meta = Meta.model_validate({"tag": [{
+                "system": f"{build.identifier_base}/access", "code": p["access"],
+                "display": "Outside your usual access: break glass to read this record"}]})
         entries.append((patient, "match"))
-    self_url, next_url = page_links(request, page.next_cursor)
-    return fhir_response(to_json(search_bundle(entries, base_url(request), self_url, next_url)))
+    return searchset(request, search, entries, total, page.next_cursor)
 
 
-def _empty_bundle(request: Request) -> Response:
-    self_url, _ = page_links(request, None)
-    return fhir_response(to_json(search_bundle([], base_url(request), self_url, None)))
+def patient_query(search: Search, identifier_base: str) -> PersonQuery | None:
+    """The store's person query for a Patient search; None when no person can match (a criterion whose every
+    alternative names something the hub does not hold)."""
+    clauses: list[tuple[Match, ...]] = []
+    family: str | None = None
+    for criterion in search.criteria:
+        name, op = criterion.parameter.name, criterion.modifier or "prefix"
+        alternatives: list[Match] = []
+        for value in criterion.values:
+            if isinstance(value, StringValue):
+                field_name = {"address-postalcode": "postcode"}.get(name, name)
+                words = tuple(value.text.split()) if name == "name" else (value.text,)
+                alternatives.append(Match(field_name, op, words))
+            elif isinstance(value, DateValue):
+                alternatives.append(Match("birth_date", value.prefix, (value.first_day(), value.last_day())))
+            elif isinstance(value, TokenValue):
+                alternatives.extend(_token_matches(name, value, identifier_base))
+        if not alternatives:
+            return None
+        if (len(alternatives) == 1 and alternatives[0].field == "family" and alternatives[0].op == "prefix"
+                and family is None):
+            family = alternatives[0].values[0]  # the store ranges over the family-name index for this one
+            continue
+        clauses.append(tuple(alternatives))
+    return PersonQuery(family=family, all_of=tuple(clauses))
+
+
+def _token_matches(name: str, token: TokenValue, identifier_base: str) -> list[Match]:
+    code, system = token.code, token.system
+    if name == "_id":
+        return [Match("person_id", "eq", (code,))] if code and system is None else []
+    if name == "gender":
+        known = system in (None, "http://hl7.org/fhir/administrative-gender")
+        return [Match("sex", "eq", (code,))] if code and known else []
+    if system is None:
+        return [Match("nhs_number", "eq", (code,)), Match("identifier", "eq", (code,))] if code else []
+    if system == NHS_NUMBER:
+        return [Match("nhs_number", "eq" if code else "present", (code,) if code else ())]
+    prefix = identifier_base.rstrip("/") + "/"
+    if system.startswith(prefix):
+        local = system.removeprefix(prefix)
+        return [Match("identifier", "in_system", (local, code)) if code else Match("identifier", "system", (local,))]
+    return []
 
 
 @router.get("/Patient/{pid}", summary="Read Patient")
@@ -174,61 +246,59 @@ def _everything_entries(request: Request, record: LoadedRecord) -> list[tuple[st
 def everything(pid: str, request: Request, session: StoreDep, policy: PolicyDep, caller: CurrentUser,
                audit: AuditDep, count: CountParam = 500, cursor: CursorParam = None) -> Response:
     """Patient, related people, episodes, plans, encounters, flags, consents and documents (paged)."""
+    count = min(count, MAX_COUNT)
     record = open_record(session, policy, caller, pid, audit, with_provenance=False)
-    entries = [e for e in _everything_entries(request, record) if cursor is None or e[0] > cursor]
+    every = _everything_entries(request, record)
+    entries = [e for e in every if cursor is None or e[0] > cursor]
     page, more = entries[:count], len(entries) > count
-    self_url, next_url = page_links(request, page[-1][0] if more else None)
-    bundle = search_bundle([(r, "match") for _, r in page], base_url(request), self_url, next_url)
-    return fhir_response(to_json(bundle))
+    search = Search("Patient", count=count, applied=[("_count", str(count))])
+    return searchset(request, search, [(r, "match") for _, r in page], len(every),
+                     page[-1][0] if more and page else None)
 
 
 @router.get("/AuditEvent", summary="Search AuditEvent (auditors)")
-def search_audit(
-    request: Request, session: StoreDep, policy: PolicyDep, caller: CurrentUser, audit: AuditDep,
-    count: CountParam = 50, cursor: CursorParam = None,
-    patient: str | None = None, agent: str | None = None,
-    date: Annotated[list[str] | None, Query(description="ge/gt/le/lt/eq + YYYY-MM-DD[Thh:mm:ss+zz:zz]")] = None,
-) -> Response:
+def search_audit(request: Request, session: StoreDep, policy: PolicyDep, caller: CurrentUser,
+                 audit: AuditDep) -> Response:
     """The audit trail as AuditEvents, by patient, agent (user id) and date range, oldest first."""
     require_read(policy, caller, "AuditEvent")
     audit.action = "search"
-    since, until = _date_range(date or [])
-    after = row_cursor(cursor) if cursor else None
-    if cursor and after is None:
+    search = read_search(request, "AuditEvent", 50)
+    after = row_cursor(search.cursor) if search.cursor else None
+    if search.cursor and after is None:
         raise BadSearch("_cursor is not one this server gave")
-    query = AuditQuery(person_id=patient_id(patient) if patient else None,
-                       user_id=agent.rpartition("/")[2] if agent else None, since=since, until=until)
-    rows = search_events(session, query, after=after, limit=count + 1)
-    page, more = rows[:count], len(rows) > count
+    patient = next((c.values[0] for c in search.of("patient")), None)
+    agent = next((c.values[0] for c in search.of("agent")), None)
+    since, until = _date_range([c.values[0] for c in search.of("date")])
+    if isinstance(patient, ReferenceValue) and patient.foreign:
+        return searchset(request, search, [], 0)
+    query = AuditQuery(person_id=patient.id if isinstance(patient, ReferenceValue) else None,
+                       user_id=agent.id if isinstance(agent, ReferenceValue) else None, since=since, until=until)
+    total = count_events(session, query) if search.wants_total else None
+    if search.summary_only:
+        return searchset(request, search, [], total)
+    rows = search_events(session, query, after=after, limit=search.count + 1)
+    page, more = rows[:search.count], len(rows) > search.count
     subjects = subjects_of(session, [r.id for r in page])
     build = builder(request)
     entries: list[tuple[Resource, str]] = []
     for r in page:
         entries.append((build.audit_event(r, subjects[r.id], policy.purpose_code(r.purpose or "")), "match"))
         audit.touch("AuditEvent", r.event_id)
-    self_url, next_url = page_links(request, str(page[-1].id) if more else None)
-    return fhir_response(to_json(search_bundle(entries, base_url(request), self_url, next_url)))
+    return searchset(request, search, entries, total, str(page[-1].id) if more else None)
 
 
-def _date_range(values: list[str]) -> tuple[datetime | None, datetime | None]:
-    since = until = None
-    for raw in values:
-        prefix, text = (raw[:2], raw[2:]) if raw[:2] in ("ge", "gt", "le", "lt", "eq") else ("eq", raw)
-        try:
-            if len(text) == 10:
-                day = datetime.fromisoformat(text).date()
-                start = datetime.combine(day, time.min, UTC)
-                end = datetime.combine(day, time.max, UTC)
-            else:
-                start = end = datetime.fromisoformat(text)
-                if start.tzinfo is None:
-                    start = end = start.replace(tzinfo=UTC)
-        except ValueError as exc:
-            raise BadSearch(f"date {raw!r} is not a FHIR date") from exc
-        if prefix in ("ge", "gt", "eq"):
-            since = start if prefix != "gt" else end
-        if prefix in ("le", "lt", "eq"):
-            until = end if prefix != "lt" else start
+def _date_range(values: list[Any]) -> tuple[datetime | None, datetime | None]:
+    """From ``recorded`` (inclusive) until (exclusive), for date criteria that must all hold."""
+    since: datetime | None = None
+    until: datetime | None = None
+    for value in values:
+        assert isinstance(value, DateValue)
+        low = {"eq": value.start, "ge": value.start, "gt": value.end, "sa": value.end}.get(value.prefix)
+        high = {"eq": value.end, "le": value.end, "lt": value.start, "eb": value.start}.get(value.prefix)
+        if low is not None:
+            since = low if since is None else max(since, low)
+        if high is not None:
+            until = high if until is None else min(until, high)
     return since, until
 
 
@@ -252,45 +322,56 @@ def _record_type(rtype: str) -> str:
 
 
 @router.get("/{rtype}", summary="Search RelatedPerson, EpisodeOfCare, CarePlan, Encounter, Flag, Consent, "
-                                "DocumentReference by patient")
-def search_resources(
-    rtype: str, request: Request, session: StoreDep, policy: PolicyDep, caller: CurrentUser, audit: AuditDep,
-    count: CountParam = 50, cursor: CursorParam = None, patient: str | None = None,
-    subject: str | None = None, rid: Annotated[str | None, Query(alias="_id")] = None,
-    include: Annotated[list[str] | None, Query(alias="_include")] = None,
-) -> Response:
-    """A patient's resources of one type, ordered by id; ``_include=<Type>:patient`` adds the Patient."""
+                                "DocumentReference by patient (or subject) and _id")
+def search_resources(rtype: str, request: Request, session: StoreDep, policy: PolicyDep, caller: CurrentUser,
+                     audit: AuditDep) -> Response:
+    """Patients' resources of one type, ordered by id; ``_include=<Type>:patient`` (or ``:subject``) adds the
+    Patient of each match. An unknown patient, or one on another server, matches nothing."""
     etype = _record_type(rtype)
     require_read(policy, caller, etype)
     audit.action = "search"
-    who = patient or subject
-    if who is None and rid is not None:
-        found = session.scalar(select(Entity.person_id).where(Entity.id == rid, Entity.entity_type == etype))
-        if found is None:
-            return _empty_bundle(request)
-        who = found
-    if who is None:
-        raise BadSearch(f"search {rtype} by patient (or _id)")
-    # A patient the caller may not know of matches nothing, exactly as an id never held.
-    disclosure = Access(session, policy, caller, audit).person(patient_id(who))
-    if not disclosure.visible:
-        audit.reason = disclosure.reason
-        return _empty_bundle(request)
-    record = open_record(session, policy, caller, patient_id(who), audit, types=frozenset({etype}),
-                         with_provenance=False)
-    if etype not in record.view.types:
-        audit.deny(record.view.consent_withheld or "role")
-        raise Forbidden(record.view.consent_withheld or f"the role {caller.role} may not read {rtype}")
-    items = [i for i in record.items.get(etype, []) if (rid is None or i["id"] == rid)
-             and (cursor is None or i["id"] > cursor)]
-    page, more = items[:count], len(items) > count
+    search = read_search(request, rtype, 50)
+    people: set[str] | None = None
+    for criterion in search.of("patient") + search.of("subject"):
+        named = {v.id for v in criterion.values if isinstance(v, ReferenceValue) and not v.foreign
+                 and v.type in (None, "Patient")}
+        people = named if people is None else people & named
+    ids: set[str] | None = None
+    for criterion in search.of("_id"):
+        named = {v.code for v in criterion.values if isinstance(v, TokenValue) and v.code and v.system is None}
+        ids = named if ids is None else ids & named
+    if people is None and ids is None:
+        raise BadSearch(f"search {rtype} by patient, subject or _id")
+    if ids is not None:
+        owning = owners(session, etype, ids)
+        people = owning if people is None else people & owning
+    items: list[dict[str, Any]] = []
+    records: dict[str, LoadedRecord] = {}
+    access = Access(session, policy, caller, audit)
+    for pid in sorted(people or ()):
+        # A patient the caller may not know of matches nothing, exactly as an id never held.
+        disclosure = access.person(pid)
+        if not disclosure.visible:
+            audit.reason = disclosure.reason
+            continue
+        record = open_record(session, policy, caller, pid, audit, types=frozenset({etype}), with_provenance=False)
+        if etype not in record.view.types:
+            audit.deny(record.view.consent_withheld or "role")
+            raise Forbidden(record.view.consent_withheld or f"the role {caller.role} may not read {rtype}")
+        records[pid] = record
+        items += [i for i in record.items.get(etype, []) if ids is None or i["id"] in ids]
+    items.sort(key=lambda i: i["id"])
+    if search.summary_only:
+        return searchset(request, search, [], len(items))
+    after = [i for i in items if search.cursor is None or i["id"] > search.cursor]
+    page, more = after[:search.count], len(after) > search.count
     build = builder(request)
     entries: list[tuple[Resource, str]] = [(build.build(etype, i), "match") for i in page]
-    if include and any(inc.endswith((":patient", ":subject")) for inc in include) and page:
-        entries.append((build.patient(record.person["id"], record.person["data"], record.person["updated"]),
-                        "include"))
-    self_url, next_url = page_links(request, page[-1]["id"] if more else None)
-    return fhir_response(to_json(search_bundle(entries, base_url(request), self_url, next_url)))
+    if search.includes:
+        for pid in sorted({i["data"].get("person_id") for i in page} & set(records)):
+            person = records[pid].person
+            entries.append((build.patient(pid, person["data"], person["updated"]), "include"))
+    return searchset(request, search, entries, len(items), page[-1]["id"] if more and page else None)
 
 
 @router.get("/{rtype}/{rid}", summary="Read RelatedPerson, EpisodeOfCare, CarePlan, Encounter, Flag, Consent, "

@@ -15,7 +15,7 @@ from hub.access.decision import Access
 from hub.api.deps import AdminUser, AuditDep, PolicyDep, StoreDep
 from hub.api.params import RowId, RowIdValue
 from hub.contract import Adapter
-from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry
+from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry, withheld_entries
 from hub.record import InvalidQuery
 from hub.registry import load_adapter
 from hub.status import hub_status
@@ -63,14 +63,18 @@ def status(session: StoreDep, caller: AdminUser) -> dict[str, Any]:
 
 @router.get("/quarantine", response_model=list[QuarantineEntry], summary="Quarantined records, newest first")
 def quarantine_list(
-    session: StoreDep, caller: AdminUser,
+    session: StoreDep, policy: PolicyDep, caller: AdminUser, audit: AuditDep,
     source: str | None = None, reason: str | None = None,
     state: Annotated[str, Query(alias="status", description="open, resolved, superseded or all")] = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[QuarantineEntry]:
-    """Entries with their reasons; filter by source, reason and status."""
+    """Entries with their reasons; filter by source, reason and status. The message of an entry whose record
+    your role may not read (its section, or its person's seal) says so instead of quoting the record."""
     flt = QuarantineFilter(source, reason, None if state == "all" else state)
-    return [QuarantineEntry.model_validate(q, from_attributes=True) for q in list_entries(session, flt, limit)]
+    entries = list_entries(session, flt, limit)
+    withheld = withheld_entries(session, Access(session, policy, caller, audit), entries)
+    return [QuarantineEntry.model_validate(q, from_attributes=True).model_copy(
+        update={"message": withheld[q.id]} if q.id in withheld else {}) for q in entries]
 
 
 @router.get("/quarantine/{entry_id}", summary="One quarantined record with its raw payload")

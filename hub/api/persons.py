@@ -23,7 +23,16 @@ from hub.access.rules import Caller
 from hub.api.deps import CALLER_OPENAPI, caller_context
 from hub.api.schemas import PersonSearchResult, SharedRecord, Timeline
 from hub.audit import AuditContext
-from hub.record import RECORD_SECTIONS, LoadedRecord, PersonQuery, open_record, search_people, timeline
+from hub.record import (
+    RECORD_SECTIONS,
+    InvalidQuery,
+    LoadedRecord,
+    Match,
+    PersonQuery,
+    open_record,
+    search_people,
+    timeline,
+)
 from hub.store.identity import person_links
 
 router = APIRouter(prefix="/api/persons", tags=["shared record"])
@@ -55,15 +64,17 @@ async def find_people(
     birth_date: Annotated[date | None, Query(description="Date of birth, YYYY-MM-DD.")] = None,
     postcode: Annotated[str | None, Query(description="Full postcode or outward code.")] = None,
     nhs_number: Annotated[str | None, Query(description="Ten-digit NHS number.")] = None,
-    identifier: Annotated[str | None, Query(description="A local id, as 'system|value' or a bare value.")] = None,
+    identifier: Annotated[str | None, Query(description="An NHS number or a local id: 'system|value' (system "
+                                                        "'nhs' or https://fhir.nhs.uk/Id/nhs-number for an NHS "
+                                                        "number) or a bare value (an NHS number or any local id)."
+                                            )] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
 ) -> Response:
     """People matching every criterion given, that you may know exist, in a stable order."""
     ctx = await caller_context(request)
-    system, value = (identifier.split("|", 1) if identifier and "|" in identifier else (None, identifier))
     query = PersonQuery(name=name, family=family, given=given, birth_date=birth_date, postcode=postcode,
-                        nhs_number=nhs_number, identifier=value or None, identifier_system=system or None)
+                        nhs_number=nhs_number, all_of=identifier_criteria(identifier))
     page = await ctx.reads.run(search_people, ctx.policy, ctx.caller, query, ctx.audit, limit=limit,
                           cursor=cursor)
     next_url = None
@@ -71,6 +82,23 @@ async def find_people(
         params = {k: v for k, v in request.query_params.items() if k != "cursor"}
         next_url = f"{request.url.path}?{urlencode({**params, 'cursor': page.next_cursor})}"
     return json_response({"items": page.people, "next_cursor": page.next_cursor, "next": next_url})
+
+
+NHS_SYSTEMS = frozenset({"nhs", "NHS", "https://fhir.nhs.uk/Id/nhs-number"})
+
+
+def identifier_criteria(identifier: str | None) -> tuple[tuple[Match, ...], ...]:
+    """``identifier=`` as a criterion: an NHS number or a local id; a bare value may be either."""
+    if not identifier:
+        return ()
+    system, _, value = identifier.rpartition("|")
+    if not value:
+        raise InvalidQuery("identifier needs a value")
+    if system in NHS_SYSTEMS:
+        return ((Match("nhs_number", "eq", (value,)),),)
+    if system:
+        return ((Match("identifier", "in_system", (system, value)),),)
+    return ((Match("nhs_number", "eq", (value,)), Match("identifier", "eq", (value,))),)
 
 
 @router.get("/{person_id}/record", response_model=SharedRecord, summary="The whole shared record of one person",

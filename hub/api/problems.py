@@ -20,10 +20,12 @@ from hub.errors import HubError
 log = logging.getLogger("carehub.api")
 
 FHIR_JSON = "application/fhir+json"
+PROBLEM_JSON = "application/problem+json"
 ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-               409: "conflict", 422: "invalid", 503: "transient"}
+               406: "not-supported", 409: "conflict", 422: "invalid", 503: "transient"}
 ERROR_TITLES = {400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 404: "Not found",
-                405: "Method not allowed", 409: "Conflict", 422: "Unprocessable request", 500: "Server error"}
+                405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 422: "Unprocessable request",
+                500: "Server error"}
 
 
 def operation_outcome(status: int, diagnostics: str, code: str | None = None) -> dict[str, Any]:
@@ -45,7 +47,7 @@ def _respond(request: Request, status: int, detail: str, code: str, headers: dic
         return JSONResponse(
             {"type": f"https://carehub.example/errors/{code}", "title": ERROR_TITLES.get(status, "Error"),
              "status": status, "detail": detail, "code": code},
-            status_code=status, media_type="application/problem+json", headers=headers)
+            status_code=status, media_type=PROBLEM_JSON, headers=headers)
     if status == 401:
         return RedirectResponse("/sign-in", status_code=303)
     templates = request.app.state.templates
@@ -99,4 +101,85 @@ def install(app: FastAPI) -> None:
         return _respond(request, 500, "the hub could not answer this request", "CAREHUB-E500")
 
 
-__all__ = ["FHIR_JSON", "hub_error_response", "install", "operation_outcome"]
+# -- what the OpenAPI document says about errors -----------------------------------------------------------
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem", "type": "object", "description": "RFC 9457 problem details with the hub's stable code.",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"}, "code": {"type": "string", "pattern": "^CAREHUB-E[0-9]+$"}},
+}
+OUTCOME_SCHEMA: dict[str, Any] = {
+    "title": "OperationOutcome", "type": "object", "description": "A FHIR R4 OperationOutcome.",
+    "required": ["resourceType", "issue"],
+    "properties": {"resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+                   "issue": {"type": "array", "minItems": 1, "items": {
+                       "type": "object", "required": ["severity", "code"],
+                       "properties": {"severity": {"type": "string"}, "code": {"type": "string"},
+                                      "diagnostics": {"type": "string"}, "details": {"type": "object"}}}}},
+}
+FHIR_RESOURCE_SCHEMA: dict[str, Any] = {
+    "title": "FhirResource", "type": "object", "description": "A FHIR R4 resource (JSON).",
+    "required": ["resourceType"], "properties": {"resourceType": {"type": "string"}},
+}
+# The errors each kind of operation may answer with, besides those it declares itself.
+API_ERRORS = {400: "Bad request (a malformed parameter or cursor)", 401: "No valid bearer token",
+              403: "Your role, relationship or the person's consent does not allow it",
+              404: "Not found (or nothing you may know of)", 409: "Conflicts with the record's current state",
+              422: "A request the hub cannot process (missing or invalid criteria)"}
+FHIR_ERRORS = {400: "Invalid search (unknown parameter or modifier without Prefer: handling=lenient, bad value)",
+               401: "No valid bearer token", 403: "Your role or the person's consent does not allow it",
+               404: "No such resource (or none you may know of)", 406: "Only application/fhir+json is written"}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with the errors the hub really sends: problem+json on /api (422 included, instead
+    of FastAPI's validation shape), OperationOutcome as application/fhir+json on /fhir, whose answers are
+    declared as application/fhir+json too."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update({"Problem": PROBLEM_SCHEMA, "OperationOutcome": OUTCOME_SCHEMA,
+                       "FhirResource": FHIR_RESOURCE_SCHEMA})
+    for key in ("HTTPValidationError", "ValidationError"):
+        components.pop(key, None)
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    outcome = {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}}
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in ("get", "put", "post", "delete", "patch"):
+                continue
+            responses = operation.setdefault("responses", {})
+            secured = bool(operation.get("security"))
+            if path.startswith("/fhir"):
+                responses.pop("422", None)
+                ok = responses.get("200")
+                if ok is not None:
+                    ok["content"] = {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/FhirResource"}}}
+                errors, content = FHIR_ERRORS, outcome
+            elif path.startswith("/api"):
+                errors, content = API_ERRORS, problem
+            else:
+                continue
+            for status, description in errors.items():
+                if status == 401 and not secured:
+                    continue
+                if status == 409 and method == "get":
+                    continue
+                entry = responses.setdefault(str(status), {"description": description})
+                entry["content"] = content
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI document declare the hub's real error answers (:func:`document_errors`)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+__all__ = ["FHIR_JSON", "PROBLEM_JSON", "document_errors", "hub_error_response", "install", "install_openapi",
+           "operation_outcome"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -46,6 +47,22 @@ class Episode(PersonRecord):
     allocated_worker: str | None = Field(default=None, description="Allocated worker's name or id.")
     closure_reason: str | None = None
     legal_status: str | None = Field(default=None, description="e.g. C2 (s31 care order) for a looked-after child.")
+    primary_need: str | None = Field(
+        default=None, pattern=r"^N[0-9]$",
+        description="CIN census PrimaryNeedCode / SSDA903 CIN: N1 abuse or neglect ... N9 not a child in need, "
+                    "N0 not stated.")
+    referral_source: str | None = Field(default=None, description="CIN census ReferralSource (1A ... 10).")
+    reason_new_episode: str | None = Field(default=None, description="SSDA903 RNE: S, L, P, T, B, U.")
+    placement_type: str | None = Field(default=None, description="SSDA903 PLACE (placement type, e.g. U1, K2).")
+    placement_provider: str | None = Field(default=None, description="SSDA903 PLACE_PROVIDER (PR0-PR5).")
+    placement_postcode: str | None = Field(default=None, description="SSDA903 PL_POST (placement postcode).")
+    placement_urn: str | None = Field(default=None, description="SSDA903 URN (Ofsted URN of the placement).")
+    home_postcode: str | None = Field(default=None, description="SSDA903 HOME_POST (postcode of home).")
+    personal_advisor: str | None = Field(default=None, description="A care leaver's personal advisor.")
+    pathway_plan_review: date | None = Field(default=None, description="A care leaver's next pathway plan review.")
+    in_touch: str | None = Field(default=None, description="SSDA903 OC3 IN_TOUCH (care leaver in touch).")
+    accommodation: str | None = Field(default=None, description="SSDA903 OC3 ACCOM (care leaver accommodation).")
+    activity: str | None = Field(default=None, description="SSDA903 OC3 ACTIV (care leaver main activity).")
 
     @model_validator(mode="after")
     def _ordered(self) -> Episode:
@@ -104,7 +121,12 @@ class CarePlan(PersonRecord):
     approved_by: str | None = None
     approved_on: date | None = None
     personal_budget: Decimal | None = Field(default=None, ge=0, decimal_places=2, description="Annual budget, pounds.")
-    category_of_abuse: str | None = Field(default=None, description="For a CP plan: neglect, physical, ...")
+    category_of_abuse: str | None = Field(
+        default=None, description="For a CP plan, the latest category (CIN census LatestCategoryOfAbuse): "
+                                  "neglect, physical, emotional, sexual, multiple.")
+    initial_category_of_abuse: str | None = Field(
+        default=None, description="For a CP plan, the category at the start (CIN census InitialCategoryOfAbuse).")
+    review_date: date | None = Field(default=None, description="Latest review (CIN census CPPreviewDate).")
 
     @model_validator(mode="after")
     def _ordered(self) -> CarePlan:
@@ -222,14 +244,41 @@ class HealthEvent(PersonRecord):
 
 
 class Transition(PersonRecord):
-    """The move of a young person's case from children's to adults' services (Care Act ss58-66)."""
+    """The move of a young person's case from children's to adults' services (Care Act ss58-66).
 
-    stage: str = Field(description="identified, s58_requested, assessed, handed_over, closed.")
+    ``stage`` follows the move: ``identified`` (due, nothing decided), ``held`` (the consent condition
+    is not met, or the significant-benefit test is not, with ``hold_reason``), ``referral_requested``
+    (the adult referral is on its way through the outbox), ``received``, ``assessment``, ``eligible``
+    or ``not_eligible`` (as the adults' system says), ``plan_in_place`` and ``closed`` (the children's
+    case closed, which the hub allows only once the adult plan is in place: s66).
+    """
+
+    stage: str = Field(description="identified, held, referral_requested, received, assessment, eligible, "
+                                   "not_eligible, plan_in_place, closed.")
     identified: date
     s58_assessment_id: str | None = None
     adults_episode_id: str | None = None
     lead_worker: str | None = None
     notes: str | None = None
+    likely_needs_after_18: bool | None = Field(default=None, description="s58(1): likely to need care after 18.")
+    significant_benefit: bool | None = Field(default=None, description="s58(1): assessing now is of significant "
+                                                                       "benefit (a question of timing).")
+    significant_benefit_reason: str | None = None
+    decided: date | None = Field(default=None, description="When the significant-benefit decision was made.")
+    consent_route: str | None = Field(default=None, description="s58(3)-(4): consent, best_interests or "
+                                                                "abuse_neglect_override.")
+    consent_given: bool | None = Field(default=None, description="Whether the young person consented.")
+    has_capacity: bool | None = Field(default=None, description="Capacity or competence to consent.")
+    hold_reason: str | None = Field(default=None, description="Why the transition is held.")
+    written_reasons: str | None = Field(default=None, description="s58(5): written reasons for declining a request.")
+    advice_given: str | None = Field(default=None, description="s58(5): information and advice given with them.")
+    requested_by: str | None = Field(default=None, description="child, parent or carer (whose request it was).")
+    adults_system_id: str | None = Field(default=None, description="The referral's id in the adults' system.")
+    continuity_flag: bool = Field(default=False, description="s66: 18 with no adult plan; children's services "
+                                                             "continue.")
+    handover: dict[str, Any] | None = Field(
+        default=None, description="What the adult referral carries: person, contacts, relationships, plan and "
+                                  "costs, risks, documents (a snapshot as sent).")
 
 
 class Provider(Canonical):

@@ -130,6 +130,10 @@ class Address(BaseModel):
         return self
 
 
+DISABILITY_CODES = frozenset({"NONE", "MOB", "HAND", "PC", "INC", "COMM", "LD", "HEAR", "VIS", "BEH", "CON", "AUT",
+                              "DDA"})
+
+
 class Person(Canonical):
     """A child or adult known to social care: the golden record the hub keeps for them."""
 
@@ -142,6 +146,21 @@ class Person(Canonical):
     identifiers: list[Identifier] = Field(default_factory=list, description="Ids in each source system.")
     addresses: list[Address] = Field(default_factory=list, description="Current address first, then former ones.")
     ethnicity: str | None = Field(default=None, description="NHS ethnic category code (A-S, Z).")
+    ethnicity_dfe: str | None = Field(
+        default=None, pattern=r"^[A-Z]{4}$",
+        description="DfE ethnicity code as the children's returns carry it (CIN census Ethnicity, SSDA903 "
+                    "ETHNIC: WBRI, MWBC, ABAN, REFU, NOBT ...), kept beside the NHS category, never converted.")
+    upn: str | None = Field(
+        default=None, pattern=r"^[A-Z](\d{12}|\d{11}[A-Z])$",
+        description="Unique Pupil Number (CIN census UPN, SSDA903 UPN): a letter then 12 digits, or a letter, "
+                    "11 digits, a letter.")
+    upn_unknown: str | None = Field(default=None, pattern=r"^UN[1-7]$",
+                                    description="Why the UPN is missing (CIN census UPNunknown UN1-UN7).")
+    disabilities: list[str] = Field(
+        default_factory=list,
+        description="Disability codes (CIN census Disability: NONE, MOB, HAND, PC, INC, COMM, LD, HEAR, VIS, BEH, "
+                    "CON, AUT, DDA).")
+    uasc: bool | None = Field(default=None, description="Unaccompanied asylum-seeking child (SSDA903 UASC).")
     language: str | None = Field(default=None, description="Preferred language (ISO 639-1).")
     interpreter_required: bool | None = None
     death_date: date | None = Field(default=None, description="Date of death, if the person has died.")
@@ -151,6 +170,14 @@ class Person(Canonical):
     @classmethod
     def _nhs(cls, value: str | None) -> str | None:
         return normalise_nhs_number(value) if value else None
+
+    @field_validator("disabilities")
+    @classmethod
+    def _disability_codes(cls, value: list[str]) -> list[str]:
+        unknown = [code for code in value if code not in DISABILITY_CODES]
+        if unknown:
+            raise ValueError(f"unknown disability codes {unknown} (CIN census: {', '.join(sorted(DISABILITY_CODES))})")
+        return value
 
     @field_validator("birth_date")
     @classmethod

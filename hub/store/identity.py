@@ -74,6 +74,7 @@ class MatchReview(Base):
     __table_args__ = (
         UniqueConstraint("person_a", "person_b", name="uq_match_reviews_pair"),
         Index("ix_match_reviews_status_id", "status", "id"),
+        Index("ix_match_reviews_person_b", "person_b"),  # the access decision's reviews of a person
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

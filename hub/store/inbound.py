@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from hub.store.tables import Base, BigId, utcnow
 
 ACCEPTED, DUPLICATE, REFUSED, FAILED = "accepted", "duplicate", "refused", "failed"
+CONFLICT = "conflict"  # same sender and message id as one applied, different content: kept, not applied
 
 
 class InboundMessage(Base):
@@ -44,14 +45,30 @@ class InboundMessage(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(160), unique=True)
 
 
-def seen_keys(session: Session, keys: Iterable[str]) -> set[str]:
-    """Which of these dedupe keys belong to messages already applied."""
+def applied_messages(session: Session, keys: Iterable[str]) -> dict[str, bytes]:
+    """The bytes of the applied message behind each of these dedupe keys that has one."""
     wanted = list(set(keys))
-    found: set[str] = set()
+    found: dict[str, bytes] = {}
     for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        found.update(session.scalars(select(InboundMessage.dedupe_key).where(InboundMessage.dedupe_key.in_(chunk))))
+        rows = session.scalars(select(InboundMessage).where(InboundMessage.dedupe_key.in_(wanted[start:start + 500])))
+        found.update({row.dedupe_key: raw_bytes(row) for row in rows if row.dedupe_key})
     return found
+
+
+def same_message(kept: bytes, raw: bytes) -> bool:
+    """True when two messages say the same thing: the same bytes once line endings and framing whitespace are
+    set aside (a kept text message comes back re-encoded as UTF-8, so both are compared as text)."""
+    def text(data: bytes) -> str:
+        for codec in ("utf-8", "cp1252"):
+            try:
+                decoded = data.decode(codec)
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            decoded = data.decode("latin-1")
+        return decoded.strip("\x00 \t\r\n").replace("\r\n", "\r").replace("\n", "\r")
+    return kept == raw or text(kept) == text(raw)
 
 
 def raw_columns(raw: bytes, codec: str | None) -> dict[str, str]:

@@ -95,7 +95,7 @@ def event(etype: str, doc: dict[str, Any], entity_id: str, version: int = 1) -> 
                        payload={"id": entity_id, "person_id": "p-1", **doc}, created_at=datetime.now(UTC))
 
 
-EPISODE = {"service_area": "adults", "kind": "long_term_support", "start": "2025-01-06", "team": "ASC-E"}
+EPISODE = {"service_area": "adults", "kind": "long_term_support", "start": "2025-01-06", "team": "ASC-OPN"}
 FLAG = {"category": "safeguarding", "text": "Section 42 enquiry open", "start": "2025-02-01"}
 PLAN = {"service_area": "adults", "kind": "care_plan", "start": "2025-01-20", "status": "approved",
         "approved_on": "2025-01-19", "approved_by": "Team manager"}

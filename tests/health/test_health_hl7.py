@@ -6,7 +6,15 @@ import pytest
 from hl7apy.parser import parse_message
 
 from health_link.adt import interpret, read_person
-from health_link.hl7 import Hl7Error, Hl7ParseError, build_ack, conformance_problems, frames, parse, parse_time
+from health_link.hl7 import (
+    Hl7Error,
+    Hl7ParseError,
+    build_ack,
+    conformance_problems,
+    frames,
+    parse,
+    parse_time,
+)
 from health_link.simulator import adt_message, synthetic_patient
 
 NAME_WITH_ESCAPES = "O\\T\\Brien\\F\\Jones\\S\\x\\R\\y\\E\\z"
@@ -81,10 +89,11 @@ def test_acks_are_well_formed_for_hl7apy(version: str) -> None:
     assert "\\F\\" in parsed.err.to_er7()
 
 
-def test_frames_skip_junk_between_them_and_keep_a_partial_one() -> None:
-    buffer = bytearray(b"junk\x0bone\x1c\x0d\x0btwo\x1c\x0d\x0bthr")
+def test_frames_keep_junk_and_lost_end_blocks_apart_and_keep_a_partial_one() -> None:
+    buffer = bytearray(b"junk\x0bone\x1c\x0d\r\n\x0btwo\x1c\x0d\x0bno end\x0bthree\x1c\x0d\x0bthr")
     found, used = frames(buffer)
-    assert found == [b"one", b"two"] and buffer[used:] == b"\x0bthr"
+    assert found == [b"junk", b"one", b"two", b"no end", b"three"] and buffer[used:] == b"\x0bthr"
+    assert [type(f).__name__ for f in found] == ["StrayBytes", "bytes", "bytes", "BrokenFrame", "bytes"]
 
 
 def test_simulated_messages_parse_with_visits() -> None:

@@ -123,10 +123,11 @@ def test_garbage_unparseable_and_bad_nhs_number_get_their_naks_are_kept_and_the_
         assert parse_message(ack).msh.msh_9.to_er7().startswith("ACK")
     with health.store.session() as s:
         rows = s.scalars(select(InboundMessage).order_by(InboundMessage.id)).all()
-        assert [(r.answer, r.status) for r in rows] == [
+        assert [(r.answer, r.status) for r in rows] == [(None, "refused"),  # stray bytes: kept, not answered
             ("AR", "refused"), ("AR", "refused"), ("AE", "refused"), ("AR", "refused"), ("AA", "accepted")]
-        assert raw_bytes(rows[0]) == b"\x00\xffthis is not HL7 at all"
-        assert "7000000001" in rows[2].raw and rows[2].raw_format == "text"
+        assert raw_bytes(rows[0]) == b"stray bytes between frames"
+        assert raw_bytes(rows[1]) == b"\x00\xffthis is not HL7 at all"
+        assert "7000000001" in rows[3].raw and rows[3].raw_format == "text"
         assert s.scalar(select(func.count()).select_from(PersonIndex).where(
             PersonIndex.nhs_number == "7000000001")) == 0
         assert s.scalar(select(func.count()).select_from(Entity).where(Entity.document.contains("7000000001"))) == 0

@@ -78,3 +78,19 @@ def test_febrl_dates_and_numeric_postcodes_are_read() -> None:
     assert postcode_parts("2119") == ("2119", "2119", "2119")
     assert postcode_parts("LS62AB") == ("LS6 2AB", "LS6 2", "LS6")
     assert postcode_parts("UNKNOWN") is None
+
+
+def test_the_block_cap_says_how_many_pairs_it_skipped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hub.identity.bulk import match_files
+    from hub.identity.synthetic import write_csv
+
+    task = linkage_task(300, 300, seed=9)
+    write_csv(tmp_path / "left.csv", task.left)
+    write_csv(tmp_path / "right.csv", task.right)
+    config = load_identity_config()
+    capped = config.model_copy(update={"blocking": config.blocking.model_copy(update={"max_block_pairs": 2})})
+    wide = match_files(config, tmp_path / "left.csv", tmp_path / "right.csv", tmp_path / "a.csv")
+    narrow = match_files(capped, tmp_path / "left.csv", tmp_path / "right.csv", tmp_path / "b.csv")
+    assert wide.skipped_pairs == 0
+    assert narrow.skipped_pairs > 0
+    assert narrow.pairs_compared < wide.pairs_compared

@@ -51,7 +51,7 @@ def test_admin_replays_a_dead_letter_and_cancels_another_through_the_api(
     admin = hub.headers("ops.sam", "admin")
     assert hub.client.get("/api/ops/deliveries?status=dead").status_code == 401
     assert hub.client.get("/api/ops/deliveries?status=dead",
-                          headers=hub.headers("sw.owen", "social_worker", "ASC-E")).status_code == 403
+                          headers=hub.headers("sw.owen", "social_worker", "ASC-OPN")).status_code == 403
     dead = hub.client.get("/api/ops/deliveries?status=dead", headers=admin).json()
     assert len(dead) == 2 and all("payload" not in d for d in dead)
     first, second = sorted(d["id"] for d in dead)

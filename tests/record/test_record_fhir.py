@@ -19,7 +19,7 @@ DOCTOR = ("dr.patel", "clinician", "ICT-1")
 MODULES = {"Patient": "patient", "RelatedPerson": "relatedperson", "EpisodeOfCare": "episodeofcare",
            "CarePlan": "careplan", "Encounter": "encounter", "Flag": "flag", "Consent": "consent",
            "DocumentReference": "documentreference", "AuditEvent": "auditevent", "Bundle": "bundle",
-           "CapabilityStatement": "capabilitystatement", "OperationOutcome": "operationoutcome"}
+           "CapabilityStatement": "capabilitystatement", "OperationOutcome": "operationoutcome", "Task": "task"}
 
 
 def validate(resource: dict[str, Any]) -> None:
@@ -34,6 +34,7 @@ def validate(resource: dict[str, Any]) -> None:
                       ("encounter-class", resource.get("class", {}).get("code"))],
         "CarePlan": [("request-status", resource.get("status")), ("care-plan-intent", resource.get("intent"))],
         "Flag": [("flag-status", resource.get("status"))],
+        "Task": [("task-status", resource.get("status"))],
         "Consent": [("consent-state-codes", resource.get("status"))],
         "DocumentReference": [("document-reference-status", resource.get("status"))],
         "AuditEvent": [("audit-event-action", resource.get("action")),
@@ -174,5 +175,5 @@ def test_every_emitted_resource_of_a_demo_like_dataset_validates(demo_like: Hub)
             validate(resource)
             seen["AuditEvent"] = seen.get("AuditEvent", 0) + 1
     assert set(seen) == {"Patient", "RelatedPerson", "EpisodeOfCare", "CarePlan", "Encounter", "Flag", "Consent",
-                         "DocumentReference", "AuditEvent"}
+                         "DocumentReference", "AuditEvent", "Task"}
     assert seen["Patient"] >= 2 * 300

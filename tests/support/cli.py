@@ -14,9 +14,11 @@ CARHUB = [sys.executable, "-m", "hub"]
 
 
 def hub_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    """Environment for a carehub subprocess: its own store and data folder."""
+    """Environment for a carehub subprocess: its own store and data folder; `carehub demo` starts no simulator on
+    the shipped fixed ports (a test that wants them names free ports: ``CAREHUB_DEMO__SIMULATORS``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREHUB_")}
     env.update({"CAREHUB_DATABASE_URL": database_url, "CAREHUB_DATA_DIR": str(data_dir),
+                "CAREHUB_DEMO__SIMULATORS": "{}", "CAREHUB_DEMO__ENABLE_SOURCES": "[]",
                 # the demo's EDRMS simulator on any free port, never a fixed one
                 "CAREHUB_EDRMS__SERVICE_URL": "http://127.0.0.1:0/alfresco/api/-default-/public/cmis/versions/1.1/browser"})
     env.update(extra)
