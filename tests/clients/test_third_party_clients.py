@@ -100,16 +100,17 @@ def test_fhirclient_reads_the_capability_statement_searches_and_reads(live: Live
     smart.server.session.headers.update(live.auth)
     smart.prepare()  # fetches and parses /metadata with fhirclient's own R4 models
     assert smart.server.capabilityStatement.fhirVersion == "4.0.1"
-    found = SmartPatient.where(struct={"family": "Hale,Quinn"}).perform_resources(smart.server)
+    found = list(SmartPatient.where(struct={"family": "Hale,Quinn"}).perform_resources_iter(smart.server))
     ids = {p.id for p in found}
     assert {live.people["ann"], live.people["tom"], live.people["nora"]} <= ids
     assert all(p.name[0].family.upper().startswith(("HALE", "QUINN")) for p in found)
-    by_nhs = SmartPatient.where(struct={"identifier": f"{NHS_NUMBER}|{nhs_number(1)}"}).perform_resources(
-        smart.server)
+    by_nhs = list(SmartPatient.where(struct={"identifier": f"{NHS_NUMBER}|{nhs_number(1)}"})
+                  .perform_resources_iter(smart.server))
     assert [p.id for p in by_nhs] == [live.people["ann"]]
     ann = SmartPatient.read(live.people["ann"], smart.server)
     assert ann.birthDate.isostring == "1950-02-01" and ann.meta.lastUpdated is not None
-    encounters = SmartEncounter.where(struct={"subject": f"Patient/{ann.id}"}).perform_resources(smart.server)
+    encounters = list(SmartEncounter.where(struct={"subject": f"Patient/{ann.id}"})
+                      .perform_resources_iter(smart.server))
     assert encounters and all(e.subject.reference == f"Patient/{ann.id}" for e in encounters)
 
 
