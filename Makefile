@@ -30,11 +30,16 @@ postgres:
 demo: $(STAMP)
 	$(BIN)/carehub demo
 
+# The whole suite, then its 15 slowest tests and its time (the suite fails if a test leaves a process behind).
+PYTEST_ARGS ?= -q --durations=15 --durations-min=0.5
+
 test: $(STAMP) system-packages postgres
-	@if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then \
+	@start=$$(date +%s); \
+	if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then \
 	  echo "PostgreSQL answers: the suite runs on SQLite and PostgreSQL"; \
-	  CAREHUB_TEST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q; \
-	else echo "PostgreSQL is not answering: the suite runs on SQLite only"; $(BIN)/pytest -q; fi
+	  CAREHUB_TEST_DATABASE_URL=$(PG_URL) $(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	else echo "PostgreSQL is not answering: the suite runs on SQLite only"; $(BIN)/pytest $(PYTEST_ARGS); status=$$?; fi; \
+	echo "suite time: $$(( $$(date +%s) - start )) s"; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub adapters mappings gazetteer edrms finance_link health_link tests bench

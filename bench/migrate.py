@@ -1,7 +1,9 @@
 """Benchmark: migrate a generated legacy ESCR of 100,000 people end to end.
 
-Prints source rows per second through the whole pipeline (read, keep raw, map,
-validate, identity, upsert with provenance, outbox) on SQLite and, when
+Prints source rows per second through the whole pipeline as the shipped configuration
+builds it (``config/hub.toml``: the gazetteer enricher on, the demo town's gazetteer loaded
+and the people living at its addresses; read, keep raw, map, validate, enrich, identity,
+upsert with provenance, outbox; ``--bare`` for the pipeline without enrichers) on SQLite and, when
 PostgreSQL answers, on PostgreSQL — beside the floor of the same rows written by
 a bare ``executemany`` into the same kind of store in the same run, the process CPU
 per source row of this process and of the sync's reader process, and the load average
@@ -20,7 +22,7 @@ process and in the reader, against what the target leaves on this machine: at 10
 rows/s each core has 100 microseconds per row, and the one process that writes the
 store must spend the store's floor out of its 100.
 
-    python bench/migrate.py [--people 100000] [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test]
+    python bench/migrate.py [--people 100000] [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test] [--bare]
 """
 
 from __future__ import annotations
@@ -45,11 +47,14 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.simulators.legacy_escr import generate  # noqa: E402
+from adapters.simulators.legacy_escr import gazetteer_homes, generate  # noqa: E402
 from adapters.sql import SqlAdapter  # noqa: E402
+from gazetteer.load import load_file  # noqa: E402
+from gazetteer.simulator import generate_town, write_full  # noqa: E402
 from hub.contract import StreamCursor  # noqa: E402
 from hub.pipeline import Pipeline  # noqa: E402
-from hub.settings import SourceSettings, config_dir  # noqa: E402
+from hub.registry import build_pipeline  # noqa: E402
+from hub.settings import Settings, SourceSettings, config_dir  # noqa: E402
 from hub.store.db import Store, make_engine, pragma_pages  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.survivorship import Survivorship  # noqa: E402
@@ -165,12 +170,17 @@ def store_floor(synced_url: str, fresh_url: str, transaction_rows: int) -> tuple
     return seconds, cpu, len(raw_ids)
 
 
-def end_to_end(url: str, adapter: SqlAdapter) -> tuple[float, int, float, float, float]:
+def end_to_end(url: str, adapter: SqlAdapter, town: Path | None) -> tuple[float, int, float, float, float]:
     """(seconds, rows read, rows/s, this process's CPU s, the reader's CPU s) for a full sync
-    into a fresh store at ``url`` (kept for :func:`store_floor`)."""
+    into a fresh store at ``url`` (kept for :func:`store_floor`): with the pipeline of the shipped
+    configuration and the ``town`` gazetteer loaded first (untimed), or without enrichers when None."""
     store = Store(url)
     upgrade(store.engine)
-    pipeline = Pipeline(Survivorship.load(config_dir() / "survivorship.toml"))
+    if town is not None:
+        load_file(store, town)
+        pipeline = build_pipeline(Settings(database_url=url), store)
+    else:
+        pipeline = Pipeline(Survivorship.load(config_dir() / "survivorship.toml"))
     start, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
     result = sync_source(store, adapter, pipeline, batch_size=adapter.settings.batch_size, read_ahead=True)
     elapsed = time.perf_counter() - start
@@ -202,12 +212,24 @@ def main() -> None:
     parser.add_argument("--pg", default=os.environ.get("CAREHUB_TEST_DATABASE_URL",
                                                         "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument("--bare", action="store_true", help="The pipeline without the shipped enrichers.")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="carehub-bench-"))
     legacy_url = f"sqlite:///{work / 'legacy.db'}"
     t0 = time.perf_counter()
-    summary = generate(legacy_url, people=args.people)
+    town: Path | None = None
+    homes: list[Any] = []
+    if not args.bare:  # as `carehub demo` seeds it: the town's gazetteer first, people living at its homes
+        town = write_full(generate_town(blpus=max(100, int(args.people * 0.9))), work / "town.csv")
+        scratch = Store(f"sqlite:///{work / 'town.db'}")
+        upgrade(scratch.engine)
+        load_file(scratch, town)
+        scratch.dispose()
+        homes = gazetteer_homes(f"sqlite:///{work / 'town.db'}")
+        print(f"gazetteer: {len(homes):,} homes (shipped configuration: enrichers "
+              f"{', '.join(Settings().pipeline.enrichers) or 'none'})")
+    summary = generate(legacy_url, people=args.people, addresses=homes)
     print(f"generated legacy ESCR: {args.people:,} people, {summary.total_rows:,} rows "
           f"in {time.perf_counter() - t0:.1f}s")
     settings = SourceSettings(adapter="adapters.sql:SqlAdapter", mapping="legacy_escr.yaml",
@@ -239,7 +261,7 @@ def main() -> None:
     for label, url, floor_url, transaction_rows in targets:
         floor_rate = floor(url, rows)
         before = os.getloadavg()[0]
-        seconds, read, rate, cpu, reader = end_to_end(url, adapter)
+        seconds, read, rate, cpu, reader = end_to_end(url, adapter, town)
         print(f"{label:<11} {floor_rate:>13,.0f} {seconds:>13.1f} {rate:>9,.0f} {rate / floor_rate:>8.1%} "
               f"{cpu / read * 1e6:>16.0f} {reader / read * 1e6:>18.0f}  {before:.1f} -> {os.getloadavg()[0]:.1f}")
         if label == "SQLite":

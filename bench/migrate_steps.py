@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import hub.identity.resolver as resolver_module  # noqa: E402
 import hub.pipeline as pipeline_module  # noqa: E402
+import hub.pipeline.write as write_module  # noqa: E402
+import hub.store.writer as writer_module  # noqa: E402
 import hub.sync as sync_module  # noqa: E402
 from adapters.simulators.legacy_escr import generate  # noqa: E402
 from adapters.sql import SqlAdapter  # noqa: E402
@@ -43,8 +45,9 @@ from hub.survivorship import Survivorship  # noqa: E402
 from hub.sync import sync_source  # noqa: E402
 
 STEPS: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
-PIPELINE_STEPS = ("_prepare", "_attach_existing", "_resolve_references", "_validate", "_enrich", "_assign_entities",
-                  "_keep_raw", "_quarantine", "_upsert", "_remember_links", "save_cursors")
+PIPELINE_STEPS = ("records_of", "attach_existing", "map_records", "resolve_references", "validate", "enrich",
+                  "resolve", "keep_raw", "quarantine", "write", "emit")
+"""The stages and steps Pipeline.ingest calls (hub.pipeline), timed where it looks them up."""
 IDENTITY_STEPS = ("resolve_batch", "record_batch", "_candidate_ids", "_candidate_table", "_encode")
 
 
@@ -77,18 +80,19 @@ def wrap_method(cls: type, name: str, label: str) -> None:
 def instrument() -> None:
     """Wrap the pipeline's steps for this run."""
     for name in PIPELINE_STEPS:
-        wrap_method(Pipeline, name, name)
+        if hasattr(pipeline_module, name):
+            setattr(pipeline_module, name, timed(name, getattr(pipeline_module, name)))
     for name in IDENTITY_STEPS:
         wrap_method(resolver_module.ScoredResolver, name, f"identity {name}")
-    bulk_insert = pipeline_module.bulk_insert
+    for module in (write_module, writer_module):  # every table's insert, by table
+        bulk_insert = module.bulk_insert
 
-    def insert(session: Any, entity: Any, *rows: Any) -> None:
-        timed(f"insert {entity.__tablename__}", bulk_insert)(session, entity, *rows)
+        def insert(session: Any, entity: Any, *rows: Any, bulk_insert: Any = bulk_insert) -> None:
+            timed(f"insert {entity.__tablename__}", bulk_insert)(session, entity, *rows)
 
-    pipeline_module.bulk_insert = insert  # type: ignore[assignment]
-    if hasattr(pipeline_module, "insert_returning"):
-        pipeline_module.insert_returning = timed("insert raw_records (returning)", pipeline_module.insert_returning)
-    pipeline_module.write_person_index = timed("write_person_index", pipeline_module.write_person_index)
+        module.bulk_insert = insert  # type: ignore[assignment]
+    write_module.insert_returning = timed("insert raw_records (returning)", write_module.insert_returning)
+    write_module.write_person_index = timed("write_person_index", write_module.write_person_index)
     sync_module._apply = timed("_apply(total)", sync_module._apply)  # type: ignore[attr-defined]
     writer = getattr(sync_module, "_Writer", None)  # a read-ahead sync's batches, with their commits
     if writer is not None:

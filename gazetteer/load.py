@@ -33,6 +33,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from gazetteer.dtf import LAYOUTS, DtfReader, DtfRecord, FeedRejected, FileType, Layout
 from hub.errors import SourceUnavailable
 from hub.store.addressing import GAZETTEER_TABLES, GazetteerLoad, Property, Successor, applied_load
+from hub.store.bulk import insert_rows
 from hub.store.db import Store
 from hub.store.tables import utcnow
 
@@ -197,17 +198,12 @@ def _live_uprns(conn: Connection) -> set[int]:
 
 
 def _insert_many(conn: Connection, layout: Layout, rows: list[tuple[Any, ...]]) -> None:
-    """One executemany of positional rows straight to the driver: the bulk path of a full supply.
+    """Positional rows straight to the driver (COPY on PostgreSQL): the bulk path of a full supply.
 
     The reader has already checked and converted every value, so SQLAlchemy's
     per-value processing is skipped; dates travel as checked ISO text.
     """
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO {layout.table} ({', '.join(layout.store_columns)}) "
-        f"VALUES ({', '.join([marker] * len(layout.store_columns))})"
-    )
-    conn.exec_driver_sql(sql, rows)
+    insert_rows(conn, layout.table, layout.store_columns, rows)
 
 
 def _apply_full(conn: Connection, reader: DtfReader, result: LoadResult) -> None:

@@ -255,6 +255,13 @@ class FhirSource:
         document, patient = health_event_from_encounter(record.payload)
         return MappedRecord("HealthEvent", document, {"person_id": ("Patient", patient)})
 
+    def can_read_ahead(self) -> bool:
+        """No: the FHIR client's connections are not shared with a forked reader."""
+        return False
+
+    def after_fork(self) -> None:
+        """Nothing to drop (never read ahead)."""
+
     def close(self) -> None:
         """Close the client's connections."""
         self.client.close()

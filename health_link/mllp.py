@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import multiprocessing
 import signal
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 from health_link.adt import AdtEvent, AdtFeed, Answer, Received, read_frames, refusal
 from health_link.hl7 import END, START, BrokenFrame, StrayBytes, frame, frames
 from hub.errors import SourceUnavailable
+from hub.runtime import settle_for_ingest
 from hub.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -41,16 +41,10 @@ READ_CHUNK = 16  # messages per job for a reader process: small enough that comm
 
 
 def tune_collector() -> None:
-    """Fewer garbage-collector passes for a long-running listener.
-
-    Parsing makes many short-lived objects; with the default thresholds the
-    collector's passes over the process's long-lived ones cost about half the
-    ingest time (measured: 245 -> 485 messages/s). Objects alive at start-up are
-    frozen out of collection, and the young generation is collected less often.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    """Fewer garbage-collector passes for a long-running listener and its readers (:mod:`hub.runtime`):
+    parsing makes many short-lived objects, and the collector's passes over the process's long-lived
+    ones cost about half the ingest time (bench/hl7_ingest.py)."""
+    settle_for_ingest()
 
 
 def start_reader() -> None:

@@ -82,6 +82,6 @@ def _move(session: Session, entity: Entity, change: UprnChange, successor: str) 
     for link in session.scalars(select(SourceLink).where(SourceLink.entity_id == entity.id)):
         contribution = orjson.loads(link.document)
         if _repoint(contribution, change.uprn, successor):
-            revise_contribution(link, contribution)
+            revise_contribution(session, link, contribution)
     revise_entity(session, entity, document, at=now)
     append_events(session, [entity_event(entity, "updated", source=SOURCE, at=now)])

@@ -29,6 +29,7 @@ from rich.table import Table
 from hub.access.policy import Policy
 from hub.access.tokens import DEMO_WARNING, demo_issuer
 from hub.audit import export_csv
+from hub.config_check import check_config, require_valid
 from hub.contract import Adapter
 from hub.delivery.cli import deliveries_app
 from hub.delivery.config import load_delivery_config, load_schedule_config
@@ -38,9 +39,9 @@ from hub.identity.cli import dedupe_command, identity_app, match_command
 from hub.pipeline import BatchResult
 from hub.quarantine import QuarantineFilter, list_entries, retry, show_entry
 from hub.registry import build_pipeline, enabled_sources, load_adapter, load_object
-from hub.settings import Settings, config_dir, get_settings, reload_settings
+from hub.settings import Settings, get_settings, reload_settings
 from hub.status import DELIVERY_STATUSES, hub_status
-from hub.store.db import Store
+from hub.store.db import Store, open_store
 from hub.store.migrate import upgrade
 from hub.sync import sync_source
 
@@ -55,13 +56,28 @@ app.command("match")(match_command)
 app.command("dedupe")(dedupe_command)
 app.add_typer(identity_app, name="identity")
 app.add_typer(deliveries_app, name="deliveries")
+config_app = typer.Typer(help="The configuration: hub.toml and every file it names.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 console = Console(stderr=True)
 
 
-def open_store() -> Store:
-    """The store named by CAREHUB_DATABASE_URL (or config/hub.toml)."""
-    settings = get_settings()
-    return Store(settings.database_url, echo=settings.sql_echo)
+@app.callback()
+def startup(ctx: typer.Context) -> None:
+    """Care Hub: one shared care record from every system."""
+    if ctx.invoked_subcommand != "config":  # every command starts from a configuration checked whole
+        require_valid(reload_settings)
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Load hub.toml and every file it names; print the effective settings (secrets masked), or every
+    problem with its file and key and exit 1."""
+    report = check_config(Settings)
+    if not report.ok:
+        for problem in report.problems:
+            typer.echo(f"problem: {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps({"files": report.files, "settings": report.effective}, indent=2))
 
 
 @db_app.command("upgrade")
@@ -95,9 +111,7 @@ def run_sync(store: Store, settings: Settings, sources: list[str]) -> dict[str, 
                 results[name] = sync_source(store, adapter, pipeline, batch_size=batch_size, progress=advance,
                                             read_ahead=True)
             finally:
-                close = getattr(adapter, "close", None)
-                if close:
-                    close()
+                adapter.close()
     return results
 
 
@@ -239,7 +253,7 @@ def token(
     if issuer is None:
         raise ConfigError("the demo issuer is off: set auth.demo = true (CAREHUB_AUTH__DEMO=true), as "
                           "`carehub demo` does for the server it starts")
-    policy = Policy.load(config_dir() / settings.auth.policy_file)
+    policy = Policy.load(settings.config_path(settings.auth.policy_file))
     for name in role:
         if policy.role(name) is None:
             raise typer.BadParameter(f"unknown role {name!r}", param_hint="--role")

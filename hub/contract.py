@@ -115,6 +115,19 @@ class Adapter(Protocol):
         """Turn one source record into a canonical document (raising QuarantineError if bad)."""
         ...
 
+    def can_read_ahead(self) -> bool:
+        """True when ``pull`` and ``map`` may run in a forked reader process while the store writes
+        (``hub.sync``); ``adapters.base.BaseAdapter`` says False."""
+        ...
+
+    def after_fork(self) -> None:
+        """Called first in that forked reader: drop what must not be shared with the parent (connections)."""
+        ...
+
+    def close(self) -> None:
+        """Release the adapter's connections once a sync or a job is done with it."""
+        ...
+
 
 @runtime_checkable
 class TargetAdapter(Protocol):

@@ -32,6 +32,13 @@ class HubError(Exception):
         return f"{self.code}: {self.message}"
 
 
+class WriteSeamError(HubError):
+    """Code changed a canonical row (entity, provenance, person index, outbox) outside the golden-record
+    writer (hub.store.writer): a bug, never a data problem."""
+
+    code = "CAREHUB-E010"
+
+
 class ConfigError(HubError):
     """The configuration is wrong; stop and fix it."""
 

@@ -267,7 +267,7 @@ def _condition(match: tuple[str, str, int], name: str) -> Any:
 def _ids_statement(shape: tuple[Any, ...], after: bool) -> PreparedStatement:
     """Ids of the active people matching a filter of this shape, in id order, after ``:after``, ``:limit`` of
     them. Built once per shape: building and compiling the statement for every search cost more than running
-    it (a search was 2.1 ms of CPU, of which SQLAlchemy's statement building and execution about 0.9 ms)."""
+    it (bench/api_load.py)."""
     stmt = select(PersonIndex.person_id).where(*_filter(shape))
     if after:
         stmt = stmt.where(PersonIndex.person_id > bindparam("after"))

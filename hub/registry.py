@@ -14,7 +14,7 @@ from hub.contract import Adapter, TargetAdapter
 from hub.delivery.config import DeliveryConfig
 from hub.errors import ConfigError
 from hub.pipeline import Pipeline
-from hub.settings import Settings, config_dir
+from hub.settings import Settings
 from hub.store.db import Store
 from hub.survivorship import Survivorship
 
@@ -53,7 +53,7 @@ def enabled_sources(settings: Settings) -> list[str]:
 def build_pipeline(settings: Settings, store: Store) -> Pipeline:
     """The pipeline with the configured survivorship rules and enrichers."""
     enrichers = [load_object(path)(store) for path in settings.pipeline.enrichers]
-    return Pipeline(Survivorship.load(config_dir() / settings.survivorship_file), enrichers=enrichers)
+    return Pipeline(Survivorship.load(settings.config_path(settings.survivorship_file)), enrichers=enrichers)
 
 def load_target(settings: Settings, config: DeliveryConfig, name: str) -> TargetAdapter:
     """Build the target adapter configured as ``[targets.NAME]`` in the subscriptions file."""

@@ -101,9 +101,7 @@ def poll_sources(ctx: JobContext) -> dict[str, Any]:
             counts[name] = {"error": str(exc)}
             failed.append(name)
         finally:
-            close = getattr(adapter, "close", None)
-            if close:
-                close()
+            adapter.close()
     if failed:
         raise HubError(f"sources failed: {', '.join(failed)}")
     return counts

@@ -3,7 +3,11 @@
 Read from ``config/hub.toml`` (or the file named by ``CAREHUB_CONFIG``), then
 overridden by ``CAREHUB_*`` environment variables, ``__`` separating nested
 keys (``CAREHUB_DATABASE_URL``, ``CAREHUB_SOURCES__LEGACY_ESCR__ENABLED``).
-Every problem is reported at start-up, all at once.
+Every problem is reported at start-up, all at once; an unknown key at any level
+is a problem (``extra="forbid"``), so a key in the wrong table is never silently
+ignored. Every other configuration file is named here (``*_file`` keys, resolved
+by :meth:`Settings.config_path`) and checked with this file by
+:func:`hub.config_check.check_config` (``carehub config check``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,16 +30,27 @@ from hub.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def config_dir() -> Path:
-    """The folder holding hub.toml, the policy and the survivorship rules."""
+def config_file() -> Path:
+    """The hub's settings file: ``CAREHUB_CONFIG``, else ``config/hub.toml`` here or in the project."""
     explicit = os.environ.get("CAREHUB_CONFIG")
     if explicit:
-        return Path(explicit).resolve().parent
+        return Path(explicit).resolve()
     local = Path.cwd() / "config"
-    return local if (local / "hub.toml").exists() else PROJECT_ROOT / "config"
+    return (local if (local / "hub.toml").exists() else PROJECT_ROOT / "config") / "hub.toml"
 
 
-class SourceSettings(BaseModel):
+def config_dir() -> Path:
+    """The folder holding hub.toml; every other file the settings name is found relative to it."""
+    return config_file().parent
+
+
+class Strict(BaseModel):
+    """A settings table that refuses keys it does not know (a misplaced key is an error, never ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceSettings(Strict):
     """One source system the hub pulls from (or pushes to)."""
 
     adapter: str = Field(description="Import path of the adapter class, 'package.module:Class'.")
@@ -45,7 +60,7 @@ class SourceSettings(BaseModel):
     batch_size: int = Field(default=5000, ge=1, le=100_000)
 
 
-class DemoSettings(BaseModel):
+class DemoSettings(Strict):
     """What `carehub demo` seeds before it syncs, and what it runs after."""
 
     seeders: list[str] = Field(
@@ -65,7 +80,7 @@ class DemoSettings(BaseModel):
         default_factory=list, description="Sources switched on for the demo run (the simulators' systems).")
 
 
-class PipelineSettings(BaseModel):
+class PipelineSettings(Strict):
     """What the ingest pipeline adds to every record."""
 
     enrichers: list[str] = Field(
@@ -74,7 +89,7 @@ class PipelineSettings(BaseModel):
     )
 
 
-class IssuerSettings(BaseModel):
+class IssuerSettings(Strict):
     """One token issuer the hub trusts (an Entra ID tenant, an OIDC provider).
 
     An Entra ID tenant signs two forms of token: v2.0 (``iss`` is
@@ -110,7 +125,7 @@ class IssuerSettings(BaseModel):
         return self
 
 
-class DemoUser(BaseModel):
+class DemoUser(Strict):
     """A user the demo sign-in page offers (tokens from the local demo issuer)."""
 
     user: str = Field(description="Token subject, e.g. sw.amira.")
@@ -119,7 +134,7 @@ class DemoUser(BaseModel):
     team: str | None = None
 
 
-class AuthSettings(BaseModel):
+class AuthSettings(Strict):
     """How the hub authenticates callers: OAuth2 bearer JWTs signed RS256."""
 
     audience: str = Field(
@@ -145,7 +160,7 @@ class AuthSettings(BaseModel):
     )
 
 
-class TransitionSettings(BaseModel):
+class TransitionSettings(Strict):
     """Transitions to adult services: who is due (docs/transitions.md) and the adults' case system."""
 
     from_age: int = Field(default=14, ge=0, le=18, description="Youngest age the due list shows.")
@@ -159,7 +174,7 @@ class TransitionSettings(BaseModel):
         description="How the hub follows a referral in the adults' system: 'client' (import path) and its options.")
 
 
-class EdrmsSettings(BaseModel):
+class EdrmsSettings(Strict):
     """The council's EDRMS, reached over CMIS 1.1 (edrms/, docs/edrms.md)."""
 
     enabled: bool = Field(default=False, description="Pull documents on the schedule and push metadata back.")
@@ -189,7 +204,7 @@ class EdrmsSettings(BaseModel):
                                                                         "(under config/, or a path).")
 
 
-class WorkerSettings(BaseModel):
+class WorkerSettings(Strict):
     """How `carehub worker` paces itself, holds its claims and shares the scheduler."""
 
     poll_seconds: float = Field(default=0.5, gt=0, description="Sleep when there is nothing to deliver.")
@@ -204,7 +219,7 @@ class WorkerSettings(BaseModel):
         default=30, gt=0, description="On SQLite, how long the one worker's lease lasts between heartbeats.")
 
 
-class FinanceSettings(BaseModel):
+class FinanceSettings(Strict):
     """The finance link: its mapping to the ledger, how the finance system pulls, actuals and variances."""
 
     mapping_file: str = Field(
@@ -232,7 +247,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), description="Where the demo keeps its files.")
     sql_echo: bool = False
     log_level: str = "INFO"
-    survivorship_file: str = "survivorship.toml"
+    survivorship_file: str = Field(
+        default="survivorship.toml", description="Which source wins each field (under config/, or a path).")
+    identity_file: str = Field(
+        default="identity.toml", description="Identity resolution: thresholds, guards, blocking, weights.")
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
@@ -247,6 +265,23 @@ class Settings(BaseSettings):
     finance: FinanceSettings = Field(default_factory=FinanceSettings)
     edrms: EdrmsSettings = Field(default_factory=EdrmsSettings)
 
+    def config_path(self, name: str | Path) -> Path:
+        """A file the settings name: absolute as given, else relative to the folder of hub.toml."""
+        path = Path(name)
+        return path if path.is_absolute() else config_dir() / path
+
+    def named_files(self) -> dict[str, Path]:
+        """Every configuration file these settings name, by the key that names it."""
+        return {
+            "survivorship_file": self.config_path(self.survivorship_file),
+            "identity_file": self.config_path(self.identity_file),
+            "subscriptions_file": self.config_path(self.subscriptions_file),
+            "schedules_file": self.config_path(self.schedules_file),
+            "auth.policy_file": self.config_path(self.auth.policy_file),
+            "finance.mapping_file": self.config_path(self.finance.mapping_file),
+            "edrms.retention_file": self.config_path(self.edrms.retention_file),
+        }
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -256,7 +291,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get("CAREHUB_CONFIG") or config_dir() / "hub.toml")
+        toml_file = config_file()
         return (
             init_settings,
             env_settings,
@@ -271,7 +306,7 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{config_file()}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"configuration is invalid: {problems}") from exc
 

@@ -15,8 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import Field, ValidationError
 
 from hub.errors import ConfigError
+from hub.model import ENTITIES
+from hub.settings import Strict
+
+
+class _RulesFile(Strict):
+    """One table of the rules file: ``[default]`` or an entity type's."""
+
+    order: list[str] = Field(default_factory=list)
+    fields: dict[str, list[str]] = Field(default_factory=dict)
+    union: list[str] = Field(default_factory=lambda: ["identifiers"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +65,27 @@ class Survivorship:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
 
-        def rules(section: dict[str, Any]) -> EntityRules:
-            return EntityRules(
-                order=list(section.get("order", [])),
-                fields={k: list(v) for k, v in section.get("fields", {}).items()},
-                union=set(section.get("union", ["identifiers"])),
-            )
+        checked: dict[str, _RulesFile] = {}
+        problems: list[str] = []
+        for name, section in data.items():
+            try:
+                checked[name] = _RulesFile.model_validate(section)
+            except ValidationError as exc:
+                problems.extend(f"{'.'.join((name, *(str(p) for p in e['loc'])))}: {e['msg']}" for e in exc.errors())
+        if problems:
+            raise ConfigError(f"{path}: {'; '.join(problems)}")
+        unknown = sorted(set(checked) - {"default", *ENTITIES})
+        if unknown:
+            raise ConfigError(f"{path}: {', '.join(unknown)}: not an entity type (or 'default')")
 
-        default = rules(data.get("default", {}))
-        entities = {k: rules(v) for k, v in data.items() if k != "default"}
+        def rules(section: _RulesFile | None) -> EntityRules:
+            if section is None:
+                return EntityRules()
+            return EntityRules(order=list(section.order), fields={k: list(v) for k, v in section.fields.items()},
+                               union=set(section.union))
+
+        default = rules(checked.get("default"))
+        entities = {k: rules(v) for k, v in checked.items() if k != "default"}
         for r in entities.values():
             r.order = r.order or default.order
             r.union = r.union or default.union

@@ -7,13 +7,12 @@ A read-ahead sync on SQLite commits up to ``COMMIT_BATCHES`` batches together
 (see ``_Writer``); every other sync commits each batch.
 
 With ``read_ahead`` (``carehub sync`` and the migration benchmark), an adapter that
-can run in a forked process (``can_read_ahead``) is pulled, serialised, hashed,
-mapped and (when the pipeline has no enrichers) validated there and kept in the form the
-store writes (``hub.pipeline.prepare``: JSON, ids, a person's match fields and index row),
-a batch ahead of the store, while this process writes the batch before: the two halves
-of a migration run on two cores. The batches, their order, their cursors and every
-record's outcome are the same as read in process; only the mapping of a record the
-store already holds unchanged is done, and thrown away.
+can run in a forked process (``can_read_ahead``) is pulled, serialised, hashed and
+mapped there (``hub.pipeline.prepare``: the map stage), a batch ahead of the store,
+while this process writes the batch before: the two halves of a migration run on two
+cores. The batches, their order, their cursors and every record's outcome are the same as
+read in process; only the mapping of a record the store already holds unchanged is done,
+and thrown away.
 
 A sync also has identity keep the active persons' blocking keys in memory from its
 second batch on (``ScoredResolver.remembering``, :mod:`hub.identity.blocks`), and the
@@ -30,10 +29,8 @@ import multiprocessing
 import os
 import pickle
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +40,7 @@ from sqlalchemy.orm import Session
 from hub.contract import Adapter, SourceRecord, StreamCursor
 from hub.errors import HubError
 from hub.pipeline import BatchResult, Pipeline, PreparedRecord, prepare, prepared_rows
+from hub.runtime import batch_friendly_gc, collect_between_batches
 from hub.store.db import SQLITE_WAL_CHECKPOINT_BYTES, Store, is_sqlite, pragma, pragma_pages
 from hub.store.tables import SyncRun, utcnow
 
@@ -50,47 +48,8 @@ Progress = Callable[[str, int], None]
 
 # A batch keeps thousands of records, documents and models alive until it commits, so the
 # collector's default thresholds promote them and then run full collections over the whole
-# heap again and again (a fifth of a migration's time). During a sync the heap that existed
-# before it is frozen out of collection and young collections run less often; both are
-# restored when the last running sync ends. A full collection runs between batches
-# (collect_between_batches), so cyclic garbage never outlives the next batch.
-_GC_THRESHOLD = (50_000, 20, 100)
-_gc_lock = threading.Lock()
-_gc_users = 0
-_gc_saved: tuple[int, int, int] = gc.get_threshold()
-
-
-@contextmanager
-def batch_friendly_gc() -> Iterator[None]:
-    """Tune the garbage collector for batch ingest for the duration of the block (re-entrant)."""
-    global _gc_users, _gc_saved
-    with _gc_lock:
-        if _gc_users == 0:
-            _gc_saved = gc.get_threshold()
-            gc.freeze()
-            gc.set_threshold(*_GC_THRESHOLD)
-        _gc_users += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_users -= 1
-            if _gc_users == 0:
-                gc.set_threshold(*_gc_saved)
-                gc.unfreeze()
-
-
-def collect_between_batches() -> None:
-    """A full collection once a batch is done (only while a sync tunes the collector).
-
-    The batch's objects are gone by then and what was alive before it is frozen, so the
-    collection is short; the survivors are frozen in turn. No batch's cyclic garbage
-    outlives the next batch.
-    """
-    if _gc_users:
-        gc.collect()
-        gc.freeze()
-
+# heap again and again: a sync tunes the collector (hub.runtime.batch_friendly_gc) and runs
+# a full collection between batches (hub.runtime.collect_between_batches).
 
 # The tables a sync grows. PostgreSQL plans the pipeline's lookups by key from their statistics;
 # a table that was empty when last analyzed (or never analyzed, with autovacuum off or outpaced
@@ -141,13 +100,11 @@ def sync_source(
         run_id = run.id
     total = BatchResult()
     statistics = PlannerStatistics(store)
-    remembering = getattr(pipeline.resolver, "remembering", None)  # identity's keys in memory (hub.identity.blocks)
     try:
         with (batch_friendly_gc(), pipeline.remembering(),
-              remembering() if remembering is not None else contextlib.nullcontext()):
-            can = getattr(adapter, "can_read_ahead", None)
+              pipeline.resolver.remembering()):  # identity's keys in memory (hub.identity.blocks)
             forks = "fork" in multiprocessing.get_all_start_methods()
-            if read_ahead and forks and can is not None and can():
+            if read_ahead and forks and adapter.can_read_ahead():
                 total.add(_sync_read_ahead(store, adapter, pipeline, started, batch_size, progress, statistics))
             else:
                 for spec in adapter.streams():
@@ -227,7 +184,7 @@ def _sync_read_ahead(
         for spec in adapter.streams():
             plan.append((spec.name, pipeline.load_cursor(session, adapter.name, spec.name)))
     total = BatchResult()
-    with (_Reader(adapter, plan, until, batch_size, validate=not pipeline.enrichers) as reader,
+    with (_Reader(adapter, plan, until, batch_size) as reader,
           _Writer(store, statistics, progress) as writer):
         while (received := _next_batch(reader, writer)) is not None:
             stream, batch = received
@@ -250,9 +207,9 @@ def _next_batch(reader: _Reader, writer: _Writer) -> tuple[str, list[PreparedRec
 
 # SQLite, a read-ahead sync: a transaction holds COMMIT_BATCHES batches, or fewer once it has been open
 # COMMIT_SECONDS. Ids are uuid5 of source keys, so every batch dirties pages all over the indexes and
-# every commit wrote most of them to the log again: at 100,000 people (batches of 20,000) the commits took
-# 29 us of CPU per source row and 45 s of the sync's 403 s, most of it checkpoints (every 64 MiB of log).
-# The seconds bound how long other writers wait for the database (busy_timeout is 30 s).
+# every commit writes most of them to the log again, and checkpoints them: fewer commits, less of both
+# (figures in bench/RESULTS.md, the sixth pass). The seconds bound how long other writers wait for the
+# database (busy_timeout is 30 s).
 COMMIT_BATCHES = 3
 COMMIT_SECONDS = 10.0
 # ... and the sync's commits checkpoint only once the log reaches 1 GiB, with one passive checkpoint when
@@ -335,12 +292,12 @@ class _Reader:
     """
 
     def __init__(self, adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime,
-                 batch_size: int, *, validate: bool) -> None:
+                 batch_size: int) -> None:
         context = multiprocessing.get_context("fork")
         self._incoming, outgoing = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_read_ahead,
-            args=(adapter, plan, until, batch_size, validate, outgoing, self._incoming, os.getpid()),
+            args=(adapter, plan, until, batch_size, outgoing, self._incoming, os.getpid()),
             name=f"carehub-reader-{adapter.name}", daemon=True,
         )
         self._process.start()
@@ -374,11 +331,11 @@ class _Reader:
 
 
 def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime, batch_size: int,
-                validate: bool, outgoing: Any, incoming: Any, parent: int) -> None:
+                outgoing: Any, incoming: Any, parent: int) -> None:
     """The reader process's body."""
     incoming.close()  # the parent's end: when the parent dies, a send here fails at once
     _die_with(parent)
-    adapter.after_fork()  # type: ignore[attr-defined]
+    adapter.after_fork()
     # The batch being prepared is young and large: the collector's young collections would walk it
     # again and again (a twentieth of the reader's CPU). The reader makes next to no cyclic garbage
     # (an error's traceback at most), so it collects once a batch is sent and dropped, and only then.
@@ -391,7 +348,7 @@ def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: d
         for stream, cursor in plan:
             batch: list[tuple[Any, ...]] = []
             for record in adapter.pull(stream, cursor, until):
-                batch.append(tuple(prepare(record, adapter.map, validate=validate, source=adapter.name)))
+                batch.append(tuple(prepare(record, adapter.map)))
                 if len(batch) >= batch_size:
                     send(("batch", stream, batch))
                     batch = []

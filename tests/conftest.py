@@ -6,8 +6,10 @@ and, when ``CAREHUB_TEST_DATABASE_URL`` is set, on a fresh PostgreSQL database t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from sqlalchemy.engine import make_url
 from hub.store.db import Store, normalise_url
 from hub.store.migrate import upgrade
 from hub.store.schema import Base
+from tests.support.processes import become_subreaper, leftovers
 
 # The suite signs its callers in through the local demo issuer, so every Settings a test makes has demo sign-in
 # on. A carehub subprocess gets it only when its test says so (tests/e2e/helpers.hub_env drops CAREHUB_*), so
@@ -101,3 +104,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if needs_pg:
         config.hook.pytest_deselected(items=needs_pg)
         items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Adopt orphans: a process left behind by a process a test started is still this session's to find."""
+    become_subreaper()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No test may leave a process behind: list any still running, stop them, and fail the run."""
+    left = leftovers()
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"  {pid}: {cmd[:160]}" for pid, cmd in sorted(left.items())]
+    message = "processes left behind by the tests (now killed):\n" + "\n".join(lines)
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

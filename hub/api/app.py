@@ -9,7 +9,6 @@ so this module imports none of them. Every request outside a short list of publi
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import entry_points
@@ -45,7 +44,8 @@ from hub.api.params import RefuseControlCharacters
 from hub.api.reads import ReadThreads
 from hub.audit import AuditTrail
 from hub.registry import build_pipeline
-from hub.settings import Settings, config_dir, get_settings
+from hub.runtime import SERVING, settle
+from hub.settings import Settings, get_settings
 from hub.store.db import Store
 
 HERE = Path(__file__).resolve().parent
@@ -53,16 +53,12 @@ HERE = Path(__file__).resolve().parent
 
 def serving_app() -> FastAPI:
     """The application as ``carehub serve`` runs it in each worker process: the configured store, and the
-    heap made at start-up (modules, models, policy, routes: about 170,000 objects) frozen out of the
-    collector's way. Otherwise every full collection walks them all: about 0.2 s on a worker's only event
-    loop, during which every request on that worker waits (it set the council's day p95). The youngest
-    generation is collected every 20,000 allocations instead of 700: a request makes a few thousand objects,
-    nearly all freed by reference counting, so most collections found nothing to free.
+    heap made at start-up (modules, models, policy, routes) frozen out of the collector's way
+    (:func:`hub.runtime.settle`): otherwise every full collection walks them all on a worker's only event
+    loop, while every request on that worker waits (it set the council's day p95, bench/api_load.py).
     """
     app = create_app()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 100)
+    settle(SERVING)
     return app
 
 
@@ -89,7 +85,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.store = the_store
     app.state.reads = reads
     app.state.settings = settings
-    app.state.policy = Policy.load(config_dir() / settings.auth.policy_file)
+    app.state.policy = Policy.load(settings.config_path(settings.auth.policy_file))
     app.state.demo_issuer = demo_issuer(settings)  # ConfigError beside a real tenant
     install_path_only_access_log()  # whatever server runs the app, its access log writes paths without their queries
     app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer)

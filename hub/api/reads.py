@@ -30,7 +30,7 @@ from hub.store.db import KeptConnection, Store
 T = TypeVar("T")
 P = ParamSpec("P")
 # Few: the work holds the GIL between database calls, and more threads only add switching between them
-# (measured: two cost less CPU per record open than eight).
+# (two cost less CPU per record open than eight: bench/api_load.py).
 READ_THREADS = 2
 
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]

@@ -13,15 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from hub.errors import ConfigError
-from hub.settings import Settings, config_dir
+from hub.settings import Settings, Strict
 
 WILDCARD = "*"
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(Strict):
     """How transient failures are retried: exponential backoff with full jitter, then a dead letter."""
 
     max_attempts: int = Field(default=10, ge=1, description="Attempts before an event becomes a dead letter.")
@@ -31,14 +31,14 @@ class RetryPolicy(BaseModel):
         default="full", description="'full': wait a random time up to the backoff; 'none': the backoff itself.")
 
 
-class CircuitPolicy(BaseModel):
+class CircuitPolicy(Strict):
     """When a target's circuit opens (stop calling it) and when it is tried again."""
 
     failure_threshold: int = Field(default=5, ge=1, description="Consecutive failed batches that open the circuit.")
     cooldown_seconds: float = Field(default=30.0, gt=0, description="Open time before one probe batch is allowed.")
 
 
-class TargetSettings(BaseModel):
+class TargetSettings(Strict):
     """One system the hub pushes change events to."""
 
     adapter: str = Field(description="Import path of the target adapter class, 'package.module:Class'.")
@@ -57,7 +57,7 @@ class TargetSettings(BaseModel):
     circuit: CircuitPolicy = Field(default_factory=CircuitPolicy)
 
 
-class Subscription(BaseModel):
+class Subscription(Strict):
     """Which change events go to one target: by entity type and kind ('*' for any)."""
 
     target: str
@@ -70,7 +70,7 @@ class Subscription(BaseModel):
             WILDCARD in self.kinds or kind in self.kinds)
 
 
-class DeliveryConfig(BaseModel):
+class DeliveryConfig(Strict):
     """Every target and subscription of the hub."""
 
     targets: dict[str, TargetSettings] = Field(default_factory=dict)
@@ -96,7 +96,7 @@ class DeliveryConfig(BaseModel):
         return wanted
 
 
-class JobSettings(BaseModel):
+class JobSettings(Strict):
     """One scheduled job: a callable named by import path, run every N seconds or on a cron line."""
 
     call: str = Field(description="Import path 'package.module:function'; called with a JobContext.")
@@ -112,15 +112,10 @@ class JobSettings(BaseModel):
         return self
 
 
-class ScheduleConfig(BaseModel):
+class ScheduleConfig(Strict):
     """The scheduler's jobs."""
 
     jobs: dict[str, JobSettings] = Field(default_factory=dict)
-
-
-def _config_path(name: str) -> Path:
-    path = Path(name)
-    return path if path.is_absolute() else config_dir() / path
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -140,7 +135,7 @@ def _problems(path: Path, exc: ValidationError) -> ConfigError:
 
 def load_delivery_config(settings: Settings) -> DeliveryConfig:
     """Read the subscriptions file named by the settings (empty when there is none)."""
-    path = _config_path(settings.subscriptions_file)
+    path = settings.config_path(settings.subscriptions_file)
     try:
         return DeliveryConfig.model_validate(_read(path))
     except ValidationError as exc:
@@ -149,7 +144,7 @@ def load_delivery_config(settings: Settings) -> DeliveryConfig:
 
 def load_schedule_config(settings: Settings) -> ScheduleConfig:
     """Read the schedules file named by the settings (no jobs when there is none)."""
-    path = _config_path(settings.schedules_file)
+    path = settings.config_path(settings.schedules_file)
     try:
         return ScheduleConfig.model_validate(_read(path))
     except ValidationError as exc:

@@ -10,7 +10,6 @@ lead and the lease are given up.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from hub.delivery.config import DeliveryConfig, ScheduleConfig
 from hub.delivery.worker import DeliveryLoop, ensure_circuits
 from hub.errors import ConfigError, Conflict
+from hub.runtime import settle
 from hub.scheduler import Leadership, build_scheduler
 from hub.settings import Settings
 from hub.store.db import Store, is_sqlite
@@ -114,9 +114,8 @@ class WorkerNode:
         ensure_circuits(self.store, self.delivery.enabled_targets())
         # Everything made so far (modules, settings, adapters) lives as long as the worker: out of the
         # collector's way, so a full collection no longer walks hundreds of thousands of objects that can
-        # never be garbage (it stalled the delivery loops for 0.2 s at a time, several times a second's work).
-        gc.collect()
-        gc.freeze()
+        # never be garbage (it stalled the delivery loops: hub.runtime).
+        settle()
         loops = [DeliveryLoop(self.store, self.settings, self.delivery, f"{self.node}/{i}", self.stop)
                  for i in range(self.threads)]
         workers = [threading.Thread(target=loop.run, name=f"delivery-{i}", daemon=True)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
@@ -137,8 +138,9 @@ class DeliveryLoop:
     """Delivers every enabled target's due events until told to stop."""
 
     def __init__(self, store: Store, settings: Settings, config: DeliveryConfig, worker: str,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
+        self.clock = clock  # the circuit breakers' time (a test's own clock steps through a cool-down)
         self.settings = settings
         self.config = config
         self.worker = worker
@@ -216,7 +218,7 @@ class DeliveryLoop:
                 return handled
         policy = self.config.targets[target]
         with self.hot() as session:
-            gate = circuit.gate(session, target, policy.circuit, utcnow())
+            gate = circuit.gate(session, target, policy.circuit, self.clock())
         if not gate.may_send:
             return 0
         handled = 0
@@ -230,7 +232,7 @@ class DeliveryLoop:
             # Nothing to probe with: leave the circuit due, so the next event may probe at once.
             with self.hot() as session:
                 session.execute(update(CircuitState).where(CircuitState.target == target)
-                                .values(state=circuit.OPEN, retry_at=utcnow()))
+                                .values(state=circuit.OPEN, retry_at=self.clock()))
         return handled
 
     def deliver_rows(self, target: str, gate: circuit.Gate) -> int:
@@ -249,7 +251,7 @@ class DeliveryLoop:
         with self.hot() as session:
             counts = record_outcomes(session, claimed, verdict.outcomes, policy.retry, self.worker, duration_ms)
             if verdict.health == SUCCESS:
-                circuit.record_success(session, target, gate, utcnow())
+                circuit.record_success(session, target, gate, self.clock())
         self.after(target, verdict)
         self.delivered += counts["delivered"]
         return len(claimed)
@@ -292,7 +294,7 @@ class DeliveryLoop:
             self.rows_due[target] = 0.0  # look at the rows again soon
         if probe and verdict.health == SUCCESS:
             with self.hot() as session:
-                circuit.record_success(session, target, circuit.Gate(circuit.HALF_OPEN, True, True, 0), utcnow())
+                circuit.record_success(session, target, circuit.Gate(circuit.HALF_OPEN, True, True, 0), self.clock())
         self.after(target, verdict)
         self.delivered += delivered
         return len(batch.events) or 1  # a cursor moved past events the target does not want is progress too
@@ -304,7 +306,7 @@ class DeliveryLoop:
         with self.store.session() as session:
             error = next((o.error for o in verdict.outcomes if o.error), "failed")
             state = circuit.record_failure(session, target, self.config.targets[target].circuit, error or "failed",
-                                           utcnow())
+                                           self.clock())
         if state == circuit.OPEN:
             log.warning("target %s: circuit open after failure: %s", target, error)
 

@@ -30,6 +30,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from hub.identity.table import MATCH_FORMAT, EncodedPersons, Encoder
+from hub.store.bulk import param_mark
 
 ACTIVE = "active"
 _KINDS = ("nhs", "birth", "family_year", "given_year", "postcode")
@@ -221,7 +222,7 @@ def persons_unchanged_since(session: Session, mark: tuple[int, str | None]) -> b
     if outbox_id < 0:
         return False
     cursor = session.connection().connection.cursor()
-    param = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    param = param_mark(session.get_bind().dialect)
     try:
         cursor.execute(f"SELECT event_id FROM outbox WHERE id = {param}", (outbox_id,))
         found = cursor.fetchone()
@@ -239,7 +240,7 @@ def persons_written_since(session: Session, mark: tuple[int, str | None],
     how many other ``Person`` events were written after ``mark`` (another writer's, committed before
     the lock), and the outbox's last event, the batch's new mark."""
     cursor = session.connection().connection.cursor()
-    param = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    param = param_mark(session.get_bind().dialect)
     try:
         cursor.execute(f"SELECT count(*) FROM outbox WHERE id > {param} AND entity_type = 'Person'", (mark[0],))
         (count,) = cursor.fetchone() or (0,)

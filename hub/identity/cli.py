@@ -21,6 +21,7 @@ from rich.table import Table
 
 from hub.identity.bulk import BulkReport, match_files
 from hub.identity.config import load_identity_config
+from hub.store.db import open_store
 from hub.store.identity import LINK, open_reviews, record_link
 from hub.store.merges import decide, merge, unmerge
 
@@ -104,8 +105,6 @@ def review_list(
     as_json: Annotated[bool, typer.Option("--json", help="Evidence as JSON lines.")] = False,
 ) -> None:
     """Open reviews, oldest first, with score and per-field evidence."""
-    from hub.cli import open_store
-
     store = open_store()
     with store.session() as session:
         reviews = open_reviews(session, limit)
@@ -139,8 +138,6 @@ def review_accept(
     user: UserOption = None,
 ) -> None:
     """They are one person: merge them (the longer-known record survives)."""
-    from hub.cli import open_store
-
     with open_store().session() as session:
         review = decide(session, pair_id, True, user or getpass.getuser())
         typer.echo(f"review {review.id} accepted: merge {review.merge_id}")
@@ -152,8 +149,6 @@ def review_reject(
     user: UserOption = None,
 ) -> None:
     """They are two people: keep them apart and never ask again."""
-    from hub.cli import open_store
-
     with open_store().session() as session:
         review = decide(session, pair_id, False, user or getpass.getuser())
         typer.echo(f"review {review.id} rejected")
@@ -166,8 +161,6 @@ def merge_command(
     user: UserOption = None,
 ) -> None:
     """Merge two people you know to be one (change events go to the outbox)."""
-    from hub.cli import open_store
-
     who = user or getpass.getuser()
     with open_store().session() as session:
         history = merge(session, survivor, merged, who)
@@ -182,8 +175,6 @@ def unmerge_command(
     user: UserOption = None,
 ) -> None:
     """Undo a merge exactly; the two are remembered as different people."""
-    from hub.cli import open_store
-
     with open_store().session() as session:
         history = unmerge(session, merge_id, user or getpass.getuser())
         typer.echo(f"merge {history.id} undone: {history.merged_id} and {history.survivor_id} are two people again")

@@ -1,14 +1,13 @@
 """The typed settings of identity resolution, read from ``config/identity.toml``.
 
-``load_identity_config()`` reads the file once (or the one named by
-``CAREHUB_IDENTITY_CONFIG``) and raises :class:`~hub.errors.ConfigError` listing
+``load_identity_config()`` reads the file the hub's settings name (``identity_file``)
+once and raises :class:`~hub.errors.ConfigError` listing
 every problem, so a bad threshold stops the hub at start-up rather than
 silently linking the wrong people.
 """
 
 from __future__ import annotations
 
-import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hub.errors import ConfigError
-from hub.settings import config_dir
+from hub.settings import get_settings
 
 BLOCKING_KEYS = (
     "nhs_number",
@@ -146,9 +145,9 @@ class IdentityConfig(_Strict):
 
 
 def identity_config_path() -> Path:
-    """The identity settings file: CAREHUB_IDENTITY_CONFIG, else config/identity.toml."""
-    explicit = os.environ.get("CAREHUB_IDENTITY_CONFIG")
-    return Path(explicit) if explicit else config_dir() / "identity.toml"
+    """The identity settings file the hub's settings name (``identity_file``, ``CAREHUB_IDENTITY_FILE``)."""
+    settings = get_settings()
+    return settings.config_path(settings.identity_file)
 
 
 def read_identity_config(path: Path) -> IdentityConfig:

@@ -1,27 +1,25 @@
-"""The pipeline's identity step: the resolver interface, and the foundation's exact rule.
+"""The pipeline's identity step: the resolver interface.
 
 :class:`PersonResolver` is what :class:`hub.pipeline.Pipeline` calls for the
 person records of a batch that no golden person holds yet: ``resolve_batch``
 answers which person each one is (or that it is a new person, perhaps to be
 put before a reviewer), and ``record_batch`` keeps the links and queues the
-reviews in the batch's transaction. The scored engine
-(:class:`hub.identity.resolver.ScoredResolver`) is the default;
-:class:`ExactResolver` keeps the foundation's rule: a verified NHS number
-decides, nothing else does.
+reviews in the batch's transaction; during a sync ``remembering`` keeps what it
+may between batches, and ``persons_written`` hears what each batch wrote to the
+person index. The scored engine (:class:`hub.identity.resolver.ScoredResolver`)
+is the one implementation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.identity.record import MatchRecord
-from hub.store.identity import record_links
-from hub.store.tables import PersonIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,46 +74,11 @@ class PersonResolver(Protocol):
         """Keep the batch's links with their evidence and queue its reviews (caller's transaction)."""
         ...
 
+    def remembering(self) -> AbstractContextManager[None]:
+        """Keep what the resolver learns of the store between a sync's batches while the block runs."""
+        ...
 
-class ExactResolver:
-    """Links on a verified NHS number only."""
-
-    def resolve_batch(self, session: Session, candidates: Sequence[PersonCandidate]) -> list[Resolution]:
-        """Join verified NHS numbers to the active person that holds them, in store or in batch."""
-        numbers = {c.record.nhs_number for c in candidates if c.record.nhs_verified}
-        known: dict[str, str] = {}
-        if numbers:
-            rows = session.execute(
-                select(PersonIndex.nhs_number, PersonIndex.person_id).where(
-                    PersonIndex.nhs_number.in_(numbers),
-                    PersonIndex.nhs_verified.is_(True),
-                    PersonIndex.status == "active",
-                )
-            )
-            known = {n: pid for n, pid in rows if n is not None}
-        out: list[Resolution] = []
-        for c in candidates:
-            number = c.record.nhs_number if c.record.nhs_verified else None
-            if number and number in known:
-                out.append(Resolution(known[number], "verified_nhs_number", 1.0, _NHS_EVIDENCE))
-            else:
-                out.append(Resolution(None, "new_person"))
-                if number and c.new_id:
-                    known[number] = c.new_id
-        return out
-
-    def record_batch(
-        self, session: Session, candidates: Sequence[PersonCandidate], resolutions: Sequence[Resolution]
-    ) -> None:
-        """Keep each link with its rule as evidence."""
-        record_links(session, [
-            {"person_a": r.person_id, "person_b": c.ref, "score": r.score or 1.0, "evidence": r.evidence or {}}
-            for c, r in zip(candidates, resolutions, strict=True) if r.person_id is not None
-        ])
-
-
-_NHS_EVIDENCE: dict[str, Any] = {
-    "score": 1.0, "outcome": "link", "fields": [{"field": "nhs_number", "level": "same", "weight": 0.0}],
-    "guards": [{"guard": "nhs_number_verified", "effect": "link",
-                "reason": "both records carry the same verified NHS number"}],
-}
+    def persons_written(self, session: Session, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                        replaced: Iterable[str], identifiers: Iterable[tuple[str, str, str]]) -> None:
+        """What a batch wrote to ``person_index`` and ``person_identifiers``, after its outbox rows."""
+        ...

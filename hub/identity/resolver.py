@@ -34,6 +34,7 @@ from hub.identity.model import MatchModel
 from hub.identity.record import MatchRecord
 from hub.identity.table import MATCH_FORMAT, Encoder, RecordTable, normalised_fields
 from hub.model import Person
+from hub.store.bulk import param_mark
 from hub.store.identity import NO_LINK, ordered_pair, queue_reviews, record_links, remembered_decisions
 from hub.store.tables import Entity, PersonIndex
 
@@ -295,7 +296,7 @@ class IdentityResolver:
         """Per kind of key, the active persons of each of the records' keys, blocks over ``cap`` left out."""
         found: dict[str, dict[Any, list[str]]] = {kind: {} for kind in (*_KEY_KINDS, "identifier")}
         conn = session.connection()
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        mark = param_mark(conn.dialect)
         active = f"p.status = '{ACTIVE}'"
 
         def each(kind: str, sql: str, width: int, values: set[Any]) -> None:
@@ -357,7 +358,7 @@ class IdentityResolver:
     def _candidate_table(session: Session, matcher: Matcher, person_ids: list[str]) -> RecordTable:
         """The candidate persons encoded from their ``person_index`` rows (documents only for old rows)."""
         conn = session.connection()
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        mark = param_mark(conn.dialect)
         kept: dict[str, list[Any]] = {}
         identifiers: dict[str, set[tuple[str, str]]] = {}
         for start in range(0, len(person_ids), _LOOKUP_CHUNK):

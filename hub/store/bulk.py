@@ -4,9 +4,12 @@ The pipeline and the golden-record writer (:mod:`hub.store.writer`) move tens of
 thousands of rows a second; SQLAlchemy's per-row parameter handling costs more
 than the write itself there, so these helpers hand rows straight to the DB-API
 cursor, each value converted by its column's own bind processor (values stay
-identical to what the ORM would store). Table and column names come from the
-ORM's metadata, never from input; values always travel as bound parameters.
-:func:`param_mark` is the one place that knows each driver's paramstyle.
+identical to what the ORM would store): ``executemany`` on SQLite, ``COPY ... FROM
+STDIN`` on PostgreSQL for a batch of :data:`COPY_ROWS` rows or more. Inserts that must
+answer their new ids use SQLAlchemy 2's own "insertmanyvalues" (:func:`insert_returning`).
+Table and column names come from the ORM's metadata, never from input; values always
+travel as bound parameters (or COPY data). :func:`param_mark` is the one place that knows
+each driver's paramstyle.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 CHUNK = 500
 """Values per ``IN (...)`` lookup."""
 
-BOUND_VALUES = 30_000
-"""Bound values per statement: under SQLite's limit (32,766 since 3.32) and PostgreSQL's (65,535)."""
+COPY_ROWS = 200
+"""From this many rows a PostgreSQL bulk insert goes by ``COPY`` (below it, ``executemany`` costs less)."""
 
 
 def param_mark(dialect: Dialect) -> str:
@@ -53,37 +57,57 @@ def bulk_insert(session: Session, entity: Any, columns: Sequence[str], rows: lis
     if not rows:
         return
     table = entity.__table__
+    if len(rows) >= COPY_ROWS and session.get_bind().dialect.name == "postgresql":
+        _copy(session, table, columns, rows)
+        return
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks(session, len(columns))})"
     _executemany(session, sql, [table.c[c] for c in columns], rows)
 
 
+def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Rows whose values are already in the form the driver takes (checked and converted by the caller), into
+    ``table``: ``COPY`` on PostgreSQL from :data:`COPY_ROWS` rows, else one ``executemany``."""
+    if not rows:
+        return
+    if len(rows) >= COPY_ROWS and conn.dialect.name == "postgresql":
+        cursor = conn.connection.cursor()
+        try:
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
+        return
+    mark = param_mark(conn.dialect)
+    conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})",
+                         list(rows))
+
+
+def _copy(session: Session, table: Any, columns: Sequence[str], rows: list[list[Any]]) -> None:
+    """PostgreSQL: the rows by ``COPY ... FROM STDIN`` (psycopg adapts each converted value)."""
+    _bind(session, [table.c[c] for c in columns], rows)
+    cursor = session.connection().connection.cursor()
+    try:
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row(row)
+    finally:
+        cursor.close()
+
+
 def insert_returning(session: Session, entity: Any, columns: Sequence[str], rows: list[list[Any]],
                      returning: Sequence[str]) -> list[tuple[Any, ...]]:
-    """As :func:`bulk_insert`, answering the ``returning`` columns of every row inserted (in no set order).
+    """As :func:`bulk_insert`, answering the ``returning`` columns of every row inserted, in the rows' order.
 
-    Multi-row ``INSERT ... VALUES ... RETURNING`` statements (SQLite 3.35+, PostgreSQL), as many
-    rows each as the drivers' bound-value limits allow: the ids come back with the insert instead
-    of a second lookup of every row by its key. Only for ``returning`` columns that need no
-    conversion by their type.
+    SQLAlchemy 2's "insertmanyvalues": one ``INSERT ... VALUES (...), (...) RETURNING`` per page
+    of rows, so the ids come back with the insert instead of a second lookup of every row by its key.
     """
     if not rows:
         return []
     table = entity.__table__
-    _bind(session, [table.c[c] for c in columns], rows)
-    row_marks = f"({marks(session, len(columns))})"
-    per = max(1, BOUND_VALUES // len(columns))
-    cursor = session.connection().connection.cursor()
-    out: list[tuple[Any, ...]] = []
-    try:
-        for start in range(0, len(rows), per):
-            chunk = rows[start:start + per]
-            cursor.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-                           f"{', '.join([row_marks] * len(chunk))} RETURNING {', '.join(returning)}",
-                           [v for row in chunk for v in row])
-            out.extend(cursor.fetchall())
-    finally:
-        cursor.close()
-    return out
+    statement = insert(table).returning(*(table.c[c] for c in returning), sort_by_parameter_order=True)
+    result = session.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
+    return [tuple(row) for row in result]
 
 
 def rowids_of_last_insert(session: Session, entity: Any, count: int) -> list[int] | None:

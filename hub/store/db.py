@@ -17,15 +17,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import HubError
+from hub.settings import get_settings
 
 log = logging.getLogger("carehub.store")
 T = TypeVar("T")
 P = ParamSpec("P")
 
 # The page size of a new SQLite store (a store keeps the size it was created with). SQLite's own 4 KiB:
-# 32 KiB pages took a migration's store floor from 71-98 to 60 us of CPU per source row (bench/migrate.py)
-# and the sync 12% faster, but cost the shared record 20% more CPU per request and doubled the council's
-# day p95 (bench/api_load.py: every page read from the file is eight times the bytes). docs/operations.md.
+# larger pages made the migration faster but the shared record slower (every page read from the file is
+# that many more bytes); the figures are in bench/RESULTS.md (the seventh pass).
 SQLITE_PAGE_SIZE = 4_096
 SQLITE_CACHE_KIB = 131_072
 SQLITE_WAL_CHECKPOINT_BYTES = 64 * 2**20
@@ -107,6 +107,12 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def open_store() -> Store:
+    """The store the settings name (``CAREHUB_DATABASE_URL`` or ``database_url`` in config/hub.toml)."""
+    settings = get_settings()
+    return Store(settings.database_url, echo=settings.sql_echo)
 
 
 class KeptConnection:

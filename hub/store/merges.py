@@ -32,6 +32,7 @@ from hub.store.writer import (
     append_events,
     entity_event,
     repoint_provenance,
+    repoint_record,
     restore_entity,
     restore_person_index,
     revise_entity,
@@ -122,7 +123,7 @@ def merge(session: Session, survivor: str, merged: str, user: str) -> PersonMerg
             document["person_id"] = survivor
             revise_entity(session, entity, document, person_id=survivor, at=now)
         else:
-            entity.person_id = survivor
+            repoint_record(session, entity, survivor)
     repoint_provenance(session, snapshot["source_links"], snapshot["identifiers"], survivor)
 
     kept_doc, gone_doc = orjson.loads(kept.document), orjson.loads(gone.document)

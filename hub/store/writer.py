@@ -16,24 +16,29 @@ caller can forget a part:
 
 A link writes one canonical record with :func:`write_canonical` (docs/architecture.md,
 "Writing canonical records"); the pipeline writes whole batches with the bulk functions
-below. A test (tests/integration/test_write_seam.py) fails if any module outside
-``hub/store`` inserts into these tables or updates them.
+below. Two guards keep it the only way: a session flushing a new, changed or deleted
+canonical row outside this module's functions raises :class:`~hub.errors.WriteSeamError`
+(:func:`_only_the_writer`), and tests/integration/test_write_seam.py fails if any module
+outside ``hub/store`` writes these tables with SQL or SQLAlchemy statements.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
 from hub.delivery.fanout import hold_outbox_order
+from hub.errors import WriteSeamError
 from hub.identity.resolver import document_match_keys
 from hub.model import Canonical, Person
 from hub.store.bulk import bulk_insert, bulk_update, chunks, insert_returning, rows_in
@@ -47,6 +52,38 @@ __all__ = [
     "person_index_row", "restore_entity", "restore_person_index", "revise_entity", "search_key",
     "update_entities", "write_canonical", "write_canonical_batch", "write_person_index", "write_source_links",
 ]
+
+# -- the seam ---------------------------------------------------------------------------------------------------
+
+CANONICAL_ROWS = (Entity, SourceLink, PersonIndex, PersonIdentifier, OutboxEvent)
+"""The ORM classes of the rows only this module writes."""
+
+_WRITING: ContextVar[bool] = ContextVar("carehub_golden_writer", default=False)
+
+
+@contextmanager
+def _writing(session: Session) -> Iterator[None]:
+    """Within the writer: canonical rows it changed through the ORM are flushed before it returns."""
+    token = _WRITING.set(True)
+    try:
+        yield
+        session.flush()
+    finally:
+        _WRITING.reset(token)
+
+
+@event.listens_for(Session, "before_flush")
+def _only_the_writer(session: Session, _context: Any, _instances: Any) -> None:
+    """Refuse to flush a canonical row created, changed or deleted outside the writer's functions."""
+    if _WRITING.get():
+        return
+    for row in (*session.new, *session.deleted):
+        if isinstance(row, CANONICAL_ROWS):
+            raise WriteSeamError(f"a {type(row).__name__} row was added or deleted outside hub.store.writer")
+    for row in session.dirty:
+        if isinstance(row, CANONICAL_ROWS) and session.is_modified(row):
+            raise WriteSeamError(f"a {type(row).__name__} row was changed outside hub.store.writer")
+
 
 # -- change events -----------------------------------------------------------------------------------------------
 
@@ -230,13 +267,20 @@ def revise_entity(session: Session, entity: Entity, document: dict[str, Any], *,
     The person's identifier rows are left as they are (a merge moves them itself). ``person_id``
     re-points a record to another person. Announce the change with :func:`append_events`."""
     body = canonical_json(document)
-    entity.document, entity.content_hash = body.decode(), content_hash(body)
-    entity.version += 1
-    entity.updated_at = at or utcnow()
-    if person_id is not None:
+    with _writing(session):
+        entity.document, entity.content_hash = body.decode(), content_hash(body)
+        entity.version += 1
+        entity.updated_at = at or utcnow()
+        if person_id is not None:
+            entity.person_id = person_id
+        if entity.entity_type == Person.entity_type:
+            _reindex(session, entity.id, document)
+
+
+def repoint_record(session: Session, entity: Entity, person_id: str) -> None:
+    """Move a record to another person without changing its document (merge)."""
+    with _writing(session):
         entity.person_id = person_id
-    if entity.entity_type == Person.entity_type:
-        _reindex(session, entity.id, document)
 
 
 def _reindex(session: Session, person_id: str, document: dict[str, Any]) -> None:
@@ -252,10 +296,11 @@ def _reindex(session: Session, person_id: str, document: dict[str, Any]) -> None
 def restore_entity(session: Session, entity: Entity, state: dict[str, Any], at: datetime | None = None) -> None:
     """Put back an entity's document and person as a snapshot kept them (unmerge); the version moves on
     past both, so downstream systems see a newer version."""
-    entity.document, entity.content_hash = state["document"], state["content_hash"]
-    entity.person_id = state["person_id"]
-    entity.version = max(entity.version, state["version"]) + 1
-    entity.updated_at = at or utcnow()
+    with _writing(session):
+        entity.document, entity.content_hash = state["document"], state["content_hash"]
+        entity.person_id = state["person_id"]
+        entity.version = max(entity.version, state["version"]) + 1
+        entity.updated_at = at or utcnow()
 
 
 def restore_person_index(session: Session, person_id: str, state: dict[str, Any] | None) -> None:
@@ -263,24 +308,29 @@ def restore_person_index(session: Session, person_id: str, state: dict[str, Any]
     row = session.get(PersonIndex, person_id)
     if row is None or state is None:
         return
-    for key, value in state.items():
-        if key == "birth_date":
-            value = date.fromisoformat(value[:10]) if value else None
-        setattr(row, key, value)
+    with _writing(session):
+        for key, value in state.items():
+            if key == "birth_date":
+                value = date.fromisoformat(value[:10]) if value else None
+            setattr(row, key, value)
 
 
 def repoint_provenance(session: Session, link_ids: Sequence[int], identifier_ids: Sequence[int],
                        person_id: str) -> None:
     """Move source links and local identifiers to another person (merge, unmerge)."""
-    for link in session.scalars(select(SourceLink).where(SourceLink.id.in_(link_ids))):
-        link.entity_id = person_id
-    for identifier in session.scalars(select(PersonIdentifier).where(PersonIdentifier.id.in_(identifier_ids))):
-        identifier.person_id = person_id
+    links = list(session.scalars(select(SourceLink).where(SourceLink.id.in_(link_ids))))
+    identifiers = list(session.scalars(select(PersonIdentifier).where(PersonIdentifier.id.in_(identifier_ids))))
+    with _writing(session):
+        for link in links:
+            link.entity_id = person_id
+        for identifier in identifiers:
+            identifier.person_id = person_id
 
 
-def revise_contribution(link: SourceLink, document: dict[str, Any]) -> None:
+def revise_contribution(session: Session, link: SourceLink, document: dict[str, Any]) -> None:
     """Correct what a source link says (the hub's own additions, such as a UPRN's successor)."""
-    link.document = canonical_json(document).decode()
+    with _writing(session):
+        link.document = canonical_json(document).decode()
 
 
 # -- one canonical record from a link ----------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Each test starts real worker processes against one PostgreSQL store and the
 counting target simulator on loopback, and checks what the target applied:
 every event, once, in order per person. They need PostgreSQL (several
 processes sharing one store, a server restart), so they carry the ``postgres``
-marker and are deselected without CAREHUB_TEST_DATABASE_URL.
+marker and are deselected without CAREHUB_TEST_DATABASE_URL. The restart proof
+restarts a cluster it starts itself (``tests.support.postgres``), never the shared one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,16 +22,18 @@ from sqlalchemy import func, select
 from adapters.simulators.counting_target import CountingTarget
 from hub.store.db import Store
 from hub.store.delivery import LEADER_LEASE, DeliveryCursor, JobRun, Lease
+from hub.store.migrate import upgrade
 from tests.conftest import empty_postgres
-from tests.delivery.helpers import (
+from tests.support.delivery import (
     add_events,
     assert_each_once_in_order,
     count,
     start_worker,
     target_config,
-    wait_for,
     worker_env,
 )
+from tests.support.postgres import PrivateCluster
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -92,7 +94,7 @@ def test_three_workers_deliver_ten_thousand_events_once_in_order(
     # The events arrive once all three are polling: written before, the first worker up could deliver them all
     # while a busy machine was still starting the others (seen under load), and no work would be shared.
     n = add_events(pg_store, 1000, 10)
-    wait_for(lambda: count(pg_store, "delivered") == n, 300, f"{n} deliveries", every=0.5)
+    wait_for(lambda: count(pg_store, "delivered") == n, f"{n} deliveries", timeout=300, every=0.5)
     assert stop_gracefully(workers) == [0, 0, 0]
 
     assert_each_once_in_order(target, n)
@@ -110,7 +112,7 @@ def test_worker_killed_mid_batch_loses_nothing_and_target_applies_each_once(
 ) -> None:
     env = worker_env(pg_store.url, tmp_path, target_config(target.url, batch_size=50))
     workers.extend(start_worker(env, tmp_path / f"worker{i}.log") for i in range(3))
-    wait_for(lambda: leader(pg_store) is not None, 30, "a scheduler leader")
+    wait_for(lambda: leader(pg_store) is not None, "a scheduler leader", timeout=30)
     victim_node = leader(pg_store)
     assert victim_node is not None
     victim = next(p for p in workers if victim_node.endswith(f":{p.pid}"))
@@ -120,16 +122,16 @@ def test_worker_killed_mid_batch_loses_nothing_and_target_applies_each_once(
     n = add_events(pg_store, 300, 10)
     # mid-push: three pushes held unanswered are one per worker (a loop has one push out at a time, and only
     # while it holds a lane), so the leader's batch has reached the target and its lane is still leased
-    wait_for(lambda: target.stats()["requests"] >= 23 and _holds_a_lane(pg_store, victim_node), 60,
-             "the leader to be mid-push")
+    wait_for(lambda: target.stats()["requests"] >= 23 and _holds_a_lane(pg_store, victim_node),
+             "the leader to be mid-push", timeout=60)
     applied_before_kill = target.stats()["applied"]
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     target.release()
     # the killed leader's lock is freed with its socket; takeover_seconds (3 s here) bounds it otherwise
-    wait_for(lambda: leader(pg_store) not in (None, victim_node), 10, "another worker to lead")
+    wait_for(lambda: leader(pg_store) not in (None, victim_node), "another worker to lead", timeout=10)
 
-    wait_for(lambda: count(pg_store, "delivered") == n, 180, f"{n} deliveries", every=0.5)
+    wait_for(lambda: count(pg_store, "delivered") == n, f"{n} deliveries", timeout=180, every=0.5)
     survivors = [p for p in workers if p is not victim]
     assert stop_gracefully(survivors) == [0, 0]
 
@@ -150,33 +152,33 @@ def _holds_a_lane(store: Store, node: str) -> bool:
             DeliveryCursor.holder.like(f"{node}/%"))))
 
 
-def pg_ctl(action: str) -> None:
-    versions = sorted(p.name for p in Path("/etc/postgresql").iterdir())
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", action],
-                   check=True, capture_output=True, timeout=120)
-
-
-def pg_ready() -> bool:
-    return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"]).returncode == 0
+@pytest.fixture
+def private_store() -> Iterator[tuple[PrivateCluster, Store]]:
+    """A migrated store on a PostgreSQL cluster of this test's own (temporary directory, free port), which the
+    test may restart: the machine's shared server is never touched."""
+    cluster = PrivateCluster().start()
+    try:
+        store = Store(cluster.url)
+        upgrade(store.engine)
+        yield cluster, store
+        store.dispose()
+    finally:
+        cluster.stop()
 
 
 def test_postgres_restarted_mid_run_workers_reconnect_and_finish(
-    pg_store: Store, target: CountingTarget, workers: list[subprocess.Popen[bytes]], tmp_path: Path
+    private_store: tuple[PrivateCluster, Store], target: CountingTarget, workers: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
 ) -> None:
-    n = add_events(pg_store, 300, 10)
-    env = worker_env(pg_store.url, tmp_path, target_config(target.url, batch_size=25))
+    cluster, store = private_store
+    n = add_events(store, 300, 10)
+    env = worker_env(store.url, tmp_path, target_config(target.url, batch_size=25))
     workers.extend(start_worker(env, tmp_path / f"worker{i}.log") for i in range(2))
-    wait_for(lambda: count(pg_store, "delivered") >= n // 4, 120, "a quarter")
-    try:
-        pg_ctl("restart")
-        wait_for(pg_ready, 60, "PostgreSQL to answer again")
-        time.sleep(1)
-        assert all(p.poll() is None for p in workers), "a worker died with the database"
-        wait_for(lambda: _quietly(lambda: count(pg_store, "delivered")) == n, 180, f"{n} deliveries", every=0.5)
-    finally:
-        if not pg_ready():
-            pg_ctl("start")
-            wait_for(pg_ready, 60, "PostgreSQL to start")
+    wait_for(lambda: count(store, "delivered") >= n // 4, "a quarter", timeout=120)
+    cluster.restart()
+    wait_for(cluster.ready, "PostgreSQL to answer again", timeout=60)
+    assert all(p.poll() is None for p in workers), "a worker died with the database"
+    wait_for(lambda: _quietly(lambda: count(store, "delivered")) == n, f"{n} deliveries", timeout=180, every=0.5)
     assert stop_gracefully(workers) == [0, 0]
     assert_each_once_in_order(target, n)
 

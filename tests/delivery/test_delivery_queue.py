@@ -35,15 +35,16 @@ from hub.store.db import Store
 from hub.store.delivery import CircuitState, Delivery, DeliveryCursor, DeliveryHistory
 from hub.store.migrate import upgrade
 from hub.store.tables import OUTBOX_LANES, OutboxEvent, lane_of, utcnow
-from tests.delivery.helpers import (
+from tests.support.clock import SteppedClock
+from tests.support.delivery import (
     add_events,
     assert_each_once_in_order,
     count,
     delivery_config,
     hub_settings,
     person_id,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -64,9 +65,10 @@ def close_loops() -> Iterator[None]:
         _LOOPS.pop().close()
 
 
-def make_loop(store: Store, config: DeliveryConfig) -> DeliveryLoop:
+def make_loop(store: Store, config: DeliveryConfig, clock: SteppedClock | None = None) -> DeliveryLoop:
     ensure_circuits(store, config.enabled_targets())
-    loop = DeliveryLoop(store, hub_settings(store.url), config, "test-worker", threading.Event())
+    loop = DeliveryLoop(store, hub_settings(store.url), config, "test-worker", threading.Event(),
+                        clock=clock or SteppedClock())
     _LOOPS.append(loop)
     return loop
 
@@ -224,7 +226,7 @@ def test_cancel_really_stops_the_retries_and_frees_the_person(store: Store, targ
     config = delivery_config(target.url, retry={"base_seconds": 0.01, "max_seconds": 0.02},
                              circuit={"failure_threshold": 1000})
     loop = make_loop(store, config)
-    wait_for(lambda: loop.run_once() >= 0 and count(store, "failed") == 1, 10, "a failed attempt")
+    wait_for(lambda: loop.run_once() >= 0 and count(store, "failed") == 1, "a failed attempt", timeout=10)
     first = key_of(store, 0, 1)
     with store.session() as s:
         cancelled = cancel_delivery(s, first, "user-3", "duplicate record, merged by hand")
@@ -261,9 +263,10 @@ def test_exhausted_retries_become_a_dead_letter(store: Store, target: CountingTa
 def test_target_down_for_a_while_events_wait_circuit_opens_and_closes(store: Store, target: CountingTarget) -> None:
     n = add_events(store, 30, 2)
     target.down()
+    clock = SteppedClock()
     loop = make_loop(store, delivery_config(target.url, batch_size=10,
-                                            circuit={"failure_threshold": 3, "cooldown_seconds": 0.3}))
-    wait_for(lambda: loop.run_once() >= 0 and _circuit(store).state == "open", 20, "the circuit to open")
+                                            circuit={"failure_threshold": 3, "cooldown_seconds": 30}), clock)
+    wait_for(lambda: loop.run_once() >= 0 and _circuit(store).state == "open", "the circuit to open", timeout=20)
     assert count(store, "delivered") == 0 and count(store, "dead") == 0
     # open: nobody calls the target, so no attempts are spent while it is down
     with store.session() as s:
@@ -272,10 +275,11 @@ def test_target_down_for_a_while_events_wait_circuit_opens_and_closes(store: Sto
         loop.run_once()
     with store.session() as s:
         assert sum(s.scalars(select(Delivery.attempts))) == attempts
-    time.sleep(0.4)
+    clock.advance(31)  # the cool-down passes
     loop.run_once()  # the half-open probe fails: open again
     assert _circuit(store).state == "open" and _circuit(store).times_opened >= 2
     target.up()
+    clock.advance(31)
     drain(loop, lambda: count(store, "delivered") == n)
     assert _circuit(store).state == "closed"
     assert_each_once_in_order(target, n)
@@ -294,7 +298,7 @@ def test_lost_claims_come_back_after_their_lease(store: Store, target: CountingT
                              circuit={"failure_threshold": 1000})
     target.fail_transiently(3600)
     loop = make_loop(store, config)
-    wait_for(lambda: loop.run_once() >= 0 and count(store, "failed") == n, 10, "failed rows")
+    wait_for(lambda: loop.run_once() >= 0 and count(store, "failed") == n, "failed rows", timeout=10)
     target.heal()
     due_now(store)
     with store.session() as s:  # a worker claims the rows for their retry and dies
@@ -337,7 +341,7 @@ def test_attempts_are_on_the_row_when_delivered_and_in_the_history_otherwise(
                              circuit={"failure_threshold": 1000})
     target.fail_transiently(3600)
     loop = make_loop(store, config)
-    wait_for(lambda: loop.run_once() >= 0 and count(store, "failed") == 3, 10, "three failed first attempts")
+    wait_for(lambda: loop.run_once() >= 0 and count(store, "failed") == 3, "three failed first attempts", timeout=10)
     due_now(store)
     with store.session() as s:
         claimed = claim(s, "counting", 10, "node:1/0", 60)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from adapters.simulators.counting_target import CountingTarget
@@ -20,16 +21,18 @@ from hub.store.db import Store
 from hub.store.migrate import upgrade
 from hub.store.tables import OutboxEvent
 from hub.sync import sync_source
-from tests.delivery.helpers import (
+from tests.integration.test_pipeline import tiny_adapter
+from tests.support.delivery import (
     CARHUB,
     assert_each_once_in_order,
     count,
     start_worker,
     target_config,
-    wait_for,
     worker_env,
 )
-from tests.integration.test_pipeline import tiny_adapter
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 
 
 def carehub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +53,7 @@ def test_one_sqlite_worker_delivers_a_sync_and_operators_replay_a_dead_letter(tm
     env = worker_env(url, tmp_path, target_config(target.url))
     worker = start_worker(env, tmp_path / "worker.log")
     try:
-        wait_for(lambda: count(store, "delivered") == n - 1 and count(store, "dead") == 1, 60, "all but one")
+        wait_for(lambda: count(store, "delivered") == n - 1 and count(store, "dead") == 1, "all but one", timeout=60)
 
         second = carehub(env, "worker")
         assert second.returncode == 2
@@ -61,13 +64,13 @@ def test_one_sqlite_worker_delivers_a_sync_and_operators_replay_a_dead_letter(tm
         target.heal()
         retried = carehub(env, "deliveries", "retry", str(dead[0]["id"]), "--as", "alice")
         assert retried.returncode == 0, retried.stderr
-        wait_for(lambda: count(store, "delivered") == n, 60, "the replay")
+        wait_for(lambda: count(store, "delivered") == n, "the replay", timeout=60)
         shown = json.loads(carehub(env, "deliveries", "show", str(dead[0]["id"])).stdout)
         assert shown["replayed_by"] and shown["history"][-1]["actor"] == "cli:alice"
         assert_each_once_in_order(target, n)
 
         wait_for(lambda: "requeue_lost_deliveries" in json.loads(carehub(env, "status", "--json").stdout)["jobs"],
-                 30, "a recorded job run")
+                 "a recorded job run", timeout=30)
         status = json.loads(carehub(env, "status", "--json").stdout)
         assert status["deliveries"]["counting"]["delivered"] == n
         assert status["deliveries"]["counting"]["dead"] == 1  # the original, kept with its history

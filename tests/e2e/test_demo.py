@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 import requests
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -16,13 +17,9 @@ from hub.api.app import create_app
 from hub.settings import Settings
 from hub.store.db import Store
 from hub.store.tables import Entity
-from tests.e2e.helpers import CARHUB, carehub, hub_env, status
+from tests.support.cli import CARHUB, carehub, free_port, hub_env, status
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 
 
 def test_demo_syncs_reconciles_and_a_second_sync_changes_nothing(database_url: str, tmp_path: Path) -> None:

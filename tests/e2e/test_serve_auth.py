@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 
 from hub.access.tokens import DemoIssuer
-from tests.e2e.helpers import CARHUB, carehub, hub_env
-from tests.e2e.test_demo import free_port
+from tests.support.cli import CARHUB, carehub, free_port, hub_env
 
 NHS_NUMBER = "9434765919"
 FAMILY = "Zabrowski"
@@ -89,7 +89,8 @@ def test_serve_refuses_the_demo_issuer_beside_a_real_tenant(database_url: str, t
         assert requests.get(f"{base}/health", timeout=10).status_code == 200
 
 
-def test_access_log_writes_paths_without_the_search_criteria(database_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])  # uvicorn's own server, and hub.serving's workers
+def test_access_log_writes_paths_without_the_search_criteria(database_url: str, tmp_path: Path, workers: str) -> None:
     env = hub_env(database_url, tmp_path / "var", CAREHUB_AUTH__DEMO="true")
     carehub("db", "upgrade", env=env)
     token = DemoIssuer("https://carehub.local/demo", tmp_path / "var", "carehub").issue("dr.patel", "clinician",
@@ -103,7 +104,7 @@ def test_access_log_writes_paths_without_the_search_criteria(database_url: str, 
         ("/fhir/Patient", {"family": FAMILY, "birthdate": "1961-02-17"}),
         ("/persons", {"q": FAMILY, "nhs_number": NHS_NUMBER}),
     ]
-    with served(env, log) as base:
+    with served(env, log, "--workers", workers) as base:
         for path, params in searches:
             requests.get(f"{base}{path}", params=params, headers=auth, timeout=10)
             requests.get(f"{base}{path}", params=params, timeout=10)  # refused (401) requests are logged too
@@ -114,8 +115,9 @@ def test_access_log_writes_paths_without_the_search_criteria(database_url: str, 
         assert secret not in text, (secret, text)
 
 
-def test_carehub_demo_serves_with_demo_sign_in_on(database_url: str, tmp_path: Path) -> None:
-    env = hub_env(database_url, tmp_path / "var", CAREHUB_DEMO__PEOPLE="60")  # no CAREHUB_AUTH__DEMO: demo sets it
+def test_carehub_demo_serves_with_demo_sign_in_on(tmp_path: Path) -> None:
+    # The demo's own embedded store (what `make demo` runs); the sign-in does not depend on the store's kind.
+    env = hub_env(f"sqlite:///{tmp_path / 'demo.db'}", tmp_path / "var", CAREHUB_DEMO__PEOPLE="60")
     port = free_port()
     log = tmp_path / "demo.log"
     with log.open("w") as out:

@@ -5,24 +5,26 @@ The sockets are read from Linux's /proc (the hub's servers run on Linux), as an 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.e2e.helpers import CARHUB, carehub, hub_env
-from tests.e2e.test_demo import free_port
+from tests.support.cli import CARHUB, carehub, free_port, hub_env
+from tests.support.waiting import wait_for
 
 APP = """
 import os
 from fastapi import FastAPI
+
+pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 app = FastAPI()
 @app.get("/pid")
 def pid() -> int:
@@ -71,14 +73,6 @@ def children(pid: int) -> set[int]:
     return found
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def read_body(conn: socket.socket) -> bytes:
     """The body of one HTTP/1.1 answer with a Content-Length."""
     data = b""
@@ -107,11 +101,17 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         wait_for(lambda: len(listening_workers(port)) == 2, "two listening workers")
         yield server, port
     finally:
+        workers = children(server.pid)  # before the supervisor goes: its workers are then nobody's children
         if server.poll() is None:
-            server.kill()
-            server.wait(timeout=10)
-        for pid in children(server.pid):
-            os.kill(pid, signal.SIGKILL)
+            server.terminate()
+            try:
+                server.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+        for pid in workers:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_each_worker_listens_on_its_own_socket_and_takes_connections(

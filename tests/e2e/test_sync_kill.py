@@ -8,11 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from adapters.simulators.legacy_escr import generate
 from hub.store.tables import RawRecord
-from tests.e2e.helpers import CARHUB, carehub, hub_env
+from tests.support.cli import CARHUB, carehub, hub_env
+
+pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 
 STATE_QUERIES = {
     "raw": "SELECT source, stream, source_id, content_hash, status FROM raw_records",

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from adapters.simulators.legacy_escr import generate
-from tests.e2e.helpers import carehub, hub_env, status
+from tests.support.cli import carehub, hub_env, status
 
 MAPPING = Path(__file__).resolve().parents[2] / "mappings" / "legacy_escr.yaml"
 

@@ -108,7 +108,7 @@ def test_dates_move_when_a_case_closes_and_a_child_dies(edrms_hub: EdrmsHub) -> 
     refresh_documents(hub.store, hub.settings)  # catch up on the events of the seeding
     ingest(hub, "episodes", hub.episodes["ann"][1], {
         "person": "C-1001", "service_area": "adults", "kind": "long_term_support", "start": "2021-03-01",
-        "end": "2024-06-30", "team": "ASC-E", "allocated_worker": "Owen Price", "closure_reason": "moved away"})
+        "end": "2024-06-30", "team": "ASC-OPN", "allocated_worker": "Owen Price", "closure_reason": "moved away"})
     tom = person_payload("Tom", "Hale", date(2012, 4, 3), "male", nhs_number(2), "02", "LS1 4AP", "C-1002")
     ingest(hub, "people", "C-1002", {**tom, "death_date": "2024-02-10"})
     out = refresh_documents(hub.store, hub.settings)
@@ -126,7 +126,7 @@ def test_the_report_lists_what_is_due_and_marks_what_is_held(edrms_hub: EdrmsHub
     refresh_documents(hub.store, hub.settings)
     ingest(hub, "episodes", hub.episodes["ann"][1], {
         "person": "C-1001", "service_area": "adults", "kind": "long_term_support", "start": "2021-03-01",
-        "end": "2024-06-30", "team": "ASC-E", "allocated_worker": "Owen Price"})
+        "end": "2024-06-30", "team": "ASC-OPN", "allocated_worker": "Owen Price"})
     refresh_documents(hub.store, hub.settings)
     answer = hub.client.get("/api/documents/retention", params={"due_before": "2100-01-01"}, headers=hub.headers())
     assert answer.status_code == 200, answer.text

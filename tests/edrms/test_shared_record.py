@@ -15,7 +15,7 @@ def references(hub: EdrmsHub, patient: str, headers: dict[str, str]) -> list[dic
 def test_linked_documents_are_document_references_of_their_patient(edrms_hub: EdrmsHub) -> None:
     hub = edrms_hub
     hub.pull()
-    owen = hub.headers("sw.owen", "social_worker", "ASC-E")
+    owen = hub.headers("sw.owen", "social_worker", "ASC-OPN")
     ann = hub.people["ann"]
     found = {r["masterIdentifier"]["value"]: r for r in references(hub, ann, owen)}
     case_doc = found[hub.docs["ann_case"].object_id]
@@ -51,7 +51,7 @@ def test_a_sealed_persons_documents_are_hidden_exactly_as_their_record_is(edrms_
 def test_the_record_page_lists_documents_with_a_link_to_open_them(edrms_hub: EdrmsHub) -> None:
     hub = edrms_hub
     hub.pull()
-    token = hub.client.app.state.demo_issuer.issue("sw.owen", "social_worker", "ASC-E", ttl=600)
+    token = hub.client.app.state.demo_issuer.issue("sw.owen", "social_worker", "ASC-OPN", ttl=600)
     hub.client.cookies.set("carehub_token", token)
     page = hub.client.get(f"/persons/{hub.people['ann']}")
     hub.client.cookies.clear()

@@ -22,7 +22,8 @@ from hub.settings import SourceSettings
 from hub.store.db import Store
 from hub.store.tables import Entity, PersonIndex
 from hub.sync import sync_source
-from tests.delivery.helpers import count, start_worker, wait_for, worker_env
+from tests.support.delivery import count, start_worker, worker_env
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def event(etype: str, doc: dict[str, Any], entity_id: str, version: int = 1) -> 
                        payload={"id": entity_id, "person_id": "p-1", **doc}, created_at=datetime.now(UTC))
 
 
-EPISODE = {"service_area": "adults", "kind": "long_term_support", "start": "2025-01-06", "team": "ASC-E"}
+EPISODE = {"service_area": "adults", "kind": "long_term_support", "start": "2025-01-06", "team": "ASC-OPN"}
 FLAG = {"category": "safeguarding", "text": "Section 42 enquiry open", "start": "2025-02-01"}
 PLAN = {"service_area": "adults", "kind": "care_plan", "start": "2025-01-20", "status": "approved",
         "approved_on": "2025-01-19", "approved_by": "Team manager"}
@@ -147,7 +148,7 @@ def test_the_outbox_delivers_through_a_worker_with_retries_and_no_duplicates(
     simulator.store.fail_next(503, 6)
     worker = start_worker(worker_env(database_url, tmp_path, subscriptions), tmp_path / "worker.log")
     try:
-        wait_for(lambda: count(store, "delivered") == 3, 60, "three deliveries")
+        wait_for(lambda: count(store, "delivered") == 3, "three deliveries", timeout=60)
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0

@@ -85,7 +85,7 @@ def events_for(store: Store, person_id: str, kind: str) -> list[OutboxEvent]:
 
 
 def test_only_reviewers_see_the_queue_and_each_look_is_audited(hub: Hub) -> None:
-    denied = hub.client.get("/api/identity/reviews", headers=hub.headers("sw.owen", "social_worker", "ASC-E"))
+    denied = hub.client.get("/api/identity/reviews", headers=hub.headers("sw.owen", "social_worker", "ASC-OPN"))
     assert denied.status_code == 403
     reply = hub.client.get("/api/identity/reviews", headers=hub.headers(*DQ))
     assert reply.status_code == 200, reply.text

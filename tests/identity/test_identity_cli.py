@@ -179,7 +179,7 @@ def test_review_list_accept_and_reject(configured: Store) -> None:
     with configured.session() as session:
         kinds = [k for (k,) in session.execute(select(OutboxEvent.kind).where(OutboxEvent.entity_id == c))]
         history = session.scalars(select(PersonMerge).order_by(PersonMerge.id)).all()
-    assert kinds == ["merged"]
+    assert kinds == ["created", "merged"]  # created through the writer, then merged
     assert [(h.survivor_id, h.merged_id, h.status) for h in history][-1] == (a, c, "merged")
     assert history[0].status == "unmerged" and history[0].unmerged_by == "dq-officer"
 

@@ -3,7 +3,8 @@
 Every other module goes through the golden-record writer (``hub.store.writer``) and
 ``append_events``. This test reads the source tree (every package of the hub and its
 links) and fails on any SQL text, SQLAlchemy statement, bulk helper, model construction
-or attribute assignment that writes those tables from anywhere else.
+or assignment of a column only they have, from anywhere else; and a session that flushes
+a canonical row changed outside the writer raises.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+
+from hub.errors import WriteSeamError
+from hub.model import Person
+from hub.store.db import Store
+from hub.store.tables import Entity, OutboxEvent, PersonIndex
+from hub.store.writer import Provenance, write_canonical
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("hub", "adapters", "mappings", "gazetteer", "edrms", "finance_link", "health_link")
@@ -20,9 +28,9 @@ SEAM = ROOT / "hub" / "store"
 
 TABLES = ("outbox", "entities", "person_index", "person_identifiers", "source_links")
 MODELS = ("OutboxEvent", "Entity", "PersonIndex", "PersonIdentifier", "SourceLink")
-# Columns of those tables whose assignment on a loaded row would change a golden record or an event.
-COLUMNS = frozenset({"document", "content_hash", "match_fields", "merged_into", "entity_id", "person_id", "version",
-                     "lane", "event_id", "payload"})
+# Columns only those tables have: assigning one is changing a canonical row. (Any ORM change to a canonical row
+# outside the writer also fails at flush: see test_a_change_outside_the_writer_is_refused_at_flush.)
+COLUMNS = frozenset({"match_fields", "merged_into", "family_phonetic", "given_phonetic", "nhs_verified", "lane"})
 # Objects that carry such names but are not rows: the object itself, and the pipeline's work item.
 NOT_ROWS = frozenset({"self", "item"})
 
@@ -79,9 +87,8 @@ def test_the_scan_reads_the_links_too() -> None:
     "bulk_insert(session, OutboxEvent, COLUMNS, rows)",
     "session.add(OutboxEvent(event_id=e, kind='updated'))",
     "session.add(PersonIndex(person_id=p))",
-    "entity.document = text",
     "row.match_fields, row.status = fields, 'active'",
-    "link.entity_id = survivor",
+    "index.merged_into = survivor",
 ])
 def test_the_scan_catches_each_way_of_writing(bad: str) -> None:
     assert violations(bad)
@@ -92,7 +99,28 @@ def test_the_scan_catches_each_way_of_writing(bad: str) -> None:
     "append_events(session, events)",
     "revise_entity(session, entity, document)",
     "item.document = mapped.document",
+    "doc.person_id = target  # a link's own table",
     'cursor.execute("SELECT id FROM outbox WHERE lane = ?", (lane,))',
 ])
 def test_reads_and_the_writer_s_calls_pass(fine: str) -> None:
     assert violations(fine) == []
+
+
+def test_a_change_outside_the_writer_is_refused_at_flush(store: Store) -> None:
+    with store.session() as session:
+        write_canonical(session, Person.model_validate({"names": [{"given": ["Ann"], "family": "Leigh"}],
+                                                        "birth_date": "1950-03-04"}),
+                        Provenance("test", "clients", "1"))
+    for change in ("document", "index", "new event"):
+        with pytest.raises(WriteSeamError), store.session() as session:
+            entity = session.scalars(select(Entity)).one()
+            if change == "document":
+                entity.document = "{}"
+            elif change == "index":
+                session.get(PersonIndex, entity.id).match_fields = None  # type: ignore[union-attr]
+            else:
+                session.add(OutboxEvent(event_id="x", entity_type="Person", entity_id=entity.id, kind="updated",
+                                        version=2, ordering_key=entity.id, payload="{}"))
+            session.flush()
+    with store.session() as session:
+        assert session.scalars(select(Entity.version)).one() == 1

@@ -14,8 +14,9 @@ from hub.delivery.worker import DeliveryLoop, ensure_circuits
 from hub.store.audit import AuditEvent
 from hub.store.db import Store
 from hub.store.delivery import Delivery, DeliveryHistory
-from tests.delivery.helpers import add_events, count, delivery_config, hub_settings, person_id, wait_for
 from tests.record.conftest import Hub, make_hub
+from tests.support.delivery import add_events, count, delivery_config, hub_settings, person_id
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -44,13 +45,13 @@ def test_admin_replays_a_dead_letter_and_cancels_another_through_the_api(
         return count(store, "dead") == 2
 
     try:
-        wait_for(drain, 30, "two dead letters")
+        wait_for(drain, "two dead letters", timeout=30)
     finally:
         loop.close()
     admin = hub.headers("ops.sam", "admin")
     assert hub.client.get("/api/ops/deliveries?status=dead").status_code == 401
     assert hub.client.get("/api/ops/deliveries?status=dead",
-                          headers=hub.headers("sw.owen", "social_worker", "ASC-E")).status_code == 403
+                          headers=hub.headers("sw.owen", "social_worker", "ASC-OPN")).status_code == 403
     dead = hub.client.get("/api/ops/deliveries?status=dead", headers=admin).json()
     assert len(dead) == 2 and all("payload" not in d for d in dead)
     first, second = sorted(d["id"] for d in dead)
@@ -86,7 +87,7 @@ def test_a_sealed_persons_deliveries_are_not_shown_to_an_admin_the_seal_does_not
         return count(store, "dead") >= 2
 
     try:
-        wait_for(drain, 30, "two dead letters")
+        wait_for(drain, "two dead letters", timeout=30)
     finally:
         loop.close()
     admin = hub.headers("ops.sam", "admin")

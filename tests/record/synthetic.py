@@ -40,7 +40,7 @@ GIVEN = ["Ann", "Tom", "Maya", "Oliver", "Priya", "Jack", "Zara", "Leo", "Grace"
 FAMILY = ["Hale", "Okafor", "Singh", "Walsh", "Nowak", "Begum", "Price", "Murphy", "Evans", "Clarke", "Hughes"]
 STREETS = ["High Street", "Mill Lane", "Church Road", "Station Road", "Park Avenue", "Victoria Terrace"]
 POSTCODES = ["LS1 4AP", "LS6 2QT", "LS9 8AB", "LS11 5DF", "LS17 6HJ", "LS28 7LN"]
-TEAMS = ["CIN-N", "CIN-S", "ASC-E", "ASC-W", "LAC-1"]
+TEAMS = ["CIN-N", "CIN-S", "ASC-OPN", "ASC-W", "LAC-1"]
 
 
 def nhs_number(n: int) -> str:
@@ -172,7 +172,7 @@ def add_named(data: Dataset) -> dict[str, str]:
             "service_area": "adults",
             "kind": "long_term_support",
             "start": "2021-03-01",
-            "team": "ASC-E",
+            "team": "ASC-OPN",
             "allocated_worker": "Owen Price",
         },
     )
@@ -205,7 +205,7 @@ def add_named(data: Dataset) -> dict[str, str]:
             "service_area": "adults",
             "kind": "safeguarding",
             "start": "2023-05-02",
-            "team": "ASC-E",
+            "team": "ASC-OPN",
             "allocated_worker": "Owen Price",
         },
     )

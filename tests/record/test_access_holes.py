@@ -24,7 +24,7 @@ from hub.store.tables import Entity, Quarantine, SourceLink
 from tests.record.conftest import Hub
 from tests.record.synthetic import SOURCE, mapper, nhs_number, person_payload
 
-OWEN = ("sw.owen", "social_worker", "ASC-E")
+OWEN = ("sw.owen", "social_worker", "ASC-OPN")
 AMIRA = ("sw.amira", "social_worker", "CIN-N")
 DOCTOR = ("dr.patel", "clinician", "ICT-1")
 FINANCE = ("fin.jones", "finance_officer", None)
@@ -245,7 +245,7 @@ def test_nobody_reviews_their_own_break_glass(hub: Hub) -> None:
 
 def test_quarantined_payloads_follow_the_policy_and_the_seals(hub: Hub) -> None:
     ingest(hub, SOURCE, "episodes", [("ep-bad", {"person": "C-1001", "service_area": "adults", "start": "2024-01-01",
-                                                 "team": "ASC-E", "allocated_worker": "Owen Price"})])
+                                                 "team": "ASC-OPN", "allocated_worker": "Owen Price"})])
     ingest(hub, SOURCE, "people", [
         ("C-1003", {**person_payload("Sky", "Marlow", date(2016, 7, 9), "female",
                                      nhs_number(3), "01", "LS6 2QT", "C-1003"), "birth_date": "not a date"}),

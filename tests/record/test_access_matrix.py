@@ -1,6 +1,6 @@
 """The authorisation matrix: every route of the OpenAPI document × every role of the policy × six kinds of person.
 
-The people: one on the social worker's own caseload (Ann, team ASC-E), one on another team's (Tom, CIN-N), a
+The people: one on the social worker's own caseload (Ann, team ASC-OPN), one on another team's (Tom, CIN-N), a
 sealed child (Sky, seal naming team ADOPT only), one who declined consent to share with health (Nora), a
 registration merged away into the sealed child (Max), and an id the hub never held. A registration held for
 identity review beside the sealed child (Jo) and a quarantined source row of the sealed child are in the store
@@ -49,7 +49,7 @@ from tests.record.synthetic import SOURCE, Dataset, add_named, mapper, nhs_numbe
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Who asks, per role of the policy (a team where the role works in one).
-TEAMS = {"social_worker": "ASC-E", "clinician": "ICT-1", "transitions_worker": "TRANS"}
+TEAMS = {"social_worker": "ASC-OPN", "clinician": "ICT-1", "transitions_worker": "TRANS"}
 INVISIBLE = ("sealed", "merged", "unknown")
 REASON = "Matrix: child at A&E, need placement contacts"
 
@@ -101,7 +101,7 @@ def _build(store: Store, data_dir: Path) -> Iterator[Matrix]:
     max_sid = data.add("people", person_payload("Max", "Ferrand", date(2016, 7, 9), "male", nhs_number(5), None,
                                                 "LS28 7LN", "C-1005"), "C-1005")
     data.add("episodes", {"person": max_sid, "service_area": "adults", "kind": "long_term_support",
-                          "start": "2022-01-01", "team": "ASC-E"})
+                          "start": "2022-01-01", "team": "ASC-OPN"})
     with store.session() as session:
         data.load(session)
     with store.session() as s:

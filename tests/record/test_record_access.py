@@ -9,7 +9,7 @@ from hub.store.tables import OutboxEvent, SourceLink
 from tests.record.conftest import Hub
 from tests.record.synthetic import nhs_number
 
-OWEN = ("sw.owen", "social_worker", "ASC-E")
+OWEN = ("sw.owen", "social_worker", "ASC-OPN")
 AMIRA = ("sw.amira", "social_worker", "CIN-N")
 ADOPTION = ("sw.beth", "social_worker", "ADOPT")
 DOCTOR = ("dr.patel", "clinician", "ICT-1")

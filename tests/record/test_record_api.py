@@ -6,7 +6,7 @@ from hub.api.schemas import PersonSearchResult, SharedRecord, Timeline
 from tests.record.conftest import Hub
 from tests.record.synthetic import nhs_number
 
-OWEN = ("sw.owen", "social_worker", "ASC-E")
+OWEN = ("sw.owen", "social_worker", "ASC-OPN")
 
 
 def test_search_by_each_criterion(hub: Hub) -> None:

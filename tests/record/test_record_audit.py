@@ -27,7 +27,7 @@ def audit_count(hub: Hub) -> int:
 
 def test_every_request_leaves_exactly_one_audit_row(hub: Hub) -> None:
     ann, sealed = hub.people["ann"], hub.people["sealed"]
-    owen = hub.headers("sw.owen", "social_worker", "ASC-E")
+    owen = hub.headers("sw.owen", "social_worker", "ASC-OPN")
     requests = [
         ("GET", "/api/persons", {"name": "hale"}, owen, 200),
         ("GET", f"/api/persons/{ann}/record", None, owen, 200),
@@ -54,7 +54,7 @@ def test_every_request_leaves_exactly_one_audit_row(hub: Hub) -> None:
         sealed_row = rows[3]
         assert sealed_row.status == 404 and "sealed" in (sealed_row.reason or "")
         assert rows[4].user_id == "anonymous"
-        assert rows[1].role == "social_worker" and rows[1].team == "ASC-E" and rows[1].purpose == "direct_care"
+        assert rows[1].role == "social_worker" and rows[1].team == "ASC-OPN" and rows[1].purpose == "direct_care"
         assert rows[1].client_ip == "testclient"
         assert any(r.startswith("Episode/") for r in rows[1].resources)
         subjects = s.scalars(select(AuditSubject.person_id).where(AuditSubject.audit_id == rows[1].id)).all()
@@ -70,7 +70,7 @@ def test_a_request_failing_with_an_unhandled_error_leaves_its_row(hub: Hub) -> N
 
     hub.client.app.add_api_route("/api/broken", broken)  # type: ignore[attr-defined]
     client = TestClient(hub.client.app, raise_server_exceptions=False)
-    owen = hub.headers("sw.owen", "social_worker", "ASC-E")
+    owen = hub.headers("sw.owen", "social_worker", "ASC-OPN")
     before = audit_count(hub)
     assert client.get("/api/broken", headers=owen).status_code == 500
     assert audit_count(hub) == before + 1
@@ -80,7 +80,7 @@ def test_a_request_failing_with_an_unhandled_error_leaves_its_row(hub: Hub) -> N
 
 
 def test_audit_rows_cannot_be_changed_or_deleted(hub: Hub) -> None:
-    hub.client.get("/api/persons", params={"name": "hale"}, headers=hub.headers("sw.owen", "social_worker", "ASC-E"))
+    hub.client.get("/api/persons", params={"name": "hale"}, headers=hub.headers("sw.owen", "social_worker", "ASC-OPN"))
     for statement in ("UPDATE audit_events SET outcome = 'success'", "DELETE FROM audit_events"):
         with pytest.raises(DBAPIError), hub.store.session() as s:
             s.execute(text(statement))
@@ -119,7 +119,7 @@ def test_auditor_reads_the_trail_as_audit_events_by_patient_agent_and_date(hub: 
 
 
 def test_audit_export_writes_csv(hub: Hub, tmp_path: Path) -> None:
-    hub.client.get("/api/persons", params={"name": "hale"}, headers=hub.headers("sw.owen", "social_worker", "ASC-E"))
+    hub.client.get("/api/persons", params={"name": "hale"}, headers=hub.headers("sw.owen", "social_worker", "ASC-OPN"))
     out = tmp_path / "audit.csv"
     env = {"CAREHUB_DATA_DIR": str(hub.settings.data_dir), "CAREHUB_DATABASE_URL": hub.store.url, "PATH": "/usr/bin"}
     today = datetime.now(UTC).date()

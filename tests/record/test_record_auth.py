@@ -32,10 +32,10 @@ def test_no_token_is_401_problem_on_api_and_operation_outcome_on_fhir(hub: Hub) 
 
 
 def test_bad_tokens_are_refused(hub: Hub, tmp_path: Path) -> None:
-    good = hub.token("sw.owen", "social_worker", "ASC-E")
+    good = hub.token("sw.owen", "social_worker", "ASC-OPN")
     stranger = DemoIssuer(hub.settings.auth.demo_issuer, tmp_path / "other", "carehub")
     wrong_audience = DemoIssuer(hub.settings.auth.demo_issuer, hub.settings.data_dir, "someone-else")
-    expired = hub.client.app.state.demo_issuer.issue("sw.owen", "social_worker", "ASC-E", ttl=-600)  # type: ignore[attr-defined]
+    expired = hub.client.app.state.demo_issuer.issue("sw.owen", "social_worker", "ASC-OPN", ttl=-600)  # type: ignore[attr-defined]
     hs256 = jwt.encode({"iss": hub.settings.auth.demo_issuer, "aud": "carehub", "sub": "x", "exp": time.time() + 60,
                         "iat": time.time(), "roles": ["admin"]}, "hmac-secret-of-32-bytes-or-more!", algorithm="HS256")
     for token in ("not-a-jwt", good[:-4] + "AAAA", stranger.issue("sw.owen", "social_worker"),
@@ -82,13 +82,13 @@ def test_remote_issuer_keys_are_fetched_from_jwks_uri() -> None:
 
 
 def test_clock_skew_is_allowed(hub: Hub) -> None:
-    token = hub.client.app.state.demo_issuer.issue("sw.owen", "social_worker", "ASC-E", ttl=-30)  # type: ignore[attr-defined]
+    token = hub.client.app.state.demo_issuer.issue("sw.owen", "social_worker", "ASC-OPN", ttl=-30)  # type: ignore[attr-defined]
     r = hub.client.get("/api/persons", params={"name": "hale"}, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200
 
 
 def test_role_not_in_token_or_unknown_purpose_is_403(hub: Hub) -> None:
-    h = hub.headers("sw.owen", "social_worker", "ASC-E", **{"X-Role": "admin"})
+    h = hub.headers("sw.owen", "social_worker", "ASC-OPN", **{"X-Role": "admin"})
     assert hub.client.get("/api/persons", params={"name": "hale"}, headers=h).status_code == 403
     h = hub.headers("fin.jones", "finance_officer", **{"X-Purpose": "direct_care"})
     r = hub.client.get("/api/persons", params={"name": "hale"}, headers=h)

@@ -29,8 +29,8 @@ BURST = 60
 
 def test_a_burst_of_concurrent_requests_leaves_one_complete_audit_row_each(hub: Hub) -> None:
     ann, tom, sealed = hub.people["ann"], hub.people["tom"], hub.people["sealed"]
-    owen = hub.headers("sw.owen", "social_worker", "ASC-E")
-    glass = hub.headers("sw.owen", "social_worker", "ASC-E", **{"X-Break-Glass": "Police welfare check tonight"})
+    owen = hub.headers("sw.owen", "social_worker", "ASC-OPN")
+    glass = hub.headers("sw.owen", "social_worker", "ASC-OPN", **{"X-Break-Glass": "Police welfare check tonight"})
     calls = [
         (f"/api/persons/{ann}/record", owen, 200, "success", ann),
         (f"/api/persons/{ann}/timeline", owen, 200, "success", ann),
@@ -63,7 +63,7 @@ def test_a_burst_of_concurrent_requests_leaves_one_complete_audit_row_each(hub: 
     assert seen == wanted
     for r in rows:
         if r.status != 401:
-            assert (r.user_id, r.role, r.team, r.purpose) == ("sw.owen", "social_worker", "ASC-E", "direct_care")
+            assert (r.user_id, r.role, r.team, r.purpose) == ("sw.owen", "social_worker", "ASC-OPN", "direct_care")
     assert len(set(reviews)) == sum(1 for _, headers, *_ in burst if "X-Break-Glass" in headers)
     assert len({r.event_id for r in rows}) == BURST
 

@@ -111,7 +111,7 @@ def test_v2_and_v1_tokens_of_the_tenant_are_accepted(tenant: Tenant) -> None:
 
 
 def test_roles_from_groups_mapped_in_config(tenant: Tenant) -> None:
-    grouped = tenant.token(groups=["another-group", SOCIAL_WORKERS_GROUP], team="ASC-E")
+    grouped = tenant.token(groups=["another-group", SOCIAL_WORKERS_GROUP], team="ASC-OPN")
     r = get(tenant, grouped, "/api/persons")
     assert r.status_code == 200, r.text
     # the group gives social_worker only: an admin route is refused

@@ -14,7 +14,6 @@ from alembic import op
 
 import hub.store.tables
 
-
 revision: str = '0011_finance'
 down_revision: str | Sequence[str] | None = '0010_sync_indexes'
 branch_labels: str | Sequence[str] | None = None
