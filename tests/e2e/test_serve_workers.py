@@ -20,11 +20,12 @@ import requests
 from tests.support.cli import CARHUB, carehub, free_port, hub_env
 from tests.support.waiting import wait_for
 
+pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
+
 APP = """
 import os
 from fastapi import FastAPI
 
-pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 app = FastAPI()
 @app.get("/pid")
 def pid() -> int:
