@@ -430,3 +430,15 @@ class _FhirHandler(BaseHTTPRequestHandler):
 
 def _outcome(code: str, text: str) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
+
+
+def serve(host: str, port: int, patients: int = 200) -> None:
+    """Run the FHIR R4 simulator in the foreground, seeded with synthetic UK Core Patients and their Encounters,
+    until interrupted (``carehub simulate health_fhir``)."""
+    simulator = FhirSimulator(host, port).start()
+    simulator.seed([synthetic_patient(i) for i in range(patients)])
+    print(f"FHIR R4 simulator on {simulator.base_url} ({patients} patients); Ctrl-C to stop", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        simulator.stop()
