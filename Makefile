@@ -31,7 +31,9 @@ demo: $(STAMP)
 	$(BIN)/carehub demo
 
 # The whole suite, then its 15 slowest tests and its time (the suite fails if a test leaves a process behind).
-PYTEST_ARGS ?= -q --durations=15 --durations-min=0.5
+# Three workers on two cores: most of the suite's time is spent waiting on servers, browsers and subprocesses;
+# --dist loadfile keeps each module's fixtures (a store built once, a served hub) in one worker.
+PYTEST_ARGS ?= -q -n 3 --dist loadfile --durations=15 --durations-min=0.5
 
 test: $(STAMP) system-packages postgres
 	@start=$$(date +%s); \

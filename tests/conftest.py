@@ -112,7 +112,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """No test may leave a process behind: list any still running, stop them, and fail the run."""
+    """No test may leave a process behind: list any still running, stop them, and fail the run.
+
+    Under pytest-xdist each worker checks what its own tests started; the controller's children are the
+    workers themselves."""
+    if session.config.getoption("numprocesses", None) and not hasattr(session.config, "workerinput"):
+        return
     left = leftovers()
     if not left:
         return
