@@ -89,6 +89,18 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     store.dispose()
 
 
+@db_app.command("rebuild-cohort")
+def db_rebuild_cohort() -> None:
+    """Recompute the transitions cohort's facts (transition_cohort) from the documents the store holds."""
+    from hub.store.cohort import rebuild
+
+    store = open_store()
+    with store.session() as session:
+        people = rebuild(session)
+    typer.echo(f"transition_cohort rebuilt: {people} people")
+    store.dispose()
+
+
 def run_sync(store: Store, settings: Settings, sources: list[str]) -> dict[str, BatchResult]:
     """Sync the named sources (all enabled ones when empty) with a progress bar each."""
     names = sources or enabled_sources(settings)

@@ -6,8 +6,20 @@ module is added here in the same commit as its migration.
 
 from __future__ import annotations
 
-from hub.store import addressing, audit, delivery, documents, finance, identity, inbound, quality, tables, transitions
+from hub.store import (
+    addressing,
+    audit,
+    cohort,
+    delivery,
+    documents,
+    finance,
+    identity,
+    inbound,
+    quality,
+    tables,
+    transitions,
+)
 from hub.store.tables import Base
 
-__all__ = ["Base", "addressing", "audit", "delivery", "documents", "finance", "identity", "inbound", "quality",
-           "tables", "transitions"]
+__all__ = ["Base", "addressing", "audit", "cohort", "delivery", "documents", "finance", "identity", "inbound",
+           "quality", "tables", "transitions"]

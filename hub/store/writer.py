@@ -10,6 +10,8 @@ caller can forget a part:
 * ``source_links`` - provenance: which source record said what, and when;
 * ``person_index`` and ``person_identifiers`` for a Person - the search columns,
   identity's blocking keys and ``match_fields`` (the matcher's normalised fields);
+* ``transition_cohort`` for a Person, Episode or Transition - the transitions cohort's facts
+  (:mod:`hub.store.cohort`), so the due scan reads one narrow indexed row per young person;
 * ``outbox`` - :func:`append_events` takes the outbox-order lock
   (:func:`hub.delivery.fanout.hold_outbox_order`) and sets each event's lane from its
   ordering key; event ids are deterministic (:func:`event_id_for`).
@@ -41,6 +43,7 @@ from hub.delivery.fanout import hold_outbox_order
 from hub.errors import WriteSeamError
 from hub.identity.resolver import document_match_keys
 from hub.model import Canonical, Person
+from hub.store import cohort
 from hub.store.bulk import bulk_insert, bulk_update, chunks, insert_returning, rows_in
 from hub.store.canonical import canonical_json, content_hash, entity_id_for, event_id_for
 from hub.store.tables import Entity, OutboxEvent, PersonIdentifier, PersonIndex, RawRecord, SourceLink, lane_of, utcnow
@@ -55,7 +58,7 @@ __all__ = [
 
 # -- the seam ---------------------------------------------------------------------------------------------------
 
-CANONICAL_ROWS = (Entity, SourceLink, PersonIndex, PersonIdentifier, OutboxEvent)
+CANONICAL_ROWS = (Entity, SourceLink, PersonIndex, PersonIdentifier, OutboxEvent, cohort.CohortFacts)
 """The ORM classes of the rows only this module writes."""
 
 _WRITING: ContextVar[bool] = ContextVar("carehub_golden_writer", default=False)
@@ -148,13 +151,41 @@ PERSON_INDEX_COLUMNS = ("person_id", "nhs_number", "nhs_verified", "family_name"
 
 
 def insert_entities(session: Session, rows: list[list[Any]]) -> None:
-    """Insert new golden entities (rows in :data:`ENTITY_COLUMNS` order, converted in place)."""
+    """Insert new golden entities (rows in :data:`ENTITY_COLUMNS` order, converted in place), keeping the
+    transitions cohort's facts in step."""
+    persons = [(row[0], orjson.loads(row[5])) for row in rows if row[1] == Person.entity_type]
+    involved = {row[2] for row in rows if row[1] in cohort.INVOLVEMENT_TYPES}
     bulk_insert(session, Entity, ENTITY_COLUMNS, rows)
+    _keep_cohort(session, persons, involved)
 
 
 def update_entities(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Update golden entities by id (each row: ``id`` and the new column values)."""
+    """Update golden entities by id (each row: ``id`` and the new column values), keeping the transitions
+    cohort's facts in step (a record moved to another person refreshes both)."""
+    if not rows:
+        return
+    before: dict[str, tuple[str, str | None]] = {}
+    for chunk in chunks([row["id"] for row in rows]):
+        before.update({eid: (etype, pid) for eid, etype, pid in session.execute(
+            select(Entity.id, Entity.entity_type, Entity.person_id).where(Entity.id.in_(chunk)))})
+    persons: list[tuple[str, dict[str, Any]]] = []
+    involved: set[str | None] = set()
+    for row in rows:
+        etype, old_person = before.get(row["id"], ("", None))
+        if etype == Person.entity_type and "document" in row:
+            persons.append((row["id"], orjson.loads(row["document"])))
+        elif etype in cohort.INVOLVEMENT_TYPES:
+            involved.update((old_person, row.get("person_id", old_person)))
     bulk_update(session, Entity, rows)
+    _keep_cohort(session, persons, involved)
+
+
+def _keep_cohort(session: Session, persons: list[tuple[str, dict[str, Any]]], involved: Iterable[str | None]) -> None:
+    """The transitions cohort's facts after writing these Persons (id, document) and these people's Episodes or
+    Transitions."""
+    if persons:
+        cohort.note_persons(session, persons)
+    cohort.refresh(session, involved)
 
 
 def write_source_links(session: Session, new: list[list[Any]], changed: list[dict[str, Any]]) -> None:
@@ -267,6 +298,7 @@ def revise_entity(session: Session, entity: Entity, document: dict[str, Any], *,
     The person's identifier rows are left as they are (a merge moves them itself). ``person_id``
     re-points a record to another person. Announce the change with :func:`append_events`."""
     body = canonical_json(document)
+    old_person = entity.person_id
     with _writing(session):
         entity.document, entity.content_hash = body.decode(), content_hash(body)
         entity.version += 1
@@ -275,12 +307,24 @@ def revise_entity(session: Session, entity: Entity, document: dict[str, Any], *,
             entity.person_id = person_id
         if entity.entity_type == Person.entity_type:
             _reindex(session, entity.id, document)
+        _entity_moved(session, entity, old_person)
 
 
 def repoint_record(session: Session, entity: Entity, person_id: str) -> None:
     """Move a record to another person without changing its document (merge)."""
+    old_person = entity.person_id
     with _writing(session):
         entity.person_id = person_id
+        _entity_moved(session, entity, old_person)
+
+
+def _entity_moved(session: Session, entity: Entity, old_person: str | None) -> None:
+    """The transitions cohort's facts after an entity loaded in the session changed (its document or person)."""
+    if entity.entity_type == Person.entity_type:
+        cohort.note_persons(session, [(entity.id, orjson.loads(entity.document))])
+    elif entity.entity_type in cohort.INVOLVEMENT_TYPES:
+        session.flush()
+        cohort.refresh(session, (old_person, entity.person_id))
 
 
 def _reindex(session: Session, person_id: str, document: dict[str, Any]) -> None:
@@ -296,11 +340,13 @@ def _reindex(session: Session, person_id: str, document: dict[str, Any]) -> None
 def restore_entity(session: Session, entity: Entity, state: dict[str, Any], at: datetime | None = None) -> None:
     """Put back an entity's document and person as a snapshot kept them (unmerge); the version moves on
     past both, so downstream systems see a newer version."""
+    old_person = entity.person_id
     with _writing(session):
         entity.document, entity.content_hash = state["document"], state["content_hash"]
         entity.person_id = state["person_id"]
         entity.version = max(entity.version, state["version"]) + 1
         entity.updated_at = at or utcnow()
+        _entity_moved(session, entity, old_person)
 
 
 def restore_person_index(session: Session, person_id: str, state: dict[str, Any] | None) -> None:

@@ -17,12 +17,12 @@ A milestone is *met* when the person's Transition has passed it; an unmet one pa
 is *overdue*.
 
 :func:`cohort_of` decides for one person (the access rule for the ``transitions_worker``
-role asks it too); :func:`scan` reads the store once for everyone of cohort age.
+role asks it too); :func:`scan` reads the cohort's facts (:mod:`hub.store.cohort`) once for everyone of
+cohort age.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -32,12 +32,11 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from hub.settings import TransitionSettings
-from hub.store.tables import Entity, PersonIndex
+from hub.store.cohort import PLAN_IN_PLACE, CohortFacts, episode_flags, is_disabled
 
 # stages at or after which each milestone counts as met
 ASSESSED = frozenset({"referral_requested", "received", "assessment", "eligible", "not_eligible", "plan_in_place",
                       "closed"})
-PLAN_IN_PLACE = frozenset({"plan_in_place", "closed"})
 UNDER_18_KINDS = ("LAC", "CIN_DISABLED")
 TO_25_KINDS = ("care_leaver", "ehc_plan")
 
@@ -105,21 +104,34 @@ class DueEntry:
         return orjson.loads(orjson.dumps(body))
 
 
+def kinds_of(disabled: bool, flags: dict[str, Any]) -> list[str]:
+    """The involvement kinds that count (before the age test), from a person's disability and open children's
+    involvement (:func:`hub.store.cohort.episode_flags`)."""
+    kinds = []
+    if flags.get("looked_after"):
+        kinds.append("LAC")
+    if flags.get("child_in_need") and disabled:
+        kinds.append("CIN_DISABLED")
+    if flags.get("care_leaver"):
+        kinds.append("care_leaver")
+    if flags.get("ehc_plan"):
+        kinds.append("ehc_plan")
+    return sorted(kinds)
+
+
 def involvement_of(person: dict[str, Any], episodes: list[dict[str, Any]]) -> list[str]:
     """The kinds of open children's involvement that put a person in the cohort (before the age test)."""
-    kinds = set()
-    disabled = any(code != "NONE" for code in person.get("disabilities", []))
-    for episode in episodes:
-        if episode.get("service_area") != "childrens" or episode.get("end"):
-            continue
-        kind = episode.get("kind")
-        if kind == "LAC":
-            kinds.add("LAC")
-        elif kind == "CIN" and disabled:
-            kinds.add("CIN_DISABLED")
-        elif kind in TO_25_KINDS:
-            kinds.add(str(kind))
-    return sorted(kinds)
+    return kinds_of(is_disabled(person), episode_flags(episodes))
+
+
+def kinds_in_cohort(involved: list[str], age: int, settings: TransitionSettings, stage: str | None) -> list[str]:
+    """Of the involvement kinds, those that hold a person of this age in the cohort (empty: not in it)."""
+    if age < settings.from_age or age >= settings.to_age:
+        return []
+    kinds = [k for k in involved if k in TO_25_KINDS or age < 18]
+    if stage and stage not in PLAN_IN_PLACE:
+        kinds = kinds or involved or ["transition"]
+    return kinds
 
 
 def cohort_of(person: dict[str, Any], episodes: list[dict[str, Any]], today: date,
@@ -132,14 +144,8 @@ def cohort_of(person: dict[str, Any], episodes: list[dict[str, Any]], today: dat
     born = person.get("birth_date")
     if not born or person.get("death_date"):
         return []
-    age = age_on(date.fromisoformat(born), today)
-    if age < settings.from_age or age >= settings.to_age:
-        return []
-    involved = involvement_of(person, episodes)
-    kinds = [k for k in involved if k in TO_25_KINDS or age < 18]
-    if stage and stage not in PLAN_IN_PLACE:
-        kinds = kinds or involved or ["transition"]
-    return kinds
+    return kinds_in_cohort(involvement_of(person, episodes), age_on(date.fromisoformat(born), today), settings,
+                           stage)
 
 
 def milestones_for(born: date, involvement: list[str], stage: str | None, today: date,
@@ -166,51 +172,36 @@ def scan(session: Session, today: date, settings: TransitionSettings, *,
     """Everyone in the cohort today (with a milestone due on or before ``due_before``, when given), overdue first
     then by the next date due.
 
-    Reads only what can put someone in the cohort: of the people of cohort age (the person index's birth
-    dates), their children's episodes of the kinds that count and their transitions, then the Person
-    documents of just those people. The episodes are narrowed in SQL on the canonical JSON's text
-    (compact, sorted keys: ``"service_area":"childrens"``), and every test is made again on the parsed
-    documents (:func:`cohort_of`), so the narrowing can only skip what could not count.
+    One range query on birth date over the cohort's facts (``transition_cohort``, kept in step with the
+    Person, Episode and Transition documents by the golden-record writer: :mod:`hub.store.cohort`),
+    narrowed in SQL to people with an involvement that counts or a transition without the adult plan;
+    the age rules (:func:`kinds_in_cohort`) and milestones are then worked out from those rows. No
+    document is read.
     """
     oldest = birthday(today, -settings.to_age)
     youngest = birthday(today, -settings.from_age)
-    in_age = select(PersonIndex.person_id).where(
-        PersonIndex.birth_date > oldest, PersonIndex.birth_date <= youngest, PersonIndex.status == "active")
-    counted = or_(*(Entity.document.contains(f'"kind":"{kind}"') for kind in ("LAC", "CIN", *TO_25_KINDS)))
-    involvement = or_(
-        and_(Entity.entity_type == "Episode", Entity.document.contains('"service_area":"childrens"'), counted),
-        Entity.entity_type == "Transition")
-    relevant = select(Entity.person_id).where(Entity.person_id.in_(in_age), involvement)
-    episodes: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    transitions: dict[str, tuple[str, dict[str, Any]]] = {}
-    for person_id, entity_id, etype, document in session.execute(
-            select(Entity.person_id, Entity.id, Entity.entity_type, Entity.document)
-            .where(Entity.person_id.in_(in_age), involvement)):
-        if person_id is None:
-            continue
-        doc = orjson.loads(document)
-        if etype == "Episode":
-            episodes[person_id].append(doc)
-        elif person_id not in transitions or doc.get("identified", "") > transitions[person_id][1].get(
-                "identified", ""):
-            transitions[person_id] = (entity_id, doc)
-    people = session.execute(select(Entity.id, Entity.document).where(
-        Entity.entity_type == "Person", Entity.id.in_(relevant)))
+    f = CohortFacts
+    rows = session.execute(select(
+        f.person_id, f.birth_date, f.disabled, f.looked_after, f.child_in_need, f.care_leaver, f.ehc_plan,
+        f.transition_id, f.stage, f.continuity_flag).where(
+        f.birth_date > oldest, f.birth_date <= youngest, f.dead.is_(False), f.merged.is_(False),
+        or_(f.looked_after.is_(True), and_(f.child_in_need.is_(True), f.disabled.is_(True)),
+            f.care_leaver.is_(True), f.ehc_plan.is_(True),
+            and_(f.transition_id.is_not(None), f.adult_plan.is_(False)))))
     found = []
-    for person_id, document in people:
-        person = orjson.loads(document)
-        transition_id, transition = transitions.get(person_id, (None, {}))
-        kinds = cohort_of(person, episodes[person_id], today, settings, transition.get("stage"))
+    for (person_id, born, disabled, looked_after, child_in_need, care_leaver, ehc_plan, transition_id, stage,
+         continuity) in rows:
+        involved = kinds_of(disabled, {"looked_after": looked_after, "child_in_need": child_in_need,
+                                       "care_leaver": care_leaver, "ehc_plan": ehc_plan})
+        age = age_on(born, today)
+        kinds = kinds_in_cohort(involved, age, settings, stage)
         if not kinds:
             continue
-        born = date.fromisoformat(person["birth_date"])
-        entry = DueEntry(person_id=person_id, birth_date=born, age=age_on(born, today), involvement=kinds,
-                         transition_id=transition_id, stage=transition.get("stage"),
-                         continuity_flag=bool(transition.get("continuity_flag")))
-        entry.milestones = milestones_for(born, kinds, entry.stage, today, settings)
+        entry = DueEntry(person_id=person_id, birth_date=born, age=age, involvement=kinds,
+                         transition_id=transition_id, stage=stage, continuity_flag=bool(continuity))
+        entry.milestones = milestones_for(born, kinds, stage, today, settings)
         if due_before is not None and not any(not m.met and m.due <= due_before for m in entry.milestones):
             continue
         found.append(entry)
     found.sort(key=lambda e: (not e.overdue, e.next_due or date.max, e.person_id))
     return found
-

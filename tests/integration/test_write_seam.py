@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("hub", "adapters", "mappings", "gazetteer", "edrms", "finance_link", "health_link")
 SEAM = ROOT / "hub" / "store"
 
-TABLES = ("outbox", "entities", "person_index", "person_identifiers", "source_links")
-MODELS = ("OutboxEvent", "Entity", "PersonIndex", "PersonIdentifier", "SourceLink")
+TABLES = ("outbox", "entities", "person_index", "person_identifiers", "source_links", "transition_cohort")
+MODELS = ("OutboxEvent", "Entity", "PersonIndex", "PersonIdentifier", "SourceLink", "CohortFacts")
 # Columns only those tables have: assigning one is changing a canonical row. (Any ORM change to a canonical row
 # outside the writer also fails at flush: see test_a_change_outside_the_writer_is_refused_at_flush.)
 COLUMNS = frozenset({"match_fields", "merged_into", "family_phonetic", "given_phonetic", "nhs_verified", "lane"})
