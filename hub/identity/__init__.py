@@ -29,7 +29,7 @@ When the pipeline writes a ``person_index`` row it also stores
 lookups read them.
 
 Review decisions, merge and unmerge are store functions in
-:mod:`hub.store.identity` (``queue_review``) and :mod:`hub.store.merges` (``decide``, ``merge``, ``unmerge``);
+:mod:`hub.store.identity` (``queue_review``) and :mod:`hub.store.merges` (``answer_review``, ``merge``, ``unmerge``);
 each writes its outbox events in the caller's transaction.
 
 The bulk commands (``carehub match``, ``carehub dedupe``) run the same engine

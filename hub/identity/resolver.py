@@ -26,8 +26,7 @@ from hub.identity import comparisons as cmp
 from hub.identity import normalise
 from hub.identity.blocks import PersonBlocks
 from hub.identity.config import IdentityConfig, load_identity_config
-from hub.identity.engine import GUARDS, OUTCOMES, Evidence, GuardEvidence, Matcher, Outcome
-from hub.identity.engine import NO_LINK as NOT_LINKED
+from hub.identity.engine import GUARDS, NO_LINK_CODE, OUTCOMES, Evidence, GuardEvidence, Matcher, Outcome
 from hub.identity.exact import PersonCandidate
 from hub.identity.exact import Resolution as PersonResolution
 from hub.identity.model import MatchModel
@@ -35,7 +34,7 @@ from hub.identity.record import MatchRecord
 from hub.identity.table import MATCH_FORMAT, Encoder, RecordTable, normalised_fields
 from hub.model import Person
 from hub.store.bulk import param_mark
-from hub.store.identity import NO_LINK, ordered_pair, queue_reviews, record_links, remembered_decisions
+from hub.store.identity import ordered_pair, queue_reviews, record_links, remembered_decisions
 from hub.store.tables import Entity, PersonIndex
 
 ACTIVE = "active"
@@ -160,7 +159,7 @@ class IdentityResolver:
         ruled_apart = {
             pair
             for pair, decision in remembered_decisions(session, [c.id for c in candidates]).items()
-            if decision == NO_LINK
+            if decision == Outcome.NO_LINK
         }
         column = {pid: k for k, pid in enumerate(person_ids)}
         li: list[int] = []
@@ -529,7 +528,7 @@ class ScoredResolver(IdentityResolver):
             lr, rr = rows[kept], cols[kept]
             scored = matcher.score(left, right, lr, rr)
             li, ri = lr.tolist(), rr.tolist()
-            for k in np.flatnonzero(scored.decisions > NOT_LINKED).tolist():
+            for k in np.flatnonzero(scored.decisions > NO_LINK_CODE).tolist():
                 options[li[k]].append((-1 - ri[k], float(scored.probability[k]), int(scored.decisions[k]),
                                        scored.evidence(k)))
         # Within the batch: a pair is considered by its later record.
@@ -537,7 +536,7 @@ class ScoredResolver(IdentityResolver):
             if not len(a):
                 continue
             scored = matcher.score(left, left, a, b)
-            for k in np.flatnonzero(scored.decisions > NOT_LINKED).tolist():
+            for k in np.flatnonzero(scored.decisions > NO_LINK_CODE).tolist():
                 first, later = sorted((int(a[k]), int(b[k])))
                 options[later].append((first, float(scored.probability[k]), int(scored.decisions[k]),
                                        scored.evidence(k)))
