@@ -41,8 +41,9 @@ from __future__ import annotations
 
 from hub.identity.config import IdentityConfig, load_identity_config
 from hub.identity.engine import Evidence, FieldEvidence, GuardEvidence, Matcher, Outcome
+from hub.identity.exact import Candidate, Resolution
 from hub.identity.record import MatchRecord
-from hub.identity.resolver import Candidate, IdentityResolver, Resolution, ScoredResolver, match_keys
+from hub.identity.resolver import IdentityResolver, ScoredResolver, match_keys
 
 __all__ = [
     "Candidate",
