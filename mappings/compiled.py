@@ -7,7 +7,7 @@ work the rules describe. :func:`compile_stream` writes, once per stream, the sou
 function that does what the rules say, in their order: each rule's column read, its text checks,
 its transforms and its code list inline for the common case, a value that is text. Any other
 value (a number, a date, a list) goes through the rule's generic reader
-(:meth:`~mappings.engine.FieldRule.compile`), and a transform this module does not know how to
+(:meth:`~mappings.engine.FieldRule.read`, the reference), and a transform this module does not know how to
 inline is called as it is, so every outcome (the value, the default, the quarantine reason and
 message, and which rule fails first) is the one the rules give.
 """
@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from hub.contract import MappedRecord
 from hub.errors import QuarantineError
+from mappings.documents import assign, present, prune
+from mappings.transforms import TEXT_FORMS, TEXT_FUNCTIONS
 
 if TYPE_CHECKING:
     from mappings.engine import FieldRule, StreamMapping
 
-# Transforms that take text to text (``_each_str`` in the engine), as an expression of ``v``, a non-empty
+# Transforms that take text to text (``_each_str`` in mappings.transforms), as an expression of ``v``, a non-empty
 # str; on a list of str the same expression is applied to each element.
 _TEXT_EXPRESSIONS = {
     "trim": "v.strip()",
@@ -32,7 +34,7 @@ _TEXT_EXPRESSIONS = {
     "collapse_spaces": "' '.join(v.split())",
     "string": "v",  # str(v) of a str is v itself
 }
-_TEXT_FUNCTIONS = ("title", "digits_only")  # text to text through the engine's own function
+_TEXT_FUNCTIONS = ("title", "digits_only")  # text to text through mappings.transforms' own function
 # Transforms that give a value or raise, never None, "" or []: no emptiness check after them.
 _NEVER_EMPTY = ("date", "datetime", "decimal", "pence_to_pounds", "int", "bool")
 
@@ -62,10 +64,8 @@ class _Source:
 
 def compile_stream(stream: StreamMapping) -> Applier:
     """One function mapping a row of ``stream`` exactly as its rules do (see the module)."""
-    from mappings import engine  # the engine imports this module: no cycle at import time
-
-    src = _Source(engine._TEXT_FUNCTIONS, engine._TEXT_FORMS)
-    src.names.update(_MappedRecord=MappedRecord, _assign=engine._assign, _prune=engine._prune, _element=_element,
+    src = _Source(TEXT_FUNCTIONS, TEXT_FORMS)
+    src.names.update(_MappedRecord=MappedRecord, _assign=assign, _prune=prune, _element=_element,
                      _NO_CODE=_NO_CODE)
     # top-level names only ever written as name[i].key may be written through _element (no path walk)
     shapes: dict[str, bool] = {}
@@ -122,14 +122,12 @@ def _emit_collection(src: _Source, rule: FieldRule) -> None:
 
 def _emit_value(src: _Source, rule: FieldRule, depth: int, row: str, get: str) -> bool:
     """Code leaving the rule's value (or None) in ``v``; False when the rule never has one (a None constant)."""
-    from mappings import engine
-
-    if rule.constant is not engine._MISSING:
+    if rule.is_constant:
         if rule.constant is None:
             return False
         src.add(depth, f"v = {src.bind(rule.constant, 'value')}")
         return True
-    generic = src.bind(rule.compile(), "read")
+    generic = src.bind(rule.read, "read")
     steps = _steps(rule)
     if rule.each is not None or steps is None:
         src.add(depth, f"v = {generic}({row})")
@@ -161,7 +159,7 @@ def _emit_text(src: _Source, rule: FieldRule, steps: list[tuple[str, Any, Any]],
     depth += 1
     kind = "text"  # what v is now: "text" (a non-empty str), "texts" (a non-empty list of str) or "any"
     for i, (name, arg, function) in enumerate(steps):
-        check: str | None = "if not v:"  # the engine's None / "" / [] check, for text or a list of text
+        check: str | None = "if not v:"  # the reference's None / "" / [] check, for text or a list of text
         inline = _TEXT_EXPRESSIONS.get(name) or (f"{src.bind(src.text_functions[name], name)}(v)"
                                                  if name in _TEXT_FUNCTIONS else None)
         if kind == "text" and i == 0 and name == "trim":
@@ -222,7 +220,7 @@ def _steps(rule: FieldRule) -> list[tuple[str, Any, Any]] | None:
 def _missing(src: _Source, rule: FieldRule) -> str:
     """The statement for a rule with no value: its default, or the rule's own MISSING_FIELD error."""
     if rule.required:
-        return f"v = {src.bind(rule._missing, 'missing')}()"
+        return f"v = {src.bind(rule.missing, 'missing')}()"
     if rule.default is None:
         return "v = None"
     return f"v = {src.bind(rule.default, 'default')}"
@@ -237,8 +235,6 @@ def _unmapped(column: str, target: str) -> Callable[[str], None]:
 
 def _joiner(columns: tuple[str, ...], separator: str) -> Callable[[Mapping[str, Any]], str | None]:
     """A ``from: [...]`` rule's text: the present columns' values, stripped, joined (None if none is)."""
-    from mappings.engine import _present
-
     def joined(row: Mapping[str, Any]) -> str | None:
         parts = []
         for column in columns:
@@ -247,7 +243,7 @@ def _joiner(columns: tuple[str, ...], separator: str) -> Callable[[Mapping[str, 
                 value = value.strip()
                 if value:
                     parts.append(value)
-            elif _present(value):
+            elif present(value):
                 value = str(value).strip()
                 if value:
                     parts.append(value)
@@ -282,7 +278,7 @@ def _assignment(src: _Source, rule: FieldRule, doc: str, by_element: bool, value
 
 
 def _element(doc: dict[str, Any], name: str, index: int) -> dict[str, Any]:
-    """``doc[name][index]``, made as the engine's path assignment makes it (list and dicts up to index)."""
+    """``doc[name][index]``, made as mappings.documents.assign makes it (list and dicts up to index)."""
     items: list[dict[str, Any]] | None = doc.get(name)
     if items is None:
         items = doc[name] = []

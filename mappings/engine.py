@@ -11,12 +11,8 @@ with a stable reason.
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
 from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
@@ -28,6 +24,8 @@ from hub.contract import MappedRecord
 from hub.errors import MappingError, QuarantineError
 from hub.model import ENTITIES
 from mappings.compiled import compile_stream
+from mappings.documents import present
+from mappings.transforms import Transform, compile_transform, transform_spec
 
 MAPPINGS_DIR = Path(__file__).resolve().parent
 
@@ -41,8 +39,6 @@ _FILE_KEYS = {"source", "description", "streams"}
 _STREAM_KEYS = {"entity", "table", "key", "cursor", "where", "joins", "collections", "fields"}
 _JOIN_KEYS = {"table", "alias", "on", "True"}  # YAML 1.1 reads a bare `on:` as true
 _COLLECTION_KEYS = {"table", "foreign_key", "order_by"}
-_TRUE = {"Y", "YES", "T", "TRUE", "1"}
-_FALSE = {"N", "NO", "F", "FALSE", "0"}
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -72,232 +68,9 @@ def _line(node: Any, key: str) -> int | None:
 
 # --- transforms -----------------------------------------------------------------------------
 
-Transform = Callable[[Any], Any]
-
-
-def _day_month_year(text: str) -> datetime:
-    day, month, year = text.split("/")
-    if len(year) != 4:
-        raise ValueError(text)
-    return datetime(int(year), int(month), int(day))
-
-
-def _iso_date(text: str) -> datetime:
-    if len(text) != 10:
-        raise ValueError(text)
-    return datetime.fromisoformat(text)
-
-
-def _iso_datetime(fmt: str) -> Callable[[str], datetime]:
-    """``%Y-%m-%d %H:%M:%S`` (or with ``T``) read directly when the text has exactly that shape;
-    text strptime could not match is refused at once and any other goes to strptime, so what
-    is accepted and what it means do not change."""
-    sep = fmt[8]
-    with_t = sep == "T"
-
-    def parse(text: str) -> datetime:
-        if (len(text) == 19 and text.isascii() and text[4] == "-" and text[7] == "-" and text[10] == sep
-                and text[13] == ":" and text[16] == ":"
-                and (text[:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:]).isdigit()):
-            return datetime(int(text[:4]), int(text[5:7]), int(text[8:10]),
-                            int(text[11:13]), int(text[14:16]), int(text[17:]))
-        if ":" not in text or (("T" in text or "t" in text) != with_t):  # strptime could never match
-            raise ValueError(text)
-        return datetime.strptime(text, fmt)
-
-    return parse
-
-
-# strptime is slow (and a miss raises after a full regex match); the formats legacy systems use most
-# are parsed directly, just as strictly.
-_FAST_DATES: dict[str, Callable[[str], datetime]] = {
-    "%d/%m/%Y": _day_month_year, "%Y-%m-%d": _iso_date,
-    "%Y-%m-%d %H:%M:%S": _iso_datetime("%Y-%m-%d %H:%M:%S"), "%Y-%m-%dT%H:%M:%S": _iso_datetime("%Y-%m-%dT%H:%M:%S"),
-}
-
-
-def _parse_dates(formats: list[str], as_datetime: bool) -> Transform:
-    parsers = [(_FAST_DATES.get(fmt), fmt) for fmt in formats]
-
-    def parse(text: str) -> date:
-        text = text.strip()
-        for fast, fmt in parsers:
-            try:
-                parsed = fast(text) if fast is not None else datetime.strptime(text, fmt)
-            except ValueError:
-                continue
-            return parsed if as_datetime else parsed.date()
-        raise QuarantineError("DATE_INVALID", f"{text!r} is not a date in {', '.join(formats)}")
-
-    if not any(directive in fmt for fmt in formats for directive in _TIME_DIRECTIVES):
-        # Days repeat across a source (of birth, of starting): each distinct text is read once. An
-        # unreadable one raises every time (an exception is not cached). Times of day hardly repeat.
-        parse = lru_cache(maxsize=1 << 13)(parse)
-
-    def apply(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return value if as_datetime else value.date()
-        if isinstance(value, date):
-            return value
-        return parse(str(value))
-
-    _TEXT_FORMS[apply] = parse
-    return apply
-
-
-_TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%f", "%p", "%X", "%c")
-_TEXT_FORMS: weakref.WeakKeyDictionary[Transform, Callable[[str], Any]] = weakref.WeakKeyDictionary()
-"""A transform's own function for a str value, where it has a quicker one (a compiled mapping calls it)."""
-
-
-def _to_decimal(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value).strip().replace(",", "").lstrip("£"))
-    except InvalidOperation as exc:
-        raise QuarantineError("NUMBER_INVALID", f"{value!r} is not a number") from exc
-
-
-def _to_int(value: Any) -> int:
-    try:
-        return int(str(value).strip())
-    except ValueError as exc:
-        raise QuarantineError("NUMBER_INVALID", f"{value!r} is not a whole number") from exc
-
-
-def _to_bool(value: Any) -> bool:
-    text = str(value).strip().upper()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise QuarantineError("BOOLEAN_INVALID", f"{value!r} is not yes or no")
-
-
-def _split_name(part: str) -> Transform:
-    def apply(value: Any) -> Any:
-        text = " ".join(str(value).split())
-        if "," in text:
-            family, _, given = text.partition(",")
-        else:
-            given, _, family = text.rpartition(" ")
-        family, given = family.strip(), given.strip()
-        return family if part == "family" else given.split()
-
-    return apply
-
-
-def _split(sep: str | None) -> Transform:
-    def apply(value: Any) -> Any:
-        return [p.strip() for p in str(value).split(sep) if p.strip()]
-
-    return apply
-
-
-def _each_str(fn: Callable[[str], str]) -> Transform:
-    def apply(value: Any) -> Any:
-        if type(value) is str:
-            return fn(value)
-        if isinstance(value, list):
-            return [fn(str(v)) for v in value]
-        return fn(str(value))
-
-    return apply
-
-
-_NAME_PART = re.compile(r"[^\s'\-]+")
-
-
-def _title_part(match: re.Match[str]) -> str:
-    """Title case that knows British names: O'Brien, Smith-Jones, McDonald."""
-    part = match.group(0)
-    if part.startswith("mc") and len(part) > 2:
-        return "Mc" + part[2:].capitalize()
-    return part.capitalize()
-
-
-@lru_cache(maxsize=1 << 16)
-def _title(text: str) -> str:
-    """Title case of a name or address part (cached: names and streets repeat across a source)."""
-    return _NAME_PART.sub(_title_part, text.lower())
-
-
-_NOT_DIGIT = re.compile(r"\D")
-
-
-def _digits_only(text: str) -> str:
-    return _NOT_DIGIT.sub("", text)
-
-
-# The text-to-text functions of transforms, for a mapping compiled to code (mappings.compiled).
-_TEXT_FUNCTIONS: dict[str, Callable[[str], str]] = {"title": _title, "digits_only": _digits_only}
-
-_SIMPLE: dict[str, Transform] = {
-    "trim": _each_str(str.strip),
-    "upper": _each_str(str.upper),
-    "lower": _each_str(str.lower),
-    "title": _each_str(_title),
-    "string": _each_str(str),
-    "digits_only": _each_str(_digits_only),
-    "collapse_spaces": _each_str(lambda s: " ".join(s.split())),
-    "split": _split(None),
-    "decimal": _to_decimal,
-    "pence_to_pounds": lambda v: (_to_decimal(v) / 100).quantize(Decimal("0.01")),
-    "int": _to_int,
-    "bool": _to_bool,
-}
-
-
-def _formats(arg: Any) -> list[str]:
-    return [arg] if isinstance(arg, str) else list(arg)
-
-
-def _regex(pattern: str) -> Transform:
-    compiled = re.compile(pattern)
-
-    def apply(value: Any) -> Any:
-        found = compiled.search(str(value))
-        if found is None:
-            return None
-        return found.group(1) if compiled.groups else found.group(0)
-
-    return apply
-
-
-_PARAMETRIC: dict[str, Callable[[Any], Transform]] = {
-    "date": lambda arg: _parse_dates(_formats(arg), as_datetime=False),
-    "datetime": lambda arg: _parse_dates(_formats(arg), as_datetime=True),
-    "split": lambda arg: _split(str(arg)),
-    "split_name": lambda arg: _split_name(str(arg)),
-    "regex": lambda arg: _regex(str(arg)),
-}
-
-
-def _transform_spec(spec: Any) -> tuple[str, Any]:
-    """A valid transform's name and argument (None for a plain name)."""
-    if isinstance(spec, str):
-        return spec, None
-    name, arg = next(iter(spec.items()))
-    return str(name), arg
-
-
-def _compile_transform(spec: Any, where: Callable[[str], MappingError]) -> Transform:
-    if isinstance(spec, str):
-        if spec not in _SIMPLE:
-            raise where(f"unknown transform {spec!r}")
-        return _SIMPLE[spec]
-    if isinstance(spec, dict) and len(spec) == 1:
-        name, arg = next(iter(spec.items()))
-        if name not in _PARAMETRIC:
-            raise where(f"unknown transform {name!r}")
-        if name == "split_name" and arg not in ("given", "family"):
-            raise where("split_name takes 'given' or 'family'")
-        return _PARAMETRIC[name](arg)
-    raise where(f"a transform is a name or a one-key mapping, not {spec!r}")
-
-
 # --- rules ----------------------------------------------------------------------------------
 
-_MISSING = object()
+_MISSING = object()  # a rule's constant when it has none (None is a constant)
 
 
 @dataclass
@@ -321,25 +94,30 @@ class FieldRule:
     nested: list[FieldRule] = field(default_factory=list)
     line: int | None = None  # where the mapping file states the rule
 
+    @property
+    def is_constant(self) -> bool:
+        """Whether the rule gives a constant (``value:``) rather than reading columns."""
+        return self.constant is not _MISSING
+
     def read(self, row: Mapping[str, Any]) -> Any:
         """The rule's value for ``row``, or None when the source has nothing."""
         if self.constant is not _MISSING:
             return self.constant
         if self.join is not None:
-            parts = [str(row[c]).strip() for c in self.columns if _present(row.get(c))]
+            parts = [str(row[c]).strip() for c in self.columns if present(row.get(c))]
             value: Any = self.join.join(p for p in parts if p) or None
         else:
             value = row.get(self.columns[0])
         if value is None:
-            return self._missing()
+            return self.missing()
         if type(value) is str:
             text = value.strip()
             if not text or text in self.null_if:
-                return self._missing()
+                return self.missing()
         for transform in self.transforms:
             value = transform(value)
             if value is None or value == "" or value == []:
-                return self._missing()
+                return self.missing()
         if self.value_map is not None:
             key = str(value)
             if key in self.value_map:
@@ -353,64 +131,14 @@ class FieldRule:
                 value = self.default
         return value
 
-    def compile(self) -> Callable[[Mapping[str, Any]], Any]:
-        """``read`` specialised once for this rule: the same value or error, decided without
-        re-examining the rule for every row (a migration applies each rule millions of times)."""
-        if self.constant is not _MISSING:
-            constant = self.constant
-            return lambda row: constant
-        missing = self._missing
-        transforms = tuple(self.transforms)
-        null_if = frozenset(self.null_if)
-        value_map, on_unmapped, default = self.value_map, self.on_unmapped, self.default
-        column, target, join = (self.columns[0] if self.columns else ""), self.target, self.join
-        columns = tuple(self.columns)
-
-        def read(row: Mapping[str, Any]) -> Any:
-            if join is not None:
-                parts = [str(row[c]).strip() for c in columns if _present(row.get(c))]
-                value: Any = join.join(p for p in parts if p) or None
-            else:
-                value = row.get(column)
-            if value is None:
-                return missing()
-            if type(value) is str:
-                text = value.strip()
-                if not text or text in null_if:
-                    return missing()
-            for transform in transforms:
-                value = transform(value)
-                if value is None or value == "" or value == []:
-                    return missing()
-            if value_map is not None:
-                key = str(value)
-                if key in value_map:
-                    return value_map[key]
-                if on_unmapped == "quarantine":
-                    raise QuarantineError("CODE_UNMAPPED", f"code {key!r} in {column} has no mapping", field=target)
-                if on_unmapped == "default":
-                    return default
-            return value
-
-        return read
-
-    def _missing(self) -> Any:
+    def missing(self) -> Any:
+        """The rule's value when the source has none: its default, or MISSING_FIELD when required."""
         if self.required:
             raise QuarantineError(
                 "MISSING_FIELD", f"{self.target} is required but {self.columns[0]} is empty",
                 field=self.target,
             )
         return self.default
-
-
-def _present(value: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return value.strip() != ""
-    if isinstance(value, list | dict):
-        return len(value) > 0
-    return True
 
 
 def _parse_path(target: str) -> list[tuple[str, int | None]]:
@@ -421,77 +149,6 @@ def _parse_path(target: str) -> list[tuple[str, int | None]]:
             raise ValueError(piece)
         parts.append((m.group(1), int(m.group(2)) if m.group(2) is not None else None))
     return parts
-
-
-def _assign(doc: dict[str, Any], path: list[tuple[str, int | None]], value: Any) -> None:
-    node: Any = doc
-    for i, (name, index) in enumerate(path):
-        last = i == len(path) - 1
-        if index is None:
-            if last:
-                node[name] = value
-            else:
-                node = node.setdefault(name, {})
-            continue
-        items = node.setdefault(name, [])
-        while len(items) <= index:
-            items.append({} if not last else None)
-        if last:
-            items[index] = value
-        else:
-            if items[index] is None:
-                items[index] = {}
-            node = items[index]
-
-
-def _prune(value: Any) -> Any:
-    """Drop None values, list elements whose values are all empty, and empty containers.
-
-    Exactly ``_present`` of each value, with the common types (text, lists, dicts) decided inline:
-    a mapping of a sparse row prunes every list field of every record.
-    """
-    kind = type(value)
-    if kind is dict:
-        out = {}
-        for k, v in value.items():
-            kind = type(v)
-            if kind is dict or kind is list:
-                v = _prune(v)
-                if v:
-                    out[k] = v
-            elif kind is str:
-                if v.strip():
-                    out[k] = v
-            elif _present(v):
-                out[k] = v
-        return out
-    if kind is list:
-        items = []
-        for v in value:
-            kind = type(v)
-            if kind is dict:
-                v = _prune(v)
-                if _meaningful(v):  # not empty, and more than constants
-                    items.append(v)
-            elif kind is list:
-                v = _prune(v)
-                if v:
-                    items.append(v)
-            elif kind is str:
-                if v.strip():
-                    items.append(v)
-            elif _present(v):
-                items.append(v)
-        return items
-    return value
-
-
-_CONSTANT_KEYS = frozenset({"use", "system"})
-
-
-def _meaningful(doc: dict[str, Any]) -> bool:
-    """A list element counts only if it holds something besides constants like `use`."""
-    return not doc.keys() <= _CONSTANT_KEYS
 
 
 # --- streams and files ----------------------------------------------------------------------
@@ -705,8 +362,8 @@ def _rule(target: str, spec: Any, fname: str, line: int | None, collections: set
             rule.join = str(spec.get("join", " "))
     else:
         raise err("a rule needs 'from', 'value' or 'each'")
-    rule.transforms = [_compile_transform(t, err) for t in spec.get("transform", [])]
-    rule.transform_specs = [_transform_spec(t) for t in spec.get("transform", [])]
+    rule.transforms = [compile_transform(t, err) for t in spec.get("transform", [])]
+    rule.transform_specs = [transform_spec(t) for t in spec.get("transform", [])]
     rule.null_if = {str(v) for v in spec.get("null_if", [])}
     if "map" in spec:
         rule.value_map = {str(k): v for k, v in spec["map"].items()}

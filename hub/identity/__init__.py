@@ -29,7 +29,7 @@ When the pipeline writes a ``person_index`` row it also stores
 lookups read them.
 
 Review decisions, merge and unmerge are store functions in
-:mod:`hub.store.identity` (``queue_review``) and :mod:`hub.store.merges` (``decide``, ``merge``, ``unmerge``);
+:mod:`hub.store.identity` (``queue_review``) and :mod:`hub.store.merges` (``answer_review``, ``merge``, ``unmerge``);
 each writes its outbox events in the caller's transaction.
 
 The bulk commands (``carehub match``, ``carehub dedupe``) run the same engine
@@ -41,8 +41,9 @@ from __future__ import annotations
 
 from hub.identity.config import IdentityConfig, load_identity_config
 from hub.identity.engine import Evidence, FieldEvidence, GuardEvidence, Matcher, Outcome
+from hub.identity.exact import Candidate, Resolution
 from hub.identity.record import MatchRecord
-from hub.identity.resolver import Candidate, IdentityResolver, Resolution, ScoredResolver, match_keys
+from hub.identity.resolver import IdentityResolver, ScoredResolver, match_keys
 
 __all__ = [
     "Candidate",

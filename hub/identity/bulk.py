@@ -20,7 +20,7 @@ from hub.errors import QuarantineError
 from hub.identity.blocking import Blocker
 from hub.identity.comparisons import household_share
 from hub.identity.config import IdentityConfig
-from hub.identity.engine import LINK, Matcher
+from hub.identity.engine import LINK_CODE, Matcher
 from hub.identity.record import MatchRecord
 from hub.identity.table import RecordTable
 
@@ -74,7 +74,7 @@ def link_tables(
     other = left if right is None else right
     links: list[tuple[npt.NDArray[np.int64], ...]] = []
     for batch in matcher.link(left, right, on_progress, blocker):
-        linked = batch.decisions == LINK
+        linked = batch.decisions == LINK_CODE
         links.append(
             (
                 batch.pairs.left_rows[linked],

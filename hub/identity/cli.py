@@ -22,8 +22,8 @@ from rich.table import Table
 from hub.identity.bulk import BulkReport, match_files
 from hub.identity.config import load_identity_config
 from hub.store.db import open_store
-from hub.store.identity import LINK, open_reviews, record_link
-from hub.store.merges import decide, merge, unmerge
+from hub.store.identity import Outcome, open_reviews, record_link
+from hub.store.merges import answer_review, merge, unmerge
 
 identity_app = typer.Typer(help="Identity resolution: the review queue, merge and unmerge.", no_args_is_help=True)
 review_app = typer.Typer(help="Pairs waiting for a person to decide.", no_args_is_help=True)
@@ -139,7 +139,7 @@ def review_accept(
 ) -> None:
     """They are one person: merge them (the longer-known record survives)."""
     with open_store().session() as session:
-        review = decide(session, pair_id, True, user or getpass.getuser())
+        review = answer_review(session, pair_id, True, user or getpass.getuser())
         typer.echo(f"review {review.id} accepted: merge {review.merge_id}")
 
 
@@ -150,7 +150,7 @@ def review_reject(
 ) -> None:
     """They are two people: keep them apart and never ask again."""
     with open_store().session() as session:
-        review = decide(session, pair_id, False, user or getpass.getuser())
+        review = answer_review(session, pair_id, False, user or getpass.getuser())
         typer.echo(f"review {review.id} rejected")
 
 
@@ -165,7 +165,7 @@ def merge_command(
     with open_store().session() as session:
         history = merge(session, survivor, merged, who)
         record_link(session, survivor, merged, 1.0, {"reason": f"merged by a person (merge {history.id})"},
-                    LINK, who)
+                    Outcome.LINK, who)
         typer.echo(f"merge {history.id}: {merged} merged into {survivor}")
 
 

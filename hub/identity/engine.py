@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -29,19 +28,11 @@ from hub.identity.model import (
     estimate_u,
 )
 from hub.identity.table import MISSING, Encoder, RecordTable
+from hub.store.identity import Outcome
 
-NO_LINK, REVIEW, LINK = 0, 1, 2
-
-
-class Outcome(StrEnum):
-    """What to do with a pair: join the records, ask a person, or keep them apart."""
-
-    LINK = "link"
-    REVIEW = "review"
-    NO_LINK = "no_link"
-
-
+# Scored pairs carry their outcome as a small integer, an index into OUTCOMES (ordered, so capping is a minimum).
 OUTCOMES = (Outcome.NO_LINK, Outcome.REVIEW, Outcome.LINK)
+NO_LINK_CODE, REVIEW_CODE, LINK_CODE = (OUTCOMES.index(o) for o in (Outcome.NO_LINK, Outcome.REVIEW, Outcome.LINK))
 
 # Guard bit -> (name, the outcome it caps or forces, the reason shown to a reviewer).
 GUARDS: dict[int, tuple[str, Outcome, str]] = {
@@ -183,7 +174,7 @@ class ScoredPairs:
         )
 
 
-def decide(
+def apply_thresholds(
     probability: npt.NDArray[np.float64],
     guards: npt.NDArray[np.int16],
     link: float,
@@ -192,19 +183,19 @@ def decide(
     """Outcomes from thresholds, then the guards: verified NHS numbers decide, others cap."""
     probability = probability.copy()
     decisions = np.where(
-        probability >= link, LINK, np.where(probability >= review, REVIEW, NO_LINK)
+        probability >= link, LINK_CODE, np.where(probability >= review, REVIEW_CODE, NO_LINK_CODE)
     )
     same = (guards & cmp.NHS_VERIFIED_SAME) > 0
     different = (guards & cmp.NHS_VERIFIED_DIFFERENT) > 0
-    decisions[same], probability[same] = LINK, 1.0
-    decisions[different], probability[different] = NO_LINK, 0.0
+    decisions[same], probability[same] = LINK_CODE, 1.0
+    decisions[different], probability[different] = NO_LINK_CODE, 0.0
     scored = ~same & ~different
     capped = scored & ((guards & (cmp.TWINS | cmp.PARENT_CHILD_OR_TYPO | cmp.NHS_CONFLICT)) > 0)
-    decisions[capped] = np.minimum(decisions[capped], REVIEW)
-    decisions[scored & ((guards & cmp.PARENT_CHILD) > 0)] = NO_LINK
+    decisions[capped] = np.minimum(decisions[capped], REVIEW_CODE)
+    decisions[scored & ((guards & cmp.PARENT_CHILD) > 0)] = NO_LINK_CODE
     # Even a verified NHS number does not join a dead person's record to a live one unreviewed.
     deceased = ~different & ((guards & cmp.DECEASED) > 0)
-    decisions[deceased] = np.minimum(decisions[deceased], REVIEW)
+    decisions[deceased] = np.minimum(decisions[deceased], REVIEW_CODE)
     return decisions.astype(np.int8), probability
 
 
@@ -236,7 +227,7 @@ class Matcher:
         weights = self.model.field_weights(pairs, left, right)
         probability = self.model.probability(weights.sum(axis=1))
         thresholds = self.config.thresholds
-        decisions, probability = decide(
+        decisions, probability = apply_thresholds(
             probability, pairs.guards, thresholds.link, thresholds.review
         )
         return ScoredPairs(pairs, weights, probability, decisions, self.model.prior_weight)
@@ -434,7 +425,7 @@ class Matcher:
             apart = (scored.pairs.guards & flags) > 0
             # (Two records of one file of a link both fitting one record stay ambiguous.)
             if self.comparer.relatives or not dedupe:
-                apart |= scored.decisions == NO_LINK
+                apart |= scored.decisions == NO_LINK_CODE
             split = {h for h, a in zip(owner, apart.tolist(), strict=True) if a}
             if split:
                 # In dedupe each pair was listed from both of its ends: fold the two halves.
@@ -484,7 +475,7 @@ class Matcher:
         for left_rows, right_rows, generated in (blocker or self.blocker(left, right)).chunks():
             if len(left_rows):
                 scored = self.score(left, other, left_rows, right_rows)
-                keep = scored.decisions > NO_LINK
+                keep = scored.decisions > NO_LINK_CODE
                 if keep.any():
                     yield scored.select(keep)
             if on_progress is not None:

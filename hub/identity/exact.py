@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from hub.identity.engine import Evidence
 from hub.identity.record import MatchRecord
+from hub.store.identity import Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,19 +48,50 @@ class PersonCandidate:
 
 
 @dataclass(frozen=True, slots=True)
-class Resolution:
-    """Which golden person a candidate is (None: a new person), and why.
+class Candidate:
+    """One existing person the record was compared with, and how it came out."""
 
-    ``evidence`` explains a link (score, per-field levels and weights, guards);
-    ``review_with`` names the person a new person must be checked against by a
-    reviewer (never a silent merge), with ``evidence`` for that pair.
+    person_id: str
+    score: float
+    outcome: Outcome
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """The one answer for a record: which golden person it is, ask a reviewer, or a new person.
+
+    ``outcome`` LINK joins the record to ``person_id``; REVIEW makes the record a new person
+    and puts the pair (new person, ``person_id``) before a reviewer (never a silent merge);
+    NO_LINK makes it a new person (``person_id`` None). ``evidence`` explains the outcome
+    against the best candidate (None when there was no candidate at all); ``candidates``
+    lists every person compared, best first.
     """
 
+    outcome: Outcome
     person_id: str | None
-    rule: str
-    score: float | None = None
-    evidence: dict[str, Any] | None = None
-    review_with: str | None = None
+    score: float
+    evidence: Evidence | None
+    candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+
+    @property
+    def joins(self) -> str | None:
+        """The golden person the record joins (a LINK), else None: the record is a new person."""
+        return self.person_id if self.outcome == Outcome.LINK else None
+
+    @property
+    def review_with(self) -> str | None:
+        """The person a reviewer must check the new person against (a REVIEW), else None."""
+        return self.person_id if self.outcome == Outcome.REVIEW else None
+
+    @property
+    def rule(self) -> str:
+        """Why, in a word: ``verified_nhs_number``, ``scored_link``, ``review`` or ``new_person``."""
+        if self.outcome == Outcome.LINK:
+            verified = self.evidence is not None and any(
+                g.guard == "nhs_number_verified" for g in self.evidence.guards)
+            return "verified_nhs_number" if verified else "scored_link"
+        return "review" if self.outcome == Outcome.REVIEW else "new_person"
 
 
 class PersonResolver(Protocol):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date
 from itertools import chain, repeat
 from typing import Any
@@ -26,16 +26,14 @@ from hub.identity import comparisons as cmp
 from hub.identity import normalise
 from hub.identity.blocks import PersonBlocks
 from hub.identity.config import IdentityConfig, load_identity_config
-from hub.identity.engine import GUARDS, OUTCOMES, Evidence, GuardEvidence, Matcher, Outcome
-from hub.identity.engine import NO_LINK as NOT_LINKED
-from hub.identity.exact import PersonCandidate
-from hub.identity.exact import Resolution as PersonResolution
+from hub.identity.engine import GUARDS, NO_LINK_CODE, OUTCOMES, Evidence, GuardEvidence, Matcher, Outcome
+from hub.identity.exact import Candidate, PersonCandidate, Resolution
 from hub.identity.model import MatchModel
 from hub.identity.record import MatchRecord
 from hub.identity.table import MATCH_FORMAT, Encoder, RecordTable, normalised_fields
 from hub.model import Person
 from hub.store.bulk import param_mark
-from hub.store.identity import NO_LINK, ordered_pair, queue_reviews, record_links, remembered_decisions
+from hub.store.identity import ordered_pair, queue_reviews, record_links, remembered_decisions
 from hub.store.tables import Entity, PersonIndex
 
 ACTIVE = "active"
@@ -103,31 +101,6 @@ def _date(year: int, month: int, day: int) -> date | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One existing person the record was compared with, and how it came out."""
-
-    person_id: str
-    score: float
-    outcome: Outcome
-    evidence: Evidence
-
-
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    """The answer for one record: link to ``person_id``, ask a reviewer about it, or a new person.
-
-    ``evidence`` explains the outcome against the best candidate (None when there was
-    no candidate at all); ``candidates`` lists every person compared, best first.
-    """
-
-    outcome: Outcome
-    person_id: str | None
-    score: float
-    evidence: Evidence | None
-    candidates: tuple[Candidate, ...] = field(default_factory=tuple)
-
-
 class IdentityResolver:
     """Resolves incoming person records against the golden persons in the store."""
 
@@ -160,7 +133,7 @@ class IdentityResolver:
         ruled_apart = {
             pair
             for pair, decision in remembered_decisions(session, [c.id for c in candidates]).items()
-            if decision == NO_LINK
+            if decision == Outcome.NO_LINK
         }
         column = {pid: k for k, pid in enumerate(person_ids)}
         li: list[int] = []
@@ -499,7 +472,7 @@ class ScoredResolver(IdentityResolver):
         if self._blocks is not None and self._remembering == 1:
             self._blocks.written(session, columns, rows, replaced, identifiers)
 
-    def resolve_batch(self, session: Session, candidates: Sequence[PersonCandidate]) -> list[PersonResolution]:
+    def resolve_batch(self, session: Session, candidates: Sequence[PersonCandidate]) -> list[Resolution]:
         """One resolution per candidate, in order (see the class)."""
         if not candidates:
             return []
@@ -529,7 +502,7 @@ class ScoredResolver(IdentityResolver):
             lr, rr = rows[kept], cols[kept]
             scored = matcher.score(left, right, lr, rr)
             li, ri = lr.tolist(), rr.tolist()
-            for k in np.flatnonzero(scored.decisions > NOT_LINKED).tolist():
+            for k in np.flatnonzero(scored.decisions > NO_LINK_CODE).tolist():
                 options[li[k]].append((-1 - ri[k], float(scored.probability[k]), int(scored.decisions[k]),
                                        scored.evidence(k)))
         # Within the batch: a pair is considered by its later record.
@@ -537,12 +510,12 @@ class ScoredResolver(IdentityResolver):
             if not len(a):
                 continue
             scored = matcher.score(left, left, a, b)
-            for k in np.flatnonzero(scored.decisions > NOT_LINKED).tolist():
+            for k in np.flatnonzero(scored.decisions > NO_LINK_CODE).tolist():
                 first, later = sorted((int(a[k]), int(b[k])))
                 options[later].append((first, float(scored.probability[k]), int(scored.decisions[k]),
                                        scored.evidence(k)))
         assigned: list[str] = []
-        out: list[PersonResolution] = []
+        out: list[Resolution] = []
         for row, candidate in enumerate(candidates):
             best: dict[str, Candidate] = {}
             for other, probability, decision, evidence in options[row]:
@@ -551,9 +524,8 @@ class ScoredResolver(IdentityResolver):
                 if pid not in best or best[pid].score < probability:
                     best[pid] = Candidate(pid, probability, OUTCOMES[decision], evidence)
             answer = self._answer(sorted(best.values(), key=lambda c: (-c.score, c.person_id)))
-            resolution = _as_pipeline_resolution(answer)
-            out.append(resolution)
-            assigned.append(resolution.person_id or candidate.new_id)
+            out.append(answer)
+            assigned.append(answer.joins or candidate.new_id)
         return out
 
     def _learn(self, matcher: Matcher, source: str | None, batch: RecordTable, known: RecordTable) -> None:
@@ -570,28 +542,17 @@ class ScoredResolver(IdentityResolver):
             matcher.model = replace(learned, prior=matcher.model.prior)
 
     def record_batch(
-        self, session: Session, candidates: Sequence[PersonCandidate], resolutions: Sequence[PersonResolution]
+        self, session: Session, candidates: Sequence[PersonCandidate], resolutions: Sequence[Resolution]
     ) -> None:
         """Keep every link with its score and evidence, and queue every review, one statement each."""
         links, reviews = [], []
         for candidate, resolution in zip(candidates, resolutions, strict=True):
-            if resolution.person_id is not None:
-                links.append({"person_a": resolution.person_id, "person_b": candidate.ref,
-                              "score": resolution.score or 0.0, "evidence": resolution.evidence or {}})
+            evidence = resolution.evidence.as_json() if resolution.evidence is not None else {}
+            if resolution.joins is not None:
+                links.append({"person_a": resolution.joins, "person_b": candidate.ref,
+                              "score": resolution.score, "evidence": evidence})
             elif resolution.review_with is not None:
                 reviews.append({"person_a": candidate.new_id, "person_b": resolution.review_with,
-                                "score": resolution.score or 0.0, "evidence": resolution.evidence or {}})
+                                "score": resolution.score, "evidence": evidence})
         record_links(session, links)
         queue_reviews(session, reviews)
-
-
-def _as_pipeline_resolution(answer: Resolution) -> PersonResolution:
-    evidence = answer.evidence.as_json() if answer.evidence is not None else None
-    if answer.outcome == Outcome.LINK:
-        verified = answer.evidence is not None and any(
-            g.guard == "nhs_number_verified" for g in answer.evidence.guards)
-        return PersonResolution(answer.person_id, "verified_nhs_number" if verified else "scored_link",
-                                answer.score, evidence)
-    if answer.outcome == Outcome.REVIEW:
-        return PersonResolution(None, "review", answer.score, evidence, review_with=answer.person_id)
-    return PersonResolution(None, "new_person")

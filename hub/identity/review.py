@@ -23,15 +23,14 @@ from hub.access.decision import Access
 from hub.errors import NotFound
 from hub.record import summarise
 from hub.store.identity import (
-    LINK,
     OPEN,
     MatchReview,
+    Outcome,
     PersonMerge,
     person_links,
     record_link,
 )
-from hub.store.merges import decide as decide_review
-from hub.store.merges import merge, unmerge
+from hub.store.merges import answer_review, merge, unmerge
 from hub.store.tables import Entity, SourceLink
 
 REVIEWER_ROLES = ("admin", "data_quality")
@@ -121,7 +120,7 @@ def decide_pair(session: Session, access: Access, review_id: int, accept: bool) 
     Only a reviewer who may know of both people may decide (see :func:`list_reviews`).
     """
     _review(session, access, review_id)
-    review = decide_review(session, review_id, accept, access.caller.user_id)
+    review = answer_review(session, review_id, accept, access.caller.user_id)
     return review_view(review, person_cards(session, access, [review.person_a, review.person_b]))
 
 
@@ -141,7 +140,7 @@ def merge_persons(session: Session, access: Access, survivor: str, merged: str) 
     for pid in (survivor, merged):
         access.require(access.person(pid, exact=False))
     history = merge(session, survivor, merged, access.caller.user_id)
-    record_link(session, survivor, merged, 1.0, {"reason": f"merged by a person (merge {history.id})"}, LINK,
+    record_link(session, survivor, merged, 1.0, {"reason": f"merged by a person (merge {history.id})"}, Outcome.LINK,
                 access.caller.user_id)
     return merge_view(history)
 

@@ -39,8 +39,8 @@ def resolve(session: Session, source: str, items: list[Record], resolver: Person
         batch = [c for _, c in candidates]
         resolutions = resolver.resolve_batch(session, batch)
         for (item, cand), res in zip(candidates, resolutions, strict=True):
-            item.entity_id = res.person_id or cand.new_id
-            item.fresh = res.person_id is None
+            item.entity_id = res.joins or cand.new_id
+            item.fresh = res.joins is None
         resolver.record_batch(session, batch, resolutions)
     for item in items:
         if item.error is not None:

@@ -14,6 +14,7 @@ reviewer's decision live in :mod:`hub.store.merges` (they write through the gold
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -41,8 +42,20 @@ from hub.store.tables import (
 )
 
 PERSON = "Person"
-LINK = "link"
-NO_LINK = "no_link"
+
+
+class Outcome(StrEnum):
+    """What to do with a pair: join the records, ask a person, or keep them apart.
+
+    The one vocabulary for a decision about a pair: the engine's outcomes and the
+    ``decision`` column of ``match_links`` (stored as the value).
+    """
+
+    LINK = "link"
+    REVIEW = "review"
+    NO_LINK = "no_link"
+
+
 OPEN, ACCEPTED, REJECTED = "open", "accepted", "rejected"
 ENGINE = "engine"
 
@@ -141,7 +154,7 @@ def record_link(
     if link is None:
         link = MatchLink(person_a=person_a, person_b=person_b)
         session.add(link)
-    link.score, link.evidence, link.decision = score, evidence, decision
+    link.score, link.evidence, link.decision = score, evidence, Outcome(decision).value
     link.decided_by, link.decided_at = decided_by, utcnow()
     session.flush()
     return link
@@ -200,7 +213,7 @@ def record_links(session: Session, links: list[dict[str, Any]]) -> None:
         insert(MatchLink),
         [
             {"person_a": link["person_a"], "person_b": link["person_b"], "score": link["score"],
-             "evidence": link["evidence"], "decision": LINK, "decided_by": ENGINE, "decided_at": now}
+             "evidence": link["evidence"], "decision": Outcome.LINK.value, "decided_by": ENGINE, "decided_at": now}
             for link in links
         ],
     )
@@ -289,7 +302,7 @@ def identity_status(session: Session) -> dict[str, int]:
     return {
         "linked_records": session.scalar(
             select(func.count()).select_from(MatchLink).where(MatchLink.decided_by == ENGINE,
-                                                               MatchLink.decision == LINK)) or 0,
+                                                               MatchLink.decision == Outcome.LINK.value)) or 0,
         "open_reviews": session.scalar(
             select(func.count()).select_from(MatchReview).where(MatchReview.status == OPEN)) or 0,
         "merges": session.scalar(

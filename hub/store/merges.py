@@ -18,12 +18,11 @@ from sqlalchemy.orm import Session
 from hub.errors import Conflict, NotFound
 from hub.store.identity import (
     ACCEPTED,
-    LINK,
-    NO_LINK,
     OPEN,
     PERSON,
     REJECTED,
     MatchReview,
+    Outcome,
     PersonMerge,
     record_link,
 )
@@ -42,7 +41,7 @@ SOURCE = "identity"
 """The ``source`` of the change events a merge or an unmerge writes."""
 
 
-def decide(session: Session, pair_id: int, accept: bool, user: str) -> MatchReview:
+def answer_review(session: Session, pair_id: int, accept: bool, user: str) -> MatchReview:
     """A reviewer's answer: accept merges the two persons, reject keeps them apart for good."""
     review = session.get(MatchReview, pair_id)
     if review is None:
@@ -52,7 +51,7 @@ def decide(session: Session, pair_id: int, accept: bool, user: str) -> MatchRevi
     review.status = ACCEPTED if accept else REJECTED
     review.decided_by, review.decided_at = user, utcnow()
     record_link(session, review.person_a, review.person_b, review.score, review.evidence,
-                LINK if accept else NO_LINK, user)
+                Outcome.LINK if accept else Outcome.NO_LINK, user)
     if accept:
         survivor, merged = _survivor_first(session, review.person_a, review.person_b)
         review.merge_id = merge(session, survivor, merged, user).id
@@ -170,7 +169,7 @@ def unmerge(session: Session, merge_id: int, user: str) -> PersonMerge:
     repoint_provenance(session, snap["source_links"], snap["identifiers"], history.merged_id)
     history.status, history.unmerged_by, history.unmerged_at = "unmerged", user, now
     record_link(session, history.survivor_id, history.merged_id, 0.0,
-                {"reason": f"unmerged by a person (merge {merge_id})"}, NO_LINK, user)
+                {"reason": f"unmerged by a person (merge {merge_id})"}, Outcome.NO_LINK, user)
     payload = {"merge_id": merge_id, "survivor": history.survivor_id, "merged": history.merged_id,
                "records": [s["id"] for s in snap["records"]]}
     append_events(session, [entity_event(p, "unmerged", source=SOURCE, at=now, payload=payload)

@@ -38,8 +38,8 @@ from hub.fhir import NHS_NUMBER
 from hub.registry import build_pipeline
 from hub.settings import Settings
 from hub.store.db import Store
-from tests.record.conftest import hub_ids
 from tests.record.synthetic import Dataset, add_named, add_random, nhs_number
+from tests.support.record_hub import hub_ids
 
 
 @dataclass

@@ -21,7 +21,6 @@ from hub.store.db import Store
 from hub.store.migrate import upgrade
 from hub.store.tables import OutboxEvent
 from hub.sync import sync_source
-from tests.integration.test_pipeline import tiny_adapter
 from tests.support.delivery import (
     CARHUB,
     assert_each_once_in_order,
@@ -30,6 +29,7 @@ from tests.support.delivery import (
     target_config,
     worker_env,
 )
+from tests.support.pipeline import tiny_adapter
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)

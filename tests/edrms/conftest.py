@@ -21,8 +21,8 @@ from hub.api.app import create_app
 from hub.settings import EdrmsSettings, Settings
 from hub.store.db import Store
 from hub.store.tables import Entity, SourceLink
-from tests.record.conftest import hub_ids
 from tests.record.synthetic import Dataset, add_named, add_random, nhs_number
+from tests.support.record_hub import hub_ids
 
 USER, PASSWORD = "carehub", "s3cret-synthetic"
 

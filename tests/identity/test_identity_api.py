@@ -24,7 +24,7 @@ from hub.store.db import Store
 from hub.store.identity import queue_reviews
 from hub.store.tables import OutboxEvent
 from hub.sync import sync_source
-from tests.identity.two_sources import ADULTS, ESCR, UNSURE, legacy, person_of
+from tests.support.two_sources import ADULTS, ESCR, UNSURE, legacy, person_of
 
 
 @dataclass

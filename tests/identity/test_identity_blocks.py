@@ -26,7 +26,7 @@ from hub.store.merges import merge
 from hub.store.migrate import upgrade
 from hub.store.tables import Entity, PersonIndex, SourceLink
 from hub.sync import sync_source
-from tests.integration.test_pipeline import _state
+from tests.support.pipeline import store_state
 
 BATCH = 60
 DECISIONS = {
@@ -69,7 +69,7 @@ def test_a_sync_with_the_index_decides_exactly_as_the_stores_lookups(store: Stor
     decided = _decisions(store)
     assert decided == _decisions(reference)
     assert decided["match_links"] and decided["match_reviews"]  # the generated duplicates were found
-    assert _state(store) == _state(reference)
+    assert store_state(store) == store_state(reference)
     reference.dispose()
     adapter.close()
 

@@ -21,7 +21,7 @@ from hub.store.db import Store
 from hub.store.identity import MatchReview
 from hub.store.tables import PersonIndex
 from hub.sync import sync_source
-from tests.identity.two_sources import ADULTS, ESCR, LIVE_ARTHUR, legacy, person_of
+from tests.support.two_sources import ADULTS, ESCR, LIVE_ARTHUR, legacy, person_of
 
 
 def _capped(cap: int) -> IdentityConfig:

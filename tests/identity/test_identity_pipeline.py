@@ -21,7 +21,7 @@ from hub.store.db import Store
 from hub.store.identity import MatchLink, MatchReview, person_links
 from hub.store.tables import Entity, OutboxEvent, SourceLink
 from hub.sync import sync_source
-from tests.identity.two_sources import ADULTS, ESCR, LIVE_ARTHUR, legacy, person_of
+from tests.support.two_sources import ADULTS, ESCR, LIVE_ARTHUR, legacy, person_of
 
 
 def test_two_sources_link_by_score_queue_twins_and_explain_every_link(store: Store, tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from hub.errors import Conflict
 from hub.identity import IdentityResolver, MatchRecord, Outcome
 from hub.model import Address, Episode, Identifier, Person, PersonName
 from hub.store.db import Store
-from hub.store.identity import NO_LINK, PersonMerge, queue_review, record_link
-from hub.store.merges import decide, merge, unmerge
+from hub.store.identity import PersonMerge, queue_review, record_link
+from hub.store.merges import answer_review, merge, unmerge
 from hub.store.tables import Entity, OutboxEvent, PersonIdentifier, PersonIndex, SourceLink
 from hub.store.writer import Provenance, write_canonical
 
@@ -164,9 +164,9 @@ def test_review_decisions_are_remembered_and_never_asked_again(store: Store) -> 
         first = queue_review(session, b, a, 0.8, {"fields": []})
         again = queue_review(session, a, b, 0.9, {"fields": []})
         assert first is not None and again is not None and again.id == first.id
-        decide(session, first.id, False, "reviewer")
+        answer_review(session, first.id, False, "reviewer")
         with pytest.raises(Conflict):
-            decide(session, first.id, True, "reviewer")
+            answer_review(session, first.id, True, "reviewer")
     with store.session() as session:
         assert queue_review(session, a, b, 0.7, {}).status == "rejected"  # type: ignore[union-attr]
         resolution = IdentityResolver().resolve(
@@ -186,7 +186,7 @@ def test_a_pair_decided_by_link_is_not_queued(store: Store) -> None:
     with store.session() as session:
         a = add_person(session, "Margaret", "Hawthorne", date(1941, 3, 12))
         b = add_person(session, "Mary", "Hawthorne", date(1941, 3, 12))
-        record_link(session, b, a, 0.1, {}, NO_LINK, "reviewer")
+        record_link(session, b, a, 0.1, {}, Outcome.NO_LINK, "reviewer")
         assert queue_review(session, a, b, 0.8, {}) is None
 
 
@@ -242,7 +242,7 @@ def test_accepting_a_review_merges_into_the_longer_known_person(store: Store) ->
         newer = add_person(session, "Peggy", "Hawthorne", date(1941, 3, 12))
         review = queue_review(session, newer, older, 0.9, {"fields": []})
         assert review is not None
-        decided = decide(session, review.id, True, "reviewer")
+        decided = answer_review(session, review.id, True, "reviewer")
         history = session.get(PersonMerge, decided.merge_id)
         assert history is not None
         assert (history.survivor_id, history.merged_id) == (older, newer)

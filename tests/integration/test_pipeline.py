@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from sqlalchemy import func, select, text
@@ -14,15 +13,7 @@ from hub.status import hub_status
 from hub.store.db import Store
 from hub.store.tables import Cursor, Entity, OutboxEvent, Quarantine, RawRecord
 from hub.sync import sync_source
-from tests.integration.small_legacy import MAPPING, make_legacy
-
-
-def tiny_adapter(tmp_path: Path) -> SqlAdapter:
-    mapping = tmp_path / "tiny.yaml"
-    mapping.write_text(MAPPING)
-    url = make_legacy(tmp_path / "legacy.db")
-    return SqlAdapter("tiny", SourceSettings(adapter="adapters.sql:SqlAdapter", mapping=str(mapping),
-                                              options={"url": url}, batch_size=3))
+from tests.support.pipeline import store_state, tiny_adapter
 
 
 def test_sync_accepts_good_rows_quarantines_bad_and_links_verified_duplicates(store: Store, tmp_path: Path) -> None:
@@ -128,30 +119,6 @@ def test_quarantine_retry_after_fixes(store: Store, tmp_path: Path) -> None:
         assert entry is not None and entry.status == "open" and entry.attempts == 2 and len(entry.history) == 2
 
 
-READ_AHEAD_STATE = {
-    "raw": "SELECT source, stream, source_id, content_hash, payload, source_modified, status FROM raw_records",
-    "links": "SELECT stream, source_id, entity_type, entity_id, content_hash, document, version FROM source_links",
-    "entities": "SELECT id, entity_type, person_id, version, content_hash, document FROM entities",
-    "outbox": "SELECT event_id, entity_id, person_id, kind, version, ordering_key, payload FROM outbox",
-    "quarantine": "SELECT stream, source_id, reason, message, field, status, attempts FROM quarantine",
-    "cursors": "SELECT source, stream, value FROM cursors",
-    "persons": "SELECT person_id, nhs_number, family_name, given_name, birth_date, postcode, match_fields "
-               "FROM person_index",
-    "identifiers": "SELECT person_id, system, value FROM person_identifiers",
-}
-
-
-def _state(store: Store) -> dict[str, set[tuple[str, ...]]]:
-    def plain(value: object) -> str:  # a JSON column reads as text from SQLite, as a dict from PostgreSQL
-        return json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
-
-    with store.engine.connect() as conn:
-        state = {name: {tuple(plain(v) for v in row) for row in conn.execute(text(sql))}
-                 for name, sql in READ_AHEAD_STATE.items()}
-    state["cursors"] = {(s, n, json.dumps(json.loads(v), sort_keys=True)) for s, n, v in state["cursors"]}
-    return state
-
-
 def test_read_ahead_sync_leaves_exactly_the_state_of_an_in_process_sync(store: Store, tmp_path: Path) -> None:
     from adapters.simulators.legacy_escr import generate
     from hub.store.migrate import upgrade
@@ -171,7 +138,7 @@ def test_read_ahead_sync_leaves_exactly_the_state_of_an_in_process_sync(store: S
     assert ahead.as_dict() == in_process.as_dict()
     assert ahead.received == summary.total_rows and ahead.quarantined > 0
     assert all(n <= 120 for _, n in seen) and len(seen) >= summary.total_rows // 120
-    assert _state(store) == _state(reference)
+    assert store_state(store) == store_state(reference)
     # and a second read-ahead sync of the unchanged source changes nothing
     with store.session() as s:
         s.execute(text("DELETE FROM cursors"))

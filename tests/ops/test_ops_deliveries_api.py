@@ -14,8 +14,8 @@ from hub.delivery.worker import DeliveryLoop, ensure_circuits
 from hub.store.audit import AuditEvent
 from hub.store.db import Store
 from hub.store.delivery import Delivery, DeliveryHistory
-from tests.record.conftest import Hub, make_hub
 from tests.support.delivery import add_events, count, delivery_config, hub_settings, person_id
+from tests.support.record_hub import Hub, make_hub
 from tests.support.waiting import wait_for
 
 

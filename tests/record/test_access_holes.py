@@ -21,8 +21,8 @@ from hub.contract import SourceRecord
 from hub.pipeline import Pipeline
 from hub.store.audit import AuditEvent, BreakGlassReview
 from hub.store.tables import Entity, Quarantine, SourceLink
-from tests.record.conftest import Hub
 from tests.record.synthetic import SOURCE, mapper, nhs_number, person_payload
+from tests.support.record_hub import Hub
 
 OWEN = ("sw.owen", "social_worker", "ASC-OPN")
 AMIRA = ("sw.amira", "social_worker", "CIN-N")

@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from hub.fhir import NHS_NUMBER
-from tests.record.conftest import Hub
 from tests.record.synthetic import nhs_number
+from tests.support.record_hub import Hub
 
 DOCTOR = ("dr.patel", "clinician", "ICT-1")
 BASE = "http://testserver/fhir"

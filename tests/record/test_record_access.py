@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 
 from hub.store.audit import AuditEvent, BreakGlassReview
 from hub.store.tables import OutboxEvent, SourceLink
-from tests.record.conftest import Hub
 from tests.record.synthetic import nhs_number
+from tests.support.record_hub import Hub
 
 OWEN = ("sw.owen", "social_worker", "ASC-OPN")
 AMIRA = ("sw.amira", "social_worker", "CIN-N")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hub.api.schemas import PersonSearchResult, SharedRecord, Timeline
-from tests.record.conftest import Hub
 from tests.record.synthetic import nhs_number
+from tests.support.record_hub import Hub
 
 OWEN = ("sw.owen", "social_worker", "ASC-OPN")
 

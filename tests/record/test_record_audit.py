@@ -14,8 +14,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from hub.store.audit import AuditEvent, AuditSubject
-from tests.record.conftest import Hub
 from tests.record.synthetic import nhs_number
+from tests.support.record_hub import Hub
 
 AUDITOR = ("ig.morgan", "auditor", None)
 

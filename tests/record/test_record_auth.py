@@ -17,7 +17,7 @@ from jwt.algorithms import RSAAlgorithm
 from hub.access.tokens import DemoIssuer, TokenVerifier
 from hub.errors import Unauthenticated
 from hub.settings import AuthSettings, IssuerSettings
-from tests.record.conftest import Hub
+from tests.support.record_hub import Hub
 
 
 def test_no_token_is_401_problem_on_api_and_operation_outcome_on_fhir(hub: Hub) -> None:

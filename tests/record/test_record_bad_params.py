@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hub.settings import config_dir
-from tests.record.conftest import Hub
+from tests.support.record_hub import Hub
 
 BIG = 2**70
 NAIVE = "2025-01-01T00:00:00"

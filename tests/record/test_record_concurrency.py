@@ -22,7 +22,7 @@ from hub.settings import AuthSettings, Settings
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
 from hub.store.db import Store
 from tests.conftest import empty_postgres
-from tests.record.conftest import Hub, make_hub
+from tests.support.record_hub import Hub, make_hub
 
 BURST = 60
 

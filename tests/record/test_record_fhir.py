@@ -12,8 +12,8 @@ from fhir.resources.R4B.bundle import Bundle
 
 from hub.fhir import ADDRESS_KEY_EXT, NHS_NUMBER, NHS_STATUS_EXT, VALUE_SETS
 from hub.store.db import Store
-from tests.record.conftest import Hub, make_hub
 from tests.record.synthetic import nhs_number
+from tests.support.record_hub import Hub, make_hub
 
 DOCTOR = ("dr.patel", "clinician", "ICT-1")
 MODULES = {"Patient": "patient", "RelatedPerson": "relatedperson", "EpisodeOfCare": "episodeofcare",

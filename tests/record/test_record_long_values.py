@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from hub.store.audit import AuditEvent, AuditSubject
 from hub.store.db import Store
-from tests.record.conftest import Hub
+from tests.support.record_hub import Hub
 
 
 def audit_rows(store: Store) -> list[AuditEvent]:

@@ -24,7 +24,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.record.conftest import Hub
+from tests.support.record_hub import Hub
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "record"
 

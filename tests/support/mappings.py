@@ -10,7 +10,8 @@ from typing import Any
 
 from hub.contract import MappedRecord
 from hub.errors import QuarantineError
-from mappings.engine import StreamMapping, _assign, _prune
+from mappings.documents import assign, prune
+from mappings.engine import StreamMapping
 
 MAPPING = """source: s
 streams:
@@ -78,9 +79,9 @@ def by_rules(stream: StreamMapping, row: dict[str, Any]) -> MappedRecord:
                 for sub in rule.nested:
                     got = sub.read(child)
                     if got is not None:
-                        _assign(item, sub.path, got)
+                        assign(item, sub.path, got)
                 built.append(item)
-            _assign(doc, rule.path, built)
+            assign(doc, rule.path, built)
             continue
         got = rule.read(row)
         if got is None:
@@ -88,10 +89,10 @@ def by_rules(stream: StreamMapping, row: dict[str, Any]) -> MappedRecord:
         if rule.ref is not None:
             references[rule.target] = (rule.ref, str(got))
         else:
-            _assign(doc, rule.path, got)
+            assign(doc, rule.path, got)
     for name in stream.list_fields:
         if name in doc:
-            doc[name] = _prune(doc[name])
+            doc[name] = prune(doc[name])
             if not doc[name]:
                 del doc[name]
     return MappedRecord(entity_type=stream.entity, document=doc, references=references)
