@@ -15,12 +15,14 @@ status, becomes a hub error in one place (:meth:`Transport.send`), grouped by wh
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
+import orjson
 import requests
 from lxml import etree
 
@@ -209,8 +211,8 @@ class Transport:
         """A JSON answer."""
         response = self.send(method, url, **kwargs)
         try:
-            return response.json()
-        except ValueError as exc:
+            return orjson.loads(response.content)  # several times faster than requests' json for a page of 1,000
+        except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
             raise CmisInvalid(f"EDRMS answered {method} with something other than JSON") from exc
 
     def xml(self, method: str, url: str, **kwargs: Any) -> etree._Element:
@@ -245,6 +247,14 @@ def _error(response: requests.Response) -> Exception:
     if status == 429 or status >= 500:
         return CmisUnavailable(detail)
     return CmisInvalid(detail)
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _quoted(text: str) -> str:
+    """``quote(text, safe='')``, without its cost for the usual id that needs no quoting."""
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 
 # -- property values ----------------------------------------------------------------------------
@@ -438,8 +448,8 @@ class BrowserBinding:
         """The thin client's page for the object, else the binding's content URL."""
         thin = self.raw.get("thinClientURI")
         if thin:
-            return f"{thin}{quote(object_id, safe='')}"
-        return f"{self.root_url}?objectId={quote(object_id, safe='')}&cmisselector=content"
+            return f"{thin}{_quoted(object_id)}"
+        return f"{self.root_url}?objectId={_quoted(object_id)}&cmisselector=content"
 
 
 class AtomPubBinding:
