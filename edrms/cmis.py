@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -253,8 +254,19 @@ _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 def _quoted(text: str) -> str:
-    """``quote(text, safe='')``, without its cost for the usual id that needs no quoting."""
-    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
+    """``quote(text, safe='')``, without its cost for the usual ids: plain, or a store's prefix and a plain tail
+    (``workspace://SpacesStore/<uuid>``; quoting is character by character, so the prefix is quoted once)."""
+    if _UNRESERVED.fullmatch(text):
+        return text
+    head, sep, tail = text.rpartition("/")
+    if sep and _UNRESERVED.fullmatch(tail):
+        return _quoted_prefix(head + sep) + tail
+    return quote(text, safe="")
+
+
+@lru_cache(maxsize=64)
+def _quoted_prefix(prefix: str) -> str:
+    return quote(prefix, safe="")
 
 
 # -- property values ----------------------------------------------------------------------------
