@@ -257,9 +257,10 @@ class DocumentPull:
                 bulk_insert(session, EdrmsDocument, _DOC_COLUMNS, rows)
                 ids = rowids_of_last_insert(session, EdrmsDocument, len(docs))
                 if ids is None:  # ids not consecutive: look them up by their keys
-                    by_key = dict(session.execute(select(EdrmsDocument.object_id, EdrmsDocument.id).where(
-                        EdrmsDocument.repository == docs[0].repository,
-                        EdrmsDocument.object_id.in_([d.object_id for d in docs]))).tuples())
+                    by_key = {oid: did for oid, did in session.execute(
+                        select(EdrmsDocument.object_id, EdrmsDocument.id).where(
+                            EdrmsDocument.repository == docs[0].repository,
+                            EdrmsDocument.object_id.in_([d.object_id for d in docs])))}
                     ids = [by_key[d.object_id] for d in docs]
             else:
                 ids = [row[0] for row in insert_returning(session, EdrmsDocument, _DOC_COLUMNS, rows, ("id",))]
