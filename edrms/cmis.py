@@ -15,12 +15,15 @@ status, becomes a hub error in one place (:meth:`Transport.send`), grouped by wh
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import quote
 
+import orjson
 import requests
 from lxml import etree
 
@@ -209,8 +212,8 @@ class Transport:
         """A JSON answer."""
         response = self.send(method, url, **kwargs)
         try:
-            return response.json()
-        except ValueError as exc:
+            return orjson.loads(response.content)  # several times faster than requests' json for a page of 1,000
+        except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
             raise CmisInvalid(f"EDRMS answered {method} with something other than JSON") from exc
 
     def xml(self, method: str, url: str, **kwargs: Any) -> etree._Element:
@@ -245,6 +248,25 @@ def _error(response: requests.Response) -> Exception:
     if status == 429 or status >= 500:
         return CmisUnavailable(detail)
     return CmisInvalid(detail)
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _quoted(text: str) -> str:
+    """``quote(text, safe='')``, without its cost for the usual ids: plain, or a store's prefix and a plain tail
+    (``workspace://SpacesStore/<uuid>``; quoting is character by character, so the prefix is quoted once)."""
+    if _UNRESERVED.fullmatch(text):
+        return text
+    head, sep, tail = text.rpartition("/")
+    if sep and _UNRESERVED.fullmatch(tail):
+        return _quoted_prefix(head + sep) + tail
+    return quote(text, safe="")
+
+
+@lru_cache(maxsize=64)
+def _quoted_prefix(prefix: str) -> str:
+    return quote(prefix, safe="")
 
 
 # -- property values ----------------------------------------------------------------------------
@@ -438,8 +460,8 @@ class BrowserBinding:
         """The thin client's page for the object, else the binding's content URL."""
         thin = self.raw.get("thinClientURI")
         if thin:
-            return f"{thin}{quote(object_id, safe='')}"
-        return f"{self.root_url}?objectId={quote(object_id, safe='')}&cmisselector=content"
+            return f"{thin}{_quoted(object_id)}"
+        return f"{self.root_url}?objectId={_quoted(object_id)}&cmisselector=content"
 
 
 class AtomPubBinding:

@@ -113,11 +113,17 @@ class IdentifierIndex:
             for eid, owner in s.execute(select(Entity.id, Entity.person_id).where(
                     Entity.id.in_(chunk), Entity.entity_type == "Episode")):
                 self.cases[eid] = (eid, owner)
+            by_source: dict[str, str] = {}  # a source's own episode id -> the hub's episode (first found)
             for source_id, eid in s.execute(select(SourceLink.source_id, SourceLink.entity_id).where(
                     SourceLink.source_id.in_(chunk), SourceLink.entity_type == "Episode")):
                 if source_id not in self.cases:
-                    owner = s.scalar(select(Entity.person_id).where(Entity.id == eid))
-                    self.cases[source_id] = (eid, owner)
+                    by_source.setdefault(source_id, eid)
+            owners: dict[str, str | None] = {}
+            for eids in _chunks(set(by_source.values())):
+                for eid, owner in s.execute(select(Entity.id, Entity.person_id).where(Entity.id.in_(eids))):
+                    owners[eid] = owner
+            for source_id, eid in by_source.items():
+                self.cases[source_id] = (eid, owners.get(eid))
         survivors = self.survivors({*raw_persons, *self.clients.values(),
                                     *(p for _, p in self.cases.values() if p)})
         self.persons.update({ref: survivors.get(pid, pid) for ref, pid in raw_persons.items()})
