@@ -16,12 +16,20 @@
 4. *Saturation*: 50 connections with no think time on record open, beside the
    bare endpoint, alternating in slices; prints requests/s and the ratio.
    Target >= 40 %.
+5. With ``--heavy N``: adds (through the same pipeline) N people with an open
+   case as heavy as a real caseload's (a seed council reports about 27 pieces
+   of work in progress per open case: episodes, referrals, assessments, plans,
+   commitments, health events, flags, documents, relationships), one in
+   ``--tail-every`` of them with a long history of hundreds of items; then runs
+   the day again with every record opened being a heavy one (the same search,
+   record, timeline mix) and the saturation on a heavy record beside a bare
+   endpoint of that answer's size, printed beside the light figures.
 
 Beside each wall-clock figure it prints the load average and the servers' CPU
 per request (the cores are shared). The load generator is a small HTTP/1.1
 client on asyncio (uvloop), and prints its own CPU.
 
-    python bench/api_load.py [--people 100000] [--seconds 30] [--users 650] [--workers 2]
+    python bench/api_load.py [--people 100000] [--seconds 30] [--users 650] [--workers 2] [--heavy 1000]
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Coroutine
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,7 +59,18 @@ from hub.store.audit import AuditEvent  # noqa: E402
 from hub.store.db import Store  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.tables import SourceLink  # noqa: E402
-from tests.record.synthetic import FAMILY, SOURCE, Dataset, add_random  # noqa: E402
+from tests.record.synthetic import (  # noqa: E402
+    FAMILY,
+    GIVEN,
+    POSTCODES,
+    SOURCE,
+    STREETS,
+    TEAMS,
+    Dataset,
+    add_random,
+    nhs_number,
+    person_payload,
+)
 
 T = TypeVar("T")
 
@@ -60,11 +80,21 @@ import os
 from fastapi import FastAPI
 from fastapi.responses import Response
 body = b'{"x":"' + b"a" * (int(os.environ["BARE_BYTES"]) - 8) + b'"}'
+heavy = b'{"x":"' + b"a" * (int(os.environ.get("BARE_HEAVY_BYTES", "16")) - 8) + b'"}'
 app = FastAPI()
 @app.get("/bare")
 def bare() -> Response:
     return Response(body, media_type="application/json")
+@app.get("/bare_heavy")
+def bare_heavy() -> Response:
+    return Response(heavy, media_type="application/json")
 """
+# Family names of the heavy people, none a prefix of FAMILY's: the light day's searches never find them.
+HEAVY_FAMILY = ["Ashworth", "Bramley", "Crossley", "Denholme", "Ellison"]
+HEAVY_PREFIX = "H-"  # source ids of the heavy people (the light ones are R-<n>)
+# Items per heavy open case, by stream (27 in all, as a seed council reports per open case).
+HEAVY_ITEMS = {"episodes": 2, "referrals": 2, "assessments": 5, "plans": 3, "commitments": 4,
+               "health_events": 4, "flags": 2, "documents": 3, "relationships": 2}
 
 
 def build_store(url: str, people: int) -> None:
@@ -87,6 +117,87 @@ def build_store(url: str, people: int) -> None:
     if have < people:
         print(f"store built: {people:,} people in {time.perf_counter() - started:.0f} s")
     store.dispose()
+
+
+def add_heavy(data: Dataset, count: int, offset: int, tail_every: int) -> None:
+    """``count`` people with an open case of about 27 items; one in ``tail_every`` with hundreds (x12)."""
+    rng = random.Random(10**6 + offset)
+    today = date.today()
+    for i in range(offset, offset + count):
+        sid = f"{HEAVY_PREFIX}{i}"
+        born = date(1940, 1, 1) + timedelta(days=rng.randrange(0, 365 * 60))
+        pid = data.add("people", person_payload(
+            rng.choice(GIVEN), rng.choice(HEAVY_FAMILY), born, rng.choice(["male", "female"]),
+            nhs_number(400_000 + i), "01", rng.choice(POSTCODES), sid, house=rng.randrange(1, 200),
+            street=rng.choice(STREETS)), sid)
+        scale = 12 if tail_every and i % tail_every == 0 else 1
+
+        def day(low: int, high: int) -> str:
+            return (today - timedelta(days=rng.randrange(low, high))).isoformat()
+
+        for n in range(HEAVY_ITEMS["episodes"] * scale):
+            data.add("episodes", {"person": pid, "service_area": "adults", "team": rng.choice(TEAMS),
+                                  "kind": rng.choice(["long_term_support", "safeguarding"]),
+                                  "start": day(400, 3000), "end": None if n == 0 else day(1, 399),
+                                  "allocated_worker": rng.choice(["Amira Khan", "Owen Price"])})
+        for _ in range(HEAVY_ITEMS["referrals"] * scale):
+            data.add("referrals", {"person": pid, "service_area": "adults", "received": day(1, 3000),
+                                   "source": rng.choice(["police", "GP", "self"]), "outcome": "assessment"})
+        for _ in range(HEAVY_ITEMS["assessments"] * scale):
+            data.add("assessments", {"person": pid, "service_area": "adults",
+                                     "kind": rng.choice(["single", "needs", "carers"]),
+                                     "start": day(200, 3000), "completed": rng.choice([None, day(1, 199)])})
+        for n in range(HEAVY_ITEMS["plans"] * scale):
+            approved = n == 0 or rng.random() < 0.5
+            plan = {"person": pid, "service_area": "adults", "kind": "care_plan", "start": day(300, 3000),
+                    "status": "approved" if approved else rng.choice(["draft", "ended"])}
+            if approved:
+                plan.update(approved_on=day(1, 299), approved_by="Team Manager")
+            data.add("plans", plan)
+        for _ in range(HEAVY_ITEMS["commitments"] * scale):
+            data.add("commitments", {"person": pid, "service_type": rng.choice(["home_care", "day_care"]),
+                                     "unit_cost": f"{rng.randrange(1000, 90000) / 100:.2f}",
+                                     "units_per_week": str(rng.randrange(1, 20)), "start": day(200, 3000),
+                                     "status": "approved", "approved_by": "Team Manager", "approved_on": day(1, 199)})
+        for _ in range(HEAVY_ITEMS["health_events"] * scale):
+            data.add("health_events", {"person": pid, "kind": rng.choice(["admission", "discharge", "attendance"]),
+                                       "status": "finished", "patient_class": "I", "facility": "RR8",
+                                       "admitted": f"{day(5, 3000)}T08:15:00+00:00"})
+        for _ in range(HEAVY_ITEMS["flags"] * scale):
+            data.add("flags", {"person": pid, "category": rng.choice(["risk_to_staff", "medical", "communication"]),
+                               "text": "Synthetic alert text", "start": day(30, 3000),
+                               "end": rng.choice([None, day(1, 29)])})
+        for n in range(HEAVY_ITEMS["documents"] * scale):
+            data.add("documents", {"person": pid, "document_id": f"edrms-{sid}-{n}", "title": "Review notes",
+                                   "document_type": rng.choice(["assessment", "letter"]),
+                                   "created": f"{day(1, 3000)}T10:00:00+00:00"})
+        for _ in range(HEAVY_ITEMS["relationships"] * scale):
+            data.add("relationships", {"person": pid, "related_name": "Synthetic Relative",
+                                       "kind": rng.choice(["child", "carer", "spouse", "other"]),
+                                       "is_next_of_kin": rng.random() < 0.3})
+
+
+def build_heavy(url: str, heavy: int, tail_every: int) -> list[tuple[str, str]]:
+    """Add the heavy people through the pipeline, 500 per batch (once); their (source id, person id)s."""
+    store = Store(url)
+    linked = select(SourceLink.source_id, SourceLink.entity_id).where(
+        SourceLink.source == SOURCE, SourceLink.stream == "people", SourceLink.source_id.like(f"{HEAVY_PREFIX}%"))
+    with store.session() as s:
+        have = len(s.execute(linked).all())
+    started = time.perf_counter()
+    for offset in range(have, heavy, 500):
+        data = Dataset()
+        data.serial = 10**9 + offset * 400  # source ids unique across batches and beside the light people's
+        add_heavy(data, min(500, heavy - offset), offset, tail_every)
+        with store.session() as session:
+            data.load(session)
+        print(f"  loaded {offset + min(500, heavy - offset):,} heavy people", flush=True)
+    if have < heavy:
+        print(f"heavy people built: {heavy:,} in {time.perf_counter() - started:.0f} s")
+    with store.session() as s:
+        rows = [(str(a), str(b)) for a, b in s.execute(linked).all()]
+    store.dispose()
+    return sorted(rows, key=lambda row: int(row[0].removeprefix(HEAVY_PREFIX)))[:heavy]
 
 
 def warm_page_cache(url: str) -> None:
@@ -186,8 +297,13 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def council_day(port: int, token: str, users: int, seconds: float, think: float) -> tuple[list[float], int]:
-    """Each user: search, open the first record, read its timeline; think between requests."""
+async def council_day(port: int, token: str, users: int, seconds: float, think: float,
+                      open_ids: list[str] | None = None) -> tuple[list[float], int]:
+    """Each user: search, open a record found, read its timeline; think between requests.
+
+    With ``open_ids`` the record opened (and its timeline) is one of those instead of one found:
+    the same mix of requests, on the heavy records.
+    """
     latencies: list[float] = []
     errors = 0
     stop = time.monotonic() + seconds
@@ -218,7 +334,7 @@ async def council_day(port: int, token: str, users: int, seconds: float, think: 
             items = orjson.loads(found[1])["items"] if found is not None and found[0] == 200 else []
             if not items or time.monotonic() >= stop:
                 continue
-            pid = rng.choice(items)["id"]
+            pid = rng.choice(open_ids) if open_ids else rng.choice(items)["id"]
             await timed(f"/api/persons/{pid}/record")
             await asyncio.sleep(think)
             if time.monotonic() < stop:
@@ -350,6 +466,10 @@ def main() -> None:
     parser.add_argument("--phases", default="day,saturation", help="Which phases to run (comma separated).")
     parser.add_argument("--slices", type=int, default=3, help="Saturation: alternate hub and bare this many times.")
     parser.add_argument("--database-url", default=None, help="Default: a SQLite file under var/bench/.")
+    parser.add_argument("--heavy", type=int, default=0,
+                        help="Also add this many heavy open cases (about 27 items each) and measure on them.")
+    parser.add_argument("--tail-every", type=int, default=20,
+                        help="Heavy: one in this many has a long history of hundreds of items (x12).")
     args = parser.parse_args()
     phases = set(args.phases.split(","))
 
@@ -357,6 +477,7 @@ def main() -> None:
     bench_dir.mkdir(parents=True, exist_ok=True)
     url = args.database_url or f"sqlite:///{bench_dir / f'api_load_{args.people}.db'}"
     build_store(url, args.people)
+    heavy_rows = build_heavy(url, args.heavy, args.tail_every) if args.heavy else []
     warm_page_cache(url)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREHUB_")}
@@ -376,22 +497,33 @@ def main() -> None:
                           headers=auth).json()["items"][0]["id"]
         record_path = f"/api/persons/{probe}/record"
         size = len(httpx.get(f"{base}{record_path}", headers=auth).content)
+        heavy_ids = [pid for _, pid in heavy_rows]
+        heavy_size = tail_size = 0
+        heavy_path = ""
+        if heavy_rows:
+            # The saturation's heavy record: a typical open case (not one of the long histories).
+            typical = next(pid for sid, pid in heavy_rows
+                           if int(sid.removeprefix(HEAVY_PREFIX)) % args.tail_every != 0)
+            heavy_path = f"/api/persons/{typical}/record"
+            heavy_size = len(httpx.get(f"{base}{heavy_path}", headers=auth).content)
+            tail_size = len(httpx.get(f"{base}/api/persons/{heavy_rows[0][1]}/record", headers=auth).content)
         (bench_dir / "bare_app.py").write_text(BARE_APP)
         # Served as `carehub serve` serves the hub: the same workers, each on its own socket (hub.serving).
         bare = start([sys.executable, "-m", "hub.serving", "bare_app:app", "127.0.0.1", str(bare_port),
-                      str(args.workers), str(bench_dir)], {**env, "BARE_BYTES": str(size)}, bare_port,
+                      str(args.workers), str(bench_dir)],
+                     {**env, "BARE_BYTES": str(size), "BARE_HEAVY_BYTES": str(max(16, heavy_size))}, bare_port,
                      bench_dir / "bare.log")
         store = Store(url)
         print(f"\nserving: hub and bare endpoint each with {args.workers} uvicorn worker(s); "
               f"{os.cpu_count()} cores; {load_average()}")
 
-        if "day" in phases:
+        def day(label: str, open_ids: list[str] | None) -> None:
             with store.session() as s:
                 audit_before = s.scalar(select(func.count()).select_from(AuditEvent)) or 0
-            print(f"\nthe council's day: {args.users} users, {args.think:.0f} s think time, {args.seconds:.0f} s "
-                  f"on {args.people:,} people")
+            print(f"\nthe council's day{label}: {args.users} users, {args.think:.0f} s think time, "
+                  f"{args.seconds:.0f} s on {args.people:,} people")
             t0, cpu0, own0 = time.perf_counter(), cpu_seconds(hub.pid), time.process_time()
-            latencies, errors = run(council_day(hub_port, token, args.users, args.seconds, args.think))
+            latencies, errors = run(council_day(hub_port, token, args.users, args.seconds, args.think, open_ids))
             elapsed, cpu = time.perf_counter() - t0, cpu_seconds(hub.pid) - cpu0
             own = time.process_time() - own0
             with store.session() as s:
@@ -404,9 +536,10 @@ def main() -> None:
             print(f"  hub CPU {cpu / max(1, len(latencies)) * 1000:.2f} ms per request "
                   f"({cpu / elapsed:.2f} cores); load generator {own / elapsed:.2f} cores   {load_average()}")
 
-        if "saturation" in phases:
-            print(f"\nsaturation: {args.connections} connections, no think time, {args.seconds:.0f} s each "
-                  f"(record answer {size:,} bytes), in {args.slices} alternating slices")
+        def saturation(label: str, path: str, bare_target: str, answer: int) -> None:
+            assert bare is not None
+            print(f"\nsaturation{label}: {args.connections} connections, no think time, {args.seconds:.0f} s each "
+                  f"(record answer {answer:,} bytes), in {args.slices} alternating slices")
             # Alternate the two in slices so that both see the same background load on the shared cores.
             part = args.seconds / args.slices
             rec_done = bare_done = 0
@@ -415,11 +548,11 @@ def main() -> None:
             for n in range(args.slices):
                 cpu0 = cpu_seconds(hub.pid)
                 rec_split: list[int] = []
-                rec = run(saturate(hub_port, record_path, token, args.connections, part, rec_split, hub.pid))
+                rec = run(saturate(hub_port, path, token, args.connections, part, rec_split, hub.pid))
                 cpu1 = cpu_seconds(hub.pid)
                 bare_cpu0 = cpu_seconds(bare.pid)
                 bare_split: list[int] = []
-                bare_rps = run(saturate(bare_port, "/bare", None, args.connections, part, bare_split, bare.pid))
+                bare_rps = run(saturate(bare_port, bare_target, None, args.connections, part, bare_split, bare.pid))
                 bare_cpu += cpu_seconds(bare.pid) - bare_cpu0
                 rec_cpu += cpu1 - cpu0
                 rec_done, bare_done = rec_done + rec, bare_done + bare_rps
@@ -427,11 +560,24 @@ def main() -> None:
                       f"{load_average()}; connections per worker: record {'/'.join(map(str, rec_split))}, "
                       f"bare {'/'.join(map(str, bare_split))}")
             print(f"  record open {rec_done / args.seconds:.0f} req/s   bare FastAPI static JSON "
-                  f"{bare_done / args.seconds:.0f} req/s   ratio {rec_done / bare_done:.0%}   (target >= 40%)")
+                  f"{bare_done / args.seconds:.0f} req/s   ratio {rec_done / max(1, bare_done):.0%}   (target >= 40%)")
             print(f"  server CPU per request: record open {rec_cpu / max(1, rec_done) * 1000:.2f} ms, "
                   f"bare {bare_cpu / max(1, bare_done) * 1000:.2f} ms   (ratio by CPU "
-                  f"{(bare_cpu / max(1, bare_done)) / (rec_cpu / max(1, rec_done)):.0%}); load generator "
+                  f"{(bare_cpu / max(1, bare_done)) / max(1e-9, rec_cpu / max(1, rec_done)):.0%}); load generator "
                   f"{(time.process_time() - own0) / (2 * args.seconds):.2f} cores")
+
+        if "day" in phases:
+            day("", None)
+        if "saturation" in phases:
+            saturation("", record_path, "/bare", size)
+        if heavy_ids:
+            print(f"\nheavy records: {len(heavy_ids):,} open cases of about {sum(HEAVY_ITEMS.values())} items, "
+                  f"one in {args.tail_every} with x12; typical record answer {heavy_size:,} bytes, "
+                  f"long history {tail_size:,} bytes (light {size:,})")
+            if "day" in phases:
+                day(" on heavy records", heavy_ids)
+            if "saturation" in phases:
+                saturation(" on a heavy record", heavy_path, "/bare_heavy", heavy_size)
         store.dispose()
     finally:
         for proc in (hub, bare):
