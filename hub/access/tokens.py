@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,11 +212,18 @@ def _refusal(exc: jwt.PyJWTError) -> str:
 
 
 class TokenVerifier:
-    """Checks bearer tokens against the trusted issuers, their audiences and the clock."""
+    """Checks bearer tokens against the trusted issuers, their audiences and the clock.
 
-    def __init__(self, auth: AuthSettings, demo: DemoIssuer | None) -> None:
+    ``clock`` (seconds since the epoch, :func:`time.time` by default) decides when a
+    token has expired, whether freshly verified or remembered; tests step one instead
+    of sleeping.
+    """
+
+    def __init__(self, auth: AuthSettings, demo: DemoIssuer | None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.auth = auth
         self.demo = demo
+        self.clock = clock
         self.issuers: dict[str, TrustedIssuer] = {}
         for issuer in auth.issuers:
             file = issuer.jwks_file if issuer.jwks_file is None or issuer.jwks_file.is_absolute() else (
@@ -250,7 +257,7 @@ class TokenVerifier:
         if remembered is not None:
             return remembered
         claims = self._verify(token)
-        now = time.time()
+        now = self.clock()
         until = min(claims.expires + self.auth.clock_skew_seconds, now + max(self.auth.jwks_cache_seconds, 1))
         with self._verified_lock:
             if len(self._verified) >= VERIFIED_TOKENS_KEPT:
@@ -266,7 +273,7 @@ class TokenVerifier:
         if cached is None:
             return None
         claims, until = cached
-        if time.time() < until:
+        if self.clock() < until:
             return claims
         with self._verified_lock:
             self._verified.pop(token, None)
@@ -288,7 +295,8 @@ class TokenVerifier:
         try:
             claims = jwt.decode(
                 token, key, algorithms=[ALGORITHM], audience=list(trusted.audiences), issuer=issuer,
-                leeway=self.auth.clock_skew_seconds, options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+                leeway=self.auth.clock_skew_seconds, options={"require": ["exp", "iat", "sub", "aud", "iss"],
+                                                              "verify_exp": False},  # checked below, on our clock
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated(_refusal(exc)) from exc
@@ -299,6 +307,8 @@ class TokenVerifier:
             raise Unauthenticated(f"the bearer token's {trusted.team_claim!r} claim is not a team code")
         if not isinstance(claims["sub"], str) or not isinstance(claims["exp"], int | float):
             raise Unauthenticated("the bearer token's claims are malformed")
+        if claims["exp"] <= self.clock() - self.auth.clock_skew_seconds:  # PyJWT's rule, on the verifier's clock
+            raise Unauthenticated("the bearer token has expired")
         name = claims.get("name")
         return TokenClaims(
             subject=claims["sub"], issuer=str(issuer), roles=trusted.roles(claims), team=team or None,

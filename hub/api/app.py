@@ -9,7 +9,8 @@ so this module imports none of them. Every request outside a short list of publi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -62,8 +63,9 @@ def serving_app() -> FastAPI:
     return app
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
-    """Build the application on ``store`` (or the configured one)."""
+def create_app(settings: Settings | None = None, store: Store | None = None,
+               clock: Callable[[], float] = time.time) -> FastAPI:
+    """Build the application on ``store`` (or the configured one); ``clock`` decides when bearer tokens expire."""
     settings = settings or get_settings()
     own_store = store is None
     the_store = store or Store(settings.database_url, echo=settings.sql_echo)
@@ -88,7 +90,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.policy = Policy.load(settings.config_path(settings.auth.policy_file))
     app.state.demo_issuer = demo_issuer(settings)  # ConfigError beside a real tenant
     install_path_only_access_log()  # whatever server runs the app, its access log writes paths without their queries
-    app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer)
+    app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer, clock)
     app.state.pipeline = build_pipeline(settings, the_store)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.add_middleware(HotRoutes)  # inside the audit: the busiest reads, straight to their routes
