@@ -22,8 +22,9 @@
    commitments, health events, flags, documents, relationships), one in
    ``--tail-every`` of them with a long history of hundreds of items; then runs
    the day again with every record opened being a heavy one (the same search,
-   record, timeline mix) and the saturation on a heavy record beside a bare
-   endpoint of that answer's size, printed beside the light figures.
+   record, timeline mix) and the saturation on a heavy record and on a long
+   history, each beside a bare endpoint of that answer's size, printed beside
+   the light figures.
 
 Beside each wall-clock figure it prints the load average and the servers' CPU
 per request (the cores are shared). The load generator is a small HTTP/1.1
@@ -88,6 +89,10 @@ def bare() -> Response:
 @app.get("/bare_heavy")
 def bare_heavy() -> Response:
     return Response(heavy, media_type="application/json")
+tail = b'{"x":"' + b"a" * (int(os.environ.get("BARE_TAIL_BYTES", "16")) - 8) + b'"}'
+@app.get("/bare_tail")
+def bare_tail() -> Response:
+    return Response(tail, media_type="application/json")
 """
 # Family names of the heavy people, none a prefix of FAMILY's: the light day's searches never find them.
 HEAVY_FAMILY = ["Ashworth", "Bramley", "Crossley", "Denholme", "Ellison"]
@@ -499,19 +504,21 @@ def main() -> None:
         size = len(httpx.get(f"{base}{record_path}", headers=auth).content)
         heavy_ids = [pid for _, pid in heavy_rows]
         heavy_size = tail_size = 0
-        heavy_path = ""
+        heavy_path = tail_path = ""
         if heavy_rows:
             # The saturation's heavy record: a typical open case (not one of the long histories).
             typical = next(pid for sid, pid in heavy_rows
                            if int(sid.removeprefix(HEAVY_PREFIX)) % args.tail_every != 0)
             heavy_path = f"/api/persons/{typical}/record"
             heavy_size = len(httpx.get(f"{base}{heavy_path}", headers=auth).content)
-            tail_size = len(httpx.get(f"{base}/api/persons/{heavy_rows[0][1]}/record", headers=auth).content)
+            tail_path = f"/api/persons/{heavy_rows[0][1]}/record"  # H-0: a long history
+            tail_size = len(httpx.get(f"{base}{tail_path}", headers=auth).content)
         (bench_dir / "bare_app.py").write_text(BARE_APP)
         # Served as `carehub serve` serves the hub: the same workers, each on its own socket (hub.serving).
         bare = start([sys.executable, "-m", "hub.serving", "bare_app:app", "127.0.0.1", str(bare_port),
                       str(args.workers), str(bench_dir)],
-                     {**env, "BARE_BYTES": str(size), "BARE_HEAVY_BYTES": str(max(16, heavy_size))}, bare_port,
+                     {**env, "BARE_BYTES": str(size), "BARE_HEAVY_BYTES": str(max(16, heavy_size)),
+                      "BARE_TAIL_BYTES": str(max(16, tail_size))}, bare_port,
                      bench_dir / "bare.log")
         store = Store(url)
         print(f"\nserving: hub and bare endpoint each with {args.workers} uvicorn worker(s); "
@@ -578,6 +585,7 @@ def main() -> None:
                 day(" on heavy records", heavy_ids)
             if "saturation" in phases:
                 saturation(" on a heavy record", heavy_path, "/bare_heavy", heavy_size)
+                saturation(" on a long history", tail_path, "/bare_tail", tail_size)
         store.dispose()
     finally:
         for proc in (hub, bare):
