@@ -17,7 +17,7 @@ from adapters.rest import RestSource
 from adapters.simulators.json_api import JsonApi
 from adapters.simulators.uk_names import FAMILY_NAMES
 from adapters.sql import SqlAdapter
-from adapters.testing import SourceCase, TargetCase, source_fixture, target_fixture
+from adapters.testing import SourceCase, SourceFixture, TargetCase, source_fixture, target_fixture
 from hub.delivery.config import TargetSettings
 from hub.settings import SourceSettings
 
@@ -171,8 +171,13 @@ def _rest_source(tmp: Path, paging: str) -> Iterator[SourceCase]:
         api.stop()
 
 
+def _rest_fixture(paging: str) -> SourceFixture:
+    """The REST source's fixture for one paging style."""
+    return lambda tmp: _rest_source(tmp, paging)
+
+
 for _paging in ("page", "offset", "cursor", "next_link"):
-    source_fixture(f"rest-{_paging}")(lambda tmp, _p=_paging: _rest_source(tmp, _p))
+    source_fixture(f"rest-{_paging}")(_rest_fixture(_paging))
 
 
 @target_fixture("rest")

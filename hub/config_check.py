@@ -57,6 +57,11 @@ class ConfigReport:
         return not self.problems
 
 
+def _link_loader(load: Callable[[Settings], object], settings: Settings) -> Callable[[Path], object]:
+    """A link's loader(settings) as a loader of the file its settings key names."""
+    return lambda _path: load(settings)
+
+
 def _loaders(settings: Settings) -> dict[str, Callable[[Path], object]]:
     """Each named file's loader: the core's own, and each link's (entry-point group ``carehub.config_files``:
     the settings key naming the file -> a loader(settings))."""
@@ -68,8 +73,7 @@ def _loaders(settings: Settings) -> dict[str, Callable[[Path], object]]:
         "auth.policy_file": Policy.load,
     }
     for entry in entry_points(group="carehub.config_files"):
-        load = entry.load()
-        loaders[entry.name] = lambda _path, load=load: load(settings)
+        loaders[entry.name] = _link_loader(entry.load(), settings)
     return loaders
 
 

@@ -145,6 +145,8 @@ def refresh(session: Session, person_ids: Iterable[str | None], *, persons: bool
         for pid, eid, etype, document in session.execute(
                 select(Entity.person_id, Entity.id, Entity.entity_type, Entity.document)
                 .where(Entity.person_id.in_(chunk), Entity.entity_type.in_(types))):
+            if pid is None:
+                continue
             if etype == "Episode":
                 episodes[pid].append(orjson.loads(document))
             elif etype == "Transition":

@@ -107,13 +107,15 @@ def merge(session: Session, survivor: str, merged: str, user: str) -> PersonMerg
     records = list(session.scalars(select(Entity).where(Entity.person_id == merged, Entity.id != merged)))
     links = list(session.scalars(select(SourceLink).where(SourceLink.entity_id == merged)))
     identifiers = list(session.scalars(select(PersonIdentifier).where(PersonIdentifier.person_id == merged)))
+    link_ids = [link.id for link in links]
+    identifier_ids = [i.id for i in identifiers]
     snapshot = {
         "survivor": _entity_state(kept),
         "merged": _entity_state(gone),
         "index": {survivor: _index_state(session, survivor), merged: _index_state(session, merged)},
         "records": [_entity_state(e) for e in records],
-        "source_links": [link.id for link in links],
-        "identifiers": [i.id for i in identifiers],
+        "source_links": link_ids,
+        "identifiers": identifier_ids,
     }
     now = utcnow()
     for entity in records:
@@ -123,7 +125,7 @@ def merge(session: Session, survivor: str, merged: str, user: str) -> PersonMerg
             revise_entity(session, entity, document, person_id=survivor, at=now)
         else:
             repoint_record(session, entity, survivor)
-    repoint_provenance(session, snapshot["source_links"], snapshot["identifiers"], survivor)
+    repoint_provenance(session, link_ids, identifier_ids, survivor)
 
     kept_doc, gone_doc = orjson.loads(kept.document), orjson.loads(gone.document)
     known = {(i.get("system"), i.get("value")) for i in kept_doc.get("identifiers", [])}

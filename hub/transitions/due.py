@@ -191,6 +191,8 @@ def scan(session: Session, today: date, settings: TransitionSettings, *,
     found = []
     for (person_id, born, disabled, looked_after, child_in_need, care_leaver, ehc_plan, transition_id, stage,
          continuity) in rows:
+        if born is None:  # the query's birth-date range admits none; the guard narrows the type
+            continue
         involved = kinds_of(disabled, {"looked_after": looked_after, "child_in_need": child_in_need,
                                        "care_leaver": care_leaver, "ehc_plan": ehc_plan})
         age = age_on(born, today)
