@@ -95,6 +95,10 @@ class FinanceClient:
     def send(self, item: dict[str, Any]) -> tuple[str, bool]:
         """Push one commitment version; its receipt (commitment number, duplicate). Raises FinanceUnavailable
         or FinanceRefused: the one boundary where zeep's and requests' errors become hub errors."""
+        if not (item.get("supplier_number") and item.get("supplier_site")):
+            # Nothing the ERP could accept: say what reference data is missing, before any request is made.
+            raise FinanceRefused(f"provider {item.get('provider_code') or '(none)'} has no ERP supplier number and "
+                                 "site: add it to [suppliers] in config/finance.toml, then replay", fault="NoSupplier")
         operation = getattr(self.service, OPERATION[item["action"]])
         try:
             receipt = operation(**request_of(item))

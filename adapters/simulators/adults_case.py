@@ -69,10 +69,13 @@ class AdultsCaseSystem(JsonApi):
         code, service, unit, cost, units = rng.choice(SERVICES)
         package = self.next_id("PK")
         provider = next(name for kind, name in PROVIDER_KINDS if kind in (code, "HC"))
+        # the council's provider codes, as its ERP's supplier cross-reference knows them (DP00: direct payments)
+        provider_code = "DP00" if service == "direct_payment" else f"P{rng.randint(1, 60):04d}"
         self.put("care_packages", {"id": package, "person_id": person_id, "service": service, "unit": unit,
                                    "unit_cost": cost, "units_per_week": units,
                                    "start_date": (start + timedelta(days=28)).isoformat(), "end_date": None,
-                                   "provider": f"Ashcombe {provider}", "status": "APPROVED",
+                                   "provider": f"Ashcombe {provider}", "provider_code": provider_code,
+                                   "status": "APPROVED",
                                    "approved_date": (start + timedelta(days=27)).isoformat(),
                                    "approved_by": f"AM{rng.randint(1, 4)}",
                                    "delivery": "DP" if service == "direct_payment" else "CM"})

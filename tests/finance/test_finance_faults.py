@@ -59,3 +59,15 @@ def test_an_invalid_cost_centre_is_refused_and_a_slow_erp_is_transient(fin: Fina
 def _dead(fin: FinanceHub) -> list[dict]:
     with fin.store.session() as s:
         return list_deliveries(s, DeliveryFilter(status="dead", target="finance"))
+
+
+def test_a_provider_without_an_erp_supplier_is_a_dead_letter_saying_what_to_add(fin: FinanceHub) -> None:
+    fin.council.person("ida", 8)
+    fin.council.ingest("plans", "plan-8", plan_doc("ida"))
+    fin.council.ingest("services", "svc-8", service_doc("ida", "plan-8", provider_id="P9999"))
+    derive_commitments(fin.store, fin.settings)
+    fin.loop()
+    fin.drain(lambda: bool(_dead(fin)))
+    error = _dead(fin)[0]["last_error"]
+    assert "provider P9999 has no ERP supplier number and site" in error and "config/finance.toml" in error
+    assert fin.erp.stats()["requests"] == 0  # nothing the ERP could accept was sent
