@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from health_link.hl7 import LOCAL_TIME, escape
 from health_link.mllp import MllpClient
-from hub.model.validators import nhs_number_check_digit
+from hub.model.validators import synthetic_nhs_number
 
 GIVEN = ["Olivia", "Amelia", "Isla", "Ava", "Mia", "Noah", "Oliver", "George", "Arthur", "Leo", "Harry", "Oscar",
          "Evan", "Megan", "Rhys", "Cerys", "Dylan", "Ffion", "Ioan", "Seren", "Aled", "Bethan", "Gareth", "Sian"]
@@ -36,17 +36,6 @@ FAMILY = ["Jones", "Davies", "Williams", "Evans", "Thomas", "Roberts", "Hughes",
 STREETS = ["High Street", "Station Road", "Church Lane", "Mill Road", "Castle Street", "Bridge Street", "Park Avenue"]
 TOWNS = [("Carmarthen", "SA31 1AA"), ("Llanelli", "SA15 1AB"), ("Ammanford", "SA18 2AB"), ("Kidwelly", "SA17 4AA")]
 WARDS = ["WARD-A", "WARD-B", "CCU", "AMU", "WARD-7", "SAU"]
-
-
-def synthetic_nhs_number(seed: int) -> str:
-    """A valid NHS number from the 999 test range (never issued to anyone)."""
-    n = seed % 1_000_000
-    while True:
-        first = f"999{n:06d}"
-        check = nhs_number_check_digit(first)
-        if check is not None:
-            return f"{first}{check}"
-        n = (n + 1) % 1_000_000
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 from adapters.simulators.json_api import JsonApi
 from adapters.simulators.uk_names import ERA_BOUNDS, FAMILY_NAMES, GIVEN_FEMALE, GIVEN_MALE, LOCALITIES
-from hub.model.validators import nhs_number_check_digit
+from hub.model.validators import synthetic_nhs_number as nhs_number
 
 COLLECTIONS = ("workers", "people", "relationships", "contacts", "cin_episodes", "cp_plans", "lac_episodes",
                "care_leavers", "ehc_plans", "allocations")
@@ -36,17 +36,6 @@ TEAMS = (("CIN-N", "Children in Need North"), ("CIN-S", "Children in Need South"
          ("LAC-1", "Children Looked After"), ("LC-1", "Leaving Care"), ("CWD-1", "Children with Disabilities"),
          ("TRANS", "Transitions"))
 CONTACT_SOURCES = ("1A", "1B", "2A", "2B", "3A", "3B", "4", "5A", "5B", "6", "7", "8", "9", "10")
-
-
-def nhs_number(seed: int) -> str:
-    """A valid NHS number from the 999 test range (never issued to anyone)."""
-    n = seed % 1_000_000
-    while True:
-        first = f"999{n:06d}"
-        check = nhs_number_check_digit(first)
-        if check is not None:
-            return f"{first}{check}"
-        n = (n + 1) % 1_000_000
 
 
 def upn(seed: int) -> str:

@@ -45,6 +45,17 @@ def nhs_number_check_digit(first_nine: str) -> int | None:
     return check
 
 
+def synthetic_nhs_number(seed: int) -> str:
+    """A valid NHS number from the 999 test range (never issued to anyone)."""
+    n = seed % 1_000_000
+    while True:
+        first = f"999{n:06d}"
+        check = nhs_number_check_digit(first)
+        if check is not None:
+            return f"{first}{check}"
+        n = (n + 1) % 1_000_000
+
+
 def is_valid_nhs_number(value: str) -> bool:
     """True when ``value`` is ten digits whose last is the modulus-11 check digit."""
     if len(value) != 10 or not value.isdigit():
