@@ -56,7 +56,7 @@ import orjson
 
 from adapters.base import BaseAdapter
 from adapters.http import HttpClient, RestRefused
-from hub.contract import ChangeEvent, MappedRecord, PushResult, SourceRecord, StreamCursor
+from hub.contract import ChangeEvent, MappedRecord, PushResult, SourceRecord, StreamCursor, not_sent
 from hub.delivery.config import TargetSettings
 from hub.errors import ConfigError, QuarantineError, RetryableError
 from hub.settings import SourceSettings
@@ -376,8 +376,7 @@ class RestTarget:
             except RetryableError:
                 if not results:
                     raise
-                results.extend(PushResult(e.event_id, False, error="not sent: the server was busy")
-                               for e in batch[len(results):])
+                results.extend(not_sent(batch[len(results):]))
                 break
             receipt = dotted(answer, self.receipt_path)
             results.append(PushResult(event.event_id, True, receipt=None if receipt is None else str(receipt)))

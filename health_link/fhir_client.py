@@ -24,7 +24,7 @@ from typing import Any
 import requests
 from sqlalchemy.orm import Session
 
-from hub.contract import ChangeEvent, MappedRecord, PushResult, SourceRecord, StreamCursor, StreamSpec
+from hub.contract import ChangeEvent, MappedRecord, PushResult, SourceRecord, StreamCursor, StreamSpec, not_sent
 from hub.delivery.config import TargetSettings
 from hub.errors import ConfigError, HubError, QuarantineError, RetryableError, SourceUnavailable
 from hub.fhir import NHS_NUMBER, NHS_STATUS_EXT, FhirBuilder, to_json
@@ -348,8 +348,7 @@ class FhirTarget:
             except RetryableError:
                 if not results:
                     raise
-                results.extend(PushResult(e.event_id, False, error="not sent: the server was busy")
-                               for e in batch[len(results):])
+                results.extend(not_sent(batch[len(results):]))
                 break
             results.append(PushResult(event.event_id, True, receipt=f"{status} {location}"))
         return results

@@ -7,7 +7,7 @@ The hub keeps cursors, retries and quarantine; an adapter keeps no state of its 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -86,6 +86,12 @@ class PushResult:
     receipt: str | None = None
     error: str | None = None
     permanent: bool = False
+
+
+def not_sent(events: Sequence[ChangeEvent]) -> list[PushResult]:
+    """The results of events a target did not send because the server turned a batch away part-way (busy): each
+    not accepted and retryable, so delivery tries them again."""
+    return [PushResult(e.event_id, False, error="not sent: the server was busy") for e in events]
 
 
 @dataclass(slots=True)
