@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import signal
 import socket
 import threading
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from health_link.adt import AdtEvent, AdtFeed, Answer, Received, read_frames, refusal
 from health_link.hl7 import END, START, BrokenFrame, StrayBytes, frame, frames
 from hub.errors import SourceUnavailable
-from hub.runtime import settle_for_ingest
+from hub.runtime import FRESH, settle_for_ingest
 from hub.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -78,7 +77,7 @@ class MllpListener:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mllp-commit")
         # reader processes parse and interpret messages on other cores while this one commits
         self._reader_count = readers
-        self._readers = ProcessPoolExecutor(readers, mp_context=multiprocessing.get_context("spawn"),
+        self._readers = ProcessPoolExecutor(readers, mp_context=FRESH,
                                             initializer=start_reader) if readers > 0 else None
         self._server: asyncio.Server | None = None
         self._worker: asyncio.Task[None] | None = None

@@ -1,4 +1,5 @@
-"""The process settings of the hub's long-running entry points, in one place: the garbage collector.
+"""The process settings of the hub's long-running entry points, in one place: the garbage collector
+and how child processes start.
 
 CPython's collector walks every tracked object of the generations it collects. A
 long-running hub process holds hundreds of thousands of objects that live as long as it
@@ -15,15 +16,31 @@ long-lived heap cost a large share of the work (figures: bench/RESULTS.md). So:
   full collection between batches (:func:`collect_between_batches`), so no batch's cyclic
   garbage outlives the next batch.
 
+* the sync's reader process collects only between the batches it sends
+  (:func:`collect_only_between_batches`, then :func:`collect_now` after each batch).
+
 Library code never touches the collector; only these functions do.
+
+Child processes start one of two ways, named here so every process mechanism says which
+and why: :data:`INHERITING` (``fork``) for the sync's reader, which inherits the adapter
+it reads with (its open connections and compiled mapping do not pickle) and runs no
+threads; :data:`FRESH` (``spawn``) for pools of workers that must not inherit the parent's
+threads, locks or event loop (the MLLP listener's reader processes, ``carehub serve``'s
+workers).
 """
 
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+INHERITING = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+"""Start a child as a copy of this process (see the module); None where the platform cannot fork."""
+FRESH = multiprocessing.get_context("spawn")
+"""Start a child as a new interpreter (see the module)."""
 
 SERVING = (20_000, 20, 100)
 """Young-generation threshold of a request server: a request makes a few thousand objects."""
@@ -38,6 +55,18 @@ def settle(threshold: tuple[int, int, int] | None = None) -> None:
     gc.freeze()
     if threshold is not None:
         gc.set_threshold(*threshold)
+
+
+def collect_only_between_batches() -> None:
+    """A reader process's collector: off, so young collections do not walk the large batch being
+    prepared again and again; the process makes next to no cyclic garbage and calls
+    :func:`collect_now` once each batch is sent and dropped."""
+    gc.disable()
+
+
+def collect_now() -> None:
+    """One full collection (a reader process's, after each batch it sends)."""
+    gc.collect()
 
 
 def settle_for_ingest() -> None:

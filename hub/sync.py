@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
-import multiprocessing
 import os
 import pickle
 import signal
@@ -40,7 +38,13 @@ from sqlalchemy.orm import Session
 from hub.contract import Adapter, SourceRecord, StreamCursor
 from hub.errors import HubError
 from hub.pipeline import BatchResult, Pipeline, PreparedRecord, prepare, prepared_rows
-from hub.runtime import batch_friendly_gc, collect_between_batches
+from hub.runtime import (
+    INHERITING,
+    batch_friendly_gc,
+    collect_between_batches,
+    collect_now,
+    collect_only_between_batches,
+)
 from hub.store.db import SQLITE_WAL_CHECKPOINT_BYTES, Store, is_sqlite, pragma, pragma_pages
 from hub.store.tables import SyncRun, utcnow
 
@@ -103,8 +107,7 @@ def sync_source(
     try:
         with (batch_friendly_gc(), pipeline.remembering(),
               pipeline.resolver.remembering()):  # identity's keys in memory (hub.identity.blocks)
-            forks = "fork" in multiprocessing.get_all_start_methods()
-            if read_ahead and forks and adapter.can_read_ahead():
+            if read_ahead and INHERITING is not None and adapter.can_read_ahead():
                 total.add(_sync_read_ahead(store, adapter, pipeline, started, batch_size, progress, statistics))
             else:
                 for spec in adapter.streams():
@@ -293,9 +296,9 @@ class _Reader:
 
     def __init__(self, adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: datetime,
                  batch_size: int) -> None:
-        context = multiprocessing.get_context("fork")
-        self._incoming, outgoing = context.Pipe(duplex=False)
-        self._process = context.Process(
+        assert INHERITING is not None  # sync_source reads ahead only where the platform forks
+        self._incoming, outgoing = INHERITING.Pipe(duplex=False)
+        self._process = INHERITING.Process(
             target=_read_ahead,
             args=(adapter, plan, until, batch_size, outgoing, self._incoming, os.getpid()),
             name=f"carehub-reader-{adapter.name}", daemon=True,
@@ -336,10 +339,7 @@ def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: d
     incoming.close()  # the parent's end: when the parent dies, a send here fails at once
     _die_with(parent)
     adapter.after_fork()
-    # The batch being prepared is young and large: the collector's young collections would walk it
-    # again and again (a twentieth of the reader's CPU). The reader makes next to no cyclic garbage
-    # (an error's traceback at most), so it collects once a batch is sent and dropped, and only then.
-    gc.disable()
+    collect_only_between_batches()
 
     def send(message: tuple[Any, ...]) -> None:
         outgoing.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -352,7 +352,7 @@ def _read_ahead(adapter: Adapter, plan: list[tuple[str, StreamCursor]], until: d
                 if len(batch) >= batch_size:
                     send(("batch", stream, batch))
                     batch = []
-                    gc.collect()
+                    collect_now()
             if batch:
                 send(("batch", stream, batch))
         send(("done", None, None))
