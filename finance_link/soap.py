@@ -86,7 +86,7 @@ class FinanceClient:
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url
         self.session = requests.Session()
-        # The address is configured; proxies from the environment are not looked up per call (1 ms each).
+        # The address is configured; proxies from the environment are not looked up on every call.
         self.session.trust_env = False
         transport = Transport(session=self.session, timeout=timeout, operation_timeout=timeout)
         self.client = zeep.Client(str(WSDL), transport=transport)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import signal
 import socket
 import sys
@@ -32,10 +31,10 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from hub.api.access_log import install as install_path_only
+from hub.runtime import FRESH
 
 log = logging.getLogger("carehub.serving")
 
-_SPAWN = multiprocessing.get_context("spawn")
 
 
 def reuse_port_supported() -> bool:
@@ -85,7 +84,7 @@ class Workers:
         stops sending it connections.
         """
         sock = listening_socket(self.config.host, self.config.port)
-        process = _SPAWN.Process(target=_worker, args=(self.config, sock), name="carehub-api-worker")
+        process = FRESH.Process(target=_worker, args=(self.config, sock), name="carehub-api-worker")
         try:
             process.start()
         finally:
