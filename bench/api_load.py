@@ -6,9 +6,9 @@
    the real pipeline; then reads the SQLite file once, so the run starts with
    the store in the page cache, as a hub serving all day would have it.
 2. Serves the hub with ``carehub serve --workers N --no-access-log`` and, in the
-   same run and served the same way (:mod:`hub.serving`: each worker on its own
-   socket), a bare FastAPI endpoint returning pre-serialised static JSON of the
-   same size as a record answer.
+   same run and served the same way (:func:`hub.api.server.serve`: gunicorn with
+   uvicorn workers, each on its own socket), a bare FastAPI endpoint returning
+   pre-serialised static JSON of the same size as a record answer.
 3. *The council's day*: ``--users`` (650) concurrent users, each searching by
    name, opening a record found and reading its timeline, with 2 s think time
    between requests; prints p50/p95/p99. Target p95 < 300 ms, every request
@@ -16,7 +16,11 @@
 4. *Saturation*: 50 connections with no think time on record open, beside the
    bare endpoint, alternating in slices; prints requests/s and the ratio.
    Target >= 40 %.
-5. With ``--heavy N``: adds (through the same pipeline) N people with an open
+5. With ``--phases routing``: record open through the direct way in
+   (:mod:`hub.api.hot`) beside the same app built without it (``api.hot_routes =
+   false``: FastAPI's router), both served by ``carehub serve``, in alternating
+   slices, each with its p50/p95, CPU per request and each worker's share.
+6. With ``--heavy N``: adds (through the same pipeline) N people with an open
    case as heavy as a real caseload's (a seed council reports about 27 pieces
    of work in progress per open case: episodes, referrals, assessments, plans,
    commitments, health events, flags, documents, relationships), one in
@@ -498,7 +502,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2,
                         help="uvicorn worker processes, for the hub and the bare endpoint alike.")
-    parser.add_argument("--phases", default="day,saturation", help="Which phases to run (comma separated).")
+    parser.add_argument("--phases", default="day,saturation",
+                        help="Which phases to run (comma separated): day, saturation, routing.")
     parser.add_argument("--slices", type=int, default=3, help="Saturation: alternate hub and bare this many times.")
     parser.add_argument("--database-url", default=None, help="Default: a SQLite file under var/bench/.")
     parser.add_argument("--heavy", type=int, default=0,
@@ -519,12 +524,12 @@ def main() -> None:
     # The benchmark signs its users in with the demo issuer: demo sign-in on for the server it starts.
     env.update({"CAREHUB_DATABASE_URL": url, "CAREHUB_DATA_DIR": str(bench_dir), "CAREHUB_LOG_LEVEL": "WARNING",
                 "CAREHUB_AUTH__DEMO": "true"})
-    hub_port, bare_port, gunicorn_port, routed_port = free_port(), free_port(), free_port(), free_port()
+    hub_port, bare_port, routed_port = free_port(), free_port(), free_port()
     issuer = DemoIssuer("https://carehub.local/demo", bench_dir, "carehub")
     token = issuer.issue("bench.clinician", "clinician", "ICT-1", ttl=3600)
     hub = start([sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(hub_port),
                  "--workers", str(args.workers), "--no-access-log"], env, hub_port, bench_dir / "hub.log")
-    bare = gunicorn = routed = None
+    bare = routed = None
     try:
         auth = {"Authorization": f"Bearer {token}"}
         base = f"http://127.0.0.1:{hub_port}"
@@ -544,24 +549,20 @@ def main() -> None:
             tail_path = f"/api/persons/{heavy_rows[0][1]}/record"  # H-0: a long history
             tail_size = len(httpx.get(f"{base}{tail_path}", headers=auth).content)
         (bench_dir / "bare_app.py").write_text(BARE_APP)
-        # Served as `carehub serve` serves the hub: the same workers, each on its own socket (hub.serving).
-        bare = start([sys.executable, "-m", "hub.serving", "bare_app:app", "127.0.0.1", str(bare_port),
-                      str(args.workers), str(bench_dir)],
+        # Served as `carehub serve` serves the hub: the same gunicorn settings and workers (hub.api.server).
+        serve_bare = (f"import sys; sys.path.insert(0, {str(bench_dir)!r}); from bare_app import app; "
+                      f"from hub.api.server import serve; "
+                      f"serve('127.0.0.1', {bare_port}, {args.workers}, access_log=False, app=lambda: app)")
+        bare = start([sys.executable, "-c", serve_bare],
                      {**env, "BARE_BYTES": str(size), "BARE_HEAVY_BYTES": str(max(16, heavy_size)),
                       "BARE_TAIL_BYTES": str(max(16, tail_size))}, bare_port,
                      bench_dir / "bare.log")
-        if "servers" in phases:
-            # The same app under gunicorn: each uvicorn worker binds its own SO_REUSEPORT socket after the fork.
-            gunicorn = start([sys.executable, "-m", "gunicorn", "--worker-class", "uvicorn_worker.UvicornWorker",
-                              "--reuse-port", "--workers", str(args.workers), "--bind", f"127.0.0.1:{gunicorn_port}",
-                              "--keep-alive", "5", "--no-control-socket", "hub.api.app:serving_app()"],
-                             env, gunicorn_port, bench_dir / "gunicorn.log")
         if "routing" in phases:
             routed = start([sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(routed_port),
                             "--workers", str(args.workers), "--no-access-log"],
                            {**env, "CAREHUB_API__HOT_ROUTES": "false"}, routed_port, bench_dir / "routed.log")
         store = Store(url)
-        print(f"\nserving: hub and bare endpoint each with {args.workers} uvicorn worker(s); "
+        print(f"\nserving: hub and bare endpoint each with {args.workers} uvicorn worker(s) under gunicorn; "
               f"{os.cpu_count()} cores; {load_average()}")
 
         def day(label: str, open_ids: list[str] | None) -> None:
@@ -644,10 +645,6 @@ def main() -> None:
                       f"/request   busiest worker's share of requests {statistics.mean(shares):.0%} on average, "
                       f"{max(shares):.0%} at worst")
 
-        if gunicorn is not None:
-            side_by_side(f"record open served two ways, {args.workers} workers each", [
-                ("carehub serve (hub.serving)", hub_port, hub.pid),
-                ("gunicorn, uvicorn workers, --reuse-port", gunicorn_port, gunicorn.pid)], record_path)
         if routed is not None:
             side_by_side(f"record open through the direct way (hub.api.hot) and through FastAPI's router, both "
                          f"served by carehub serve, {args.workers} workers each", [
@@ -668,7 +665,7 @@ def main() -> None:
                 saturation(" on a long history", tail_path, "/bare_tail", tail_size)
         store.dispose()
     finally:
-        for proc in (hub, bare, gunicorn, routed):
+        for proc in (hub, bare, routed):
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=20)
