@@ -99,6 +99,12 @@ tail = b'{"x":"' + b"a" * (int(os.environ.get("BARE_TAIL_BYTES", "16")) - 8) + b
 @app.get("/bare_tail")
 def bare_tail() -> Response:
     return Response(tail, media_type="application/json")
+def serving_app() -> FastAPI:
+    # The arbiter imported the hub before the fork: that heap is frozen out of the collector's way (a bare worker
+    # spawned on its own, as before 7 December, never had it); the collector's thresholds stay the default.
+    from hub.runtime import settle
+    settle()
+    return app
 """
 # Family names of the heavy people, none a prefix of FAMILY's: the light day's searches never find them.
 HEAVY_FAMILY = ["Ashworth", "Bramley", "Crossley", "Denholme", "Ellison"]
@@ -550,9 +556,9 @@ def main() -> None:
             tail_size = len(httpx.get(f"{base}{tail_path}", headers=auth).content)
         (bench_dir / "bare_app.py").write_text(BARE_APP)
         # Served as `carehub serve` serves the hub: the same gunicorn settings and workers (hub.api.server).
-        serve_bare = (f"import sys; sys.path.insert(0, {str(bench_dir)!r}); from bare_app import app; "
+        serve_bare = (f"import sys; sys.path.insert(0, {str(bench_dir)!r}); from bare_app import serving_app; "
                       f"from hub.api.server import serve; "
-                      f"serve('127.0.0.1', {bare_port}, {args.workers}, access_log=False, app=lambda: app)")
+                      f"serve('127.0.0.1', {bare_port}, {args.workers}, access_log=False, app=serving_app)")
         bare = start([sys.executable, "-c", serve_bare],
                      {**env, "BARE_BYTES": str(size), "BARE_HEAVY_BYTES": str(max(16, heavy_size)),
                       "BARE_TAIL_BYTES": str(max(16, tail_size))}, bare_port,
