@@ -58,7 +58,7 @@ class HubServer(BaseApplication):
     def __init__(self, host: str, port: int, workers: int, access_log: bool, app: Callable[[], Any]) -> None:
         # Only Linux spreads connections over the sockets sharing an address (the BSDs let them share it).
         self.balanced = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
-        self.app = app
+        self.factory = app
         self.options: dict[str, Any] = {
             "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
             "workers": workers,
@@ -77,7 +77,7 @@ class HubServer(BaseApplication):
 
     def load(self) -> Any:
         """The app, built in each worker after the fork (its threads and store connections are the worker's)."""
-        return self.app()
+        return self.factory()
 
 
 def serve(host: str, port: int, workers: int, access_log: bool = True,
