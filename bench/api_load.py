@@ -6,9 +6,9 @@
    the real pipeline; then reads the SQLite file once, so the run starts with
    the store in the page cache, as a hub serving all day would have it.
 2. Serves the hub with ``carehub serve --workers N --no-access-log`` and, in the
-   same run and served the same way (:mod:`hub.serving`: each worker on its own
-   socket), a bare FastAPI endpoint returning pre-serialised static JSON of the
-   same size as a record answer.
+   same run and served the same way (:func:`hub.api.server.serve`: gunicorn with
+   uvicorn workers, each on its own socket), a bare FastAPI endpoint returning
+   pre-serialised static JSON of the same size as a record answer.
 3. *The council's day*: ``--users`` (650) concurrent users, each searching by
    name, opening a record found and reading its timeline, with 2 s think time
    between requests; prints p50/p95/p99. Target p95 < 300 ms, every request
@@ -16,7 +16,11 @@
 4. *Saturation*: 50 connections with no think time on record open, beside the
    bare endpoint, alternating in slices; prints requests/s and the ratio.
    Target >= 40 %.
-5. With ``--heavy N``: adds (through the same pipeline) N people with an open
+5. With ``--phases routing``: record open through the direct way in
+   (:mod:`hub.api.hot`) beside the same app built without it (``api.hot_routes =
+   false``: FastAPI's router), both served by ``carehub serve``, in alternating
+   slices, each with its p50/p95, CPU per request and each worker's share.
+6. With ``--heavy N``: adds (through the same pipeline) N people with an open
    case as heavy as a real caseload's (a seed council reports about 27 pieces
    of work in progress per open case: episodes, referrals, assessments, plans,
    commitments, health events, flags, documents, relationships), one in
@@ -44,7 +48,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -93,6 +99,12 @@ tail = b'{"x":"' + b"a" * (int(os.environ.get("BARE_TAIL_BYTES", "16")) - 8) + b
 @app.get("/bare_tail")
 def bare_tail() -> Response:
     return Response(tail, media_type="application/json")
+def serving_app() -> FastAPI:
+    # The arbiter imported the hub before the fork: that heap is frozen out of the collector's way (a bare worker
+    # spawned on its own, as before 7 December, never had it); the collector's thresholds stay the default.
+    from hub.runtime import settle
+    settle()
+    return app
 """
 # Family names of the heavy people, none a prefix of FAMILY's: the light day's searches never find them.
 HEAVY_FAMILY = ["Ashworth", "Bramley", "Crossley", "Denholme", "Ellison"]
@@ -257,12 +269,14 @@ class Connection:
         self.head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": "127.0.0.1", **headers}.items()).encode()
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.local_port = 0  # the client end's port: which worker holds the other end is read from /proc
 
     async def get(self, target: str) -> tuple[int, bytes]:
         """Status and body of ``GET target`` (reconnecting once when the server closed the connection)."""
         for attempt in (1, 2):
             if self.writer is None:
                 self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+                self.local_port = int(self.writer.get_extra_info("sockname")[1])
             assert self.reader is not None and self.writer is not None
             try:
                 self.writer.write(b"GET " + target.encode() + b" HTTP/1.1\r\n" + self.head + b"\r\n")
@@ -351,56 +365,82 @@ async def council_day(port: int, token: str, users: int, seconds: float, think: 
     return latencies, errors
 
 
-def connections_by_worker(root: int, port: int) -> list[int]:
-    """How many established connections to ``port`` each process under ``root`` holds, most first (Linux /proc).
+def owners_of_connections(root: int, port: int) -> dict[int, int]:
+    """Which process under ``root`` holds the server end of each established connection to ``port``, by the
+    client end's port (Linux /proc).
 
     The workers share the connections only as evenly as the listening sockets
     spread them, and a crowded worker is held to one core: the bench prints the
-    split of every saturation slice.
+    split of every saturation slice, by connections and by requests answered.
     """
-    inodes = set()
+    by_inode: dict[str, int] = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as handle:
             for line in handle.readlines()[1:]:
                 fields = line.split()
                 if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-                    inodes.add(fields[9])
-    counts = []
+                    by_inode[fields[9]] = int(fields[2].rsplit(":", 1)[1], 16)
+    owners: dict[int, int] = {}
     for pid in descendants(root):
         try:
             links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
         except OSError:
             continue
-        held = sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in inodes)
-        if held:
-            counts.append(held)
-    return sorted(counts, reverse=True)
+        for link in links:
+            if link.startswith("socket:[") and link[8:-1] in by_inode:
+                owners[by_inode[link[8:-1]]] = pid
+    return owners
+
+
+@dataclass
+class Slice:
+    """What one saturation slice measured: requests answered 200, each request's latency, and (when the
+    server's process tree was given) the connections and requests each worker took."""
+
+    done: int = 0
+    latencies: list[float] = field(default_factory=list)
+    by_client_port: Counter[int] = field(default_factory=Counter)
+    owners: dict[int, int] = field(default_factory=dict)
+
+    def connections_per_worker(self) -> list[int]:
+        """Connections each worker held a second into the slice, most first."""
+        return sorted(Counter(self.owners.values()).values(), reverse=True)
+
+    def requests_per_worker(self) -> list[int]:
+        """Requests each worker answered, most first (a connection that moved worker is not counted)."""
+        counts: Counter[int] = Counter()
+        for client_port, requests in self.by_client_port.items():
+            if client_port in self.owners:
+                counts[self.owners[client_port]] += requests
+        return sorted(counts.values(), reverse=True)
 
 
 async def saturate(port: int, target: str, token: str | None, connections: int, seconds: float,
-                   split: list[int] | None = None, root: int | None = None) -> int:
-    """Requests answered 200 by ``connections`` keep-alive loops with no think time.
+                   root: int | None = None) -> Slice:
+    """``connections`` keep-alive loops with no think time on ``target`` for ``seconds``.
 
-    With ``root``, ``split`` gets the connections each of its processes holds, a second in.
+    With ``root``, the slice also gets which of its processes holds each connection, a second in.
     """
-    done = 0
+    result = Slice()
     stop = time.monotonic() + seconds
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    if root is not None and split is not None:
+    if root is not None:
         asyncio.get_running_loop().call_later(min(1.0, seconds / 2),
-                                              lambda: split.extend(connections_by_worker(root, port)))
+                                              lambda: result.owners.update(owners_of_connections(root, port)))
 
     async def loop() -> None:
-        nonlocal done
         conn = Connection(port, headers)
         while time.monotonic() < stop:
+            t0 = time.perf_counter()
             status, _ = await conn.get(target)
+            result.latencies.append(time.perf_counter() - t0)
             if status == 200:
-                done += 1
+                result.done += 1
+                result.by_client_port[conn.local_port] += 1
         conn.close()
 
     await asyncio.gather(*(loop() for _ in range(connections)))
-    return done
+    return result
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -468,7 +508,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2,
                         help="uvicorn worker processes, for the hub and the bare endpoint alike.")
-    parser.add_argument("--phases", default="day,saturation", help="Which phases to run (comma separated).")
+    parser.add_argument("--phases", default="day,saturation",
+                        help="Which phases to run (comma separated): day, saturation, routing.")
     parser.add_argument("--slices", type=int, default=3, help="Saturation: alternate hub and bare this many times.")
     parser.add_argument("--database-url", default=None, help="Default: a SQLite file under var/bench/.")
     parser.add_argument("--heavy", type=int, default=0,
@@ -489,12 +530,12 @@ def main() -> None:
     # The benchmark signs its users in with the demo issuer: demo sign-in on for the server it starts.
     env.update({"CAREHUB_DATABASE_URL": url, "CAREHUB_DATA_DIR": str(bench_dir), "CAREHUB_LOG_LEVEL": "WARNING",
                 "CAREHUB_AUTH__DEMO": "true"})
-    hub_port, bare_port = free_port(), free_port()
+    hub_port, bare_port, routed_port = free_port(), free_port(), free_port()
     issuer = DemoIssuer("https://carehub.local/demo", bench_dir, "carehub")
     token = issuer.issue("bench.clinician", "clinician", "ICT-1", ttl=3600)
     hub = start([sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(hub_port),
                  "--workers", str(args.workers), "--no-access-log"], env, hub_port, bench_dir / "hub.log")
-    bare = None
+    bare = routed = None
     try:
         auth = {"Authorization": f"Bearer {token}"}
         base = f"http://127.0.0.1:{hub_port}"
@@ -514,14 +555,20 @@ def main() -> None:
             tail_path = f"/api/persons/{heavy_rows[0][1]}/record"  # H-0: a long history
             tail_size = len(httpx.get(f"{base}{tail_path}", headers=auth).content)
         (bench_dir / "bare_app.py").write_text(BARE_APP)
-        # Served as `carehub serve` serves the hub: the same workers, each on its own socket (hub.serving).
-        bare = start([sys.executable, "-m", "hub.serving", "bare_app:app", "127.0.0.1", str(bare_port),
-                      str(args.workers), str(bench_dir)],
+        # Served as `carehub serve` serves the hub: the same gunicorn settings and workers (hub.api.server).
+        serve_bare = (f"import sys; sys.path.insert(0, {str(bench_dir)!r}); from bare_app import serving_app; "
+                      f"from hub.api.server import serve; "
+                      f"serve('127.0.0.1', {bare_port}, {args.workers}, access_log=False, app=serving_app)")
+        bare = start([sys.executable, "-c", serve_bare],
                      {**env, "BARE_BYTES": str(size), "BARE_HEAVY_BYTES": str(max(16, heavy_size)),
                       "BARE_TAIL_BYTES": str(max(16, tail_size))}, bare_port,
                      bench_dir / "bare.log")
+        if "routing" in phases:
+            routed = start([sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(routed_port),
+                            "--workers", str(args.workers), "--no-access-log"],
+                           {**env, "CAREHUB_API__HOT_ROUTES": "false"}, routed_port, bench_dir / "routed.log")
         store = Store(url)
-        print(f"\nserving: hub and bare endpoint each with {args.workers} uvicorn worker(s); "
+        print(f"\nserving: hub and bare endpoint each with {args.workers} uvicorn worker(s) under gunicorn; "
               f"{os.cpu_count()} cores; {load_average()}")
 
         def day(label: str, open_ids: list[str] | None) -> None:
@@ -554,18 +601,17 @@ def main() -> None:
             own0 = time.process_time()
             for n in range(args.slices):
                 cpu0 = cpu_seconds(hub.pid)
-                rec_split: list[int] = []
-                rec = run(saturate(hub_port, path, token, args.connections, part, rec_split, hub.pid))
+                rec = run(saturate(hub_port, path, token, args.connections, part, hub.pid))
                 cpu1 = cpu_seconds(hub.pid)
                 bare_cpu0 = cpu_seconds(bare.pid)
-                bare_split: list[int] = []
-                bare_rps = run(saturate(bare_port, bare_target, None, args.connections, part, bare_split, bare.pid))
+                bare_slice = run(saturate(bare_port, bare_target, None, args.connections, part, bare.pid))
                 bare_cpu += cpu_seconds(bare.pid) - bare_cpu0
                 rec_cpu += cpu1 - cpu0
-                rec_done, bare_done = rec_done + rec, bare_done + bare_rps
-                print(f"  slice {n + 1}: record open {rec / part:.0f} req/s, bare {bare_rps / part:.0f} req/s, "
-                      f"{load_average()}; connections per worker: record {'/'.join(map(str, rec_split))}, "
-                      f"bare {'/'.join(map(str, bare_split))}")
+                rec_done, bare_done = rec_done + rec.done, bare_done + bare_slice.done
+                print(f"  slice {n + 1}: record open {rec.done / part:.0f} req/s, bare {bare_slice.done / part:.0f} "
+                      f"req/s, {load_average()}; connections per worker: record "
+                      f"{'/'.join(map(str, rec.connections_per_worker()))}, "
+                      f"bare {'/'.join(map(str, bare_slice.connections_per_worker()))}")
             print(f"  record open {rec_done / args.seconds:.0f} req/s   bare FastAPI static JSON "
                   f"{bare_done / args.seconds:.0f} req/s   ratio {rec_done / max(1, bare_done):.0%}   (target >= 40%)")
             print(f"  server CPU per request: record open {rec_cpu / max(1, rec_done) * 1000:.2f} ms, "
@@ -573,6 +619,43 @@ def main() -> None:
                   f"{(bare_cpu / max(1, bare_done)) / max(1e-9, rec_cpu / max(1, rec_done)):.0%}); load generator "
                   f"{(time.process_time() - own0) / (2 * args.seconds):.2f} cores")
 
+        def side_by_side(title: str, arms: list[tuple[str, int, int]], target: str) -> None:
+            """Saturation on ``target`` of each arm (name, port, server's process) in turn, in alternating slices
+            (the order reversed every other slice), so that every arm sees the same background load."""
+            part = args.seconds / args.slices
+            print(f"\n{title}: {args.connections} connections, no think time, {args.slices} slices of {part:.0f} s "
+                  f"per server, alternating")
+            for _, port, _ in arms:  # not counted: every worker has built its app and answered before the slices
+                run(saturate(port, target, token, args.connections, 3.0))
+            seen = {name: Slice() for name, _, _ in arms}
+            cpu = dict.fromkeys(seen, 0.0)
+            busiest: dict[str, list[float]] = {name: [] for name in seen}
+            for n in range(args.slices):
+                for name, port, root in arms if n % 2 == 0 else arms[::-1]:
+                    cpu0 = cpu_seconds(root)
+                    one = run(saturate(port, target, token, args.connections, part, root))
+                    cpu[name] += cpu_seconds(root) - cpu0
+                    seen[name].done += one.done
+                    seen[name].latencies.extend(one.latencies)
+                    by_worker = one.requests_per_worker()
+                    busiest[name].append(by_worker[0] / max(1, sum(by_worker)) if by_worker else float("nan"))
+                    print(f"  slice {n + 1} {name:<34} {one.done / part:6,.0f} req/s   "
+                          f"p50 {pct(one.latencies, 50):4.0f} ms   p95 {pct(one.latencies, 95):4.0f} ms   per worker: "
+                          f"connections {'/'.join(map(str, one.connections_per_worker()))}, requests "
+                          f"{'/'.join(map(str, by_worker))} ({busiest[name][-1]:.0%} on the busiest)   "
+                          f"{load_average()}")
+            for name, total in seen.items():
+                shares = [share for share in busiest[name] if share == share] or [float("nan")]  # not NaN
+                print(f"  {name:<42} {total.done / args.seconds:6,.0f} req/s   p50 {pct(total.latencies, 50):4.0f} ms"
+                      f"   p95 {pct(total.latencies, 95):4.0f} ms   CPU {cpu[name] / max(1, total.done) * 1000:.2f} ms"
+                      f"/request   busiest worker's share of requests {statistics.mean(shares):.0%} on average, "
+                      f"{max(shares):.0%} at worst")
+
+        if routed is not None:
+            side_by_side(f"record open through the direct way (hub.api.hot) and through FastAPI's router, both "
+                         f"served by carehub serve, {args.workers} workers each", [
+                             ("direct (hub.api.hot)", hub_port, hub.pid),
+                             ("routed (api.hot_routes = false)", routed_port, routed.pid)], record_path)
         if "day" in phases:
             day("", None)
         if "saturation" in phases:
@@ -588,7 +671,7 @@ def main() -> None:
                 saturation(" on a long history", tail_path, "/bare_tail", tail_size)
         store.dispose()
     finally:
-        for proc in (hub, bare):
+        for proc in (hub, bare, routed):
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=20)

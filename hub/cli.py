@@ -321,16 +321,14 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log one line per request (the audit trail keeps them "
                                                   "anyway).")] = True,
 ) -> None:
-    """Serve the hub's API and pages (several workers each listen on a socket of their own: hub.serving)."""
+    """Serve the hub's API and pages; several workers run under gunicorn, each on a socket of its own
+    (hub.api.server)."""
     if demo_issuer(get_settings()) is not None:  # ConfigError when the demo issuer sits beside a real tenant
         typer.echo(f"warning: {DEMO_WARNING}", err=True)
     if workers > 1:
-        from hub.serving import serve as serve_workers
+        from hub.api.server import serve as serve_workers
 
-        status = serve_workers("hub.api.app:serving_app", factory=True, host=host, port=port, workers=workers,
-                               access_log=access_log)
-        if status:
-            raise typer.Exit(status)
+        serve_workers(host, port, workers, access_log)
     else:
         import uvicorn
 

@@ -236,6 +236,14 @@ class FinanceSettings(Strict):
     derive_batch: int = Field(default=2000, ge=1, le=50_000, description="Change events read per derivation step.")
 
 
+class ApiSettings(Strict):
+    """How the web application is put together."""
+
+    hot_routes: bool = Field(
+        default=True, description="Serve GET /api/persons/{id}/record and /timeline through the direct way in "
+                                  "(hub.api.hot) rather than FastAPI's router; the answers are the same.")
+
+
 class Settings(BaseSettings):
     """Care Hub settings; see config/hub.toml for every key with a comment."""
 
@@ -255,6 +263,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     subscriptions_file: str = Field(
         default="subscriptions.toml", description="Delivery targets and subscriptions (under config/, or a path).")

@@ -4,9 +4,9 @@ A search's criteria (NHS numbers, names, birth dates, postcodes) travel in the
 query string, and uvicorn's access log (``uvicorn.access``, which gunicorn's
 uvicorn workers log through too) writes the full request target. The
 :class:`PathOnly` filter cuts every access line at the ``?``; the app installs
-it on the access logger when it is built (whatever server runs it: ``carehub
-serve``, ``carehub demo``, uvicorn or gunicorn directly), and hub.serving's
-workers install it as soon as their logging is configured.
+it on the access logger when it is built, in each worker process (whatever
+server runs it: ``carehub serve`` with one worker or several, ``carehub demo``,
+uvicorn or gunicorn directly).
 """
 
 from __future__ import annotations

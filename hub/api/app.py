@@ -93,7 +93,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer, clock)
     app.state.pipeline = build_pipeline(settings, the_store)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
-    app.add_middleware(HotRoutes)  # inside the audit: the busiest reads, straight to their routes
+    if settings.api.hot_routes:
+        app.add_middleware(HotRoutes)  # inside the audit: the busiest reads, straight to their routes
     app.add_middleware(RefuseControlCharacters)  # before any route reads the path or the query, audited
     app.add_middleware(AuditMiddleware, trail=trail)
     problems.install(app)

@@ -89,7 +89,7 @@ def test_serve_refuses_the_demo_issuer_beside_a_real_tenant(database_url: str, t
         assert requests.get(f"{base}/health", timeout=10).status_code == 200
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])  # uvicorn's own server, and hub.serving's workers
+@pytest.mark.parametrize("workers", ["1", "2"])  # uvicorn alone, and gunicorn's uvicorn workers
 def test_access_log_writes_paths_without_the_search_criteria(database_url: str, tmp_path: Path, workers: str) -> None:
     env = hub_env(database_url, tmp_path / "var", CAREHUB_AUTH__DEMO="true")
     carehub("db", "upgrade", env=env)
