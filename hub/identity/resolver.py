@@ -73,8 +73,6 @@ def _date(year: int, month: int, day: int) -> date | None:
         return None
 
 
-
-
 def _birth_date_key(f: Sequence[Any]) -> str | None:
     birth = _date(f[3], f[4], f[5])
     return birth.isoformat() if birth else None
@@ -504,5 +502,3 @@ class PersonResolver:
         ):
             records[entity_id] = MatchRecord.from_document(orjson.loads(document), entity_id)
         return records
-
-
