@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from adapters.simulators.legacy_escr import generate  # noqa: E402
 from adapters.sql import SqlAdapter  # noqa: E402
 from hub.identity.config import IdentityConfig, load_identity_config  # noqa: E402
-from hub.identity.exact import PersonCandidate, Resolution  # noqa: E402
-from hub.identity.resolver import ScoredResolver  # noqa: E402
+from hub.identity.resolution import PersonCandidate, Resolution  # noqa: E402
+from hub.identity.resolver import PersonResolver  # noqa: E402
 from hub.pipeline import Pipeline  # noqa: E402
 from hub.settings import SourceSettings, config_dir  # noqa: E402
 from hub.store.db import Store  # noqa: E402
@@ -44,7 +44,7 @@ from hub.survivorship import Survivorship  # noqa: E402
 from hub.sync import sync_source  # noqa: E402
 
 
-class TimedResolver(ScoredResolver):
+class TimedResolver(PersonResolver):
     """The pipeline's resolver, adding up the process CPU of its calls (optionally under cProfile)."""
 
     def __init__(self, profiler: cProfile.Profile | None = None, config: IdentityConfig | None = None) -> None:
@@ -65,14 +65,14 @@ class TimedResolver(ScoredResolver):
             self.cpu += time.process_time() - start
 
     def resolve_batch(self, session: Session, candidates: Sequence[PersonCandidate]) -> list[Resolution]:
-        """Timed ``ScoredResolver.resolve_batch``."""
+        """Timed ``PersonResolver.resolve_batch``."""
         out = self._timed(super().resolve_batch, session, candidates)
         self.outcomes.update(r.rule for r in out)
         return out
 
     def record_batch(self, session: Session, candidates: Sequence[PersonCandidate],
                      resolutions: Sequence[Resolution]) -> None:
-        """Timed ``ScoredResolver.record_batch``."""
+        """Timed ``PersonResolver.record_batch``."""
         self._timed(super().record_batch, session, candidates, resolutions)
 
 

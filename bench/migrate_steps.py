@@ -83,7 +83,7 @@ def instrument() -> None:
         if hasattr(pipeline_module, name):
             setattr(pipeline_module, name, timed(name, getattr(pipeline_module, name)))
     for name in IDENTITY_STEPS:
-        wrap_method(resolver_module.ScoredResolver, name, f"identity {name}")
+        wrap_method(resolver_module.PersonResolver, name, f"identity {name}")
     for module in (write_module, writer_module):  # every table's insert, by table
         bulk_insert = module.bulk_insert
 

@@ -24,11 +24,13 @@ from hub.access.decision import Access, load_subjects
 from hub.access.policy import Policy
 from hub.access.rules import Caller
 from hub.errors import NotFound
-from hub.identity import IdentityResolver, MatchRecord
+from hub.identity import MatchRecord, PersonCandidate, PersonResolver
 from hub.store.documents import EdrmsDocument, EdrmsLink
 
 _DATE = re.compile(r"\b(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\b|\b(\d{4})-(\d{2})-(\d{2})\b")
 _NAME = re.compile(r"\b([A-Z][a-z'\-]+)\s+((?:[A-Z][a-z'\-]+\s+)*)([A-Z][a-z'\-]+)\b")
+# How a document's hints are named to the identity engine (suggestions record nothing).
+_SOURCE, _STREAM = "edrms", "documents"
 
 
 def visible_people(session: Session, policy: Policy, caller: Caller, person_ids: Iterable[str]) -> set[str]:
@@ -46,7 +48,7 @@ def require_person(session: Session, policy: Policy, caller: Caller, person_id: 
         raise NotFound(f"no person {person_id}")
 
 
-def hints(title: str) -> MatchRecord | None:
+def hints(title: str, record_id: str = "document") -> MatchRecord | None:
     """A name and a birth date found in a document's title, as a record the identity engine can score."""
     stem = title.rsplit(".", 1)[0]
     born = None
@@ -66,12 +68,12 @@ def hints(title: str) -> MatchRecord | None:
         return None
     given = name[1] if name else None
     family = name[3] if name else None
-    return MatchRecord(id="document", given_name=given, family_name=family, birth_date=born)
+    return MatchRecord(id=record_id, given_name=given, family_name=family, birth_date=born)
 
 
 @functools.lru_cache(maxsize=1)
-def _resolver() -> IdentityResolver:
-    return IdentityResolver()
+def _resolver() -> PersonResolver:
+    return PersonResolver()
 
 
 @dataclass(frozen=True)
@@ -86,13 +88,23 @@ class Suggestion:
 
 def suggestions(session: Session, policy: Policy, caller: Caller, docs: Sequence[EdrmsDocument],
                 limit: int = 3) -> dict[int, list[Suggestion]]:
-    """Up to ``limit`` people per document, best first, only among people the caller may see."""
-    wanted = [(d.id, r) for d in docs if (r := hints(d.name)) is not None]
+    """Up to ``limit`` people per document, best first, only among people the caller may see.
+
+    The people the identity engine would link the document's hints to or put before a reviewer
+    (:meth:`~hub.identity.resolver.PersonResolver.resolve_batch`'s candidates); the documents of one
+    call are compared with each other too, and a document is never suggested for another.
+    """
+    wanted: list[tuple[int, PersonCandidate]] = []
+    for doc in docs:
+        ref = f"{_SOURCE}/{_STREAM}/{doc.id}"
+        if (record := hints(doc.name, ref)) is not None:
+            wanted.append((doc.id, PersonCandidate(_SOURCE, _STREAM, str(doc.id), record, ref)))
     if not wanted:
         return {}
-    answers = _resolver().resolve_many([r for _, r in wanted], session)
-    ranked = {doc_id: [(c.person_id, c.score) for c in answer.candidates] for (doc_id, _), answer
-              in zip(wanted, answers, strict=True)}
+    answers = _resolver().resolve_batch(session, [c for _, c in wanted])
+    documents = {c.new_id for _, c in wanted}
+    ranked = {doc_id: [(c.person_id, c.score) for c in answer.candidates if c.person_id not in documents]
+              for (doc_id, _), answer in zip(wanted, answers, strict=True)}
     everyone = {pid for pairs in ranked.values() for pid, _ in pairs}
     allowed = visible_people(session, policy, caller, everyone)
     people = {pid: s.document for pid, s in load_subjects(session, sorted(allowed)).items() if s.document}

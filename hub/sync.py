@@ -15,7 +15,7 @@ read in process; only the mapping of a record the store already holds unchanged 
 and thrown away.
 
 A sync also has identity keep the active persons' blocking keys in memory from its
-second batch on (``ScoredResolver.remembering``, :mod:`hub.identity.blocks`), and the
+second batch on (``PersonResolver.remembering``, :mod:`hub.identity.blocks`), and the
 pipeline answer references from the links its earlier batches read or wrote
 (``Pipeline.remembering``), both checked against the outbox before each batch.
 """

@@ -1,32 +1,31 @@
 """Identity resolution: one person across every system, explainably, with a human in the loop.
 
-How the pipeline calls it
--------------------------
-:class:`hub.pipeline.Pipeline` resolves the new person records of each batch
-through :class:`ScoredResolver` (the :class:`~hub.identity.exact.PersonResolver`
-interface): ``resolve_batch`` links, queues for review (the record still lands
-as its own person) or makes a new person, with one set of queries per batch;
-``record_batch`` keeps every link's score and evidence and queues the reviews.
+How it is called
+----------------
+:class:`PersonResolver` is the one resolver. :class:`hub.pipeline.Pipeline` gives it the new
+person records of each batch; any other caller does the same::
 
-Other callers resolve records one by one or in a batch::
+    from hub.identity import MatchRecord, PersonCandidate, PersonResolver
 
-    from hub.identity import IdentityResolver, MatchRecord, match_keys
+    resolver = PersonResolver()                        # reads config/identity.toml
+    candidate = PersonCandidate("hospital", "patients", "P-1042",
+                                MatchRecord.from_person(person, new_id), new_id)
+    [resolution] = resolver.resolve_batch(session, [candidate])
+    resolver.record_batch(session, [candidate], [resolution])   # keep the link, queue the review
 
-    resolver = IdentityResolver()                      # reads config/identity.toml
-    record = MatchRecord.from_person(person, record_id=None)
-    resolution = resolver.resolve(record, session)     # or resolver.resolve_many([...], session)
+``resolution.outcome`` is ``Outcome.LINK`` (the record joins ``resolution.joins``),
+``Outcome.REVIEW`` (the record becomes the new person ``new_id``, and ``record_batch`` puts the
+pair (``new_id``, ``resolution.review_with``) before a reviewer) or ``Outcome.NO_LINK`` (a new
+person). ``resolution.evidence.as_json()`` is what ``record_batch`` keeps with a link so the
+record page can say why; ``resolution.candidates`` are the persons whose pair came out a link or
+a review, best first. Records of one batch may resolve to each other. During a sync,
+``remembering()`` keeps the persons' blocking keys in memory between batches and
+``persons_written(...)`` tells the resolver what each batch wrote; ``candidate_ids`` answers
+which persons a record is compared with.
 
-``resolution.outcome`` is ``Outcome.LINK`` (attach the record to
-``resolution.person_id``), ``Outcome.REVIEW`` (create the new person, then
-``hub.store.identity.queue_review(session, new_id, resolution.person_id,
-resolution.score, resolution.evidence.as_json())``) or ``Outcome.NO_LINK`` (a
-new person). ``resolution.evidence.as_json()`` is what to keep with a link
-(``hub.store.identity.record_link``) so the record page can say why;
-``resolution.candidates`` lists every person compared.
-
-When the pipeline writes a ``person_index`` row it also stores
-``match_keys(person)`` (phonetic codes and birth year): the resolver's blocking
-lookups read them.
+When the golden-record writer writes a ``person_index`` row it also stores
+``document_match_keys`` (phonetic codes, birth year and the matcher's normalised fields): the
+resolver's blocking lookups read them.
 
 Review decisions, merge and unmerge are store functions in
 :mod:`hub.store.identity` (``queue_review``) and :mod:`hub.store.merges` (``answer_review``, ``merge``, ``unmerge``);
@@ -41,9 +40,9 @@ from __future__ import annotations
 
 from hub.identity.config import IdentityConfig, load_identity_config
 from hub.identity.engine import Evidence, FieldEvidence, GuardEvidence, Matcher, Outcome
-from hub.identity.exact import Candidate, Resolution
 from hub.identity.record import MatchRecord
-from hub.identity.resolver import IdentityResolver, ScoredResolver, match_keys
+from hub.identity.resolution import Candidate, PersonCandidate, Resolution
+from hub.identity.resolver import PersonResolver
 
 __all__ = [
     "Candidate",
@@ -51,12 +50,11 @@ __all__ = [
     "FieldEvidence",
     "GuardEvidence",
     "IdentityConfig",
-    "IdentityResolver",
     "MatchRecord",
     "Matcher",
     "Outcome",
+    "PersonCandidate",
+    "PersonResolver",
     "Resolution",
-    "ScoredResolver",
     "load_identity_config",
-    "match_keys",
 ]

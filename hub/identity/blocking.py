@@ -11,11 +11,14 @@ files. A pair is produced once, by the first pass that finds it: a later pass
 drops pairs that already agree on an earlier key. A block larger than
 ``max_block_pairs`` is skipped, since a key shared by that many records says
 little; its pairs can still be found by the other keys.
+
+Each key is defined once, here: :data:`BLOCKING_KEYS` are the keys ``[blocking] passes`` may name,
+:data:`INDEXED_KEYS` those of them the pipeline's resolver also looks up among the golden persons.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,46 +26,127 @@ import numpy.typing as npt
 
 from hub.identity.table import MISSING, Encoder, IntArray, RecordTable, lookup
 
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyParts:
+    """What the blocking keys of a table are made of, computed once per table and key."""
+
+    table: RecordTable
+    year: IntArray
+    month: IntArray
+    day: IntArray
+    family_sound: IntArray
+    given_sound: IntArray
+    initial: IntArray
+    width: int  # one more than the number of phonetic codes: combines two sounds into one integer
+
+    @property
+    def full_date(self) -> BoolArray:
+        """Whether the record has a birth year and month."""
+        return (self.year > 0) & (self.month > 0)
+
+
+KeyOf = Callable[[KeyParts], tuple[IntArray, BoolArray]]
+_KEYS: dict[str, KeyOf] = {}
+
+
+def _key(name: str) -> Callable[[KeyOf], KeyOf]:
+    def register(of: KeyOf) -> KeyOf:
+        _KEYS[name] = of
+        return of
+    return register
+
+
+@_key("nhs_number")
+def _nhs_number(p: KeyParts) -> tuple[IntArray, BoolArray]:
+    return p.table.nhs, p.table.nhs > 0
+
+
+@_key("birth_date")
+def _birth_date(p: KeyParts) -> tuple[IntArray, BoolArray]:
+    return p.year * 10000 + p.month * 100 + p.day, p.full_date
+
+
+@_key("birth_date_any_order")
+def _birth_date_any_order(p: KeyParts) -> tuple[IntArray, BoolArray]:
+    # Day and month in either order: a transposed date still meets its record.
+    low, high = np.minimum(p.month, p.day), np.maximum(p.month, p.day)
+    return p.year * 10000 + low * 100 + high, p.full_date
+
+
+@_key("family_phonetic+birth_year")
+def _family_year(p: KeyParts) -> tuple[IntArray, BoolArray]:
+    return p.family_sound * 10000 + p.year, (p.family_sound >= 0) & (p.year > 0)
+
+
+@_key("family_phonetic+birth_month_day")
+def _family_month_day(p: KeyParts) -> tuple[IntArray, BoolArray]:
+    return p.family_sound * 10000 + p.month * 100 + p.day, (p.family_sound >= 0) & p.full_date
+
+
+@_key("postcode+given_initial")
+def _postcode_initial(p: KeyParts) -> tuple[IntArray, BoolArray]:
+    return p.table.postcode * 65536 + p.initial, (p.table.postcode >= 0) & (p.initial >= 0)
+
+
+@_key("postcode+family_phonetic")
+def _postcode_family(p: KeyParts) -> tuple[IntArray, BoolArray]:
+    return p.table.postcode * p.width + p.family_sound, (p.table.postcode >= 0) & (p.family_sound >= 0)
+
+
+@_key("given_phonetic+family_phonetic")
+def _given_family(p: KeyParts) -> tuple[IntArray, BoolArray]:
+    # In either order, so given and family names swapped still meet.
+    low, high = np.minimum(p.given_sound, p.family_sound), np.maximum(p.given_sound, p.family_sound)
+    return low * p.width + high, (p.given_sound >= 0) & (p.family_sound >= 0)
+
+
+@_key("given_phonetic+birth_year")
+def _given_year(p: KeyParts) -> tuple[IntArray, BoolArray]:
+    return p.given_sound * 10000 + p.year, (p.given_sound >= 0) & (p.year > 0)
+
+
+@_key("address_line")
+def _address_line(p: KeyParts) -> tuple[IntArray, BoolArray]:
+    # The same address line (normalised): survives a typo in any one name, date or postcode.
+    return p.table.line.astype(np.int64), p.table.line >= 0
+
+
+BLOCKING_KEYS: tuple[str, ...] = tuple(_KEYS)
+"""Every blocking key ``[blocking] passes`` may name (``config/identity.toml``)."""
+
+INDEXED_KEYS: tuple[str, ...] = (
+    "nhs_number",
+    "birth_date",
+    "family_phonetic+birth_year",
+    "given_phonetic+birth_year",
+    "postcode+given_initial",
+)
+"""The keys the pipeline's resolver also looks up among the golden persons, when ``passes`` names them.
+
+Each is one seek on an index of ``person_index`` (``nhs_number``, ``birth_date``,
+``(family_phonetic, birth_year)``, ``(given_phonetic, birth_year)``, ``(postcode, given_name)``), whose
+columns the golden-record writer fills; the other keys have no such column or index, so looking them
+up would read the whole table for every batch. They still pair the records of one batch with each other
+and serve the bulk commands. Local identifiers are looked up besides, always.
+"""
+
+NEVER_CAPPED = frozenset({"nhs_number"})
+"""Indexed keys whose blocks count against no ``max_candidates_per_key``: a number names one person."""
+
 
 def block_keys(table: RecordTable, encoder: Encoder, key: str) -> IntArray:
     """One blocking key per record (MISSING where the record lacks a part of it)."""
-    facts = encoder.name_facts()
-    year, month, day = table.birth_year, table.birth_month, table.birth_day
-    full_date = (year > 0) & (month > 0)
-    family_sound = lookup(facts.soundex, table.family)
-    given_sound = lookup(facts.soundex, table.given)
-    width = len(encoder.phonetics) + 1
-    if key == "nhs_number":
-        values, present = table.nhs, table.nhs > 0
-    elif key == "birth_date":
-        values, present = year * 10000 + month * 100 + day, full_date
-    elif key == "family_phonetic+birth_year":
-        values, present = family_sound * 10000 + year, (family_sound >= 0) & (year > 0)
-    elif key == "family_phonetic+birth_month_day":
-        values, present = family_sound * 10000 + month * 100 + day, (family_sound >= 0) & full_date
-    elif key == "postcode+given_initial":
-        initial = lookup(facts.initial, table.given)
-        values, present = table.postcode * 65536 + initial, (table.postcode >= 0) & (initial >= 0)
-    elif key == "given_phonetic+family_phonetic":
-        # In either order, so given and family names swapped still meet.
-        low, high = np.minimum(given_sound, family_sound), np.maximum(given_sound, family_sound)
-        values, present = low * width + high, (given_sound >= 0) & (family_sound >= 0)
-    elif key == "birth_date_any_order":
-        # Day and month in either order: a transposed date still meets its record.
-        low, high = np.minimum(month, day), np.maximum(month, day)
-        values, present = year * 10000 + low * 100 + high, full_date
-    elif key == "address_line":
-        # The same address line (normalised): survives a typo in any one name, date or postcode.
-        values, present = table.line.astype(np.int64), table.line >= 0
-    elif key == "postcode+family_phonetic":
-        values, present = (
-            table.postcode * width + family_sound,
-            (table.postcode >= 0) & (family_sound >= 0),
-        )
-    elif key == "given_phonetic+birth_year":
-        values, present = given_sound * 10000 + year, (given_sound >= 0) & (year > 0)
-    else:
+    of = _KEYS.get(key)
+    if of is None:
         raise ValueError(f"unknown blocking key {key!r}")
+    facts = encoder.name_facts()
+    parts = KeyParts(table, table.birth_year, table.birth_month, table.birth_day,
+                     lookup(facts.soundex, table.family), lookup(facts.soundex, table.given),
+                     lookup(facts.initial, table.given), len(encoder.phonetics) + 1)
+    values, present = of(parts)
     return np.where(present, values, MISSING).astype(np.int64)
 
 

@@ -1,14 +1,14 @@
 """The active persons' blocking keys and match fields, kept in memory for the length of a sync.
 
-:class:`~hub.identity.resolver.ScoredResolver` finds each new record's candidates by
-looking its blocking keys up in ``person_index`` and reading the candidates' match
-fields. In a migration that is a few indexed reads per person, each returning whole
-blocks, and the blocks grow with the store: the largest share of identity's cost at
-100,000 people. During a sync (``ScoredResolver.remembering``) the resolver instead
-loads every active person's keys once (at the sync's second batch: a one-batch
-incremental sync never pays for it), keeps them up to date with the persons each
-batch writes, and answers the same lookups from memory: the same candidates, counted
-against the same ``max_candidates_per_key``, so the same decisions.
+:class:`~hub.identity.resolver.PersonResolver` finds each new record's candidates by
+looking its indexed blocking keys (:data:`~hub.identity.blocking.INDEXED_KEYS`) up in
+``person_index`` and reading the candidates' match fields. In a migration that is a few
+indexed reads per person, each returning whole blocks, and the blocks grow with the store:
+the largest share of identity's cost at 100,000 people. During a sync
+(``PersonResolver.remembering``) the resolver instead loads every active person's keys once
+(at the sync's second batch: a one-batch incremental sync never pays for it), keeps them up
+to date with the persons each batch writes, and answers the same lookups from memory: the
+same candidates, counted against the same ``max_candidates_per_key``, so the same decisions.
 
 The store stays the truth. Every writer of ``person_index`` and ``person_identifiers``
 (the pipeline, a merge, an unmerge, a UPRN retirement: all through ``hub.store.writer``)
@@ -21,7 +21,7 @@ committed (its last event is where it left it) and that nobody has written a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from operator import itemgetter
 from typing import Any
@@ -29,11 +29,12 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
+from hub.identity.blocking import INDEXED_KEYS, NEVER_CAPPED
 from hub.identity.table import MATCH_FORMAT, EncodedPersons, Encoder
-from hub.store.bulk import param_mark
+from hub.model import Person
+from hub.store.bulk import driver_rows, param_mark
 
 ACTIVE = "active"
-_KINDS = ("nhs", "birth", "family_year", "given_year", "postcode")
 
 # person_index columns the index keeps, in this order.
 _COLUMNS = ("person_id", "status", "nhs_number", "birth_date", "family_phonetic", "birth_year", "given_phonetic",
@@ -51,7 +52,7 @@ class PersonBlocks:
     """Blocking key -> active persons, person -> match fields and identifiers (see the module)."""
 
     def __init__(self) -> None:
-        self.keys: dict[str, dict[Any, set[str]]] = {kind: {} for kind in _KINDS}
+        self.keys: dict[str, dict[Any, set[str]]] = {kind: {} for kind in INDEXED_KEYS}
         self.given_year_all: dict[tuple[Any, Any], set[str]] = {}  # (sound, year): the block the cap counts
         self.rows: dict[str, tuple[Any, ...]] = {}  # person -> its person_index columns (_COLUMNS)
         self.fields: dict[str, list[Any] | None] = {}  # decoded match_fields, on first use
@@ -68,18 +69,11 @@ class PersonBlocks:
     def load(cls, session: Session) -> PersonBlocks:
         """Every person of ``person_index`` and every local identifier, read from the store."""
         blocks = cls()
-        conn = session.connection()
-        cursor = conn.connection.cursor()
-        try:
-            blocks.mark = _last_event(cursor)  # first: a change committed after it shows up beyond it
-            cursor.execute(f"SELECT {', '.join(_COLUMNS)} FROM person_index")
-            for row in cursor.fetchall():
-                blocks._put(tuple(row))
-            cursor.execute("SELECT person_id, system, value FROM person_identifiers")
-            for pid, system, value in cursor.fetchall():
-                blocks._own(pid, (system, value))
-        finally:
-            cursor.close()
+        blocks.mark = last_event(session)  # first: a change committed after it shows up beyond it
+        for row in driver_rows(session, f"SELECT {', '.join(_COLUMNS)} FROM person_index"):
+            blocks._put(tuple(row))
+        for pid, system, value in driver_rows(session, "SELECT person_id, system, value FROM person_identifiers"):
+            blocks._own(pid, (system, value))
         return blocks
 
     def current(self, session: Session) -> bool:
@@ -142,25 +136,29 @@ class PersonBlocks:
 
     # -- lookups --------------------------------------------------------------------------------
 
-    def found(self, keys: Sequence[dict[str, Any]], cap: int) -> dict[str, dict[Any, Sequence[str]]]:
-        """Per kind of key, the active persons of each key the records carry, as the store's lookups
-        (``IdentityResolver._candidate_ids``) find them: blocks over ``cap`` left out."""
-        found: dict[str, dict[Any, Sequence[str]]] = {kind: {} for kind in (*_KINDS, "identifier")}
-        for kind in ("nhs", "birth", "family_year", "postcode"):
-            table, into = self.keys[kind], found[kind]
-            for key in {k[kind] for k in keys if k[kind]}:
+    def found(self, wanted: Mapping[str, Iterable[Any]], identifiers: Iterable[tuple[str, str]],
+              cap: int) -> dict[str, dict[Any, Sequence[str]]]:
+        """Per indexed key, the active persons of each wanted key value, and under ``"identifier"`` the
+        active owner of each wanted local identifier, as the store's lookups
+        (``PersonResolver._found_in_store``) find them: blocks over ``cap`` left out."""
+        found: dict[str, dict[Any, Sequence[str]]] = {}
+        for kind, values in wanted.items():
+            table, into = self.keys[kind], found.setdefault(kind, {})
+            if kind == "given_phonetic+birth_year":  # capped by the year's block, found by the month's
+                for key in values:
+                    year = self.given_year_all.get(key[:2])
+                    if year and len(year) <= cap:
+                        people = year if key[2] is None else table.get(key)
+                        if people:
+                            into[key] = people  # type: ignore[assignment]
+                continue
+            limit = None if kind in NEVER_CAPPED else cap
+            for key in values:
                 people = table.get(key)
-                if people and (kind == "nhs" or len(people) <= cap):
+                if people and (limit is None or len(people) <= limit):
                     into[key] = people  # type: ignore[assignment]
-        table, into = self.keys["given_year"], found["given_year"]
-        for key in {k["given_year"] for k in keys if k["given_year"]}:
-            year = self.given_year_all.get(key[:2])
-            if year and len(year) <= cap:
-                people = year if key[2] is None else table.get(key)
-                if people:
-                    into[key] = people  # type: ignore[assignment]
-        into = found["identifier"]
-        for pair in {pair for k in keys for pair in k["identifiers"]}:
+        into = found["identifier"] = {}
+        for pair in identifiers:
             owner = self.identifier_owner.get(pair)
             row = self.rows.get(owner) if owner is not None else None
             if row is not None and row[1] == ACTIVE:  # joined to an active person, as the store's lookup
@@ -185,22 +183,23 @@ class PersonBlocks:
 
 
 def _keys_of(row: tuple[Any, ...]) -> list[tuple[str, Any]]:
-    """The blocking keys an index row is found by (none unless the person is active)."""
+    """The indexed blocking keys an index row is found by, as the resolver's records carry them
+    (none unless the person is active)."""
     _, status, nhs, birth, family_sound, year, given_sound, postcode, given_name, _ = row
     if status != ACTIVE:
         return []
     out: list[tuple[str, Any]] = []
     if nhs is not None:
-        out.append(("nhs", nhs))
+        out.append(("nhs_number", nhs))
     iso = _iso(birth)
     if iso is not None:
-        out.append(("birth", iso))
+        out.append(("birth_date", iso))
     if family_sound is not None and year is not None:
-        out.append(("family_year", (family_sound, year)))
+        out.append(("family_phonetic+birth_year", (family_sound, year)))
     if given_sound is not None and year is not None and iso is not None:
-        out.append(("given_year", (given_sound, year, int(iso[5:7]))))
+        out.append(("given_phonetic+birth_year", (given_sound, year, int(iso[5:7]))))
     if postcode is not None and given_name:
-        out.append(("postcode", (postcode, given_name[0])))
+        out.append(("postcode+given_initial", (postcode, given_name[0])))
     return out
 
 
@@ -221,17 +220,12 @@ def persons_unchanged_since(session: Session, mark: tuple[int, str | None]) -> b
     outbox_id, event_id = mark
     if outbox_id < 0:
         return False
-    cursor = session.connection().connection.cursor()
     param = param_mark(session.get_bind().dialect)
-    try:
-        cursor.execute(f"SELECT event_id FROM outbox WHERE id = {param}", (outbox_id,))
-        found = cursor.fetchone()
-        if (found[0] if found else None) != event_id:
-            return False
-        cursor.execute(f"SELECT 1 FROM outbox WHERE id > {param} AND entity_type = 'Person' LIMIT 1", (outbox_id,))
-        return cursor.fetchone() is None
-    finally:
-        cursor.close()
+    found = driver_rows(session, f"SELECT event_id FROM outbox WHERE id = {param}", (outbox_id,))
+    if (found[0][0] if found else None) != event_id:
+        return False
+    return not driver_rows(session, f"SELECT 1 FROM outbox WHERE id > {param} AND entity_type = {param} LIMIT 1",
+                           (outbox_id, Person.entity_type))
 
 
 def persons_written_since(session: Session, mark: tuple[int, str | None],
@@ -239,26 +233,13 @@ def persons_written_since(session: Session, mark: tuple[int, str | None],
     """After a batch wrote ``ours`` ``Person`` events (in its transaction, after the outbox-order lock):
     how many other ``Person`` events were written after ``mark`` (another writer's, committed before
     the lock), and the outbox's last event, the batch's new mark."""
-    cursor = session.connection().connection.cursor()
     param = param_mark(session.get_bind().dialect)
-    try:
-        cursor.execute(f"SELECT count(*) FROM outbox WHERE id > {param} AND entity_type = 'Person'", (mark[0],))
-        (count,) = cursor.fetchone() or (0,)
-        return count - ours, _last_event(cursor)
-    finally:
-        cursor.close()
+    ((count,),) = driver_rows(session, f"SELECT count(*) FROM outbox WHERE id > {param} AND entity_type = {param}",
+                              (mark[0], Person.entity_type))
+    return count - ours, last_event(session)
 
 
 def last_event(session: Session) -> tuple[int, str | None]:
     """The outbox's last event (id, event id): a mark before anything a later commit writes."""
-    cursor = session.connection().connection.cursor()
-    try:
-        return _last_event(cursor)
-    finally:
-        cursor.close()
-
-
-def _last_event(cursor: Any) -> tuple[int, str | None]:
-    cursor.execute("SELECT id, event_id FROM outbox ORDER BY id DESC LIMIT 1")
-    found = cursor.fetchone()
-    return (found[0], found[1]) if found else (0, None)
+    found = driver_rows(session, "SELECT id, event_id FROM outbox ORDER BY id DESC LIMIT 1")
+    return (found[0][0], found[0][1]) if found else (0, None)

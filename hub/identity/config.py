@@ -16,20 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hub.errors import ConfigError
+from hub.identity.blocking import BLOCKING_KEYS
 from hub.settings import get_settings
-
-BLOCKING_KEYS = (
-    "nhs_number",
-    "birth_date",
-    "family_phonetic+birth_year",
-    "family_phonetic+birth_month_day",
-    "postcode+given_initial",
-    "given_phonetic+family_phonetic",
-    "given_phonetic+birth_year",
-    "birth_date_any_order",
-    "postcode+family_phonetic",
-    "address_line",
-)
 
 
 class _Strict(BaseModel):
@@ -71,6 +59,7 @@ class Blocking(_Strict):
 
     passes: tuple[str, ...] = (
         "nhs_number",
+        "birth_date",
         "birth_date_any_order",
         "family_phonetic+birth_year",
         "postcode+given_initial",

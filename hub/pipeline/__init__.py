@@ -25,8 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.contract import SourceRecord, StreamCursor
-from hub.identity.exact import PersonResolver
-from hub.identity.resolver import ScoredResolver
+from hub.identity.resolver import PersonResolver
 from hub.pipeline.emit import emit
 from hub.pipeline.enrich import Enricher, enrich
 from hub.pipeline.map import LinkMemory, map_records, prepare, resolve_references
@@ -55,7 +54,7 @@ class Pipeline:
         enrichers: Sequence[Enricher] = (),
     ) -> None:
         self.survivorship = survivorship or Survivorship()
-        self.resolver: PersonResolver = resolver or ScoredResolver()
+        self.resolver = resolver or PersonResolver()
         self.enrichers = list(enrichers)
         self._links = LinkMemory()
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from hub.identity.exact import PersonResolver
+from hub.identity.resolver import PersonResolver
 from hub.pipeline.record import BatchResult
 from hub.pipeline.write import Written
 from hub.store.canonical import canonical_json, event_id_for

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from hub.identity.exact import PersonCandidate, PersonResolver
 from hub.identity.record import MatchRecord
+from hub.identity.resolution import PersonCandidate
+from hub.identity.resolver import PersonResolver
 from hub.model import Person
 from hub.pipeline.record import Record
 from hub.store.canonical import entity_id_for

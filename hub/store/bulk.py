@@ -9,7 +9,8 @@ STDIN`` on PostgreSQL for a batch of :data:`COPY_ROWS` rows or more. Inserts tha
 answer their new ids use SQLAlchemy 2's own "insertmanyvalues" (:func:`insert_returning`).
 Table and column names come from the ORM's metadata, never from input; values always
 travel as bound parameters (or COPY data). :func:`param_mark` is the one place that knows
-each driver's paramstyle.
+each driver's paramstyle; :func:`driver_rows` runs any other statement on the driver and answers
+plain tuples (identity's candidate lookups and its in-memory index use it).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, insert
 from sqlalchemy.engine import Dialect
@@ -38,6 +39,21 @@ def param_mark(dialect: Dialect) -> str:
 def marks(session: Session, n: int) -> str:
     """``n`` parameter markers, comma-separated, for the session's driver."""
     return ", ".join([param_mark(session.get_bind().dialect)] * n)
+
+
+def driver_rows(session: Session, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """The rows of one statement run straight on the driver, as the DB-API cursor gives them: plain tuples.
+
+    ``sql`` writes a :func:`param_mark` for each value of ``params``; values are never part of the text.
+    For reads of thousands of rows: SQLAlchemy's result rows cost more than such a query does. Values
+    come back as the driver gives them (a date is text from sqlite3, a ``date`` from psycopg).
+    """
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(sql, tuple(params))
+        return cast("list[tuple[Any, ...]]", cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -120,12 +136,7 @@ def rowids_of_last_insert(session: Session, entity: Any, count: int) -> list[int
     picks free ids at random instead; the table's largest id then differs from the last one inserted.
     Cheaper than ``INSERT ... RETURNING`` (:func:`insert_returning`): ``executemany`` binds rows in C.
     """
-    cursor = session.connection().connection.cursor()
-    try:
-        cursor.execute(f"SELECT last_insert_rowid(), max(id) FROM {entity.__table__.name}")
-        last, largest = cursor.fetchone() or (None, None)
-    finally:
-        cursor.close()
+    ((last, largest),) = driver_rows(session, f"SELECT last_insert_rowid(), max(id) FROM {entity.__table__.name}")
     if last is None or last != largest:
         return None
     return list(range(last - count + 1, last + 1))
@@ -200,13 +211,7 @@ def rows_in(session: Session, select_sql: str, params: Sequence[Any], values: Se
     ``fetchone`` each) cost more again, so rows come back from the DB-API cursor as plain tuples.
     Only for columns whose values need no conversion by their type (text, integers).
     """
-    conn = session.connection()
-    mark = param_mark(conn.dialect)
-    cursor = conn.connection.cursor()
-    try:
-        for chunk in chunks(values, CHUNK):
-            sql = select_sql.format(m=mark, **{"in": ", ".join([mark] * len(chunk))})
-            cursor.execute(sql, (*params, *chunk))
-            yield from cursor.fetchall()
-    finally:
-        cursor.close()
+    mark = param_mark(session.get_bind().dialect)
+    for chunk in chunks(values, CHUNK):
+        yield from driver_rows(session, select_sql.format(m=mark, **{"in": ", ".join([mark] * len(chunk))}),
+                               (*params, *chunk))

@@ -124,18 +124,6 @@ def ordered_pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a <= b else (b, a)
 
 
-def remembered_decisions(session: Session, person_ids: list[str]) -> dict[tuple[str, str], str]:
-    """Decisions already taken about pairs among or with these persons: ordered pair -> decision."""
-    if not person_ids:
-        return {}
-    rows = session.execute(
-        select(MatchLink.person_a, MatchLink.person_b, MatchLink.decision).where(
-            MatchLink.person_a.in_(person_ids) | MatchLink.person_b.in_(person_ids)
-        )
-    ).all()
-    return {(a, b): decision for a, b, decision in rows}
-
-
 def record_link(
     session: Session,
     person_a: str,

@@ -161,7 +161,7 @@ class PersonIndex(Base):
     """Typed search columns of a golden Person, kept in step with its document.
 
     The phonetic codes and birth year are identity resolution's blocking keys
-    (``hub.identity.match_keys`` computes them from the Person).
+    (``hub.identity.resolver.document_match_keys`` computes them from the golden document).
     """
 
     __tablename__ = "person_index"

@@ -18,7 +18,7 @@ from adapters.simulators.legacy_escr import generate
 from adapters.sql import SqlAdapter
 from hub.contract import SourceRecord, StreamCursor
 from hub.identity.blocks import PersonBlocks
-from hub.identity.resolver import ScoredResolver
+from hub.identity.resolver import PersonResolver
 from hub.pipeline import Pipeline
 from hub.settings import SourceSettings
 from hub.store.db import Store
@@ -63,7 +63,7 @@ def test_a_sync_with_the_index_decides_exactly_as_the_stores_lookups(store: Stor
     _ingest_batch_by_batch(reference, SqlAdapter("legacy_escr", settings))
 
     adapter = SqlAdapter("legacy_escr", settings)
-    resolver = ScoredResolver()
+    resolver = PersonResolver()
     sync_source(store, adapter, Pipeline(resolver=resolver), batch_size=BATCH)
 
     decided = _decisions(store)
@@ -86,9 +86,8 @@ def test_the_index_sees_another_writers_merge_and_loads_again(store: Store, tmp_
         survivor, merged = s.scalars(select(PersonIndex.person_id).order_by(PersonIndex.person_id).limit(2)).all()
         birth = s.scalar(select(PersonIndex.birth_date).where(PersonIndex.person_id == merged))
     assert birth is not None
-    key = [{"nhs": None, "birth": birth.isoformat(), "family_year": None, "given_year": None, "postcode": None,
-            "identifiers": []}]
-    assert merged in blocks.found(key, 1000)["birth"][birth.isoformat()]
+    key = {"birth_date": {birth.isoformat()}}
+    assert merged in blocks.found(key, (), 1000)["birth_date"][birth.isoformat()]
     with store.session() as s:
         assert blocks.current(s)
     with store.session() as s:  # a reviewer merges two persons while the index is held
@@ -97,7 +96,7 @@ def test_the_index_sees_another_writers_merge_and_loads_again(store: Store, tmp_
         assert not blocks.current(s)
         again = PersonBlocks.load(s)
         assert again.current(s)
-    assert merged not in again.found(key, 1000)["birth"].get(birth.isoformat(), ())
+    assert merged not in again.found(key, (), 1000)["birth_date"].get(birth.isoformat(), ())
 
 
 def test_references_from_memory_follow_another_writers_merge(store: Store, tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ Candidates are encoded from ``person_index.match_fields`` (the matcher's normali
 fields, kept when the person is written); a person kept before that column existed is
 read from its document and must be judged the same. A key value shared by more
 persons than ``blocking.max_candidates_per_key`` (a legacy placeholder birth date)
-brings no candidates, while the record's other keys still find the person.
+brings no candidates, while the record's other keys still find the person. The keys looked
+up are the indexed ones ``blocking.passes`` names.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from hub.identity import IdentityResolver, MatchRecord, load_identity_config
+from hub.identity import MatchRecord, PersonCandidate, PersonResolver, load_identity_config
+from hub.identity.blocking import BLOCKING_KEYS, INDEXED_KEYS
 from hub.identity.config import IdentityConfig
+from hub.identity.engine import Outcome
 from hub.identity.table import Encoder, normalised_fields
 from hub.pipeline import Pipeline
 from hub.store.db import Store
@@ -27,6 +30,16 @@ from tests.support.two_sources import ADULTS, ESCR, LIVE_ARTHUR, legacy, person_
 def _capped(cap: int) -> IdentityConfig:
     config = load_identity_config()
     return config.model_copy(update={"blocking": config.blocking.model_copy(update={"max_candidates_per_key": cap})})
+
+
+def _passes(*passes: str) -> IdentityConfig:
+    config = load_identity_config()
+    return config.model_copy(update={"blocking": config.blocking.model_copy(update={"passes": passes})})
+
+
+def _adults(source_id: int, record: MatchRecord) -> PersonCandidate:
+    """A record of the adults' system no golden person holds yet, as the pipeline hands it to the resolver."""
+    return PersonCandidate("adults", "clients", str(source_id), record, record.id)
 
 
 def test_persons_kept_before_match_fields_are_read_from_their_documents(store: Store, tmp_path: Path) -> None:
@@ -61,16 +74,20 @@ def test_a_placeholder_birth_date_brings_no_candidates_but_other_keys_still_do(s
     ]
     escr = legacy(tmp_path, "escr", placeholder)
     sync_source(store, escr, Pipeline(), batch_size=50)
-    peggy = MatchRecord("adults/101", "Peggy", "Hawthorne", "1900-01-01", "F", "2 Elm Court", None, "LS6 2AB")
+    peggy = _adults(101, MatchRecord("adults-101", "Peggy", "Hawthorne", "1900-01-01", "F", "2 Elm Court", None,
+                                     "LS6 2AB"))
+    uncapped, capped = PersonResolver(), PersonResolver(_capped(2))
     with store.session() as s:
-        everyone = IdentityResolver().resolve_many([peggy], s)[0]
-        capped = IdentityResolver(_capped(2)).resolve_many([peggy], s)[0]
+        [everyone_found], [capped_found] = uncapped.candidate_ids(s, [peggy]), capped.candidate_ids(s, [peggy])
+        [everyone] = uncapped.resolve_batch(s, [peggy])
+        [capped_answer] = capped.resolve_batch(s, [peggy])
     margaret = person_of(store, "escr", 1)
-    assert {c.person_id for c in everyone.candidates} == {person_of(store, "escr", i) for i in (1, 2, 3)}
+    assert everyone_found == {person_of(store, "escr", i) for i in (1, 2, 3)}
     # three persons share the date: over the cap, it finds nobody; surname sound + year finds Margaret
-    assert [c.person_id for c in capped.candidates] == [margaret]
-    assert capped.person_id == everyone.person_id == margaret
-    assert capped.score == everyone.score
+    assert capped_found == {margaret}
+    assert [c.person_id for c in capped_answer.candidates] == [c.person_id for c in everyone.candidates] == [margaret]
+    assert capped_answer.person_id == everyone.person_id == margaret
+    assert capped_answer.score == everyone.score
     escr.close()
 
 
@@ -114,14 +131,43 @@ def test_the_given_name_block_takes_the_birth_month_and_is_capped_by_its_year(st
     ]
     escr = legacy(tmp_path, "escr", people)
     sync_source(store, escr, Pipeline(), batch_size=50)
-    march = MatchRecord("adults/101", "Margaret", "Zielinski", "1950-03-09", "F", "9 Mill Lane", None, "BD1 1AA")
-    no_month = MatchRecord("adults/102", "Margaret", "Zielinski", "1950", "F", "9 Mill Lane", None, "BD1 1AA")
+    march = _adults(101, MatchRecord("adults-101", "Margaret", "Zielinski", "1950-03-09", "F", "9 Mill Lane", None,
+                                     "BD1 1AA"))
+    no_month = _adults(102, MatchRecord("adults-102", "Margaret", "Zielinski", "1950", "F", "9 Mill Lane", None,
+                                        "BD1 1AA"))
     with store.session() as s:
-        in_march = IdentityResolver().resolve_many([march], s)[0]
-        any_month = IdentityResolver().resolve_many([no_month], s)[0]
-        capped = IdentityResolver(_capped(2)).resolve_many([march], s)[0]
-    assert {c.person_id for c in in_march.candidates} == {person_of(store, "escr", i) for i in (1, 2)}
-    assert {c.person_id for c in any_month.candidates} == {person_of(store, "escr", i) for i in (1, 2, 3)}
+        in_march, any_month = PersonResolver().candidate_ids(s, [march, no_month])
+        [capped] = PersonResolver(_capped(2)).candidate_ids(s, [march])
+        [answer] = PersonResolver(_capped(2)).resolve_batch(s, [march])
+    assert in_march == {person_of(store, "escr", i) for i in (1, 2)}
+    assert any_month == {person_of(store, "escr", i) for i in (1, 2, 3)}
     # three persons share the sound and year: over the cap, the month's two bring nobody either
-    assert capped.candidates == ()
+    assert capped == set()
+    assert (answer.outcome, answer.candidates) == (Outcome.NO_LINK, ())
+    escr.close()
+
+
+def test_the_resolver_looks_up_the_indexed_keys_the_passes_name(store: Store, tmp_path: Path) -> None:
+    assert set(INDEXED_KEYS) <= set(BLOCKING_KEYS)
+    assert set(INDEXED_KEYS) <= set(load_identity_config().blocking.passes)  # the shipped config looks up all
+    people = [  # each shares exactly one indexed key with the record below
+        (1, "Olu", "Adeyemi", "14/03/1950", "M", "40", "Park View", "LS9 8EE"),  # birth date
+        (2, "Grace", "Zielinska", "02/07/1950", "F", "7", "Bank Street", "LS2 7HY"),  # surname sound + year
+        (3, "Margaret", "Okafor", "20/03/1950", "F", "2", "Elm Court", "LS6 2AB"),  # given name sound + year, month
+        (4, "Mary", "Quince", "05/05/1981", "F", "9", "Mill Lane", "BD1 1AA"),  # postcode + initial
+    ]
+    escr = legacy(tmp_path, "escr", people)
+    sync_source(store, escr, Pipeline(), batch_size=50)
+    record = _adults(101, MatchRecord("adults-101", "Margaret", "Zielinski", "1950-03-14", "F", "9 Mill Lane", None,
+                                      "BD1 1AA"))
+    found = {}
+    with store.session() as s:
+        for key in (*INDEXED_KEYS, "address_line"):
+            [found[key]] = PersonResolver(_passes(key)).candidate_ids(s, [record])
+        [shipped] = PersonResolver().candidate_ids(s, [record])
+    olu, grace, margaret, mary = (person_of(store, "escr", i) for i in (1, 2, 3, 4))
+    assert found == {"nhs_number": set(), "birth_date": {olu}, "family_phonetic+birth_year": {grace},
+                     "given_phonetic+birth_year": {margaret}, "postcode+given_initial": {mary},
+                     "address_line": set()}  # not indexed: it pairs the records of one batch only
+    assert shipped == {olu, grace, margaret, mary}
     escr.close()

@@ -110,13 +110,13 @@ def test_the_sync_learns_the_sources_weights_and_explains_links_with_them(store:
     from hub.identity.comparisons import COMPARISONS, FIELDS
     from hub.identity.config import load_identity_config
     from hub.identity.model import MatchModel
-    from hub.identity.resolver import ScoredResolver
+    from hub.identity.resolver import PersonResolver
 
     url = f"sqlite:///{tmp_path / 'legacy.db'}"
     summary = generate(url, people=1200, seed=5)
     adapter = SqlAdapter("legacy_escr", SourceSettings(adapter="adapters.sql:SqlAdapter", mapping="legacy_escr.yaml",
                                                        options={"url": url}, batch_size=2000))
-    resolver = ScoredResolver()
+    resolver = PersonResolver()
     sync_source(store, adapter, Pipeline(resolver=resolver), batch_size=2000)
     adapter.close()
     learned = resolver.models["legacy_escr"]

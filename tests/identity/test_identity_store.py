@@ -12,10 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.errors import Conflict
-from hub.identity import IdentityResolver, MatchRecord, Outcome
+from hub.identity import MatchRecord, Outcome, PersonCandidate, PersonResolver, Resolution
 from hub.model import Address, Episode, Identifier, Person, PersonName
+from hub.store.canonical import entity_id_for
 from hub.store.db import Store
-from hub.store.identity import PersonMerge, queue_review, record_link
+from hub.store.identity import MatchLink, MatchReview, PersonMerge, queue_review, record_link
 from hub.store.merges import answer_review, merge, unmerge
 from hub.store.tables import Entity, OutboxEvent, PersonIdentifier, PersonIndex, SourceLink
 from hub.store.writer import Provenance, write_canonical
@@ -83,65 +84,76 @@ def state(session: Session, *ids: str) -> dict[str, Any]:
     return out
 
 
+def arriving(source_id: str, person: Person) -> PersonCandidate:
+    """A hospital's new person record, as the pipeline's resolve stage hands it to the resolver."""
+    new_id = entity_id_for("hospital", "patients", source_id)
+    return PersonCandidate("hospital", "patients", source_id, MatchRecord.from_person(person, new_id), new_id)
+
+
+def resolve(session: Session, candidate: PersonCandidate) -> Resolution:
+    [resolution] = PersonResolver().resolve_batch(session, [candidate])
+    return resolution
+
+
 def test_resolver_links_peggy_to_margaret_and_explains_why(store: Store) -> None:
     with store.session() as session:
         margaret = add_person(session, "Margaret", "Hawthorne", date(1941, 3, 12))
         add_person(session, "Jane", "Hawthorne", date(1970, 1, 5))
-        add_person(session, "Peter", "Smith", date(1941, 3, 12), postcode="BD1 1AA")
+        peter = add_person(session, "Peter", "Smith", date(1941, 3, 12), postcode="BD1 1AA")
+    peggy = arriving("H-1", Person(names=[PersonName(given=["Peggy"], family="HAWTHORNE")],
+                                   birth_date=date(1941, 3, 12), addresses=[Address(postcode="LS6 2AB")]))
+    resolver = PersonResolver()
     with store.session() as session:
-        record = MatchRecord(
-            id="hospital-1",
-            given_name="Peggy",
-            family_name="HAWTHORNE",
-            birth_date="1941-03-12",
-            postcode="LS62AB",
-        )
-        resolution = IdentityResolver().resolve(record, session)
+        compared = resolver.candidate_ids(session, [peggy])
+        [resolution] = resolver.resolve_batch(session, [peggy])
+        resolver.record_batch(session, [peggy], [resolution])
+    assert compared == [{margaret, peter}]  # Jane shares no indexed key with her
     assert resolution.outcome == Outcome.LINK
-    assert resolution.person_id == margaret
+    assert resolution.person_id == resolution.joins == margaret
     assert resolution.evidence is not None
     fields = {f["field"]: f["level"] for f in resolution.evidence.as_json()["fields"]}
     assert fields["given_name"] == "nickname"
-    assert len(resolution.candidates) >= 2
+    # Peter was compared and found to be someone else: only the persons worth a link or a review are listed.
+    assert [c.person_id for c in resolution.candidates] == [margaret]
+    with store.session() as session:
+        link = session.scalars(select(MatchLink)).one()
+    assert (link.person_a, link.person_b, link.decision) == (margaret, "hospital/patients/H-1", "link")
+    assert link.evidence == resolution.evidence.as_json()
 
 
 def test_resolver_finds_nothing_for_a_stranger_and_uses_identifiers(store: Store) -> None:
     with store.session() as session:
         known = add_person(session, "Margaret", "Hawthorne", date(1941, 3, 12))
+    stranger = arriving("H-2", Person(names=[PersonName(given=["Zara"], family="Quince")],
+                                      birth_date=date(2001, 1, 1)))
+    by_id = arriving("H-3", Person(names=[PersonName(given=["M"], family="Hawthorne")],
+                                   identifiers=[Identifier(system="legacy_escr", value=known[:8])]))
     with store.session() as session:
-        resolver = IdentityResolver()
-        stranger = MatchRecord(
-            id="x", given_name="Zara", family_name="Quince", birth_date="2001-01-01"
-        )
-        assert resolver.resolve(stranger, session).outcome == Outcome.NO_LINK
-        by_id = MatchRecord(
-            id="y",
-            given_name="M",
-            family_name="Hawthorne",
-            identifiers=(("legacy_escr", known[:8]),),
-        )
-        resolution = resolver.resolve(by_id, session)
-    assert resolution.outcome == Outcome.LINK
-    assert resolution.person_id == known
+        nobody, found = PersonResolver().resolve_batch(session, [stranger, by_id])
+    assert (nobody.outcome, nobody.person_id, nobody.evidence, nobody.candidates) == (Outcome.NO_LINK, None, None, ())
+    assert found.outcome == Outcome.LINK
+    assert found.person_id == known
 
 
 def test_resolver_sends_a_record_matching_two_people_to_review(store: Store) -> None:
     with store.session() as session:
-        add_person(session, "Ann", "Hawthorne", date(1941, 3, 12))
-        add_person(session, "Anna", "Hawthorne", date(1941, 3, 12))
+        ann = add_person(session, "Ann", "Hawthorne", date(1941, 3, 12))
+        anna = add_person(session, "Anna", "Hawthorne", date(1941, 3, 12))
+    record = arriving("H-4", Person(names=[PersonName(given=["Ann"], family="Hawthorne")],
+                                    birth_date=date(1941, 3, 12),
+                                    addresses=[Address(text="12 Rowan Road", postcode="LS6 2AB")]))
+    resolver = PersonResolver()
     with store.session() as session:
-        record = MatchRecord(
-            id="r",
-            given_name="Ann",
-            family_name="Hawthorne",
-            birth_date="1941-03-12",
-            postcode="LS6 2AB",
-            address_line="12 Rowan Road",
-        )
-        resolution = IdentityResolver().resolve(record, session)
-    assert resolution.outcome == Outcome.REVIEW
+        [resolution] = resolver.resolve_batch(session, [record])
+        resolver.record_batch(session, [record], [resolution])
+    assert resolution.outcome == Outcome.REVIEW and resolution.joins is None
+    assert resolution.review_with in {ann, anna}
+    assert {c.person_id for c in resolution.candidates} == {ann, anna}
     assert resolution.evidence is not None
     assert "ambiguous" in {g.guard for g in resolution.evidence.guards}
+    with store.session() as session:  # the record lands as its own person, put before a reviewer
+        review = session.scalars(select(MatchReview)).one()
+    assert {review.person_a, review.person_b} == {record.new_id, resolution.review_with}
 
 
 def test_verified_nhs_number_links_even_with_names_that_disagree(store: Store) -> None:
@@ -149,12 +161,12 @@ def test_verified_nhs_number_links_even_with_names_that_disagree(store: Store) -
         known = add_person(
             session, "Margaret", "Hawthorne", date(1941, 3, 12), nhs="9434765919", verified=True
         )
+    record = arriving("H-5", Person(names=[PersonName(given=["M"], family="Smith")], nhs_number="9434765919",
+                                    nhs_number_status="01"))
     with store.session() as session:
-        record = MatchRecord(
-            id="h", given_name="M", family_name="Smith", nhs_number="9434765919", nhs_verified=True
-        )
-        resolution = IdentityResolver().resolve(record, session)
+        resolution = resolve(session, record)
     assert resolution.outcome == Outcome.LINK and resolution.person_id == known
+    assert resolution.rule == "verified_nhs_number"
 
 
 def test_review_decisions_are_remembered_and_never_asked_again(store: Store) -> None:
@@ -169,17 +181,6 @@ def test_review_decisions_are_remembered_and_never_asked_again(store: Store) -> 
             answer_review(session, first.id, True, "reviewer")
     with store.session() as session:
         assert queue_review(session, a, b, 0.7, {}).status == "rejected"  # type: ignore[union-attr]
-        resolution = IdentityResolver().resolve(
-            MatchRecord(
-                id=b,
-                given_name="Mary",
-                family_name="Hawthorne",
-                birth_date="1941-03-12",
-                postcode="LS6 2AB",
-            ),
-            session,
-        )
-        assert a not in {c.person_id for c in resolution.candidates}
 
 
 def test_a_pair_decided_by_link_is_not_queued(store: Store) -> None:

@@ -1,23 +1,15 @@
-"""The pipeline's identity step: the resolver interface.
+"""What identity resolution takes and answers: :class:`PersonCandidate` in, :class:`Resolution` out.
 
-:class:`PersonResolver` is what :class:`hub.pipeline.Pipeline` calls for the
-person records of a batch that no golden person holds yet: ``resolve_batch``
-answers which person each one is (or that it is a new person, perhaps to be
-put before a reviewer), and ``record_batch`` keeps the links and queues the
-reviews in the batch's transaction; during a sync ``remembering`` keeps what it
-may between batches, and ``persons_written`` hears what each batch wrote to the
-person index. The scored engine (:class:`hub.identity.resolver.ScoredResolver`)
-is the one implementation.
+:class:`hub.identity.resolver.PersonResolver` answers one :class:`Resolution` per
+:class:`PersonCandidate` (a person record no golden person holds yet): join a known person, ask a
+reviewer, or a new person; each with the :class:`Candidate` persons that were worth it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from sqlalchemy.orm import Session
+from typing import Any
 
 from hub.identity.engine import Evidence
 from hub.identity.record import MatchRecord
@@ -49,7 +41,7 @@ class PersonCandidate:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One existing person the record was compared with, and how it came out."""
+    """A person the record may be (a link or a review), with its score and why."""
 
     person_id: str
     score: float
@@ -64,8 +56,10 @@ class Resolution:
     ``outcome`` LINK joins the record to ``person_id``; REVIEW makes the record a new person
     and puts the pair (new person, ``person_id``) before a reviewer (never a silent merge);
     NO_LINK makes it a new person (``person_id`` None). ``evidence`` explains the outcome
-    against the best candidate (None when there was no candidate at all); ``candidates``
-    lists every person compared, best first.
+    against the best candidate (None when no person was worth a link or a review); ``candidates``
+    are the persons compared whose pair came out a link or a review (against the persons in the
+    store, or a record earlier in the same batch, by the id its person gets), best first: a person
+    compared and found to be someone else is not listed.
     """
 
     outcome: Outcome
@@ -92,26 +86,3 @@ class Resolution:
                 g.guard == "nhs_number_verified" for g in self.evidence.guards)
             return "verified_nhs_number" if verified else "scored_link"
         return "review" if self.outcome == Outcome.REVIEW else "new_person"
-
-
-class PersonResolver(Protocol):
-    """Decides, for new person records, which golden person each one is."""
-
-    def resolve_batch(self, session: Session, candidates: Sequence[PersonCandidate]) -> list[Resolution]:
-        """One resolution per candidate, in order; candidates in one batch may resolve to each other."""
-        ...
-
-    def record_batch(
-        self, session: Session, candidates: Sequence[PersonCandidate], resolutions: Sequence[Resolution]
-    ) -> None:
-        """Keep the batch's links with their evidence and queue its reviews (caller's transaction)."""
-        ...
-
-    def remembering(self) -> AbstractContextManager[None]:
-        """Keep what the resolver learns of the store between a sync's batches while the block runs."""
-        ...
-
-    def persons_written(self, session: Session, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                        replaced: Iterable[str], identifiers: Iterable[tuple[str, str, str]]) -> None:
-        """What a batch wrote to ``person_index`` and ``person_identifiers``, after its outbox rows."""
-        ...
