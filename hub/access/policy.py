@@ -176,6 +176,16 @@ class Policy:
         found = next((t.name for t in self.teams if t.code == code), None)
         return found or code
 
+    def team_label(self, team: str | None) -> str:
+        """A team as a page shows it: its name with its code ("Child Protection (CP)"), for a team named by its
+        code, name or another spelling; the text as it is for a team the reference data does not know; "" for
+        none."""
+        code = self.team_code(team)
+        if code is None:
+            return ""
+        name = self.team_name(code)
+        return code if name in (None, code) else f"{name} ({code})"
+
     def purpose_code(self, purpose: str) -> str:
         """The HL7 v3 ActReason code of a purpose (for AuditEvent.purposeOfEvent)."""
         return self.file.purposes.get(purpose, "HOPERAT")

@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer, clock)
     app.state.pipeline = build_pipeline(settings, the_store)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.state.templates.env.filters.update(pages.TEAM_FILTERS)
     app.add_middleware(HotRoutes)  # inside the audit: the busiest reads, straight to their routes
     app.add_middleware(RefuseControlCharacters)  # before any route reads the path or the query, audited
     app.add_middleware(AuditMiddleware, trail=trail)
