@@ -12,6 +12,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -361,6 +362,9 @@ def demo(
     if any(taken):
         raise ConfigError("carehub demo cannot start: " + "; ".join(t for t in taken if t))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # A terminated demo (SIGTERM; uvicorn raises it again once it has shut down) unwinds through the finally
+    # below, so it stops its simulators rather than leave them holding their ports.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     simulators = start_simulators(settings.demo.simulators)
     try:
         store = open_store()
@@ -377,6 +381,10 @@ def demo(
             serve(host=host, port=port, workers=1)
     finally:
         stop_simulators(simulators)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def taken_port(who: str, host: str, port: int, settings: Settings, move: str) -> str | None:
