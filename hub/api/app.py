@@ -93,7 +93,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer, clock)
     app.state.pipeline = build_pipeline(settings, the_store)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
-    app.state.templates.env.filters.update(pages.TEAM_FILTERS)
     app.add_middleware(HotRoutes)  # inside the audit: the busiest reads, straight to their routes
     app.add_middleware(RefuseControlCharacters)  # before any route reads the path or the query, audited
     app.add_middleware(AuditMiddleware, trail=trail)
@@ -114,6 +113,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     for module in (persons, admin, ops, deliveries, auditing, fhir, pages, identity, identity_pages, transitions,
                    transitions_pages):
         app.include_router(module.router)
+    app.state.templates.env.filters.update(pages.TEAM_FILTERS)  # the pages name teams (team, team_name)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for ep in entry_points(group="carehub.routers"):  # every link's routes need a signed-in caller
         app.include_router(ep.load(), dependencies=[Depends(current_caller)])
