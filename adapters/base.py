@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from hub.access.policy import Policy
 from hub.contract import MappedRecord, SourceRecord, StreamCursor, StreamSpec
 from hub.errors import ConfigError
-from hub.settings import SourceSettings
-from mappings.engine import SourceMapping, load_mapping
+from hub.settings import SourceSettings, get_settings
+from mappings.engine import SourceMapping, check_codes, load_mapping
 
 
 class BaseAdapter:
@@ -26,6 +27,9 @@ class BaseAdapter:
         if not settings.mapping:
             raise ConfigError(f"source {name!r} needs a mapping file")
         self.mapping: SourceMapping = load_mapping(settings.mapping)
+        teams = team_codes()
+        if teams:
+            check_codes(self.mapping, "team", teams, "team code of config/teams.toml")
 
     def option(self, key: str, default: Any = None) -> Any:
         """One adapter option from the source's settings."""
@@ -58,3 +62,10 @@ class BaseAdapter:
 
     def close(self) -> None:
         """Release connections; the default holds none."""
+
+
+def team_codes() -> frozenset[str]:
+    """The hub's team codes (the policy's teams file: reference data), which a mapping's ``team`` must give; none
+    when the policy names no teams file."""
+    settings = get_settings()
+    return frozenset(team.code for team in Policy.load(settings.config_path(settings.auth.policy_file)).teams)

@@ -28,13 +28,14 @@ from edrms.service import (
 )
 from hub.access.rules import Caller
 from hub.api.deps import AuditDep, PolicyDep, StoreDep
-from hub.api.pages import page_caller
+from hub.api.pages import TEAM_FILTERS, page_caller
 from hub.api.params import AfterId, RowId
 from hub.errors import Forbidden
 
 router = APIRouter(prefix="/records", include_in_schema=False)
 TEMPLATES = Jinja2Templates(directory=[str(Path(__file__).resolve().parent / "templates"),
                                        str(Path(__file__).resolve().parents[1] / "hub" / "api" / "templates")])
+TEMPLATES.env.filters.update(TEAM_FILTERS)  # the hub's base page names the caller's team
 DONE = {"linked": "Linked: the document is on the person's record, and its metadata goes back to the EDRMS.",
         "unlinked": "Unlinked: the document is back among the orphans; the link is kept with your reason."}
 

@@ -37,11 +37,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from lxml import etree
+
+from hub.loopback import LoopbackServer, SimulatorHandler
 
 SERVICE_PATH = "/alfresco/api/-default-/public/cmis/versions/1.1"
 BROWSER_PATH = f"{SERVICE_PATH}/browser"
@@ -507,16 +508,10 @@ def _xml(element: etree._Element) -> bytes:
 
 # -- HTTP ---------------------------------------------------------------------------------------
 
-class _CmisHandler(BaseHTTPRequestHandler):
-    server: _CmisServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
-        pass
-
+class _CmisHandler(SimulatorHandler["CmisSimulator"]):
     @property
     def repo(self) -> Repository:
-        return self.server.repository
+        return self.server.simulator.repository
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -811,65 +806,24 @@ def _form_properties(params: dict[str, str]) -> dict[str, Any]:
     return {ids[n]: values.get(n) for n in sorted(ids)}
 
 
-class _CmisServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], repository: Repository) -> None:
-        super().__init__(address, _CmisHandler)
-        self.repository = repository
-
-
-class CmisSimulator:
+class CmisSimulator(LoopbackServer):
     """The repository served on loopback (port 0 picks a free port); a context manager."""
+
+    name = "cmis"
 
     def __init__(self, repository: Repository | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.repository = repository or Repository()
-        self._server = _CmisServer((host, port), self.repository)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="cmis-simulator", daemon=True)
-
-    @property
-    def host(self) -> str:
-        """The address it listens on."""
-        return str(self._server.server_address[0])
-
-    @property
-    def port(self) -> int:
-        """The port it listens on."""
-        return int(self._server.server_address[1])
+        super().__init__(_CmisHandler, host, port)
 
     @property
     def browser_url(self) -> str:
         """The browser binding's service URL."""
-        return f"http://{self.host}:{self.port}{BROWSER_PATH}"
+        return f"{self.origin}{BROWSER_PATH}"
 
     @property
     def atom_url(self) -> str:
         """The AtomPub binding's service document URL."""
-        return f"http://{self.host}:{self.port}{ATOM_PATH}"
-
-    def start(self) -> CmisSimulator:
-        """Serve in a background thread."""
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in this thread until interrupted."""
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-
-    def close(self) -> None:
-        """Close the socket (after :meth:`serve_forever` returned)."""
-        self._server.server_close()
-
-    def __enter__(self) -> CmisSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return f"{self.origin}{ATOM_PATH}"
 
 
 # -- synthetic documents ------------------------------------------------------------------------
@@ -990,9 +944,4 @@ def serve(host: str = "127.0.0.1", port: int = 0, documents: int = 300, *, page_
              f"change log {'on' if changes else 'off'}")
     announce(f"browser binding: {simulator.browser_url}")
     announce(f"AtomPub:         {simulator.atom_url}")
-    try:
-        simulator.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        simulator.close()
+    simulator.serve_forever()

@@ -27,8 +27,9 @@ import hub.api
 from finance_link.actuals import line_spend, person_spend
 from finance_link.views import STATUSES, LineFilter, finance_view, write_lines_csv
 from hub.access.finance import require_finance
+from hub.access.policy import Policy
 from hub.api.deps import AuditDep, PolicyDep, StoreDep
-from hub.api.pages import PageUser
+from hub.api.pages import TEAM_FILTERS, PageUser
 from hub.errors import Forbidden
 
 router = APIRouter(include_in_schema=False)
@@ -48,6 +49,7 @@ def gbp(amount: str | None) -> str:
 
 _panels.filters["gbp"] = gbp
 _pages.env.filters["gbp"] = gbp
+_pages.env.filters.update(TEAM_FILTERS)  # the hub's base page names the caller's team
 
 
 def _render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
@@ -104,7 +106,7 @@ def finance_csv(session: StoreDep, policy: PolicyDep, caller: PageUser, audit: A
                     headers={"Content-Disposition": 'attachment; filename="commitments.csv"'})
 
 
-def spend_panel(session: Session, person_id: str, types: frozenset[str]) -> Markup | None:
+def spend_panel(session: Session, person_id: str, types: frozenset[str], policy: Policy) -> Markup | None:
     """The record page's planned-vs-actual panel for a caller who may read the person's commitments."""
     if "Commitment" not in types:
         return None

@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import requests
 from lxml import etree
 
 from finance_link.mapping import FinanceMapping
+from hub.loopback import LoopbackServer, SimulatorHandler
 
 WSDL_PATH = Path(__file__).resolve().parent / "wsdl" / "commitments.wsdl"
 NS = "urn:carehub:finance:commitments:1"
@@ -74,11 +74,13 @@ class Commitment:
     applied_keys: list[str] = field(default_factory=list)
 
 
-class FinanceSimulator:
-    """The ERP's state and its HTTP server."""
+class FinanceSimulator(LoopbackServer):
+    """The ERP's state on its loopback server."""
+
+    name = "finance"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, mapping: FinanceMapping | None = None) -> None:
-        self.host, self.port = host, port
+        super().__init__(_Handler, host, port)
         self.lock = threading.Lock()
         self.schema = wsdl_schema()
         self.suppliers: set[tuple[str, str]] = set()
@@ -96,31 +98,11 @@ class FinanceSimulator:
         self.duplicates = 0
         self.requests = 0
         self.faults: dict[str, int] = {}
-        self.server: ThreadingHTTPServer | None = None
-        self.thread: threading.Thread | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The service address (POST envelopes here; GET with ?wsdl for the WSDL)."""
-        return f"http://{self.host}:{self.port}{PATH}"
-
-    def start(self) -> FinanceSimulator:
-        """Listen (on a free port when none was given) and serve in a background thread."""
-        self.server = _Server((self.host, self.port), _Handler, self)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True, name="finance-simulator")
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        return f"{self.origin}{PATH}"
 
     # -- modes ----------------------------------------------------------------------------------
 
@@ -299,26 +281,11 @@ def _fault(exc: Refusal) -> bytes:
     return bytes(etree.tostring(env, xml_declaration=True, encoding="utf-8"))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 simulator: FinanceSimulator) -> None:
-        self.simulator = simulator
-        super().__init__(address, handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(SimulatorHandler[FinanceSimulator]):
     # Headers and body leave in one segment, without Nagle: otherwise each answer waits for the client's
     # delayed ACK (about 40 ms on Linux), which a real ERP's server does not make its callers wait.
     disable_nagle_algorithm = True
     wbufsize = 1 << 16
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        return
 
     def _send(self, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8") -> None:
         self.send_response(status)
@@ -350,10 +317,6 @@ def serve(host: str, port: int) -> None:
     from finance_link.mapping import load_mapping
     from hub.settings import get_settings
 
-    simulator = FinanceSimulator(host, port, load_mapping(get_settings())).start()
+    simulator = FinanceSimulator(host, port, load_mapping(get_settings()))
     print(f"finance simulator (SOAP) on {simulator.url} (WSDL: {simulator.url}?wsdl); Ctrl-C to stop", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        simulator.stop()
+    simulator.serve_forever()

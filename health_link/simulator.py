@@ -21,12 +21,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from health_link.hl7 import LOCAL_TIME, escape
 from health_link.mllp import MllpClient
+from hub.loopback import LoopbackServer, SimulatorHandler
 from hub.model.validators import synthetic_nhs_number
 
 GIVEN = ["Olivia", "Amelia", "Isla", "Ava", "Mia", "Noah", "Oliver", "George", "Arthur", "Leo", "Harry", "Oscar",
@@ -244,37 +244,19 @@ def _matches(resource: dict[str, Any], name: str, values: list[str]) -> bool:
     return False
 
 
-class FhirSimulator:
+class FhirSimulator(LoopbackServer):
     """A small FHIR R4 server on loopback: read, search (paged), conditional update, injected 429/503."""
+
+    name = "fhir"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.store = FhirStore()
-        handler = type("Handler", (_FhirHandler,), {"fhir": self.store})
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name="fhir-simulator", daemon=True)
+        super().__init__(_FhirHandler, host, port)
 
     @property
     def base_url(self) -> str:
         """The server's base URL."""
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}/fhir"
-
-    def start(self) -> FhirSimulator:
-        """Serve in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> FhirSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return f"{self.origin}/fhir"
 
     def seed(self, patients: Sequence[SyntheticPatient], encounters_each: int = 1) -> list[dict[str, Any]]:
         """UK Core-shaped Patients (and their Encounters) for synthetic patients; the Patients."""
@@ -323,14 +305,12 @@ def encounter_resource(patient_id: str, visit: str, start: datetime, end: dateti
     }
 
 
-class _FhirHandler(BaseHTTPRequestHandler):
+class _FhirHandler(SimulatorHandler["FhirSimulator"]):
     """Answers FHIR REST requests from the simulator's store."""
 
-    fhir: FhirStore
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
-        """Quiet: the simulator keeps its own request list."""
+    @property
+    def fhir(self) -> FhirStore:
+        return self.server.simulator.store
 
     def _send(self, status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode() if body is not None else b""
@@ -424,10 +404,7 @@ def _outcome(code: str, text: str) -> dict[str, Any]:
 def serve(host: str, port: int, patients: int = 200) -> None:
     """Run the FHIR R4 simulator in the foreground, seeded with synthetic UK Core Patients and their Encounters,
     until interrupted (``carehub simulate health_fhir``)."""
-    simulator = FhirSimulator(host, port).start()
+    simulator = FhirSimulator(host, port)
     simulator.seed([synthetic_patient(i) for i in range(patients)])
     print(f"FHIR R4 simulator on {simulator.base_url} ({patients} patients); Ctrl-C to stop", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        simulator.stop()
+    simulator.serve_forever()

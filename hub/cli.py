@@ -8,9 +8,11 @@ reads the store from CAREHUB_DATABASE_URL (or config/hub.toml).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -349,7 +351,18 @@ def demo(
     for source in reload_settings().demo.enable_sources:
         os.environ[f"CAREHUB_SOURCES__{source.upper()}__ENABLED"] = "true"
     settings = reload_settings()
+    # Every port the demo will listen on is free before anything starts: not half a demo, talking to a stranger.
+    taken = [taken_port(f"simulator {name}", "127.0.0.1", sim_port, settings,
+                        f"give it a free port in [demo] simulators (or CAREHUB_DEMO__SIMULATORS__{name.upper()}=PORT)")
+             for name, sim_port in settings.demo.simulators.items()]
+    if not no_serve:
+        taken.append(taken_port("the hub", host, port, settings, "serve it on another: carehub demo --port PORT"))
+    if any(taken):
+        raise ConfigError("carehub demo cannot start: " + "; ".join(t for t in taken if t))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # A terminated demo (SIGTERM; uvicorn raises it again once it has shut down) unwinds through the finally
+    # below, so it stops its simulators rather than leave them holding their ports.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     simulators = start_simulators(settings.demo.simulators)
     try:
         store = open_store()
@@ -366,6 +379,49 @@ def demo(
             serve(host=host, port=port, workers=1)
     finally:
         stop_simulators(simulators)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def taken_port(who: str, host: str, port: int, settings: Settings, move: str) -> str | None:
+    """What to do when ``port`` on ``host``, where ``who`` is to listen, is already held by another process (None
+    when it is free): stop that process, or ``move`` it, with the settings that name the port in their URLs."""
+    with socket.socket() as probe:
+        # as the servers do: a connection closed a moment ago (TIME_WAIT) holds no port
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise ConfigError(f"{who} cannot listen on {host}:{port}: {exc.strerror}") from exc
+        else:
+            return None
+    naming = settings_naming_port(settings, port)
+    also = f", and put that port in {', '.join(naming)}" if naming else ""
+    return (f"{who} cannot listen on {host}:{port}: another process already holds that port. Stop that process "
+            f"(is an earlier carehub demo or carehub simulate still running? ss -ltnp 'sport = :{port}' names it), "
+            f"or {move}{also}")
+
+
+def settings_naming_port(settings: Settings, port: int) -> list[str]:
+    """The settings, and the subscriptions file's targets, whose URLs name loopback ``port`` (the sources and
+    targets a simulator on that port serves), as dotted keys."""
+    subscriptions = load_delivery_config(settings).model_dump(mode="json")
+    return [*_keys_naming_port(settings.model_dump(mode="json"), port),
+            *(f"{settings.subscriptions_file} {key}" for key in _keys_naming_port(subscriptions, port))]
+
+
+def _keys_naming_port(value: object, port: int, key: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [found for k, v in value.items() for found in _keys_naming_port(v, port, f"{key}.{k}".lstrip("."))]
+    if isinstance(value, list):
+        return [found for v in value for found in _keys_naming_port(v, port, key)]
+    if isinstance(value, str) and any(f"{h}:{port}/" in value or value.endswith(f"{h}:{port}")
+                                      for h in ("127.0.0.1", "localhost")):
+        return [key]
+    return []
 
 
 def start_simulators(wanted: dict[str, int], timeout: float = 60.0) -> list[subprocess.Popen[bytes]]:
@@ -412,7 +468,13 @@ def simulate(
     known = {ep.name: ep for ep in entry_points(group="carehub.simulators")}
     if name not in known:
         raise ConfigError(f"no simulator {name!r} (known: {', '.join(sorted(known)) or 'none'})")
-    known[name].load()(host, port)
+    try:
+        known[name].load()(host, port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise ConfigError(f"simulator {name} cannot listen on {host}:{port}: another process already holds that "
+                          f"port; stop it, or pass another --port") from exc
 
 
 def _load_link_commands() -> None:

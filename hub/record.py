@@ -629,8 +629,9 @@ TIMELINE_DATES: dict[str, tuple[str, ...]] = {
 }
 
 
-def timeline(record: LoadedRecord) -> list[dict[str, Any]]:
-    """Episodes, referrals, assessments, plans, health events, documents, transitions, flags: newest first."""
+def timeline(record: LoadedRecord, policy: Policy) -> list[dict[str, Any]]:
+    """Episodes, referrals, assessments, plans, health events, documents, transitions, flags: newest first (teams
+    named by the policy's reference data)."""
     entries = []
     for etype, items in record.items.items():
         fields = TIMELINE_DATES.get(etype)
@@ -642,7 +643,7 @@ def timeline(record: LoadedRecord) -> list[dict[str, Any]]:
             if when is None:
                 continue
             entries.append({"date": str(when)[:10], "type": etype, "id": item["id"],
-                            "title": timeline_title(etype, doc), "ongoing": _ongoing(etype, doc),
+                            "title": timeline_title(etype, doc, policy), "ongoing": _ongoing(etype, doc),
                             "sources": [s["system"] for s in item["sources"]]})
     entries.sort(key=lambda e: (e["date"], e["id"]), reverse=True)
     return entries
@@ -656,11 +657,11 @@ def _ongoing(etype: str, doc: dict[str, Any]) -> bool:
     return False
 
 
-def timeline_title(etype: str, doc: dict[str, Any]) -> str:
+def timeline_title(etype: str, doc: dict[str, Any], policy: Policy) -> str:
     """A one-line description of an item for the timeline."""
     area = {"childrens": "Children's", "adults": "Adults'"}.get(doc.get("service_area", ""), "")
     if etype == "Episode":
-        return f"{area} {doc['kind']} episode, team {doc.get('team') or 'unallocated'}".strip()
+        return f"{area} {doc['kind']} episode, team {policy.team_label(doc.get('team')) or 'unallocated'}".strip()
     if etype == "Referral":
         return f"{area} referral from {doc.get('source') or 'unknown source'}".strip()
     if etype == "Assessment":

@@ -11,7 +11,7 @@ with a stable reason.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -241,6 +241,27 @@ def load_mapping(path: str | Path) -> SourceMapping:
                 raise MappingError(f"ref to unknown stream {rule.ref!r}", file=fname, field=rule.target)
     return SourceMapping(source=str(raw["source"]), description=str(raw.get("description", "")),
                          streams=streams, file=fname)
+
+
+def check_codes(mapping: SourceMapping, field_name: str, known: Set[str], what: str) -> None:
+    """MappingError (file, line, field) for the first rule filling the top-level field ``field_name`` with a code
+    ``known`` does not hold: a ``map`` value or a constant. ``what`` names the reference data in the message.
+
+    A map is where a source's own codes become the hub's (a children's system's ``CP-1`` the hub's team ``CP``);
+    a value misspelt there would put a code nothing else uses on every record it maps, silently.
+    """
+    for stream in mapping.streams.values():
+        for rule in stream.rules:
+            if len(rule.path) != 1 or rule.path[0][0] != field_name:
+                continue
+            given = dict(rule.value_map or {})
+            if rule.is_constant:
+                given[f"value {rule.constant!r}"] = rule.constant
+            for source_code, code in given.items():
+                if code is not None and str(code) not in known:
+                    raise MappingError(
+                        f"stream {stream.name!r}: {source_code!r} maps to {code!r}, which is not a {what} "
+                        f"(known: {', '.join(sorted(known))})", file=mapping.file, line=rule.line, field=rule.target)
 
 
 def _refuse_unknown(spec: Any, known: set[str], where: str, fname: str) -> None:

@@ -81,6 +81,7 @@ class AdultsCaseSystem(JsonApi):
                                    "delivery": "DP" if service == "direct_payment" else "CM"})
         self.put("reviews", {"id": self.next_id("RV"), "person_id": person_id,
                              "review_date": (start + timedelta(days=120)).isoformat(), "outcome": "CONTINUE"})
+        # ASC-E: the system's own code of its locality team, Adults East (the hub's mapping translates it)
         self.put("allocations", {"id": self.next_id("AL"), "person_id": person_id, "team_code": "ASC-E",
                                  "worker_id": f"AW{rng.randint(1, 9)}", "start_date": start.isoformat()})
         return package

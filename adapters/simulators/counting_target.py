@@ -23,10 +23,11 @@ import argparse
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 import orjson
+
+from hub.loopback import LoopbackServer, SimulatorHandler
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +40,13 @@ class Received:
     status: str  # accepted, duplicate, rejected, unavailable
 
 
-class CountingTarget:
-    """The simulator's state and its HTTP server (start, stop, down, up)."""
+class CountingTarget(LoopbackServer):
+    """The simulator's state on its loopback server (start, stop, down, up)."""
+
+    name = "counting-target"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, discard: bool = False) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(_Handler, host, port)
         self.discard = discard
         self.lock = threading.Lock()
         self.received: list[Received] = []
@@ -59,32 +61,18 @@ class CountingTarget:
         self.answering = threading.Event()
         self.answering.set()
         self.hold_at: int | None = None
-        self.server: ThreadingHTTPServer | None = None
-        self.thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """Where to POST events."""
-        return f"http://{self.host}:{self.port}/events"
+        return f"{self.origin}/events"
 
-    def start(self) -> CountingTarget:
-        """Listen (on a free port when none was given) and serve in a background thread."""
-        self.server = _Server((self.host, self.port), _Handler, self)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True, name="counting-target")
-        self.thread.start()
+    def start(self) -> Self:
+        """Serve in a background thread (again on the same port after :meth:`down`)."""
         self.is_down = False
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        return super().start()
 
     def down(self) -> None:
         """Be unreachable: nothing listens on the port and kept-alive connections are dropped."""
@@ -182,22 +170,7 @@ class CountingTarget:
             return 200, {"results": results}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: CountingTarget) -> None:
-        self.sim = sim
-        super().__init__(address, handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the simulator's record is its state, not a log."""
-
+class _Handler(SimulatorHandler[CountingTarget]):
     def _answer(self, status: int, body: dict[str, Any]) -> None:
         data = orjson.dumps(body)
         self.send_response(status)
@@ -207,7 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _drop_if_down(self) -> bool:
-        if self.server.sim.is_down:
+        if self.server.simulator.is_down:
             self.close_connection = True
             self.connection.close()
             return True
@@ -222,8 +195,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/events" or not isinstance(body.get("events"), list):
             self._answer(400, {"error": "POST /events with {\"events\": [...]}"})
             return
-        status, answer = self.server.sim.receive(body["events"])
-        self.server.sim.answering.wait()
+        status, answer = self.server.simulator.receive(body["events"])
+        self.server.simulator.answering.wait()
         self._answer(status, answer)
 
     def do_GET(self) -> None:
@@ -231,20 +204,16 @@ class _Handler(BaseHTTPRequestHandler):
         if self._drop_if_down():
             return
         if self.path == "/stats":
-            self._answer(200, self.server.sim.stats())
+            self._answer(200, self.server.simulator.stats())
         else:
             self._answer(404, {"error": "GET /stats"})
 
 
 def serve(host: str, port: int, *, discard: bool = False) -> None:
     """Serve a counting target in the foreground until interrupted (``carehub simulate counting``)."""
-    sim = CountingTarget(host, port, discard=discard).start()
+    sim = CountingTarget(host, port, discard=discard)
     print(f"counting target on {sim.url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        sim.stop()
+    sim.serve_forever()
 
 
 def main() -> None:

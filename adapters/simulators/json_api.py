@@ -21,11 +21,12 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
+
+from hub.loopback import LoopbackServer, SimulatorHandler
 
 Handler = Callable[["Request"], tuple[int, Any]]
 
@@ -42,7 +43,7 @@ class Request:
         return values[0] if values else default
 
 
-class JsonApi:
+class JsonApi(LoopbackServer):
     """A JSON API simulator; see the module."""
 
     name = "json-api"
@@ -64,19 +65,14 @@ class JsonApi:
         self.routes: list[tuple[str, str, Handler]] = []
         self._clock = datetime.now(UTC) - timedelta(days=1)
         self._ids: dict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
-        handler = type("Handler", (_Handler,), {"api": self})
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name=f"{self.name}-simulator",
-                                        daemon=True)
+        super().__init__(_Handler, host, port)
 
-    # -- running -----------------------------------------------------------------------------------
+    # -- where -------------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The server's root URL."""
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.origin
 
     @property
     def base_url(self) -> str:
@@ -87,29 +83,6 @@ class JsonApi:
     def token_url(self) -> str:
         """The OAuth2 token endpoint."""
         return f"{self.url}/oauth/token"
-
-    def start(self) -> JsonApi:
-        """Serve in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> JsonApi:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        """Serve in this thread until interrupted (``carehub simulate``)."""
-        try:
-            self.server.serve_forever()
-        finally:
-            self.server.server_close()
 
     # -- data --------------------------------------------------------------------------------------
 
@@ -278,13 +251,7 @@ class JsonApi:
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600}, {}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    api: JsonApi
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
-        return  # synthetic data only, but a simulator stays quiet
-
+class _Handler(SimulatorHandler[JsonApi]):
     def _serve(self, method: str) -> None:
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
@@ -301,7 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
         request = Request(method, parts.path, parse_qs(parts.query), body, self.headers)
         try:
-            status, answer, headers = self.api.handle(request)
+            status, answer, headers = self.server.simulator.handle(request)
         except Exception as exc:  # noqa: BLE001 - a simulator answers 500 like a real server would
             status, answer, headers = 500, {"error": f"{type(exc).__name__}: {exc}"}, {}
         self._send(status, answer, headers)

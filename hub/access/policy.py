@@ -105,6 +105,7 @@ class Policy:
     _readable: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
     _writable: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
     _codes: dict[str, str] = field(init=False, repr=False, compare=False)
+    _names: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         sections = self.file.sections
@@ -114,6 +115,7 @@ class Policy:
                                                for role, rule in self.file.roles.items()})
         object.__setattr__(self, "_codes", {label.casefold(): team.code for team in self.teams
                                             for label in (team.code, team.name, *team.names)})
+        object.__setattr__(self, "_names", {team.code: team.name for team in self.teams})
 
     @classmethod
     def load(cls, path: Path) -> Policy:
@@ -173,8 +175,17 @@ class Policy:
 
     def team_name(self, code: str | None) -> str | None:
         """A team's name, for people to read (the code itself when the reference data does not know it)."""
-        found = next((t.name for t in self.teams if t.code == code), None)
-        return found or code
+        return self._names.get(code, code) if code is not None else None
+
+    def team_label(self, team: str | None) -> str:
+        """A team as a page shows it: its name with its code ("Child Protection (CP)"), for a team named by its
+        code, name or another spelling; the text as it is for a team the reference data does not know; "" for
+        none."""
+        code = self.team_code(team)
+        if code is None:
+            return ""
+        name = self.team_name(code)
+        return code if name in (None, code) else f"{name} ({code})"
 
     def purpose_code(self, purpose: str) -> str:
         """The HL7 v3 ActReason code of a purpose (for AuditEvent.purposeOfEvent)."""

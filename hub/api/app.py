@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     for module in (persons, admin, ops, deliveries, auditing, fhir, pages, identity, identity_pages, transitions,
                    transitions_pages):
         app.include_router(module.router)
+    app.state.templates.env.filters.update(pages.TEAM_FILTERS)  # the pages name teams (team, team_name)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for ep in entry_points(group="carehub.routers"):  # every link's routes need a signed-in caller
         app.include_router(ep.load(), dependencies=[Depends(current_caller)])

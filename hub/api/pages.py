@@ -15,9 +15,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Cookie, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
+from hub.access.policy import Policy
 from hub.access.rules import Caller
 from hub.api.deps import COOKIE, AuditDep, PolicyDep, StoreDep, authenticate
 from hub.errors import Forbidden, HubError, NotFound
@@ -34,6 +37,30 @@ def page_caller(request: Request, audit: AuditDep,
 
 
 PageUser = Annotated[Caller, Depends(page_caller)]
+
+
+def _policy(context: Context) -> Policy:
+    """The policy of the page's ``request`` (or the ``policy`` a panel is rendered with)."""
+    policy: Policy = context["policy"] if "policy" in context else context["request"].app.state.policy
+    return policy
+
+
+@pass_context
+def team_label(context: Context, team: str | None) -> str:
+    """The ``team`` filter of every page's templates: a team as people read it, its name with its code
+    (``Policy.team_label``)."""
+    return _policy(context).team_label(team)
+
+
+@pass_context
+def team_name(context: Context, team: str | None) -> str:
+    """The ``team_name`` filter: a team's name alone, where its code would only crowd the line (the header)."""
+    policy = _policy(context)
+    return policy.team_name(policy.team_code(team)) or ""
+
+
+TEAM_FILTERS = {"team": team_label, "team_name": team_name}
+"""The filters every environment rendering the hub's templates registers (the base page uses them)."""
 
 
 def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
@@ -113,21 +140,22 @@ def _record_page(request: Request, session: StoreDep, policy: PolicyDep, caller:
         return render(request, "break_glass.html", {"caller": caller, "person_id": person_id,
                                                     "detail": exc.message}, status=403)
     return render(request, "record.html", {
-        "caller": caller, "summary": contact_summary(record), "timeline": timeline(record), "record": record,
-        "hidden": record.hidden_sections, "links": record.identity(person_links(session, person_id)),
-        "panels": record_panels(session, person_id, record.view.types),
+        "caller": caller, "summary": contact_summary(record), "timeline": timeline(record, policy),
+        "record": record, "hidden": record.hidden_sections, "links": record.identity(person_links(session, person_id)),
+        "panels": record_panels(session, person_id, record.view.types, policy),
     })
 
 
 @functools.cache
-def _panel_makers() -> tuple[Callable[[Session, str, frozenset[str]], Markup | None], ...]:
+def _panel_makers() -> tuple[Callable[[Session, str, frozenset[str], Policy], Markup | None], ...]:
     return tuple(ep.load() for ep in entry_points(group="carehub.record_panels"))
 
 
-def record_panels(session: Session, person_id: str, types: frozenset[str]) -> list[Markup]:
+def record_panels(session: Session, person_id: str, types: frozenset[str], policy: Policy) -> list[Markup]:
     """Sections links add to the record page (``carehub.record_panels`` entry points), each given the entity
-    types the caller may read of this person, so a panel shows only what the access decision allowed."""
-    return [panel for make in _panel_makers() if (panel := make(session, person_id, types)) is not None]
+    types the caller may read of this person, so a panel shows only what the access decision allowed, and the
+    policy (for the teams' names)."""
+    return [panel for make in _panel_makers() if (panel := make(session, person_id, types, policy)) is not None]
 
 
 @router.get("/persons/{person_id}", response_class=HTMLResponse)

@@ -135,4 +135,4 @@ def timeline_json(session: Connection, policy: Policy, caller: Caller, person_id
     """The timeline answer, serialised."""
     record = open_record(session, policy, caller, person_id, audit)
     return orjson.dumps({"id": person_id, "access": access_note(record, caller.role, caller.purpose),
-                         "entries": timeline(record)})
+                         "entries": timeline(record, policy)})

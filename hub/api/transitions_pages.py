@@ -22,9 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.access.decision import Access
+from hub.access.policy import Policy
 from hub.access.rules import Caller, require_write
 from hub.api.deps import AuditDep, PolicyDep, StoreDep
-from hub.api.pages import page_caller, render
+from hub.api.pages import TEAM_FILTERS, page_caller, render
 from hub.api.transitions import TransitionIn, due_list
 from hub.errors import Conflict, Forbidden, HubError
 from hub.store.tables import Entity
@@ -191,12 +192,14 @@ def close(transition_id: str, request: Request, session: StoreDep, policy: Polic
 
 _panel = Environment(loader=FileSystemLoader(str(Path(__file__).resolve().parent / "templates")),
                      autoescape=select_autoescape(["html"]))
+_panel.filters.update(TEAM_FILTERS)
 
 
-def record_panel(session: Session, person_id: str, types: frozenset[str]) -> Markup | None:
+def record_panel(session: Session, person_id: str, types: frozenset[str], policy: Policy) -> Markup | None:
     """The record page's transition panel (a ``carehub.record_panels`` entry point): each Transition with its
-    stage and history, and the children's and adults' episodes side by side, as far as ``types`` (what the
-    access decision lets the caller read of this person) allows. Nothing for someone with neither."""
+    stage and history, and the children's and adults' episodes side by side (teams by name, from ``policy``), as
+    far as ``types`` (what the access decision lets the caller read of this person) allows. Nothing for someone
+    with neither."""
     transitions = [move.view(session, tid) for tid in move.list_for_person(session, person_id)] \
         if "Transition" in types else []
     sides: dict[str, list[dict[str, Any]]] = {"childrens": [], "adults": []}
@@ -211,4 +214,5 @@ def record_panel(session: Session, person_id: str, types: frozenset[str]) -> Mar
         side.sort(key=lambda e: str(e.get("start") or ""), reverse=True)
     if not transitions and not (sides["childrens"] and sides["adults"]):
         return None
-    return Markup(_panel.get_template("transition_panel.html").render(transitions=transitions, episodes=sides))
+    return Markup(_panel.get_template("transition_panel.html").render(transitions=transitions, episodes=sides,
+                                                                      policy=policy))

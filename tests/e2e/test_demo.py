@@ -132,7 +132,7 @@ def test_demo_runs_both_case_systems_and_starts_transitions(database_url: str, t
     urls["CAREHUB_TRANSITIONS__ADULTS_SYSTEM__BASE_URL"] = f"http://127.0.0.1:{adults}/api/v1"
     urls["CAREHUB_TRANSITIONS__ADULTS_SYSTEM__TOKEN_URL"] = f"http://127.0.0.1:{adults}/oauth/token"
     env = hub_env(database_url, tmp_path / "var", CAREHUB_DEMO__PEOPLE="200",
-                  CAREHUB_DEMO__SIMULATORS=f'{{"children": {children}, "adults": {adults}}}',
+                  CAREHUB_DEMO__SIMULATORS__CHILDREN=str(children), CAREHUB_DEMO__SIMULATORS__ADULTS=str(adults),
                   CAREHUB_DEMO__ENABLE_SOURCES='["childrens_case", "adults_case"]',
                   CAREHUB_SUBSCRIPTIONS_FILE=str(subscriptions), **urls)
     out = carehub("demo", "--no-serve", env=env).stdout

@@ -4,6 +4,7 @@ never writes a search's criteria."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -141,4 +142,12 @@ def test_carehub_demo_serves_with_demo_sign_in_on(tmp_path: Path) -> None:
     finally:
         demo.terminate()
         demo.wait(timeout=30)
-    assert "demo sign-in is ON" in log.read_text()
+    text = log.read_text()
+    assert "demo sign-in is ON" in text
+    # terminated, the demo stopped the simulators it started: their ports are free again
+    ports = [int(line.rsplit(":", 1)[1]) for line in text.splitlines() if line.startswith("simulator ")]
+    assert len(ports) == 2, text
+    for sim_port in ports:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # nothing listens (a closed connection may wait)
+            sock.bind(("127.0.0.1", sim_port))

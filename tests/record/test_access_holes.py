@@ -353,3 +353,8 @@ def test_the_caseload_rule_compares_team_codes(hub: Hub) -> None:
     named = hub.client.get(f"/api/persons/{iris}/record",
                            headers=hub.headers("sw.owen", "social_worker", "older people north"))
     assert named.status_code == 200
+    # and shown to people by its name and code, however the source named it
+    timeline = hub.client.get(f"/api/persons/{iris}/timeline", headers=hub.headers("sw.owen", "social_worker",
+                                                                                   "ASC-OPN")).json()
+    assert [e["title"] for e in timeline["entries"] if e["type"] == "Episode"] == [
+        "Adults' long_term_support episode, team Older People North (ASC-OPN)"]

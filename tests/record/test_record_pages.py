@@ -127,8 +127,12 @@ def test_social_worker_searches_and_opens_a_record(server: str, browser: webdriv
     page = visible(browser)
     assert browser.find_element(By.TAG_NAME, "h1").text == "Ann Hale"
     for expected in ("Owen Price", "Dog in the house", "long_term_support", "Timeline", "Care Act assessment",
-                     "Health: admission at RR8", "From council_test"):
+                     "Health: admission at RR8", "From council_test",
+                     # teams by name, with their codes: the signed-in user's, the open episode's, the timeline's
+                     "(social worker, Older People North)", "(adults), team Older People North (ASC-OPN), since",
+                     "long_term_support episode, team Older People North (ASC-OPN)"):
         assert expected in page, expected
+    assert "team ASC-OPN" not in page
     shot(browser, "record")
 
 

@@ -163,8 +163,10 @@ def test_a_transitions_worker_finds_who_is_due_and_starts_transitions(
     assert "Closed" in section and "plan in place" in section and "acknowledged" in section
     assert browser.find_element(By.LINK_TEXT, "status, history and reconciliation").get_attribute(
         "href").endswith(tid)
-    assert "CIN" in browser.find_element(By.ID, "episodes-childrens").text
-    assert "None recorded" not in browser.find_element(By.ID, "episodes-adults").text
+    childrens = browser.find_element(By.ID, "episodes-childrens").text
+    assert "CIN" in childrens and "team Children with Disabilities (CWD)" in childrens   # the team by its name
+    assert "team Adults East (ASC-E)" in browser.find_element(By.ID, "episodes-adults").text
+    assert "(transitions worker, Transitions)" in browser.find_element(By.CLASS_NAME, "who").text
     shot(browser, "record-transition")
 
 
