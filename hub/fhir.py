@@ -14,6 +14,7 @@ identifier systems under ``[auth] identifier_base``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -138,10 +139,12 @@ def _clean(value: Any) -> Any:
 
 
 class FhirBuilder:
-    """Builds the facade's resources; knows the council's identifier base."""
+    """Builds the facade's resources; knows the council's identifier base and, where given, its teams' names
+    (``team_name``: a code to its name, the access policy's reference data)."""
 
-    def __init__(self, identifier_base: str) -> None:
+    def __init__(self, identifier_base: str, team_name: Callable[[str], str | None] | None = None) -> None:
         self.identifier_base = identifier_base.rstrip("/")
+        self.team_name = team_name
 
     def local_system(self, system: str) -> str:
         """The FHIR identifier system of a source system's local ids."""
@@ -240,9 +243,14 @@ class FhirBuilder:
                 "status": coded("episode-of-care-status", status),
                 "type": [_text(f"{doc['service_area']} {doc['kind']}")],
                 "patient": _ref("Patient", doc.get("person_id")), "period": _period(doc.get("start"), doc.get("end")),
-                "team": [{"display": doc["team"]}] if doc.get("team") else None,
+                "team": [self.team(doc["team"])] if doc.get("team") else None,
                 "careManager": {"display": doc["allocated_worker"]} if doc.get("allocated_worker") else None}
         return EpisodeOfCare.model_validate(_clean(data))
+
+    def team(self, code: str) -> dict[str, Any]:
+        """A reference to a council team: its code as a business identifier, its name as the display."""
+        name = self.team_name(code) if self.team_name is not None else None
+        return {"identifier": {"system": self.local_system("team"), "value": code}, "display": name or code}
 
     def task(self, item: dict[str, Any]) -> Task:
         """Task from a Transition: the move to adult services (Care Act s58), its stage as the Task's status and

@@ -83,8 +83,8 @@ def fhir_response(payload: dict[str, Any], status: int = 200) -> Response:
 
 
 def builder(request: Request) -> FhirBuilder:
-    """The resource builder with the council's identifier base."""
-    return FhirBuilder(request.app.state.settings.auth.identifier_base)
+    """The resource builder with the council's identifier base and its teams' names."""
+    return FhirBuilder(request.app.state.settings.auth.identifier_base, request.app.state.policy.team_name)
 
 
 def base_url(request: Request) -> str:

@@ -115,6 +115,13 @@ def test_everything_returns_episodes_plans_encounters_flags_and_documents(hub: H
     assert types == ["CarePlan", "DocumentReference", "Encounter", "EpisodeOfCare", "Flag", "Patient"]
     for resource in entries(body):
         validate(resource)
+    # an episode's team: the council's code as an identifier, its name (reference data) as the display
+    policy = hub.client.app.state.policy  # type: ignore[attr-defined]
+    teams = [r["team"][0] for r in entries(body) if r["resourceType"] == "EpisodeOfCare" and r.get("team")]
+    assert teams
+    for team in teams:
+        assert team["identifier"]["system"].endswith("/team")
+        assert team["display"] == policy.team_name(team["identifier"]["value"]) != team["identifier"]["value"]
     # paged one at a time, the same entries in the same order
     paged = [r["id"] for page in follow(hub, f"/fhir/Patient/{ann}/$everything?_count=1", hub.headers(*DOCTOR))
              for r in entries(page)]
