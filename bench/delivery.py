@@ -53,7 +53,7 @@ from hub.store.delivery import Delivery, DeliveryCursor  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.schema import Base  # noqa: E402
 from hub.store.tables import OUTBOX_LANES, utcnow  # noqa: E402
-from tests.delivery.helpers import add_events, start_worker, write_toml  # noqa: E402
+from tests.support.delivery import add_events, start_worker, write_toml  # noqa: E402
 
 SPEEDUP_TARGET = 2.0
 FLOOR_SHARE_TARGET = 0.30

@@ -32,7 +32,7 @@ from hub.store.db import Store
 from hub.store.delivery import Delivery
 from hub.store.tables import Cursor, Entity, OutboxEvent, Quarantine, SyncRun, utcnow
 from hub.sync import sync_source
-from tests.delivery.helpers import hub_settings
+from tests.support.delivery import hub_settings
 
 SOURCES, TARGETS = load_fixtures()
 

@@ -17,7 +17,8 @@ from hub.api.app import create_app
 from hub.settings import Settings
 from hub.store.db import Store
 from hub.store.tables import Entity
-from tests.support.cli import CARHUB, carehub, free_port, hub_env, status
+from tests.support.cli import CARHUB, carehub, hub_env, status
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 

@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from hub.access.tokens import DemoIssuer
-from tests.support.cli import CARHUB, carehub, free_port, hub_env
+from tests.support.cli import CARHUB, carehub, hub_env
+from tests.support.ports import free_port
 
 NHS_NUMBER = "9434765919"
 FAMILY = "Zabrowski"

@@ -15,7 +15,7 @@ import requests
 from sqlalchemy import create_engine, func, select
 
 from hub.store.finance import FinanceVersion
-from tests.e2e.helpers import CARHUB, carehub, hub_env
+from tests.support.cli import CARHUB, carehub, hub_env
 
 
 def test_demo_commits_by_soap_and_the_export_resumes_from_its_cursor(database_url: str, tmp_path: Path) -> None:

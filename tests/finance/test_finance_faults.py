@@ -12,7 +12,7 @@ from finance_link.commitments import derive_commitments
 from finance_link.feed import read_page
 from finance_link.soap import FinanceClient, FinanceRefused, FinanceUnavailable
 from hub.delivery.operations import DeliveryFilter, list_deliveries
-from tests.finance.conftest import FinanceHub, plan_doc, service_doc
+from tests.support.finance import FinanceHub, plan_doc, service_doc
 
 
 def _one_version(fin: FinanceHub) -> dict:

@@ -27,13 +27,9 @@ from hub.registry import build_pipeline
 from hub.settings import Settings
 from hub.store.db import Store
 from hub.store.inbound import InboundMessage, raw_bytes
-from tests.health.conftest import HealthHub
+from tests.support.health import HealthHub, msa
 
 HOSPITAL = "https://carehub.example.gov.uk/Id/hospital/RX1"
-
-
-def msa(ack: str) -> list[str]:
-    return next(s for s in ack.split("\r") if s.startswith("MSA")).split("|")
 
 
 def msh(ack: str) -> list[str]:

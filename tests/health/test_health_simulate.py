@@ -10,7 +10,8 @@ from pathlib import Path
 import requests
 from fhirpy import SyncFHIRClient
 
-from tests.support.cli import CARHUB, free_port, hub_env
+from tests.support.cli import CARHUB, hub_env
+from tests.support.ports import free_port
 
 
 def test_carehub_simulate_health_fhir_serves_uk_core_patients(tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ from sqlalchemy import select
 from hub.api.hot import hot_route
 from hub.api.persons import read_record, read_timeline
 from hub.store.audit import AuditEvent
-from tests.record.test_record_api import OWEN
-from tests.support.record_hub import Hub
+from tests.support.record_hub import OWEN, Hub
 
 
 def scope(path: str, method: str = "GET", root_path: str = "") -> dict[str, Any]:

@@ -21,7 +21,7 @@ from hub.api.app import create_app
 from hub.settings import AuthSettings, Settings
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
 from hub.store.db import Store
-from tests.conftest import empty_postgres
+from tests.support.postgres import empty_postgres
 from tests.support.record_hub import Hub, make_hub
 
 BURST = 60

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -38,10 +37,3 @@ def carehub(
 def status(env: dict[str, str]) -> dict[str, Any]:
     """`carehub status --json`, parsed."""
     return json.loads(carehub("status", "--json", env=env).stdout)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
