@@ -7,7 +7,6 @@ letter, an event held behind one) becomes a delivery row, and the row machinery 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -41,6 +40,7 @@ from tests.support.delivery import (
     assert_each_once_in_order,
     count,
     delivery_config,
+    drain,
     hub_settings,
     person_id,
 )
@@ -72,13 +72,6 @@ def make_loop(store: Store, config: DeliveryConfig, clock: SteppedClock | None =
     _LOOPS.append(loop)
     return loop
 
-
-def drain(loop: DeliveryLoop, done: callable, timeout: float = 60) -> None:  # type: ignore[valid-type]
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "delivery did not finish"
-        if loop.run_once() == 0:
-            time.sleep(0.02)
 
 
 def due_now(store: Store) -> None:

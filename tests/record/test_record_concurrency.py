@@ -21,6 +21,7 @@ from hub.api.app import create_app
 from hub.settings import AuthSettings, Settings
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
 from hub.store.db import Store
+from tests.support.clock import SteppedClock
 from tests.support.postgres import empty_postgres
 from tests.support.record_hub import Hub, make_hub
 
@@ -73,13 +74,13 @@ def test_a_remembered_token_is_refused_once_it_expires(store: Store, tmp_path: P
     settings = Settings(database_url=store.url, data_dir=tmp_path / "var",
                         auth=AuthSettings(demo=True, clock_skew_seconds=0))
     ttl = 3
-    now = [time.time()]
-    with TestClient(create_app(settings, store, clock=lambda: now[0])) as client:
+    clock = SteppedClock()
+    with TestClient(create_app(settings, store, clock=clock.timestamp)) as client:
         token = client.app.state.demo_issuer.issue("dr.patel", "clinician", "ICT-1", ttl=ttl)  # type: ignore[attr-defined]
         auth = {"Authorization": f"Bearer {token}"}
         assert client.get("/api/persons", params={"family": "hale"}, headers=auth).status_code == 200
         assert client.get("/api/persons", params={"family": "hale"}, headers=auth).status_code == 200
-        now[0] += ttl + 1.1  # the remembered token is now past its expiry on the hub's clock
+        clock.advance(ttl + 1)  # the remembered token is now past its expiry on the hub's clock
         answer = client.get("/api/persons", params={"family": "hale"}, headers=auth)
         assert answer.status_code == 401
         assert "expired" in answer.json()["detail"]

@@ -4,7 +4,6 @@ on a loopback port, the ERP simulator (SOAP) and in-process delivery loops pushi
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,6 +19,7 @@ from hub.delivery.worker import DeliveryLoop, ensure_circuits
 from hub.pipeline import BatchResult, Pipeline
 from hub.settings import Settings
 from hub.store.db import Store
+from tests.support.delivery import drain
 from tests.support.synthetic import nhs_number, person_payload
 
 SOURCE = "council_fin"
@@ -123,9 +123,6 @@ class FinanceHub:
         return loop
 
     def drain(self, done: Callable[[], bool], timeout: float = 30) -> None:
-        loop = self.loops[-1] if self.loops else self.loop()
-        deadline = time.monotonic() + timeout
-        while not done():
-            assert time.monotonic() < deadline, f"delivery did not finish: {self.erp.stats()}"
-            if loop.run_once() == 0:
-                time.sleep(0.02)
+        """Run the newest delivery loop (a new one when there is none) until ``done()``."""
+        drain(self.loops[-1] if self.loops else self.loop(), done, timeout=timeout,
+              what=lambda: f"delivery to the ERP ({self.erp.stats()})")

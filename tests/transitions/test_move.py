@@ -18,7 +18,8 @@ from hub.store.db import Store
 from hub.store.tables import Entity
 from hub.sync import sync_source
 from hub.transitions import move
-from tests.support.transitions import TODAY, born, drain, hub_person, intake_loop, rest_source
+from tests.support.delivery import drain
+from tests.support.transitions import TODAY, born, delivered, hub_person, intake_loop, rest_source
 
 
 def request(person_id: str, **changes: object) -> move.StartRequest:
@@ -48,7 +49,7 @@ def test_the_move_creates_the_referral_once_and_follows_it_to_the_plan(
     adults.fail_next(503, 2)  # the intake is busy: delivery retries
     loop = intake_loop(store, adults)
     try:
-        drain(loop, store, 1)
+        drain(loop, lambda: delivered(store) >= 1, timeout=30)
         assert adults.count("intake") == 1
         # the same referral pushed again (a replay, a second version) is recognised, not made twice
         target = loop.adapters["adults_case"]
@@ -88,7 +89,7 @@ def test_the_move_creates_the_referral_once_and_follows_it_to_the_plan(
         assert closed["stage"] == "closed"
         assert [h["stage"] for h in closed["history"]] == [
             "identified", "referral_requested", "received", "plan_in_place", "closed"]
-        drain(loop, store, 4)
+        drain(loop, lambda: delivered(store) >= 4, timeout=30)
         assert adults.count("intake") == 1  # later versions of the transition make no second referral
         client.close()
     finally:

@@ -26,8 +26,9 @@ from hub.settings import Settings
 from hub.store.db import Store
 from hub.sync import sync_source
 from hub.transitions import move
+from tests.support.delivery import drain
 from tests.support.pages import contrast, press_enter_on, serve, shot, sign_in, visible
-from tests.support.transitions import TODAY, born, drain, hub_person, intake_loop, rest_source
+from tests.support.transitions import TODAY, born, delivered, hub_person, intake_loop, rest_source
 
 
 def choose(driver: webdriver.Chrome, radio_id: str) -> None:
@@ -109,7 +110,7 @@ def test_a_transitions_worker_finds_who_is_due_and_starts_transitions(
     client = AdultsCaseClient({"base_url": adults.base_url, "auth": "oauth2", "token_url": adults.token_url,
                                "client_id": adults.client_id, "client_secret": adults.client_secret})
     try:
-        drain(loop, store, 1)
+        drain(loop, lambda: delivered(store) >= 1, timeout=30)
         with store.session() as s:
             move.follow(s, client, TODAY)
         browser.get(transition_url)
