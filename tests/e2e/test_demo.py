@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import orjson
@@ -19,6 +18,7 @@ from hub.store.db import Store
 from hub.store.tables import Entity
 from tests.support.cli import CARHUB, carehub, hub_env, status
 from tests.support.ports import free_port
+from tests.support.waiting import wait_until_served
 
 pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 
@@ -76,15 +76,8 @@ def test_serve_answers_health(database_url: str, tmp_path: Path) -> None:
     server = subprocess.Popen([*CARHUB, "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                reply = requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_until_served(f"http://127.0.0.1:{port}/health", server, "carehub serve", timeout=30)
+        reply = requests.get(f"http://127.0.0.1:{port}/health", timeout=10)
         assert reply.status_code == 200
         assert reply.json()["status"] == "ok"
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 from pathlib import Path
 
 import httpx
@@ -24,6 +23,7 @@ from hub.store.db import Store
 from tests.support.clock import SteppedClock
 from tests.support.postgres import empty_postgres
 from tests.support.record_hub import Hub, make_hub
+from tests.support.waiting import wait_for
 
 BURST = 60
 
@@ -149,8 +149,6 @@ def test_on_sqlite_a_thread_copies_the_audit_trails_log_into_the_database_file(
         patel = hub.headers("dr.patel", "clinician", "ICT-1")
         for _ in range(30):
             assert hub.client.get(f"/api/persons/{hub.people['ann']}/record", headers=patel).status_code == 200
-        deadline = time.monotonic() + 10
-        while database.stat().st_size == before and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert database.stat().st_size > before
+        wait_for(lambda start=before: database.stat().st_size > start, "the log copied into the database file",
+                 timeout=10)
     store.dispose()
