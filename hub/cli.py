@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -352,6 +353,9 @@ def demo(
         os.environ[f"CAREHUB_SOURCES__{source.upper()}__ENABLED"] = "true"
     settings = reload_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # SIGTERM ends the demo through its `finally`, so the simulators it started stop with it (by default the
+    # signal ends the process at once; uvicorn, serving, re-raises it once it has shut down).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     simulators = start_simulators(settings.demo.simulators)
     try:
         store = open_store()
@@ -368,6 +372,10 @@ def demo(
             serve(host=host, port=port, workers=1)
     finally:
         stop_simulators(simulators)
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def start_simulators(wanted: dict[str, int], timeout: float = 60.0) -> list[subprocess.Popen[bytes]]:

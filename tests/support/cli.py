@@ -6,18 +6,28 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
+
+from hub.settings import config_file
+from tests.support.ports import free_port
 
 CARHUB = [sys.executable, "-m", "hub"]
 
 
 def hub_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    """Environment for a carehub subprocess: its own store and data folder; `carehub demo` starts no simulator on
-    the shipped fixed ports (a test that wants them names free ports: ``CAREHUB_DEMO__SIMULATORS``)."""
+    """Environment for a carehub subprocess: its own store and data folder; `carehub demo` starts the shipped
+    config's simulators on free ports, never the fixed ones another run on the machine may hold, and syncs none
+    of their systems (a test that wants them says so: ``CAREHUB_DEMO__ENABLE_SOURCES``).
+
+    The environment cannot take the simulators away: an empty table there leaves the config file's in place
+    (the settings merge tables key by key), so each shipped simulator gets a port of its own instead."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREHUB_")}
+    shipped = tomllib.loads(config_file().read_text()).get("demo", {}).get("simulators", {})
     env.update({"CAREHUB_DATABASE_URL": database_url, "CAREHUB_DATA_DIR": str(data_dir),
-                "CAREHUB_DEMO__SIMULATORS": "{}", "CAREHUB_DEMO__ENABLE_SOURCES": "[]",
+                "CAREHUB_DEMO__SIMULATORS": json.dumps({name: free_port() for name in shipped}),
+                "CAREHUB_DEMO__ENABLE_SOURCES": "[]",
                 # the demo's EDRMS simulator on any free port, never a fixed one
                 "CAREHUB_EDRMS__SERVICE_URL": "http://127.0.0.1:0/alfresco/api/-default-/public/cmis/versions/1.1/browser"})
     env.update(extra)
