@@ -17,6 +17,8 @@ from tests.support.cli import CARHUB, carehub, hub_env
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until_served
 
+pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
+
 NHS_NUMBER = "9434765919"
 FAMILY = "Zabrowski"
 

@@ -9,6 +9,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import requests
 from sqlalchemy import create_engine, func, select
 
@@ -18,6 +19,7 @@ from tests.support.ports import free_port
 from tests.support.waiting import wait_until_served
 
 
+@pytest.mark.slow  # one of the suite's longest (make test runs it)
 def test_demo_commits_by_soap_and_the_export_resumes_from_its_cursor(database_url: str, tmp_path: Path) -> None:
     env = hub_env(database_url, tmp_path / "var", CAREHUB_DEMO__PEOPLE="300")
     out = carehub("demo", "--no-serve", env=env).stdout
