@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 from pathlib import Path
@@ -115,20 +116,10 @@ def test_demo_people_carry_uprns_and_a_cou_moves_or_flags_them(database_url: str
 def test_demo_runs_both_case_systems_and_starts_transitions(database_url: str, tmp_path: Path) -> None:
     """The demo starts the children's and adults' simulators (here on free ports), syncs them, starts
     transitions for young people due and delivers their referrals; the simulators stop with the demo."""
-    children, adults = free_port(), free_port()
-    subscriptions = tmp_path / "subscriptions.toml"
-    shipped = (Path(__file__).resolve().parents[2] / "config" / "subscriptions.toml").read_text()
-    subscriptions.write_text(shipped.replace("127.0.0.1:8102", f"127.0.0.1:{adults}"))
-    urls = {}
-    for source, port in (("CHILDRENS_CASE", children), ("ADULTS_CASE", adults)):
-        urls[f"CAREHUB_SOURCES__{source}__OPTIONS__BASE_URL"] = f"http://127.0.0.1:{port}/api/v1"
-        urls[f"CAREHUB_SOURCES__{source}__OPTIONS__TOKEN_URL"] = f"http://127.0.0.1:{port}/oauth/token"
-    urls["CAREHUB_TRANSITIONS__ADULTS_SYSTEM__BASE_URL"] = f"http://127.0.0.1:{adults}/api/v1"
-    urls["CAREHUB_TRANSITIONS__ADULTS_SYSTEM__TOKEN_URL"] = f"http://127.0.0.1:{adults}/oauth/token"
     env = hub_env(database_url, tmp_path / "var", CAREHUB_DEMO__PEOPLE="200",
-                  CAREHUB_DEMO__SIMULATORS=f'{{"children": {children}, "adults": {adults}}}',
-                  CAREHUB_DEMO__ENABLE_SOURCES='["childrens_case", "adults_case"]',
-                  CAREHUB_SUBSCRIPTIONS_FILE=str(subscriptions), **urls)
+                  CAREHUB_DEMO__ENABLE_SOURCES='["childrens_case", "adults_case"]')
+    ports = json.loads(env["CAREHUB_DEMO__SIMULATORS"])
+    children, adults = ports["children"], ports["adults"]
     out = carehub("demo", "--no-serve", env=env).stdout
     assert f"simulator children on 127.0.0.1:{children}" in out and f"simulator adults on 127.0.0.1:{adults}" in out
     line = next(x for x in out.splitlines() if x.startswith("transitions:"))
