@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 from pathlib import Path
@@ -118,8 +117,7 @@ def test_demo_runs_both_case_systems_and_starts_transitions(database_url: str, t
     transitions for young people due and delivers their referrals; the simulators stop with the demo."""
     env = hub_env(database_url, tmp_path / "var", CAREHUB_DEMO__PEOPLE="200",
                   CAREHUB_DEMO__ENABLE_SOURCES='["childrens_case", "adults_case"]')
-    ports = json.loads(env["CAREHUB_DEMO__SIMULATORS"])
-    children, adults = ports["children"], ports["adults"]
+    children, adults = (int(env[f"CAREHUB_DEMO__SIMULATORS__{name}"]) for name in ("CHILDREN", "ADULTS"))
     out = carehub("demo", "--no-serve", env=env).stdout
     assert f"simulator children on 127.0.0.1:{children}" in out and f"simulator adults on 127.0.0.1:{adults}" in out
     line = next(x for x in out.splitlines() if x.startswith("transitions:"))

@@ -47,7 +47,8 @@ def simulators_on_free_ports(folder: Path) -> dict[str, str]:
             text = text.replace(fixed, free)
         return text
 
-    env = {"CAREHUB_DEMO__SIMULATORS": json.dumps(ports)}
+    # one variable per simulator (as a test naming its own ports does): the settings merge them key by key
+    env = {f"CAREHUB_DEMO__SIMULATORS__{name.upper()}": str(port) for name, port in ports.items()}
 
     def walk(table: dict[str, Any], path: list[str]) -> None:
         for key, value in table.items():
