@@ -25,7 +25,7 @@ def hub_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
                 "CAREHUB_DEMO__ENABLE_SOURCES": "[]",
                 # the demo's EDRMS simulator on any free port, never a fixed one
                 "CAREHUB_EDRMS__SERVICE_URL": "http://127.0.0.1:0/alfresco/api/-default-/public/cmis/versions/1.1/browser"})
-    env.update(simulators_on_free_ports(data_dir))
+    env.update(simulators_on_free_ports(data_dir.parent))
     env.update(extra)
     return env
 
@@ -33,7 +33,8 @@ def hub_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
 def simulators_on_free_ports(folder: Path) -> dict[str, str]:
     """Variables that move each simulator `carehub demo` starts (``demo.simulators``) from its fixed port, which
     another run on the machine may hold, to a free one, and everything the config points at it there: the
-    settings' URLs by variable, the subscriptions' targets by a copy of the subscriptions file in ``folder``.
+    settings' URLs by variable, the subscriptions' targets by a copy of the subscriptions file in ``folder``
+    (beside the data folder, not in it: a test may check that a command left the data folder unmade).
 
     The environment cannot simply take the simulators away: an empty table there leaves the config file's in
     place (the settings merge tables key by key)."""
@@ -60,7 +61,7 @@ def simulators_on_free_ports(folder: Path) -> dict[str, str]:
     walk({k: v for k, v in config.items() if k != "demo"}, [])
     subscriptions = config_dir() / config.get("subscriptions_file", "subscriptions.toml")
     folder.mkdir(parents=True, exist_ok=True)
-    copy = folder / "subscriptions.toml"
+    copy = folder / "hub-env-subscriptions.toml"
     copy.write_text(relocated(subscriptions.read_text()))
     env["CAREHUB_SUBSCRIPTIONS_FILE"] = str(copy)
     return env
