@@ -40,7 +40,7 @@ from hub.settings import config_dir  # noqa: E402
 from hub.store.db import Store  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.tables import Entity  # noqa: E402
-from tests.record.synthetic import FAMILY, Dataset, add_named, add_random  # noqa: E402
+from tests.support.synthetic import FAMILY, Dataset, add_named, add_random  # noqa: E402
 
 
 def rounds(work: Callable[[], int], count: int) -> tuple[float, float]:

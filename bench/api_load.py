@@ -66,7 +66,7 @@ from hub.store.audit import AuditEvent  # noqa: E402
 from hub.store.db import Store  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.tables import SourceLink  # noqa: E402
-from tests.record.synthetic import (  # noqa: E402
+from tests.support.synthetic import (  # noqa: E402
     FAMILY,
     GIVEN,
     POSTCODES,

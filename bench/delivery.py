@@ -18,7 +18,7 @@ of workers could multiply it on this machine.
 
 Targets: 3 workers >= 2x one worker; one worker >= 30% of the floor.
 
-    python bench/delivery.py [--events 20000] [--batch 200] [--target noop|http] [--repeat 3]
+    python bench/delivery.py [--events 20000] [--batch 200] [--target noop|http] [--repeat 3] [--entity-types T,U]
                              [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test] [--name NAME]
 
 ``--target noop`` pushes to ``adapters.noop_target:NoopTarget`` (in process);
@@ -53,7 +53,7 @@ from hub.store.delivery import Delivery, DeliveryCursor  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.schema import Base  # noqa: E402
 from hub.store.tables import OUTBOX_LANES, utcnow  # noqa: E402
-from tests.delivery.helpers import add_events, start_worker, write_toml  # noqa: E402
+from tests.support.delivery import add_events, start_worker, write_toml  # noqa: E402
 
 SPEEDUP_TARGET = 2.0
 FLOOR_SHARE_TARGET = 0.30
@@ -111,12 +111,12 @@ def cpu_seconds(url: str, pids: list[int]) -> float:
 
 
 def run_workers(url: str, workers: int, events: int, batch: int, target: dict[str, object],
-                tmp: Path) -> tuple[float, float, float]:
+                tmp: Path, entity_types: list[str] | None = None) -> tuple[float, float, float]:
     """Events/s delivered end to end by ``workers`` worker processes, CPU microseconds per event, CPU/wall."""
     reset(url)
     subscriptions = write_toml(tmp / "subscriptions.toml", {
         "targets": {"bench": {**target, "batch_size": batch, "timeout_seconds": 30}},
-        "subscriptions": [{"target": "bench"}],
+        "subscriptions": [{"target": "bench", **({"entity_types": entity_types} if entity_types else {})}],
     })
     schedules = write_toml(tmp / "schedules.toml", {"jobs": {}})
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREHUB_")}
@@ -297,9 +297,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every run (medians are reported)")
     parser.add_argument("--pg", default=os.environ.get("CAREHUB_TEST_DATABASE_URL",
                                                        "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--entity-types", default="",
+                        help="subscribe the target to these entity types only, comma-separated (the events are "
+                             "Person), as the shipped subscriptions name theirs; default: every type")
     parser.add_argument("--name", default="delivery",
                         help="part of the bench database's name (carehub_bench_<name>_<random>)")
     args = parser.parse_args()
+    types = [t for t in args.entity_types.split(",") if t]
 
     base = make_url(normalise_url(args.pg))
     name = f"carehub_bench_{args.name}_{uuid.uuid4().hex[:8]}"
@@ -321,10 +325,10 @@ def main() -> None:
         store.dispose()
         with tempfile.TemporaryDirectory() as tmp:
             for _ in range(args.repeat):
-                rate, cpu, cores = run_workers(url, 1, args.events, args.batch, target, Path(tmp))
+                rate, cpu, cores = run_workers(url, 1, args.events, args.batch, target, Path(tmp), types)
                 runs["one"].append((rate, cpu))
                 busy.append(cores)
-                rate, cpu, _ = run_workers(url, 3, args.events, args.batch, target, Path(tmp))
+                rate, cpu, _ = run_workers(url, 3, args.events, args.batch, target, Path(tmp), types)
                 runs["three"].append((rate, cpu))
                 runs["durable"].append(floor(url, args.events, args.batch, relaxed=False))
                 runs["relaxed"].append(floor(url, args.events, args.batch, relaxed=True))

@@ -30,7 +30,7 @@ from hub.audit import AuditContext  # noqa: E402
 from hub.record import Match, PersonQuery, count_people, search_people  # noqa: E402
 from hub.settings import config_dir  # noqa: E402
 from hub.store.db import Store  # noqa: E402
-from tests.record.synthetic import FAMILY  # noqa: E402
+from tests.support.synthetic import FAMILY  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

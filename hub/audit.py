@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from hub.errors import Conflict, Forbidden, HubError, NotFound
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
-from hub.store.db import KeptConnection, PreparedStatement, Store, WalCheckpoints, is_sqlite
+from hub.store.bulk import PreparedStatement
+from hub.store.db import KeptConnection, Store, WalCheckpoints, is_sqlite
 from hub.store.fit import fit, fit_to
 from hub.store.tables import utcnow
 

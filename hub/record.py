@@ -28,7 +28,8 @@ from hub.audit import AuditContext
 from hub.errors import HubError
 from hub.model.validators import normalise_postcode
 from hub.pipeline import search_key
-from hub.store.db import PreparedStatement, Reader
+from hub.store.bulk import PreparedStatement
+from hub.store.db import Reader
 from hub.store.identity import OPEN as REVIEW_OPEN
 from hub.store.identity import MatchReview
 from hub.store.tables import Entity, IsoTimestamp, PersonIdentifier, PersonIndex, SourceLink

@@ -15,22 +15,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from hub.store.db import Store, normalise_url
 from hub.store.migrate import upgrade
-from hub.store.schema import Base
+from tests.support.pages import chromium
+from tests.support.postgres import BACKENDS, PG_URL, empty_postgres
 from tests.support.processes import become_subreaper, leftovers
 
 # The suite signs its callers in through the local demo issuer, so every Settings a test makes has demo sign-in
-# on. A carehub subprocess gets it only when its test says so (tests/e2e/helpers.hub_env drops CAREHUB_*), so
+# on. A carehub subprocess gets it only when its test says so (tests/support/cli.hub_env drops CAREHUB_*), so
 # the default (off) is what tests of `carehub serve` see.
 os.environ["CAREHUB_AUTH__DEMO"] = "true"
-
-PG_URL = os.environ.get("CAREHUB_TEST_DATABASE_URL")
-BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
-
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -63,15 +61,6 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-def empty_postgres(url: str) -> None:
-    """Remove every row the previous test left, keeping the schema."""
-    engine = create_engine(url)
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-
-
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """URL of an empty, migrated store on each backend."""
@@ -82,6 +71,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("postgres_url")
     empty_postgres(url)
     return url
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    """Headless Chromium (tests/support/pages.py has what a test does with it)."""
+    yield from chromium()
 
 
 @pytest.fixture

@@ -45,7 +45,8 @@ from hub.access.policy import Policy
 from hub.access.rules import Caller, PersonFacts, RecordView, has_relationship, in_transitions_cohort, is_hidden
 from hub.audit import AuditContext
 from hub.errors import Forbidden, NotFound
-from hub.store.db import PreparedStatement, Reader
+from hub.store.bulk import PreparedStatement
+from hub.store.db import Reader
 from hub.store.identity import OPEN as REVIEW_OPEN
 from hub.store.identity import MatchReview
 from hub.store.tables import Entity

@@ -45,11 +45,13 @@ class TokenClaims:
 
 
 class DemoIssuer:
-    """The local demo issuer: an RSA key pair under ``data_dir/keys``, made on first use."""
+    """The local demo issuer: an RSA key pair under ``data_dir/keys``, made on first use; ``clock`` (seconds
+    since the epoch) stamps the tokens it issues."""
 
-    def __init__(self, issuer: str, data_dir: Path, audience: str) -> None:
+    def __init__(self, issuer: str, data_dir: Path, audience: str, clock: Callable[[], float] = time.time) -> None:
         self.issuer = issuer
         self.audience = audience
+        self.clock = clock
         self.path = data_dir / "keys" / KEY_FILE
         self._lock = threading.Lock()
         self._key: rsa.RSAPrivateKey | None = None
@@ -97,7 +99,7 @@ class DemoIssuer:
               name: str | None = None) -> str:
         """A signed token for ``user`` holding ``role`` (one or several, as a tenant's tokens carry them) and
         ``team``, valid for ``ttl`` seconds."""
-        now = int(time.time())
+        now = int(self.clock())
         roles = [role] if isinstance(role, str) else list(role)
         claims: dict[str, Any] = {
             "iss": self.issuer, "aud": self.audience, "sub": user, "iat": now, "nbf": now, "exp": now + ttl,
@@ -190,16 +192,19 @@ def _names(value: Any, claim: str) -> tuple[str, ...]:
     raise Unauthenticated(f"the bearer token's {claim!r} claim is not a list of names")
 
 
-# What each PyJWT refusal means to the caller (the library's class names are no business of theirs).
+# What each PyJWT refusal means to the caller (the library's class names are no business of theirs). The times
+# (exp, nbf, iat) are the verifier's to check, on its clock.
 _REFUSALS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
-    (jwt.ExpiredSignatureError, "the bearer token has expired"),
-    (jwt.ImmatureSignatureError, "the bearer token is not valid yet"),
     (jwt.InvalidAudienceError, "the bearer token is not meant for this hub (audience)"),
     (jwt.InvalidIssuerError, "the bearer token's issuer is not trusted"),
     (jwt.MissingRequiredClaimError, "the bearer token lacks a required claim"),
     (jwt.InvalidSignatureError, "the bearer token's signature does not verify"),
-    (jwt.InvalidIssuedAtError, "the bearer token's issue time is not valid"),
 )
+
+
+def _seconds(value: object) -> bool:
+    """Whether a time claim is a number of seconds since the epoch (a JSON number, not a string or a boolean)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _refusal(exc: jwt.PyJWTError) -> str:
@@ -215,8 +220,9 @@ class TokenVerifier:
     """Checks bearer tokens against the trusted issuers, their audiences and the clock.
 
     ``clock`` (seconds since the epoch, :func:`time.time` by default) decides when a
-    token has expired, whether freshly verified or remembered; tests step one instead
-    of sleeping.
+    token is valid (``nbf``, ``iat``) and when it has expired (``exp``), whether freshly
+    verified or remembered, each with ``auth.clock_skew_seconds`` of leeway; tests step
+    one instead of sleeping.
     """
 
     def __init__(self, auth: AuthSettings, demo: DemoIssuer | None,
@@ -295,8 +301,9 @@ class TokenVerifier:
         try:
             claims = jwt.decode(
                 token, key, algorithms=[ALGORITHM], audience=list(trusted.audiences), issuer=issuer,
-                leeway=self.auth.clock_skew_seconds, options={"require": ["exp", "iat", "sub", "aud", "iss"],
-                                                              "verify_exp": False},  # checked below, on our clock
+                options={"require": ["exp", "iat", "sub", "aud", "iss"],
+                         # the times are checked below, on the verifier's clock (PyJWT reads the system's)
+                         "verify_exp": False, "verify_nbf": False, "verify_iat": False},
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated(_refusal(exc)) from exc
@@ -305,10 +312,16 @@ class TokenVerifier:
         team = claims.get(trusted.team_claim)
         if team is not None and not isinstance(team, str):
             raise Unauthenticated(f"the bearer token's {trusted.team_claim!r} claim is not a team code")
-        if not isinstance(claims["sub"], str) or not isinstance(claims["exp"], int | float):
+        if not isinstance(claims["sub"], str) or not all(_seconds(claims[c]) for c in ("exp", "nbf") if c in claims):
             raise Unauthenticated("the bearer token's claims are malformed")
-        if claims["exp"] <= self.clock() - self.auth.clock_skew_seconds:  # PyJWT's rule, on the verifier's clock
+        if not _seconds(claims["iat"]):
+            raise Unauthenticated("the bearer token's issue time is not valid")
+        # PyJWT's rules, on the verifier's clock
+        now, leeway = self.clock(), self.auth.clock_skew_seconds
+        if claims["exp"] <= now - leeway:
             raise Unauthenticated("the bearer token has expired")
+        if max(claims["iat"], claims.get("nbf", claims["iat"])) > now + leeway:
+            raise Unauthenticated("the bearer token is not valid yet")
         name = claims.get("name")
         return TokenClaims(
             subject=claims["sub"], issuer=str(issuer), roles=trusted.roles(claims), team=team or None,
@@ -316,15 +329,16 @@ class TokenVerifier:
         )
 
 
-def demo_issuer(settings: Settings) -> DemoIssuer | None:
-    """The demo issuer when the settings switch it on (``auth.demo``); ConfigError beside a real tenant."""
+def demo_issuer(settings: Settings, clock: Callable[[], float] = time.time) -> DemoIssuer | None:
+    """The demo issuer when the settings switch it on (``auth.demo``), issuing on ``clock``; ConfigError beside a
+    real tenant."""
     if not settings.auth.demo:
         return None
     if settings.auth.issuers:
         raise ConfigError(
             "the demo issuer is on (auth.demo) beside real issuers ([[auth.issuers]]): its sign-in page hands "
             "anyone a token for anyone; switch auth.demo off")
-    return DemoIssuer(settings.auth.demo_issuer, settings.data_dir, settings.auth.audience)
+    return DemoIssuer(settings.auth.demo_issuer, settings.data_dir, settings.auth.audience, clock)
 
 
 DEMO_WARNING = ("demo sign-in is ON (auth.demo): anyone who reaches this server can sign in as any demo user. "

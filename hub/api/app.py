@@ -65,7 +65,8 @@ def serving_app() -> FastAPI:
 
 def create_app(settings: Settings | None = None, store: Store | None = None,
                clock: Callable[[], float] = time.time) -> FastAPI:
-    """Build the application on ``store`` (or the configured one); ``clock`` decides when bearer tokens expire."""
+    """Build the application on ``store`` (or the configured one); ``clock`` (seconds since the epoch) is the time
+    bearer tokens are issued (demo) and checked on."""
     settings = settings or get_settings()
     own_store = store is None
     the_store = store or Store(settings.database_url, echo=settings.sql_echo)
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.reads = reads
     app.state.settings = settings
     app.state.policy = Policy.load(settings.config_path(settings.auth.policy_file))
-    app.state.demo_issuer = demo_issuer(settings)  # ConfigError beside a real tenant
+    app.state.demo_issuer = demo_issuer(settings, clock)  # ConfigError beside a real tenant
     install_path_only_access_log()  # whatever server runs the app, its access log writes paths without their queries
     app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer, clock)
     app.state.pipeline = build_pipeline(settings, the_store)

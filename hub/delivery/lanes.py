@@ -35,7 +35,6 @@ makes that harmless) and counts the loss on the cursor (``times_lost``,
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from hub.contract import ChangeEvent
 from hub.delivery.config import WILDCARD, DeliveryConfig, RetryPolicy
 from hub.delivery.fanout import insert_new
 from hub.delivery.queue import Outcome, backoff_seconds, relax_commit
+from hub.store.bulk import DriverStatements
 from hub.store.delivery import DEAD, DELIVERED, FAILED, PENDING, Delivery, DeliveryCursor, DeliveryHistory
 from hub.store.tables import OUTBOX_LANES, OutboxEvent, UtcDateTime, utcnow
 
@@ -113,52 +113,17 @@ def _typed(sql: str) -> Any:
     return statement
 
 
-class PgRunner:
-    """Lane statements on one raw connection of a loop's own engine (PostgreSQL: autocommit, commits relaxed).
+# PostgreSQL: the settings of the loop's own connection for lane statements. Plans made once and kept (the
+# default mode; the loop's engine forces custom plans for the delivery rows' head-of-key claim): every lane
+# statement is an index lookup by lane and id, whatever the statistics say, and planning them per batch cost
+# as much as running them. Event times arrive in UTC, as the store's own types give them.
+_PG_SETUP = ("SET plan_cache_mode = auto", "SET timezone = 'UTC'")
 
-    The driver directly, three statements a batch: the ORM's and Core's per-statement work would cost more
-    than the statements themselves. Errors are the driver's; :attr:`errors` names them for the loop.
-    """
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
-        self._raw: Any = None
-        self._sql: dict[str, str] = {}
-
-    def _conn(self) -> Any:
-        if self._raw is None:
-            self._raw = self.engine.raw_connection()
-            conn = self._raw.driver_connection
-            conn.autocommit = True
-            # Plans made once and kept (the default mode; the loop's engine forces custom plans for the
-            # delivery rows' head-of-key claim): every lane statement is an index lookup by lane and id,
-            # whatever the statistics say, and planning them per batch cost as much as running them.
-            conn.execute("SET plan_cache_mode = auto")
-            conn.execute("SET timezone = 'UTC'")  # event times arrive in UTC, as the store's own types give them
-        return self._raw.driver_connection
-
-    def _pg(self, sql: str) -> str:
-        converted = self._sql.get(sql)
-        if converted is None:
-            converted = self._sql[sql] = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
-        return converted
-
-    def all(self, sql: str, params: dict[str, Any]) -> list[Any]:
-        """The statement's rows (binary: times and numbers arrive without text to parse)."""
-        return list(self._conn().execute(self._pg(sql), params, binary=True).fetchall())
-
-    def count(self, sql: str, params: dict[str, Any]) -> int:
-        """The statement's row count."""
-        return int(self._conn().execute(self._pg(sql), params).rowcount)
-
-    def close(self) -> None:
-        """Give the connection back (after an error: dropped, so the next statement reconnects)."""
-        if self._raw is not None:
-            try:
-                self._raw.invalidate()
-            finally:
-                self._raw = None
+def pg_runner(engine: Engine) -> DriverStatements:
+    """PostgreSQL: lane statements on one raw autocommit connection of a loop's own engine (commits relaxed),
+    three statements a batch (see :class:`hub.store.bulk.DriverStatements`)."""
+    return DriverStatements(engine, _PG_SETUP)
 
 
 def start_position(session: Session) -> int:
@@ -183,23 +148,25 @@ def ensure_cursors(session: Session, targets: Sequence[str]) -> None:
          "updated_at": now} for t, lane in missing])
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def wanted(config: DeliveryConfig, target: str, alias: str = "o") -> tuple[str, dict[str, str]]:
+    """The subscriptions of ``target`` as an SQL condition on outbox rows, and its parameters (the configured
+    entity types and kinds travel as bound values, never in the SQL text)."""
+    arms: list[str] = []
+    params: dict[str, str] = {}
 
+    def one_of(column: str, values: list[str], prefix: str) -> str:
+        names = [f"{prefix}_{n}" for n in range(len(values))]
+        params.update(zip(names, values, strict=True))
+        return f"{alias}.{column} IN ({', '.join(':' + name for name in names)})"
 
-def wanted_sql(config: DeliveryConfig, target: str, alias: str = "o") -> str:
-    """The subscriptions of ``target`` as an SQL condition on outbox rows (config values, quoted)."""
-    arms = []
-    for sub in config.subscriptions:
-        if sub.target != target:
-            continue
+    for number, sub in enumerate(s for s in config.subscriptions if s.target == target):
         conds = ["1 = 1"]
         if WILDCARD not in sub.entity_types:
-            conds.append(f"{alias}.entity_type IN ({', '.join(map(_quote, sub.entity_types))})")
+            conds.append(one_of("entity_type", sub.entity_types, f"wanted_{number}_type"))
         if WILDCARD not in sub.kinds:
-            conds.append(f"{alias}.kind IN ({', '.join(map(_quote, sub.kinds))})")
+            conds.append(one_of("kind", sub.kinds, f"wanted_{number}_kind"))
         arms.append("(" + " AND ".join(conds) + ")")
-    return " OR ".join(arms) or "1 = 0"
+    return " OR ".join(arms) or "1 = 0", params
 
 
 # The lease: the least recently served free lane of the target that has events after its cursor, taken only
@@ -278,18 +245,19 @@ LEFT JOIN (
 ORDER BY o.id
 """
 
-_READS: dict[tuple[int, str], tuple[DeliveryConfig, str]] = {}
+_READS: dict[tuple[int, str], tuple[DeliveryConfig, str, dict[str, str]]] = {}
 
 
-def _read_sql(config: DeliveryConfig, target: str) -> str:
+def _read_sql(config: DeliveryConfig, target: str) -> tuple[str, dict[str, str]]:
     cached = _READS.get((id(config), target))
     if cached is not None and cached[0] is config:
-        return cached[1]
-    sql = _READ.format(key=KEY_COLUMN[config.targets[target].ordering], wanted=wanted_sql(config, target))
+        return cached[1], cached[2]
+    condition, params = wanted(config, target)
+    sql = _READ.format(key=KEY_COLUMN[config.targets[target].ordering], wanted=condition)
     if len(_READS) > 64:
         _READS.clear()
-    _READS[(id(config), target)] = (config, sql)
-    return sql
+    _READS[(id(config), target)] = (config, sql, params)
+    return sql, params
 
 
 def read_lane(run: Runner, config: DeliveryConfig, target: str, lane: int, position: int, claim_id: str,
@@ -301,8 +269,8 @@ def read_lane(run: Runner, config: DeliveryConfig, target: str, lane: int, posit
     ``limit``, no repeat), past every event the lane holds now, those the target does not want included:
     later commits get higher ids (outbox order), so nothing can appear behind that point.
     """
-    rows = run.all(_read_sql(config, target), {"target": target, "lane": lane, "position": position,
-                                               "limit": limit})
+    sql, wanted_params = _read_sql(config, target)
+    rows = run.all(sql, {**wanted_params, "target": target, "lane": lane, "position": position, "limit": limit})
     loads = orjson.loads
     keys: set[str] = set()
     events: list[LaneEvent] = []

@@ -28,12 +28,12 @@ from hub.delivery import circuit
 from hub.delivery.config import DeliveryConfig
 from hub.delivery.fanout import insert_new
 from hub.delivery.lanes import (
-    PgRunner,
     Runner,
     SessionRunner,
     advance,
     ensure_cursors,
     lease_lane,
+    pg_runner,
     read_lane,
     record_exceptions,
     release,
@@ -153,8 +153,8 @@ class DeliveryLoop:
             name: load_target(settings, config, name) for name in config.enabled_targets()}
         self.limiters = {name: RateLimiter(config.targets[name].rate_limit) for name in self.adapters}
         self.rows_due: dict[str, float] = {}
-        # PostgreSQL: lane statements on one raw connection of the loop's own engine (see PgRunner).
-        self.lane_runner = PgRunner(self.engine) if self.engine is not None else None
+        # PostgreSQL: lane statements on one raw connection of the loop's own engine (see pg_runner).
+        self.lane_runner = pg_runner(self.engine) if self.engine is not None else None
         self.delivered = 0
 
     def run(self) -> None:

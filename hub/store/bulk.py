@@ -7,22 +7,33 @@ cursor, each value converted by its column's own bind processor (values stay
 identical to what the ORM would store): ``executemany`` on SQLite, ``COPY ... FROM
 STDIN`` on PostgreSQL for a batch of :data:`COPY_ROWS` rows or more. Inserts that must
 answer their new ids use SQLAlchemy 2's own "insertmanyvalues" (:func:`insert_returning`).
-Table and column names come from the ORM's metadata, never from input; values always
-travel as bound parameters (or COPY data). :func:`param_mark` is the one place that knows
-each driver's paramstyle; :func:`driver_rows` runs any other statement on the driver and answers
-plain tuples (identity's candidate lookups and its in-memory index use it).
+
+Other ways to the driver, for statements where SQLAlchemy's execution costs more than the
+database's answer: :func:`driver_rows` runs a statement and answers plain DB-API tuples
+(identity's candidate lookups and its in-memory index); :class:`PreparedStatement` (a
+SQLAlchemy statement compiled once per dialect and run on the caller's connection: a record
+open, the access decision's facts) and :class:`DriverStatements` (``:name`` statements on a
+raw autocommit PostgreSQL connection of their own: the delivery lanes).
+
+Table and column names come from the ORM's metadata or the caller's constants, never from
+input; values always travel as bound parameters (or COPY data). :func:`param_mark` and
+:func:`driver_sql` are the one place that knows each driver's paramstyle.
 """
 
 from __future__ import annotations
 
+import re
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+
+from hub.store.db import Reader
 
 CHUNK = 500
 """Values per ``IN (...)`` lookup."""
@@ -34,6 +45,17 @@ COPY_ROWS = 200
 def param_mark(dialect: Dialect) -> str:
     """The DB-API parameter marker of the dialect's driver (``?`` for sqlite3, ``%s`` for psycopg)."""
     return "?" if dialect.paramstyle == "qmark" else "%s"
+
+
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def driver_sql(sql: str, dialect: Dialect) -> str:
+    """A statement written with ``:name`` parameters, in the driver's own paramstyle (``%(name)s`` for psycopg;
+    sqlite3 takes ``:name`` as written)."""
+    if dialect.paramstyle in ("pyformat", "format"):
+        return _NAMED.sub(r"%(\1)s", sql)
+    return sql
 
 
 def marks(session: Session, n: int) -> str:
@@ -215,3 +237,149 @@ def rows_in(session: Session, select_sql: str, params: Sequence[Any], values: Se
     for chunk in chunks(values, CHUNK):
         yield from driver_rows(session, select_sql.format(m=mark, **{"in": ", ".join([mark] * len(chunk))}),
                                (*params, *chunk))
+
+
+class DriverStatements:
+    """Statements written with ``:name`` parameters, each committed at once, on one raw psycopg connection of
+    ``engine`` (PostgreSQL), with ``setup`` run on each new connection.
+
+    For a loop that runs a few small statements per batch: the ORM's and Core's per-statement work would
+    cost more than the statements themselves. Errors are the driver's; :attr:`errors` names them.
+    """
+
+    def __init__(self, engine: Engine, setup: Sequence[str] = ()) -> None:
+        self.engine = engine
+        self.setup = tuple(setup)
+        self.errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
+        self._raw: Any = None
+        self._sql: dict[str, str] = {}
+
+    def _conn(self) -> Any:
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()
+            conn = self._raw.driver_connection
+            conn.autocommit = True
+            for statement in self.setup:
+                conn.execute(statement)
+        return self._raw.driver_connection
+
+    def _driver(self, sql: str) -> str:
+        converted = self._sql.get(sql)
+        if converted is None:
+            converted = self._sql[sql] = driver_sql(sql, self.engine.dialect)
+        return converted
+
+    def all(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """The statement's rows (binary: times and numbers arrive without text to parse)."""
+        return list(self._conn().execute(self._driver(sql), params, binary=True).fetchall())
+
+    def count(self, sql: str, params: dict[str, Any]) -> int:
+        """The statement's row count."""
+        return int(self._conn().execute(self._driver(sql), params).rowcount)
+
+    def close(self) -> None:
+        """Give the connection back (after an error: dropped, so the next statement reconnects)."""
+        if self._raw is not None:
+            try:
+                self._raw.invalidate()
+            finally:
+                self._raw = None
+
+
+class PreparedStatement:
+    """A statement built once and run straight on the DB-API cursor of the caller's connection.
+
+    For the hot paths (a record open runs three SELECTs, the audit writer two
+    INSERTs per group commit): SQLAlchemy's execution — the compiled-cache
+    lookup, an execution context, result metadata, a Row per row, a parameter
+    dict per row — cost several times what SQLite takes to answer. This
+    compiles the statement once per dialect and keeps only the conversions the
+    dialect's types need (bind and result processors: SQLite timestamps
+    written and parsed, JSON encoded, and decoded where the driver does not).
+    It runs in the connection's transaction like any other statement; rows
+    come back as plain tuples in the order of the SELECT list.
+    """
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._types = [column.type for column in getattr(statement, "selected_columns", ())]
+        self._prepared: weakref.WeakKeyDictionary[Any, _Prepared] = weakref.WeakKeyDictionary()
+
+    def all(self, reader: Reader, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row for ``params`` (values of the statement's bind parameters, by name)."""
+        connection, prepared = self._on(reader)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(prepared.sql, prepared.arguments(params))
+            rows = cursor.fetchall()
+            processors = prepared.results(self._types, cursor.description)
+        finally:
+            cursor.close()
+        if not processors:
+            return rows  # type: ignore[return-value]
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index, process in processors:
+                if values[index] is not None:
+                    values[index] = process(values[index])
+            converted.append(tuple(values))
+        return converted
+
+    def many(self, reader: Reader, rows: list[dict[str, Any]]) -> None:
+        """Run the statement once per row (``executemany``), each row giving the bind parameters by name."""
+        if rows:
+            connection, prepared = self._on(reader)
+            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(prepared.sql, [prepared.arguments(row) for row in rows])  # type: ignore[arg-type]
+            finally:
+                cursor.close()
+
+    def _on(self, reader: Reader) -> tuple[Connection, _Prepared]:
+        connection = reader.connection() if isinstance(reader, Session) else reader
+        prepared = self._prepared.get(connection.dialect)
+        if prepared is None:
+            prepared = self._prepared[connection.dialect] = _Prepared(self.statement, connection.dialect)
+        return connection, prepared
+
+
+_MISSING = object()
+
+
+class _Prepared:
+    """One statement compiled for one dialect: its SQL, how to pass its parameters, how to read its columns."""
+
+    def __init__(self, statement: Any, dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.positional = tuple(compiled.positiontup) if compiled.positional else None
+        # Each parameter as the SQL names it, the key a caller gives its value by, the statement's own value
+        # (a literal's) and the driver conversion of its type: SQLAlchemy's construct_params, less what these
+        # statements never use, cost a tenth of a record open.
+        self.params = [(name, bind.key, _MISSING if bind.required else bind.effective_value,
+                        bind.type.dialect_impl(dialect).bind_processor(dialect))
+                       for bind, name in compiled.bind_names.items()]
+        self.dialect = dialect
+        self._results: list[tuple[int, Any]] | None = None
+
+    def arguments(self, params: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        """The driver's parameters: the statement's own values (literals) with ``params``, each converted."""
+        values = {}
+        for name, key, default, process in self.params:
+            value = params.get(key, default)
+            if value is _MISSING:
+                raise KeyError(f"no value for the bind parameter {key!r}")
+            values[name] = process(value) if process is not None and value is not None else value
+        if self.positional is not None:
+            return tuple(values[name] for name in self.positional)
+        return values
+
+    def results(self, types: list[Any], description: Any) -> list[tuple[int, Any]]:
+        """The columns that need converting, with their converters (from the first answer's column types: some
+        processors depend on the driver's type codes)."""
+        if self._results is None:
+            processors = [type_.dialect_impl(self.dialect).result_processor(self.dialect, column[1])
+                          for type_, column in zip(types, description, strict=True)]
+            self._results = [(index, process) for index, process in enumerate(processors) if process is not None]
+        return self._results

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from hub.store.db import PreparedStatement
+from hub.store.bulk import PreparedStatement
 from hub.store.tables import (
     Base,
     BigId,

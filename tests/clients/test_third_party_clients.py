@@ -8,9 +8,6 @@ listener on another free port takes ADT for the same store.
 from __future__ import annotations
 
 import importlib
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +17,6 @@ import hl7
 import jsonschema
 import pytest
 import requests
-import uvicorn
 from fhirclient import client as smart_client
 from fhirclient.models.encounter import Encounter as SmartEncounter
 from fhirclient.models.fhirelementfactory import FHIRElementFactory
@@ -38,8 +34,9 @@ from hub.fhir import NHS_NUMBER
 from hub.registry import build_pipeline
 from hub.settings import Settings
 from hub.store.db import Store
-from tests.record.synthetic import Dataset, add_named, add_random, nhs_number
+from tests.support.pages import serve
 from tests.support.record_hub import hub_ids
+from tests.support.synthetic import Dataset, add_named, add_random, nhs_number
 
 
 @dataclass
@@ -61,12 +58,6 @@ class LiveHub:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def live(store: Store, tmp_path: Path) -> Iterator[LiveHub]:
     data = Dataset()
@@ -76,23 +67,14 @@ def live(store: Store, tmp_path: Path) -> Iterator[LiveHub]:
         data.load(session)
     settings = Settings(database_url=store.url, data_dir=tmp_path / "var")
     app = create_app(settings, store)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
     listener = RunningListener(MllpListener(store, AdtFeed(build_pipeline(settings, store))))
     try:
-        token = app.state.demo_issuer.issue("dr.patel", "clinician", "ICT-1", ttl=600)
-        yield LiveHub(f"http://127.0.0.1:{port}", token, hub_ids(store, named), listener.port,
-                      lambda user, role, team: app.state.demo_issuer.issue(user, role, team, ttl=600))
+        for base in serve(app):
+            token = app.state.demo_issuer.issue("dr.patel", "clinician", "ICT-1", ttl=600)
+            yield LiveHub(base, token, hub_ids(store, named), listener.port,
+                          lambda user, role, team: app.state.demo_issuer.issue(user, role, team, ttl=600))
     finally:
         listener.stop()
-        server.should_exit = True
-        thread.join(30)
 
 
 def test_fhirclient_reads_the_capability_statement_searches_and_reads(live: LiveHub) -> None:

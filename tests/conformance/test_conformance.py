@@ -10,9 +10,8 @@ PostgreSQL when CAREHUB_TEST_DATABASE_URL is set.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -32,7 +31,7 @@ from hub.store.db import Store
 from hub.store.delivery import Delivery
 from hub.store.tables import Cursor, Entity, OutboxEvent, Quarantine, SyncRun, utcnow
 from hub.sync import sync_source
-from tests.delivery.helpers import hub_settings
+from tests.support.delivery import drain, hub_settings
 
 SOURCES, TARGETS = load_fixtures()
 
@@ -182,13 +181,6 @@ def delivery(store: Store, case: TargetCase) -> DeliveryLoop:
     return DeliveryLoop(store, hub_settings(store.url), config, "conformance-worker", threading.Event())
 
 
-def drain(loop: DeliveryLoop, done: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "delivery did not finish"
-        if loop.run_once() == 0:
-            time.sleep(0.02)
-
 
 def delivered(store: Store, status: str) -> int:
     with store.session() as s:
@@ -212,7 +204,7 @@ def test_a_transient_push_failure_is_retried_by_delivery(store: Store, target: T
     target.fail_transiently(1)
     loop = delivery(store, target)
     try:
-        drain(loop, lambda: delivered(store, "delivered") == 3)
+        drain(loop, lambda: delivered(store, "delivered") == 3, timeout=30)
     finally:
         loop.close()
     assert target.held() == 3
@@ -223,7 +215,7 @@ def test_a_permanent_refusal_is_a_dead_letter_with_the_reason(store: Store, targ
     target.refuse_next()
     loop = delivery(store, target)
     try:
-        drain(loop, lambda: delivered(store, "dead") == 1)
+        drain(loop, lambda: delivered(store, "dead") == 1, timeout=30)
     finally:
         loop.close()
     with store.session() as s:

@@ -23,7 +23,6 @@ from adapters.simulators.counting_target import CountingTarget
 from hub.store.db import Store
 from hub.store.delivery import LEADER_LEASE, DeliveryCursor, JobRun, Lease
 from hub.store.migrate import upgrade
-from tests.conftest import empty_postgres
 from tests.support.delivery import (
     add_events,
     assert_each_once_in_order,
@@ -32,7 +31,7 @@ from tests.support.delivery import (
     target_config,
     worker_env,
 )
-from tests.support.postgres import PrivateCluster
+from tests.support.postgres import PrivateCluster, empty_postgres
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres

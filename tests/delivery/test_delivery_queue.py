@@ -7,7 +7,6 @@ letter, an event held behind one) becomes a delivery row, and the row machinery 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from sqlalchemy import func, select, text, update
 
 from adapters.simulators.counting_target import CountingTarget
 from hub.delivery.config import DeliveryConfig, RetryPolicy
-from hub.delivery.lanes import SessionRunner, lease_lane, read_lane
+from hub.delivery.lanes import SessionRunner, lease_lane, read_lane, wanted
 from hub.delivery.operations import (
     DeliveryFilter,
     cancel_delivery,
@@ -41,6 +40,7 @@ from tests.support.delivery import (
     assert_each_once_in_order,
     count,
     delivery_config,
+    drain,
     hub_settings,
     person_id,
 )
@@ -72,13 +72,6 @@ def make_loop(store: Store, config: DeliveryConfig, clock: SteppedClock | None =
     _LOOPS.append(loop)
     return loop
 
-
-def drain(loop: DeliveryLoop, done: callable, timeout: float = 60) -> None:  # type: ignore[valid-type]
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "delivery did not finish"
-        if loop.run_once() == 0:
-            time.sleep(0.02)
 
 
 def due_now(store: Store) -> None:
@@ -126,6 +119,25 @@ def test_lanes_deliver_each_target_what_it_subscribes_to_and_nothing_twice(store
     assert status["outbox"] == {"pending": 0, "delivered": 30, "dead": 0}
     assert {t: v["status"] for t, v in seen_created["targets"].items()} == {"a": "delivered"}
     assert {t: v["status"] for t, v in seen_updated["targets"].items()} == {"a": "delivered", "b": "delivered"}
+
+
+def test_subscriptions_reach_the_lane_read_as_bound_values_never_as_sql_text(store: Store) -> None:
+    add_events(store, 4, 2)
+    odd = ["Person' OR 'x' = 'x", "Person); DELETE FROM outbox; --"]
+    config = DeliveryConfig.model_validate({
+        "targets": {name: {"adapter": "adapters.noop_target:NoopTarget"} for name in ("a", "b")},
+        "subscriptions": [{"target": "a", "entity_types": ["Person"], "kinds": ["updated", "it's"]},
+                          {"target": "b", "entity_types": odd}]})
+    condition, params = wanted(config, "b")
+    assert not any(value in condition for value in odd) and sorted(params.values()) == sorted(odd)
+    loop = make_loop(store, config)
+    while loop.run_once():
+        pass
+    with store.session() as s:
+        status = hub_status(s)
+        assert s.scalar(select(func.count()).select_from(OutboxEvent)) == 8
+    assert status["deliveries"]["a"]["delivered"] == 4  # the updates only
+    assert status["deliveries"]["b"]["delivered"] == 0  # no entity type is called that
 
 
 def test_a_push_carries_one_event_per_person_and_lanes_keep_order(store: Store) -> None:

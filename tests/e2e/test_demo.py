@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import orjson
@@ -17,7 +16,9 @@ from hub.api.app import create_app
 from hub.settings import Settings
 from hub.store.db import Store
 from hub.store.tables import Entity
-from tests.support.cli import CARHUB, carehub, free_port, hub_env, status
+from tests.support.cli import CARHUB, carehub, hub_env, status
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until_served
 
 pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 
@@ -75,15 +76,8 @@ def test_serve_answers_health(database_url: str, tmp_path: Path) -> None:
     server = subprocess.Popen([*CARHUB, "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                reply = requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_until_served(f"http://127.0.0.1:{port}/health", server, "carehub serve", timeout=30)
+        reply = requests.get(f"http://127.0.0.1:{port}/health", timeout=10)
         assert reply.status_code == 200
         assert reply.json()["status"] == "ok"
     finally:
@@ -121,20 +115,9 @@ def test_demo_people_carry_uprns_and_a_cou_moves_or_flags_them(database_url: str
 def test_demo_runs_both_case_systems_and_starts_transitions(database_url: str, tmp_path: Path) -> None:
     """The demo starts the children's and adults' simulators (here on free ports), syncs them, starts
     transitions for young people due and delivers their referrals; the simulators stop with the demo."""
-    children, adults = free_port(), free_port()
-    subscriptions = tmp_path / "subscriptions.toml"
-    shipped = (Path(__file__).resolve().parents[2] / "config" / "subscriptions.toml").read_text()
-    subscriptions.write_text(shipped.replace("127.0.0.1:8102", f"127.0.0.1:{adults}"))
-    urls = {}
-    for source, port in (("CHILDRENS_CASE", children), ("ADULTS_CASE", adults)):
-        urls[f"CAREHUB_SOURCES__{source}__OPTIONS__BASE_URL"] = f"http://127.0.0.1:{port}/api/v1"
-        urls[f"CAREHUB_SOURCES__{source}__OPTIONS__TOKEN_URL"] = f"http://127.0.0.1:{port}/oauth/token"
-    urls["CAREHUB_TRANSITIONS__ADULTS_SYSTEM__BASE_URL"] = f"http://127.0.0.1:{adults}/api/v1"
-    urls["CAREHUB_TRANSITIONS__ADULTS_SYSTEM__TOKEN_URL"] = f"http://127.0.0.1:{adults}/oauth/token"
     env = hub_env(database_url, tmp_path / "var", CAREHUB_DEMO__PEOPLE="200",
-                  CAREHUB_DEMO__SIMULATORS__CHILDREN=str(children), CAREHUB_DEMO__SIMULATORS__ADULTS=str(adults),
-                  CAREHUB_DEMO__ENABLE_SOURCES='["childrens_case", "adults_case"]',
-                  CAREHUB_SUBSCRIPTIONS_FILE=str(subscriptions), **urls)
+                  CAREHUB_DEMO__ENABLE_SOURCES='["childrens_case", "adults_case"]')
+    children, adults = (int(env[f"CAREHUB_DEMO__SIMULATORS__{name}"]) for name in ("CHILDREN", "ADULTS"))
     out = carehub("demo", "--no-serve", env=env).stdout
     assert f"simulator children on 127.0.0.1:{children}" in out and f"simulator adults on 127.0.0.1:{adults}" in out
     line = next(x for x in out.splitlines() if x.startswith("transitions:"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +14,11 @@ import pytest
 import requests
 
 from hub.access.tokens import DemoIssuer
-from tests.support.cli import CARHUB, carehub, free_port, hub_env
+from tests.support.cli import CARHUB, carehub, hub_env
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until_served
+
+pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 
 NHS_NUMBER = "9434765919"
 FAMILY = "Zabrowski"
@@ -29,15 +32,7 @@ def served(env: dict[str, str], log: Path, *extra: str) -> Iterator[str]:
         server = subprocess.Popen([*CARHUB, "serve", "--port", str(port), *extra], env=env, stdout=out,
                                   stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except requests.ConnectionError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"carehub serve did not start:\n{log.read_text()}") from None
-                time.sleep(0.2)
+        wait_until_served(f"http://127.0.0.1:{port}/health", server, "carehub serve", log=log)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
@@ -125,15 +120,7 @@ def test_carehub_demo_serves_with_demo_sign_in_on(tmp_path: Path) -> None:
         demo = subprocess.Popen([*CARHUB, "demo", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 400
-        while True:
-            try:
-                requests.get(f"{base}/health", timeout=2)
-                break
-            except requests.ConnectionError:
-                if demo.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"carehub demo did not serve:\n{log.read_text()[-3000:]}") from None
-                time.sleep(0.5)
+        wait_until_served(f"{base}/health", demo, "carehub demo", timeout=400, log=log)
         signed = requests.post(f"{base}/sign-in", data={"user": "dq.hughes"}, allow_redirects=False, timeout=10)
         assert signed.status_code == 303 and "carehub_token" in signed.headers["set-cookie"]
         token = signed.cookies["carehub_token"]

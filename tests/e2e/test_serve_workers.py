@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.cli import CARHUB, carehub, free_port, hub_env
+from tests.support.cli import CARHUB, carehub, hub_env
+from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)

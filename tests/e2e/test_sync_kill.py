@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from sqlalchemy import create_engine, func, select, text
 from adapters.simulators.legacy_escr import generate
 from hub.store.tables import RawRecord
 from tests.support.cli import CARHUB, carehub, hub_env
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
 
@@ -58,11 +58,9 @@ def test_sigkill_mid_sync_then_rerun_equals_unbroken_run(database_url: str, tmp_
     env = hub_env(database_url, tmp_path / "var", **extra)
     carehub("db", "upgrade", env=env)
     victim = subprocess.Popen([*CARHUB, "sync"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while raw_count(database_url) < summary.total_rows // 3:
-        assert victim.poll() is None, "sync finished before it could be killed: make the source bigger"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: victim.poll() is not None or raw_count(database_url) >= summary.total_rows // 3,
+             "a third of the source read", timeout=120, every=0.05)
+    assert victim.poll() is None, "sync finished before it could be killed: make the source bigger"
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     interrupted = raw_count(database_url)

@@ -14,6 +14,8 @@ from sqlalchemy import create_engine, text
 from adapters.simulators.legacy_escr import generate
 from tests.support.cli import carehub, hub_env, status
 
+pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
+
 MAPPING = Path(__file__).resolve().parents[2] / "mappings" / "legacy_escr.yaml"
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from hub.store.audit import AuditEvent
 from hub.store.documents import EdrmsDocument
-from tests.edrms.conftest import EdrmsHub
+from tests.support.edrms import EdrmsHub
 
 
 def doc_id(hub: EdrmsHub, key: str) -> int:

@@ -9,10 +9,8 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.edrms.conftest import EdrmsHub
-from tests.record.test_record_pages import browser, replaced, serve, shot, sign_in, visible  # noqa: F401
-
-__all__ = ["browser"]
+from tests.support.edrms import EdrmsHub
+from tests.support.pages import replaced, serve, shot, sign_in, visible
 
 
 @pytest.fixture
@@ -37,7 +35,7 @@ def test_records_manager_links_an_orphan_in_two_clicks_and_unlinks_it(server: st
                   if "Nora Quinn (23/11/1978)" in a.text)
     sky = next(a for a in browser.find_elements(By.CSS_SELECTOR, "article.orphan") if "Sky Marlow" in a.text)
     assert "Link to Sky" not in sky.text  # the sealed person is never suggested
-    shot(browser, "edrms-orphans")
+    shot(browser, "edrms/orphans")
     first = orphan.find_element(By.CSS_SELECTOR, "ul.suggestions summary")
     assert first.text.startswith("Link to Nora Quinn")
     first.click()  # one
@@ -46,7 +44,7 @@ def test_records_manager_links_an_orphan_in_two_clicks_and_unlinks_it(server: st
     assert "Linked: the document is on the person's record" in page and "3 orphans" in page
     row = browser.find_element(By.CSS_SELECTOR, "table.results tbody tr")
     assert "Letter - Nora Quinn" in row.text and edrms_hub.people["nora"] in row.text
-    shot(browser, "edrms-linked")
+    shot(browser, "edrms/linked")
     row.find_element(By.TAG_NAME, "summary").click()
     row.find_element(By.CSS_SELECTOR, "input[name='reason']").send_keys("Another Nora Quinn: wrong person")
     click_and_wait(browser, row.find_element(By.CSS_SELECTOR, "button.unlink-confirm"))

@@ -18,7 +18,7 @@ from hub.delivery.worker import DeliveryLoop, ensure_circuits
 from hub.settings import reload_settings
 from hub.store.documents import EdrmsDocument
 from hub.store.tables import OutboxEvent
-from tests.edrms.conftest import PASSWORD, USER, EdrmsHub
+from tests.support.edrms import PASSWORD, USER, EdrmsHub
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from hub.store.documents import EdrmsDocument, EdrmsLink
 from hub.store.merges import merge
 from hub.store.tables import Entity, OutboxEvent
-from tests.edrms.conftest import EdrmsHub
+from tests.support.edrms import PASSWORD, USER, EdrmsHub, make_edrms_hub
 
 
 def by_key(hub: EdrmsHub) -> dict[str, EdrmsDocument]:
@@ -99,8 +99,6 @@ def test_change_log_pages_overlap_and_entries_are_read_once(edrms_hub: EdrmsHub)
 
 
 def test_without_a_change_log_the_pull_queries_by_modification_date(store, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.edrms.conftest import make_edrms_hub
-
     for hub in make_edrms_hub(store, tmp_path, changes=False):
         first = hub.pull()
         assert first.mode == "query" and first.read == 8
@@ -146,7 +144,6 @@ def test_the_scheduled_job_pulls_then_refreshes(edrms_hub: EdrmsHub) -> None:
 def test_an_atompub_only_repository_is_pulled_by_query(edrms_hub: EdrmsHub) -> None:
     from edrms.cmis import Credentials, connect
     from edrms.pull import DocumentPull
-    from tests.edrms.conftest import PASSWORD, USER
 
     repository = connect(edrms_hub.simulator.atom_url, Credentials(USER, PASSWORD))
     try:

@@ -16,8 +16,8 @@ from hub.contract import SourceRecord
 from hub.pipeline import Pipeline
 from hub.settings import reload_settings
 from hub.store.documents import EdrmsDocument
-from tests.edrms.conftest import EdrmsHub
-from tests.record.synthetic import SOURCE, mapper, nhs_number, person_payload
+from tests.support.edrms import EdrmsHub
+from tests.support.synthetic import SOURCE, mapper, nhs_number, person_payload
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "retention.toml"
 TODAY = date(2026, 1, 1)

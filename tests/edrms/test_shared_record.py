@@ -3,7 +3,7 @@ page, under exactly the person's seals, consents and roles."""
 
 from __future__ import annotations
 
-from tests.edrms.conftest import EdrmsHub
+from tests.support.edrms import EdrmsHub
 
 
 def references(hub: EdrmsHub, patient: str, headers: dict[str, str]) -> list[dict]:

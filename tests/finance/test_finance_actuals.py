@@ -14,7 +14,7 @@ from finance_link.actuals import drop_folder, pick_up_actuals
 from finance_link.commitments import derive_commitments
 from hub.store.audit import AuditEvent
 from hub.store.finance import FinanceActual, FinanceVariance
-from tests.finance.conftest import FinanceHub, plan_doc, service_doc
+from tests.support.finance import FinanceHub, plan_doc, service_doc
 
 
 def _committed(fin: FinanceHub, people: int = 2) -> list[str]:

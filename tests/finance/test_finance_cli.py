@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import csv
 import re
-import socket
 import subprocess
-import time
 from pathlib import Path
 
+import pytest
 import requests
 from sqlalchemy import create_engine, func, select
 
 from hub.store.finance import FinanceVersion
-from tests.e2e.helpers import CARHUB, carehub, hub_env
+from tests.support.cli import CARHUB, carehub, hub_env
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until_served
 
 
+@pytest.mark.slow  # one of the suite's longest (make test runs it)
 def test_demo_commits_by_soap_and_the_export_resumes_from_its_cursor(database_url: str, tmp_path: Path) -> None:
     env = hub_env(database_url, tmp_path / "var", CAREHUB_DEMO__PEOPLE="300")
     out = carehub("demo", "--no-serve", env=env).stdout
@@ -42,21 +44,14 @@ def test_demo_commits_by_soap_and_the_export_resumes_from_its_cursor(database_ur
 
 
 def test_carehub_simulate_finance_serves_the_wsdl(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = hub_env("sqlite:///" + str(tmp_path / "unused.db"), tmp_path / "var")
     proc = subprocess.Popen([*CARHUB, "simulate", "finance", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                wsdl = requests.get(f"http://127.0.0.1:{port}/finance/commitments?wsdl", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.2)
+        wait_until_served(f"http://127.0.0.1:{port}/finance/commitments?wsdl", proc, "carehub simulate finance",
+                          timeout=30)
+        wsdl = requests.get(f"http://127.0.0.1:{port}/finance/commitments?wsdl", timeout=10)
         assert wsdl.status_code == 200 and f"http://127.0.0.1:{port}/finance/commitments" in wsdl.text
         import zeep
 

@@ -14,7 +14,7 @@ from hub.store.audit import AuditEvent
 from hub.store.delivery import Delivery
 from hub.store.finance import FinanceLine
 from hub.store.tables import Quarantine
-from tests.finance.conftest import FinanceHub, plan_doc, service_doc
+from tests.support.finance import FinanceHub, plan_doc, service_doc
 
 
 def _feed(fin: FinanceHub, since: str | None = None, limit: int = 100) -> dict:

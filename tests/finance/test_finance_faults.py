@@ -3,7 +3,6 @@ refusals with the ERP's reason (dead letters), a slow answer past the timeout is
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import pytest
@@ -12,7 +11,8 @@ from finance_link.commitments import derive_commitments
 from finance_link.feed import read_page
 from finance_link.soap import FinanceClient, FinanceRefused, FinanceUnavailable
 from hub.delivery.operations import DeliveryFilter, list_deliveries
-from tests.finance.conftest import FinanceHub, plan_doc, service_doc
+from tests.support.finance import FinanceHub, plan_doc, service_doc
+from tests.support.waiting import wait_for
 
 
 def _one_version(fin: FinanceHub) -> dict:
@@ -45,10 +45,8 @@ def test_an_invalid_cost_centre_is_refused_and_a_slow_erp_is_transient(fin: Fina
         with pytest.raises(FinanceUnavailable, match="unreachable: ReadTimeout"):
             client.send(item)
         fin.erp.slow(0)
-        deadline = time.monotonic() + 10
-        while fin.erp.stats()["applied"] == 0:  # the ERP finishes the request the client gave up on
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        # the ERP finishes the request the client gave up on
+        wait_for(lambda: fin.erp.stats()["applied"] > 0, "the ERP to apply the slow request", timeout=10, every=0.05)
         number, duplicate = client.send(item)  # the slow request was applied after all: recognised by its key
         assert duplicate and number.startswith("CMT")
     finally:

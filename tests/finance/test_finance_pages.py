@@ -18,22 +18,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from finance_link.commitments import derive_commitments
 from hub.store.finance import FinanceLine
-from tests.finance.conftest import FinanceHub, plan_doc, service_doc
-from tests.record.test_record_pages import browser, replaced, shot, sign_in, visible
-
-__all__ = ["browser"]
-
-# The WCAG 2.x contrast ratio of an element's text against the first opaque background behind it.
-CONTRAST_JS = """
-function rgb(c) { const m = c.match(/[\\d.]+/g).map(Number); return m.length > 3 && m[3] === 0 ? null : m; }
-function lum(c) { const v = c.slice(0, 3).map(x => { x /= 255;
-  return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; });
-  return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; }
-const el = arguments[0]; let fg = rgb(getComputedStyle(el).color); let n = el, bg = null;
-while (n && !bg) { bg = rgb(getComputedStyle(n).backgroundColor); n = n.parentElement; }
-bg = bg || [255, 255, 255]; const a = lum(fg), b = lum(bg);
-return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-"""
+from tests.support.finance import FinanceHub, plan_doc, service_doc
+from tests.support.pages import contrast, replaced, shot, sign_in, visible
 
 
 @pytest.fixture
@@ -83,8 +69,8 @@ def test_finance_officer_filters_commitments_by_keyboard_and_downloads_the_csv(
         assert cell.value_of_css_property("text-align") == "right"
     badge, link = flagged[0].find_element(By.CSS_SELECTOR, ".badge"), browser.find_element(By.ID, "csv-download")
     for element in [*flagged[0].find_elements(By.CSS_SELECTOR, "td"), badge, link]:
-        assert browser.execute_script(CONTRAST_JS, element) >= 4.5, element.text
-    shot(browser, "finance-page")
+        assert contrast(browser, element) >= 4.5, element.text
+    shot(browser, "finance/page")
 
     # keyboard only: Tab from the skip link to the provider list, pick P0003, Tab to the button, Enter
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
@@ -125,7 +111,7 @@ def test_the_record_page_shows_planned_vs_actual_and_other_roles_get_no_finance_
     panel = browser.find_element(By.ID, "spend").text
     assert "Care costs: planned and actual" in visible(browser)
     assert "860.00 1,075.00 215.00 (25.0%)\nOver threshold" in panel
-    shot(browser, "record-spend")
+    shot(browser, "finance/record-spend")
     sign_in(browser, base, "dr.patel")
     browser.get(f"{base}/finance")
     assert "Not available to your role" in visible(browser) and "Care commitments" not in browser.title

@@ -8,8 +8,9 @@ from datetime import date
 from pathlib import Path
 
 from finance_link.actuals import drop_folder
-from tests.delivery.helpers import start_worker, wait_for, write_toml
-from tests.finance.conftest import FinanceHub, plan_doc, service_doc
+from tests.support.delivery import start_worker, write_toml
+from tests.support.finance import FinanceHub, plan_doc, service_doc
+from tests.support.waiting import wait_for
 
 
 def test_the_worker_derives_pushes_and_loads_actuals(fin: FinanceHub, tmp_path: Path) -> None:
@@ -38,12 +39,12 @@ def test_the_worker_derives_pushes_and_loads_actuals(fin: FinanceHub, tmp_path: 
     })
     worker = start_worker(env, tmp_path / "worker.log")
     try:
-        wait_for(lambda: fin.erp.stats()["applied"] == 3, 60, "three commitments at the ERP")
+        wait_for(lambda: fin.erp.stats()["applied"] == 3, "three commitments at the ERP")
         fin.council.ingest("services", "svc-w1", service_doc("w1", "plan-w1", units_per_week="14"))
-        wait_for(lambda: fin.erp.stats()["applied"] == 4, 60, "the amendment at the ERP")
+        wait_for(lambda: fin.erp.stats()["applied"] == 4, "the amendment at the ERP")
         folder = drop_folder(fin.settings)
         fin.erp.drop_actuals(folder, "erp-1.csv", fin.erp.invoices(2, date(2026, 1, 18)))
-        wait_for(lambda: (folder / "processed" / "erp-1.csv.report.txt").exists(), 60, "the actuals file loaded")
+        wait_for(lambda: (folder / "processed" / "erp-1.csv.report.txt").exists(), "the actuals file loaded")
         assert "3 accepted" in (folder / "processed" / "erp-1.csv.report.txt").read_text()
     finally:
         worker.terminate()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gazetteer_files import TownFiles, tiny_records, write_dtf
 
 from gazetteer.load import load_file
 from gazetteer.simulator import generate_town, write_cou, write_full
 from hub.store.db import Store
+from tests.support.gazetteer import TownFiles, tiny_records, write_dtf
 
 
 @pytest.fixture

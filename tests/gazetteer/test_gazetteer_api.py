@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from gazetteer_files import TownFiles, U
 
 from gazetteer.api import router
 from gazetteer.load import load_file
 from hub.api.problems import install
 from hub.store.db import Store
+from tests.support.gazetteer import TownFiles, U
 
 
 def client_for(store: Store) -> TestClient:

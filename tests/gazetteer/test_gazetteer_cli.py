@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gazetteer_files import TownFiles, U
 from typer.testing import CliRunner
 
 from gazetteer.cli import app
 from hub.settings import reload_settings
+from tests.support.gazetteer import TownFiles, U
 
 runner = CliRunner()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gazetteer_files import U
 
 from gazetteer.address import AddressableObject, Bs7666Address
 from gazetteer.load import load_file
@@ -13,6 +12,7 @@ from gazetteer.matcher import AddressMatcher
 from gazetteer.simulator import generate_town, messy_variants, write_full
 from hub.model import Address
 from hub.store.db import Store
+from tests.support.gazetteer import U
 
 
 @pytest.fixture

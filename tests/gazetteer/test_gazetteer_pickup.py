@@ -6,12 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
-from gazetteer_files import TownFiles
 from sqlalchemy import func, select
 
 from gazetteer.pickup import pick_up
 from hub.store.addressing import GazetteerLoad
 from hub.store.db import Store
+from tests.support.gazetteer import TownFiles
 
 
 def test_pickup_loads_in_order_and_files_each_away(

@@ -5,18 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gazetteer_files import (
-    HIGH,
-    TownFiles,
-    U,
-    blpu,
-    descriptor,
-    lpi,
-    pao,
-    street,
-    successor,
-    write_dtf,
-)
 from sqlalchemy import func, select
 
 from gazetteer.dtf import FeedRejected
@@ -30,6 +18,18 @@ from hub.store.addressing import (
     Successor,
 )
 from hub.store.db import Store
+from tests.support.gazetteer import (
+    HIGH,
+    TownFiles,
+    U,
+    blpu,
+    descriptor,
+    lpi,
+    pao,
+    street,
+    successor,
+    write_dtf,
+)
 
 
 def table_counts(store: Store) -> dict[str, int]:

@@ -20,20 +20,9 @@ from hub.settings import Settings
 from hub.store.db import Store
 from hub.store.inbound import InboundMessage, raw_bytes
 from hub.store.tables import Entity, OutboxEvent, PersonIndex
-from tests.health.conftest import HealthHub
+from tests.support.health import HealthHub, err, msa
 
 HOSPITAL = "https://carehub.example.gov.uk/Id/hospital/RX1"
-
-
-def msa(ack: str) -> list[str]:
-    """The MSA fields of an ACK."""
-    segment = next(s for s in ack.split("\r") if s.startswith("MSA"))
-    return segment.split("|")
-
-
-def err(ack: str) -> str:
-    """The ERR segment of an ACK ('' when none)."""
-    return next((s for s in ack.split("\r") if s.startswith("ERR")), "")
 
 
 def outbox_count(hub: HealthHub) -> int:

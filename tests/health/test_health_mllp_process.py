@@ -6,10 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.support.processes import alive, descendants
+from tests.support.waiting import wait_for
 
 
 def test_sigterm_stops_the_listener_and_its_reader_processes(tmp_path: Path) -> None:
@@ -31,7 +31,4 @@ def test_sigterm_stops_the_listener_and_its_reader_processes(tmp_path: Path) -> 
             proc.wait()
     assert proc.returncode == 0, err
     assert "stopped after 0 messages" in out
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in readers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert [pid for pid in readers if alive(pid)] == []
+    wait_for(lambda: not any(alive(pid) for pid in readers), "the reader processes to exit", timeout=10, every=0.05)

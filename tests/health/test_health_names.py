@@ -14,7 +14,7 @@ from health_link.hl7 import LOCAL_TIME
 from health_link.simulator import SyntheticPatient, adt_message, synthetic_nhs_number
 from hub.model.validators import MAX_NAMES
 from hub.store.inbound import InboundMessage
-from tests.health.conftest import HealthHub
+from tests.support.health import HealthHub, err, msa
 
 HOSPITAL = "https://carehub.example.gov.uk/Id/hospital/RX1"
 
@@ -29,14 +29,6 @@ def send(health: HealthHub, message: str) -> str:
     with MLLPClient("127.0.0.1", health.listener.port) as client:
         raw = client.send_message(message)
     return raw.decode("utf-8").strip("\x0b\x1c\r")
-
-
-def msa(ack: str) -> list[str]:
-    return next(s for s in ack.split("\r") if s.startswith("MSA")).split("|")
-
-
-def err(ack: str) -> str:
-    return next((s for s in ack.split("\r") if s.startswith("ERR")), "")
 
 
 def held(health: HealthHub, hospital_number: str) -> list[dict]:  # type: ignore[type-arg]

@@ -17,7 +17,7 @@ from health_link.hl7 import LOCAL_TIME
 from health_link.simulator import SyntheticPatient, adt_message, synthetic_nhs_number
 from hub.fhir import NHS_NUMBER
 from hub.store.identity import MatchReview
-from tests.health.conftest import HealthHub
+from tests.support.health import HealthHub
 
 
 def _ack_code(raw: bytes) -> str:

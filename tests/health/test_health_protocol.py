@@ -27,13 +27,10 @@ from hub.registry import build_pipeline
 from hub.settings import Settings
 from hub.store.db import Store
 from hub.store.inbound import InboundMessage, raw_bytes
-from tests.health.conftest import HealthHub
+from tests.support.health import HealthHub, msa
+from tests.support.waiting import wait_for
 
 HOSPITAL = "https://carehub.example.gov.uk/Id/hospital/RX1"
-
-
-def msa(ack: str) -> list[str]:
-    return next(s for s in ack.split("\r") if s.startswith("MSA")).split("|")
 
 
 def msh(ack: str) -> list[str]:
@@ -103,11 +100,8 @@ def test_a_cut_frame_at_the_end_of_a_connection_is_kept(health: HealthHub) -> No
     with health.connect() as mllp:
         assert msa(mllp.send(adt_message("A28", "WHOLE", synthetic_patient(44))))[1] == "AA"
         mllp.send_raw(b"\x0b" + partial)
-    for _ in range(100):
-        rows = kept(health)
-        if len(rows) == 2:
-            break
-        time.sleep(0.05)
+    wait_for(lambda: len(kept(health)) == 2, "the cut frame kept", timeout=5, every=0.05)
+    rows = kept(health)
     assert raw_bytes(rows[1]) == partial and rows[1].status == "refused"
 
 
@@ -242,11 +236,7 @@ def test_carehub_mllp_stops_with_its_readers_on_sigterm_and_on_sigint_in_the_bac
         assert readers, "the listener should run a reader process"
         process.send_signal(signum)
         assert process.wait(60) == 0
-        for _ in range(100):
-            if not any(_alive(r) for r in readers):
-                break
-            time.sleep(0.1)
-        assert not any(_alive(r) for r in readers)
+        wait_for(lambda: not any(_alive(r) for r in readers), "the reader processes to exit", timeout=10)
         assert "stopped after 1 messages" in process.stdout.read()
     finally:
         if process.poll() is None:

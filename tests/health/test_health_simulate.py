@@ -4,13 +4,13 @@ read by a third-party FHIR client (fhirpy)."""
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
-import requests
 from fhirpy import SyncFHIRClient
 
-from tests.support.cli import CARHUB, free_port, hub_env
+from tests.support.cli import CARHUB, hub_env
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until_served
 
 
 def test_carehub_simulate_health_fhir_serves_uk_core_patients(tmp_path: Path) -> None:
@@ -20,14 +20,7 @@ def test_carehub_simulate_health_fhir_serves_uk_core_patients(tmp_path: Path) ->
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}/fhir"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{base}/Patient", params={"_count": 1}, timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.2)
+        wait_until_served(f"{base}/Patient?_count=1", proc, "carehub simulate health_fhir", timeout=30)
         client = SyncFHIRClient(base)
         patients = client.resources("Patient").limit(50).fetch()
         assert len(patients) == 50

@@ -8,54 +8,20 @@ and Greta Hawthorne who may be Margaret.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from hub.api.app import create_app
-from hub.pipeline import Pipeline
-from hub.settings import Settings
 from hub.store.audit import AuditEvent, AuditSubject
 from hub.store.db import Store
 from hub.store.identity import queue_reviews
 from hub.store.tables import OutboxEvent
-from hub.sync import sync_source
-from tests.support.two_sources import ADULTS, ESCR, UNSURE, legacy, person_of
-
-
-@dataclass
-class Hub:
-    """The app over two synced sources, and the people in them by name."""
-
-    client: TestClient
-    store: Store
-    people: dict[str, str]
-
-    def headers(self, user: str, role: str, team: str | None = None) -> dict[str, str]:
-        token = self.client.app.state.demo_issuer.issue(user, role, team, ttl=600)  # type: ignore[attr-defined]
-        return {"Authorization": f"Bearer {token}"}
-
+from tests.support.two_sources import Hub, make_hub
 
 DQ = ("dq.hughes", "data_quality")
 ADMIN = ("admin.lee", "admin")
-
-
-def make_hub(store: Store, tmp_path: Path) -> Iterator[Hub]:
-    """Sync the ESCR and the adults' system (with Greta) into ``store``; yield the app around it."""
-    escr, adults = legacy(tmp_path, "escr", ESCR), legacy(tmp_path, "adults", [*ADULTS, UNSURE])
-    sync_source(store, escr, Pipeline(), batch_size=50)
-    sync_source(store, adults, Pipeline(), batch_size=50)
-    escr.close()
-    adults.close()
-    people = {"margaret": person_of(store, "escr", 1), "amy": person_of(store, "escr", 2),
-              "beth": person_of(store, "escr", 3), "greta": person_of(store, "adults", 105)}
-    app = create_app(Settings(database_url=store.url, data_dir=tmp_path / "var"), store)
-    with TestClient(app) as client:
-        yield Hub(client, store, people)
 
 
 @pytest.fixture

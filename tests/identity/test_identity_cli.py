@@ -17,7 +17,7 @@ from hub.settings import reload_settings
 from hub.store.db import Store
 from hub.store.identity import MatchReview, PersonMerge, queue_review
 from hub.store.tables import OutboxEvent
-from tests.identity.test_identity_store import add_person
+from tests.support.persons import add_person
 
 runner = CliRunner()
 

@@ -8,7 +8,6 @@ test-artifacts/identity/ (gitignored).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,14 +15,10 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
 from hub.store.db import Store
-from tests.identity.test_identity_api import Hub, make_hub
-from tests.record.test_record_pages import browser, replaced, serve, sign_in, visible
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "identity"
-__all__ = ["browser"]  # the headless Chromium fixture, shared with the record pages
+from tests.support.pages import contrast, press_enter_on, serve, shot, sign_in, visible
+from tests.support.two_sources import Hub, make_hub
 
 
 @pytest.fixture
@@ -37,34 +32,6 @@ def server(hub: Hub) -> Iterator[str]:
     yield from serve(hub.client.app)
 
 
-def shot(browser: webdriver.Chrome, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
-
-
-def press_enter_on(browser: webdriver.Chrome, element: webdriver.remote.webelement.WebElement) -> None:
-    """Move the keyboard focus to ``element`` and press Enter, then wait for the next page."""
-    old = browser.find_element(By.TAG_NAME, "html")
-    browser.execute_script("arguments[0].focus()", element)
-    assert browser.switch_to.active_element == element
-    browser.switch_to.active_element.send_keys(Keys.ENTER)
-    WebDriverWait(browser, 20).until(replaced(old))
-
-
-def contrast(browser: webdriver.Chrome, element: webdriver.remote.webelement.WebElement) -> float:
-    """WCAG contrast ratio of an element's text colour on its background colour."""
-    fg, bg = (browser.execute_script(f"return getComputedStyle(arguments[0]).{p}", element)
-              for p in ("color", "backgroundColor"))
-
-    def luminance(css: str) -> float:
-        channels = [int(v) / 255 for v in re.findall(r"\d+", css)[:3]]
-        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
-
-    light, dark = sorted((luminance(fg), luminance(bg)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
-
-
 def test_a_reviewer_merges_undoes_and_keeps_twins_apart_from_the_keyboard(
     server: str, browser: webdriver.Chrome, hub: Hub
 ) -> None:
@@ -73,7 +40,7 @@ def test_a_reviewer_merges_undoes_and_keeps_twins_apart_from_the_keyboard(
     assert browser.find_element(By.TAG_NAME, "h1").text == "Identity review"
     assert "2 pairs" in browser.find_element(By.ID, "queue-heading").text
     assert "possibly twins" in visible(browser)
-    shot(browser, "queue")
+    shot(browser, "identity/queue")
 
     # the unsure pair: Greta Hawthorne, born the day Margaret (Peggy) was
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "table.results tbody tr") if "Greta" in r.text)
@@ -90,14 +57,14 @@ def test_a_reviewer_merges_undoes_and_keeps_twins_apart_from_the_keyboard(
     for button in (accept, reject):
         assert contrast(browser, button) >= 4.5
     assert contrast(browser, browser.find_element(By.TAG_NAME, "body")) >= 4.5
-    shot(browser, "pair")
+    shot(browser, "identity/pair")
 
     press_enter_on(browser, accept)
     assert "Merged: the two records are now one person." in browser.find_element(
         By.CSS_SELECTOR, "[role=status]").text
     undo = browser.find_element(By.ID, "unmerge")
     assert contrast(browser, undo) >= 4.5
-    shot(browser, "merged")
+    shot(browser, "identity/merged")
     press_enter_on(browser, undo)
     assert "Merge undone" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
     assert "kept apart" in visible(browser)
@@ -110,7 +77,7 @@ def test_a_reviewer_merges_undoes_and_keeps_twins_apart_from_the_keyboard(
     press_enter_on(browser, browser.find_element(By.ID, "reject"))
     assert "will not be asked about again" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
     assert "0 pairs" in browser.find_element(By.ID, "queue-heading").text
-    shot(browser, "queue-empty")
+    shot(browser, "identity/queue-empty")
 
     # the record page says why Peggy's record was joined to Margaret's
     browser.get(f"{server}/persons/{hub.people['margaret']}")
@@ -121,7 +88,7 @@ def test_a_reviewer_merges_undoes_and_keeps_twins_apart_from_the_keyboard(
     summary.send_keys(Keys.ENTER)  # details open from the keyboard
     assert "nickname" in browser.find_element(By.CSS_SELECTOR, ".joined-records details").text
     assert "Kept apart from person" in visible(browser)
-    shot(browser, "record-why")
+    shot(browser, "identity/record-why")
 
 
 def test_the_queue_is_refused_to_other_roles(server: str, browser: webdriver.Chrome, hub: Hub) -> None:

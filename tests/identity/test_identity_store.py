@@ -20,33 +20,7 @@ from hub.store.identity import MatchLink, MatchReview, PersonMerge, queue_review
 from hub.store.merges import answer_review, merge, unmerge
 from hub.store.tables import Entity, OutboxEvent, PersonIdentifier, PersonIndex, SourceLink
 from hub.store.writer import Provenance, write_canonical
-
-
-def add_person(
-    session: Session,
-    given: str,
-    family: str,
-    born: date,
-    *,
-    postcode: str = "LS6 2AB",
-    nhs: str | None = None,
-    verified: bool = False,
-    system: str = "legacy_escr",
-) -> str:
-    """A golden person through the writer: entity, index row, identifier, provenance."""
-    person_id = str(uuid.uuid4())
-    person = Person(
-        id=person_id,
-        names=[PersonName(given=[given], family=family)],
-        birth_date=born,
-        sex="female",
-        nhs_number=nhs,
-        nhs_number_status="01" if verified else None,
-        identifiers=[Identifier(system=system, value=person_id[:8])],
-        addresses=[Address(text="12 Rowan Road", town="Leeds", postcode=postcode)],
-    )
-    write_canonical(session, person, Provenance(system, "clients", person_id[:8]))
-    return person_id
+from tests.support.persons import add_person
 
 
 def add_episode(session: Session, person_id: str) -> str:

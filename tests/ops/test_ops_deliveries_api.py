@@ -14,9 +14,8 @@ from hub.delivery.worker import DeliveryLoop, ensure_circuits
 from hub.store.audit import AuditEvent
 from hub.store.db import Store
 from hub.store.delivery import Delivery, DeliveryHistory
-from tests.support.delivery import add_events, count, delivery_config, hub_settings, person_id
+from tests.support.delivery import add_events, count, delivery_config, drain, hub_settings, person_id
 from tests.support.record_hub import Hub, make_hub
-from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -40,12 +39,8 @@ def test_admin_replays_a_dead_letter_and_cancels_another_through_the_api(
     ensure_circuits(store, config.enabled_targets())
     loop = DeliveryLoop(store, hub_settings(store.url), config, "api-test", threading.Event())
 
-    def drain() -> bool:
-        loop.run_once()
-        return count(store, "dead") == 2
-
     try:
-        wait_for(drain, "two dead letters", timeout=30)
+        drain(loop, lambda: count(store, "dead") == 2, timeout=30, what="two dead letters")
     finally:
         loop.close()
     admin = hub.headers("ops.sam", "admin")
@@ -82,12 +77,8 @@ def test_a_sealed_persons_deliveries_are_not_shown_to_an_admin_the_seal_does_not
     ensure_circuits(store, config.enabled_targets())
     loop = DeliveryLoop(store, hub_settings(store.url), config, "api-seal", threading.Event())
 
-    def drain() -> bool:
-        loop.run_once()
-        return count(store, "dead") >= 2
-
     try:
-        wait_for(drain, "two dead letters", timeout=30)
+        drain(loop, lambda: count(store, "dead") >= 2, timeout=30, what="two dead letters")
     finally:
         loop.close()
     admin = hub.headers("ops.sam", "admin")

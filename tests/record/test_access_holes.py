@@ -21,17 +21,9 @@ from hub.contract import SourceRecord
 from hub.pipeline import Pipeline
 from hub.store.audit import AuditEvent, BreakGlassReview
 from hub.store.tables import Entity, Quarantine, SourceLink
-from tests.record.synthetic import SOURCE, mapper, nhs_number, person_payload
-from tests.support.record_hub import Hub
+from tests.support.record_hub import ADMIN, AMIRA, AUDITOR, DOCTOR, DQ, DQ_ADOPTION, FINANCE, OWEN, Hub
+from tests.support.synthetic import SOURCE, mapper, nhs_number, person_payload
 
-OWEN = ("sw.owen", "social_worker", "ASC-OPN")
-AMIRA = ("sw.amira", "social_worker", "CIN-N")
-DOCTOR = ("dr.patel", "clinician", "ICT-1")
-FINANCE = ("fin.jones", "finance_officer", None)
-ADMIN = ("admin.lee", "admin", None)
-AUDITOR = ("ig.morgan", "auditor", None)
-DQ = ("dq.hughes", "data_quality", None)
-DQ_ADOPTION = ("dq.evans", "data_quality", "ADOPT")  # the sealed record's seal names the team ADOPT
 REASON = "Child brought to A&E unaccompanied, need placement contacts"
 
 

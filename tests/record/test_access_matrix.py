@@ -44,8 +44,8 @@ from hub.settings import Settings, config_dir
 from hub.store.db import Store
 from hub.store.identity import MatchReview
 from hub.store.tables import Entity, Quarantine, SourceLink
-from tests.conftest import BACKENDS, empty_postgres
-from tests.record.synthetic import SOURCE, Dataset, add_named, mapper, nhs_number, person_payload
+from tests.support.postgres import BACKENDS, empty_postgres
+from tests.support.synthetic import SOURCE, Dataset, add_named, mapper, nhs_number, person_payload
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Who asks, per role of the policy (a team where the role works in one).

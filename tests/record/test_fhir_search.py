@@ -15,10 +15,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from hub.fhir import NHS_NUMBER
-from tests.record.synthetic import nhs_number
-from tests.support.record_hub import Hub
+from tests.support.record_hub import DOCTOR, Hub
+from tests.support.synthetic import nhs_number
 
-DOCTOR = ("dr.patel", "clinician", "ICT-1")
 BASE = "http://testserver/fhir"
 
 

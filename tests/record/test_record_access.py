@@ -6,16 +6,8 @@ from sqlalchemy import func, select
 
 from hub.store.audit import AuditEvent, BreakGlassReview
 from hub.store.tables import OutboxEvent, SourceLink
-from tests.record.synthetic import nhs_number
-from tests.support.record_hub import Hub
-
-OWEN = ("sw.owen", "social_worker", "ASC-OPN")
-AMIRA = ("sw.amira", "social_worker", "CIN-N")
-ADOPTION = ("sw.beth", "social_worker", "ADOPT")
-DOCTOR = ("dr.patel", "clinician", "ICT-1")
-FINANCE = ("fin.jones", "finance_officer", None)
-ADMIN = ("admin.lee", "admin", None)
-AUDITOR = ("ig.morgan", "auditor", None)
+from tests.support.record_hub import ADMIN, ADOPTION, AMIRA, AUDITOR, DOCTOR, FINANCE, OWEN, Hub
+from tests.support.synthetic import nhs_number
 
 
 def ids(response: object) -> set[str]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from hub.api.schemas import PersonSearchResult, SharedRecord, Timeline
-from tests.record.synthetic import nhs_number
-from tests.support.record_hub import Hub
-
-OWEN = ("sw.owen", "social_worker", "ASC-OPN")
+from tests.support.record_hub import OWEN, Hub
+from tests.support.synthetic import nhs_number
 
 
 def test_search_by_each_criterion(hub: Hub) -> None:

@@ -14,10 +14,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from hub.store.audit import AuditEvent, AuditSubject
-from tests.record.synthetic import nhs_number
-from tests.support.record_hub import Hub
-
-AUDITOR = ("ig.morgan", "auditor", None)
+from tests.support.record_hub import AUDITOR, Hub
+from tests.support.synthetic import nhs_number
 
 
 def audit_count(hub: Hub) -> int:

@@ -17,6 +17,7 @@ from jwt.algorithms import RSAAlgorithm
 from hub.access.tokens import DemoIssuer, TokenVerifier
 from hub.errors import Unauthenticated
 from hub.settings import AuthSettings, IssuerSettings
+from tests.support.clock import SteppedClock
 from tests.support.record_hub import Hub
 
 
@@ -85,6 +86,32 @@ def test_clock_skew_is_allowed(hub: Hub) -> None:
     token = hub.client.app.state.demo_issuer.issue("sw.owen", "social_worker", "ASC-OPN", ttl=-30)  # type: ignore[attr-defined]
     r = hub.client.get("/api/persons", params={"name": "hale"}, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200
+
+
+def test_a_token_is_valid_from_its_not_before_to_its_expiry_on_the_verifiers_clock(tmp_path: Path) -> None:
+    clock = SteppedClock()
+    auth = AuthSettings(demo=True, clock_skew_seconds=0)
+    issuer = DemoIssuer(auth.demo_issuer, tmp_path, auth.audience, clock.timestamp)
+    verifier = TokenVerifier(auth, issuer, clock.timestamp)
+    now = int(clock.timestamp())
+    later = jwt.encode({"iss": issuer.issuer, "aud": issuer.audience, "sub": "dr.patel", "iat": now, "nbf": now + 300,
+                        "exp": now + 900, "roles": ["clinician"]}, issuer.private_key(), algorithm="RS256",
+                       headers={"kid": issuer.kid})
+    with pytest.raises(Unauthenticated, match="not valid yet"):
+        verifier.verify(later)
+    clock.advance(301)
+    assert verifier.verify(later).subject == "dr.patel"
+    clock.advance(600)
+    with pytest.raises(Unauthenticated, match="expired"):
+        verifier.verify(later)
+    # the demo issuer stamps its tokens on its clock: issued an hour ahead, such a token is not valid yet on the
+    # system's clock, and is on the clock it was issued on
+    clock.advance(3600)
+    ahead = issuer.issue("dr.patel", "clinician", "ICT-1", ttl=600)
+    assert jwt.decode(ahead, options={"verify_signature": False})["iat"] == int(clock.timestamp())
+    with pytest.raises(Unauthenticated, match="not valid yet"):
+        TokenVerifier(auth, issuer).verify(ahead)
+    assert verifier.verify(ahead).team == "ICT-1"
 
 
 def test_role_not_in_token_or_unknown_purpose_is_403(hub: Hub) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 from pathlib import Path
 
 import httpx
@@ -21,8 +20,10 @@ from hub.api.app import create_app
 from hub.settings import AuthSettings, Settings
 from hub.store.audit import AuditEvent, AuditSubject, BreakGlassReview
 from hub.store.db import Store
-from tests.conftest import empty_postgres
+from tests.support.clock import SteppedClock
+from tests.support.postgres import empty_postgres
 from tests.support.record_hub import Hub, make_hub
+from tests.support.waiting import wait_for
 
 BURST = 60
 
@@ -73,13 +74,13 @@ def test_a_remembered_token_is_refused_once_it_expires(store: Store, tmp_path: P
     settings = Settings(database_url=store.url, data_dir=tmp_path / "var",
                         auth=AuthSettings(demo=True, clock_skew_seconds=0))
     ttl = 3
-    now = [time.time()]
-    with TestClient(create_app(settings, store, clock=lambda: now[0])) as client:
+    clock = SteppedClock()
+    with TestClient(create_app(settings, store, clock=clock.timestamp)) as client:
         token = client.app.state.demo_issuer.issue("dr.patel", "clinician", "ICT-1", ttl=ttl)  # type: ignore[attr-defined]
         auth = {"Authorization": f"Bearer {token}"}
         assert client.get("/api/persons", params={"family": "hale"}, headers=auth).status_code == 200
         assert client.get("/api/persons", params={"family": "hale"}, headers=auth).status_code == 200
-        now[0] += ttl + 1.1  # the remembered token is now past its expiry on the hub's clock
+        clock.advance(ttl + 1)  # the remembered token is now past its expiry on the hub's clock
         answer = client.get("/api/persons", params={"family": "hale"}, headers=auth)
         assert answer.status_code == 401
         assert "expired" in answer.json()["detail"]
@@ -148,8 +149,6 @@ def test_on_sqlite_a_thread_copies_the_audit_trails_log_into_the_database_file(
         patel = hub.headers("dr.patel", "clinician", "ICT-1")
         for _ in range(30):
             assert hub.client.get(f"/api/persons/{hub.people['ann']}/record", headers=patel).status_code == 200
-        deadline = time.monotonic() + 10
-        while database.stat().st_size == before and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert database.stat().st_size > before
+        wait_for(lambda start=before: database.stat().st_size > start, "the log copied into the database file",
+                 timeout=10)
     store.dispose()

@@ -12,10 +12,9 @@ from fhir.resources.R4B.bundle import Bundle
 
 from hub.fhir import ADDRESS_KEY_EXT, NHS_NUMBER, NHS_STATUS_EXT, VALUE_SETS
 from hub.store.db import Store
-from tests.record.synthetic import nhs_number
-from tests.support.record_hub import Hub, make_hub
+from tests.support.record_hub import DOCTOR, Hub, make_hub
+from tests.support.synthetic import nhs_number
 
-DOCTOR = ("dr.patel", "clinician", "ICT-1")
 MODULES = {"Patient": "patient", "RelatedPerson": "relatedperson", "EpisodeOfCare": "episodeofcare",
            "CarePlan": "careplan", "Encounter": "encounter", "Flag": "flag", "Consent": "consent",
            "DocumentReference": "documentreference", "AuditEvent": "auditevent", "Bundle": "bundle",

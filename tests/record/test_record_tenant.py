@@ -26,7 +26,7 @@ from jwt.algorithms import RSAAlgorithm
 from hub.api.app import create_app
 from hub.settings import AuthSettings, IssuerSettings, Settings
 from hub.store.db import Store
-from tests.record.synthetic import Dataset, add_named
+from tests.support.synthetic import Dataset, add_named
 
 TENANT = "6d1f0a52-0000-4c1e-9b1a-synthetic01"
 V2 = f"https://login.microsoftonline.com/{TENANT}/v2.0"

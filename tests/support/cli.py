@@ -4,35 +4,67 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from hub.settings import config_dir, config_file
+from tests.support.ports import free_port
+
 CARHUB = [sys.executable, "-m", "hub"]
 
 
 def hub_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    """Environment for a carehub subprocess: its own store and data folder; `carehub demo` starts its simulators on
-    free ports, never the shipped fixed ones (a test that syncs them names its ports and the sources' URLs:
-    ``CAREHUB_DEMO__SIMULATORS__CHILDREN``...). The environment's dict is merged into the file's, key by key, so
-    an empty one would leave the shipped ports: each simulator is given a port of its own instead."""
+    """Environment for a carehub subprocess: its own store and data folder, and the shipped config's simulators
+    on free ports of its own (:func:`simulators_on_free_ports`); `carehub demo` syncs none of their systems unless
+    the test says so (``CAREHUB_DEMO__ENABLE_SOURCES``). ``extra`` variables win."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREHUB_")}
-    env.update({f"CAREHUB_DEMO__SIMULATORS__{name.upper()}": str(free_port()) for name in shipped_simulators()})
     env.update({"CAREHUB_DATABASE_URL": database_url, "CAREHUB_DATA_DIR": str(data_dir),
                 "CAREHUB_DEMO__ENABLE_SOURCES": "[]",
                 # the demo's EDRMS simulator on any free port, never a fixed one
                 "CAREHUB_EDRMS__SERVICE_URL": "http://127.0.0.1:0/alfresco/api/-default-/public/cmis/versions/1.1/browser"})
+    env.update(simulators_on_free_ports(data_dir.parent))
     env.update(extra)
     return env
 
 
-def shipped_simulators() -> list[str]:
-    """The simulators the shipped config/hub.toml has `carehub demo` start."""
-    shipped = tomllib.loads((Path(__file__).resolve().parents[2] / "config" / "hub.toml").read_text(encoding="utf-8"))
-    return list(shipped.get("demo", {}).get("simulators", {}))
+def simulators_on_free_ports(folder: Path) -> dict[str, str]:
+    """Variables that move each simulator `carehub demo` starts (``demo.simulators``) from its fixed port, which
+    another run on the machine may hold, to a free one, and everything the config points at it there: the
+    settings' URLs by variable, the subscriptions' targets by a copy of the subscriptions file in ``folder``
+    (beside the data folder, not in it: a test may check that a command left the data folder unmade).
+
+    The environment cannot simply take the simulators away: an empty table there leaves the config file's in
+    place (the settings merge tables key by key)."""
+    config = tomllib.loads(config_file().read_text())
+    simulators = config.get("demo", {}).get("simulators", {})
+    ports = {name: free_port() for name in simulators}
+    moved = {f"127.0.0.1:{simulators[name]}": f"127.0.0.1:{port}" for name, port in ports.items()}
+
+    def relocated(text: str) -> str:
+        for fixed, free in moved.items():
+            text = text.replace(fixed, free)
+        return text
+
+    # one variable per simulator (as a test naming its own ports does): the settings merge them key by key
+    env = {f"CAREHUB_DEMO__SIMULATORS__{name.upper()}": str(port) for name, port in ports.items()}
+
+    def walk(table: dict[str, Any], path: list[str]) -> None:
+        for key, value in table.items():
+            if isinstance(value, dict):
+                walk(value, [*path, key])
+            elif isinstance(value, str) and relocated(value) != value:
+                env["CAREHUB_" + "__".join([*path, key]).upper()] = relocated(value)
+
+    walk({k: v for k, v in config.items() if k != "demo"}, [])
+    subscriptions = config_dir() / config.get("subscriptions_file", "subscriptions.toml")
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / "hub-env-subscriptions.toml"
+    copy.write_text(relocated(subscriptions.read_text()))
+    env["CAREHUB_SUBSCRIPTIONS_FILE"] = str(copy)
+    return env
 
 
 def carehub(
@@ -48,10 +80,3 @@ def carehub(
 def status(env: dict[str, str]) -> dict[str, Any]:
     """`carehub status --json`, parsed."""
     return json.loads(carehub("status", "--json", env=env).stdout)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

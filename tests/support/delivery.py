@@ -1,11 +1,14 @@
-"""Shared pieces of the delivery tests: outbox events in bulk, configs, the worker subprocess, waiting."""
+"""Shared pieces of the delivery tests: outbox events in bulk, configs, the worker subprocess, driving an
+in-process delivery loop until it is done."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import orjson
 
 from adapters.simulators.counting_target import CountingTarget
 from hub.delivery.config import DeliveryConfig
+from hub.delivery.worker import DeliveryLoop
 from hub.pipeline import ID_NAMESPACE, event_id_for
 from hub.settings import Settings, WorkerSettings
 from hub.status import delivery_status
@@ -140,6 +144,17 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     if proc.poll() is not None:
         raise AssertionError(f"worker exited at start ({proc.returncode}):\n{log.read_text()}")
     return proc
+
+
+def drain(loop: DeliveryLoop, done: Callable[[], bool], *, timeout: float = 60.0,
+          what: Callable[[], object] | str = "delivery") -> None:
+    """Run the delivery loop's passes until ``done()``, pausing only after a pass that found nothing to send
+    (a retry not yet due); fail after ``timeout`` seconds naming ``what`` (or what it answers then)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"{what() if callable(what) else what} did not finish"
+        if loop.run_once() == 0:
+            time.sleep(0.02)
 
 
 def count(store: Store, status: str) -> int:

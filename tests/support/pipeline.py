@@ -10,11 +10,11 @@ from sqlalchemy import text
 from adapters.sql import SqlAdapter
 from hub.settings import SourceSettings
 from hub.store.db import Store
-from tests.integration.small_legacy import MAPPING, make_legacy
+from tests.support.small_legacy import MAPPING, make_legacy
 
 
 def tiny_adapter(tmp_path: Path) -> SqlAdapter:
-    """The small legacy database (tests.integration.small_legacy) behind the real SQL adapter, batches of 3."""
+    """The small legacy database (tests.support.small_legacy) behind the real SQL adapter, batches of 3."""
     mapping = tmp_path / "tiny.yaml"
     mapping.write_text(MAPPING)
     url = make_legacy(tmp_path / "legacy.db")

@@ -1,10 +1,10 @@
-"""A private PostgreSQL cluster for tests that must stop or restart the server.
+"""PostgreSQL for tests: the suite's backends, emptying a test database, and a private cluster.
 
-Started with ``initdb`` and ``pg_ctl`` from the installed PostgreSQL binaries on a
-temporary directory and a free loopback port, so a test may restart it at will:
-the machine's shared server (the one ``CAREHUB_TEST_DATABASE_URL`` names) is never
-touched. Run as the ``postgres`` user when the suite runs as root (``initdb``
-refuses root).
+``CAREHUB_TEST_DATABASE_URL`` names the machine's shared server: the suite makes its own database there
+(tests/conftest.py), empties it between tests and never stops or restarts the server. A test that must
+stop or restart a server uses a :class:`PrivateCluster`: started with ``initdb`` and ``pg_ctl`` from the
+installed PostgreSQL binaries on a temporary directory and a free loopback port, run as the ``postgres``
+user when the suite runs as root (``initdb`` refuses root).
 """
 
 from __future__ import annotations
@@ -12,25 +12,34 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from hub.store.schema import Base
+from tests.support.ports import free_port
+
+PG_URL = os.environ.get("CAREHUB_TEST_DATABASE_URL")
+"""The shared server's URL, when the suite also runs on PostgreSQL."""
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+"""The backends the ``store`` fixture runs each test on."""
+
+
+def empty_postgres(url: str) -> None:
+    """Remove every row the previous test left, keeping the schema."""
+    engine = create_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
 
 def binaries() -> Path | None:
     """The newest installed PostgreSQL's bin folder, or None."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
     return found[-1].parent if found else None
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PrivateCluster:

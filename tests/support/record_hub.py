@@ -11,7 +11,18 @@ from fastapi.testclient import TestClient
 from hub.api.app import create_app
 from hub.settings import Settings
 from hub.store.db import Store
-from tests.record.synthetic import Dataset, add_named, add_random
+from tests.support.synthetic import Dataset, add_named, add_random
+
+# The demo users the record tests sign in as: (user, role, team), as Hub.headers and Hub.token take them.
+OWEN = ("sw.owen", "social_worker", "ASC-OPN")
+AMIRA = ("sw.amira", "social_worker", "CIN-N")
+ADOPTION = ("sw.beth", "social_worker", "ADOPT")
+DOCTOR = ("dr.patel", "clinician", "ICT-1")
+FINANCE = ("fin.jones", "finance_officer", None)
+ADMIN = ("admin.lee", "admin", None)
+AUDITOR = ("ig.morgan", "auditor", None)
+DQ = ("dq.hughes", "data_quality", None)
+DQ_ADOPTION = ("dq.evans", "data_quality", "ADOPT")  # the sealed record's seal names the team ADOPT
 
 
 @dataclass

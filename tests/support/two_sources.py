@@ -3,21 +3,28 @@
 The ESCR and an adults' system, each a SQLite database read by the real SQL
 adapter through the tiny hand-written mapping: a nickname (Peggy/Margaret),
 twins, a father and son at one address, a man who died and a new live record of
-him, a woman who moved (Greta Hawthorne, unsure: for a reviewer) and a stranger.
+him, a woman who moved (Greta Hawthorne, unsure: for a reviewer) and a stranger. :func:`make_hub` syncs
+both into a store and serves the app over it (the identity review API and pages).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
 
 from adapters.sql import SqlAdapter
-from hub.settings import SourceSettings
+from hub.api.app import create_app
+from hub.pipeline import Pipeline
+from hub.settings import Settings, SourceSettings
 from hub.store.db import Store
 from hub.store.tables import SourceLink
-from tests.integration.small_legacy import MAPPING, SCHEMA
+from hub.sync import sync_source
+from tests.support.small_legacy import MAPPING, SCHEMA
 
 ESCR = [
     # id, forenames, surname, dob, gender, house, street, postcode
@@ -67,8 +74,36 @@ def legacy(path: Path, source: str, people: list[tuple[Any, ...]]) -> SqlAdapter
 
 
 def person_of(store: Store, source: str, source_id: int) -> str:
+    """The golden person behind ``source``'s client ``source_id``."""
     with store.session() as s:
         entity_id = s.scalar(select(SourceLink.entity_id).where(
             SourceLink.source == source, SourceLink.stream == "clients", SourceLink.source_id == str(source_id)))
     assert entity_id is not None
     return entity_id
+
+
+@dataclass
+class Hub:
+    """The app over two synced sources, and the people in them by name."""
+
+    client: TestClient
+    store: Store
+    people: dict[str, str]
+
+    def headers(self, user: str, role: str, team: str | None = None) -> dict[str, str]:
+        token = self.client.app.state.demo_issuer.issue(user, role, team, ttl=600)  # type: ignore[attr-defined]
+        return {"Authorization": f"Bearer {token}"}
+
+
+def make_hub(store: Store, tmp_path: Path) -> Iterator[Hub]:
+    """Sync the ESCR and the adults' system (with Greta) into ``store``; yield the app around it."""
+    escr, adults = legacy(tmp_path, "escr", ESCR), legacy(tmp_path, "adults", [*ADULTS, UNSURE])
+    sync_source(store, escr, Pipeline(), batch_size=50)
+    sync_source(store, adults, Pipeline(), batch_size=50)
+    escr.close()
+    adults.close()
+    people = {"margaret": person_of(store, "escr", 1), "amy": person_of(store, "escr", 2),
+              "beth": person_of(store, "escr", 3), "greta": person_of(store, "adults", 105)}
+    app = create_app(Settings(database_url=store.url, data_dir=tmp_path / "var"), store)
+    with TestClient(app) as client:
+        yield Hub(client, store, people)

@@ -12,8 +12,7 @@ from hub.pipeline import Pipeline
 from hub.settings import Settings
 from hub.store.db import Store
 from hub.sync import sync_source
-from tests.transitions.conftest import TODAY, born, rest_source
-from tests.transitions.test_move import hub_person
+from tests.support.transitions import TODAY, born, hub_person, rest_source
 
 
 def test_due_list_start_status_and_cohort_access(store: Store, tmp_path: Path, children: ChildrensCaseSystem) -> None:

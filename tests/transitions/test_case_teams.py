@@ -21,8 +21,7 @@ from hub.settings import Settings
 from hub.store.db import Store
 from hub.store.tables import Entity, PersonIdentifier
 from hub.sync import sync_source
-from tests.transitions.conftest import TODAY, born, rest_source
-from tests.transitions.test_move import hub_person
+from tests.support.transitions import TODAY, born, hub_person, rest_source
 
 
 def adult_in_hub(store: Store, adults_id: str) -> str:

@@ -13,7 +13,7 @@ from hub.store.db import Store
 from hub.store.merges import merge, unmerge
 from hub.store.writer import Provenance, write_canonical
 from hub.transitions.due import scan
-from tests.transitions.conftest import TODAY, born
+from tests.support.transitions import TODAY, born
 
 
 def _person(session: Any, pid: str, years: int, **extra: Any) -> None:

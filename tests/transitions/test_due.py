@@ -10,7 +10,7 @@ from hub.settings import TransitionSettings
 from hub.store.db import Store
 from hub.sync import sync_source
 from hub.transitions.due import birthday, milestones_for, scan, school_year_start
-from tests.transitions.conftest import TODAY, born, rest_source
+from tests.support.transitions import TODAY, born, rest_source
 
 
 def test_milestone_dates() -> None:

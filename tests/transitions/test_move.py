@@ -4,9 +4,6 @@ until then, a young person without consent held with the reason."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import orjson
 import pytest
 from sqlalchemy import select
@@ -15,46 +12,14 @@ from adapters.adults_case import AdultsCaseClient
 from adapters.simulators.adults_case import AdultsCaseSystem
 from adapters.simulators.childrens_case import ChildrensCaseSystem
 from hub.contract import ChangeEvent
-from hub.delivery.config import DeliveryConfig
-from hub.delivery.worker import DeliveryLoop, ensure_circuits
 from hub.errors import Conflict
 from hub.pipeline import Pipeline
-from hub.status import delivery_status
 from hub.store.db import Store
-from hub.store.tables import Entity, PersonIdentifier
+from hub.store.tables import Entity
 from hub.sync import sync_source
 from hub.transitions import move
-from tests.delivery.helpers import hub_settings
-from tests.transitions.conftest import TODAY, born, rest_source
-
-
-def hub_person(store: Store, children_id: str) -> str:
-    with store.session() as s:
-        return str(s.scalar(select(PersonIdentifier.person_id).where(PersonIdentifier.system == "childrens_case",
-                                                                     PersonIdentifier.value == children_id)))
-
-
-def intake_loop(store: Store, adults: AdultsCaseSystem) -> DeliveryLoop:
-    config = DeliveryConfig.model_validate({
-        "targets": {"adults_case": {
-            "adapter": "adapters.adults_case:TransitionIntake", "retry": {"base_seconds": 0.01, "max_seconds": 0.05},
-            "circuit": {"failure_threshold": 100},
-            "options": {"base_url": adults.base_url, "auth": "oauth2", "token_url": adults.token_url,
-                        "client_id": adults.client_id, "client_secret": adults.client_secret, "retries": 0}}},
-        "subscriptions": [{"target": "adults_case", "entity_types": ["Transition"]}]})
-    ensure_circuits(store, ["adults_case"])
-    return DeliveryLoop(store, hub_settings(store.url), config, "test-worker", threading.Event())
-
-
-def drain(loop: DeliveryLoop, store: Store, n: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        with store.session() as s:
-            if delivery_status(s).get("adults_case", {}).get("delivered", 0) >= n:
-                return
-        assert time.monotonic() < deadline, "delivery did not finish"
-        if loop.run_once() == 0:
-            time.sleep(0.02)
+from tests.support.delivery import drain
+from tests.support.transitions import TODAY, born, delivered, hub_person, intake_loop, rest_source
 
 
 def request(person_id: str, **changes: object) -> move.StartRequest:
@@ -84,7 +49,7 @@ def test_the_move_creates_the_referral_once_and_follows_it_to_the_plan(
     adults.fail_next(503, 2)  # the intake is busy: delivery retries
     loop = intake_loop(store, adults)
     try:
-        drain(loop, store, 1)
+        drain(loop, lambda: delivered(store) >= 1, timeout=30)
         assert adults.count("intake") == 1
         # the same referral pushed again (a replay, a second version) is recognised, not made twice
         target = loop.adapters["adults_case"]
@@ -124,7 +89,7 @@ def test_the_move_creates_the_referral_once_and_follows_it_to_the_plan(
         assert closed["stage"] == "closed"
         assert [h["stage"] for h in closed["history"]] == [
             "identified", "referral_requested", "received", "plan_in_place", "closed"]
-        drain(loop, store, 4)
+        drain(loop, lambda: delivered(store) >= 4, timeout=30)
         assert adults.count("intake") == 1  # later versions of the transition make no second referral
         client.close()
     finally:

@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
 from adapters.adults_case import AdultsCaseClient
 from adapters.simulators.adults_case import AdultsCaseSystem
@@ -27,27 +26,9 @@ from hub.settings import Settings
 from hub.store.db import Store
 from hub.sync import sync_source
 from hub.transitions import move
-from tests.identity.test_identity_pages import contrast
-from tests.record.test_record_pages import browser, replaced, serve, sign_in, visible
-from tests.transitions.conftest import TODAY, born, rest_source
-from tests.transitions.test_move import drain, hub_person, intake_loop
-
-__all__ = ["browser"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "transitions"
-
-
-def shot(driver: webdriver.Chrome, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
-
-
-def press_enter_on(driver: webdriver.Chrome, element: webdriver.remote.webelement.WebElement) -> None:
-    """Focus ``element`` from the keyboard's point of view, press Enter, wait for the next page."""
-    old = driver.find_element(By.TAG_NAME, "html")
-    driver.execute_script("arguments[0].focus()", element)
-    assert driver.switch_to.active_element == element
-    driver.switch_to.active_element.send_keys(Keys.ENTER)
-    WebDriverWait(driver, 20).until(replaced(old))
+from tests.support.delivery import drain
+from tests.support.pages import contrast, press_enter_on, serve, shot, sign_in, visible
+from tests.support.transitions import TODAY, born, delivered, hub_person, intake_loop, rest_source
 
 
 def choose(driver: webdriver.Chrome, radio_id: str) -> None:
@@ -89,7 +70,7 @@ def test_a_transitions_worker_finds_who_is_due_and_starts_transitions(
     assert all(people["young"] not in r.get_attribute("innerHTML") for r in rows)
     assert contrast(browser, browser.find_element(By.CSS_SELECTOR, ".badge-alert")) >= 4.5
     assert contrast(browser, browser.find_element(By.TAG_NAME, "body")) >= 4.5
-    shot(browser, "due-list")
+    shot(browser, "transitions/due-list")
 
     # filtered to the next month: only Dana's milestones fall in it
     browser.execute_script("document.getElementById('due_before').value = arguments[0]", TODAY.isoformat())
@@ -107,12 +88,12 @@ def test_a_transitions_worker_finds_who_is_due_and_starts_transitions(
                   "consent_given-no", "has_capacity-yes"):
         choose(browser, radio)
     browser.find_element(By.ID, "significant_benefit_reason").send_keys("Year 11: time to plan before 18")
-    shot(browser, "start-form")
+    shot(browser, "transitions/start-form")
     press_enter_on(browser, browser.find_element(By.ID, "start-transition"))
     assert browser.find_element(By.ID, "stage").text == "Held"
     assert "consent" in browser.find_element(By.ID, "hold-reason").text.lower()
     assert "0 sent" in browser.find_element(By.ID, "reconciliation-summary").text
-    shot(browser, "held")
+    shot(browser, "transitions/held")
 
     # Dana consents: the referral goes to the adults' system through the outbox
     browser.get(f"{base}/transitions/start?person_id={people['dana']}")
@@ -129,7 +110,7 @@ def test_a_transitions_worker_finds_who_is_due_and_starts_transitions(
     client = AdultsCaseClient({"base_url": adults.base_url, "auth": "oauth2", "token_url": adults.token_url,
                                "client_id": adults.client_id, "client_secret": adults.client_secret})
     try:
-        drain(loop, store, 1)
+        drain(loop, lambda: delivered(store) >= 1, timeout=30)
         with store.session() as s:
             move.follow(s, client, TODAY)
         browser.get(transition_url)
@@ -142,7 +123,7 @@ def test_a_transitions_worker_finds_who_is_due_and_starts_transitions(
         assert "person" in browser.find_element(By.ID, "reconciliation").text
         press_enter_on(browser, browser.find_element(By.ID, "close-case"))  # before the plan: refused (s66)
         assert "s66" in browser.find_element(By.ID, "refused").text
-        shot(browser, "refused-close")
+        shot(browser, "transitions/refused-close")
 
         referral = next(iter(adults.collections["intake"].values()))
         adults.advance(referral["id"], 3)
@@ -167,7 +148,7 @@ def test_a_transitions_worker_finds_who_is_due_and_starts_transitions(
     assert "CIN" in childrens and "team Children with Disabilities (CWD)" in childrens   # the team by its name
     assert "team Adults East (ASC-E)" in browser.find_element(By.ID, "episodes-adults").text
     assert "(transitions worker, Transitions)" in browser.find_element(By.CLASS_NAME, "who").text
-    shot(browser, "record-transition")
+    shot(browser, "transitions/record-transition")
 
 
 def test_other_roles_are_refused_the_transitions_pages(hub_server: tuple[str, dict[str, str]],
