@@ -3,7 +3,9 @@
 The *before* tree is ``--ref`` (default ``main``) exported with ``git archive`` into a temporary
 folder; the *after* tree is this checkout, or ``--after REF`` exported the same way. Both run the
 benchmark script of this checkout (copied into each exported tree), each with its own tree first on
-``PYTHONPATH`` and as working directory, so only the hub's code differs. The runs alternate
+``PYTHONPATH`` and as working directory, so only the hub's code differs; with ``--own-scripts`` each
+tree runs its own copy of the script instead (for a benchmark whose script follows the code it drives,
+such as ``api_load.py``, which serves the hub the way its tree's ``carehub serve`` does). The runs alternate
 (before, after, before, after...) ``--rounds`` times, each preceded by the load average, and
 every round's output is printed in two columns.
 
@@ -26,8 +28,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def export(ref: str, into: Path, name: str) -> Path:
-    """The tree of ``ref`` under ``into``/``name``, with this checkout's benchmark scripts."""
+def export(ref: str, into: Path, name: str, own_scripts: bool = False) -> Path:
+    """The tree of ``ref`` under ``into``/``name``, with this checkout's benchmark scripts (unless ``own_scripts``)."""
     archive = into / "tree.tar"
     with archive.open("wb") as fh:
         subprocess.run(["git", "-C", str(ROOT), "archive", ref], stdout=fh, check=True)
@@ -35,7 +37,7 @@ def export(ref: str, into: Path, name: str) -> Path:
     with tarfile.open(archive) as tar:
         tar.extractall(tree, filter="data")
     archive.unlink()
-    for script in HERE.glob("*.py"):
+    for script in [] if own_scripts else HERE.glob("*.py"):
         shutil.copy(script, tree / "bench" / script.name)
     return tree
 
@@ -65,14 +67,16 @@ def main() -> None:
     parser.add_argument("--ref", default="main", help="The code before (a git ref).")
     parser.add_argument("--after", default=None, help="The code after (a git ref); default: this checkout.")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--own-scripts", action="store_true",
+                        help="Each tree runs its own copy of the benchmark script (default: this checkout's).")
     parser.add_argument("script", help="A script of bench/, e.g. migrate.py.")
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args()
     args = [a for a in options.args if a != "--"]
     work = Path(tempfile.mkdtemp(prefix="carehub-before-after-"))
     try:
-        before_tree = export(options.ref, work, "before")
-        after_tree = export(options.after, work, "after") if options.after else ROOT
+        before_tree = export(options.ref, work, "before", options.own_scripts)
+        after_tree = export(options.after, work, "after", options.own_scripts) if options.after else ROOT
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", options.after or "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
         base = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", options.ref], capture_output=True,
