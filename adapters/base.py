@@ -65,7 +65,6 @@ class BaseAdapter:
 
 
 def team_codes() -> frozenset[str]:
-    """The hub's team codes (the policy's teams file: reference data), which a mapping's ``team`` must give; none
-    when the policy names no teams file."""
-    settings = get_settings()
-    return frozenset(team.code for team in Policy.load(settings.config_path(settings.auth.policy_file)).teams)
+    """The hub's team codes (``auth.teams_file``: reference data), which a mapping's ``team`` must give; none when
+    the settings name no teams file."""
+    return frozenset(team.code for team in Policy.of(get_settings()).teams)

@@ -36,7 +36,7 @@ from hub.api.persons import record_json  # noqa: E402
 from hub.audit import AuditContext  # noqa: E402
 from hub.errors import HubError  # noqa: E402
 from hub.record import PersonQuery, search_people  # noqa: E402
-from hub.settings import config_dir  # noqa: E402
+from hub.settings import get_settings  # noqa: E402
 from hub.store.db import Store  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.tables import Entity  # noqa: E402
@@ -69,7 +69,7 @@ def main() -> None:
         data.load(session)
     with store.session() as session:
         ids = list(session.scalars(select(Entity.id).where(Entity.entity_type == "Person")))
-    policy = Policy.load(config_dir() / "policy.toml")
+    policy = Policy.of(get_settings())
     clinician = Caller("bench.dr", "bench", "clinician", "ICT-1", "direct_care")
     worker = Caller("bench.sw", "bench", "social_worker", "CIN-N", "direct_care")
 

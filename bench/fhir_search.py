@@ -28,7 +28,7 @@ from hub.access.policy import Policy  # noqa: E402
 from hub.access.rules import Caller  # noqa: E402
 from hub.audit import AuditContext  # noqa: E402
 from hub.record import Match, PersonQuery, count_people, search_people  # noqa: E402
-from hub.settings import config_dir  # noqa: E402
+from hub.settings import get_settings  # noqa: E402
 from hub.store.db import Store  # noqa: E402
 from tests.support.synthetic import FAMILY  # noqa: E402
 
@@ -65,7 +65,7 @@ def main() -> None:
     if url.startswith("sqlite"):
         warm_page_cache(url)
     store = Store(url)
-    policy = Policy.load(config_dir() / "policy.toml")
+    policy = Policy.of(get_settings())
     caller = Caller("bench.clinician", "bench", "clinician", "ICT-1", "direct care")
     print(f"{args.people:,} people, {args.rounds} rounds each; load average {os.getloadavg()[0]:.1f}")
     print(f"{'search':<52} {'CPU ms':>8} {'wall ms p50':>12} {'found':>7} {'total':>7}")

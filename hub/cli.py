@@ -267,7 +267,7 @@ def token(
     if issuer is None:
         raise ConfigError("the demo issuer is off: set auth.demo = true (CAREHUB_AUTH__DEMO=true), as "
                           "`carehub demo` does for the server it starts")
-    policy = Policy.load(settings.config_path(settings.auth.policy_file))
+    policy = Policy.of(settings)
     for name in role:
         if policy.role(name) is None:
             raise typer.BadParameter(f"unknown role {name!r}", param_hint="--role")

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hub.access.policy import Policy
+from hub.access.policy import Policy, load_teams
 from hub.delivery.config import load_delivery_config, load_schedule_config
 from hub.errors import ConfigError, HubError
 from hub.identity.config import read_identity_config
@@ -72,6 +72,8 @@ def _loaders(settings: Settings) -> dict[str, Callable[[Path], object]]:
         "schedules_file": lambda _path: load_schedule_config(settings),
         "auth.policy_file": Policy.load,
     }
+    if settings.auth.teams_file:
+        loaders["auth.teams_file"] = load_teams
     for entry in entry_points(group="carehub.config_files"):
         loaders[entry.name] = _link_loader(entry.load(), settings)
     return loaders

@@ -153,6 +153,10 @@ class AuthSettings(Strict):
         default="https://carehub.local/demo", description="The `iss` of the local demo issuer's tokens.")
     demo_ttl_seconds: int = Field(default=3600, ge=60, le=86_400, description="Default life of a demo token.")
     policy_file: str = Field(default="policy.toml", description="Role policy, under the config folder.")
+    teams_file: str | None = Field(
+        default="teams.toml",
+        description="The council's teams (codes, names, service areas) that tokens, episodes, seals and mappings "
+                    "name: reference data, under the config folder. Empty: no teams.")
     demo_users: list[DemoUser] = Field(default_factory=list, description="Users the demo sign-in page offers.")
     identifier_base: str = Field(
         default="https://carehub.example.gov.uk/Id",
@@ -287,6 +291,7 @@ class Settings(BaseSettings):
             "subscriptions_file": self.config_path(self.subscriptions_file),
             "schedules_file": self.config_path(self.schedules_file),
             "auth.policy_file": self.config_path(self.auth.policy_file),
+            **({"auth.teams_file": self.config_path(self.auth.teams_file)} if self.auth.teams_file else {}),
             "finance.mapping_file": self.config_path(self.finance.mapping_file),
             "edrms.retention_file": self.config_path(self.edrms.retention_file),
         }

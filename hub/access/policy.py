@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hub.errors import ConfigError
 from hub.model import ENTITIES
+from hub.settings import Settings
 
 # Not canonical entities, but protected like them: the audit trail.
 EXTRA_TYPES = frozenset({"AuditEvent"})
@@ -76,7 +77,6 @@ class PolicyFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    teams_file: str | None = Field(default=None, description="The teams' reference data, beside the policy.")
     sections: dict[str, list[str]]
     purposes: dict[str, str]
     roles: dict[str, RolePolicy]
@@ -94,6 +94,23 @@ class PolicyFile(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def _problems(exc: ValidationError) -> str:
+    """Every problem of a file, each with the key it is at (``roles.clinician.read``: ...)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" if e["loc"]
+        else e["msg"].removeprefix("Value error, ") for e in exc.errors())
+
+
+def load_teams(path: Path) -> tuple[Team, ...]:
+    """Read and check the teams file; raise ConfigError naming every problem."""
+    try:
+        return tuple(TeamsFile.model_validate(tomllib.loads(path.read_text(encoding="utf-8"))).teams)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the teams: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: teams are invalid: {_problems(exc)}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +135,15 @@ class Policy:
         object.__setattr__(self, "_names", {team.code: team.name for team in self.teams})
 
     @classmethod
-    def load(cls, path: Path) -> Policy:
-        """Read and check the policy file; raise ConfigError naming every problem."""
+    def of(cls, settings: Settings) -> Policy:
+        """The hub's policy and teams: the files ``auth.policy_file`` and ``auth.teams_file`` name."""
+        auth = settings.auth
+        return cls.load(settings.config_path(auth.policy_file),
+                        settings.config_path(auth.teams_file) if auth.teams_file else None)
+
+    @classmethod
+    def load(cls, path: Path, teams_path: Path | None = None) -> Policy:
+        """Read and check the policy file, and the teams file when given; raise ConfigError naming every problem."""
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -127,19 +151,8 @@ class Policy:
         try:
             file = PolicyFile.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-            raise ConfigError(f"{path}: policy is invalid: {problems}") from exc
-        teams: tuple[Team, ...] = ()
-        if file.teams_file:
-            teams_path = path.parent / file.teams_file
-            try:
-                teams = tuple(TeamsFile.model_validate(tomllib.loads(teams_path.read_text(encoding="utf-8"))).teams)
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"{teams_path}: cannot read the teams: {exc}") from exc
-            except ValidationError as exc:
-                problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-                raise ConfigError(f"{teams_path}: teams are invalid: {problems}") from exc
-        return cls(file, teams)
+            raise ConfigError(f"{path}: policy is invalid: {_problems(exc)}") from exc
+        return cls(file, load_teams(teams_path) if teams_path is not None else ())
 
     @property
     def roles(self) -> list[str]:

@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.store = the_store
     app.state.reads = reads
     app.state.settings = settings
-    app.state.policy = Policy.load(settings.config_path(settings.auth.policy_file))
+    app.state.policy = Policy.of(settings)
     app.state.demo_issuer = demo_issuer(settings, clock)  # ConfigError beside a real tenant
     install_path_only_access_log()  # whatever server runs the app, its access log writes paths without their queries
     app.state.verifier = TokenVerifier(settings.auth, app.state.demo_issuer, clock)

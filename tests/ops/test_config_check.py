@@ -37,7 +37,7 @@ def test_the_shipped_configuration_loads_every_file_it_names(config: Path) -> No
     report = check_config(Settings)
     assert report.problems == []
     assert set(report.files) == {"hub.toml", "survivorship_file", "identity_file", "subscriptions_file",
-                                 "schedules_file", "auth.policy_file", "finance.mapping_file",
+                                 "schedules_file", "auth.policy_file", "auth.teams_file", "finance.mapping_file",
                                  "edrms.retention_file"}
     assert all(Path(p).exists() for p in report.files.values())
     settings = Settings()
@@ -65,6 +65,8 @@ def test_a_key_in_the_wrong_table_is_named_with_its_file(config: Path) -> None:
     ("subscriptions.toml", '[targets.crm]\nadapter = "x:Y"\nbatchsize = 5\n', "targets.crm.batchsize"),
     ("identity.toml", "[thresholds]\nlinkk = 0.9\n", "thresholds.linkk"),
     ("schedules.toml", '[jobs.a]\ncall = "x:y"\nevery_seconds = 5\nevry = 1\n', "jobs.a.evry"),
+    ("teams.toml", '[[teams]]\ncode = "CP"\nname = "Child Protection"\nservice = "childrens"\n', "teams.0.service"),
+    ("policy.toml", 'teams_file = "teams.toml"\n', "teams_file"),
 ])
 def test_every_named_file_refuses_unknown_keys(config: Path, file: str, text: str, key: str) -> None:
     (config / file).write_text(text)
@@ -79,6 +81,19 @@ def test_every_problem_at_once(config: Path) -> None:
     (config / "policy.toml").unlink()
     report = check_config(Settings)
     assert sorted(Path(p.file).name for p in report.problems) == ["identity.toml", "policy.toml"]
+
+
+def test_the_teams_file_is_named_by_the_settings_and_may_be_switched_off(config: Path) -> None:
+    hub = config / "hub.toml"
+    hub.write_text(hub.read_text().replace('teams_file = "teams.toml"', 'teams_file = "council-teams.toml"'))
+    report = check_config(Settings)
+    assert [(Path(p.file).name, p.message) for p in report.problems] == [
+        ("council-teams.toml", report.problems[0].message)] and "cannot read the teams" in report.problems[0].message
+    (config / "teams.toml").rename(config / "council-teams.toml")
+    assert check_config(Settings).ok
+    hub.write_text(hub.read_text().replace('teams_file = "council-teams.toml"', 'teams_file = ""'))  # no teams
+    report = check_config(Settings)
+    assert report.ok and "auth.teams_file" not in report.files
 
 
 def test_config_check_prints_the_effective_settings_with_secrets_masked(

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from hub.access.policy import Policy
 
-POLICY = Path(__file__).resolve().parents[2] / "config" / "policy.toml"
+CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
 def test_a_team_is_shown_by_its_name_and_code() -> None:
-    policy = Policy.load(POLICY)
+    policy = Policy.load(CONFIG / "policy.toml", CONFIG / "teams.toml")
     assert policy.team_label("CP") == "Child Protection (CP)"
     assert policy.team_label("Looked After Children") == "Children Looked After (LAC)"   # another spelling
     assert policy.team_label(" children with disabilities ") == "Children with Disabilities (CWD)"
