@@ -51,21 +51,12 @@ from adapters.simulators.counting_target import CountingTarget  # noqa: E402
 from hub.store.db import Store, normalise_url  # noqa: E402
 from hub.store.delivery import Delivery, DeliveryCursor  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
-from hub.store.schema import Base  # noqa: E402
 from hub.store.tables import OUTBOX_LANES, utcnow  # noqa: E402
 from tests.support.delivery import add_events, start_worker, write_toml  # noqa: E402
+from tests.support.postgres import empty_postgres  # noqa: E402
 
 SPEEDUP_TARGET = 2.0
 FLOOR_SHARE_TARGET = 0.30
-
-
-def reset(url: str) -> None:
-    """Empty every table of the bench database."""
-    engine = create_engine(url)
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
 
 
 def delivered(store: Store) -> int:
@@ -113,7 +104,7 @@ def cpu_seconds(url: str, pids: list[int]) -> float:
 def run_workers(url: str, workers: int, events: int, batch: int, target: dict[str, object],
                 tmp: Path, entity_types: list[str] | None = None) -> tuple[float, float, float]:
     """Events/s delivered end to end by ``workers`` worker processes, CPU microseconds per event, CPU/wall."""
-    reset(url)
+    empty_postgres(url)
     subscriptions = write_toml(tmp / "subscriptions.toml", {
         "targets": {"bench": {**target, "batch_size": batch, "timeout_seconds": 30}},
         "subscriptions": [{"target": "bench", **({"entity_types": entity_types} if entity_types else {})}],
