@@ -20,9 +20,12 @@ Estimation (the bulk commands and the sync, from the data in hand):
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
+import orjson
 import numpy.typing as npt
 
 from hub.identity.comparisons import COMPARISONS, FIELDS, MAX_LEVELS, PairComparison, level
@@ -35,6 +38,9 @@ FloatArray = npt.NDArray[np.float64]
 TF_FLOOR = 1e-5
 _GIVEN_EXACT = level("given_name", "exact")
 _FAMILY_EXACT = level("family_name", "exact")
+# The layout of m and u (fields, their levels, the padded width): a stored model is read only into this one.
+_LAYOUT = {"fields": list(FIELDS), "levels": {name: list(COMPARISONS[name]) for name in FIELDS},
+           "width": MAX_LEVELS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,33 @@ class MatchModel:
                     m[f, lv], u[f, lv] = weights.m[level_name], weights.u[level_name]
         return cls(m=m, u=u, prior=prior)
 
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the prior (always the store's) as JSON: m and u as fields x levels lists of
+        floats (a float's JSON text reads back as the same float), the layout they are in, the name
+        frequencies if any. :meth:`from_json` reads it back exactly."""
+        tf = self.term_frequencies
+        return {
+            **_LAYOUT,
+            "m": self.m.tolist(),
+            "u": self.u.tolist(),
+            "term_frequencies": None if tf is None else {"given": tf.given.tolist(), "family": tf.family.tolist()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], prior: float) -> MatchModel:
+        """The model :meth:`to_json` wrote, with ``prior``; ValueError when it was written for other
+        comparison levels than the code's."""
+        if {key: data.get(key) for key in _LAYOUT} != _LAYOUT:
+            raise ValueError("the stored model was learned for other comparison levels")
+        shape = (len(FIELDS), MAX_LEVELS)
+        m, u = np.array(data["m"], dtype=np.float64), np.array(data["u"], dtype=np.float64)
+        if m.shape != shape or u.shape != shape:
+            raise ValueError(f"the stored model's m and u are not {shape}")
+        tf = data.get("term_frequencies")
+        frequencies = (None if tf is None else TermFrequencies(np.array(tf["given"], dtype=np.float64),
+                                                               np.array(tf["family"], dtype=np.float64)))
+        return cls(m=m, u=u, prior=prior, term_frequencies=frequencies)
+
     @property
     def prior_weight(self) -> float:
         """The prior as a log2 odds."""
@@ -118,6 +151,25 @@ class MatchModel:
     def probability(self, total_weight: npt.NDArray[np.floating]) -> FloatArray:
         """Match probability from the summed field weights (prior added here)."""
         return 1.0 / (1.0 + np.exp2(-(total_weight.astype(np.float64) + self.prior_weight)))
+
+
+def model_fingerprint(config: IdentityConfig) -> str:
+    """A hash of what a learned model is made from besides the data (SHA-256, hex).
+
+    A model stored with another fingerprint is stale: the configured ``weights`` (the starting m
+    and u, and EM's prior), ``estimation`` (the method and its parameters; not
+    ``min_source_records``, which says when to learn, not what, nor ``estimate``, which the
+    resolver checks itself), ``blocking`` (which pairs it is trained on) and the code's
+    comparison levels (the layout of m and u). The thresholds and guards are not in it: they
+    decide from the score, so a new threshold applies to a learned model at once.
+    """
+    made_of = {
+        "layout": _LAYOUT,
+        "weights": {name: w.model_dump() for name, w in config.weights.items()},
+        "estimation": config.estimation.model_dump(exclude={"min_source_records", "estimate"}),
+        "blocking": config.blocking.model_dump(mode="json"),
+    }
+    return hashlib.sha256(orjson.dumps(made_of, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def level_shares(

@@ -29,12 +29,12 @@ from hub.identity.blocking import INDEXED_KEYS, NEVER_CAPPED
 from hub.identity.blocks import PersonBlocks
 from hub.identity.config import IdentityConfig, load_identity_config
 from hub.identity.engine import GUARDS, NO_LINK_CODE, OUTCOMES, Evidence, GuardEvidence, Matcher, Outcome
-from hub.identity.model import MatchModel
+from hub.identity.model import MatchModel, model_fingerprint
 from hub.identity.record import MatchRecord
 from hub.identity.resolution import Candidate, PersonCandidate, Resolution
 from hub.identity.table import MATCH_FORMAT, Encoder, RecordTable, normalised_fields
 from hub.store.bulk import driver_rows, param_mark
-from hub.store.identity import queue_reviews, record_links
+from hub.store.identity import queue_reviews, record_links, save_model, stored_model
 from hub.store.tables import Entity, PersonIndex
 
 ACTIVE = "active"
@@ -151,8 +151,11 @@ class PersonResolver:
         self.config = config or load_identity_config()
         # The indexed blocking keys the configuration enables: looked up in the store or in memory.
         self.indexed_keys = tuple(k for k in INDEXED_KEYS if k in self.config.blocking.passes)
-        # m and u learned per source during a sync; the prior is always the store's.
+        # m and u learned per source during a sync, or read from the store (identity_models) the first
+        # time a source's records are resolved; the prior is always the store's.
         self.models: dict[str, MatchModel] = {}
+        self.fingerprint = model_fingerprint(self.config)
+        self._read: set[str] = set()  # sources whose stored model this process has looked for
         self._remembering = 0
         self._batches = 0
         self._blocks: PersonBlocks | None = None
@@ -196,7 +199,7 @@ class PersonResolver:
         else:
             right = self._candidate_table(session, matcher, sorted({pid for ids in found for pid in ids}))
             column = {pid: k for k, pid in enumerate(right.ids)}
-        self._learn(matcher, source, left, right)
+        self._learn(session, matcher, source, left, right)
         person_ids = right.ids
         options: list[list[tuple[int, float, int, Evidence | None]]] = [[] for _ in candidates]
         # Against the store: keep only pairs worth a link or a review.
@@ -277,9 +280,11 @@ class PersonResolver:
             self._blocks = PersonBlocks.load(session)
         return self._blocks
 
-    def _learn(self, matcher: Matcher, source: str | None, batch: RecordTable, known: RecordTable) -> None:
+    def _learn(self, session: Session, matcher: Matcher, source: str | None, batch: RecordTable,
+               known: RecordTable) -> None:
         """Learn (or refresh) the source's m and u once per sync, from its first batch large enough;
-        the batch is then scored with them. Outside a sync the source's last learned model is used."""
+        the batch is then scored with them, and the model is kept in the store in the batch's
+        transaction. Outside a sync the source's last learned model is used."""
         cfg = self.config.estimation
         if (source is None or not cfg.estimate or self._remembering != 1 or source in self._learned
                 or len(batch) < cfg.min_source_records):
@@ -289,6 +294,7 @@ class PersonResolver:
         if learned is not None:
             self.models[source] = learned
             matcher.model = replace(learned, prior=matcher.model.prior)
+            save_model(session, source, learned.to_json(), self.fingerprint, len(batch))
 
     def _matcher(self, session: Session, incoming: int, encoder: Encoder | None = None,
                  source: str | None = None) -> Matcher:
@@ -304,10 +310,24 @@ class PersonResolver:
         cfg = self.config.estimation
         population = max(int(active or 0) + incoming, cfg.population_floor, 1)
         prior = min(cfg.expected_known_share / population, 0.5)
-        learned = self.models.get(source) if source is not None else None
+        learned = self._model_of(session, source, prior) if source is not None else None
         model = (replace(learned, prior=prior) if learned is not None
                  else MatchModel.from_config(self.config, prior=prior))
         return Matcher(self.config, encoder=encoder, model=model)
+
+    def _model_of(self, session: Session, source: str, prior: float) -> MatchModel | None:
+        """The source's learned model: this process's, else the one the store keeps (read once per
+        source per process, used only when learned under this configuration's fingerprint and
+        ``estimation.estimate`` is on), else None (the configured weights)."""
+        if source not in self.models and source not in self._read:
+            self._read.add(source)
+            stored = stored_model(session, source, self.fingerprint) if self.config.estimation.estimate else None
+            if stored is not None:
+                try:
+                    self.models[source] = MatchModel.from_json(stored, prior)
+                except (ValueError, KeyError, TypeError):
+                    pass  # written for other comparison levels: the configured weights until the next sync
+        return self.models.get(source)
 
     @staticmethod
     def _answer(ranked: list[Candidate]) -> Resolution:

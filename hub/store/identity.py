@@ -6,6 +6,8 @@
   ordered pair, so the same pair is never asked twice.
 * ``person_merges`` - each merge with a snapshot of both persons and of every record it
   re-pointed, so :func:`unmerge` restores both exactly.
+* ``identity_models`` - the m and u the resolver learned per source in a sync, so a restarted
+  process scores a source's records as the running one did (:func:`save_model`, :func:`stored_model`).
 
 Every function works inside the caller's session (one transaction). Merging, unmerging and a
 reviewer's decision live in :mod:`hub.store.merges` (they write through the golden-record writer).
@@ -31,6 +33,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -117,6 +120,22 @@ class PersonMerge(Base):
     unmerged_by: Mapped[str | None] = mapped_column(String(128))
     unmerged_at: Mapped[datetime | None] = mapped_column()
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class IdentityModel(Base):
+    """The match model the resolver last learned for a source (``MatchModel.to_json``: m and u, no prior).
+
+    ``fingerprint`` is the identity configuration's (``hub.identity.model.model_fingerprint``) when
+    it was learned: a model stored under another one is stale and not used.
+    """
+
+    __tablename__ = "identity_models"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    records: Mapped[int] = mapped_column(Integer)
+    learned_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 def ordered_pair(a: str, b: str) -> tuple[str, str]:
@@ -236,6 +255,32 @@ def queue_reviews(session: Session, pairs: list[dict[str, Any]]) -> int:
     if fresh:
         session.execute(insert(MatchReview), fresh)
     return len(fresh)
+
+
+def save_model(session: Session, source: str, model: dict[str, Any], fingerprint: str, records: int) -> None:
+    """Keep the model learned for ``source`` from ``records`` records, replacing the one before
+    (in the caller's transaction: the batch that learned it)."""
+    values = {"model": model, "fingerprint": fingerprint, "records": records, "learned_at": utcnow()}
+    done = session.execute(update(IdentityModel).where(IdentityModel.source == source).values(**values))
+    if done.rowcount == 0:  # type: ignore[attr-defined]
+        session.execute(insert(IdentityModel).values(source=source, **values))
+
+
+def stored_model(session: Session, source: str, fingerprint: str) -> dict[str, Any] | None:
+    """The model kept for ``source`` if it was learned under ``fingerprint``, else None (none, or stale)."""
+    return session.scalar(select(IdentityModel.model).where(IdentityModel.source == source,
+                                                            IdentityModel.fingerprint == fingerprint))
+
+
+def learned_models(session: Session) -> list[dict[str, Any]]:
+    """For operators: each source's stored model, when it was learned, from how many records, and its
+    configuration fingerprint (m and u themselves are not shown)."""
+    return [
+        {"source": source, "learned_at": learned_at.isoformat(), "records": records, "fingerprint": fingerprint}
+        for source, learned_at, records, fingerprint in session.execute(
+            select(IdentityModel.source, IdentityModel.learned_at, IdentityModel.records, IdentityModel.fingerprint)
+            .order_by(IdentityModel.source))
+    ]
 
 
 # Built once: the record open runs both for every answer, and building a statement (and adapting a cached
