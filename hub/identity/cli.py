@@ -3,8 +3,9 @@
 ``carehub match LEFT.csv RIGHT.csv --out links.csv`` and ``carehub dedupe FILE.csv
 --out links.csv`` link files for migration and cleansing (columns: id, given_name,
 family_name, birth_date, sex, address_line, locality, postcode, nhs_number - any may
-be absent); ``carehub identity review list|accept|reject`` works the review queue and
-``carehub identity merge|unmerge`` merges two people or undoes a merge.
+be absent); ``carehub identity review list|accept|reject`` works the review queue,
+``carehub identity merge|unmerge`` merges two people or undoes a merge and ``carehub identity
+models`` lists the sources whose learned model the store keeps.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from rich.table import Table
 from hub.identity.bulk import BulkReport, match_files
 from hub.identity.config import load_identity_config
 from hub.store.db import open_store
-from hub.store.identity import Outcome, open_reviews, record_link
+from hub.identity.model import model_fingerprint
+from hub.store.identity import Outcome, learned_models, open_reviews, record_link
 from hub.store.merges import answer_review, merge, unmerge
 
-identity_app = typer.Typer(help="Identity resolution: the review queue, merge and unmerge.", no_args_is_help=True)
+identity_app = typer.Typer(help="Identity resolution: the review queue, merge and unmerge, learned models.",
+                            no_args_is_help=True)
 review_app = typer.Typer(help="Pairs waiting for a person to decide.", no_args_is_help=True)
 identity_app.add_typer(review_app, name="review")
 
@@ -97,6 +100,27 @@ def dedupe_command(
 ) -> None:
     """Find the people recorded more than once in one CSV file."""
     _run(file, None, out, estimate)
+
+
+@identity_app.command("models")
+def models_command(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per source.")] = False,
+) -> None:
+    """The sources whose learned model the store keeps: when, from how many records, and whether it is
+    current (learned under this identity configuration; a stale one is not used)."""
+    fingerprint = model_fingerprint(load_identity_config())
+    with open_store().session() as session:
+        models = learned_models(session)
+    rows = [{"source": m["source"], "learned_at": m["learned_at"], "records": m["records"],
+             "current": m["fingerprint"] == fingerprint} for m in models]
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    table = Table("source", "learned at", "records", "current")
+    for row in rows:
+        table.add_row(row["source"], row["learned_at"], str(row["records"]), "yes" if row["current"] else "no (stale)")
+    Console().print(table)
 
 
 @review_app.command("list")

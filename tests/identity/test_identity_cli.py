@@ -15,7 +15,7 @@ from hub.cli import app
 from hub.identity.synthetic import dedupe_task, evaluate, linkage_task, write_csv
 from hub.settings import reload_settings
 from hub.store.db import Store
-from hub.store.identity import MatchReview, PersonMerge, queue_review
+from hub.store.identity import MatchReview, PersonMerge, queue_review, save_model
 from hub.store.tables import OutboxEvent
 from tests.support.persons import add_person
 
@@ -182,6 +182,27 @@ def test_review_list_accept_and_reject(configured: Store) -> None:
     assert kinds == ["created", "merged"]  # created through the writer, then merged
     assert [(h.survivor_id, h.merged_id, h.status) for h in history][-1] == (a, c, "merged")
     assert history[0].status == "unmerged" and history[0].unmerged_by == "dq-officer"
+
+
+def test_models_lists_the_learned_models_and_which_are_stale(configured: Store) -> None:
+    import json
+
+    from hub.identity.config import load_identity_config
+    from hub.identity.model import MatchModel, model_fingerprint
+
+    config = load_identity_config()
+    model = MatchModel.from_config(config).to_json()
+    with configured.session() as session:
+        save_model(session, "adults", model, model_fingerprint(config), 1200)
+        save_model(session, "escr", model, "learned-under-another-config", 3000)
+        save_model(session, "escr", model, "learned-under-another-config", 3100)  # replaces, one row a source
+    listed = runner.invoke(app, ["identity", "models", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    assert [(r["source"], r["records"], r["current"]) for r in rows] == [("adults", 1200, True),
+                                                                         ("escr", 3100, False)]
+    shown = runner.invoke(app, ["identity", "models"])
+    assert shown.exit_code == 0 and "stale" in shown.output
 
 
 def _nhs(nine: str) -> str:

@@ -3,12 +3,17 @@ by a new resolver, and ignored once the identity configuration changes (SQLite, 
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import create_engine, select, text
+import pytest
+from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.engine import make_url
 
 from hub.identity import Matcher, MatchRecord, load_identity_config
 from hub.identity.comparisons import COMPARISONS, FIELDS
@@ -17,10 +22,17 @@ from hub.identity.model import MatchModel, TermFrequencies, model_fingerprint
 from hub.identity.resolver import PersonResolver
 from hub.identity.synthetic import linkage_task
 from hub.pipeline import Pipeline
-from hub.store.db import Store
-from hub.store.identity import IdentityModel, MatchLink, learned_models, stored_model
+from hub.store.db import Store, normalise_url
+from hub.store.identity import IdentityModel, MatchLink, learned_models, save_model, stored_model
+from hub.store.migrate import current, upgrade
 from hub.sync import sync_source
+from tests.support.postgres import BACKENDS, PG_URL
 from tests.support.two_sources import legacy
+
+# Every head before identity_models (0015 merges them; 0004 stays a head, see the migration).
+_BEFORE = ("0002_addressing", "0004_delivery", "0005_audit", "0006_data_quality", "0007_health",
+           "0009_delivery_lanes", "0011_edrms", "0012_finance_items", "0012_review_partner",
+           "0014_transition_cohort")
 
 
 def _people(rows: list[dict[str, str]], first_id: int) -> list[tuple[Any, ...]]:
@@ -79,8 +91,6 @@ def test_a_round_tripped_model_scores_every_pair_identically() -> None:
     assert len(pairs) > 100
     for model in (learned, MatchModel(learned.m, learned.u, learned.prior, frequencies)):
         # through JSON text, as the store keeps it
-        import json
-
         back = MatchModel.from_json(json.loads(json.dumps(model.to_json())), model.prior)
         assert np.array_equal(back.m, model.m) and np.array_equal(back.u, model.u)
         assert np.array_equal(back.field_weights(pairs, left, right), model.field_weights(pairs, left, right))
@@ -141,3 +151,42 @@ def test_a_restarted_resolver_scores_with_the_stored_model_until_the_config_chan
     assert used != _weights_of(learned, used)
     escr.close()
     adults.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database, never migrated: a SQLite file, or a new database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    assert PG_URL
+    base = make_url(normalise_url(PG_URL))
+    name = f"carehub_models_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_the_migration_adds_identity_models_to_a_store_at_the_earlier_heads(fresh_url: str) -> None:
+    store = Store(fresh_url)
+    for head in _BEFORE:
+        upgrade(store.engine, head)
+    assert current(store.engine) == set(_BEFORE) - {"0004_delivery"}  # 0009 took 0004's row
+    assert "identity_models" not in inspect(store.engine).get_table_names()
+    upgrade(store.engine)
+    assert current(store.engine) == {"0015_identity_models"}
+    config = load_identity_config()
+    model = MatchModel.from_config(config)
+    with store.session() as s:
+        save_model(s, "adults", model.to_json(), model_fingerprint(config), 1000)
+    with store.session() as s:
+        kept = stored_model(s, "adults", model_fingerprint(config))
+        learned_at = s.scalar(select(IdentityModel.learned_at))
+    store.dispose()
+    assert kept is not None and learned_at is not None and learned_at.tzinfo is not None
+    back = MatchModel.from_json(kept, model.prior)
+    assert np.array_equal(back.m, model.m) and np.array_equal(back.u, model.u)
