@@ -22,8 +22,8 @@ from rich.table import Table
 
 from hub.identity.bulk import BulkReport, match_files
 from hub.identity.config import load_identity_config
-from hub.store.db import open_store
 from hub.identity.model import model_fingerprint
+from hub.store.db import open_store
 from hub.store.identity import Outcome, learned_models, open_reviews, record_link
 from hub.store.merges import answer_review, merge, unmerge
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-import orjson
 import numpy.typing as npt
+import orjson
 
 from hub.identity.comparisons import COMPARISONS, FIELDS, MAX_LEVELS, PairComparison, level
 from hub.identity.config import IdentityConfig

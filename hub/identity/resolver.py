@@ -11,7 +11,7 @@ each: join a person, ask a reviewer, or a new person.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import date
 from itertools import chain, repeat
@@ -322,11 +322,10 @@ class PersonResolver:
         if source not in self.models and source not in self._read:
             self._read.add(source)
             stored = stored_model(session, source, self.fingerprint) if self.config.estimation.estimate else None
-            if stored is not None:
-                try:
+            # One written for other comparison levels is not read: the configured weights until the next sync.
+            with suppress(ValueError, KeyError, TypeError):
+                if stored is not None:
                     self.models[source] = MatchModel.from_json(stored, prior)
-                except (ValueError, KeyError, TypeError):
-                    pass  # written for other comparison levels: the configured weights until the next sync
         return self.models.get(source)
 
     @staticmethod

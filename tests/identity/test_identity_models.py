@@ -41,8 +41,9 @@ def _people(rows: list[dict[str, str]], first_id: int) -> list[tuple[Any, ...]]:
     for k, row in enumerate(rows):
         born = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)", row["birth_date"])
         house, _, street = row["address_line"].partition(" ")
-        out.append((first_id + k, row["given_name"], row["family_name"],
-                    f"{born[3]}/{born[2]}/{born[1]}" if born else "", row["sex"] or "F", house, street, row["postcode"]))
+        dob = f"{born[3]}/{born[2]}/{born[1]}" if born else ""
+        out.append((first_id + k, row["given_name"], row["family_name"], dob, row["sex"] or "F", house, street,
+                    row["postcode"]))
     return out
 
 
