@@ -284,7 +284,7 @@ class PersonResolver:
                known: RecordTable) -> None:
         """Learn (or refresh) the source's m and u once per sync, from its first batch large enough;
         the batch is then scored with them, and the model is kept in the store in the batch's
-        transaction. Outside a sync the source's last learned model is used."""
+        transaction. Outside a sync the source's last learned model (this process's or the store's) is used."""
         cfg = self.config.estimation
         if (source is None or not cfg.estimate or self._remembering != 1 or source in self._learned
                 or len(batch) < cfg.min_source_records):
