@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
-from sqlalchemy.engine import make_url
 
 from hub.identity import Matcher, MatchRecord, load_identity_config
 from hub.identity.comparisons import COMPARISONS, FIELDS
@@ -22,11 +20,11 @@ from hub.identity.model import MatchModel, TermFrequencies, model_fingerprint
 from hub.identity.resolver import PersonResolver
 from hub.identity.synthetic import linkage_task
 from hub.pipeline import Pipeline
-from hub.store.db import Store, normalise_url
+from hub.store.db import Store
 from hub.store.identity import IdentityModel, MatchLink, learned_models, save_model, stored_model
 from hub.store.migrate import current, upgrade
 from hub.sync import sync_source
-from tests.support.postgres import BACKENDS, PG_URL
+from tests.support.postgres import BACKENDS, fresh_database
 from tests.support.two_sources import legacy
 
 # Every head before identity_models (0015 merges them; 0004 stays a head, see the migration).
@@ -157,19 +155,8 @@ def test_a_restarted_resolver_scores_with_the_stored_model_until_the_config_chan
 @pytest.fixture(params=BACKENDS)
 def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database, never migrated: a SQLite file, or a new database on the PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    assert PG_URL
-    base = make_url(normalise_url(PG_URL))
-    name = f"carehub_models_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(request.param, tmp_path, "carehub_models") as url:
+        yield url
 
 
 def test_the_migration_adds_identity_models_to_a_store_at_the_earlier_heads(fresh_url: str) -> None:

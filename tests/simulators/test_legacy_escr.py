@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -21,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import DateTime, Integer, MetaData, Numeric, String, create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import DateTime, Integer, MetaData, Numeric, String, create_engine, func, select
 
 from adapters.simulators import legacy_escr_schema as schema
 from adapters.simulators.legacy_escr import (
@@ -41,9 +38,8 @@ from hub.settings import DemoSettings, Settings, SourceSettings
 from hub.store.db import Store, normalise_url
 from hub.store.tables import Entity, Quarantine, RawRecord
 from hub.sync import sync_source
+from tests.support.postgres import BACKENDS, fresh_database
 
-PG_URL = os.environ.get("CAREHUB_TEST_DATABASE_URL")
-BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 ROOT = Path(__file__).resolve().parents[2]
 STREAM_OF_TABLE = {
     "CLIENT": "clients", "RELATIONSHIP": "relationships", "REFERRAL": "referrals",
@@ -86,19 +82,8 @@ def adapter_for(url: str) -> SqlAdapter:
 @pytest.fixture(params=BACKENDS)
 def legacy_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database for a legacy ESCR: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'legacy.db'}"
-        return
-    assert PG_URL is not None
-    base = make_url(normalise_url(PG_URL))
-    name = f"legacy_escr_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(request.param, tmp_path, "legacy_escr") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,15 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
+from hub.store.db import normalise_url
 from hub.store.schema import Base
 from tests.support.ports import free_port
 
@@ -25,6 +30,28 @@ PG_URL = os.environ.get("CAREHUB_TEST_DATABASE_URL")
 """The shared server's URL, when the suite also runs on PostgreSQL."""
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 """The backends the ``store`` fixture runs each test on."""
+
+
+@contextmanager
+def fresh_database(backend: str, folder: Path, name: str) -> Iterator[str]:
+    """The URL of an empty database, never migrated, for the block: a SQLite file ``name``.db in ``folder``, or
+    (``backend`` "postgresql") a new database named ``name`` and a random suffix on the shared server, dropped
+    after."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / f'{name}.db'}"
+        return
+    assert PG_URL is not None
+    base = make_url(normalise_url(PG_URL))
+    database = f"{name}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    try:
+        yield base.set(database=database).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def empty_postgres(url: str) -> None:
