@@ -72,9 +72,10 @@ def startup(ctx: typer.Context) -> None:
 
 @config_app.command("check")
 def config_check() -> None:
-    """Load hub.toml and every file it names; print the effective settings (secrets masked), or every
-    problem with its file and key and exit 1."""
-    report = check_config(Settings)
+    """Load hub.toml and every file it names, load what they name by import path and build every source and
+    target adapter (no connection made); print the effective settings (secrets masked), or every problem with
+    its file and key and exit 1."""
+    report = check_config(Settings, built=True)
     if not report.ok:
         for problem in report.problems:
             typer.echo(f"problem: {problem}", err=True)

@@ -6,6 +6,12 @@ entry-point group ``carehub.config_files``) with the loaders the hub itself uses
 answers every problem with its file and key, or the effective settings with secrets
 masked. Entry points call :func:`require_valid` at start-up, so a bad file stops the hub
 before it serves or syncs anything; ``carehub config check`` prints the report.
+
+``carehub config check`` goes further (``built=True``): it loads everything the configuration
+names by import path (the enrichers, the scheduled jobs) and builds every source and target
+adapter as a sync or a worker would (mapping files, their team codes, adapter options), making no
+connection; so a typo there shows before the first sync or delivery, not at it. Start-up skips
+this: it imports every link and costs every command a second or more.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from hub.access.policy import Policy, load_teams
 from hub.delivery.config import load_delivery_config, load_schedule_config
 from hub.errors import ConfigError, HubError
 from hub.identity.config import read_identity_config
+from hub.registry import load_adapter, load_object, load_target
 from hub.settings import Settings, config_file
 from hub.survivorship import Survivorship
 
@@ -79,8 +86,9 @@ def _loaders(settings: Settings) -> dict[str, Callable[[Path], object]]:
     return loaders
 
 
-def check_config(load: Callable[[], Settings] = Settings) -> ConfigReport:
-    """Load the settings and every file they name; every problem found, or the effective settings."""
+def check_config(load: Callable[[], Settings] = Settings, built: bool = False) -> ConfigReport:
+    """Load the settings and every file they name; every problem found, or the effective settings. With
+    ``built``, also what they name by import path and every adapter (see the module)."""
     report = ConfigReport()
     main_file = str(config_file())
     try:
@@ -104,8 +112,35 @@ def check_config(load: Callable[[], Settings] = Settings) -> ConfigReport:
             for prefix in (f"{path}: ", f"retention file {path}: "):
                 message = message.removeprefix(prefix)
             report.problems.append(Problem(str(path), "", message))
+    if built and report.ok:
+        _build_everything(settings, report, main_file)
     report.effective = mask(settings.model_dump(mode="json"))
     return report
+
+
+def _build_everything(settings: Settings, report: ConfigReport, main_file: str) -> None:
+    """The enrichers and scheduled jobs loaded, and every source and target adapter built (no connection made),
+    each failure a problem at the key that names it."""
+
+    def attempt(file: str, key: str, build: Callable[..., object], *args: Any) -> None:
+        try:
+            build(*args)
+        except HubError as exc:
+            report.problems.append(Problem(file, key, exc.message))
+        except Exception as exc:  # noqa: BLE001 - an adapter's own refusal of its options, reported as found
+            report.problems.append(Problem(file, key, f"{type(exc).__name__}: {exc}"))
+
+    for number, path in enumerate(settings.pipeline.enrichers):
+        attempt(main_file, f"pipeline.enrichers.{number}", load_object, path)
+    for name in settings.sources:
+        attempt(main_file, f"sources.{name}", lambda n: load_adapter(settings, n).close(), name)
+    delivery = load_delivery_config(settings)
+    targets_file = str(settings.config_path(settings.subscriptions_file))
+    for name in delivery.targets:
+        attempt(targets_file, f"targets.{name}", load_target, settings, delivery, name)
+    schedules_file = str(settings.config_path(settings.schedules_file))
+    for name, job in load_schedule_config(settings).jobs.items():
+        attempt(schedules_file, f"jobs.{name}.call", load_object, job.call)
 
 
 def require_valid(load: Callable[[], Settings] = Settings) -> None:

@@ -110,3 +110,37 @@ def test_config_check_prints_the_effective_settings_with_secrets_masked(
 def test_mask_hides_secret_keys_at_any_depth() -> None:
     masked = mask({"sources": {"crm": {"options": {"client_secret": "abc", "api_key": "k", "page_size": 100}}}})
     assert masked == {"sources": {"crm": {"options": {"client_secret": MASK, "api_key": MASK, "page_size": 100}}}}
+
+
+def test_config_check_builds_every_adapter_and_loads_every_import_path(config: Path) -> None:
+    """What start-up does not reach (an enricher, a target, a job, a source's mapping) is named by its key."""
+    hub = config / "hub.toml"
+    mapping = config / "childrens_case.yaml"
+    mapping.write_text((PROJECT_ROOT / "mappings" / "childrens_case.yaml").read_text().replace("LC-1: LEAVING",
+                                                                                                 "LC-1: LEAVNG"))
+    text = hub.read_text()
+    assert 'mapping = "childrens_case.yaml"' in text
+    hub.write_text(text.replace('enrichers = ["gazetteer.enrich:address_enricher"]',
+                                'enrichers = ["gazetteer.enrich:address_enrichr"]')
+                   .replace('mapping = "childrens_case.yaml"', f'mapping = "{mapping}"'))
+    schedules = config / "schedules.toml"
+    schedules.write_text(schedules.read_text().replace('"hub.scheduler:poll_sources"', '"hub.schedular:poll_sources"'))
+    subscriptions = config / "subscriptions.toml"
+    subscriptions.write_text(subscriptions.read_text().replace('"adapters.http_target:HttpTarget"',
+                                                               '"adapters.http_target:HttpTargt"'))
+    assert check_config(Settings).ok  # start-up's check reads the files only
+    report = check_config(Settings, built=True)
+    found = {(Path(p.file).name, p.key): p.message for p in report.problems}
+    assert set(found) == {("hub.toml", "pipeline.enrichers.0"), ("hub.toml", "sources.childrens_case"),
+                          ("subscriptions.toml", "targets.counting"),
+                          ("schedules.toml", "jobs.poll_sources.call")}
+    assert "address_enrichr" in found[("hub.toml", "pipeline.enrichers.0")]
+    assert "LEAVNG" in found[("hub.toml", "sources.childrens_case")]
+    assert "HttpTargt" in found[("subscriptions.toml", "targets.counting")]
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 1 and "problem:" in result.output and "hub.schedular" in result.output
+
+
+def test_config_check_builds_the_shipped_configuration(config: Path) -> None:
+    report = check_config(Settings, built=True)
+    assert report.problems == []
