@@ -66,6 +66,7 @@ from hub.store.audit import AuditEvent  # noqa: E402
 from hub.store.db import Store  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.tables import SourceLink  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 from tests.support.synthetic import (  # noqa: E402
     FAMILY,
     GIVEN,
@@ -233,12 +234,6 @@ def warm_page_cache(url: str) -> None:
         while chunk := handle.read(1 << 20):
             size += len(chunk)
     print(f"page cache warmed: read {size / 2**20:,.0f} MiB of {path.name} in {time.perf_counter() - started:.1f} s")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(args: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:

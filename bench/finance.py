@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,6 +56,8 @@ from hub.store.db import Store  # noqa: E402
 from hub.store.finance import FinanceVersion  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.tables import utcnow  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.waiting import wait_until_served  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CARHUB = [sys.executable, "-m", "hub"]
@@ -65,12 +66,6 @@ PUSH_SHARE_TARGET = 0.50
 SERVICES = (("home_care", "hour", "hourly", 2150, 1000, "52101"),
             ("residential", "week", "weekly", 89500, 100, "52110"),
             ("day_care", "day", "daily", 4800, 300, "52120"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def load() -> str:
@@ -133,15 +128,7 @@ def bench_feed(store: Store, url: str, env: dict[str, str], versions: int, page:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(f"{base}/health", timeout=2)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not start") from None
-                time.sleep(0.2)
+        wait_until_served(f"{base}/health", server, "the hub's server")
         token = subprocess.run([*CARHUB, "token", "--user", "bench.finance", "--role", "finance_officer"],
                                env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
         http = requests.Session()
@@ -255,15 +242,7 @@ def main() -> None:
     simulator = subprocess.Popen([*CARHUB, "simulate", "finance", "--port", str(sim_port)], env=env, cwd=ROOT,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     erp_url = f"http://127.0.0.1:{sim_port}/finance/commitments"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(f"{erp_url}?wsdl", timeout=2)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise SystemExit("the simulator did not start") from None
-            time.sleep(0.2)
+    wait_until_served(f"{erp_url}?wsdl", simulator, "the ERP simulator", timeout=30)
     settings = Settings(database_url=url, data_dir=work / "var", sources={},
                         worker=WorkerSettings(poll_seconds=0.01, lease_seconds=60))
     print(f"(b) SOAP push of {args.push:,} versions to the ERP simulator (its own process), batches of {args.batch}")

@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from health_link.hl7 import END, frame, frames, parse  # noqa: E402
 from health_link.simulator import synthetic_day  # noqa: E402
 from hub.store.db import normalise_url  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 RATE_TARGET = 500.0
 FLOOR_SHARE_TARGET = 0.40
@@ -75,12 +76,6 @@ def floor(messages: list[bytes]) -> float:
     for m in messages:
         parse(m)
     return len(messages) / (time.perf_counter() - start)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 READERS = ["--readers", "1"]
