@@ -496,12 +496,7 @@ class AddressMatcher:
                 notes.append("another street named")
         else:
             notes.append("no street given")
-        if entry.status == 3:
-            score -= 0.02
-            notes.append("alternative address")
-        elif entry.status == 6:
-            score -= 0.04
-            notes.append("provisional address")
+        score -= _status_penalty(entry, notes)
         return score, "; " + ", ".join(notes)
 
     def _fuzzy_streets(
@@ -631,12 +626,7 @@ class AddressMatcher:
                 notes.append("unexplained words")
         elif not reading.pao and not target:
             return 0.0, ""
-        if entry.status == 3:
-            score -= 0.02
-            notes.append("alternative address")
-        elif entry.status == 6:
-            score -= 0.04
-            notes.append("provisional address")
+        score -= _status_penalty(entry, notes)
         return score, (", " + ", ".join(notes)) if notes else ""
 
     def towns_of(self, entry: Entry) -> frozenset[str]:
@@ -669,6 +659,17 @@ class AddressMatcher:
         return AddressMatch(
             str(entry.uprn), address.usrn, round(score, 3), address.lines(), why, candidates
         )
+
+
+def _status_penalty(entry: Entry, notes: list[str]) -> float:
+    """What an address's LPI status takes off its score (an alternative or provisional address), with the note."""
+    if entry.status == 3:
+        notes.append("alternative address")
+        return 0.02
+    if entry.status == 6:
+        notes.append("provisional address")
+        return 0.04
+    return 0.0
 
 
 def _postcode_penalty(entry: Entry, pc: Postcode) -> tuple[float, str]:

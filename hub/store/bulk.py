@@ -108,13 +108,7 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequ
     if not rows:
         return
     if len(rows) >= COPY_ROWS and conn.dialect.name == "postgresql":
-        cursor = conn.connection.cursor()
-        try:
-            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-                for row in rows:
-                    copy.write_row(row)
-        finally:
-            cursor.close()
+        _copy_rows(conn, table, columns, rows)
         return
     mark = param_mark(conn.dialect)
     conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})",
@@ -122,11 +116,16 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequ
 
 
 def _copy(session: Session, table: Any, columns: Sequence[str], rows: list[list[Any]]) -> None:
-    """PostgreSQL: the rows by ``COPY ... FROM STDIN`` (psycopg adapts each converted value)."""
+    """PostgreSQL: the rows, each value converted by its column's type, by ``COPY ... FROM STDIN``."""
     _bind(session, [table.c[c] for c in columns], rows)
-    cursor = session.connection().connection.cursor()
+    _copy_rows(session.connection(), table.name, columns, rows)
+
+
+def _copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """PostgreSQL: ``rows`` into ``table`` by ``COPY ... FROM STDIN`` (psycopg adapts each value)."""
+    cursor = conn.connection.cursor()
     try:
-        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
             for row in rows:
                 copy.write_row(row)
     finally:
