@@ -67,6 +67,7 @@ from hub.store.db import Store  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.tables import SourceLink  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
+from tests.support.processes import socket_inodes  # noqa: E402
 from tests.support.synthetic import (  # noqa: E402
     FAMILY,
     GIVEN,
@@ -377,13 +378,8 @@ def owners_of_connections(root: int, port: int) -> dict[int, int]:
                     by_inode[fields[9]] = int(fields[2].rsplit(":", 1)[1], 16)
     owners: dict[int, int] = {}
     for pid in descendants(root):
-        try:
-            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-        except OSError:
-            continue
-        for link in links:
-            if link.startswith("socket:[") and link[8:-1] in by_inode:
-                owners[by_inode[link[8:-1]]] = pid
+        for inode in socket_inodes(pid) & by_inode.keys():
+            owners[by_inode[inode]] = pid
     return owners
 
 

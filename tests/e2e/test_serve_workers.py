@@ -21,6 +21,7 @@ import requests
 
 from tests.support.cli import CARHUB, carehub, hub_env
 from tests.support.ports import free_port
+from tests.support.processes import socket_inodes
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow  # one of the suite's longest (make test runs it)
@@ -41,14 +42,7 @@ def holders(inodes: set[str]) -> dict[int, set[str]]:
     """Which process holds which of ``inodes``."""
     held: dict[int, set[str]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            links = {os.readlink(f"/proc/{entry}/fd/{fd}") for fd in os.listdir(f"/proc/{entry}/fd")}
-        except OSError:
-            continue
-        mine = {link[8:-1] for link in links if link.startswith("socket:[")} & inodes
-        if mine:
+        if entry.isdigit() and (mine := socket_inodes(int(entry)) & inodes):
             held[int(entry)] = mine
     return held
 
